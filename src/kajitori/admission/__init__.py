@@ -1,0 +1,1 @@
+"""Admission: plugins that may change (mutating) or refuse (validating) a write."""

@@ -1,0 +1,1 @@
+"""Validation of apps/v1 objects, one module per resource (upstream: pkg/apis/<group>/validation)."""

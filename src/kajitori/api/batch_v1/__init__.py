@@ -1,0 +1,1 @@
+"""The batch/v1 API: defaulting (defaults.py) and validation (validation/, one module per resource)."""

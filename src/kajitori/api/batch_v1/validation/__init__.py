@@ -1,0 +1,1 @@
+"""Validation of batch/v1 objects, one module per resource (upstream: pkg/apis/<group>/validation)."""

@@ -1,0 +1,1 @@
+"""The coordination.k8s.io/v1 API: defaulting (defaults.py) and validation (validation/)."""

@@ -1,0 +1,1 @@
+"""Validation of discovery.k8s.io/v1 objects, one module per resource."""

@@ -1,0 +1,1 @@
+"""The policy/v1 API: defaulting (defaults.py) and validation (validation/)."""

@@ -1,0 +1,1 @@
+"""Validation of policy/v1 objects, one module per resource."""

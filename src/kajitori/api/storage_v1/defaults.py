@@ -1,0 +1,21 @@
+"""Defaulting for storage.k8s.io/v1 objects (upstream: pkg/apis/storage/v1/defaults.go).
+
+StorageClasses get reclaimPolicy Delete and volumeBindingMode Immediate. In
+place and idempotent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Object = dict[str, Any]
+
+DEFAULT_RECLAIM_POLICY = "Delete"
+DEFAULT_VOLUME_BINDING_MODE = "Immediate"
+
+
+def set_defaults_storage_class(obj: Object) -> None:
+    if obj.get("reclaimPolicy") is None:
+        obj["reclaimPolicy"] = DEFAULT_RECLAIM_POLICY
+    if obj.get("volumeBindingMode") is None:
+        obj["volumeBindingMode"] = DEFAULT_VOLUME_BINDING_MODE

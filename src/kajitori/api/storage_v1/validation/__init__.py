@@ -1,0 +1,1 @@
+"""Validation of storage.k8s.io/v1 objects, one module per resource."""

@@ -1,0 +1,480 @@
+"""ObjectMeta validation on create and update, shared by every kind.
+
+Owns the rules upstream applies to ``metadata`` of every object: name or
+generateName, namespace by scope, labels, annotations (and their 256 KiB
+budget), ownerReferences, finalizers, managedFields, and on update the
+immutable fields. Mirrors apimachinery ``pkg/api/validation/objectmeta.go`` and
+``pkg/apis/meta/v1/validation``, plus the extra finalizer rule that
+kubernetes' ``pkg/apis/core/validation.ValidateObjectMeta`` adds for built-in
+kinds (custom resources get a warning instead: ``finalizer_warnings``).
+
+Objects are wire dicts; a missing key and a null both mean "unset". Errors are
+returned in upstream's order, so the first cause a client sees is the same.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from kajitori.machinery import field, names
+
+FIELD_IMMUTABLE_ERROR_MSG = "field is immutable"
+TOTAL_ANNOTATION_SIZE_LIMIT_B = 256 * (1 << 10)
+FIELD_MANAGER_MAX_LENGTH = 128
+MAX_SUBRESOURCE_NAME_LENGTH = 256
+IS_NEGATIVE_ERROR_MSG = "must be greater than or equal to 0"
+
+FINALIZER_ORPHAN_DEPENDENTS = "orphan"
+FINALIZER_DELETE_DEPENDENTS = "foregroundDeletion"
+FINALIZER_KUBERNETES = "kubernetes"
+STANDARD_FINALIZERS = frozenset(
+    {FINALIZER_KUBERNETES, FINALIZER_ORPHAN_DEPENDENTS, FINALIZER_DELETE_DEPENDENTS}
+)
+
+# Kinds that may never own anything, as (group, version, kind).
+_BANNED_OWNERS = frozenset({("", "v1", "Event")})
+# Go's json.Marshal order for metav1.OwnerReference, used when a reference is
+# the bad value of an error.
+_OWNER_REFERENCE_KEYS = ("apiVersion", "kind", "name", "uid", "controller", "blockOwnerDeletion")
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _sequence(value: Any) -> Sequence[Any]:
+    return value if isinstance(value, list | tuple) else ()
+
+
+def _quote(text: str) -> str:
+    # Go's %q for the ASCII strings these messages carry.
+    return orjson.dumps(text).decode()
+
+
+def _text(meta: Mapping[str, Any], key: str) -> str:
+    value = meta.get(key)
+    return value if isinstance(value, str) else ""
+
+
+# --- labels and annotations ----------------------------------------------------
+
+
+def validate_label_name(name: str, path: field.Path) -> field.ErrorList:
+    """A label key (qualified name); errors sit on ``path`` itself, as upstream."""
+    return field.ErrorList(field.invalid(path, name, msg) for msg in names.is_qualified_name(name))
+
+
+def validate_labels(labels: Mapping[str, str] | None, path: field.Path) -> field.ErrorList:
+    """Label keys and values; errors name the map, not the key (upstream quirk)."""
+    errs = field.ErrorList()
+    for key, value in _mapping(labels).items():
+        errs.extend(validate_label_name(key, path))
+        text = value if isinstance(value, str) else ""
+        errs.extend(field.invalid(path, text, msg) for msg in names.is_valid_label_value(text))
+    return errs
+
+
+def annotations_size(annotations: Mapping[str, str] | None) -> int:
+    """Bytes counted against the annotation budget: every key plus every value."""
+    total = 0
+    for key, value in _mapping(annotations).items():
+        total += len(key.encode()) + len(str(value).encode())
+    return total
+
+
+def validate_annotations(
+    annotations: Mapping[str, str] | None, path: field.Path
+) -> field.ErrorList:
+    """Annotation keys (qualified names, case-insensitive) and the 256 KiB budget."""
+    errs = field.ErrorList()
+    for key in _mapping(annotations):
+        # Case does not matter for annotation keys, so check the lowered key.
+        errs.extend(field.invalid(path, key, msg) for msg in names.is_qualified_name(key.lower()))
+    if annotations_size(annotations) > TOTAL_ANNOTATION_SIZE_LIMIT_B:
+        errs.append(field.too_long(path, "", TOTAL_ANNOTATION_SIZE_LIMIT_B))
+    return errs
+
+
+# --- owner references ------------------------------------------------------------
+
+
+def _parse_group_version(text: str) -> tuple[str, str] | None:
+    # schema.ParseGroupVersion: "" and "/" are the empty group-version.
+    if text in ("", "/"):
+        return ("", "")
+    parts = text.split("/")
+    if len(parts) == 1:
+        return ("", text)
+    if len(parts) == 2:
+        return (parts[0], parts[1])
+    return None
+
+
+def _owner_reference_value(ref: Mapping[str, Any]) -> dict[str, Any]:
+    # As Go marshals metav1.OwnerReference: the four strings always, the two
+    # optional booleans only when set.
+    value: dict[str, Any] = {key: _text(ref, key) for key in _OWNER_REFERENCE_KEYS[:4]}
+    for key in _OWNER_REFERENCE_KEYS[4:]:
+        if ref.get(key) is not None:
+            value[key] = ref[key]
+    return value
+
+
+def _validate_owner_reference(ref: Mapping[str, Any], path: field.Path) -> field.ErrorList:
+    errs = field.ErrorList()
+    api_version = _text(ref, "apiVersion")
+    group_version = _parse_group_version(api_version)
+    if not api_version:
+        errs.append(field.required(path.child("apiVersion"), "must not be empty"))
+    elif group_version is None or not group_version[1]:
+        errs.append(
+            field.invalid(
+                path.child("apiVersion"), api_version, "must be <group>/<version> or <version>"
+            )
+        )
+    for key in ("kind", "name", "uid"):
+        if not _text(ref, key):
+            errs.append(field.required(path.child(key), "must not be empty"))
+    group, version = group_version or ("", "")
+    kind = _text(ref, "kind")
+    if (group, version, kind) in _BANNED_OWNERS:
+        errs.append(
+            field.invalid(
+                path,
+                _owner_reference_value(ref),
+                f"{group}/{version}, Kind={kind} is disallowed from being an owner",
+            )
+        )
+    return errs
+
+
+def validate_owner_references(references: Any, path: field.Path) -> field.ErrorList:
+    """Each reference is complete; at most one has ``controller: true``."""
+    errs = field.ErrorList()
+    refs = [_mapping(ref) for ref in _sequence(references)]
+    first_controller = ""
+    for i, ref in enumerate(refs):
+        errs.extend(_validate_owner_reference(ref, path.index(i)))
+        if ref.get("controller") is True:
+            current = f"{_text(ref, 'kind')}/{_text(ref, 'name')}"
+            if first_controller:
+                errs.append(
+                    field.invalid(
+                        path,
+                        [_owner_reference_value(r) for r in refs],
+                        "Only one reference can have Controller set to true. "
+                        f'Found "true" in references for {first_controller} and {current}',
+                    )
+                )
+            else:
+                first_controller = current
+    return errs
+
+
+# --- finalizers ------------------------------------------------------------------
+
+
+def validate_finalizer_name(name: str, path: field.Path) -> field.ErrorList:
+    """A finalizer is a qualified name (apimachinery's rule)."""
+    return field.ErrorList(field.invalid(path, name, msg) for msg in names.is_qualified_name(name))
+
+
+def validate_kube_finalizer_name(name: str, path: field.Path) -> field.ErrorList:
+    """Built-in kinds: an unqualified finalizer must be one of the standard three."""
+    if "/" not in name and name not in STANDARD_FINALIZERS:
+        return field.ErrorList(
+            [
+                field.invalid(
+                    path,
+                    name,
+                    "name is neither a standard finalizer name nor is it fully qualified",
+                )
+            ]
+        )
+    return field.ErrorList()
+
+
+def validate_finalizers(finalizers: Any, path: field.Path) -> field.ErrorList:
+    """Finalizer names, and never both ``orphan`` and ``foregroundDeletion``.
+
+    Name errors sit on the list's path, not the item's, as upstream.
+    """
+    items = [f for f in _sequence(finalizers) if isinstance(f, str)]
+    errs = field.ErrorList()
+    for name in items:
+        errs.extend(validate_finalizer_name(name, path))
+    if FINALIZER_ORPHAN_DEPENDENTS in items and FINALIZER_DELETE_DEPENDENTS in items:
+        errs.append(
+            field.invalid(
+                path,
+                items,
+                f"finalizer {FINALIZER_ORPHAN_DEPENDENTS} and {FINALIZER_DELETE_DEPENDENTS} "
+                "cannot be both set",
+            )
+        )
+    return errs
+
+
+def _validate_kube_finalizers(finalizers: Any, path: field.Path) -> field.ErrorList:
+    errs = field.ErrorList()
+    for i, name in enumerate(_sequence(finalizers)):
+        if isinstance(name, str):
+            errs.extend(validate_kube_finalizer_name(name, path.index(i)))
+    return errs
+
+
+def finalizer_warnings(finalizers: Any, path: field.Path) -> list[str]:
+    """Warnings (not errors) custom resources get for finalizer names.
+
+    Upstream's apiextensions validator: bad syntax, and unqualified names that
+    are not one of the standard finalizers.
+    """
+    warnings: list[str] = []
+    for i, name in enumerate(_sequence(finalizers)):
+        if not isinstance(name, str):
+            continue
+        item = path.index(i)
+        quoted = _quote(name)
+        warnings.extend(f"{item}: {quoted}: {msg}" for msg in names.is_qualified_name(name))
+        if "/" not in name and name not in STANDARD_FINALIZERS:
+            # A dotted name looks like a domain already: the hint asks for a path.
+            hint = " including a path (/)" if "." in name else ""
+            warnings.append(
+                f"{item}: {quoted}: prefer a domain-qualified finalizer name{hint} "
+                "to avoid accidental conflicts with other finalizer writers"
+            )
+    return warnings
+
+
+def validate_no_new_finalizers(new: Any, old: Any, path: field.Path) -> field.ErrorList:
+    """While an object is being deleted no finalizer may be added."""
+    extra = sorted(set(_sequence(new)) - set(_sequence(old)))
+    if not extra:
+        return field.ErrorList()
+    rendered = ", ".join(_quote(name) for name in extra)
+    return field.ErrorList(
+        [
+            field.forbidden(
+                path,
+                "no new finalizers can be added if the object is being deleted, "
+                f"found new finalizers []string{{{rendered}}}",
+            )
+        ]
+    )
+
+
+# --- managed fields -----------------------------------------------------------------
+
+
+def validate_field_manager(manager: str, path: field.Path) -> field.ErrorList:
+    """At most 128 bytes, printable characters only."""
+    errs = field.ErrorList()
+    if len(manager.encode()) > FIELD_MANAGER_MAX_LENGTH:
+        errs.append(field.too_long(path, "", FIELD_MANAGER_MAX_LENGTH))
+    position = 0
+    for ch in manager:
+        if not ch.isprintable():
+            errs.append(
+                field.invalid(
+                    path,
+                    manager,
+                    f"invalid character U+{ord(ch):04X} (at position {position})",
+                )
+            )
+        position += len(ch.encode())
+    return errs
+
+
+def validate_managed_fields(entries: Any, path: field.Path) -> field.ErrorList:
+    """Each entry names an operation (Apply/Update), FieldsV1, a valid manager."""
+    errs = field.ErrorList()
+    for i, raw in enumerate(_sequence(entries)):
+        entry = _mapping(raw)
+        item = path.index(i)
+        operation = _text(entry, "operation")
+        if not operation:
+            errs.append(field.required(item.child("operation"), "must not be empty"))
+        elif operation not in ("Apply", "Update"):
+            errs.append(
+                field.not_supported(item.child("operation"), operation, ["Apply", "Update"])
+            )
+        fields_type = _text(entry, "fieldsType")
+        if fields_type and fields_type != "FieldsV1":
+            errs.append(field.invalid(item.child("fieldsType"), fields_type, "must be `FieldsV1`"))
+        errs.extend(validate_field_manager(_text(entry, "manager"), item.child("manager")))
+        if len(_text(entry, "subresource").encode()) > MAX_SUBRESOURCE_NAME_LENGTH:
+            errs.append(field.too_long(item.child("subresource"), "", MAX_SUBRESOURCE_NAME_LENGTH))
+    return errs
+
+
+# --- create ---------------------------------------------------------------------
+
+
+def validate_nonnegative_field(value: int, path: field.Path) -> field.ErrorList:
+    if value < 0:
+        return field.ErrorList([field.invalid(path, value, IS_NEGATIVE_ERROR_MSG)])
+    return field.ErrorList()
+
+
+def _validate_name(
+    meta: Mapping[str, Any], name_validator: names.NameValidator, path: field.Path
+) -> field.ErrorList:
+    errs = field.ErrorList()
+    generate_name = _text(meta, "generateName")
+    if generate_name:
+        errs.extend(
+            field.invalid(path.child("generateName"), generate_name, msg)
+            for msg in name_validator(generate_name, True)
+        )
+    name = _text(meta, "name")
+    if not name:
+        errs.append(field.required(path.child("name"), "name or generateName is required"))
+    else:
+        errs.extend(
+            field.invalid(path.child("name"), name, msg) for msg in name_validator(name, False)
+        )
+    return errs
+
+
+def _validate_namespace(
+    meta: Mapping[str, Any], namespaced: bool, path: field.Path
+) -> field.ErrorList:
+    namespace = _text(meta, "namespace")
+    if not namespaced:
+        if namespace:
+            return field.ErrorList(
+                [field.forbidden(path.child("namespace"), "not allowed on this type")]
+            )
+        return field.ErrorList()
+    if not namespace:
+        return field.ErrorList([field.required(path.child("namespace"))])
+    return field.ErrorList(
+        field.invalid(path.child("namespace"), namespace, msg)
+        for msg in names.validate_namespace_name(namespace, False)
+    )
+
+
+def _generation(meta: Mapping[str, Any]) -> int:
+    value = meta.get("generation")
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def validate_object_meta(
+    meta: Mapping[str, Any] | None,
+    *,
+    namespaced: bool,
+    name_validator: names.NameValidator,
+    path: field.Path,
+    kube_finalizers: bool = True,
+) -> field.ErrorList:
+    """Validate ``metadata`` of an object being created (after name generation).
+
+    ``kube_finalizers`` adds the built-in kinds' rule that unqualified
+    finalizers must be standard ones; pass False for custom resources.
+    """
+    meta = _mapping(meta)
+    return field.ErrorList().extend_all(
+        _validate_name(meta, name_validator, path),
+        _validate_namespace(meta, namespaced, path),
+        validate_nonnegative_field(_generation(meta), path.child("generation")),
+        validate_labels(meta.get("labels"), path.child("labels")),
+        validate_annotations(meta.get("annotations"), path.child("annotations")),
+        validate_owner_references(meta.get("ownerReferences"), path.child("ownerReferences")),
+        validate_finalizers(meta.get("finalizers"), path.child("finalizers")),
+        validate_managed_fields(meta.get("managedFields"), path.child("managedFields")),
+        _validate_kube_finalizers(meta.get("finalizers"), path.child("finalizers"))
+        if kube_finalizers
+        else (),
+    )
+
+
+# --- update ---------------------------------------------------------------------
+
+
+def _parse_time(value: Any) -> datetime.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _semantically_equal(new: Any, old: Any) -> bool:
+    # apiequality.Semantic compares metav1.Time by instant, not by spelling.
+    new_time, old_time = _parse_time(new), _parse_time(old)
+    if new_time is not None and old_time is not None:
+        return new_time == old_time
+    return bool(new == old)
+
+
+def validate_immutable_field(new: Any, old: Any, path: field.Path) -> field.ErrorList:
+    """``field is immutable`` unless new and old are semantically equal."""
+    if _semantically_equal(new, old):
+        return field.ErrorList()
+    return field.ErrorList([field.invalid(path, new, FIELD_IMMUTABLE_ERROR_MSG)])
+
+
+def _validate_immutables(
+    new: Mapping[str, Any], old: Mapping[str, Any], path: field.Path
+) -> field.ErrorList:
+    errs = field.ErrorList()
+    for key in ("name", "namespace", "uid"):
+        errs.extend(validate_immutable_field(_text(new, key), _text(old, key), path.child(key)))
+    for key in ("creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
+        errs.extend(validate_immutable_field(new.get(key), old.get(key), path.child(key)))
+    return errs
+
+
+def _validate_generation_update(
+    new: Mapping[str, Any], old: Mapping[str, Any], path: field.Path
+) -> field.ErrorList:
+    errs = validate_nonnegative_field(_generation(new), path.child("generation"))
+    if _generation(new) < _generation(old):
+        errs.append(
+            field.invalid(path.child("generation"), _generation(new), "must not be decremented")
+        )
+    return errs
+
+
+def validate_object_meta_update(
+    new: Mapping[str, Any] | None,
+    old: Mapping[str, Any] | None,
+    *,
+    path: field.Path,
+    kube_finalizers: bool = True,
+) -> field.ErrorList:
+    """Validate ``metadata`` of an update against the stored object's.
+
+    Name, namespace and generateName syntax are not re-checked (upstream
+    doesn't); name, namespace, uid, creationTimestamp, deletionTimestamp and
+    deletionGracePeriodSeconds must not change, and resourceVersion must be set.
+    generateName may change freely.
+    """
+    new, old = _mapping(new), _mapping(old)
+    errs = field.ErrorList()
+    if old.get("deletionTimestamp") is not None:
+        errs.extend(
+            validate_no_new_finalizers(
+                new.get("finalizers"), old.get("finalizers"), path.child("finalizers")
+            )
+        )
+    if not _text(new, "resourceVersion"):
+        errs.append(
+            field.invalid(path.child("resourceVersion"), "", "must be specified for an update")
+        )
+    return errs.extend_all(
+        _validate_generation_update(new, old, path),
+        _validate_immutables(new, old, path),
+        validate_labels(new.get("labels"), path.child("labels")),
+        validate_annotations(new.get("annotations"), path.child("annotations")),
+        validate_owner_references(new.get("ownerReferences"), path.child("ownerReferences")),
+        validate_managed_fields(new.get("managedFields"), path.child("managedFields")),
+        _validate_kube_finalizers(new.get("finalizers"), path.child("finalizers"))
+        if kube_finalizers
+        else (),
+    )

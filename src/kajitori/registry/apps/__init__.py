@@ -1,0 +1,1 @@
+"""Resources of the apps API group, one module per REST plural."""

@@ -1,0 +1,1 @@
+"""Resources of the batch API group, one module per REST plural."""

@@ -1,0 +1,1 @@
+"""coordination.k8s.io resources in the API server (upstream: pkg/registry/coordination)."""

@@ -1,0 +1,1 @@
+"""Resources of the core ("") API group: pods, nodes, services, endpoints, ... (one module each)."""

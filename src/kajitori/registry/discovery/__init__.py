@@ -1,0 +1,1 @@
+"""discovery.k8s.io resources in the API server (upstream: pkg/registry/discovery)."""

@@ -1,0 +1,319 @@
+"""The order of a write, written once (upstream: rest.BeforeCreate / BeforeUpdate).
+
+Create:  defaults → mutating admission → system metadata (namespace, name
+from generateName, uid, creationTimestamp, generation) → strategy
+``prepare_for_create`` → strategy ``validate`` → warnings → canonicalize →
+validating admission → storage.
+
+Update:  defaults → mutating admission → metadata carried over from the
+stored object (uid, creationTimestamp, deletion fields) → strategy
+``prepare_for_update`` → generation bump → ``validate_update`` → warnings →
+canonicalize → validating admission → storage.
+
+Delete:  preconditions → validating admission → graceful deletion and
+finalizers decide whether the object goes now or is marked
+(``deletionTimestamp``) and stays until its finalizers are gone.
+
+No resource reorders these steps; a resource changes behaviour only through
+its strategy's hooks.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from kajitori.machinery import errors, field
+from kajitori.machinery import names as namegen
+from kajitori.registry.generic.request import RequestContext
+from kajitori.registry.generic.strategy import Strategy
+from kajitori.registry.resource import ResourceInfo
+
+if TYPE_CHECKING:
+    from kajitori.registry.generic.store import DeleteOptions, Store
+
+Object = dict[str, Any]
+
+ORPHAN_FINALIZER = "orphan"
+FOREGROUND_FINALIZER = "foregroundDeletion"
+
+
+class Admission(Protocol):
+    """Admission as the store sees it; ``kajitori.admission`` implements it."""
+
+    async def admit(
+        self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
+    ) -> None:
+        """Mutating admission: may change ``obj`` in place or raise a StatusError."""
+
+    async def validate(
+        self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
+    ) -> None:
+        """Validating admission: may only raise."""
+
+    async def validate_delete(self, store: Store, obj: Object, ctx: RequestContext) -> None:
+        """Validating admission for DELETE."""
+
+
+class _NoAdmission:
+    async def admit(
+        self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
+    ) -> None:
+        return None
+
+    async def validate(
+        self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
+    ) -> None:
+        return None
+
+    async def validate_delete(self, store: Store, obj: Object, ctx: RequestContext) -> None:
+        return None
+
+
+NO_ADMISSION: Admission = _NoAdmission()
+
+
+def strategy_for(info: ResourceInfo, subresource: str) -> Strategy:
+    if subresource == "status" and info.status is not None:
+        return info.status
+    return info.strategy
+
+
+def now_rfc3339() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ----- create ---------------------------------------------------------------
+
+
+async def before_create(store: Store, namespace: str, obj: Object, ctx: RequestContext) -> Object:
+    info = store.info
+    strategy = info.strategy
+    meta = obj.setdefault("metadata", {})
+    _check_namespace(info, namespace, meta)
+    strategy.set_defaults(obj)
+    await store.admission.admit(store, "CREATE", obj, None, ctx)
+    _fill_system_metadata(info, obj)
+    strategy.prepare_for_create(obj)
+    _raise_if_invalid(info, obj, strategy.validate(obj))
+    for warning in strategy.warnings_on_create(obj):
+        ctx.warn(warning)
+    strategy.canonicalize(obj)
+    await store.admission.validate(store, "CREATE", obj, None, ctx)
+    return obj
+
+
+def _check_namespace(info: ResourceInfo, namespace: str, meta: Object) -> None:
+    """The URL's namespace wins; a different one in the body is a 400, as upstream."""
+    if not info.namespaced:
+        meta.pop("namespace", None)
+        return
+    body_namespace = meta.get("namespace")
+    if body_namespace and body_namespace != namespace:
+        raise errors.bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request"
+        )
+    meta["namespace"] = namespace
+
+
+def _fill_system_metadata(info: ResourceInfo, obj: Object) -> None:
+    meta = obj["metadata"]
+    if not meta.get("name") and meta.get("generateName"):
+        meta["name"] = namegen.simple_name_generator(meta["generateName"])
+    from kajitori.registry.generic.store import new_uid
+
+    meta["uid"] = new_uid()
+    meta["creationTimestamp"] = now_rfc3339()
+    for transient in (
+        "resourceVersion",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "selfLink",
+    ):
+        meta.pop(transient, None)
+    if info.tracks_generation:
+        meta["generation"] = 1
+    else:
+        meta.pop("generation", None)
+
+
+def _raise_if_invalid(info: ResourceInfo, obj: Object, errs: field.ErrorList) -> None:
+    if errs:
+        name = obj.get("metadata", {}).get("name") or obj.get("metadata", {}).get(
+            "generateName", ""
+        )
+        raise errors.invalid(info.group_kind, name, errs)
+
+
+# ----- update ---------------------------------------------------------------
+
+
+async def before_update(
+    store: Store, obj: Object, old: Object, ctx: RequestContext, *, subresource: str
+) -> Object:
+    info = store.info
+    strategy = strategy_for(info, subresource)
+    meta = obj.setdefault("metadata", {})
+    old_meta = old["metadata"]
+    _check_identity(info, meta, old_meta)
+    strategy.set_defaults(obj)
+    await store.admission.admit(store, "UPDATE", obj, old, ctx)
+    _carry_system_metadata(meta, old_meta)
+    strategy.prepare_for_update(obj, old)
+    if info.tracks_generation:
+        generation = old_meta.get("generation", 1)
+        meta["generation"] = generation + 1 if strategy.bumps_generation(obj, old) else generation
+    _raise_if_invalid(info, obj, strategy.validate_update(obj, old))
+    for warning in strategy.warnings_on_update(obj, old):
+        ctx.warn(warning)
+    strategy.canonicalize(obj)
+    await store.admission.validate(store, "UPDATE", obj, old, ctx)
+    return obj
+
+
+def _check_identity(info: ResourceInfo, meta: Object, old_meta: Object) -> None:
+    name = old_meta["name"]
+    if meta.get("name") and meta["name"] != name:
+        raise errors.bad_request(
+            f"the name of the object ({meta['name']}) does not match the name on the URL ({name})"
+        )
+    if info.namespaced:
+        body_ns = meta.get("namespace")
+        if body_ns and body_ns != old_meta.get("namespace"):
+            raise errors.bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
+    uid = meta.get("uid")
+    if uid and uid != old_meta.get("uid"):
+        raise errors.conflict(
+            info.group_resource,
+            name,
+            f"Precondition failed: UID in precondition: {uid}, UID in object meta: {old_meta.get('uid')}",
+        )
+
+
+def _carry_system_metadata(meta: Object, old_meta: Object) -> None:
+    """Fields only the server sets survive any update, as upstream's BeforeUpdate."""
+    meta["name"] = old_meta["name"]
+    if "namespace" in old_meta:
+        meta["namespace"] = old_meta["namespace"]
+    for key in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
+        if key in old_meta:
+            meta[key] = old_meta[key]
+        else:
+            meta.pop(key, None)
+    meta["resourceVersion"] = old_meta["resourceVersion"]
+    meta.pop("selfLink", None)
+    if "generation" in old_meta:
+        meta["generation"] = old_meta["generation"]
+
+
+def unchanged(obj: Object, current: Object) -> bool:
+    """A no-op update: upstream skips the write and keeps the resourceVersion."""
+    return obj == current
+
+
+def should_delete_after_update(obj: Object) -> bool:
+    """An object being deleted whose last finalizer was just removed goes now."""
+    meta = obj["metadata"]
+    return (
+        bool(meta.get("deletionTimestamp"))
+        and not meta.get("finalizers")
+        and (meta.get("deletionGracePeriodSeconds", 0) == 0)
+    )
+
+
+def invalid_missing_resource_version(info: ResourceInfo, name: str) -> errors.StatusError:
+    return errors.invalid(
+        info.group_kind,
+        name,
+        [field.invalid("metadata.resourceVersion", 0, "must be specified for an update")],
+    )
+
+
+# ----- delete ---------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class DeletePlan:
+    """None: delete the key now; an object: store it (marked for deletion) instead."""
+
+    updated: Object | None
+
+
+def check_delete_preconditions(info: ResourceInfo, obj: Object, opts: DeleteOptions) -> None:
+    meta = obj["metadata"]
+    name = meta["name"]
+    if opts.preconditions_uid and opts.preconditions_uid != meta.get("uid"):
+        raise errors.conflict(
+            info.group_resource,
+            name,
+            f"Precondition failed: UID in precondition: {opts.preconditions_uid}, "
+            f"UID in object meta: {meta.get('uid')}",
+        )
+    rv = opts.preconditions_resource_version
+    if rv and rv != meta.get("resourceVersion"):
+        raise errors.conflict(
+            info.group_resource,
+            name,
+            f"Precondition failed: ResourceVersion in precondition: {rv}, "
+            f"ResourceVersion in object meta: {meta.get('resourceVersion')}",
+        )
+
+
+def plan_delete(info: ResourceInfo, current: Object, opts: DeleteOptions) -> DeletePlan:
+    """Decide between deleting now and marking for deletion (upstream's Store.Delete)."""
+    import copy
+
+    obj = copy.deepcopy(current)
+    meta = obj["metadata"]
+    finalizers = _finalizers_for_policy(meta, opts)
+    grace = info.strategy.graceful_deletion_seconds(obj, opts.grace_period_seconds)
+    pending = meta.get("deletionTimestamp")
+    if pending:
+        return _plan_pending(meta, obj, finalizers, grace, opts)
+    if not finalizers and grace == 0:
+        return DeletePlan(None)
+    if finalizers:
+        meta["finalizers"] = finalizers
+    meta["deletionTimestamp"] = _deletion_time(grace)
+    meta["deletionGracePeriodSeconds"] = grace
+    if info.tracks_generation:
+        meta["generation"] = meta.get("generation", 1) + 1
+    return DeletePlan(obj)
+
+
+def _plan_pending(
+    meta: Object, obj: Object, finalizers: list[str], grace: int, opts: DeleteOptions
+) -> DeletePlan:
+    """A second delete of an object already being deleted may shorten its grace."""
+    current_grace = meta.get("deletionGracePeriodSeconds", 0)
+    if finalizers != meta.get("finalizers", []):
+        meta["finalizers"] = finalizers
+    if opts.grace_period_seconds is not None and grace < current_grace:
+        meta["deletionGracePeriodSeconds"] = grace
+        meta["deletionTimestamp"] = _deletion_time(grace)
+    if not meta.get("finalizers") and meta.get("deletionGracePeriodSeconds", 0) == 0:
+        return DeletePlan(None)
+    return DeletePlan(obj)
+
+
+def _finalizers_for_policy(meta: Object, opts: DeleteOptions) -> list[str]:
+    """Existing finalizers plus the one the propagation policy asks the GC for."""
+    finalizers = list(meta.get("finalizers") or [])
+    policy = opts.propagation_policy
+    if not policy and opts.orphan_dependents is not None:
+        policy = "Orphan" if opts.orphan_dependents else "Background"
+    if policy == "Orphan" and ORPHAN_FINALIZER not in finalizers:
+        finalizers = [f for f in finalizers if f != FOREGROUND_FINALIZER] + [ORPHAN_FINALIZER]
+    elif policy == "Foreground" and FOREGROUND_FINALIZER not in finalizers:
+        finalizers = [f for f in finalizers if f != ORPHAN_FINALIZER] + [FOREGROUND_FINALIZER]
+    elif policy == "Background":
+        finalizers = [f for f in finalizers if f not in (ORPHAN_FINALIZER, FOREGROUND_FINALIZER)]
+    return finalizers
+
+
+def _deletion_time(grace: int) -> str:
+    when = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=grace)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,41 @@
+"""What the registry knows about the request it is serving.
+
+Built by the server from the URL, query and authenticated user, and passed
+down to the generic store and admission. Warnings collected here become
+``Warning`` response headers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+FieldValidation = Literal["Strict", "Warn", "Ignore"]
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    """An authenticated identity (upstream's user.Info)."""
+
+    name: str
+    groups: tuple[str, ...] = ()
+    uid: str = ""
+    extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+ANONYMOUS = UserInfo("system:anonymous", ("system:unauthenticated",))
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """Per-request options every registry operation may consult."""
+
+    user: UserInfo = ANONYMOUS
+    dry_run: bool = False
+    field_manager: str = ""
+    field_validation: FieldValidation = "Warn"
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)

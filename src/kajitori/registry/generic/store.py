@@ -1,0 +1,579 @@
+"""The generic store: get, list, create, update, delete and watch for any kind.
+
+One ``Store`` serves one resource (a ``ResourceInfo``) over a storage
+``Backend``. It knows no kinds: every kind-specific decision is a strategy
+hook, and the order of those hooks lives in ``registry.generic.hooks``
+(upstream: k8s.io/apiserver/pkg/registry/generic/registry/store.go).
+
+What lives here:
+
+* storage keys (``/registry/<resource>/<namespace>/<name>``) and the codec
+  (objects are stored as JSON without ``metadata.resourceVersion``; the
+  resourceVersion *is* the key's ``mod_revision``, as upstream's etcd3 store);
+* optimistic concurrency: updates are compare-and-swap on the revision the
+  caller read; a stale resourceVersion is a 409 Conflict with upstream's
+  message; unconditional updates and patches retry on races
+  (``guaranteed_update``);
+* consistent pagination (``limit``/``continue`` read one snapshot revision),
+  label and field selectors, and 410 Gone for compacted revisions;
+* graceful deletion, finalizers and ``deletionTimestamp``, deletion
+  preconditions and the propagation policy finalizers the garbage collector
+  reads;
+* watch: storage events turned into ADDED/MODIFIED/DELETED for one
+  namespace and selector.
+
+Storage errors are translated to API errors here and only here
+(``_translate``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import datetime
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from kajitori.machinery import errors
+from kajitori.registry.generic import hooks
+from kajitori.registry.generic.request import RequestContext
+from kajitori.registry.resource import ResourceInfo
+from kajitori.storage import interface as storage
+
+Object = dict[str, Any]
+Mutation = Callable[[Object], Awaitable[Object]]
+
+CONTINUE_EXPIRED_MESSAGE = (
+    "The provided continue parameter is too old to display a consistent list result. "
+    "You can start a new list without the continue parameter, or use the continue token "
+    "in this response to retrieve the remainder of the results. Continuing with the "
+    "provided token results in an inconsistent list - objects that were created, modified, "
+    "or deleted between the time the first chunk was returned and now may show up in the list."
+)
+
+# How many keys one storage read fetches while filtering a selector-limited list.
+_LIST_CHUNK = 500
+_GUARANTEED_UPDATE_ATTEMPTS = 32
+
+
+class Transformer(Protocol):
+    """Turns stored bytes to and from what the backend keeps (encryption at rest)."""
+
+    def to_storage(self, data: bytes, key: str) -> bytes: ...
+
+    def from_storage(self, data: bytes, key: str) -> bytes: ...
+
+
+class IdentityTransformer:
+    def to_storage(self, data: bytes, key: str) -> bytes:
+        return data
+
+    def from_storage(self, data: bytes, key: str) -> bytes:
+        return data
+
+
+class Selection(Protocol):
+    """A label or field selector as parsed by ``kajitori.machinery``."""
+
+    def matches(self, values: Any) -> bool: ...
+
+
+@dataclass(slots=True)
+class ListOptions:
+    label_selector: Selection | None = None
+    field_selector: Selection | None = None
+    # Field names the field selector refers to (validated by the caller).
+    field_names: tuple[str, ...] = ()
+    limit: int = 0
+    continue_token: str = ""
+    resource_version: str = ""
+    resource_version_match: str = ""
+
+
+@dataclass(slots=True)
+class ListResult:
+    items: list[Object]
+    resource_version: str
+    continue_token: str = ""
+    remaining_item_count: int | None = None
+
+
+@dataclass(slots=True)
+class DeleteOptions:
+    grace_period_seconds: int | None = None
+    propagation_policy: str = ""
+    orphan_dependents: bool | None = None
+    preconditions_uid: str = ""
+    preconditions_resource_version: str = ""
+
+
+@dataclass(slots=True)
+class DeleteResult:
+    """The object as last seen, and whether it is gone (False: pending finalizers or grace)."""
+
+    obj: Object
+    deleted: bool
+
+
+@dataclass(slots=True)
+class WatchEvent:
+    type: str
+    object: Object
+    revision: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def now_rfc3339() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Store:
+    """Serves one resource kind over one storage backend."""
+
+    def __init__(
+        self,
+        info: ResourceInfo,
+        backend: storage.Backend,
+        *,
+        transformer: Transformer | None = None,
+        admission: hooks.Admission | None = None,
+    ) -> None:
+        self.info = info
+        self.backend = backend
+        self.transformer = transformer or IdentityTransformer()
+        self.admission = admission or hooks.NO_ADMISSION
+        self.prefix = info.storage_prefix()
+        self.gr = info.group_resource
+
+    # ----- keys and codec -------------------------------------------------
+
+    def key(self, namespace: str, name: str) -> str:
+        if self.info.namespaced:
+            return f"{self.prefix}{namespace}/{name}"
+        return f"{self.prefix}{name}"
+
+    def list_prefix(self, namespace: str) -> str:
+        if self.info.namespaced and namespace:
+            return f"{self.prefix}{namespace}/"
+        return self.prefix
+
+    def encode(self, obj: Object, key: str) -> bytes:
+        meta = obj.get("metadata", {})
+        rv = meta.pop("resourceVersion", None)
+        try:
+            data = orjson.dumps(obj)
+        finally:
+            if rv is not None:
+                meta["resourceVersion"] = rv
+        return self.transformer.to_storage(data, key)
+
+    def decode(self, kv: storage.KeyValue) -> Object:
+        obj: Object = orjson.loads(self.transformer.from_storage(kv.value, kv.key))
+        obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
+        return obj
+
+    # ----- reads ----------------------------------------------------------
+
+    async def get(self, namespace: str, name: str) -> Object:
+        key = self.key(namespace, name)
+        try:
+            _, kv = await self.backend.get(key)
+        except storage.StorageError as exc:
+            raise self._translate(exc, name) from exc
+        if kv is None:
+            raise errors.not_found(self.gr, name)
+        return self.decode(kv)
+
+    async def list(self, namespace: str, opts: ListOptions) -> ListResult:
+        prefix = self.list_prefix(namespace)
+        start_after, revision, position = self._list_start(prefix, opts)
+        items: list[Object] = []
+        filtering = opts.label_selector is not None or opts.field_selector is not None
+        examined = 0
+        total = 0
+        more = False
+        while True:
+            want = opts.limit - len(items) if opts.limit else 0
+            chunk = max(want, _LIST_CHUNK) if filtering and want else want
+            try:
+                page = await self.backend.range(
+                    prefix, start_after=start_after, limit=chunk, revision=revision
+                )
+            except storage.StorageError as exc:
+                raise self._translate_list(exc, opts) from exc
+            revision, total = page.revision, page.count
+            taken = 0
+            for kv in page.kvs:
+                taken += 1
+                start_after = kv.key
+                obj = self.decode(kv)
+                if self.matches(obj, opts):
+                    items.append(obj)
+                    if opts.limit and len(items) >= opts.limit:
+                        break
+            examined += taken
+            more = page.more or taken < len(page.kvs)
+            if not opts.limit or len(items) >= opts.limit or not more:
+                break
+        result = ListResult(items=items, resource_version=str(revision))
+        if opts.limit and more:
+            position += examined
+            result.continue_token = encode_continue(start_after[len(prefix) :], revision, position)
+            if not filtering:
+                result.remaining_item_count = max(total - position, 0)
+        return result
+
+    def _list_start(self, prefix: str, opts: ListOptions) -> tuple[str, int, int]:
+        """Where a list starts: (key to start after, snapshot revision, keys before it)."""
+        if opts.continue_token:
+            start, revision, position = decode_continue(opts.continue_token)
+            return prefix + start, revision, position
+        if opts.resource_version_match == "Exact" and opts.resource_version:
+            return "", parse_resource_version(opts.resource_version), 0
+        return "", 0, 0
+
+    def _translate_list(self, exc: storage.StorageError, opts: ListOptions) -> errors.StatusError:
+        if isinstance(exc, storage.CompactedError) and opts.continue_token:
+            return errors.resource_expired(CONTINUE_EXPIRED_MESSAGE)
+        return self._translate(exc, "")
+
+    def matches(self, obj: Object, opts: ListOptions) -> bool:
+        if opts.label_selector is not None:
+            if not opts.label_selector.matches(obj.get("metadata", {}).get("labels") or {}):
+                return False
+        if opts.field_selector is not None:
+            return opts.field_selector.matches(self.field_values(obj, opts.field_names))
+        return True
+
+    def field_values(self, obj: Object, names: tuple[str, ...]) -> dict[str, str]:
+        extractors = self.info.all_selectable_fields
+        return {n: extractors[n](obj) for n in names if n in extractors}
+
+    # ----- writes ---------------------------------------------------------
+
+    async def create(self, namespace: str, obj: Object, ctx: RequestContext) -> Object:
+        obj = await hooks.before_create(self, namespace, obj, ctx)
+        if ctx.dry_run:
+            return obj
+        key = self.key(namespace, obj["metadata"]["name"])
+        try:
+            revision = await self.backend.create(key, self.encode(obj, key))
+        except storage.StorageError as exc:
+            raise self._translate(exc, obj["metadata"]["name"]) from exc
+        obj["metadata"]["resourceVersion"] = str(revision)
+        return obj
+
+    async def update(
+        self,
+        namespace: str,
+        name: str,
+        new: Object,
+        ctx: RequestContext,
+        *,
+        subresource: str = "",
+    ) -> tuple[Object, bool]:
+        """PUT: replace the object; returns (stored object, created)."""
+        strategy = hooks.strategy_for(self.info, subresource)
+        precondition_rv = new.get("metadata", {}).get("resourceVersion", "")
+        if not precondition_rv and not strategy.allow_unconditional_update():
+            raise hooks.invalid_missing_resource_version(self.info, name)
+
+        async def replace(current: Object) -> Object:
+            return new
+
+        try:
+            return await self.guaranteed_update(
+                namespace,
+                name,
+                replace,
+                ctx,
+                subresource=subresource,
+                precondition_rv=precondition_rv,
+                allow_create=strategy.allow_create_on_update(),
+            )
+        except errors.StatusError as exc:
+            if exc.code == 404 and strategy.allow_create_on_update():
+                return await self.create(namespace, new, ctx), True
+            raise
+
+    async def guaranteed_update(
+        self,
+        namespace: str,
+        name: str,
+        mutate: Mutation,
+        ctx: RequestContext,
+        *,
+        subresource: str = "",
+        precondition_rv: str = "",
+        allow_create: bool = False,
+    ) -> tuple[Object, bool]:
+        """Read, mutate, validate and compare-and-swap, retrying lost races.
+
+        ``mutate`` gets a private copy of the current object and returns the
+        desired one. With ``precondition_rv`` a race is a 409 Conflict, not
+        a retry (the client asked for that exact version).
+        """
+        key = self.key(namespace, name)
+        for _ in range(_GUARANTEED_UPDATE_ATTEMPTS):
+            current_kv = await self._read_for_update(key, name)
+            current = self.decode(current_kv)
+            if precondition_rv and precondition_rv != current["metadata"]["resourceVersion"]:
+                raise errors.conflict(self.gr, name)
+            desired = await mutate(self.decode(current_kv))
+            obj = await hooks.before_update(self, desired, current, ctx, subresource=subresource)
+            if hooks.unchanged(obj, current) or ctx.dry_run:
+                return obj, False
+            try:
+                revision = await self.backend.update(
+                    key, self.encode(obj, key), expected_revision=current_kv.mod_revision
+                )
+            except storage.RevisionConflictError:
+                if precondition_rv:
+                    raise errors.conflict(self.gr, name) from None
+                continue
+            except storage.StorageError as exc:
+                raise self._translate(exc, name) from exc
+            obj["metadata"]["resourceVersion"] = str(revision)
+            if hooks.should_delete_after_update(obj):
+                await self._delete_now(namespace, name, obj)
+            return obj, False
+        raise errors.conflict(self.gr, name, "too many concurrent updates, please retry")
+
+    async def _read_for_update(self, key: str, name: str) -> storage.KeyValue:
+        try:
+            _, kv = await self.backend.get(key)
+        except storage.StorageError as exc:
+            raise self._translate(exc, name) from exc
+        if kv is None:
+            raise errors.not_found(self.gr, name)
+        return kv
+
+    # ----- deletes --------------------------------------------------------
+
+    async def delete(
+        self, namespace: str, name: str, opts: DeleteOptions, ctx: RequestContext
+    ) -> DeleteResult:
+        key = self.key(namespace, name)
+        for _ in range(_GUARANTEED_UPDATE_ATTEMPTS):
+            kv = await self._read_for_update(key, name)
+            current = self.decode(kv)
+            hooks.check_delete_preconditions(self.info, current, opts)
+            await self.admission.validate_delete(self, current, ctx)
+            plan = hooks.plan_delete(self.info, current, opts)
+            if ctx.dry_run:
+                return DeleteResult(plan.updated or current, plan.updated is None)
+            if plan.updated is None:
+                try:
+                    await self.backend.delete(key, expected_revision=kv.mod_revision)
+                except storage.RevisionConflictError:
+                    continue
+                except storage.StorageError as exc:
+                    raise self._translate(exc, name) from exc
+                return DeleteResult(current, True)
+            if plan.updated == current:
+                return DeleteResult(current, False)
+            try:
+                revision = await self.backend.update(
+                    key, self.encode(plan.updated, key), expected_revision=kv.mod_revision
+                )
+            except storage.RevisionConflictError:
+                continue
+            except storage.StorageError as exc:
+                raise self._translate(exc, name) from exc
+            plan.updated["metadata"]["resourceVersion"] = str(revision)
+            return DeleteResult(plan.updated, False)
+        raise errors.conflict(self.gr, name, "too many concurrent updates, please retry")
+
+    async def _delete_now(self, namespace: str, name: str, obj: Object) -> None:
+        key = self.key(namespace, name)
+        rv = int(obj["metadata"]["resourceVersion"])
+        try:
+            await self.backend.delete(key, expected_revision=rv)
+        except storage.StorageError:
+            # Someone changed it again (e.g. re-added a finalizer); their write wins.
+            return
+
+    async def delete_collection(
+        self, namespace: str, list_opts: ListOptions, opts: DeleteOptions, ctx: RequestContext
+    ) -> list[Object]:
+        listed = await self.list(namespace, list_opts)
+        deleted: list[Object] = []
+        for obj in listed.items:
+            meta = obj["metadata"]
+            try:
+                result = await self.delete(meta.get("namespace", ""), meta["name"], opts, ctx)
+            except errors.StatusError as exc:
+                if exc.code == 404:
+                    continue
+                raise
+            deleted.append(result.obj)
+        return deleted
+
+    # ----- watch ----------------------------------------------------------
+
+    async def watch(
+        self,
+        namespace: str,
+        opts: ListOptions,
+        *,
+        send_initial_events: bool | None = None,
+    ) -> AsyncIterator[WatchEvent]:
+        """ADDED/MODIFIED/DELETED events for one namespace (or all) and selector.
+
+        resourceVersion "" or "0": the current state as ADDED events, then
+        changes (upstream's "Get State and Start at Most Recent"); an exact
+        version: changes after it only. ``send_initial_events`` overrides
+        that choice and ends the initial state with a bookmark marked
+        ``k8s.io/initial-events-end`` (the watch-list protocol).
+        """
+        prefix = self.list_prefix(namespace)
+        initial = (
+            send_initial_events
+            if send_initial_events is not None
+            else opts.resource_version in ("", "0")
+        )
+        after = 0 if initial else parse_resource_version(opts.resource_version)
+        if initial:
+            after = await self._current_revision()
+            listed = await self.list(namespace, _initial_list_options(opts, after))
+            for obj in listed.items:
+                yield WatchEvent("ADDED", obj, after)
+            if send_initial_events:
+                yield WatchEvent(
+                    "BOOKMARK",
+                    self.bookmark_object(after),
+                    after,
+                    {"initial_events_end": True},
+                )
+        async for event in self._watch_changes(prefix, after, opts):
+            yield event
+
+    async def _watch_changes(
+        self, prefix: str, after: int, opts: ListOptions
+    ) -> AsyncIterator[WatchEvent]:
+        stream = self.backend.watch(prefix, after_revision=after)
+        try:
+            async for batch in stream:
+                for event in batch:
+                    translated = self._translate_event(event, opts)
+                    if translated is not None:
+                        yield translated
+        except storage.CompactedError as exc:
+            raise errors.too_old_resource_version(after, exc.compact_revision) from exc
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+
+    def _translate_event(self, event: storage.Event, opts: ListOptions) -> WatchEvent | None:
+        if event.type == "DELETE":
+            if event.prev_kv is None:
+                return None
+            old = self.decode(event.prev_kv)
+            old["metadata"]["resourceVersion"] = str(event.revision)
+            return WatchEvent("DELETED", old, event.revision) if self.matches(old, opts) else None
+        obj = self.decode(event.kv)
+        now_matches = self.matches(obj, opts)
+        if event.is_create or event.prev_kv is None:
+            return WatchEvent("ADDED", obj, event.revision) if now_matches else None
+        old_matches = self.matches(self.decode(event.prev_kv), opts)
+        if now_matches and old_matches:
+            return WatchEvent("MODIFIED", obj, event.revision)
+        if now_matches:
+            return WatchEvent("ADDED", obj, event.revision)
+        if old_matches:
+            return WatchEvent("DELETED", obj, event.revision)
+        return None
+
+    def bookmark_object(self, revision: int) -> Object:
+        return {
+            "kind": self.info.kind,
+            "apiVersion": self.info.group_version,
+            "metadata": {"resourceVersion": str(revision)},
+        }
+
+    async def _current_revision(self) -> int:
+        try:
+            return await self.backend.current_revision()
+        except storage.StorageError as exc:
+            raise self._translate(exc, "") from exc
+
+    # ----- errors ---------------------------------------------------------
+
+    def _translate(self, exc: storage.StorageError, name: str) -> errors.StatusError:
+        """The one place where storage errors become API errors."""
+        if isinstance(exc, storage.KeyExistsError):
+            return errors.already_exists(self.gr, name)
+        if isinstance(exc, storage.KeyNotFoundError):
+            return errors.not_found(self.gr, name)
+        if isinstance(exc, storage.RevisionConflictError):
+            return errors.conflict(self.gr, name)
+        if isinstance(exc, storage.CompactedError):
+            return errors.too_old_resource_version(exc.requested, exc.compact_revision)
+        if isinstance(exc, storage.FutureRevisionError):
+            return errors.timeout(
+                f"Too large resource version: {exc.requested}, current: {exc.current}", 1
+            )
+        return errors.internal_error(str(exc))
+
+
+def _initial_list_options(opts: ListOptions, revision: int) -> ListOptions:
+    return ListOptions(
+        label_selector=opts.label_selector,
+        field_selector=opts.field_selector,
+        field_names=opts.field_names,
+        resource_version=str(revision),
+        resource_version_match="Exact",
+    )
+
+
+def parse_resource_version(value: str) -> int:
+    try:
+        rv = int(value)
+    except ValueError:
+        raise errors.bad_request(f'invalid resource version "{value}"') from None
+    if rv < 0:
+        raise errors.bad_request(f'invalid resource version "{value}"')
+    return rv
+
+
+def encode_continue(start: str, revision: int, position: int = 0) -> str:
+    """Upstream's continue token (v, rv, start) plus ``pos``: keys already listed.
+
+    Clients treat the token as opaque; ``pos`` lets us report
+    remainingItemCount exactly from the snapshot's total.
+    """
+    token = orjson.dumps(
+        {"v": "meta.k8s.io/v1", "rv": revision, "start": start + "\x00", "pos": position}
+    )
+    return base64.urlsafe_b64encode(token).decode().rstrip("=")
+
+
+def decode_continue(token: str) -> tuple[str, int, int]:
+    """(key suffix to start after, snapshot revision, keys before) from a continue token."""
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        data = orjson.loads(base64.urlsafe_b64decode(padded))
+        if data.get("v") != "meta.k8s.io/v1":
+            raise ValueError("version")
+        start = str(data["start"]).rstrip("\x00")
+        revision = int(data["rv"])
+        position = int(data.get("pos", 0))
+    except (ValueError, KeyError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        raise errors.bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"
+        ) from None
+    if revision <= 0 or start.startswith("/") or ".." in start.split("/"):
+        raise errors.bad_request("continue key is not valid: invalid start key")
+    return start, revision, position
+
+
+def new_uid() -> str:
+    return str(uuid.uuid4())
+
+
+async def sleep_forever() -> None:
+    await asyncio.Event().wait()

@@ -1,0 +1,60 @@
+"""Every built-in resource the API server serves, in install order.
+
+Each entry names a resource module that declares ``RESOURCE``; adding a
+built-in kind is writing that module and one line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from kajitori.registry.resource import ResourceInfo
+
+RESOURCE_MODULES: tuple[str, ...] = (
+    # core/v1
+    "kajitori.registry.core.namespaces",
+    "kajitori.registry.core.pods",
+    "kajitori.registry.core.services",
+    "kajitori.registry.core.endpoints",
+    "kajitori.registry.core.secrets",
+    "kajitori.registry.core.configmaps",
+    "kajitori.registry.core.serviceaccounts",
+    "kajitori.registry.core.nodes",
+    "kajitori.registry.core.events",
+    "kajitori.registry.core.persistentvolumes",
+    "kajitori.registry.core.persistentvolumeclaims",
+    "kajitori.registry.core.limitranges",
+    "kajitori.registry.core.resourcequotas",
+    "kajitori.registry.core.replicationcontrollers",
+    # apps/v1
+    "kajitori.registry.apps.deployments",
+    "kajitori.registry.apps.replicasets",
+    "kajitori.registry.apps.statefulsets",
+    "kajitori.registry.apps.daemonsets",
+    "kajitori.registry.apps.controllerrevisions",
+    # batch/v1
+    "kajitori.registry.batch.jobs",
+    "kajitori.registry.batch.cronjobs",
+    # others
+    "kajitori.registry.coordination.leases",
+    "kajitori.registry.discovery.endpointslices",
+    "kajitori.registry.events.events",
+    "kajitori.registry.policy.poddisruptionbudgets",
+    "kajitori.registry.storage.storageclasses",
+    "kajitori.registry.networking.ingresses",
+    "kajitori.registry.networking.ingressclasses",
+    "kajitori.registry.networking.networkpolicies",
+    "kajitori.registry.rbac.roles",
+    "kajitori.registry.rbac.clusterroles",
+    "kajitori.registry.rbac.rolebindings",
+    "kajitori.registry.rbac.clusterrolebindings",
+)
+
+
+def all_resources() -> tuple[ResourceInfo, ...]:
+    """The declared resources, importing each module once."""
+    resources: list[ResourceInfo] = []
+    for module_name in RESOURCE_MODULES:
+        module = importlib.import_module(module_name)
+        resources.append(module.RESOURCE)
+    return tuple(resources)

@@ -1,0 +1,1 @@
+"""networking.k8s.io resources in the API server (upstream: pkg/registry/networking)."""

@@ -1,0 +1,1 @@
+"""policy resources in the API server (upstream: pkg/registry/policy)."""

@@ -1,0 +1,1 @@
+"""rbac.authorization.k8s.io resources in the API server (upstream: pkg/registry/rbac)."""

@@ -1,0 +1,1 @@
+"""storage.k8s.io resources in the API server (upstream: pkg/registry/storage)."""

@@ -1,0 +1,188 @@
+"""The API server as one ASGI application.
+
+``APIServer`` is the handler chain, outermost first (upstream's
+DefaultBuildHandlerChain, reduced to what exists today):
+
+1. panic recovery: any unexpected exception becomes a 500 ``Status``;
+2. request info: the URL parsed into verb/resource/namespace/name;
+3. authentication: client certificate or anonymous (401 for bad credentials);
+4. authorization: 403 with upstream's message when denied;
+5. routing: health and version, discovery, then resource handlers.
+
+Admission is not a filter: it runs inside the write path of the generic
+store, after decoding and defaulting (registry.generic.hooks).
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Awaitable, Callable
+
+from kajitori.auth import authenticator, authorizer
+from kajitori.machinery import errors
+from kajitori.registry.generic.request import UserInfo
+from kajitori.server import asgi, negotiation
+from kajitori.server.apis import APIRegistry
+from kajitori.server.discovery import Discovery, health, not_found_path, version_info
+from kajitori.server.handlers import patch, resources, watch
+from kajitori.server.handlers.scope import RequestScope, new_context
+from kajitori.server.openapi import OpenAPIV3
+from kajitori.server.request_info import RequestInfo, new_request_info, parse_query
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[RequestScope], Awaitable[None]]
+
+_HANDLERS: dict[str, Handler] = {
+    "get": resources.get,
+    "list": resources.list_,
+    "watch": watch.watch,
+    "create": resources.create,
+    "update": resources.update,
+    "patch": patch.patch,
+    "delete": resources.delete,
+    "deletecollection": resources.delete_collection,
+}
+
+_TABLE_TRANSFORMS = frozenset(("Table", "PartialObjectMetadata", "PartialObjectMetadataList"))
+_HEALTH = ("/healthz", "/livez", "/readyz")
+
+
+class APIServer:
+    """ASGI entry point: ``await app(scope, receive, send)``."""
+
+    def __init__(self, registry: APIRegistry, *, server_address: str) -> None:
+        self.registry = registry
+        self.discovery = Discovery(registry, server_address)
+        self.openapi = OpenAPIV3(registry.resources())
+
+    async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+        if scope["type"] == "lifespan":
+            return
+        if scope["type"] != "http":
+            return
+        request = asgi.Request(scope, receive)
+        try:
+            await self._serve(request, send)
+        except errors.StatusError as exc:
+            await asgi.send_status_error(send, exc)
+        except Exception as exc:  # panic recovery: never leak a stack trace to clients
+            log.error(
+                "unhandled error serving %s %s\n%s",
+                request.method,
+                request.path,
+                traceback.format_exc(),
+            )
+            await asgi.send_status_error(
+                send, errors.internal_error(f"{type(exc).__name__}: {exc}")
+            )
+
+    async def _serve(self, request: asgi.Request, send: asgi.Send) -> None:
+        query = parse_query(request.scope.get("query_string", b""))
+        info = new_request_info(request.method, request.path, query)
+        user = authenticator.authenticate(request.scope)
+        if user is None:
+            raise errors.unauthorized()
+        self._authorize(user, info)
+        if not info.is_resource_request:
+            await self._serve_non_resource(request, send, query)
+            return
+        await self._serve_resource(request, send, info, query, user)
+
+    def _authorize(self, user: UserInfo, info: RequestInfo) -> None:
+        if not info.is_resource_request:
+            if not authorizer.authorize_path(user, info.verb, info.path):
+                reason = authorizer.forbidden_message(user, info.verb, path=info.path)
+                raise errors.StatusError(403, "Forbidden", f"forbidden: {reason}")
+            return
+        allowed = authorizer.authorize_resource(
+            user,
+            info.verb,
+            info.api_group,
+            info.resource,
+            info.subresource,
+            info.namespace,
+            info.name,
+        )
+        if not allowed:
+            reason = authorizer.forbidden_message(
+                user,
+                info.verb,
+                group=info.api_group,
+                resource=info.resource,
+                subresource=info.subresource,
+                namespace=info.namespace,
+            )
+            raise errors.forbidden(
+                errors.GroupResource(info.api_group, info.resource), info.name, reason
+            )
+
+    async def _serve_non_resource(
+        self, request: asgi.Request, send: asgi.Send, query: dict[str, str]
+    ) -> None:
+        path = request.path.rstrip("/") or "/"
+        if request.method not in ("GET", "HEAD"):
+            raise errors.method_not_allowed()
+        if path in _HEALTH or any(path.startswith(p + "/") for p in _HEALTH):
+            await health(request, send, query)
+            return
+        if path == "/version":
+            await asgi.send_json(send, 200, version_info())
+            return
+        if await self.discovery.handle(request, send):
+            return
+        if path == "/openapi/v3" or path.startswith("/openapi/v3/"):
+            await self._serve_openapi_v3(path, send)
+            return
+        raise not_found_path()
+
+    async def _serve_openapi_v3(self, path: str, send: asgi.Send) -> None:
+        if path == "/openapi/v3":
+            await asgi.send_json(send, 200, self.openapi.index())
+            return
+        document = self.openapi.document(path[len("/openapi/v3/") :])
+        if document is None:
+            raise not_found_path()
+        await asgi.send_response(
+            send,
+            200,
+            document,
+            "application/json",
+            headers=[("cache-control", "public, immutable")],
+        )
+
+    async def _serve_resource(
+        self,
+        request: asgi.Request,
+        send: asgi.Send,
+        info: RequestInfo,
+        query: dict[str, str],
+        user: UserInfo,
+    ) -> None:
+        store = self.registry.lookup(info.api_group, info.api_version, info.resource)
+        if store is None:
+            raise not_found_path()
+        if info.subresource and info.subresource not in store.info.subresource_names:
+            raise not_found_path()
+        if info.verb not in store.info.verbs and not info.subresource:
+            raise errors.method_not_supported(store.gr, info.verb)
+        media = negotiation.choose_response_type(
+            request.header("accept"), allowed_transforms=_TABLE_TRANSFORMS
+        )
+        scope = RequestScope(
+            request=request,
+            send=send,
+            info=info,
+            query=query,
+            store=store,
+            ctx=new_context(query, user),
+            media=media,
+        )
+        handler = _HANDLERS.get(info.verb)
+        if handler is None:
+            raise errors.method_not_allowed()
+        try:
+            await handler(scope)
+        except errors.StatusError as exc:
+            await scope.respond_error(exc)

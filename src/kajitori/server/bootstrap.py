@@ -1,0 +1,91 @@
+"""Objects every cluster has from its first second, created (if missing) at start.
+
+As upstream's apiserver post-start hooks: the namespaces ``default``,
+``kube-system``, ``kube-public`` and ``kube-node-lease``, and the
+``kubernetes`` Service in ``default`` at the first address of the service
+CIDR (10.96.0.1, kubeadm's convention) on port 443, with Endpoints pointing
+at this API server when it listens on an address other pods could reach.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from kajitori.machinery import errors
+from kajitori.registry.generic.request import RequestContext, UserInfo
+from kajitori.server.apis import APIRegistry
+
+INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+KUBERNETES_SERVICE_IP = "10.96.0.1"
+_SYSTEM = UserInfo("system:apiserver", ("system:masters",))
+
+
+async def _ensure(
+    registry: APIRegistry, group: str, plural: str, namespace: str, obj: dict[str, Any]
+) -> None:
+    store = registry.lookup(group, "v1", plural)
+    if store is None:
+        return
+    try:
+        await store.create(namespace, obj, RequestContext(user=_SYSTEM))
+    except errors.StatusError as exc:
+        if exc.code != 409:
+            raise
+
+
+async def ensure_initial_objects(
+    registry: APIRegistry, *, api_port: int, api_address: str = "127.0.0.1"
+) -> None:
+    for name in INITIAL_NAMESPACES:
+        await _ensure(
+            registry,
+            "",
+            "namespaces",
+            "",
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+        )
+    await _ensure(registry, "", "services", "default", _kubernetes_service())
+    if not ipaddress.ip_address(api_address).is_loopback:
+        # Upstream refuses loopback endpoint addresses; a server bound to
+        # 127.0.0.1 has no address pods could reach, so it advertises none.
+        await _ensure(
+            registry, "", "endpoints", "default", _kubernetes_endpoints(api_address, api_port)
+        )
+
+
+def _kubernetes_service() -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": "kubernetes",
+            "namespace": "default",
+            "labels": {"component": "apiserver", "provider": "kubernetes"},
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "clusterIP": KUBERNETES_SERVICE_IP,
+            "clusterIPs": [KUBERNETES_SERVICE_IP],
+            "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
+            "sessionAffinity": "None",
+        },
+    }
+
+
+def _kubernetes_endpoints(address: str, port: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": {
+            "name": "kubernetes",
+            "namespace": "default",
+            "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"},
+        },
+        "subsets": [
+            {
+                "addresses": [{"ip": address}],
+                "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+            }
+        ],
+    }

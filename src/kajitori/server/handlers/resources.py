@@ -1,0 +1,284 @@
+"""Verb handlers for resource requests: get, list, create, update, delete, deletecollection.
+
+Each handler reads what it needs from a ``RequestScope``, calls the generic
+store, and answers with upstream's status codes: 200 for reads, updates and
+deletes, 201 for creates (also in dry-run), a ``Status`` of ``Success`` for
+deletes of kinds that do not return the deleted object. Patch and watch
+have modules of their own; decoding a request body into an object of the
+right kind lives here (``decode_object``) because create, update and the
+scale subresource share it.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import orjson
+
+from kajitori.api import definitions, pruning
+from kajitori.machinery import errors, fields, labels
+from kajitori.registry.generic.store import DeleteOptions, ListOptions
+from kajitori.server import negotiation
+from kajitori.server.handlers import scale, transform
+from kajitori.server.handlers.scope import RequestScope
+
+Object = dict[str, Any]
+
+
+# ----- reads ------------------------------------------------------------------
+
+
+async def get(scope: RequestScope) -> None:
+    if scope.info.subresource == "scale":
+        await scale.get(scope)
+        return
+    obj = await scope.store.get(scope.namespace, scope.info.name)
+    await scope.respond_object(200, obj)
+
+
+async def list_(scope: RequestScope) -> None:
+    opts = list_options(scope)
+    result = await scope.store.list(scope.namespace, opts)
+    list_meta: Object = {"resourceVersion": result.resource_version}
+    if result.continue_token:
+        list_meta["continue"] = result.continue_token
+    if result.remaining_item_count is not None:
+        list_meta["remainingItemCount"] = result.remaining_item_count
+    await scope.respond(200, render_list(scope, result.items, list_meta))
+
+
+def render_list(scope: RequestScope, items: list[Object], list_meta: Object) -> Object:
+    info = scope.store.info
+    kind = scope.media.transform
+    if kind == "Table":
+        return transform.table(
+            info,
+            items,
+            scope.media,
+            scope.query,
+            now=datetime.datetime.now(datetime.UTC),
+            list_meta=list_meta,
+        )
+    if kind in ("PartialObjectMetadataList", "PartialObjectMetadata"):
+        return transform.partial_object_metadata_list(items, list_meta, scope.media)
+    for item in items:
+        # Items of a list carry kind/apiVersion in storage; upstream omits
+        # nothing here, so leave them as stored.
+        item.setdefault("kind", info.kind)
+        item.setdefault("apiVersion", info.group_version)
+    return {
+        "kind": info.list_kind,
+        "apiVersion": info.group_version,
+        "metadata": list_meta,
+        "items": items,
+    }
+
+
+def list_options(scope: RequestScope) -> ListOptions:
+    q = scope.query
+    opts = ListOptions(
+        continue_token=q.get("continue", ""),
+        resource_version=q.get("resourceVersion", ""),
+        resource_version_match=q.get("resourceVersionMatch", ""),
+    )
+    opts.limit = _non_negative_int(q.get("limit", ""), "limit")
+    _check_resource_version_match(opts)
+    if q.get("labelSelector"):
+        try:
+            opts.label_selector = labels.parse_selector(q["labelSelector"])
+        except labels.SelectorError as exc:
+            raise errors.bad_request(str(exc)) from None
+    if q.get("fieldSelector"):
+        opts.field_selector, opts.field_names = _field_selector(scope, q["fieldSelector"])
+    return opts
+
+
+def _field_selector(scope: RequestScope, text: str) -> tuple[Any, tuple[str, ...]]:
+    info = scope.store.info
+    try:
+        selector = fields.parse_field_selector(text)
+        fields.check_supported(
+            selector, info.all_selectable_fields, registered=bool(info.selectable_fields)
+        )
+    except fields.SelectorError as exc:
+        raise errors.bad_request(exc.message) from None
+    return selector, tuple(r.field for r in selector.requirements)
+
+
+def _non_negative_int(text: str, name: str) -> int:
+    if not text:
+        return 0
+    try:
+        value = int(text)
+    except ValueError:
+        raise errors.bad_request(f"{name}: Invalid value: {text!r}: must be an integer") from None
+    return max(value, 0)
+
+
+def _check_resource_version_match(opts: ListOptions) -> None:
+    match = opts.resource_version_match
+    if not match:
+        return
+    if match not in ("Exact", "NotOlderThan"):
+        raise errors.bad_request(
+            f'resourceVersionMatch: Unsupported value: "{match}": supported values: "Exact", "NotOlderThan"'
+        )
+    if not opts.resource_version:
+        raise errors.bad_request(
+            "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"
+        )
+    if match == "Exact" and opts.resource_version == "0":
+        raise errors.bad_request(
+            'resourceVersionMatch: Forbidden: resourceVersionMatch "exact" is forbidden for resourceVersion "0"'
+        )
+
+
+# ----- writes -----------------------------------------------------------------
+
+
+async def decode_object(scope: RequestScope) -> Object:
+    """The request body as an object of this endpoint's kind, unknown fields handled."""
+    body = await scope.request.body()
+    obj = negotiation.decode_body(body, scope.request.header("content-type"))
+    check_kind(scope, obj)
+    handle_unknown_fields(scope, obj)
+    return obj
+
+
+def check_kind(scope: RequestScope, obj: Any) -> None:
+    info = scope.store.info
+    if not isinstance(obj, dict):
+        raise errors.bad_request(
+            f"couldn't get version/kind; json parse error: json: cannot unmarshal {type(obj).__name__} into Go value of type struct"
+        )
+    kind = obj.get("kind")
+    api_version = obj.get("apiVersion")
+    if not kind:
+        raise errors.bad_request(f"Object 'Kind' is missing in '{_short(obj)}'")
+    if api_version and api_version != info.group_version:
+        raise errors.bad_request(
+            f"the API version in the data ({api_version}) does not match the expected API version ({info.group_version})"
+        )
+    if kind != info.kind:
+        raise errors.bad_request(
+            f'{kind} in version "{info.version}" cannot be handled as a {info.kind}'
+        )
+    obj["apiVersion"] = info.group_version
+
+
+def _short(obj: Object) -> str:
+    return orjson.dumps(obj).decode()[:256]
+
+
+def handle_unknown_fields(scope: RequestScope, obj: Object) -> None:
+    """Drop undeclared fields; Strict refuses them, Warn reports them (upstream's messages)."""
+    info = scope.store.info
+    schema = definitions.schema_for(info.group, info.version, info.kind)
+    unknown = pruning.prune_unknown(obj, schema)
+    if not unknown:
+        return
+    mode = scope.ctx.field_validation
+    if mode == "Strict":
+        detail = ", ".join(f'unknown field "{p}"' for p in unknown)
+        raise errors.bad_request(f"strict decoding error: {detail}")
+    if mode == "Warn":
+        for path in unknown:
+            scope.ctx.warn(f'unknown field "{path}"')
+
+
+async def create(scope: RequestScope) -> None:
+    if scope.info.name and not scope.info.subresource:
+        raise errors.method_not_allowed()
+    obj = await decode_object(scope)
+    created = await scope.store.create(scope.namespace, obj, scope.ctx)
+    await scope.respond_object(201, created)
+
+
+async def update(scope: RequestScope) -> None:
+    if scope.info.subresource == "scale":
+        await scale.update(scope)
+        return
+    obj = await decode_object(scope)
+    stored, created = await scope.store.update(
+        scope.namespace, scope.info.name, obj, scope.ctx, subresource=scope.info.subresource
+    )
+    await scope.respond_object(201 if created else 200, stored)
+
+
+# ----- deletes ----------------------------------------------------------------
+
+
+async def delete(scope: RequestScope) -> None:
+    opts = await delete_options(scope)
+    result = await scope.store.delete(scope.namespace, scope.info.name, opts, scope.ctx)
+    info = scope.store.info
+    if result.deleted and not info.return_deleted_object:
+        meta = result.obj["metadata"]
+        status = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": {"name": meta["name"], "kind": info.plural, "uid": meta.get("uid", "")},
+        }
+        if info.group:
+            status["details"]["group"] = info.group
+        await scope.respond(200, status)
+        return
+    await scope.respond_object(200, result.obj)
+
+
+async def delete_collection(scope: RequestScope) -> None:
+    opts = await delete_options(scope)
+    deleted = await scope.store.delete_collection(
+        scope.namespace, list_options(scope), opts, scope.ctx
+    )
+    await scope.respond(200, render_list(scope, deleted, {}))
+
+
+async def delete_options(scope: RequestScope) -> DeleteOptions:
+    """DeleteOptions from the body (kubectl sends one) or the query string."""
+    body = await scope.request.body()
+    raw: Object = {}
+    if body.strip():
+        decoded = negotiation.decode_body(body, scope.request.header("content-type"))
+        if isinstance(decoded, dict):
+            raw = decoded
+    q = scope.query
+    opts = DeleteOptions()
+    grace = raw.get("gracePeriodSeconds", q.get("gracePeriodSeconds"))
+    if grace not in (None, ""):
+        opts.grace_period_seconds = _grace(grace)
+    opts.propagation_policy = raw.get("propagationPolicy") or q.get("propagationPolicy", "")
+    if opts.propagation_policy not in ("", "Orphan", "Background", "Foreground"):
+        raise errors.invalid(
+            errors.GroupKind("meta.k8s.io", "DeleteOptions"),
+            "",
+            [_unsupported_policy(opts.propagation_policy)],
+        )
+    orphan = raw.get("orphanDependents", q.get("orphanDependents"))
+    if orphan not in (None, ""):
+        opts.orphan_dependents = orphan in (True, "true", "1")
+    preconditions = raw.get("preconditions") or {}
+    opts.preconditions_uid = preconditions.get("uid") or ""
+    opts.preconditions_resource_version = preconditions.get("resourceVersion") or ""
+    if raw.get("dryRun") == ["All"]:
+        scope.ctx.dry_run = True
+    return opts
+
+
+def _grace(value: Any) -> int:
+    try:
+        grace = int(value)
+    except (TypeError, ValueError):
+        raise errors.bad_request(f"gracePeriodSeconds: invalid value {value!r}") from None
+    return max(grace, 0)
+
+
+def _unsupported_policy(policy: str) -> Any:
+    from kajitori.machinery import field
+
+    return field.not_supported(
+        "propagationPolicy", policy, ["Foreground", "Background", "Orphan", "nil"]
+    )

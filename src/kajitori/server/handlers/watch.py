@@ -1,0 +1,161 @@
+"""WATCH: a stream of newline-delimited ``{"type": ..., "object": ...}`` events.
+
+The stream ends when the client goes away, when ``timeoutSeconds`` passes
+(default: upstream's min-request-timeout of 1800 s, stretched by a random
+factor up to 2 so that watchers do not all reconnect at once), or when the
+store raises: errors after the stream started (such as 410 Expired for a
+compacted resourceVersion) are sent as one ``ERROR`` event carrying a
+``Status``, as upstream does. With ``allowWatchBookmarks`` a ``BOOKMARK``
+carrying the last delivered resourceVersion is sent every
+``BOOKMARK_INTERVAL`` seconds of quiet, never ahead of delivered events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from kajitori.machinery import errors
+from kajitori.registry.generic.store import WatchEvent
+from kajitori.server import asgi, negotiation
+from kajitori.server.handlers import resources, transform
+from kajitori.server.handlers.scope import RequestScope
+
+Object = dict[str, Any]
+
+MIN_REQUEST_TIMEOUT = 1800.0
+BOOKMARK_INTERVAL = 60.0
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+
+
+def _timeout(scope: RequestScope) -> float:
+    raw = scope.query.get("timeoutSeconds", "")
+    if raw:
+        try:
+            return max(float(int(raw)), 0.0)
+        except ValueError:
+            raise errors.bad_request(f"invalid timeoutSeconds {raw!r}") from None
+    return MIN_REQUEST_TIMEOUT * (1 + random.random())
+
+
+def _send_initial_events(scope: RequestScope) -> bool | None:
+    raw = scope.query.get("sendInitialEvents", "")
+    if not raw:
+        return None
+    value = raw == "true"
+    if value and scope.query.get("resourceVersionMatch") != "NotOlderThan":
+        raise errors.invalid(
+            errors.GroupKind("meta.k8s.io", "ListOptions"),
+            "",
+            [
+                _field_forbidden(
+                    "resourceVersionMatch",
+                    "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                )
+            ],
+        )
+    return value
+
+
+def _field_forbidden(path: str, detail: str) -> Any:
+    from kajitori.machinery import field
+
+    return field.forbidden(path, detail)
+
+
+async def watch(scope: RequestScope) -> None:
+    opts = resources.list_options(scope)
+    if scope.info.name:
+        # GET .../pods/<name>?watch=true watches one object, as a field selector would.
+        opts.field_selector, opts.field_names = resources._field_selector(
+            scope, f"metadata.name={scope.info.name}"
+        )
+    timeout = _timeout(scope)
+    initial = _send_initial_events(scope)
+    bookmarks = scope.query.get("allowWatchBookmarks", "") == "true"
+    events = scope.store.watch(scope.namespace, opts, send_initial_events=initial)
+    content_type = negotiation.encode({}, scope.media)[1]
+    if scope.media.type == negotiation.YAML:
+        content_type = negotiation.JSON
+    await asgi.start_stream(scope.send, 200, content_type, scope.headers())
+    pump = asyncio.ensure_future(_pump(scope, events, bookmarks))
+    gone = asyncio.ensure_future(_client_gone(scope))
+    try:
+        await asyncio.wait({pump, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (pump, gone):
+            task.cancel()
+        for task in (pump, gone):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await events.aclose()  # type: ignore[attr-defined]
+    with contextlib.suppress(Exception):
+        await asgi.send_chunk(scope.send, b"", more=False)
+
+
+async def _client_gone(scope: RequestScope) -> None:
+    while True:
+        message = await scope.request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _pump(scope: RequestScope, events: AsyncIterator[WatchEvent], bookmarks: bool) -> None:
+    last_rv = 0
+    iterator = events.__aiter__()
+    try:
+        while True:
+            try:
+                if bookmarks:
+                    event = await asyncio.wait_for(iterator.__anext__(), BOOKMARK_INTERVAL)
+                else:
+                    event = await iterator.__anext__()
+            except TimeoutError:
+                if last_rv:
+                    await _send_event(scope, _bookmark(scope, last_rv, end=False))
+                continue
+            except StopAsyncIteration:
+                return
+            if event.type == "BOOKMARK":
+                if event.extra.get("initial_events_end"):
+                    await _send_event(scope, _bookmark(scope, event.revision, end=True))
+                last_rv = max(last_rv, event.revision)
+                continue
+            last_rv = max(last_rv, event.revision)
+            await _send_event(scope, {"type": event.type, "object": _render(scope, event.object)})
+    except errors.StatusError as exc:
+        await _send_event(scope, {"type": "ERROR", "object": exc.to_status()})
+
+
+def _bookmark(scope: RequestScope, revision: int, *, end: bool) -> Object:
+    obj = scope.store.bookmark_object(revision)
+    if end:
+        obj["metadata"]["annotations"] = {INITIAL_EVENTS_END: "true"}
+    return {"type": "BOOKMARK", "object": obj}
+
+
+def _render(scope: RequestScope, obj: Object) -> Any:
+    kind = scope.media.transform
+    if kind == "Table":
+        return transform.table(
+            scope.store.info,
+            [obj],
+            scope.media,
+            scope.query,
+            now=datetime.datetime.now(datetime.UTC),
+        )
+    if kind in ("PartialObjectMetadata", "PartialObjectMetadataList"):
+        return transform.partial_object_metadata(obj, scope.media)
+    obj.setdefault("kind", scope.store.info.kind)
+    obj.setdefault("apiVersion", scope.store.info.group_version)
+    return obj
+
+
+async def _send_event(scope: RequestScope, event: Object) -> None:
+    await asgi.send_chunk(scope.send, orjson.dumps(event) + b"\n")

@@ -1,0 +1,106 @@
+"""RequestInfo: what a URL and method ask for, parsed once per request.
+
+Mirrors upstream's ``RequestInfoFactory.NewRequestInfo``
+(k8s.io/apiserver/pkg/endpoints/request/requestinfo.go), so authorization,
+audit and the handlers all read the same verb/resource/namespace/name.
+Accepted shapes::
+
+    /api/v1/{resource}[/{name}[/{subresource}]]
+    /api/v1/namespaces/{namespace}/{resource}[/{name}[/{subresource}]]
+    /apis/{group}/{version}/...                       (same shapes)
+    /api/v1/watch/...  /apis/{g}/{v}/watch/...        (legacy watch paths)
+
+Anything else (``/version``, ``/healthz``, ``/apis``, ...) is a non-resource
+request. ``/api/v1/namespaces/{name}`` is the namespace itself, and its
+``status`` and ``finalize`` subresources stay on the namespace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+_NAMESPACE_SUBRESOURCES = frozenset(("status", "finalize"))
+_VERB_BY_METHOD = {
+    "POST": "create",
+    "PUT": "update",
+    "PATCH": "patch",
+    "GET": "get",
+    "HEAD": "get",
+    "DELETE": "delete",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    path: str
+    verb: str
+    is_resource_request: bool = False
+    api_prefix: str = ""
+    api_group: str = ""
+    api_version: str = ""
+    namespace: str = ""
+    resource: str = ""
+    subresource: str = ""
+    name: str = ""
+    parts: tuple[str, ...] = ()
+
+
+def parse_query(query_string: bytes) -> dict[str, str]:
+    """Query parameters, last value wins (as Go's url.Values.Get takes the first; rare)."""
+    parsed = parse_qs(query_string.decode("latin-1"), keep_blank_values=True)
+    return {k: v[0] for k, v in parsed.items()}
+
+
+def new_request_info(method: str, path: str, query: dict[str, str]) -> RequestInfo:
+    non_resource = RequestInfo(path=path, verb=method.lower())
+    parts = [p for p in path.strip("/").split("/")] if path.strip("/") else []
+    if len(parts) < 2 or parts[0] not in ("api", "apis"):
+        return non_resource
+    prefix = parts.pop(0)
+    group = ""
+    if prefix == "apis":
+        if len(parts) < 2:
+            return non_resource
+        group = parts.pop(0)
+    version = parts.pop(0)
+    if not parts:
+        return non_resource
+    verb = _VERB_BY_METHOD.get(method.upper(), method.lower())
+    if parts[0] == "watch":
+        parts.pop(0)
+        verb = "watch"
+        if not parts:
+            return non_resource
+    namespace = ""
+    if parts[0] == "namespaces" and len(parts) > 1:
+        namespace = parts[1]
+        if len(parts) > 2 and parts[2] not in _NAMESPACE_SUBRESOURCES:
+            parts = parts[2:]
+    resource = parts[0]
+    name = parts[1] if len(parts) > 1 else ""
+    subresource = parts[2] if len(parts) > 2 else ""
+    verb = _refine_verb(verb, name, query)
+    return RequestInfo(
+        path=path,
+        verb=verb,
+        is_resource_request=True,
+        api_prefix=prefix,
+        api_group=group,
+        api_version=version,
+        namespace=namespace,
+        resource=resource,
+        subresource=subresource,
+        name=name,
+        parts=tuple(parts),
+    )
+
+
+def _refine_verb(verb: str, name: str, query: dict[str, str]) -> str:
+    if verb == "get" and not name:
+        verb = "list"
+    if verb == "list" and query.get("watch", "") in ("true", "1"):
+        verb = "watch"
+    if verb == "delete" and not name:
+        verb = "deletecollection"
+    return verb

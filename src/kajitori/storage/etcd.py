@@ -1,0 +1,355 @@
+"""The storage ``Backend`` on a real etcd v3 cluster, spoken to over gRPC.
+
+Owns: turning each ``Backend`` call into one etcd request (or one
+transaction), and etcd's answers and errors back into ``interface`` types.
+The request shapes follow upstream's ``storage/etcd3/store.go``:
+
+* create = ``If(create_revision(key) == 0) Then(put)``;
+* update / delete = ``If(mod_revision(key) == expected) Then(put | delete)
+  Else(get)``, so a conflict carries the current value and the caller can
+  retry without another read (``expected == 0`` guards on existence only);
+* range = one ``Range`` from ``start_after + "\\0"`` to the end of the prefix,
+  at a revision, with a limit;
+* watch = one gRPC ``Watch`` stream per call, ``start_revision =
+  after_revision + 1`` with ``prev_kv``, one batch per watch response.
+
+Several API servers (and several kajitori clusters, via ``prefix``) may share
+one etcd, so nothing here caches data or assumes it is the only writer:
+revisions come from etcd's response headers, and a revision may skip numbers
+that other writers (or other prefixes) used. ``compact`` compacts the whole
+etcd, not just this prefix, because etcd's history is global.
+
+Client: the gRPC stubs generated from etcd's protos that ship in ``aetcd``
+(``aetcd.rpc``), driven directly with ``grpc.aio``; aetcd's own ``Client``
+lacks range revision/limit/count and a per-call watch. See
+docs/decisions/0004-etcd-client.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, NoReturn
+
+import grpc
+from aetcd import rpc
+
+from kajitori.storage import interface
+
+# etcd answers large lists in one message; upstream lifts gRPC's 4 MiB cap too.
+_CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", -1),
+    ("grpc.max_send_message_length", -1),
+    ("grpc.enable_http_proxy", 0),
+]
+_COMPACTED = "required revision has been compacted"
+_FUTURE = "required revision is a future revision"
+
+
+def _prefix_end(prefix: bytes) -> bytes:
+    """The smallest key greater than every key starting with ``prefix`` (etcd's range_end).
+
+    ``b"\\0"`` (etcd's "to the end of the keyspace") when no such key exists.
+    """
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return b"\0"
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+class EtcdBackend:
+    """An ``interface.Backend`` storing ``prefix + key`` in the etcd at ``endpoint``.
+
+    ``endpoint`` is ``host:port`` of etcd's client URL (plain-text gRPC).
+    ``prefix`` is prepended to every key written and stripped from every key
+    returned, so clusters or tests sharing one etcd do not see each other.
+    """
+
+    def __init__(self, endpoint: str, *, prefix: str = "") -> None:
+        self.endpoint = endpoint
+        self.prefix = prefix
+        self._prefix = prefix.encode()
+        self._channel: grpc.aio.Channel | None = None
+        self._kv: Any = None
+        self._watch: Any = None
+        self._watch_calls: set[Any] = set()
+        self._closed = False
+        # Compaction only moves forward: the oldest readable revision seen so
+        # far bounds the search in compacted_revision().
+        self._oldest_readable = 1
+
+    async def start(self) -> None:
+        """Open the gRPC channel and check that etcd answers."""
+        self._channel = grpc.aio.insecure_channel(self.endpoint, options=_CHANNEL_OPTIONS)
+        self._kv = rpc.KVStub(self._channel)
+        self._watch = rpc.WatchStub(self._channel)
+        await self.current_revision()
+
+    async def close(self) -> None:
+        """End pending watches (they stop iterating) and close the channel."""
+        self._closed = True
+        for call in list(self._watch_calls):
+            call.cancel()
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+
+    # -- reads ---------------------------------------------------------------
+
+    async def current_revision(self) -> int:
+        """etcd's newest revision, across all prefixes (a new etcd starts at 1)."""
+        response = await self._range(rpc.RangeRequest(key=self._prefix or b"\0", count_only=True))
+        revision: int = response.header.revision
+        return revision
+
+    async def compacted_revision(self) -> int:
+        """The revision etcd was last compacted at (0 if never).
+
+        etcd does not report it directly, so this searches for the oldest
+        readable revision: reads below the compaction revision fail. Usually
+        one request, at most log2(revisions since the last known compaction).
+        """
+        if await self._readable(self._oldest_readable):
+            return self._oldest_readable if self._oldest_readable > 1 else 0
+        low, high = self._oldest_readable + 1, await self.current_revision()
+        while low < high:
+            middle = (low + high) // 2
+            if await self._readable(middle):
+                high = middle
+            else:
+                low = middle + 1
+        self._oldest_readable = low
+        return low
+
+    async def get(self, key: str, *, revision: int = 0) -> tuple[int, interface.KeyValue | None]:
+        """Read ``key`` at ``revision`` (0: newest) with a linearizable read."""
+        response = await self._range(
+            rpc.RangeRequest(key=self._key(key), revision=revision), revision=revision
+        )
+        read_at = revision or response.header.revision
+        return read_at, self._kv_from(response.kvs[0]) if response.kvs else None
+
+    async def range(
+        self, prefix: str, *, start_after: str = "", limit: int = 0, revision: int = 0
+    ) -> interface.RangeResult:
+        """One page of keys under ``prefix``; ``count`` covers the whole prefix."""
+        first, end = self._key(prefix), _prefix_end(self._key(prefix))
+        start = max(first, self._key(start_after) + b"\0") if start_after else first
+        response = await self._range(
+            rpc.RangeRequest(key=start or b"\0", range_end=end, limit=limit, revision=revision),
+            revision=revision,
+        )
+        read_at = revision or response.header.revision
+        count = response.count
+        if start_after:
+            # etcd counts only the range asked for; the total needs the whole
+            # prefix, read at the same revision so the numbers agree.
+            whole = rpc.RangeRequest(key=first or b"\0", range_end=end, count_only=True)
+            whole.revision = read_at
+            count = (await self._range(whole, revision=read_at)).count
+        return interface.RangeResult(
+            kvs=[self._kv_from(kv) for kv in response.kvs],
+            revision=read_at,
+            more=response.more,
+            count=count,
+        )
+
+    async def count(self, prefix: str) -> tuple[int, int]:
+        """(newest revision, live keys under ``prefix``) from one count-only range."""
+        first = self._key(prefix)
+        response = await self._range(
+            rpc.RangeRequest(key=first or b"\0", range_end=_prefix_end(first), count_only=True)
+        )
+        return response.header.revision, response.count
+
+    # -- writes --------------------------------------------------------------
+
+    async def create(self, key: str, value: bytes) -> int:
+        """Put ``key`` only if it has no live incarnation; returns the new revision."""
+        full = self._key(key)
+        response = await self._txn(
+            rpc.TxnRequest(
+                compare=[_compare(full, rpc.Compare.CREATE, rpc.Compare.EQUAL, 0)],
+                success=[rpc.RequestOp(request_put=rpc.PutRequest(key=full, value=value))],
+            )
+        )
+        if not response.succeeded:
+            raise interface.KeyExistsError(key)
+        revision: int = response.header.revision
+        return revision
+
+    async def update(self, key: str, value: bytes, *, expected_revision: int) -> int:
+        """Put ``key`` if its mod_revision is ``expected_revision`` (0: if it exists)."""
+        full = self._key(key)
+        response = await self._guarded(
+            key, expected_revision, rpc.RequestOp(request_put=rpc.PutRequest(key=full, value=value))
+        )
+        revision: int = response.header.revision
+        return revision
+
+    async def delete(
+        self, key: str, *, expected_revision: int = 0
+    ) -> tuple[int, interface.KeyValue]:
+        """Delete ``key``, guarded like ``update``; returns (revision, value deleted)."""
+        full = self._key(key)
+        op = rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=full, prev_kv=True))
+        response = await self._guarded(key, expected_revision, op)
+        deleted = response.responses[0].response_delete_range.prev_kvs[0]
+        return response.header.revision, self._kv_from(deleted)
+
+    async def compact(self, revision: int) -> None:
+        """Compact etcd's whole history before ``revision`` (idempotent).
+
+        ``physical`` waits until etcd has also freed the space, so a read
+        issued after this returns sees the compaction.
+        """
+        try:
+            await self._kv.Compact(rpc.CompactionRequest(revision=revision, physical=True))
+        except grpc.aio.AioRpcError as error:
+            if _COMPACTED in (error.details() or ""):
+                return  # already compacted at or past this revision
+            await self._raise_translated(error, revision)
+        self._oldest_readable = max(self._oldest_readable, revision)
+
+    # -- watch ---------------------------------------------------------------
+
+    async def watch(
+        self, prefix: str, *, after_revision: int
+    ) -> AsyncIterator[list[interface.Event]]:
+        """Stream etcd's watch responses under ``prefix`` as event batches."""
+        first = self._key(prefix)
+        create = rpc.WatchCreateRequest(
+            key=first or b"\0",
+            range_end=_prefix_end(first),
+            start_revision=after_revision + 1,
+            prev_kv=True,
+        )
+        call = self._watch.Watch()
+        self._watch_calls.add(call)
+        try:
+            await call.write(rpc.WatchRequest(create_request=create))
+            while True:
+                response = await self._next_watch_response(call)
+                if response is None:
+                    return
+                if response.compact_revision:
+                    raise interface.CompactedError(after_revision, response.compact_revision)
+                if response.canceled:
+                    raise interface.StorageError(
+                        f"etcd canceled the watch: {response.cancel_reason}"
+                    )
+                if response.events:
+                    yield [self._event_from(event) for event in response.events]
+        finally:
+            self._watch_calls.discard(call)
+            call.cancel()
+
+    async def _next_watch_response(self, call: Any) -> Any:
+        """The next response, or None once ``close()`` ended the stream."""
+        try:
+            response = await call.read()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self._closed and task is not None and not task.cancelling():
+                return None  # our close() cancelled the call, not someone cancelling us
+            raise
+        except grpc.aio.AioRpcError as error:
+            if self._closed and error.code() == grpc.StatusCode.CANCELLED:
+                return None
+            await self._raise_translated(error, 0)
+        if response is grpc.aio.EOF:
+            if self._closed:
+                return None
+            raise interface.StorageError("etcd ended the watch stream")
+        return response
+
+    # -- helpers -------------------------------------------------------------
+
+    def _key(self, key: str) -> bytes:
+        return self._prefix + key.encode()
+
+    def _kv_from(self, kv: Any) -> interface.KeyValue:
+        return interface.KeyValue(
+            key=kv.key[len(self._prefix) :].decode(),
+            value=kv.value,
+            create_revision=kv.create_revision,
+            mod_revision=kv.mod_revision,
+        )
+
+    def _event_from(self, event: Any) -> interface.Event:
+        prev = self._kv_from(event.prev_kv) if event.HasField("prev_kv") else None
+        kv = self._kv_from(event.kv)
+        if event.type == rpc.Event.DELETE:
+            # etcd reports a delete with create_revision 0; keep the deleted
+            # incarnation's, as the other backends do.
+            kv = interface.KeyValue(
+                key=kv.key,
+                value=b"",
+                create_revision=prev.create_revision if prev else 0,
+                mod_revision=kv.mod_revision,
+            )
+            return interface.Event(type="DELETE", kv=kv, prev_kv=prev)
+        return interface.Event(type="PUT", kv=kv, prev_kv=prev)
+
+    async def _guarded(self, key: str, expected_revision: int, op: Any) -> Any:
+        """Run ``op`` if ``key``'s mod_revision matches (or, for 0, the key exists)."""
+        full = self._key(key)
+        if expected_revision:
+            guard = _compare(full, rpc.Compare.MOD, rpc.Compare.EQUAL, expected_revision)
+        else:
+            guard = _compare(full, rpc.Compare.CREATE, rpc.Compare.GREATER, 0)
+        response = await self._txn(
+            rpc.TxnRequest(
+                compare=[guard],
+                success=[op],
+                failure=[rpc.RequestOp(request_range=rpc.RangeRequest(key=full))],
+            )
+        )
+        if response.succeeded:
+            return response
+        current = response.responses[0].response_range.kvs
+        if not current:
+            raise interface.KeyNotFoundError(key)
+        raise interface.RevisionConflictError(key, self._kv_from(current[0]))
+
+    async def _range(self, request: Any, *, revision: int = 0) -> Any:
+        try:
+            return await self._kv.Range(request)
+        except grpc.aio.AioRpcError as error:
+            await self._raise_translated(error, revision)
+
+    async def _txn(self, request: Any) -> Any:
+        try:
+            return await self._kv.Txn(request)
+        except grpc.aio.AioRpcError as error:
+            await self._raise_translated(error, 0)
+
+    async def _readable(self, revision: int) -> bool:
+        request = rpc.RangeRequest(key=b"\0", count_only=True, revision=revision)
+        try:
+            await self._kv.Range(request)
+        except grpc.aio.AioRpcError as error:
+            if _COMPACTED in (error.details() or ""):
+                return False
+            await self._raise_translated(error, revision)
+        return True
+
+    async def _raise_translated(self, error: grpc.aio.AioRpcError, revision: int) -> NoReturn:
+        """Raise the ``interface`` error for an etcd gRPC error about ``revision``."""
+        details = error.details() or ""
+        if _COMPACTED in details:
+            raise interface.CompactedError(revision, await self.compacted_revision()) from error
+        if _FUTURE in details:
+            raise interface.FutureRevisionError(revision, await self.current_revision()) from error
+        raise interface.StorageError(
+            f"etcd {self.endpoint}: {error.code().name}: {details}"
+        ) from error
+
+
+def _compare(key: bytes, target: int, result: int, revision: int) -> Any:
+    compare = rpc.Compare(key=key, target=target, result=result)
+    if target == rpc.Compare.CREATE:
+        compare.create_revision = revision
+    else:
+        compare.mod_revision = revision
+    return compare

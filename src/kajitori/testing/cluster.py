@@ -1,0 +1,116 @@
+"""A kajitori cluster in a child process, for tests and benchmarks.
+
+``KajitoriCluster`` runs ``python -m kajitori up`` on a free loopback port
+with its own data directory, waits until it prints that it is ready, and
+exposes the kubeconfig path and a ``kubectl`` helper. Running the real
+command line (not an in-process server) means every test also exercises
+what a user starts.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+READY_MARKER = "kajitori is ready at "
+
+
+class ClusterStartError(RuntimeError):
+    pass
+
+
+class KajitoriCluster:
+    def __init__(self, data_dir: Path, *, extra_args: Sequence[str] = (), port: int = 0) -> None:
+        self.data_dir = data_dir
+        self.extra_args = tuple(extra_args)
+        self.port = port
+        self.url = ""
+        self.process: subprocess.Popen[str] | None = None
+        self.log_path = data_dir / "kajitori.log"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.data_dir / "kubeconfig"
+
+    def start(self, timeout: float = 30.0) -> KajitoriCluster:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("a")
+        cmd = [sys.executable, "-m", "kajitori", "up", "--data-dir", str(self.data_dir)]
+        cmd += ["--port", str(self.port), *self.extra_args]
+        self.process = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1
+        )
+        self._wait_ready(timeout)
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            if line.startswith(READY_MARKER):
+                self.url = line[len(READY_MARKER) :].split()[0]
+                return
+        self.stop()
+        raise ClusterStartError(
+            f"kajitori did not start; log:\n{self.log_path.read_text()[-4000:]}"
+        )
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        code = self.process.returncode
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self.process = None
+        return code
+
+    def kubectl(
+        self,
+        *args: str,
+        stdin: str | None = None,
+        check: bool = True,
+        env: dict[str, str] | None = None,
+        timeout: float = 60.0,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real kubectl against this cluster."""
+        full_env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **(env or {})}
+        result = subprocess.run(
+            ["kubectl", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}"
+            )
+        return result
+
+    def __enter__(self) -> KajitoriCluster:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,1 @@
+"""Tests for api/apps_v1."""

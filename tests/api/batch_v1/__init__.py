@@ -1,0 +1,1 @@
+"""Tests for api/batch_v1."""

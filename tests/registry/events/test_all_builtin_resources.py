@@ -1,0 +1,33 @@
+"""The install list resolves to every built-in resource, each declared once."""
+
+from __future__ import annotations
+
+from kajitori.registry import install
+
+
+def test_all_resources_returns_the_33_builtin_resources() -> None:
+    """Every module in the install list imports and declares a distinct RESOURCE."""
+    resources = install.all_resources()
+    assert len(resources) == 33
+    keys = {(r.group, r.plural) for r in resources}
+    assert len(keys) == 33
+    assert {
+        ("coordination.k8s.io", "leases"),
+        ("discovery.k8s.io", "endpointslices"),
+        ("events.k8s.io", "events"),
+        ("policy", "poddisruptionbudgets"),
+        ("storage.k8s.io", "storageclasses"),
+        ("networking.k8s.io", "ingresses"),
+        ("networking.k8s.io", "ingressclasses"),
+        ("networking.k8s.io", "networkpolicies"),
+        ("rbac.authorization.k8s.io", "roles"),
+        ("rbac.authorization.k8s.io", "clusterroles"),
+        ("rbac.authorization.k8s.io", "rolebindings"),
+        ("rbac.authorization.k8s.io", "clusterrolebindings"),
+    } <= keys
+
+
+def test_short_names_are_unique_across_resources() -> None:
+    """No two resources claim the same short name (kubectl would be ambiguous)."""
+    names = [n for r in install.all_resources() for n in r.short_names]
+    assert len(names) == len(set(names))
