@@ -171,12 +171,18 @@ async def run(
     make_request: RequestFactory | None = None,
     server_hostname: str | None = "localhost",
     reconnect: bool = False,
+    completions: list[tuple[int, float]] | None = None,
 ) -> Result:
-    """Drive ``connections`` clients until ``duration`` seconds pass or ``total_requests`` are done."""
+    """Drive ``connections`` clients until ``duration`` seconds pass or ``total_requests`` are done.
+
+    If ``completions`` is given, each finished request appends (its sequence
+    number, the ``time.perf_counter()`` its response ended at) to it.
+    """
     if duration is None and total_requests is None:
         raise ValueError("give a duration, a request count, or both")
     factory = make_request or constant()
     state = _RunState(total_requests, time.perf_counter() + duration if duration else None)
+    state.completions = completions
     client = _Client(host, port, ssl_context, server_hostname, reconnect=reconnect)
     cpu_before = time.process_time()
     began = time.perf_counter()
@@ -200,6 +206,7 @@ class _RunState:
     errors: int = 0
     statuses: collections.Counter[int] = dataclasses.field(default_factory=collections.Counter)
     latencies: list[float] = dataclasses.field(default_factory=list)
+    completions: list[tuple[int, float]] | None = None
 
     def over(self) -> bool:
         if self.budget is not None and self.issued >= self.budget:
@@ -319,6 +326,7 @@ class _Connection:
         self._encoded = b""
         self._outgoing = b""
         self._started = 0.0
+        self._sequence = 0
         self._single = False
         self._loop = asyncio.get_running_loop()
         self._done: asyncio.Future[None] = self._loop.create_future()
@@ -339,6 +347,7 @@ class _Connection:
         if sequence is None:
             return False
         request = self._factory(sequence)
+        self._sequence = sequence
         if request is not self._last:
             self._last, self._encoded = request, self._client.encode(request)
         self._started = time.perf_counter()
@@ -380,7 +389,10 @@ class _Connection:
 
     def _record(self) -> None:
         state = self._state
-        state.latencies.append(time.perf_counter() - self._started)
+        now = time.perf_counter()
+        state.latencies.append(now - self._started)
+        if state.completions is not None:
+            state.completions.append((self._sequence, now))
         for status in self._parser.completed:
             state.statuses[status] += 1
         self._parser.completed.clear()

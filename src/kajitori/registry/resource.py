@@ -9,9 +9,9 @@ the same facts over storage.go, strategy.go, conversion.go and printers.go).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from kajitori.machinery import errors
 from kajitori.registry.generic import strategy as strategies
@@ -19,6 +19,23 @@ from kajitori.registry.generic import table as tables
 
 Object = dict[str, Any]
 FieldExtractor = Callable[[Object], str]
+Rollback = Callable[[], Awaitable[None]]
+
+
+class Allocator(Protocol):
+    """Hands out cluster-wide unique values (Service IPs, NodePorts) before a write.
+
+    ``allocate`` fills them into ``obj`` (``old`` is the stored object on
+    update) and returns how to give them back if the write then fails;
+    ``release`` frees what ``obj`` held and ``keep`` (its replacement) does not.
+    """
+
+    async def allocate(
+        self, backend: Any, obj: Object, old: Object | None, *, dry_run: bool
+    ) -> Rollback: ...
+
+    async def release(self, backend: Any, obj: Object, keep: Object | None = None) -> None: ...
+
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
@@ -90,10 +107,14 @@ class ResourceInfo:
     table: tables.Table = tables.DEFAULT_TABLE
     # Extra subresources served by dedicated handlers (e.g. pods/log, pods/binding).
     extra_subresources: tuple[str, ...] = ()
+    # Strategies for extra subresources that are plain updates (e.g. namespaces/finalize).
+    extra_strategies: Mapping[str, strategies.Strategy] = field(default_factory=dict)
     # Whether metadata.generation counts desired-state changes (upstream sets
     # it in the kind's PrepareForCreate/PrepareForUpdate; kinds without it
     # have no generation at all).
     tracks_generation: bool = False
+    # Unique values handed out before storing (Service ClusterIPs and NodePorts).
+    allocator: Allocator | None = None
     # DELETE answers with the deleted object instead of a Status (upstream's
     # ReturnDeletedObject, e.g. pods).
     return_deleted_object: bool = False

@@ -183,6 +183,14 @@ def _subresource_kind(info: ResourceInfo, sub: str) -> tuple[str, str, str]:
     return info.group, info.version, info.kind
 
 
+def _subresource_verbs(info: ResourceInfo, sub: str) -> list[str]:
+    if sub in ("status", "scale"):
+        return list(_SUBRESOURCE_VERBS)
+    if sub in info.extra_strategies:
+        return ["update"]
+    return ["create"]
+
+
 def _api_subresources(info: ResourceInfo) -> list[dict[str, Any]]:
     out = []
     for sub in info.subresource_names:
@@ -192,7 +200,7 @@ def _api_subresources(info: ResourceInfo) -> list[dict[str, Any]]:
             "singularName": "",
             "namespaced": info.namespaced,
             "kind": kind,
-            "verbs": list(_SUBRESOURCE_VERBS) if sub in ("status", "scale") else ["create"],
+            "verbs": _subresource_verbs(info, sub),
         }
         if sub == "scale":
             entry["group"] = group
@@ -220,7 +228,7 @@ def _discovery_resource(info: ResourceInfo) -> dict[str, Any]:
             {
                 "subresource": sub,
                 "responseKind": {"group": group, "version": version, "kind": kind},
-                "verbs": list(_SUBRESOURCE_VERBS) if sub in ("status", "scale") else ["create"],
+                "verbs": _subresource_verbs(info, sub),
             }
         )
     if subs:

@@ -40,12 +40,13 @@ class KajitoriCluster:
 
     def start(self, timeout: float = 30.0) -> KajitoriCluster:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("a")
         cmd = [sys.executable, "-m", "kajitori", "up", "--data-dir", str(self.data_dir)]
         cmd += ["--port", str(self.port), *self.extra_args]
-        self.process = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1
-        )
+        with self.log_path.open("a") as log:
+            # The child keeps its own copy of the descriptor.
+            self.process = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1
+            )
         self._wait_ready(timeout)
         return self
 

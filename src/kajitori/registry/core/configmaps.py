@@ -36,6 +36,9 @@ class ConfigMapStrategy(strategies.Strategy):
     def validate_update(self, obj: Object, old: Object) -> field.ErrorList:
         return validation.validate_config_map_update(obj, old)
 
+    def decode_problem(self, obj: Object) -> str | None:
+        return validation.decode_config_map_binary_data(obj)
+
     def canonicalize(self, obj: Object) -> None:
         secrets.canonicalize_bytes_map(obj.get("binaryData"))
 

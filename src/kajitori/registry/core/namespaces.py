@@ -89,6 +89,12 @@ class NamespaceStrategy(strategies.Strategy):
     def canonicalize(self, obj: Object) -> None:
         set_name_label(obj)
 
+    def deletion_pending(self, obj: Object) -> bool:
+        return bool((obj.get("spec") or {}).get("finalizers"))
+
+    def prepare_for_delete(self, obj: Object) -> None:
+        obj.setdefault("status", {})["phase"] = "Terminating"
+
 
 def _keep_status(obj: Object, old: Object) -> None:
     if "status" in old:
@@ -144,6 +150,7 @@ RESOURCE = resource.ResourceInfo(
     strategy=STRATEGY,
     status=NamespaceStatusStrategy(STRATEGY),
     extra_subresources=("finalize",),
+    extra_strategies={"finalize": FINALIZE_STRATEGY},
     selectable_fields={"status.phase": resource.nested_str("status", "phase")},
     table=tables.Table(columns=COLUMNS, row=namespace_row),
 )

@@ -49,6 +49,9 @@ class SecretStrategy(strategies.Strategy):
     def validate_update(self, obj: Object, old: Object) -> field.ErrorList:
         return validation.validate_secret_update(obj, old)
 
+    def decode_problem(self, obj: Object) -> str | None:
+        return validation.decode_secret_data(obj)
+
     def canonicalize(self, obj: Object) -> None:
         validation.canonicalize_bytes_map(obj.get("data"))
 

@@ -24,6 +24,7 @@ from kajitori.api.core_v1 import defaults
 from kajitori.api.core_v1.validation import services as validation
 from kajitori.machinery import field
 from kajitori.registry import resource
+from kajitori.registry.core import service_allocator
 from kajitori.registry.generic import strategy as strategies
 from kajitori.registry.generic import table as tables
 
@@ -220,4 +221,5 @@ RESOURCE = resource.ResourceInfo(
         "spec.type": resource.nested_str("spec", "type"),
     },
     table=tables.Table(columns=COLUMNS, row=service_row),
+    allocator=service_allocator.ServiceAllocator(),
 )

@@ -28,7 +28,7 @@ from kajitori.machinery import errors, field
 from kajitori.machinery import names as namegen
 from kajitori.registry.generic.request import RequestContext
 from kajitori.registry.generic.strategy import Strategy
-from kajitori.registry.resource import ResourceInfo
+from kajitori.registry.resource import ResourceInfo, Rollback
 
 if TYPE_CHECKING:
     from kajitori.registry.generic.store import DeleteOptions, Store
@@ -77,7 +77,7 @@ NO_ADMISSION: Admission = _NoAdmission()
 def strategy_for(info: ResourceInfo, subresource: str) -> Strategy:
     if subresource == "status" and info.status is not None:
         return info.status
-    return info.strategy
+    return info.extra_strategies.get(subresource, info.strategy)
 
 
 def now_rfc3339() -> str:
@@ -87,7 +87,9 @@ def now_rfc3339() -> str:
 # ----- create ---------------------------------------------------------------
 
 
-async def before_create(store: Store, namespace: str, obj: Object, ctx: RequestContext) -> Object:
+async def before_create(
+    store: Store, namespace: str, obj: Object, ctx: RequestContext, rollbacks: list[Rollback]
+) -> Object:
     info = store.info
     strategy = info.strategy
     meta = obj.setdefault("metadata", {})
@@ -96,6 +98,10 @@ async def before_create(store: Store, namespace: str, obj: Object, ctx: RequestC
     await store.admission.admit(store, "CREATE", obj, None, ctx)
     _fill_system_metadata(info, obj)
     strategy.prepare_for_create(obj)
+    if info.allocator is not None:
+        rollbacks.append(
+            await info.allocator.allocate(store.backend, obj, None, dry_run=ctx.dry_run)
+        )
     _raise_if_invalid(info, obj, strategy.validate(obj))
     for warning in strategy.warnings_on_create(obj):
         ctx.warn(warning)
@@ -150,7 +156,13 @@ def _raise_if_invalid(info: ResourceInfo, obj: Object, errs: field.ErrorList) ->
 
 
 async def before_update(
-    store: Store, obj: Object, old: Object, ctx: RequestContext, *, subresource: str
+    store: Store,
+    obj: Object,
+    old: Object,
+    ctx: RequestContext,
+    *,
+    subresource: str,
+    rollbacks: list[Rollback],
 ) -> Object:
     info = store.info
     strategy = strategy_for(info, subresource)
@@ -161,6 +173,10 @@ async def before_update(
     await store.admission.admit(store, "UPDATE", obj, old, ctx)
     _carry_system_metadata(meta, old_meta)
     strategy.prepare_for_update(obj, old)
+    if info.allocator is not None and not subresource:
+        rollbacks.append(
+            await info.allocator.allocate(store.backend, obj, old, dry_run=ctx.dry_run)
+        )
     if info.tracks_generation:
         generation = old_meta.get("generation", 1)
         meta["generation"] = generation + 1 if strategy.bumps_generation(obj, old) else generation
@@ -269,23 +285,31 @@ def plan_delete(info: ResourceInfo, current: Object, opts: DeleteOptions) -> Del
     obj = copy.deepcopy(current)
     meta = obj["metadata"]
     finalizers = _finalizers_for_policy(meta, opts)
-    grace = info.strategy.graceful_deletion_seconds(obj, opts.grace_period_seconds)
-    pending = meta.get("deletionTimestamp")
-    if pending:
-        return _plan_pending(meta, obj, finalizers, grace, opts)
-    if not finalizers and grace == 0:
+    strategy = info.strategy
+    grace = strategy.graceful_deletion_seconds(obj, opts.grace_period_seconds)
+    held = strategy.deletion_pending(obj)
+    if meta.get("deletionTimestamp"):
+        return _plan_pending(meta, obj, finalizers, grace, opts, held=held)
+    if not finalizers and grace == 0 and not held:
         return DeletePlan(None)
     if finalizers:
         meta["finalizers"] = finalizers
     meta["deletionTimestamp"] = _deletion_time(grace)
     meta["deletionGracePeriodSeconds"] = grace
+    strategy.prepare_for_delete(obj)
     if info.tracks_generation:
         meta["generation"] = meta.get("generation", 1) + 1
     return DeletePlan(obj)
 
 
 def _plan_pending(
-    meta: Object, obj: Object, finalizers: list[str], grace: int, opts: DeleteOptions
+    meta: Object,
+    obj: Object,
+    finalizers: list[str],
+    grace: int,
+    opts: DeleteOptions,
+    *,
+    held: bool,
 ) -> DeletePlan:
     """A second delete of an object already being deleted may shorten its grace."""
     current_grace = meta.get("deletionGracePeriodSeconds", 0)
@@ -294,7 +318,7 @@ def _plan_pending(
     if opts.grace_period_seconds is not None and grace < current_grace:
         meta["deletionGracePeriodSeconds"] = grace
         meta["deletionTimestamp"] = _deletion_time(grace)
-    if not meta.get("finalizers") and meta.get("deletionGracePeriodSeconds", 0) == 0:
+    if not meta.get("finalizers") and meta.get("deletionGracePeriodSeconds", 0) == 0 and not held:
         return DeletePlan(None)
     return DeletePlan(obj)
 

@@ -42,7 +42,7 @@ import orjson
 from kajitori.machinery import errors
 from kajitori.registry.generic import hooks
 from kajitori.registry.generic.request import RequestContext
-from kajitori.registry.resource import ResourceInfo
+from kajitori.registry.resource import ResourceInfo, Rollback
 from kajitori.storage import interface as storage
 
 Object = dict[str, Any]
@@ -257,14 +257,19 @@ class Store:
     # ----- writes ---------------------------------------------------------
 
     async def create(self, namespace: str, obj: Object, ctx: RequestContext) -> Object:
-        obj = await hooks.before_create(self, namespace, obj, ctx)
-        if ctx.dry_run:
-            return obj
-        key = self.key(namespace, obj["metadata"]["name"])
+        rollbacks: list[Rollback] = []
         try:
-            revision = await self.backend.create(key, self.encode(obj, key))
-        except storage.StorageError as exc:
-            raise self._translate(exc, obj["metadata"]["name"]) from exc
+            obj = await hooks.before_create(self, namespace, obj, ctx, rollbacks)
+            if ctx.dry_run:
+                return obj
+            key = self.key(namespace, obj["metadata"]["name"])
+            try:
+                revision = await self.backend.create(key, self.encode(obj, key))
+            except storage.StorageError as exc:
+                raise self._translate(exc, obj["metadata"]["name"]) from exc
+        except BaseException:
+            await _undo(rollbacks)
+            raise
         obj["metadata"]["resourceVersion"] = str(revision)
         return obj
 
@@ -324,22 +329,32 @@ class Store:
             current = self.decode(current_kv)
             if precondition_rv and precondition_rv != current["metadata"]["resourceVersion"]:
                 raise errors.conflict(self.gr, name)
-            desired = await mutate(self.decode(current_kv))
-            obj = await hooks.before_update(self, desired, current, ctx, subresource=subresource)
-            if hooks.unchanged(obj, current) or ctx.dry_run:
-                return obj, False
+            rollbacks: list[Rollback] = []
             try:
+                desired = await mutate(self.decode(current_kv))
+                obj = await hooks.before_update(
+                    self, desired, current, ctx, subresource=subresource, rollbacks=rollbacks
+                )
+                if hooks.unchanged(obj, current) or ctx.dry_run:
+                    await _undo(rollbacks)
+                    return obj, False
                 revision = await self.backend.update(
                     key, self.encode(obj, key), expected_revision=current_kv.mod_revision
                 )
             except storage.RevisionConflictError:
+                await _undo(rollbacks)
                 if precondition_rv:
                     raise errors.conflict(self.gr, name) from None
                 continue
             except storage.StorageError as exc:
+                await _undo(rollbacks)
                 raise self._translate(exc, name) from exc
+            except BaseException:
+                await _undo(rollbacks)
+                raise
             obj["metadata"]["resourceVersion"] = str(revision)
-            if hooks.should_delete_after_update(obj):
+            await self._release(current, obj)
+            if hooks.should_delete_after_update(self.info, obj):
                 await self._delete_now(namespace, name, obj)
             return obj, False
         raise errors.conflict(self.gr, name, "too many concurrent updates, please retry")
@@ -374,6 +389,7 @@ class Store:
                     continue
                 except storage.StorageError as exc:
                     raise self._translate(exc, name) from exc
+                await self._release(current)
                 return DeleteResult(current, True)
             if plan.updated == current:
                 return DeleteResult(current, False)
@@ -397,6 +413,12 @@ class Store:
         except storage.StorageError:
             # Someone changed it again (e.g. re-added a finalizer); their write wins.
             return
+        await self._release(obj)
+
+    async def _release(self, obj: Object, keep: Object | None = None) -> None:
+        """Give back allocations ``obj`` held that ``keep`` (its successor) does not."""
+        if self.info.allocator is not None:
+            await self.info.allocator.release(self.backend, obj, keep)
 
     async def delete_collection(
         self, namespace: str, list_opts: ListOptions, opts: DeleteOptions, ctx: RequestContext
@@ -569,6 +591,12 @@ def decode_continue(token: str) -> tuple[str, int, int]:
     if revision <= 0 or start.startswith("/") or ".." in start.split("/"):
         raise errors.bad_request("continue key is not valid: invalid start key")
     return start, revision, position
+
+
+async def _undo(rollbacks: list[Rollback]) -> None:
+    for rollback in reversed(rollbacks):
+        await rollback()
+    rollbacks.clear()
 
 
 def new_uid() -> str:

@@ -83,6 +83,25 @@ class Strategy:
         """Grace period to apply on delete; 0 deletes at once (most kinds)."""
         return 0
 
+    def deletion_pending(self, obj: Object) -> bool:
+        """Whether something besides metadata.finalizers holds a deleted object back.
+
+        Upstream's namespaces wait for ``spec.finalizers`` to empty (the
+        namespace controller removes "kubernetes" once the content is gone).
+        """
+        return False
+
+    def prepare_for_delete(self, obj: Object) -> None:
+        """Mark an object whose deletion has begun but cannot finish yet, in place."""
+
+    def decode_problem(self, obj: Object) -> str | None:
+        """A problem upstream finds while *decoding* the body (400, not 422), or None.
+
+        E.g. bad base64 in a Secret's ``data``: Go's decoder fails before
+        validation ever runs.
+        """
+        return None
+
 
 _NOT_SPEC = frozenset(("metadata", "status", "apiVersion", "kind"))
 

@@ -142,8 +142,19 @@ async def decode_object(scope: RequestScope) -> Object:
     body = await scope.request.body()
     obj = negotiation.decode_body(body, scope.request.header("content-type"))
     check_kind(scope, obj)
+    check_decodable(scope, obj)
     handle_unknown_fields(scope, obj)
     return obj
+
+
+def check_decodable(scope: RequestScope, obj: Object) -> None:
+    """Problems upstream's decoder finds before validation (e.g. bad base64) are 400s."""
+    info = scope.store.info
+    problem = info.strategy.decode_problem(obj)
+    if problem:
+        raise errors.bad_request(
+            f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: {problem}'
+        )
 
 
 def check_kind(scope: RequestScope, obj: Any) -> None:
