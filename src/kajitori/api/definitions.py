@@ -9,10 +9,10 @@ keys, list types, descriptions for OpenAPI. See docs/decisions/0003.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import pathlib
 from typing import Any
 
-import kubernetes_validate
 import orjson
 
 from kajitori.machinery.schema import SchemaNode
@@ -23,7 +23,12 @@ KUBERNETES_VERSION = "1.37.0"
 @functools.cache
 def definitions() -> dict[str, Any]:
     """All definitions by name (loaded and parsed once per process)."""
-    root = pathlib.Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
+    # Locate the package's data without importing it: its __init__ pulls in
+    # jsonschema, which would cost tens of milliseconds at every start.
+    spec = importlib.util.find_spec("kubernetes_validate")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the kubernetes-validate package is not installed")
+    root = pathlib.Path(next(iter(spec.submodule_search_locations))) / "kubernetes-json-schema"
     path = root / f"v{KUBERNETES_VERSION}-local" / "_definitions.json"
     defs: dict[str, Any] = orjson.loads(path.read_bytes())["$defs"]
     return defs

@@ -24,9 +24,16 @@ _SYSTEM = UserInfo("system:apiserver", ("system:masters",))
 async def _ensure(
     registry: APIRegistry, group: str, plural: str, namespace: str, obj: dict[str, Any]
 ) -> None:
+    """Create ``obj`` unless it exists (a restart finds it stored and leaves it alone)."""
     store = registry.lookup(group, "v1", plural)
     if store is None:
         return
+    try:
+        await store.get(namespace, obj["metadata"]["name"])
+        return
+    except errors.StatusError as exc:
+        if exc.code != 404:
+            raise
     try:
         await store.create(namespace, obj, RequestContext(user=_SYSTEM))
     except errors.StatusError as exc:

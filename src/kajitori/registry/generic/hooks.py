@@ -230,13 +230,18 @@ def unchanged(obj: Object, current: Object) -> bool:
     return obj == current
 
 
-def should_delete_after_update(obj: Object) -> bool:
-    """An object being deleted whose last finalizer was just removed goes now."""
+def should_delete_after_update(info: ResourceInfo, obj: Object) -> bool:
+    """An object being deleted whose last finalizer was just removed goes now.
+
+    The kind's strategy may still hold it back (a namespace waits for its
+    ``spec.finalizers`` to empty as well).
+    """
     meta = obj["metadata"]
     return (
         bool(meta.get("deletionTimestamp"))
         and not meta.get("finalizers")
         and (meta.get("deletionGracePeriodSeconds", 0) == 0)
+        and not info.strategy.deletion_pending(obj)
     )
 
 

@@ -1,0 +1,264 @@
+"""Pieces the API benchmark builds on: the server under test, measured cells, a watch client.
+
+Owns how a benchmark starts ``kajitori up`` as a separate process (so the
+server and the load generator never share a GIL), times it to ready, reads
+its memory and CPU from /proc, and pins it to core 0 while the driver takes
+core 1 (the machine has two; ``bench.http_stack`` pins the same way, so its
+figures and these compare). It also owns ``measure``, one timed cell of
+back-to-back requests with the server's CPU per request beside it, and
+``WatchStream``, a watch client cheap enough that 100 of them in the driver
+cost far less than the server that feeds them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import os
+import platform
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench import loadgen
+from kajitori.testing import cluster
+
+SERVER_CORE = 0
+CLIENT_CORE = 1
+_NAME = re.compile(rb'"name":"([^"]+)"')
+
+
+def pin(cpu: int, pid: int = 0) -> None:
+    """Keep server and load generator on different cores so neither steals the other's time."""
+    count = os.cpu_count() or 1
+    if hasattr(os, "sched_setaffinity") and count > cpu:
+        os.sched_setaffinity(pid, {cpu})
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The value at ``fraction`` of the sorted values (0.0 when there are none)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    model = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    return {
+        "cores": os.cpu_count(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+class ServerProcess:
+    """``python -m kajitori up`` in a child process, timed from spawn to ready."""
+
+    def __init__(self, data_dir: Path, *, extra_args: Sequence[str] = ()) -> None:
+        self.data_dir = data_dir
+        self.extra_args = tuple(extra_args)
+        self.process: subprocess.Popen[str] | None = None
+        self.port = 0
+        self.ready_line_seconds = 0.0
+        self.first_request_seconds = 0.0
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Spawn, wait for the ready line, then for the first successful HTTPS request."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "kajitori", "up", "--data-dir", str(self.data_dir)]
+        cmd += ["--port", "0", *self.extra_args]
+        began = time.perf_counter()
+        with (self.data_dir / "server.log").open("a") as log:
+            self.process = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1
+            )
+        pin(SERVER_CORE, self.process.pid)
+        self.port = self._read_ready_line(timeout)
+        self.ready_line_seconds = time.perf_counter() - began
+        self._first_request(timeout)
+        self.first_request_seconds = time.perf_counter() - began
+
+    def _read_ready_line(self, timeout: float) -> int:
+        assert self.process is not None and self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            if line.startswith(cluster.READY_MARKER):
+                url = line[len(cluster.READY_MARKER) :].split()[0]
+                return int(url.rsplit(":", 1)[1])
+        self.stop()
+        log = (self.data_dir / "server.log").read_text()[-4000:]
+        raise RuntimeError(f"kajitori did not start; log:\n{log}")
+
+    def _first_request(self, timeout: float) -> None:
+        context = client_ssl_context(self.data_dir)
+        deadline = time.monotonic() + timeout
+        while True:
+            conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=context, timeout=5)
+            try:
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200:
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+            finally:
+                conn.close()
+            time.sleep(0.01)
+
+    def status_kb(self, field: str) -> int:
+        """A ``/proc/PID/status`` memory field (VmRSS, VmHWM) in kB."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        raise KeyError(field)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the server has used so far, all threads."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self.process = None
+
+
+def client_ssl_context(data_dir: Path) -> ssl.SSLContext:
+    """Trust the cluster CA and present the admin client certificate ``kajitori up`` wrote."""
+    pki = data_dir / "pki"
+    context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+    return context
+
+
+async def measure(
+    server: ServerProcess,
+    context: ssl.SSLContext,
+    *,
+    concurrency: int,
+    seconds: float,
+    make_request: loadgen.RequestFactory,
+    warmup: int = 10,
+) -> dict[str, Any]:
+    """One cell: a short warm-up, then ``seconds`` of back-to-back requests on keep-alive."""
+    if warmup:
+        await loadgen.run(
+            host="127.0.0.1", port=server.port, ssl_context=context, connections=concurrency,
+            total_requests=concurrency * warmup, make_request=make_request,
+        )  # fmt: skip
+    cpu_before = server.cpu_seconds()
+    result = await loadgen.run(
+        host="127.0.0.1", port=server.port, ssl_context=context, connections=concurrency,
+        duration=seconds, make_request=make_request,
+    )  # fmt: skip
+    row: dict[str, Any] = {"concurrency": concurrency, **result.summary()}
+    server_cpu = server.cpu_seconds() - cpu_before
+    row["server_cpu_us_per_request"] = round(server_cpu / max(result.requests, 1) * 1e6, 1)
+    row["server_cpu_share"] = round(server_cpu / max(result.seconds, 1e-9), 2)
+    return row
+
+
+class WatchStream:
+    """One watch connection read from a reader callback on a non-blocking TLS socket.
+
+    It de-chunks the response and, for each event, records the object's name
+    and the ``time.perf_counter()`` of the read that completed it. Like
+    ``loadgen``, it keeps TLS in C (an ``ssl.SSLSocket``, not asyncio's
+    Python record layer) so 100 streams cost the driver little.
+    """
+
+    def __init__(self, sock: ssl.SSLSocket) -> None:
+        self._sock = sock
+        self._buffer = bytearray()
+        self._in_body = False
+        self.received: list[tuple[bytes, float]] = []
+        self.closed = False
+
+    @classmethod
+    def open(cls, context: ssl.SSLContext, *, port: int, path: str) -> WatchStream:
+        """Connect and send the request, blocking (setup is not measured)."""
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = context.wrap_socket(raw, server_hostname="localhost")
+        sock.sendall(loadgen.encode_request(("GET", path, (), b""), host=f"127.0.0.1:{port}"))
+        sock.setblocking(False)
+        stream = cls(sock)
+        asyncio.get_running_loop().add_reader(sock.fileno(), stream._on_readable)
+        return stream
+
+    def close(self) -> None:
+        if not self.closed:
+            asyncio.get_running_loop().remove_reader(self._sock.fileno())
+            self._sock.close()
+            self.closed = True
+
+    def _on_readable(self) -> None:
+        try:
+            while True:
+                data = self._sock.recv(262144)
+                if not data:
+                    self.close()
+                    return
+                self._buffer += data
+                if not self._sock.pending():
+                    break
+        except (ssl.SSLWantReadError, BlockingIOError):
+            pass
+        except OSError:
+            self.close()
+            return
+        self._parse(time.perf_counter())
+
+    def _parse(self, now: float) -> None:
+        buffer = self._buffer
+        if not self._in_body:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not buffer.startswith(b"HTTP/1.1 200"):
+                raise RuntimeError(f"watch failed: {bytes(buffer[:300])!r}")
+            del buffer[: end + 4]
+            self._in_body = True
+        while True:
+            line_end = buffer.find(b"\r\n")
+            if line_end < 0:
+                return
+            size = int(bytes(buffer[:line_end]), 16)
+            if len(buffer) < line_end + 2 + size + 2:
+                return
+            chunk = bytes(buffer[line_end + 2 : line_end + 2 + size])
+            del buffer[: line_end + 2 + size + 2]
+            match = _NAME.search(chunk)  # metadata.name is the first "name" key in an event
+            if match:
+                self.received.append((match.group(1), now))
