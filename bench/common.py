@@ -7,7 +7,8 @@ core 1 (the machine has two; ``bench.http_stack`` pins the same way, so its
 figures and these compare). It also owns ``measure``, one timed cell of
 back-to-back requests with the server's CPU per request beside it, and
 ``WatchStream``, a watch client cheap enough that 100 of them in the driver
-cost far less than the server that feeds them.
+cost far less than the server that feeds them, and ``Profiler``, which
+samples the server with py-spy during chosen cells.
 """
 
 from __future__ import annotations
@@ -62,7 +63,65 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "source": _source(),
     }
+
+
+def _source() -> dict[str, Any]:
+    """The commit measured and how many files differed from it (the tree is shared)."""
+    repo = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "--no-optional-locks", *args], cwd=repo, capture_output=True, text=True
+        )
+        return done.stdout if done.returncode == 0 else ""
+
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": git("rev-parse", "HEAD").strip(), "modified_files": len(status.splitlines())}
+
+
+class Contention:
+    """How much CPU processes other than this driver and its children used meanwhile.
+
+    The machine is shared: when other work runs, the figures drop with no
+    change to kajitori. Each cell records ``other_cpu_cores``, the cores'
+    worth of CPU used by everything else during it (on etcd, etcd is a child
+    and so counts as ours), so a noisy cell can be recognised.
+    """
+
+    def __init__(self) -> None:
+        self._began = time.perf_counter()
+        self._busy, self._ours = _machine_busy_seconds(), _our_cpu_seconds()
+
+    def other_cpu_cores(self) -> float:
+        elapsed = time.perf_counter() - self._began
+        busy = _machine_busy_seconds() - self._busy
+        ours = _our_cpu_seconds() - self._ours
+        return round(max(busy - ours, 0.0) / max(elapsed, 1e-9), 2)
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds all cores spent on anything but idle and I/O wait (from /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    guest = sum(fields[8:10])  # already counted in user and nice
+    return (sum(fields) - idle - guest) / os.sysconf("SC_CLK_TCK")
+
+
+def _our_cpu_seconds() -> float:
+    """CPU seconds of this process and its live children (server, etcd, py-spy)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    me = str(os.getpid())
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid_fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat.parent.name == me or pid_fields[1] == me:
+            total += (int(pid_fields[11]) + int(pid_fields[12])) / tick
+    return total
 
 
 class ServerProcess:
@@ -136,8 +195,13 @@ class ServerProcess:
 
     def cpu_seconds(self) -> float:
         """User + system CPU the server has used so far, all threads."""
+        return sum(self.cpu_times())
+
+    def cpu_times(self) -> tuple[float, float]:
+        """(user, system) CPU seconds the server has used so far, all threads."""
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        tick = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tick, int(fields[12]) / tick
 
     def stop(self) -> None:
         if self.process is None:
@@ -177,15 +241,20 @@ async def measure(
             host="127.0.0.1", port=server.port, ssl_context=context, connections=concurrency,
             total_requests=concurrency * warmup, make_request=make_request,
         )  # fmt: skip
-    cpu_before = server.cpu_seconds()
+    user_before, sys_before = server.cpu_times()
+    contention = Contention()
     result = await loadgen.run(
         host="127.0.0.1", port=server.port, ssl_context=context, connections=concurrency,
         duration=seconds, make_request=make_request,
     )  # fmt: skip
     row: dict[str, Any] = {"concurrency": concurrency, **result.summary()}
-    server_cpu = server.cpu_seconds() - cpu_before
+    user_after, sys_after = server.cpu_times()
+    server_cpu = user_after - user_before + sys_after - sys_before
     row["server_cpu_us_per_request"] = round(server_cpu / max(result.requests, 1) * 1e6, 1)
+    # Pinned to one core, a share near 1.0 means the server, not the client, is the limit.
     row["server_cpu_share"] = round(server_cpu / max(result.seconds, 1e-9), 2)
+    row["server_cpu_sys_share"] = round((sys_after - sys_before) / max(server_cpu, 1e-9), 2)
+    row["other_cpu_cores"] = contention.other_cpu_cores()
     return row
 
 
@@ -262,3 +331,125 @@ class WatchStream:
             match = _NAME.search(chunk)  # metadata.name is the first "name" key in an event
             if match:
                 self.received.append((match.group(1), now))
+
+
+# -- profiling -----------------------------------------------------------------
+
+
+class Profiler:
+    """py-spy on the server during the concurrency-64 create, get and watch cells, when asked.
+
+    Samples are taken without pausing the server (``--nonblocking``) and only
+    from the thread holding the GIL (``--gil``): pausing halves the server's
+    throughput, and without ``--gil`` py-spy counts thread-pool workers
+    blocked on their queue as busy. The shares are therefore of the time the
+    GIL was held; time in OpenSSL, SQLite and the kernel with the GIL
+    released is not in them (``server_cpu_sys_share`` in each row shows the
+    kernel's part).
+    """
+
+    PROFILED = frozenset({"create", "get", "watch"})
+
+    def __init__(self, directory: Path | None, backend: str) -> None:
+        self.directory = directory
+        self.backend = backend
+        self.summaries: dict[str, Any] = {}
+
+    def sampling(
+        self, server: ServerProcess, operation: str, concurrency: int, seconds: float
+    ) -> _Sampling:
+        wanted = self.directory is not None and operation in self.PROFILED and concurrency == 64
+        return (
+            _Sampling(self, server, operation, seconds)
+            if wanted
+            else _Sampling(None, server, operation, seconds)
+        )
+
+
+class _Sampling:
+    def __init__(
+        self,
+        profiler: Profiler | None,
+        server: ServerProcess,
+        operation: str,
+        seconds: float,
+    ) -> None:
+        self._profiler = profiler
+        self._server = server
+        self._operation = operation
+        self._seconds = max(1, int(seconds))
+        self._process: subprocess.Popen[bytes] | None = None
+        self._output = Path()
+
+    def __enter__(self) -> None:
+        if self._profiler is None or self._profiler.directory is None:
+            return
+        self._profiler.directory.mkdir(parents=True, exist_ok=True)
+        self._output = self._profiler.directory / f"{self._profiler.backend}-{self._operation}.txt"
+        self._process = subprocess.Popen(
+            ["py-spy", "record", "--pid", str(self._server.pid), "--duration", str(self._seconds),
+             "--rate", "250", "--nonblocking", "--gil", "--format", "raw",
+             "--output", str(self._output)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._process is None or self._profiler is None:
+            return
+        self._process.wait(timeout=self._seconds + 30)
+        summary = summarise_profile(self._output)
+        self._profiler.summaries[self._operation] = summary
+        print(f"\n{self._profiler.backend} {self._operation} c=64, {summary['samples']} samples")
+        for label in ("self", "inclusive"):
+            print(f"  top {label}:")
+            for name, share in summary[label][:15]:
+                print(f"    {share:6.1%}  {name}")
+
+
+# Frames on every stack (interpreter start-up, the event loop, thread start):
+# they would head the inclusive ranking and say nothing.
+_FRAMEWORK = frozenset(
+    {
+        "<module> (kajitori/__main__.py)", "main (kajitori/cli/main.py)",
+        "_run_module_as_main (<frozen runpy>)", "_run_code (<frozen runpy>)",
+        "run (asyncio/runners.py)", "Runner.run (asyncio/runners.py)",
+        "BaseEventLoop.run_until_complete (asyncio/base_events.py)",
+        "BaseEventLoop.run_forever (asyncio/base_events.py)",
+        "BaseEventLoop._run_once (asyncio/base_events.py)", "Handle._run (asyncio/events.py)",
+        "Thread._bootstrap (threading.py)", "Thread._bootstrap_inner (threading.py)",
+        "Thread.run (threading.py)",
+    }
+)  # fmt: skip
+
+
+def summarise_profile(path: Path) -> dict[str, Any]:
+    """Self and inclusive shares per function from py-spy's raw (collapsed) output."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = [_function(frame) for frame in stack.split(";")]
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+        for frame in set(frames) - _FRAMEWORK:
+            inclusive[frame] = inclusive.get(frame, 0) + count
+
+    def top(counts: dict[str, int]) -> list[tuple[str, float]]:
+        ranked = sorted(counts.items(), key=lambda item: -item[1])[:40]
+        return [(name, round(n / max(total, 1), 4)) for name, n in ranked]
+
+    return {"samples": total, "self": top(own), "inclusive": top(inclusive)}
+
+
+def _function(frame: str) -> str:
+    """``name (path/to/file.py:123)`` → ``name (file.py)``: lines folded into functions."""
+    name, _, where = frame.partition(" (")
+    file = where.rsplit(":", 1)[0]
+    for marker in ("site-packages/", "/src/", "lib/python3.11/"):
+        if marker in file:
+            file = file.split(marker, 1)[1]
+    return f"{name} ({file})" if where else name

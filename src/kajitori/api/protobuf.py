@@ -23,9 +23,10 @@ tagged omitempty, keeps pointers that were set, renders absent non-pointer
 structs as their zero value (``"status": {}``, ``"lastTransitionTime":
 null``) and nil slices without omitempty as ``null``. Types with their own
 JSON form (Time, MicroTime, Quantity, IntOrString, RawExtension,
-FieldsV1, and named slices such as ``ExtraValue``) have their own converters.
-Quantities are passed through as written; canonicalising them is the JSON
-path's business too.
+FieldsV1, and named slices such as ``ExtraValue``) have their own converters;
+quantities come out canonical (``0.5`` -> ``500m``), as upstream's Unmarshal
+parses them. ``api.normalize`` gives JSON bodies the same shape by walking
+this table (``kind_message``, ``message``, ``Field``).
 """
 
 from __future__ import annotations
@@ -43,17 +44,19 @@ from typing import Any
 
 import orjson
 
+from kajitori.machinery import quantity
+
 CONTENT_TYPE = "application/vnd.kubernetes.protobuf"
 MAGIC = b"k8s\x00"
 
 _META = "k8s.io.apimachinery.pkg.apis.meta.v1."
-_TIME = _META + "Time"
-_MICRO_TIME = _META + "MicroTime"
-_FIELDS_V1 = _META + "FieldsV1"
-_QUANTITY = "k8s.io.apimachinery.pkg.api.resource.Quantity"
-_QUANTITY_VALUE = "k8s.io.apimachinery.pkg.api.resource.QuantityValue"
-_INT_OR_STRING = "k8s.io.apimachinery.pkg.util.intstr.IntOrString"
-_RAW_EXTENSION = "k8s.io.apimachinery.pkg.runtime.RawExtension"
+TIME = _META + "Time"
+MICRO_TIME = _META + "MicroTime"
+FIELDS_V1 = _META + "FieldsV1"
+QUANTITY = "k8s.io.apimachinery.pkg.api.resource.Quantity"
+QUANTITY_VALUE = "k8s.io.apimachinery.pkg.api.resource.QuantityValue"
+INT_OR_STRING = "k8s.io.apimachinery.pkg.util.intstr.IntOrString"
+RAW_EXTENSION = "k8s.io.apimachinery.pkg.runtime.RawExtension"
 # Kinds every group version serves from meta/v1 (client-go encodes them with
 # the group's apiVersion); used when the table has no row for that group.
 _META_KINDS = frozenset(
@@ -74,7 +77,12 @@ _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
 @dataclass(frozen=True, slots=True)
-class _Field:
+class Field:
+    """One row of the table: a Go struct field and how encoding/json treats it.
+
+    Shared with ``api.normalize``, which walks JSON bodies by the same rows.
+    """
+
     number: int
     json: str
     type: str  # scalar name or message name; for maps, the value type
@@ -85,18 +93,52 @@ class _Field:
     def is_scalar(self) -> bool:
         return self.type in _SCALAR_WIRE
 
+    @property
+    def repeated(self) -> bool:
+        return "r" in self.flags
+
+    @property
+    def is_map(self) -> bool:
+        return "m" in self.flags
+
+    @property
+    def pointer(self) -> bool:
+        return "p" in self.flags
+
+    @property
+    def omitempty(self) -> bool:
+        return "o" in self.flags
+
+    @property
+    def omitzero(self) -> bool:
+        return "z" in self.flags
+
+    @property
+    def inline(self) -> bool:
+        return "i" in self.flags
+
+    def drops_scalar(self, value: Any) -> bool:
+        """Whether encoding/json leaves out this scalar field holding ``value``.
+
+        Only omitempty non-pointers drop, and only their zero value ("", 0,
+        false, an empty []byte); a set pointer is written even when zero.
+        """
+        return "o" in self.flags and "p" not in self.flags and value in ("", 0, None)
+
 
 @dataclass(frozen=True, slots=True)
-class _Message:
+class Message:
+    """A Go struct's fields in declaration order (JSON renders in this order)."""
+
     name: str
-    fields: tuple[_Field, ...]
-    by_number: dict[int, _Field]
+    fields: tuple[Field, ...]
+    by_number: dict[int, Field]
     wrapper: bool  # a named Go slice (``type ExtraValue []string``): JSON is the list
 
 
 @dataclass(frozen=True, slots=True)
 class _Table:
-    messages: dict[str, _Message]
+    messages: dict[str, Message]
     kinds: dict[str, str]
 
 
@@ -105,19 +147,19 @@ def _table() -> _Table:
     path = pathlib.Path(__file__).with_name("protobuf_schema.json.gz")
     data = orjson.loads(gzip.decompress(path.read_bytes()))
     wrappers = frozenset(data["wrappers"])
-    messages: dict[str, _Message] = {}
+    messages: dict[str, Message] = {}
     for name, rows in data["messages"].items():
         fields = tuple(_row_field(row) for row in rows)
         by_number = {f.number: f for f in fields}
-        messages[name] = _Message(name, fields, by_number, name in wrappers)
+        messages[name] = Message(name, fields, by_number, name in wrappers)
     return _Table(messages, data["kinds"])
 
 
-def _row_field(row: list[Any]) -> _Field:
+def _row_field(row: list[Any]) -> Field:
     number, json_name, type_, flags = row
     if "m" in flags:
-        return _Field(number, json_name, type_[1], type_[0], flags)
-    return _Field(number, json_name, type_, "", flags)
+        return Field(number, json_name, type_[1], type_[0], flags)
+    return Field(number, json_name, type_, "", flags)
 
 
 def message_name(api_version: str, kind: str) -> str | None:
@@ -129,7 +171,18 @@ def message_name(api_version: str, kind: str) -> str | None:
     return name
 
 
-def _message(api_version: str, kind: str) -> _Message:
+def kind_message(api_version: str, kind: str) -> Message | None:
+    """The message of a kind, or None when kajitori has no Go type for it (CRDs)."""
+    name = message_name(api_version, kind)
+    return None if name is None else _table().messages[name]
+
+
+def message(name: str) -> Message:
+    """A message by its full protobuf name, e.g. ``k8s.io.api.core.v1.PodSpec``."""
+    return _table().messages[name]
+
+
+def _message(api_version: str, kind: str) -> Message:
     name = message_name(api_version, kind)
     if name is None:
         raise ValueError(f'no kind "{kind}" is registered for version "{api_version}"')
@@ -310,8 +363,9 @@ def _scalar_values(type_: str, occurrences: list[tuple[int, Any]], path: str) ->
 
 # --- decoding: protobuf message → JSON --------------------------------------------------------
 
-_ZERO = {"string": "", "int32": 0, "int64": 0, "uint32": 0, "uint64": 0, "bool": False,
-         "double": 0.0, "float": 0.0, "bytes": None}  # fmt: skip
+# What encoding/json writes for a zero scalar (a nil []byte is null).
+ZERO = {"string": "", "int32": 0, "int64": 0, "uint32": 0, "uint64": 0, "bool": False,
+        "double": 0.0, "float": 0.0, "bytes": None}  # fmt: skip
 
 
 def _joined(occurrences: list[tuple[int, Any]], path: str) -> bytes:
@@ -322,7 +376,7 @@ def _joined(occurrences: list[tuple[int, Any]], path: str) -> bytes:
     return b"".join(value for _, value in occurrences)
 
 
-def _render_message(message: _Message, data: bytes, path: str) -> Any:
+def _render_message(message: Message, data: bytes, path: str) -> Any:
     special = _DECODERS.get(message.name)
     if special is not None:
         return special(_parse(data, path), path)
@@ -336,9 +390,7 @@ def _render_message(message: _Message, data: bytes, path: str) -> Any:
     return out
 
 
-def _render_field(
-    field: _Field, occ: list[tuple[int, Any]], out: dict[str, Any], path: str
-) -> None:
+def _render_field(field: Field, occ: list[tuple[int, Any]], out: dict[str, Any], path: str) -> None:
     flags = field.flags
     if "i" in flags:
         out.update(_render_message(_table().messages[field.type], _joined(occ, path), path))
@@ -356,8 +408,8 @@ def _render_field(
             out[field.json] = None
         return
     if field.is_scalar:
-        value = _scalar(field.type, *occ[-1], path) if occ else _ZERO[field.type]
-        if "o" in flags and "p" not in flags and value in ("", 0, None):
+        value = _scalar(field.type, *occ[-1], path) if occ else ZERO[field.type]
+        if field.drops_scalar(value):
             return
         out[field.json] = value
         return
@@ -367,7 +419,7 @@ def _render_field(
     out[field.json] = _render_message(_table().messages[field.type], data, path)
 
 
-def _render_repeated(field: _Field, occ: list[tuple[int, Any]], path: str) -> list[Any]:
+def _render_repeated(field: Field, occ: list[tuple[int, Any]], path: str) -> list[Any]:
     if field.is_scalar:
         return _scalar_values(field.type, occ, path)
     message = _table().messages[field.type]
@@ -377,15 +429,15 @@ def _render_repeated(field: _Field, occ: list[tuple[int, Any]], path: str) -> li
     ]
 
 
-def _render_map(field: _Field, occ: list[tuple[int, Any]], path: str) -> dict[str, Any]:
+def _render_map(field: Field, occ: list[tuple[int, Any]], path: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for entry in occ:
         parts = _parse(_joined([entry], path), path)
-        key = _scalar(field.key_type, *parts[1][-1], path) if 1 in parts else _ZERO[field.key_type]
+        key = _scalar(field.key_type, *parts[1][-1], path) if 1 in parts else ZERO[field.key_type]
         value_path = f"{path}[{key}]"
         values = parts.get(2, [])
         if field.is_scalar:
-            value = _scalar(field.type, *values[-1], value_path) if values else _ZERO[field.type]
+            value = _scalar(field.type, *values[-1], value_path) if values else ZERO[field.type]
             # Go keeps a present-but-empty []byte as []byte{}, which JSON renders as "".
             out[key] = "" if value is None else value
         else:
@@ -396,7 +448,7 @@ def _render_map(field: _Field, occ: list[tuple[int, Any]], path: str) -> dict[st
 
 def _is_zero(message_name: str, data: bytes, path: str) -> bool:
     """Go's omitzero test; only metav1.Time uses it (``IsZero``: never written)."""
-    if message_name in (_TIME, _MICRO_TIME):
+    if message_name in (TIME, MICRO_TIME):
         return not data
     return not data or all(
         value in (0, b"") for occurrences in _parse(data, path).values() for _, value in occurrences
@@ -436,7 +488,9 @@ def _format_time(moment: datetime.datetime, *, micro: bool) -> str:
 
 
 def _decode_quantity(fields: _Occurrences, path: str) -> str:
-    return _text(_last_bytes(fields, 1, path), path) or "0"
+    # Upstream's Unmarshal parses the text (untrimmed), so JSON shows its canonical form.
+    text = _text(_last_bytes(fields, 1, path), path)
+    return quantity.parse_quantity(text).canonical() if text else "0"
 
 
 def _decode_int_or_string(fields: _Occurrences, path: str) -> int | str:
@@ -458,13 +512,13 @@ def _decode_raw_json(fields: _Occurrences, path: str) -> Any:
 
 
 _DECODERS: dict[str, Callable[[_Occurrences, str], Any]] = {
-    _TIME: _decode_time,
-    _MICRO_TIME: _decode_micro_time,
-    _QUANTITY: _decode_quantity,
-    _QUANTITY_VALUE: _decode_quantity,
-    _INT_OR_STRING: _decode_int_or_string,
-    _RAW_EXTENSION: _decode_raw_json,
-    _FIELDS_V1: _decode_raw_json,
+    TIME: _decode_time,
+    MICRO_TIME: _decode_micro_time,
+    QUANTITY: _decode_quantity,
+    QUANTITY_VALUE: _decode_quantity,
+    INT_OR_STRING: _decode_int_or_string,
+    RAW_EXTENSION: _decode_raw_json,
+    FIELDS_V1: _decode_raw_json,
 }
 
 
@@ -516,7 +570,7 @@ def _b64decode(value: Any, path: str) -> bytes:
         raise ValueError(f"{path}: illegal base64 data") from None
 
 
-def _encode_message(message: _Message, value: Any, path: str) -> bytes:
+def _encode_message(message: Message, value: Any, path: str) -> bytes:
     special = _ENCODERS.get(message.name)
     if special is not None:
         return special(value, path)
@@ -534,7 +588,7 @@ def _encode_message(message: _Message, value: Any, path: str) -> bytes:
     return bytes(out)
 
 
-def _encode_field(field: _Field, value: Any, path: str) -> bytes:
+def _encode_field(field: Field, value: Any, path: str) -> bytes:
     if "m" in field.flags:
         if not isinstance(value, dict):
             raise ValueError(f"{path}: expected an object")
@@ -552,7 +606,7 @@ def _encode_field(field: _Field, value: Any, path: str) -> bytes:
     return _encode_one(field, value, path)
 
 
-def _encode_one(field: _Field, value: Any, path: str, *, number: int = 0) -> bytes:
+def _encode_one(field: Field, value: Any, path: str, *, number: int = 0) -> bytes:
     number = number or field.number
     if value is None:  # a null map value or list item: Go's zero value
         return b"" if field.is_scalar else _len_field(number, b"")
@@ -610,11 +664,11 @@ def _encode_raw_json(value: Any, path: str) -> bytes:
 
 
 _ENCODERS: dict[str, Callable[[Any, str], bytes]] = {
-    _TIME: _encode_time,
-    _MICRO_TIME: _encode_micro_time,
-    _QUANTITY: _encode_quantity,
-    _QUANTITY_VALUE: _encode_quantity,
-    _INT_OR_STRING: _encode_int_or_string,
-    _RAW_EXTENSION: _encode_raw_json,
-    _FIELDS_V1: _encode_raw_json,
+    TIME: _encode_time,
+    MICRO_TIME: _encode_micro_time,
+    QUANTITY: _encode_quantity,
+    QUANTITY_VALUE: _encode_quantity,
+    INT_OR_STRING: _encode_int_or_string,
+    RAW_EXTENSION: _encode_raw_json,
+    FIELDS_V1: _encode_raw_json,
 }

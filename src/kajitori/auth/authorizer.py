@@ -1,39 +1,75 @@
 """Authorization: may this user do this verb on this resource or path?
 
-Until RBAC arrives (the identity issue), the mode is upstream's
-``AlwaysAllow`` for authenticated users, and for anonymous requests only
-what upstream's bootstrap RBAC grants ``system:unauthenticated``: the
-``system:public-info-viewer`` paths (health checks and /version); everything
-else is 403 with upstream's message. See docs/decisions/0006.
+The server's authorizer is a union, asked in order until one decides (upstream's
+union authorizer as kube-apiserver builds it for ``--authorization-mode=RBAC``):
+
+1. ``PrivilegedGroups``: ``system:masters`` may do anything (never reaches RBAC);
+2. ``auth.rbac.RBACAuthorizer``: roles and bindings, including the bootstrap
+   policy that grants ``system:unauthenticated`` the public-info paths.
+
+No opinion from anyone is a denial: 403 with upstream's message
+(``forbidden_message``). docs/decisions/0008-rbac.md.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from kajitori.registry.authorization.authorizer import Attributes, Authorizer, Decision, RuleSet
 from kajitori.registry.generic.request import UserInfo
 
-PUBLIC_INFO_PATHS = ("/healthz", "/livez", "/readyz", "/version")
+PRIVILEGED_GROUP = "system:masters"
 
 
-def _is_public(path: str) -> bool:
-    return any(path == p or path.startswith(p + "/") for p in PUBLIC_INFO_PATHS)
+class PrivilegedGroups:
+    """Allow everything to members of the given groups (upstream's privileged group authorizer)."""
+
+    def __init__(self, *groups: str) -> None:
+        self.groups = frozenset(groups)
+
+    def _privileged(self, user: UserInfo) -> bool:
+        return any(g in self.groups for g in user.groups)
+
+    def authorize(self, attrs: Attributes) -> tuple[Decision, str]:
+        return ("Allow", "") if self._privileged(attrs.user) else ("NoOpinion", "")
+
+    def rules_for(self, user: UserInfo, namespace: str) -> RuleSet:
+        if not self._privileged(user):
+            return RuleSet()
+        return RuleSet(
+            resource_rules=[{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+            non_resource_rules=[{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+        )
 
 
-def authorize_path(user: UserInfo, verb: str, path: str) -> bool:
-    if "system:unauthenticated" not in user.groups:
-        return True
-    return verb == "get" and _is_public(path)
+class Union:
+    """Ask each authorizer in turn; the first Allow or Deny wins."""
 
+    def __init__(self, authorizers: Sequence[Authorizer]) -> None:
+        self.authorizers = tuple(authorizers)
 
-def authorize_resource(
-    user: UserInfo,
-    verb: str,
-    group: str,
-    resource: str,
-    subresource: str,
-    namespace: str,
-    name: str,
-) -> bool:
-    return "system:unauthenticated" not in user.groups
+    def authorize(self, attrs: Attributes) -> tuple[Decision, str]:
+        reasons: list[str] = []
+        for authorizer in self.authorizers:
+            decision, reason = authorizer.authorize(attrs)
+            if decision != "NoOpinion":
+                return decision, reason
+            if reason:
+                reasons.append(reason)
+        return "NoOpinion", "\n".join(reasons)
+
+    def rules_for(self, user: UserInfo, namespace: str) -> RuleSet:
+        combined = RuleSet()
+        errors: list[str] = []
+        for authorizer in self.authorizers:
+            rules = authorizer.rules_for(user, namespace)
+            combined.resource_rules.extend(rules.resource_rules)
+            combined.non_resource_rules.extend(rules.non_resource_rules)
+            combined.incomplete = combined.incomplete or rules.incomplete
+            if rules.evaluation_error:
+                errors.append(rules.evaluation_error)
+        combined.evaluation_error = ", ".join(errors)
+        return combined
 
 
 def forbidden_message(
@@ -45,15 +81,21 @@ def forbidden_message(
     resource: str = "",
     subresource: str = "",
     namespace: str = "",
+    reason: str = "",
 ) -> str:
-    """Upstream's reason text for a denied request (after "... is forbidden: ")."""
+    """Upstream's text for a denied request (after "... is forbidden: ").
+
+    ``reason`` is the authorizer's (e.g. a binding to a missing role), appended
+    after a colon as upstream's ForbiddenStatusError does.
+    """
     who = f'User "{user.name}"'
+    suffix = f": {reason}" if reason else ""
     if not resource:
-        return f'{who} cannot {verb} path "{path}"'
+        return f'{who} cannot {verb} path "{path}"{suffix}'
     full = f"{resource}/{subresource}" if subresource else resource
     text = f'{who} cannot {verb} resource "{full}" in API group "{group}"'
     if namespace:
         text += f' in the namespace "{namespace}"'
     else:
         text += " at the cluster scope"
-    return text
+    return text + suffix

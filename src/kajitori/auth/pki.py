@@ -43,6 +43,9 @@ BACKDATE = datetime.timedelta(minutes=5)
 ADMIN_USER = "kubernetes-admin"
 ADMIN_GROUPS = ("system:masters",)
 APISERVER_COMMON_NAME = "kube-apiserver"
+# kubeadm's controller-manager.conf names this user and no group; upstream's
+# bootstrap RBAC binds the system:kube-controller-manager role to it.
+CONTROLLER_MANAGER_USER = "system:kube-controller-manager"
 
 # The names every in-cluster client uses for the API server, plus the first
 # address of kubeadm's default service CIDR (10.96.0.0/12), the ClusterIP of
@@ -143,6 +146,26 @@ def issue_client_cert(ca: CertAndKey, *, user: str, groups: Sequence[str]) -> Ce
         subject=x509.Name(attributes),
         usage=oid.ExtendedKeyUsageOID.CLIENT_AUTH,
         sans=[],
+    )
+
+
+def issue_controller_manager_cert(ca: CertAndKey) -> CertAndKey:
+    """The controller manager's own client certificate (user ``system:kube-controller-manager``)."""
+    return issue_client_cert(ca, user=CONTROLLER_MANAGER_USER, groups=())
+
+
+def issue_service_account_cert(ca: CertAndKey, *, namespace: str, name: str) -> CertAndKey:
+    """A client certificate naming ServiceAccount ``namespace/name``, as its token would.
+
+    User ``system:serviceaccount:<ns>:<name>`` in ``system:serviceaccounts`` and
+    ``system:serviceaccounts:<ns>``: what kube-controller-manager's
+    ``--use-service-account-credentials`` gives each controller, for components
+    running inside ``kajitori up`` until service account tokens exist.
+    """
+    return issue_client_cert(
+        ca,
+        user=f"system:serviceaccount:{namespace}:{name}",
+        groups=("system:serviceaccounts", f"system:serviceaccounts:{namespace}"),
     )
 
 

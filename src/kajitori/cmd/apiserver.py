@@ -4,10 +4,10 @@
 and runs it until stopped. ``kajitori up`` and ``kajitori apiserver`` (and the
 pytest fixture) all build it here, so there is one way to start a server.
 
-Start order: PKI → storage backend (+ compactor) → registry and admission →
-bootstrap objects (initial namespaces, the ``kubernetes`` Service) → HTTPS
-listener. Stop order is the reverse; the listener drains in-flight requests
-first.
+Start order: PKI → storage backend (+ compactor) → authorizer, registry and
+admission → HTTPS listener → bootstrap objects (initial namespaces, the
+``kubernetes`` Service, the default RBAC policy) → RBAC index synced. Stop
+order is the reverse; the listener drains in-flight requests first.
 """
 
 from __future__ import annotations
@@ -21,12 +21,13 @@ from typing import Literal
 
 from kajitori.admission.chain import AdmissionChain
 from kajitori.admission.plugins.namespace_lifecycle import NamespaceLifecycle
-from kajitori.auth import pki
+from kajitori.auth import authorizer, pki, rbac
 from kajitori.client import kubeconfig
-from kajitori.registry import install
+from kajitori.registry import encryption, install
 from kajitori.server import bootstrap
 from kajitori.server.apis import APIRegistry
 from kajitori.server.app import APIServer
+from kajitori.server.filters import audit
 from kajitori.server.http import HttpServer, make_server_ssl_context
 from kajitori.storage import interface as storage
 from kajitori.storage.compactor import Compactor
@@ -46,6 +47,15 @@ class APIServerConfig:
     etcd_prefix: str = ""
     compaction_interval: float = 300.0
     advertise_host: str = ""
+    # An EncryptionConfiguration file; else, with generate_encryption_config,
+    # the data dir's own (created on first start), else no encryption.
+    encryption_provider_config: Path | None = None
+    generate_encryption_config: bool = False
+    rewrite_encrypted_on_start: bool = False
+    audit_policy_file: Path | None = None
+    audit_log_path: str = ""
+    audit_log_maxsize: int = 0
+    audit_log_maxbackup: int = 0
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -62,6 +72,9 @@ class APIServerProcess:
         self.http: HttpServer | None = None
         self.compactor: Compactor | None = None
         self.pki: pki.ClusterPKI | None = None
+        self.rbac = rbac.RBACAuthorizer()
+        self.audit_log: audit.LogBackend | None = None
+        self.rewrite_result: encryption.RewriteResult | None = None
 
     @property
     def url(self) -> str:
@@ -79,8 +92,17 @@ class APIServerProcess:
         await self.backend.start()
         self.compactor = Compactor(self.backend, interval_seconds=cfg.compaction_interval)
         self.compactor.start()
-        self.registry = _registry(self.backend)
-        app = APIServer(self.registry, server_address=f"{cfg.host}:{cfg.port}")
+        authz = authorizer.Union([authorizer.PrivilegedGroups("system:masters"), self.rbac])
+        self.registry = _registry(self.backend, authz, self.rbac, transformers=_transformers(cfg))
+        if cfg.rewrite_encrypted_on_start:
+            self.rewrite_result = await _rewrite_encrypted(self.backend, self.registry)
+        self.audit_log, audit_filter = _audit(cfg)
+        app = APIServer(
+            self.registry,
+            server_address=f"{cfg.host}:{cfg.port}",
+            authorizer=authz,
+            audit=audit_filter,
+        )
         ssl_context = make_server_ssl_context(
             self.pki.apiserver_cert_path, self.pki.apiserver_key_path, self.pki.ca_cert_path
         )
@@ -90,6 +112,8 @@ class APIServerProcess:
         # kubernetes Endpoints must advertise it.
         app.discovery.server_address = f"{cfg.host}:{self.http.port}"
         await bootstrap.ensure_initial_objects(self.registry, api_port=self.http.port)
+        self.rbac.start(bootstrap.rbac_stores(self.registry))
+        await self.rbac.wait_synced()
         self._write_kubeconfig()
 
     def _write_kubeconfig(self) -> None:
@@ -107,8 +131,11 @@ class APIServerProcess:
             await self.http.shutdown(grace)
         if self.compactor is not None:
             await self.compactor.stop()
+        await self.rbac.stop()
         if self.backend is not None:
             await self.backend.close()
+        if self.audit_log is not None:
+            self.audit_log.close()
 
 
 def _backend(cfg: APIServerConfig) -> storage.Backend:
@@ -123,7 +150,42 @@ def _backend(cfg: APIServerConfig) -> storage.Backend:
     return SqliteBackend(cfg.data_dir / "kajitori.db")
 
 
-def _registry(backend: storage.Backend) -> APIRegistry:
+def _transformers(cfg: APIServerConfig) -> encryption.EncryptionConfig | None:
+    path = cfg.encryption_provider_config
+    if path is None and cfg.generate_encryption_config:
+        path = encryption.ensure_default_config(cfg.data_dir)
+    return None if path is None else encryption.load_config(path)
+
+
+async def _rewrite_encrypted(
+    backend: storage.Backend, registry: APIRegistry
+) -> encryption.RewriteResult:
+    targets = [
+        (store.prefix, store.transformer)
+        for store in registry.stores.values()
+        if isinstance(store.transformer, encryption.ResourceTransformer)
+    ]
+    return await encryption.rewrite_stale(backend, targets)
+
+
+def _audit(cfg: APIServerConfig) -> tuple[audit.LogBackend | None, audit.AuditFilter | None]:
+    """Upstream audits only with both a policy and a log path."""
+    if cfg.audit_policy_file is None or not cfg.audit_log_path:
+        return None, None
+    policy = audit.load_policy(cfg.audit_policy_file)
+    log_backend = audit.LogBackend(
+        cfg.audit_log_path, max_mb=cfg.audit_log_maxsize, max_backups=cfg.audit_log_maxbackup
+    )
+    return log_backend, audit.AuditFilter(policy, log_backend.write)
+
+
+def _registry(
+    backend: storage.Backend,
+    authz: authorizer.Union,
+    rbac_authorizer: rbac.RBACAuthorizer,
+    *,
+    transformers: encryption.EncryptionConfig | None = None,
+) -> APIRegistry:
     holder: list[APIRegistry] = []
 
     async def get_namespace(name: str) -> dict:  # type: ignore[type-arg]
@@ -131,8 +193,17 @@ def _registry(backend: storage.Backend) -> APIRegistry:
         assert store is not None
         return await store.get("", name)
 
-    admission = AdmissionChain([NamespaceLifecycle(get_namespace)])
-    registry = APIRegistry(install.all_resources(), backend, admission=admission)
+    # Escalation checks come first: upstream makes them in the RBAC REST
+    # storage, before admission runs.
+    admission = AdmissionChain(
+        [rbac.EscalationCheck(rbac_authorizer), NamespaceLifecycle(get_namespace)]
+    )
+    registry = APIRegistry(
+        install.all_resources(authorizer=authz),
+        backend,
+        admission=admission,
+        transformers=transformers.transformer_for if transformers else None,
+    )
     holder.append(registry)
     return registry
 

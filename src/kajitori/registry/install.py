@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import importlib
 
+from kajitori.registry.authentication import selfsubjectreviews
+from kajitori.registry.authorization import reviews
+from kajitori.registry.authorization.authorizer import Authorizer
 from kajitori.registry.resource import ResourceInfo
 
 RESOURCE_MODULES: tuple[str, ...] = (
@@ -51,10 +54,19 @@ RESOURCE_MODULES: tuple[str, ...] = (
 )
 
 
-def all_resources() -> tuple[ResourceInfo, ...]:
-    """The declared resources, importing each module once."""
+def all_resources(*, authorizer: Authorizer | None = None) -> tuple[ResourceInfo, ...]:
+    """The declared resources, importing each module once.
+
+    The review kinds (authentication.k8s.io SelfSubjectReview and the
+    authorization.k8s.io access reviews) belong to a server that
+    authenticates and authorizes: they answer with the server's authorizer,
+    so they are served only when one is given.
+    """
     resources: list[ResourceInfo] = []
     for module_name in RESOURCE_MODULES:
         module = importlib.import_module(module_name)
         resources.append(module.RESOURCE)
+    if authorizer is not None:
+        resources.append(selfsubjectreviews.RESOURCE)
+        resources.extend(reviews.resources(authorizer))
     return tuple(resources)

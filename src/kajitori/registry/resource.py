@@ -20,6 +20,9 @@ from kajitori.registry.generic import table as tables
 Object = dict[str, Any]
 FieldExtractor = Callable[[Object], str]
 Rollback = Callable[[], Awaitable[None]]
+# A create that is answered, not stored (SubjectAccessReview, SelfSubjectReview):
+# (namespace, decoded object, request context) -> the response object.
+VirtualCreate = Callable[[str, Object, Any], Awaitable[Object]]
 
 
 class Allocator(Protocol):
@@ -118,6 +121,9 @@ class ResourceInfo:
     # DELETE answers with the deleted object instead of a Status (upstream's
     # ReturnDeletedObject, e.g. pods).
     return_deleted_object: bool = False
+    # Create-only kinds that are computed per request and never stored
+    # (upstream's rest.Creater without a store); verbs should be ("create",).
+    virtual_create: VirtualCreate | None = None
 
     def __post_init__(self) -> None:
         if not self.singular:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from kajitori.machinery import errors
 from kajitori.registry.generic import hooks
 from kajitori.registry.generic.store import Store, Transformer
 from kajitori.registry.resource import ResourceInfo
@@ -60,12 +61,14 @@ class APIRegistry:
         resources: Sequence[ResourceInfo],
         backend: storage.Backend,
         *,
-        transformer: Transformer | None = None,
+        transformers: Callable[[errors.GroupResource], Transformer] | None = None,
         admission: hooks.Admission | None = None,
     ) -> None:
+        """``transformers`` gives each resource its storage transformer (encryption at rest)."""
         self.backend = backend
         self.stores: dict[tuple[str, str, str], Store] = {}
         for info in resources:
+            transformer = transformers(info.group_resource) if transformers else None
             store = Store(info, backend, transformer=transformer, admission=admission)
             self.stores[(info.group, info.version, info.plural)] = store
 

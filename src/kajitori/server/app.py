@@ -6,7 +6,9 @@ DefaultBuildHandlerChain, reduced to what exists today):
 1. panic recovery: any unexpected exception becomes a 500 ``Status``;
 2. request info: the URL parsed into verb/resource/namespace/name;
 3. authentication: client certificate or anonymous (401 for bad credentials);
-4. authorization: 403 with upstream's message when denied;
+   then audit (``filters/audit.py``), when a policy is configured;
+4. authorization: the given authorizer (the server uses system:masters, then
+   RBAC); 403 with upstream's message when nobody allows;
 5. routing: health and version, discovery, then resource handlers.
 
 Admission is not a filter: it runs inside the write path of the generic
@@ -21,10 +23,12 @@ from collections.abc import Awaitable, Callable
 
 from kajitori.auth import authenticator, authorizer
 from kajitori.machinery import errors
+from kajitori.registry.authorization import authorizer as authz
 from kajitori.registry.generic.request import UserInfo
 from kajitori.server import asgi, negotiation
 from kajitori.server.apis import APIRegistry
 from kajitori.server.discovery import Discovery, health, not_found_path, version_info
+from kajitori.server.filters.audit import AuditFilter
 from kajitori.server.handlers import patch, resources, watch
 from kajitori.server.handlers.scope import RequestScope, new_context
 from kajitori.server.openapi import OpenAPIV3
@@ -52,8 +56,17 @@ _HEALTH = ("/healthz", "/livez", "/readyz")
 class APIServer:
     """ASGI entry point: ``await app(scope, receive, send)``."""
 
-    def __init__(self, registry: APIRegistry, *, server_address: str) -> None:
+    def __init__(
+        self,
+        registry: APIRegistry,
+        *,
+        server_address: str,
+        authorizer: authz.Authorizer,
+        audit: AuditFilter | None = None,
+    ) -> None:
         self.registry = registry
+        self.authorizer = authorizer
+        self.audit = audit
         self.discovery = Discovery(registry, server_address)
         self.openapi = OpenAPIV3(registry.resources())
 
@@ -84,39 +97,49 @@ class APIServer:
         user = authenticator.authenticate(request.scope)
         if user is None:
             raise errors.unauthorized()
-        self._authorize(user, info)
-        if not info.is_resource_request:
-            await self._serve_non_resource(request, send, query)
-            return
-        await self._serve_resource(request, send, info, query, user)
+
+        async def authorized(send: asgi.Send) -> None:
+            self._authorize(user, info)
+            if not info.is_resource_request:
+                await self._serve_non_resource(request, send, query)
+                return
+            await self._serve_resource(request, send, info, query, user)
+
+        if self.audit is None:
+            await authorized(send)
+        else:
+            # Outside authorization, as upstream's WithAudit: denials are audited too.
+            await self.audit.serve(request, send, info, user, authorized)
 
     def _authorize(self, user: UserInfo, info: RequestInfo) -> None:
-        if not info.is_resource_request:
-            if not authorizer.authorize_path(user, info.verb, info.path):
-                reason = authorizer.forbidden_message(user, info.verb, path=info.path)
-                raise errors.StatusError(403, "Forbidden", f"forbidden: {reason}")
+        attrs = authz.Attributes(
+            user=user,
+            verb=info.verb,
+            resource_request=info.is_resource_request,
+            path=info.path,
+            api_group=info.api_group,
+            api_version=info.api_version,
+            resource=info.resource,
+            subresource=info.subresource,
+            namespace=info.namespace,
+            name=info.name,
+        )
+        decision, reason = self.authorizer.authorize(attrs)
+        if decision == "Allow":
             return
-        allowed = authorizer.authorize_resource(
+        if not info.is_resource_request:
+            text = authorizer.forbidden_message(user, info.verb, path=info.path, reason=reason)
+            raise errors.StatusError(403, "Forbidden", f"forbidden: {text}")
+        text = authorizer.forbidden_message(
             user,
             info.verb,
-            info.api_group,
-            info.resource,
-            info.subresource,
-            info.namespace,
-            info.name,
+            group=info.api_group,
+            resource=info.resource,
+            subresource=info.subresource,
+            namespace=info.namespace,
+            reason=reason,
         )
-        if not allowed:
-            reason = authorizer.forbidden_message(
-                user,
-                info.verb,
-                group=info.api_group,
-                resource=info.resource,
-                subresource=info.subresource,
-                namespace=info.namespace,
-            )
-            raise errors.forbidden(
-                errors.GroupResource(info.api_group, info.resource), info.name, reason
-            )
+        raise errors.forbidden(errors.GroupResource(info.api_group, info.resource), info.name, text)
 
     async def _serve_non_resource(
         self, request: asgi.Request, send: asgi.Send, query: dict[str, str]

@@ -1,7 +1,8 @@
 """Objects every cluster has from its first second, created (if missing) at start.
 
 As upstream's apiserver post-start hooks: the namespaces ``default``,
-``kube-system``, ``kube-public`` and ``kube-node-lease``, and the
+``kube-system``, ``kube-public`` and ``kube-node-lease``, the default RBAC
+policy (auth.bootstrap_policy, reconciled on every start), and the
 ``kubernetes`` Service in ``default`` at the first address of the service
 CIDR (10.96.0.1, kubeadm's convention) on port 443, with Endpoints pointing
 at this API server when it listens on an address other pods could reach.
@@ -12,8 +13,10 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from kajitori.auth import bootstrap_policy
 from kajitori.machinery import errors
 from kajitori.registry.generic.request import RequestContext, UserInfo
+from kajitori.registry.generic.store import Store
 from kajitori.server.apis import APIRegistry
 
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -53,12 +56,28 @@ async def ensure_initial_objects(
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
         )
     await _ensure(registry, "", "services", "default", _kubernetes_service())
+    stores = rbac_stores(registry)
+    if len(stores) == len(_RBAC_PLURALS):
+        await bootstrap_policy.reconcile(stores)
     if not ipaddress.ip_address(api_address).is_loopback:
         # Upstream refuses loopback endpoint addresses; a server bound to
         # 127.0.0.1 has no address pods could reach, so it advertises none.
         await _ensure(
             registry, "", "endpoints", "default", _kubernetes_endpoints(api_address, api_port)
         )
+
+
+_RBAC_PLURALS = ("roles", "clusterroles", "rolebindings", "clusterrolebindings")
+
+
+def rbac_stores(registry: APIRegistry) -> dict[str, Store]:
+    """The four RBAC stores by plural, for the policy reconciler and the RBAC authorizer."""
+    stores = {}
+    for plural in _RBAC_PLURALS:
+        store = registry.lookup("rbac.authorization.k8s.io", "v1", plural)
+        if store is not None:
+            stores[plural] = store
+    return stores
 
 
 def _kubernetes_service() -> dict[str, Any]:

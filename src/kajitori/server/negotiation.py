@@ -20,6 +20,7 @@ import orjson
 import yaml
 
 from kajitori.api import protobuf
+from kajitori.api.core_v1.validation import secrets as secrets_validation
 from kajitori.machinery import errors
 
 try:
@@ -128,11 +129,15 @@ def _decode_json(data: bytes) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise errors.bad_request(
-            f"couldn't get version/kind; json parse error: {_json_error_text(exc)}"
+            f"couldn't get version/kind; json parse error: {_json_error_text(data, exc)}"
         ) from None
 
 
-def _json_error_text(exc: orjson.JSONDecodeError) -> str:
+def _json_error_text(data: bytes, exc: orjson.JSONDecodeError) -> str:
+    """Go's encoding/json syntax error for ``data`` where it has one (what clients see upstream)."""
+    go_error = secrets_validation.go_json_object_error(data)
+    if go_error is not None and not go_error.startswith("json: cannot unmarshal"):
+        return go_error
     return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
 
 

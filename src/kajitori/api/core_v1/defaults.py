@@ -21,6 +21,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from kajitori.machinery import quantity
+
 Object = dict[str, Any]
 
 DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS = 30
@@ -30,6 +32,7 @@ DEFAULT_VOLUME_MODE = 0o644  # 420: Secret/ConfigMap/DownwardAPI/Projected defau
 DEFAULT_CLIENT_IP_SERVICE_AFFINITY_SECONDS = 10800
 DEFAULT_TOKEN_EXPIRATION_SECONDS = 3600
 LABEL_METADATA_NAME = "kubernetes.io/metadata.name"
+_MILLI_SCALE = -3
 
 # Volume sources upstream defaults field-by-field (generated from +default tags
 # and SetDefaults_* of the source types).
@@ -114,11 +117,22 @@ def default_pull_policy(image: str) -> str:
 
 
 def set_defaults_resource_list(resources: Any) -> None:
-    """Upstream rounds quantities up to milli precision; canonical form is the codec's job.
+    """Round every quantity up to milli precision (``100u`` -> ``1m``), as upstream.
 
-    Kept as a named step so the quantity rounding lands in one place once
-    ``machinery.quantity`` can format canonically.
+    Upstream's SetDefaults_ResourceList keeps finer values API-compatible by
+    rounding instead of rejecting them. Canonical text is ``api.normalize``'s
+    job, done at decode; values that do not parse are left for validation.
     """
+    if not isinstance(resources, dict):
+        return
+    for name, value in resources.items():
+        try:
+            parsed = quantity.from_json(value)
+        except quantity.QuantityError:
+            continue
+        rounded, exact = parsed.round_up(_MILLI_SCALE)
+        if not exact:
+            resources[name] = rounded.canonical()
 
 
 def _set_defaults_resources(requirements: Any) -> None:

@@ -98,6 +98,8 @@ RESOURCE = resource.ResourceInfo(
     group="",
     version="v1",
     kind="PersistentVolumeClaim",
+    # Upstream's storage sets ReturnDeletedObject: DELETE answers with the object.
+    return_deleted_object=True,
     plural="persistentvolumeclaims",
     namespaced=True,
     short_names=("pvc",),

@@ -119,6 +119,8 @@ RESOURCE = resource.ResourceInfo(
     group="",
     version="v1",
     kind="PersistentVolume",
+    # Upstream's storage sets ReturnDeletedObject: DELETE answers with the object.
+    return_deleted_object=True,
     plural="persistentvolumes",
     namespaced=False,
     short_names=("pv",),

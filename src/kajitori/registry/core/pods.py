@@ -380,6 +380,8 @@ RESOURCE = resource.ResourceInfo(
     group="",
     version="v1",
     kind="Pod",
+    # Upstream's storage sets ReturnDeletedObject: DELETE answers with the object.
+    return_deleted_object=True,
     plural="pods",
     namespaced=True,
     short_names=("po",),

@@ -59,6 +59,8 @@ RESOURCE = resource.ResourceInfo(
     group="",
     version="v1",
     kind="ServiceAccount",
+    # Upstream's storage sets ReturnDeletedObject: DELETE answers with the object.
+    return_deleted_object=True,
     plural="serviceaccounts",
     namespaced=True,
     short_names=("sa",),

@@ -210,6 +210,8 @@ RESOURCE = resource.ResourceInfo(
     group="",
     version="v1",
     kind="Service",
+    # Upstream's storage sets ReturnDeletedObject: DELETE answers with the object.
+    return_deleted_object=True,
     plural="services",
     namespaced=True,
     short_names=("svc",),

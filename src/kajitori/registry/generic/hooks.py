@@ -105,6 +105,7 @@ async def before_create(
     _raise_if_invalid(info, obj, strategy.validate(obj))
     for warning in strategy.warnings_on_create(obj):
         ctx.warn(warning)
+    _drop_empty_metadata(meta)
     strategy.canonicalize(obj)
     await store.admission.validate(store, "CREATE", obj, None, ctx)
     return obj
@@ -142,6 +143,18 @@ def _fill_system_metadata(info: ResourceInfo, obj: Object) -> None:
         meta["generation"] = 1
     else:
         meta.pop("generation", None)
+
+
+def _drop_empty_metadata(meta: Object) -> None:
+    """Empty maps, lists and strings in metadata are not stored.
+
+    Every ObjectMeta field is ``omitempty`` upstream, so e.g. the ``labels: {}``
+    left by removing the last label (a merge patch setting it to null) is gone
+    once the object is encoded. Numbers stay: deletionGracePeriodSeconds 0 is
+    a set pointer there.
+    """
+    for key in [k for k, v in meta.items() if v in ({}, [], "")]:
+        del meta[key]
 
 
 def _raise_if_invalid(info: ResourceInfo, obj: Object, errs: field.ErrorList) -> None:
@@ -183,6 +196,7 @@ async def before_update(
     _raise_if_invalid(info, obj, strategy.validate_update(obj, old))
     for warning in strategy.warnings_on_update(obj, old):
         ctx.warn(warning)
+    _drop_empty_metadata(meta)
     strategy.canonicalize(obj)
     await store.admission.validate(store, "UPDATE", obj, old, ctx)
     return obj

@@ -20,7 +20,9 @@ What lives here:
   preconditions and the propagation policy finalizers the garbage collector
   reads;
 * watch: storage events turned into ADDED/MODIFIED/DELETED for one
-  namespace and selector.
+  namespace and selector, served by the resource's shared watch cache
+  (``registry.generic.cacher``) when it holds the revisions asked for, else
+  by a storage watch of its own.
 
 Storage errors are translated to API errors here and only here
 (``_translate``).
@@ -40,7 +42,7 @@ from typing import Any, Protocol
 import orjson
 
 from kajitori.machinery import errors
-from kajitori.registry.generic import hooks
+from kajitori.registry.generic import cacher, hooks
 from kajitori.registry.generic.request import RequestContext
 from kajitori.registry.resource import ResourceInfo, Rollback
 from kajitori.storage import interface as storage
@@ -55,6 +57,8 @@ CONTINUE_EXPIRED_MESSAGE = (
     "provided token results in an inconsistent list - objects that were created, modified, "
     "or deleted between the time the first chunk was returned and now may show up in the list."
 )
+
+LIST_EXPIRED_MESSAGE = "The resourceVersion for the provided list is too old."
 
 # How many keys one storage read fetches while filtering a selector-limited list.
 _LIST_CHUNK = 500
@@ -122,10 +126,71 @@ class DeleteResult:
 
 @dataclass(slots=True)
 class WatchEvent:
+    """One event of an API watch. The watch cache shares it among watchers: never mutate it."""
+
     type: str
     object: Object
     revision: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    _line: bytes | None = field(default=None, init=False, repr=False, compare=False)
+
+    def json_line(self) -> bytes:
+        """``{"type": ..., "object": ...}`` and a newline, encoded on first use, then kept.
+
+        Every watcher the cache hands this event to sends the same bytes.
+        """
+        if self._line is None:
+            self._line = orjson.dumps({"type": self.type, "object": self.object}) + b"\n"
+        return self._line
+
+
+class DecodedEvent:
+    """A storage event whose objects are decoded on first use and then kept.
+
+    ``current`` is the object after a create or update. ``previous`` is the
+    object before an update or delete, stamped with the event's revision: a
+    DELETED event (a delete, or an update that takes the object out of a
+    watcher's selection) carries the last content at the revision of the
+    change, as upstream's watch cache does. ``view(type)`` is the
+    ``WatchEvent`` of one type, built once. The watch cache shares one
+    ``DecodedEvent`` among all its watchers, so none of this may be mutated.
+    """
+
+    __slots__ = ("_current", "_decode", "_previous", "_views", "event")
+
+    def __init__(
+        self, event: storage.Event, decode: Callable[[storage.KeyValue, int], Object]
+    ) -> None:
+        self.event = event
+        self._decode = decode
+        self._current: Object | None = None
+        self._previous: Object | None = None
+        self._views: dict[str, WatchEvent] = {}
+
+    @property
+    def revision(self) -> int:
+        return self.event.revision
+
+    @property
+    def current(self) -> Object:
+        if self._current is None:
+            self._current = self._decode(self.event.kv, self.event.revision)
+        return self._current
+
+    @property
+    def previous(self) -> Object:
+        """Only for events with a ``prev_kv`` (``Store.event_type`` checks)."""
+        if self._previous is None:
+            assert self.event.prev_kv is not None
+            self._previous = self._decode(self.event.prev_kv, self.event.revision)
+        return self._previous
+
+    def view(self, type_: str) -> WatchEvent:
+        event = self._views.get(type_)
+        if event is None:
+            obj = self.previous if type_ == "DELETED" else self.current
+            event = self._views[type_] = WatchEvent(type_, obj, self.event.revision)
+        return event
 
 
 def now_rfc3339() -> str:
@@ -142,13 +207,17 @@ class Store:
         *,
         transformer: Transformer | None = None,
         admission: hooks.Admission | None = None,
+        watch_cache: cacher.Options | None = cacher.DEFAULT_OPTIONS,
     ) -> None:
+        """``watch_cache`` sizes the resource's shared watch cache; None: every watch reads storage."""
         self.info = info
         self.backend = backend
         self.transformer = transformer or IdentityTransformer()
         self.admission = admission or hooks.NO_ADMISSION
         self.prefix = info.storage_prefix()
         self.gr = info.group_resource
+        self.watch_cache_options = watch_cache
+        self._watch_cache: cacher.WatchCache | None = None
 
     # ----- keys and codec -------------------------------------------------
 
@@ -238,8 +307,11 @@ class Store:
         return "", 0, 0
 
     def _translate_list(self, exc: storage.StorageError, opts: ListOptions) -> errors.StatusError:
-        if isinstance(exc, storage.CompactedError) and opts.continue_token:
-            return errors.resource_expired(CONTINUE_EXPIRED_MESSAGE)
+        if isinstance(exc, storage.CompactedError):
+            # Upstream's etcd3 interpretListError: a list (not a watch) names no revisions.
+            if opts.continue_token:
+                return errors.resource_expired(CONTINUE_EXPIRED_MESSAGE)
+            return errors.resource_expired(LIST_EXPIRED_MESSAGE)
         return self._translate(exc, "")
 
     def matches(self, obj: Object, opts: ListOptions) -> bool:
@@ -447,13 +519,16 @@ class Store:
     ) -> AsyncIterator[WatchEvent]:
         """ADDED/MODIFIED/DELETED events for one namespace (or all) and selector.
 
-        resourceVersion "" or "0": the current state as ADDED events, then
-        changes (upstream's "Get State and Start at Most Recent"); an exact
-        version: changes after it only. ``send_initial_events`` overrides
-        that choice and ends the initial state with a bookmark marked
-        ``k8s.io/initial-events-end`` (the watch-list protocol).
+        resourceVersion "" or "0": the current state as ADDED events (a
+        storage list at one revision), then changes after that revision
+        (upstream's "Get State and Start at Most Recent"); an exact version:
+        changes after it only. ``send_initial_events`` overrides that choice
+        and ends the initial state with a bookmark marked
+        ``k8s.io/initial-events-end`` (the watch-list protocol). Changes come
+        from the shared watch cache when it holds them (see ``cacher``).
         """
-        prefix = self.list_prefix(namespace)
+        # Started before the revision is read, so the cache covers it.
+        cache = await self.running_watch_cache()
         initial = (
             send_initial_events
             if send_initial_events is not None
@@ -472,12 +547,51 @@ class Store:
                     after,
                     {"initial_events_end": True},
                 )
-        async for event in self._watch_changes(prefix, after, opts):
+        async for event in self._watch_changes(namespace, after, opts, cache):
             yield event
 
     async def _watch_changes(
+        self, namespace: str, after: int, opts: ListOptions, cache: cacher.WatchCache | None
+    ) -> AsyncIterator[WatchEvent]:
+        """Changes after revision ``after``: from the cache if it holds them all, else storage."""
+        subscription = cache.subscribe(namespace, opts, after=after) if cache is not None else None
+        if subscription is None:
+            async for event in self._watch_storage(self.list_prefix(namespace), after, opts):
+                yield event
+            return
+        try:
+            async for event in subscription:
+                yield event
+        finally:
+            subscription.close()
+
+    async def running_watch_cache(self) -> cacher.WatchCache | None:
+        """The resource's watch cache, started on first use and anew after it stopped.
+
+        Public so that a server may warm it and tests may inspect it. None
+        when disabled or when it cannot start (the caller then watches
+        storage itself, which reports the storage error).
+        """
+        if self.watch_cache_options is None:
+            return None
+        if self._watch_cache is None or self._watch_cache.stopped:
+            self._watch_cache = cacher.WatchCache(self, self.watch_cache_options)
+        cache = self._watch_cache
+        try:
+            await cache.start()
+        except storage.StorageError:
+            return None
+        return cache
+
+    async def stop_watch_cache(self) -> None:
+        """Close the watch cache's storage watch, ending its watchers (server shutdown)."""
+        if self._watch_cache is not None:
+            await self._watch_cache.stop()
+
+    async def _watch_storage(
         self, prefix: str, after: int, opts: ListOptions
     ) -> AsyncIterator[WatchEvent]:
+        """A storage watch of this watcher's own: history replay, or 410 once compacted."""
         stream = self.backend.watch(prefix, after_revision=after)
         try:
             async for batch in stream:
@@ -491,24 +605,51 @@ class Store:
             await stream.aclose()  # type: ignore[attr-defined]
 
     def _translate_event(self, event: storage.Event, opts: ListOptions) -> WatchEvent | None:
+        change = self.decode_event(event)
+        kind = self.event_type(change, opts)
+        return None if kind is None else change.view(kind)
+
+    def decode_event(self, event: storage.Event) -> DecodedEvent:
+        """``event`` with its objects decoded on demand (see ``DecodedEvent``)."""
+        return DecodedEvent(event, self._decode_watched)
+
+    def _decode_watched(self, kv: storage.KeyValue, revision: int) -> Object:
+        obj = self.decode(kv)
+        obj["metadata"]["resourceVersion"] = str(revision)
+        # Filled in before the object is shared, so no watcher has to add them.
+        obj.setdefault("kind", self.info.kind)
+        obj.setdefault("apiVersion", self.info.group_version)
+        return obj
+
+    def event_type(self, change: DecodedEvent, opts: ListOptions) -> str | None:
+        """What a watcher selecting with ``opts`` sees of ``change``: its type, or None.
+
+        An update that brings the object into the selection is ADDED, one
+        that takes it out is DELETED (upstream's cacheWatcher rules). The
+        namespace is the caller's business (the key prefix). Objects are
+        decoded only when a selector needs them.
+        """
+        event = change.event
         if event.type == "DELETE":
             if event.prev_kv is None:
                 return None
-            old = self.decode(event.prev_kv)
-            old["metadata"]["resourceVersion"] = str(event.revision)
-            return WatchEvent("DELETED", old, event.revision) if self.matches(old, opts) else None
-        obj = self.decode(event.kv)
-        now_matches = self.matches(obj, opts)
+            return "DELETED" if self._selects(change, opts, previous=True) else None
+        now_matches = self._selects(change, opts, previous=False)
         if event.is_create or event.prev_kv is None:
-            return WatchEvent("ADDED", obj, event.revision) if now_matches else None
-        old_matches = self.matches(self.decode(event.prev_kv), opts)
+            return "ADDED" if now_matches else None
+        old_matches = self._selects(change, opts, previous=True)
         if now_matches and old_matches:
-            return WatchEvent("MODIFIED", obj, event.revision)
+            return "MODIFIED"
         if now_matches:
-            return WatchEvent("ADDED", obj, event.revision)
+            return "ADDED"
         if old_matches:
-            return WatchEvent("DELETED", obj, event.revision)
+            return "DELETED"
         return None
+
+    def _selects(self, change: DecodedEvent, opts: ListOptions, *, previous: bool) -> bool:
+        if opts.label_selector is None and opts.field_selector is None:
+            return True
+        return self.matches(change.previous if previous else change.current, opts)
 
     def bookmark_object(self, revision: int) -> Object:
         return {

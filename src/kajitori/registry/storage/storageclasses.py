@@ -66,6 +66,8 @@ RESOURCE = resource.ResourceInfo(
     group="storage.k8s.io",
     version="v1",
     kind="StorageClass",
+    # Upstream's storage sets ReturnDeletedObject: DELETE answers with the object.
+    return_deleted_object=True,
     plural="storageclasses",
     namespaced=False,
     short_names=("sc",),

@@ -15,8 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kajitori.api import definitions, pruning
-from kajitori.machinery import errors, patching
+import orjson
+
+from kajitori.api import definitions, normalize, pruning, typecheck
+from kajitori.machinery import errors, field, patching
 from kajitori.server import negotiation
 from kajitori.server.handlers import resources, scale
 from kajitori.server.handlers.scope import RequestScope
@@ -76,6 +78,34 @@ def _apply(apply: Callable[[Object], Object], doc: Object) -> Object:
     return result
 
 
+def _go_shape(result: Object) -> None:
+    """Shape the patched object as upstream's Go types do; undecodable values are 422s.
+
+    Upstream decodes the patched JSON into its Go struct and answers a failure
+    with Invalid on ``patch`` (value: the patched object; for strategic merge
+    upstream prints a Go map there instead of JSON).
+    """
+    try:
+        normalize.go_shape(result)
+    except ValueError as exc:
+        patched = orjson.dumps(result).decode()
+        problem = field.invalid("patch", patched, str(exc))
+        raise errors.invalid(errors.GroupKind("", ""), "", [problem]) from None
+
+
+def _check_types(scope: RequestScope, result: Object) -> None:
+    """A patch producing a value of the wrong type fails decoding (upstream: 422 on "patch")."""
+    info = scope.store.info
+    schema = definitions.schema_for(info.group, info.version, info.kind)
+    problem = typecheck.first_type_error(result, schema, info.kind)
+    if problem:
+        # Upstream shows the patched document, which its JSON libraries write with sorted keys.
+        patched = orjson.dumps(result, option=orjson.OPT_SORT_KEYS).decode()
+        raise errors.invalid(
+            errors.GroupKind("", ""), "", [field.invalid("patch", patched, problem)]
+        )
+
+
 async def patch(scope: RequestScope) -> None:
     content_type = _content_type(scope)
     body = await scope.request.body()
@@ -90,6 +120,8 @@ async def patch(scope: RequestScope) -> None:
         result = _apply(apply, current)
         pruning.drop_nulls(result)
         resources.check_kind(scope, result)
+        _check_types(scope, result)
+        _go_shape(result)
         resources.handle_unknown_fields(scope, result)
         meta = result.setdefault("metadata", {})
         if meta.get("resourceVersion", rv) != rv:

@@ -14,9 +14,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-import orjson
-
-from kajitori.api import definitions, pruning
+from kajitori.api import definitions, normalize, pruning, typecheck
 from kajitori.machinery import errors, fields, labels
 from kajitori.registry.generic.store import DeleteOptions, ListOptions
 from kajitori.server import negotiation
@@ -140,7 +138,18 @@ def _check_resource_version_match(opts: ListOptions) -> None:
 async def decode_object(scope: RequestScope) -> Object:
     """The request body as an object of this endpoint's kind, unknown fields handled."""
     body = await scope.request.body()
-    obj = negotiation.decode_body(body, scope.request.header("content-type"))
+    try:
+        obj = negotiation.decode_body(body, scope.request.header("content-type"))
+        _require_object(obj)
+        obj = obj or {}  # JSON null decodes to an empty object, as in Go
+    except errors.StatusError as exc:
+        if exc.code != 400:
+            raise
+        # Upstream's transformDecodeError: a body whose kind could not be read.
+        raise errors.bad_request(
+            f"the object provided is unrecognized (must be of type {scope.store.info.kind}): "
+            f"{exc.message} ({summarize_data(body)})"
+        ) from None
     check_kind(scope, obj)
     check_decodable(scope, obj)
     handle_unknown_fields(scope, obj)
@@ -148,25 +157,58 @@ async def decode_object(scope: RequestScope) -> Object:
 
 
 def check_decodable(scope: RequestScope, obj: Object) -> None:
-    """Problems upstream's decoder finds before validation (e.g. bad base64) are 400s."""
+    """Problems upstream's decoder finds before validation (e.g. bad base64) are 400s.
+
+    A decodable object is then shaped, in place, as upstream's Go types
+    render it (``normalize.go_shape``); unknown fields are left for pruning.
+    """
     info = scope.store.info
-    problem = info.strategy.decode_problem(obj)
+    schema = definitions.schema_for(info.group, info.version, info.kind)
+    problem = typecheck.first_type_error(obj, schema, info.kind)
+    problem = problem or info.strategy.decode_problem(obj)
+    if not problem:
+        try:
+            normalize.go_shape(obj)
+        except ValueError as exc:  # e.g. an invalid quantity
+            problem = str(exc)
     if problem:
         raise errors.bad_request(
             f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: {problem}'
         )
 
 
+_GO_JSON_KINDS = {list: "array", str: "string", bool: "bool", int: "number", float: "number"}
+_FIND_KIND_STRUCT = (
+    'struct { APIVersion string "json:\\"apiVersion,omitempty\\""; '
+    'Kind string "json:\\"kind,omitempty\\"" }'
+)
+
+
+def _require_object(obj: Any) -> None:
+    """Upstream reads kind and apiVersion into a struct first; only an object (or null) fits."""
+    if obj is not None and not isinstance(obj, dict):
+        kind = _GO_JSON_KINDS.get(type(obj), "number")
+        raise errors.bad_request(
+            "couldn't get version/kind; json parse error: "
+            f"json: cannot unmarshal {kind} into Go value of type {_FIND_KIND_STRUCT}"
+        )
+
+
+def summarize_data(data: bytes, max_length: int = 30) -> str:
+    """Upstream's summarizeData: the body's start, as text if it looks like JSON, else hex."""
+    if not data:
+        return "<empty>"
+    head = data[:max_length]
+    text = head.decode("utf-8", "replace") if data[:1] == b"{" else head.hex()
+    return text + " ..." if len(data) > max_length else text
+
+
 def check_kind(scope: RequestScope, obj: Any) -> None:
     info = scope.store.info
-    if not isinstance(obj, dict):
-        raise errors.bad_request(
-            f"couldn't get version/kind; json parse error: json: cannot unmarshal {type(obj).__name__} into Go value of type struct"
-        )
-    kind = obj.get("kind")
+    # Upstream's decoder fills a missing kind and apiVersion from the endpoint
+    # (gvkWithDefaults), so a body without them is this endpoint's kind.
+    kind = obj.get("kind") or info.kind
     api_version = obj.get("apiVersion")
-    if not kind:
-        raise errors.bad_request(f"Object 'Kind' is missing in '{_short(obj)}'")
     if api_version and api_version != info.group_version:
         raise errors.bad_request(
             f"the API version in the data ({api_version}) does not match the expected API version ({info.group_version})"
@@ -175,11 +217,8 @@ def check_kind(scope: RequestScope, obj: Any) -> None:
         raise errors.bad_request(
             f'{kind} in version "{info.version}" cannot be handled as a {info.kind}'
         )
+    obj["kind"] = info.kind
     obj["apiVersion"] = info.group_version
-
-
-def _short(obj: Object) -> str:
-    return orjson.dumps(obj).decode()[:256]
 
 
 def handle_unknown_fields(scope: RequestScope, obj: Object) -> None:
@@ -202,6 +241,11 @@ async def create(scope: RequestScope) -> None:
     if scope.info.name and not scope.info.subresource:
         raise errors.method_not_allowed()
     obj = await decode_object(scope)
+    virtual_create = scope.store.info.virtual_create
+    if virtual_create is not None:
+        # Answered, never stored (access reviews, SelfSubjectReview).
+        await scope.respond(201, await virtual_create(scope.namespace, obj, scope.ctx))
+        return
     created = await scope.store.create(scope.namespace, obj, scope.ctx)
     await scope.respond_object(201, created)
 

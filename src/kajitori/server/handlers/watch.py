@@ -8,6 +8,8 @@ compacted resourceVersion) are sent as one ``ERROR`` event carrying a
 ``Status``, as upstream does. With ``allowWatchBookmarks`` a ``BOOKMARK``
 carrying the last delivered resourceVersion is sent every
 ``BOOKMARK_INTERVAL`` seconds of quiet, never ahead of delivered events.
+Plain JSON watchers send the event's own ``json_line()``: the watch cache
+hands the same event to every watcher, so it is encoded once for all of them.
 """
 
 from __future__ import annotations
@@ -128,7 +130,7 @@ async def _pump(scope: RequestScope, events: AsyncIterator[WatchEvent], bookmark
                 last_rv = max(last_rv, event.revision)
                 continue
             last_rv = max(last_rv, event.revision)
-            await _send_event(scope, {"type": event.type, "object": _render(scope, event.object)})
+            await _send_watch_event(scope, event)
     except errors.StatusError as exc:
         await _send_event(scope, {"type": "ERROR", "object": exc.to_status()})
 
@@ -155,6 +157,15 @@ def _render(scope: RequestScope, obj: Object) -> Any:
     obj.setdefault("kind", scope.store.info.kind)
     obj.setdefault("apiVersion", scope.store.info.group_version)
     return obj
+
+
+async def _send_watch_event(scope: RequestScope, event: WatchEvent) -> None:
+    if scope.media.transform:
+        await _send_event(scope, {"type": event.type, "object": _render(scope, event.object)})
+        return
+    # Cached events already carry kind and apiVersion, so this never mutates a shared object.
+    _render(scope, event.object)
+    await asgi.send_chunk(scope.send, event.json_line())
 
 
 async def _send_event(scope: RequestScope, event: Object) -> None:

@@ -1,0 +1,173 @@
+"""An event recorder writing core/v1 Events about objects (client-go's tools/record).
+
+Owns how a component reports what it did: ``recorder.event(obj, "Normal",
+"Reason", "message")`` returns at once and a background task writes the
+Event, so a controller never waits on (or fails because of) its own
+reporting. As upstream's EventCorrelator does, an identical event (same
+involved object, type, reason, message and source) seen again is not
+written anew: the existing Event's ``count`` goes up and its
+``lastTimestamp`` moves, by a patch. Events about cluster-scoped objects go
+to the ``default`` namespace, as upstream's.
+
+Bounds: at most ``MAX_PENDING`` events wait to be written (more are dropped
+with a log line, as upstream's broadcaster drops under pressure), and the
+dedup cache remembers the last ``CACHE_SIZE`` distinct events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import datetime
+import logging
+import time
+from typing import Any, Literal
+
+import httpx
+
+from kajitori.client import rest
+
+log = logging.getLogger(__name__)
+
+Object = dict[str, Any]
+EventType = Literal["Normal", "Warning"]
+EventKey = tuple[str, ...]
+
+MAX_PENDING = 1000
+CACHE_SIZE = 4096
+
+
+@dataclasses.dataclass(slots=True)
+class _Seen:
+    name: str
+    namespace: str
+    count: int
+    first_timestamp: str
+
+
+class EventRecorder:
+    """Writes Events from ``component`` (on ``host``); ``start()`` then ``await stop()``."""
+
+    def __init__(self, client: rest.Client, *, component: str, host: str = "") -> None:
+        self.client = client
+        self.component = component
+        self.host = host
+        self._pending: asyncio.Queue[Object] = asyncio.Queue(MAX_PENDING)
+        self._seen: collections.OrderedDict[EventKey, _Seen] = collections.OrderedDict()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._write_loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def flush(self) -> None:
+        """Wait until every event recorded so far has been written (or given up on)."""
+        await self._pending.join()
+
+    def event(self, obj: Object, event_type: EventType, reason: str, message: str) -> None:
+        """Record that ``reason``/``message`` happened to ``obj``; never blocks or raises."""
+        try:
+            self._pending.put_nowait(self._new_event(obj, event_type, reason, message))
+        except asyncio.QueueFull:
+            log.warning("event dropped (too many pending): %s %s", reason, message)
+
+    def _new_event(self, obj: Object, event_type: str, reason: str, message: str) -> Object:
+        meta = obj.get("metadata") or {}
+        involved = {
+            "kind": obj.get("kind", ""),
+            "namespace": meta.get("namespace", ""),
+            "name": meta.get("name", ""),
+            "uid": meta.get("uid", ""),
+            "apiVersion": obj.get("apiVersion", ""),
+            "resourceVersion": meta.get("resourceVersion", ""),
+        }
+        now = _now()
+        return {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                # Upstream: the object's name plus the time in nanoseconds, in hex.
+                "name": f"{involved['name']}.{time.time_ns():x}",
+                "namespace": involved["namespace"] or "default",
+            },
+            "involvedObject": {k: v for k, v in involved.items() if v},
+            "reason": reason,
+            "message": message,
+            "source": {k: v for k, v in (("component", self.component), ("host", self.host)) if v},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "type": event_type,
+            "reportingComponent": self.component,
+            "reportingInstance": self.host,
+        }
+
+    async def _write_loop(self) -> None:
+        while True:
+            event = await self._pending.get()
+            try:
+                await self._write(event)
+            except (rest.ApiError, httpx.HTTPError, OSError) as exc:
+                log.warning("cannot write event %s: %s", event["reason"], exc)
+            finally:
+                self._pending.task_done()
+
+    async def _write(self, event: Object) -> None:
+        key = _key(event)
+        seen = self._seen.get(key)
+        if seen is not None:
+            self._seen.move_to_end(key)
+            seen.count += 1
+            patch = {"count": seen.count, "lastTimestamp": event["lastTimestamp"]}
+            try:
+                await self.client.patch(
+                    rest.EVENTS,
+                    seen.name,
+                    patch,
+                    namespace=seen.namespace,
+                    patch_type="strategic",
+                )
+                return
+            except rest.ApiError as exc:
+                if not exc.not_found:
+                    raise
+            # The Event expired or was deleted: write it again, keeping the count.
+            event["count"] = seen.count
+            event["firstTimestamp"] = seen.first_timestamp
+        created = await self.client.create(rest.EVENTS, event)
+        meta = created["metadata"]
+        self._seen[key] = _Seen(
+            meta["name"], meta["namespace"], int(created.get("count") or 1), event["firstTimestamp"]
+        )
+        while len(self._seen) > CACHE_SIZE:
+            self._seen.popitem(last=False)
+
+
+def _key(event: Object) -> EventKey:
+    involved = event["involvedObject"]
+    source = event["source"]
+    return (
+        source.get("component", ""),
+        source.get("host", ""),
+        involved.get("kind", ""),
+        involved.get("namespace", ""),
+        involved.get("name", ""),
+        involved.get("uid", ""),
+        involved.get("apiVersion", ""),
+        event["type"],
+        event["reason"],
+        event["message"],
+    )
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

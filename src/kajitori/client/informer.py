@@ -1,0 +1,346 @@
+"""Shared informers: a local, indexed cache of one resource kept current by list + watch.
+
+Owns client-go's reflector + indexer + shared informer, reduced to what our
+controllers need:
+
+* ``Indexer`` — objects by ``namespace/name`` key (``name`` for cluster
+  objects), plus named secondary indices (``by_index``), e.g. by namespace
+  or by owner UID;
+* ``Informer`` — lists the collection, then watches from the list's
+  resourceVersion, updating the indexer and calling handlers. It re-lists
+  when the server answers 410 Gone (an ``ERROR`` event: our resourceVersion
+  was compacted away) and when the watch stream ends, and backs off
+  (0.8 s doubling to 30 s, as the reflector) on other errors. A re-list
+  reports objects that vanished in between as deletes of a
+  ``DeletedFinalStateUnknown`` tombstone, since their final state was never
+  seen. ``resync_period`` re-delivers every cached object as an update so
+  level-triggered controllers retry on their own;
+* ``InformerFactory`` — one informer per (resource, namespace, metadata-only)
+  shared by every controller of a process, started together.
+
+Handlers run inline in the informer's task and must not block: controllers
+only put keys on their work queue there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import dataclasses
+import logging
+import random
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import httpx
+
+from kajitori.client import rest
+
+log = logging.getLogger(__name__)
+
+Object = dict[str, Any]
+IndexFunc = Callable[[Object], Iterable[str]]
+
+NAMESPACE_INDEX = "namespace"
+# client-go's reflector: watches last minWatchTimeout (5 min) to twice that,
+# so that watchers of one server do not all reconnect at once.
+MIN_WATCH_TIMEOUT = 300
+INITIAL_BACKOFF = 0.8
+MAX_BACKOFF = 30.0
+
+
+def meta_namespace_key(obj: Object) -> str:
+    """``namespace/name``, or ``name`` for a cluster-scoped object (client-go's key function)."""
+    meta = obj.get("metadata") or {}
+    namespace = meta.get("namespace") or ""
+    name = meta.get("name") or ""
+    return f"{namespace}/{name}" if namespace else name
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """The (namespace, name) a ``meta_namespace_key`` names."""
+    namespace, _, name = key.rpartition("/")
+    return namespace, name
+
+
+def index_by_namespace(obj: Object) -> list[str]:
+    return [(obj.get("metadata") or {}).get("namespace") or ""]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeletedFinalStateUnknown:
+    """A deleted object whose delete event was missed (seen absent only on re-list)."""
+
+    key: str
+    obj: Object
+
+
+class Indexer:
+    """Objects by key plus named secondary indices; not thread-safe, one event loop only."""
+
+    def __init__(self, indexers: Mapping[str, IndexFunc] | None = None) -> None:
+        self._items: dict[str, Object] = {}
+        self._indexers: dict[str, IndexFunc] = {NAMESPACE_INDEX: index_by_namespace}
+        self._indices: dict[str, dict[str, set[str]]] = {NAMESPACE_INDEX: {}}
+        if indexers:
+            self.add_indexers(indexers)
+
+    def add_indexers(self, indexers: Mapping[str, IndexFunc]) -> None:
+        """Add indices (existing objects are indexed straight away)."""
+        for name, func in indexers.items():
+            self._indexers[name] = func
+            self._indices[name] = {}
+            for key, obj in self._items.items():
+                self._index_one(name, key, obj)
+
+    def get(self, key: str) -> Object | None:
+        return self._items.get(key)
+
+    def list(self) -> list[Object]:
+        return list(self._items.values())
+
+    def keys(self) -> builtins.list[str]:
+        return list(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def by_index(self, index: str, value: str) -> builtins.list[Object]:
+        """The objects whose ``index`` function yielded ``value``."""
+        keys = self._indices[index].get(value, ())
+        return [self._items[k] for k in keys]
+
+    def upsert(self, obj: Object) -> Object | None:
+        """Store ``obj``; returns the object it replaced, if any."""
+        key = meta_namespace_key(obj)
+        old = self._items.get(key)
+        if old is not None:
+            self._unindex(key, old)
+        self._items[key] = obj
+        for name in self._indexers:
+            self._index_one(name, key, obj)
+        return old
+
+    def delete(self, key: str) -> Object | None:
+        old = self._items.pop(key, None)
+        if old is not None:
+            self._unindex(key, old)
+        return old
+
+    def _index_one(self, name: str, key: str, obj: Object) -> None:
+        for value in self._indexers[name](obj):
+            self._indices[name].setdefault(value, set()).add(key)
+
+    def _unindex(self, key: str, obj: Object) -> None:
+        for name, func in self._indexers.items():
+            index = self._indices[name]
+            for value in func(obj):
+                keys = index.get(value)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del index[value]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EventHandler:
+    """Callbacks for cache changes; ``on_delete`` may receive a ``DeletedFinalStateUnknown``."""
+
+    on_add: Callable[[Object], None] | None = None
+    on_update: Callable[[Object, Object], None] | None = None
+    on_delete: Callable[[Object | DeletedFinalStateUnknown], None] | None = None
+
+
+class Informer:
+    """List + watch one resource into an ``Indexer``; ``start()``, then ``await stop()``."""
+
+    def __init__(
+        self,
+        client: rest.Client,
+        resource: rest.Resource,
+        *,
+        namespace: str = "",
+        metadata_only: bool = False,
+        resync_period: float = 0.0,
+        indexers: Mapping[str, IndexFunc] | None = None,
+    ) -> None:
+        self.client = client
+        self.resource = resource
+        self.namespace = namespace
+        self.metadata_only = metadata_only
+        self.resync_period = resync_period
+        self.indexer = Indexer(indexers)
+        self.resource_version = ""
+        self.relists = 0
+        self._handlers: list[EventHandler] = []
+        self._synced = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def add_event_handler(self, handler: EventHandler) -> None:
+        """Register ``handler``; objects already cached are delivered to it as adds."""
+        self._handlers.append(handler)
+        if handler.on_add is not None:
+            for obj in self.indexer.list():
+                _call(handler.on_add, obj)
+
+    def has_synced(self) -> bool:
+        """True once the first list has been stored and delivered."""
+        return self._synced.is_set()
+
+    async def wait_for_sync(self) -> None:
+        await self._synced.wait()
+
+    @property
+    def started(self) -> bool:
+        return bool(self._tasks)
+
+    def start(self) -> None:
+        if self._tasks:
+            return
+        self._tasks.append(asyncio.ensure_future(self._run()))
+        if self.resync_period > 0:
+            self._tasks.append(asyncio.ensure_future(self._resync_loop()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    async def _run(self) -> None:
+        backoff = INITIAL_BACKOFF
+        while True:
+            try:
+                await self._list_and_replace()
+                backoff = INITIAL_BACKOFF
+                await self._watch()
+            except rest.ApiError as exc:
+                if exc.gone:
+                    log.debug("%s: watch expired (%s), re-listing", self._name, exc.message)
+                    continue
+                log.warning("%s: list/watch failed: %s", self._name, exc)
+            except (httpx.HTTPError, OSError) as exc:
+                log.warning("%s: list/watch failed: %r", self._name, exc)
+            await asyncio.sleep(backoff * (1 + random.random() * 0.1))
+            backoff = min(backoff * 2, MAX_BACKOFF)
+
+    @property
+    def _name(self) -> str:
+        return f"informer {self.resource.plural}.{self.resource.group}"
+
+    async def _list_and_replace(self) -> None:
+        listed = await self.client.list_all(
+            self.resource, namespace=self.namespace, metadata_only=self.metadata_only
+        )
+        self.resource_version = (listed.get("metadata") or {}).get("resourceVersion", "")
+        self.relists += 1
+        self._replace(listed.get("items") or [])
+        self._synced.set()
+
+    def _replace(self, items: list[Object]) -> None:
+        fresh = {meta_namespace_key(obj): obj for obj in items}
+        for key in set(self.indexer.keys()) - fresh.keys():
+            old = self.indexer.delete(key)
+            assert old is not None
+            self._notify_delete(DeletedFinalStateUnknown(key, old))
+        for obj in fresh.values():
+            self._store(obj)
+
+    async def _watch(self) -> None:
+        timeout = int(MIN_WATCH_TIMEOUT * (1 + random.random()))
+        events = self.client.watch(
+            self.resource,
+            namespace=self.namespace,
+            resource_version=self.resource_version,
+            timeout_seconds=timeout,
+            allow_bookmarks=True,
+            metadata_only=self.metadata_only,
+        )
+        async for event in events:
+            obj = event.get("object") or {}
+            rv = (obj.get("metadata") or {}).get("resourceVersion")
+            kind = event.get("type")
+            if kind in ("ADDED", "MODIFIED"):
+                self._store(obj)
+            elif kind == "DELETED":
+                self.indexer.delete(meta_namespace_key(obj))
+                self._notify_delete(obj)
+            if rv:
+                self.resource_version = rv
+
+    def _store(self, obj: Object) -> None:
+        old = self.indexer.upsert(obj)
+        for handler in self._handlers:
+            if old is None and handler.on_add is not None:
+                _call(handler.on_add, obj)
+            elif old is not None and handler.on_update is not None:
+                _call(handler.on_update, old, obj)
+
+    def _notify_delete(self, obj: Object | DeletedFinalStateUnknown) -> None:
+        for handler in self._handlers:
+            if handler.on_delete is not None:
+                _call(handler.on_delete, obj)
+
+    async def _resync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.resync_period)
+            if not self.has_synced():
+                continue
+            for obj in self.indexer.list():
+                for handler in self._handlers:
+                    if handler.on_update is not None:
+                        _call(handler.on_update, obj, obj)
+
+
+def _call(callback: Callable[..., None], *args: Any) -> None:
+    try:
+        callback(*args)
+    except Exception:  # one faulty handler must not stop the informer
+        log.exception("informer event handler failed")
+
+
+class InformerFactory:
+    """One shared informer per (resource, namespace, metadata-only) for a whole process."""
+
+    def __init__(self, client: rest.Client, *, resync_period: float = 0.0) -> None:
+        self.client = client
+        self.resync_period = resync_period
+        self._informers: dict[tuple[rest.Resource, str, bool], Informer] = {}
+
+    def informer(
+        self, resource: rest.Resource, *, namespace: str = "", metadata_only: bool = False
+    ) -> Informer:
+        key = (_identity(resource), namespace, metadata_only)
+        found = self._informers.get(key)
+        if found is None:
+            found = Informer(
+                self.client,
+                resource,
+                namespace=namespace,
+                metadata_only=metadata_only,
+                resync_period=self.resync_period,
+            )
+            self._informers[key] = found
+        return found
+
+    def informers(self) -> list[Informer]:
+        return list(self._informers.values())
+
+    def start(self) -> None:
+        """Start every informer not yet running (safe to call again after adding more)."""
+        for informer in self._informers.values():
+            informer.start()
+
+    async def wait_for_sync(self) -> None:
+        await asyncio.gather(*(i.wait_for_sync() for i in self._informers.values()))
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(i.stop() for i in self._informers.values()))
+
+
+def _identity(resource: rest.Resource) -> rest.Resource:
+    # Discovery adds kind and verbs; the informer is the same either way.
+    return rest.Resource(resource.group, resource.version, resource.plural, resource.namespaced)

@@ -1,0 +1,442 @@
+"""The REST client every kajitori component uses to reach the API server (≈ client-go's rest + dynamic).
+
+Owns: addressing a resource (``Resource``: group, version, plural, scope),
+the verbs (get, list, create, update, patch, delete, deletecollection,
+watch) and subresources, and turning every non-2xx answer into one
+``ApiError`` that carries the server's ``metav1.Status``. Objects stay in
+wire form (dicts), as everywhere in kajitori.
+
+The client is transport-agnostic: ``Client.from_kubeconfig`` speaks HTTPS
+with the kubeconfig's CA and client certificate; ``Client.in_process``
+calls an ASGI app directly (``client.transport``) for components running
+inside ``kajitori up``. Both go through the server's authentication,
+authorization and admission, so a component behaves the same either way.
+
+Watch streams are async iterators of ``{"type", "object"}`` events; an
+``ERROR`` event (e.g. 410 Expired) is raised as ``ApiError``, which is how
+informers learn that they must re-list.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import urllib.parse
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any, Literal
+
+import httpx
+import orjson
+
+from kajitori.client import kubeconfig, transport
+
+Object = dict[str, Any]
+PatchType = Literal["json", "merge", "strategic"]
+PropagationPolicy = Literal["", "Orphan", "Background", "Foreground"]
+
+PATCH_CONTENT_TYPES: Mapping[str, str] = {
+    "json": "application/json-patch+json",
+    "merge": "application/merge-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+}
+# Metadata-only lists and watches: the server strips everything but
+# apiVersion, kind and metadata, which is all the garbage collector needs.
+METADATA_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+_AGGREGATED_ACCEPT = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+DEFAULT_TIMEOUT = 30.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Resource:
+    """Where a resource lives in the API: ``/apis/{group}/{version}/[namespaces/{ns}/]{plural}``."""
+
+    group: str
+    version: str
+    plural: str
+    namespaced: bool
+    kind: str = ""
+    verbs: frozenset[str] = frozenset()
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(self, *, namespace: str = "", name: str = "", subresource: str = "") -> str:
+        """The URL path of the collection, or of one object (and its subresource)."""
+        root = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        parts = [root]
+        if self.namespaced and namespace:
+            parts.append(f"namespaces/{_quote(namespace)}")
+        parts.append(self.plural)
+        if name:
+            parts.append(_quote(name))
+            if subresource:
+                parts.append(subresource)
+        return "/".join(parts)
+
+
+def _core(plural: str, kind: str, *, namespaced: bool = True) -> Resource:
+    return Resource("", "v1", plural, namespaced, kind)
+
+
+NAMESPACES = _core("namespaces", "Namespace", namespaced=False)
+NODES = _core("nodes", "Node", namespaced=False)
+CONFIGMAPS = _core("configmaps", "ConfigMap")
+SECRETS = _core("secrets", "Secret")
+PODS = _core("pods", "Pod")
+SERVICES = _core("services", "Service")
+EVENTS = _core("events", "Event")
+SERVICEACCOUNTS = _core("serviceaccounts", "ServiceAccount")
+DEPLOYMENTS = Resource("apps", "v1", "deployments", True, "Deployment")
+REPLICASETS = Resource("apps", "v1", "replicasets", True, "ReplicaSet")
+LEASES = Resource("coordination.k8s.io", "v1", "leases", True, "Lease")
+
+WELL_KNOWN: tuple[Resource, ...] = (
+    NAMESPACES,
+    NODES,
+    CONFIGMAPS,
+    SECRETS,
+    PODS,
+    SERVICES,
+    EVENTS,
+    SERVICEACCOUNTS,
+    DEPLOYMENTS,
+    REPLICASETS,
+    LEASES,
+)
+
+
+class ApiError(Exception):
+    """A non-success answer from the API server, with its ``metav1.Status``."""
+
+    def __init__(self, status: Object) -> None:
+        self.status = status
+        self.code: int = int(status.get("code") or 0)
+        self.reason: str = str(status.get("reason") or "")
+        self.message: str = str(status.get("message") or "")
+        super().__init__(f"{self.code} {self.reason}: {self.message}")
+
+    @property
+    def not_found(self) -> bool:
+        return self.code == 404
+
+    @property
+    def conflict(self) -> bool:
+        return self.code == 409
+
+    @property
+    def gone(self) -> bool:
+        return self.code == 410
+
+
+def is_not_found(exc: BaseException) -> bool:
+    return isinstance(exc, ApiError) and exc.not_found
+
+
+def is_conflict(exc: BaseException) -> bool:
+    return isinstance(exc, ApiError) and exc.conflict
+
+
+class Client:
+    """An async API client over one httpx transport; close it with ``aclose``."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        default_namespace: str = "default",
+    ) -> None:
+        self.http = http
+        self.default_namespace = default_namespace
+
+    @classmethod
+    def from_kubeconfig(cls, config: kubeconfig.KubeConfig) -> Client:
+        """HTTPS to ``config.server`` with its CA, client certificate or bearer token."""
+        headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
+        http = httpx.AsyncClient(
+            base_url=config.server,
+            verify=config.ssl_context(),
+            headers=headers,
+            timeout=DEFAULT_TIMEOUT,
+        )
+        return cls(http, default_namespace=config.namespace)
+
+    @classmethod
+    def in_process(cls, app: transport.ASGIApp, *, client_cert_pem: bytes | str) -> Client:
+        """Call ``app`` directly, authenticating as the user named by ``client_cert_pem``."""
+        asgi = transport.InProcessTransport(app, client_cert_pem=client_cert_pem)
+        http = httpx.AsyncClient(
+            transport=asgi, base_url="https://kajitori.invalid", timeout=DEFAULT_TIMEOUT
+        )
+        return cls(http)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    # ----- verbs ------------------------------------------------------------
+
+    async def get(
+        self, resource: Resource, name: str, *, namespace: str = "", subresource: str = ""
+    ) -> Object:
+        path = resource.path(namespace=namespace, name=name, subresource=subresource)
+        return await self.request("GET", path)
+
+    async def list(
+        self,
+        resource: Resource,
+        *,
+        namespace: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+        limit: int = 0,
+        continue_: str = "",
+        resource_version: str = "",
+        metadata_only: bool = False,
+    ) -> Object:
+        """One page (or all, without ``limit``) of the collection, as a ``*List``."""
+        params = _params(
+            labelSelector=label_selector,
+            fieldSelector=field_selector,
+            limit=str(limit) if limit else "",
+            resourceVersion=resource_version,
+        )
+        if continue_:
+            params["continue"] = continue_
+        accept = METADATA_ACCEPT if metadata_only else None
+        return await self.request(
+            "GET", resource.path(namespace=namespace), params=params, accept=accept
+        )
+
+    async def list_all(self, resource: Resource, **kwargs: Any) -> Object:
+        """Every page of a collection merged into one list (``limit`` sets the page size)."""
+        kwargs.setdefault("limit", 500)
+        first = await self.list(resource, **kwargs)
+        items = list(first.get("items") or [])
+        token = (first.get("metadata") or {}).get("continue", "")
+        while token:
+            page = await self.list(resource, **{**kwargs, "continue_": token})
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue", "")
+        first["items"] = items
+        first.setdefault("metadata", {}).pop("continue", None)
+        return first
+
+    async def create(
+        self, resource: Resource, body: Object, *, namespace: str = "", subresource: str = ""
+    ) -> Object:
+        ns = namespace or _namespace_of(resource, body)
+        name = (body.get("metadata") or {}).get("name", "") if subresource else ""
+        path = resource.path(namespace=ns, name=name, subresource=subresource)
+        return await self.request("POST", path, body=body)
+
+    async def update(
+        self, resource: Resource, body: Object, *, namespace: str = "", subresource: str = ""
+    ) -> Object:
+        """PUT ``body`` (its ``metadata.resourceVersion`` makes it a compare-and-swap)."""
+        meta = body.get("metadata") or {}
+        ns = namespace or _namespace_of(resource, body)
+        path = resource.path(namespace=ns, name=meta.get("name", ""), subresource=subresource)
+        return await self.request("PUT", path, body=body)
+
+    async def update_status(self, resource: Resource, body: Object) -> Object:
+        return await self.update(resource, body, subresource="status")
+
+    async def patch(
+        self,
+        resource: Resource,
+        name: str,
+        patch: Any,
+        *,
+        namespace: str = "",
+        patch_type: PatchType = "merge",
+        subresource: str = "",
+    ) -> Object:
+        path = resource.path(namespace=namespace, name=name, subresource=subresource)
+        return await self.request(
+            "PATCH", path, body=patch, content_type=PATCH_CONTENT_TYPES[patch_type]
+        )
+
+    async def delete(
+        self,
+        resource: Resource,
+        name: str,
+        *,
+        namespace: str = "",
+        propagation_policy: PropagationPolicy = "",
+        grace_period_seconds: int | None = None,
+        uid: str = "",
+        resource_version: str = "",
+    ) -> Object:
+        """Delete one object; the answer is the object (still being deleted) or a Status."""
+        body = _delete_options(propagation_policy, grace_period_seconds, uid, resource_version)
+        path = resource.path(namespace=namespace, name=name)
+        return await self.request("DELETE", path, body=body)
+
+    async def delete_collection(
+        self,
+        resource: Resource,
+        *,
+        namespace: str = "",
+        label_selector: str = "",
+        propagation_policy: PropagationPolicy = "",
+    ) -> Object:
+        body = _delete_options(propagation_policy, None, "", "")
+        params = _params(labelSelector=label_selector)
+        path = resource.path(namespace=namespace)
+        return await self.request("DELETE", path, body=body, params=params)
+
+    async def watch(
+        self,
+        resource: Resource,
+        *,
+        namespace: str = "",
+        resource_version: str = "",
+        timeout_seconds: int = 0,
+        label_selector: str = "",
+        field_selector: str = "",
+        allow_bookmarks: bool = False,
+        metadata_only: bool = False,
+    ) -> AsyncIterator[Object]:
+        """Events of the collection until the server ends the stream.
+
+        Raises ``ApiError`` for a refused watch and for an ``ERROR`` event.
+        """
+        params = _params(
+            watch="true",
+            resourceVersion=resource_version,
+            timeoutSeconds=str(timeout_seconds) if timeout_seconds else "",
+            labelSelector=label_selector,
+            fieldSelector=field_selector,
+            allowWatchBookmarks="true" if allow_bookmarks else "",
+        )
+        headers = {"Accept": METADATA_ACCEPT if metadata_only else "application/json"}
+        request = self.http.build_request(
+            "GET",
+            resource.path(namespace=namespace),
+            params=params,
+            headers=headers,
+            timeout=httpx.Timeout(DEFAULT_TIMEOUT, read=None),
+        )
+        response = await self.http.send(request, stream=True)
+        try:
+            if response.status_code >= 300:
+                await response.aread()
+                raise _error(response)
+            async for line in response.aiter_lines():
+                if not line.strip():
+                    continue
+                event: Object = orjson.loads(line)
+                if event.get("type") == "ERROR":
+                    raise ApiError(event.get("object") or {})
+                yield event
+        finally:
+            await response.aclose()
+
+    # ----- discovery --------------------------------------------------------
+
+    async def discover(self) -> builtins.list[Resource]:
+        """Every served resource at its preferred version (aggregated discovery, v2)."""
+        found: builtins.list[Resource] = []
+        for root in ("/api", "/apis"):
+            document = await self.request("GET", root, accept=_AGGREGATED_ACCEPT)
+            found.extend(_resources_from_discovery(document.get("items") or []))
+        return found
+
+    # ----- plumbing ---------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+        accept: str | None = None,
+    ) -> Object:
+        """One request; the decoded JSON answer, or ``ApiError`` for a non-2xx status."""
+        headers = {"Accept": accept or "application/json"}
+        content = None
+        if body is not None:
+            content = orjson.dumps(body)
+            headers["Content-Type"] = content_type
+        response = await self.http.request(
+            method, path, content=content, params=params, headers=headers
+        )
+        if response.status_code >= 300:
+            raise _error(response)
+        decoded: Object = orjson.loads(response.content) if response.content else {}
+        return decoded
+
+
+def _quote(segment: str) -> str:
+    return urllib.parse.quote(segment, safe="")
+
+
+def _params(**values: str) -> dict[str, str]:
+    return {key: value for key, value in values.items() if value}
+
+
+def _namespace_of(resource: Resource, body: Object) -> str:
+    if not resource.namespaced:
+        return ""
+    return str((body.get("metadata") or {}).get("namespace") or "")
+
+
+def _delete_options(
+    policy: str, grace: int | None, uid: str, resource_version: str
+) -> Object | None:
+    options: Object = {}
+    if policy:
+        options["propagationPolicy"] = policy
+    if grace is not None:
+        options["gracePeriodSeconds"] = grace
+    preconditions = _params(uid=uid, resourceVersion=resource_version)
+    if preconditions:
+        options["preconditions"] = preconditions
+    if not options:
+        return None
+    return {"kind": "DeleteOptions", "apiVersion": "v1", **options}
+
+
+def _error(response: httpx.Response) -> ApiError:
+    """The Status the server sent, or one made up from the HTTP status when there is none."""
+    try:
+        status = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        status = None
+    if not isinstance(status, dict) or status.get("kind") != "Status":
+        text = response.content.decode("utf-8", "replace").strip()
+        status = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "status": "Failure",
+            "code": response.status_code,
+            "reason": response.reason_phrase.replace(" ", ""),
+            "message": text or response.reason_phrase,
+        }
+    status.setdefault("code", response.status_code)
+    return ApiError(status)
+
+
+def _resources_from_discovery(groups: Iterable[Object]) -> list[Resource]:
+    found = []
+    for group in groups:
+        versions = group.get("versions") or []
+        if not versions:
+            continue
+        preferred = versions[0]  # aggregated discovery lists the preferred version first
+        name = (group.get("metadata") or {}).get("name", "")
+        for entry in preferred.get("resources") or []:
+            kind = (entry.get("responseKind") or {}).get("kind", "")
+            found.append(
+                Resource(
+                    name,
+                    preferred["version"],
+                    entry["resource"],
+                    entry.get("scope") == "Namespaced",
+                    kind,
+                    frozenset(entry.get("verbs") or ()),
+                )
+            )
+    return found

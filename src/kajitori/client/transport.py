@@ -1,0 +1,200 @@
+"""An httpx transport that calls an ASGI app in the same process, streaming both ways.
+
+Owns the in-process path components take inside ``kajitori up``: no socket,
+no TLS, but the same request semantics as the network. Two things differ
+from ``httpx.ASGITransport``, and both are why this module exists:
+
+* response bodies stream: the app's chunks reach the reader as they are
+  sent, so a watch (which never finishes on its own) yields events at once
+  instead of being buffered until the app returns. A reader that falls
+  behind by ``max_buffered_chunks`` chunks pauses the app, as TCP flow
+  control pauses a network watcher;
+* the caller's client certificate is put in ``scope["extensions"]["tls"]``
+  exactly where the HTTPS server puts a verified peer certificate, so the
+  request still passes authentication, authorization and admission as that
+  user.
+
+Closing the response (or a reader leaving a watch early) delivers
+``http.disconnect`` to the app, which is how the server notices a watcher
+has gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[
+    [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
+    Awaitable[None],
+]
+
+# How long closing a response waits for the app to notice the disconnect
+# before cancelling it.
+_CLOSE_GRACE = 5.0
+
+
+class InProcessTransport(httpx.AsyncBaseTransport):
+    """Serve httpx requests by calling ``app`` directly, as the holder of ``client_cert_pem``."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        client_cert_pem: bytes | str,
+        max_buffered_chunks: int = 64,
+    ) -> None:
+        self.app = app
+        pem = (
+            client_cert_pem.decode("ascii")
+            if isinstance(client_cert_pem, bytes)
+            else client_cert_pem
+        )
+        self.tls = {
+            "server_cert": None,
+            "client_cert_chain": [pem],
+            "client_cert_name": None,
+            "client_cert_error": None,
+        }
+        self.max_buffered_chunks = max_buffered_chunks
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = await request.aread()
+        exchange = _Exchange(self.app, self._scope(request), body, self.max_buffered_chunks)
+        await exchange.start()
+        return httpx.Response(
+            exchange.status,
+            headers=exchange.headers,
+            stream=_ResponseStream(exchange),
+            request=request,
+        )
+
+    def _scope(self, request: httpx.Request) -> Scope:
+        raw_path, _, query = request.url.raw_path.partition(b"?")
+        return {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1",
+            "method": request.method,
+            "scheme": "https",
+            "path": request.url.path,
+            "raw_path": raw_path,
+            "query_string": query,
+            "root_path": "",
+            "headers": [(k.lower(), v) for k, v in request.headers.raw],
+            "client": ("127.0.0.1", 0),
+            "server": (request.url.host, request.url.port or 443),
+            "extensions": {"tls": dict(self.tls)},
+        }
+
+
+class _Exchange:
+    """One request/response between httpx and the app, with a bounded chunk buffer."""
+
+    def __init__(self, app: ASGIApp, scope: Scope, body: bytes, limit: int) -> None:
+        self.app = app
+        self.scope = scope
+        self.body: bytes | None = body
+        self.limit = limit
+        self.status = 500
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.finished = False
+        self.closed = False
+        self.error: BaseException | None = None
+        self._started = asyncio.Event()
+        self._readable = asyncio.Event()
+        self._writable = asyncio.Event()
+        self._disconnected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Run the app until it starts its response; re-raise if it fails before that."""
+        self._task = asyncio.ensure_future(self._run())
+        await self._started.wait()
+        if self.error is not None and not self.headers and not self.chunks:
+            raise httpx.ReadError(f"in-process app failed: {self.error!r}") from self.error
+
+    async def _run(self) -> None:
+        try:
+            await self.app(self.scope, self._receive, self._send)
+        except Exception as exc:  # the HTTP server would drop the connection
+            log.exception(
+                "in-process request %s %s failed", self.scope["method"], self.scope["path"]
+            )
+            self.error = exc
+        finally:
+            self.finished = True
+            self._started.set()
+            self._readable.set()
+
+    async def _receive(self) -> Message:
+        if self.body is not None:
+            body, self.body = self.body, None
+            return {"type": "http.request", "body": body, "more_body": False}
+        await self._disconnected.wait()
+        return {"type": "http.disconnect"}
+
+    async def _send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.headers = list(message.get("headers") or [])
+            self._started.set()
+            return
+        if message["type"] != "http.response.body" or self.closed:
+            return
+        while len(self.chunks) >= self.limit and not self.closed:
+            self._writable.clear()
+            await self._writable.wait()
+        if message.get("body"):
+            self.chunks.append(message["body"])
+        if not message.get("more_body", False):
+            self.finished = True
+        self._readable.set()
+
+    async def chunks_until_done(self) -> AsyncIterator[bytes]:
+        while True:
+            while self.chunks:
+                chunk = self.chunks.popleft()
+                self._writable.set()
+                yield chunk
+            if self.finished:
+                if self.error is not None:
+                    raise httpx.ReadError(f"in-process app failed: {self.error!r}")
+                return
+            self._readable.clear()
+            if not self.chunks and not self.finished:
+                await self._readable.wait()
+
+    async def close(self) -> None:
+        self.closed = True
+        self._disconnected.set()
+        self._writable.set()
+        task = self._task
+        if task is None or task.done():
+            return
+        await asyncio.wait({task}, timeout=_CLOSE_GRACE)
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+
+
+class _ResponseStream(httpx.AsyncByteStream):
+    def __init__(self, exchange: _Exchange) -> None:
+        self.exchange = exchange
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.exchange.chunks_until_done():
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self.exchange.close()

@@ -1,0 +1,423 @@
+"""The garbage collector: deletes dependents of deleted owners, in the three propagation modes.
+
+Mirrors upstream's pkg/controller/garbagecollector, simplified: a graph of
+owner → dependents built from metadata-only informers over every resource
+that can be listed, watched and deleted (events excepted, as upstream), and
+two work queues of object UIDs.
+
+* ``attempt_to_delete`` (upstream attemptToDeleteItem): an object whose
+  owners are all gone (no object at the owner's name with the owner's UID)
+  is deleted, with the policy its own finalizers ask for (background by
+  default); an owner that still exists keeps it, and references to owners
+  that are gone or being deleted in the foreground are removed from it
+  instead. Owners are looked up live, never from the cache, so a dependent
+  is never collected because the owner's informer lags behind.
+* foreground deletion: an owner being deleted with the ``foregroundDeletion``
+  finalizer first has its dependents deleted (in the foreground themselves
+  when they have dependents); the finalizer is removed, letting the API
+  server delete the owner, once no dependent with ``blockOwnerDeletion``
+  is left.
+* ``attempt_to_orphan``: an owner being deleted with the ``orphan``
+  finalizer has its reference removed from every dependent, then the
+  finalizer removed.
+
+Workers start only after every informer has synced, since a partial graph
+would let a foreground owner go before dependents it has not seen yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Awaitable, Iterable
+from typing import Any
+
+from kajitori.client import events, informer, rest, workqueue
+from kajitori.controllers import base
+
+log = logging.getLogger(__name__)
+
+Object = dict[str, Any]
+
+ORPHAN_FINALIZER = "orphan"
+FOREGROUND_FINALIZER = "foregroundDeletion"
+# Upstream never collects events: there are many, they expire, and they have no owners.
+IGNORED_RESOURCES = frozenset({("", "events"), ("events.k8s.io", "events")})
+REQUIRED_VERBS = frozenset({"list", "watch", "delete", "get", "patch"})
+_CONFLICT_RETRIES = 5
+
+
+@dataclasses.dataclass(slots=True)
+class Node:
+    """One object in the graph, as last seen by its informer."""
+
+    resource: rest.Resource
+    namespace: str
+    name: str
+    uid: str
+    owners: list[Object]
+    deleting: bool
+    finalizers: tuple[str, ...]
+
+    @property
+    def deleting_dependents(self) -> bool:
+        return self.deleting and FOREGROUND_FINALIZER in self.finalizers
+
+    @property
+    def orphaning(self) -> bool:
+        return self.deleting and ORPHAN_FINALIZER in self.finalizers
+
+    def blocks(self, owner_uid: str) -> bool:
+        """Whether this object's reference to ``owner_uid`` has ``blockOwnerDeletion``."""
+        return any(r.get("uid") == owner_uid and r.get("blockOwnerDeletion") for r in self.owners)
+
+
+def node_from(resource: rest.Resource, obj: Object) -> Node:
+    meta = obj.get("metadata") or {}
+    return Node(
+        resource=resource,
+        namespace=meta.get("namespace") or "",
+        name=meta.get("name") or "",
+        uid=meta.get("uid") or "",
+        owners=list(meta.get("ownerReferences") or ()),
+        deleting=bool(meta.get("deletionTimestamp")),
+        finalizers=tuple(meta.get("finalizers") or ()),
+    )
+
+
+class Graph:
+    """Nodes by UID, and dependents by owner UID (whether or not the owner is known)."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, Node] = {}
+        self._dependents: dict[str, set[str]] = {}
+
+    def dependents(self, owner_uid: str) -> list[Node]:
+        return [self.nodes[u] for u in self._dependents.get(owner_uid, ()) if u in self.nodes]
+
+    def upsert(self, node: Node) -> Node | None:
+        old = self.nodes.get(node.uid)
+        if old is not None:
+            self._unlink(old)
+        self.nodes[node.uid] = node
+        for ref in node.owners:
+            self._dependents.setdefault(ref.get("uid", ""), set()).add(node.uid)
+        return old
+
+    def remove(self, uid: str) -> Node | None:
+        old = self.nodes.pop(uid, None)
+        if old is not None:
+            self._unlink(old)
+        return old
+
+    def _unlink(self, node: Node) -> None:
+        for ref in node.owners:
+            owner_uid = ref.get("uid", "")
+            found = self._dependents.get(owner_uid)
+            if found is not None:
+                found.discard(node.uid)
+                if not found:
+                    del self._dependents[owner_uid]
+
+
+class GarbageCollector:
+    """Collects dependents; ``run(workers)`` discovers, syncs, then works until ``shut_down``."""
+
+    name = "garbagecollector"
+
+    def __init__(
+        self,
+        *,
+        client: rest.Client,
+        informers: informer.InformerFactory,
+        recorder: events.EventRecorder,
+    ) -> None:
+        self.client = client
+        self.informers = informers
+        self.recorder = recorder
+        self.graph = Graph()
+        self.attempt_to_delete: workqueue.RateLimitingQueue[str] = workqueue.RateLimitingQueue(
+            name="garbage_collector_attempt_to_delete"
+        )
+        self.attempt_to_orphan: workqueue.RateLimitingQueue[str] = workqueue.RateLimitingQueue(
+            name="garbage_collector_attempt_to_orphan"
+        )
+        self._by_group_kind: dict[tuple[str, str], rest.Resource] = {}
+        self._synced = asyncio.Event()
+        self._stopped = asyncio.Event()
+
+    def has_synced(self) -> bool:
+        return self._synced.is_set()
+
+    async def run(self, workers: int = 5) -> None:
+        resources = await self._discover()
+        monitored = [self._monitor(r) for r in resources if _collectable(r)]
+        self.informers.start()
+        if not await self._until_stopped(asyncio.gather(*(i.wait_for_sync() for i in monitored))):
+            return
+        self._synced.set()
+        log.info("garbage collector: %d resources monitored and synced", len(monitored))
+        await asyncio.gather(
+            base.run_workers(
+                self.attempt_to_delete, self._attempt_to_delete, workers, name=self.name
+            ),
+            base.run_workers(self.attempt_to_orphan, self._attempt_to_orphan, 1, name=self.name),
+        )
+
+    def shut_down(self) -> None:
+        self._stopped.set()
+        self.attempt_to_delete.shut_down()
+        self.attempt_to_orphan.shut_down()
+
+    async def _until_stopped(self, waiting: Awaitable[Any]) -> bool:
+        """Await ``waiting`` unless shut down first; True if it finished."""
+        work = asyncio.ensure_future(waiting)
+        stopped = asyncio.ensure_future(self._stopped.wait())
+        await asyncio.wait({work, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (work, stopped):
+            task.cancel()
+        return work.done() and not work.cancelled()
+
+    async def _discover(self) -> list[rest.Resource]:
+        delay = 0.1
+        while True:
+            try:
+                resources = await self.client.discover()
+                break
+            except (rest.ApiError, OSError) as exc:
+                log.warning("garbage collector: discovery failed: %s", exc)
+                if self._stopped.is_set():
+                    return []
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        for resource in resources:
+            self._by_group_kind[(resource.group, resource.kind)] = resource
+        return resources
+
+    def _monitor(self, resource: rest.Resource) -> informer.Informer:
+        watched = self.informers.informer(resource, metadata_only=True)
+        watched.add_event_handler(
+            informer.EventHandler(
+                on_add=lambda obj: self._observe(resource, obj),
+                on_update=lambda _, obj: self._observe(resource, obj),
+                on_delete=lambda obj: self._forget(obj),
+            )
+        )
+        return watched
+
+    # ----- graph changes (informer handlers: only bookkeeping and enqueueing) -----
+
+    def _observe(self, resource: rest.Resource, obj: Object) -> None:
+        node = node_from(resource, obj)
+        if not node.uid:
+            return
+        old = self.graph.upsert(node)
+        if node.owners and (old is None or old.owners != node.owners):
+            self.attempt_to_delete.add(node.uid)
+        if node.deleting_dependents and (old is None or not old.deleting_dependents):
+            self.attempt_to_delete.add(node.uid)
+            for dependent in self.graph.dependents(node.uid):
+                self.attempt_to_delete.add(dependent.uid)
+        if node.orphaning and (old is None or not old.orphaning):
+            self.attempt_to_orphan.add(node.uid)
+        if old is not None:
+            self._wake_foreground_owners(old.owners)
+        self._wake_foreground_owners(node.owners)
+
+    def _forget(self, obj: Object | informer.DeletedFinalStateUnknown) -> None:
+        if isinstance(obj, informer.DeletedFinalStateUnknown):
+            obj = obj.obj
+        uid = (obj.get("metadata") or {}).get("uid") or ""
+        removed = self.graph.remove(uid)
+        for dependent in self.graph.dependents(uid):
+            self.attempt_to_delete.add(dependent.uid)
+        if removed is not None:
+            self._wake_foreground_owners(removed.owners)
+
+    def _wake_foreground_owners(self, refs: Iterable[Object]) -> None:
+        for ref in refs:
+            owner = self.graph.nodes.get(ref.get("uid", ""))
+            if owner is not None and owner.deleting_dependents:
+                self.attempt_to_delete.add(owner.uid)
+
+    # ----- attempt to delete -------------------------------------------------------
+
+    async def _attempt_to_delete(self, uid: str) -> None:
+        node = self.graph.nodes.get(uid)
+        if node is None:
+            return
+        latest = await self._latest(node)
+        if latest is None:
+            return
+        meta = latest["metadata"]
+        finalizers = meta.get("finalizers") or ()
+        if meta.get("deletionTimestamp"):
+            if FOREGROUND_FINALIZER in finalizers:
+                await self._process_deleting_dependents(node, latest)
+            return
+        owners = meta.get("ownerReferences") or []
+        if not owners:
+            return
+        solid, dangling, waiting = await self._classify_owners(node, owners)
+        if solid:
+            stale = [r["uid"] for r in (*dangling, *waiting)]
+            if stale:
+                await self._remove_owner_refs(node, stale)
+            return
+        if waiting and self.graph.dependents(uid):
+            await self._delete(node, "Foreground")
+            return
+        if ORPHAN_FINALIZER in finalizers:
+            await self._delete(node, "Orphan")
+        elif FOREGROUND_FINALIZER in finalizers:
+            await self._delete(node, "Foreground")
+        else:
+            await self._delete(node, "Background")
+
+    async def _process_deleting_dependents(self, node: Node, latest: Object) -> None:
+        """An owner in foreground deletion: delete its dependents, or let it go when none block."""
+        dependents = self.graph.dependents(node.uid)
+        blocking = [d for d in dependents if d.blocks(node.uid)]
+        if not blocking:
+            await self._remove_finalizer(node, latest, FOREGROUND_FINALIZER)
+            return
+        for dependent in blocking:
+            if not dependent.deleting:
+                self.attempt_to_delete.add(dependent.uid)
+
+    async def _classify_owners(
+        self, node: Node, refs: list[Object]
+    ) -> tuple[list[Object], list[Object], list[Object]]:
+        """Owner references split into (solid, dangling, waiting for dependents' deletion)."""
+        solid: list[Object] = []
+        dangling: list[Object] = []
+        waiting: list[Object] = []
+        for ref in refs:
+            owner = await self._owner(node, ref)
+            if owner is None:
+                dangling.append(ref)
+                continue
+            meta = owner["metadata"]
+            if meta.get("deletionTimestamp") and FOREGROUND_FINALIZER in (
+                meta.get("finalizers") or ()
+            ):
+                waiting.append(ref)
+            else:
+                solid.append(ref)
+        return solid, dangling, waiting
+
+    async def _owner(self, node: Node, ref: Object) -> Object | None:
+        """The owner ``ref`` names, live; None when absent or another object has its name."""
+        group = ref.get("apiVersion", "").rpartition("/")[0]
+        resource = self._by_group_kind.get((group, ref.get("kind", "")))
+        if resource is None:
+            raise LookupError(f"no resource serves {ref.get('apiVersion')} {ref.get('kind')}")
+        if resource.namespaced and not node.namespace:
+            return None  # a cluster-scoped object cannot be owned by a namespaced one
+        namespace = node.namespace if resource.namespaced else ""
+        try:
+            owner = await self.client.get(resource, ref.get("name", ""), namespace=namespace)
+        except rest.ApiError as exc:
+            if exc.not_found:
+                return None
+            raise
+        return owner if owner["metadata"].get("uid") == ref.get("uid") else None
+
+    async def _latest(self, node: Node) -> Object | None:
+        try:
+            latest = await self.client.get(node.resource, node.name, namespace=node.namespace)
+        except rest.ApiError as exc:
+            if exc.not_found:
+                return None
+            raise
+        return latest if latest["metadata"].get("uid") == node.uid else None
+
+    async def _delete(self, node: Node, policy: rest.PropagationPolicy) -> None:
+        log.info(
+            "garbage collector: deleting %s %s/%s (%s)",
+            node.resource.plural,
+            node.namespace,
+            node.name,
+            policy,
+        )
+        try:
+            await self.client.delete(
+                node.resource,
+                node.name,
+                namespace=node.namespace,
+                propagation_policy=policy,
+                uid=node.uid,
+            )
+        except rest.ApiError as exc:
+            if not (exc.not_found or exc.conflict):  # gone, or a new object of that name
+                raise
+
+    async def _remove_owner_refs(self, node: Node, owner_uids: list[str]) -> None:
+        """Drop references to ``owner_uids`` (a strategic merge delete keyed by uid, as upstream)."""
+        patch = {
+            "metadata": {
+                "ownerReferences": [{"$patch": "delete", "uid": u} for u in owner_uids],
+                "uid": node.uid,  # precondition: never patch a new object of the same name
+            }
+        }
+        try:
+            await self.client.patch(
+                node.resource, node.name, patch, namespace=node.namespace, patch_type="strategic"
+            )
+        except rest.ApiError as exc:
+            if not (exc.not_found or exc.conflict):
+                raise
+
+    async def _remove_finalizer(self, node: Node, latest: Object, finalizer: str) -> None:
+        """Remove ``finalizer`` with a resourceVersion-guarded merge patch, retrying conflicts."""
+        for _ in range(_CONFLICT_RETRIES):
+            meta = latest["metadata"]
+            finalizers = list(meta.get("finalizers") or ())
+            if finalizer not in finalizers:
+                return
+            finalizers.remove(finalizer)
+            patch = {
+                "metadata": {
+                    "finalizers": finalizers or None,
+                    "resourceVersion": meta["resourceVersion"],
+                }
+            }
+            try:
+                await self.client.patch(node.resource, node.name, patch, namespace=node.namespace)
+                return
+            except rest.ApiError as exc:
+                if exc.not_found:
+                    return
+                if not exc.conflict:
+                    raise
+            refreshed = await self._latest(node)
+            if refreshed is None:
+                return
+            latest = refreshed
+        raise RuntimeError(f"removing finalizer {finalizer} from {node.name}: too many conflicts")
+
+    # ----- attempt to orphan -------------------------------------------------------
+
+    async def _attempt_to_orphan(self, uid: str) -> None:
+        node = self.graph.nodes.get(uid)
+        if node is None:
+            return
+        latest = await self._latest(node)
+        if latest is None:
+            return
+        meta = latest["metadata"]
+        if not meta.get("deletionTimestamp") or ORPHAN_FINALIZER not in (
+            meta.get("finalizers") or ()
+        ):
+            return
+        for dependent in self.graph.dependents(uid):
+            await self._remove_owner_refs(dependent, [uid])
+        await self._remove_finalizer(node, latest, ORPHAN_FINALIZER)
+
+
+def _collectable(resource: rest.Resource) -> bool:
+    return (
+        REQUIRED_VERBS <= resource.verbs
+        and (resource.group, resource.plural) not in IGNORED_RESOURCES
+    )

@@ -1,0 +1,1 @@
+"""authentication.k8s.io: SelfSubjectReview (create-only, never stored)."""

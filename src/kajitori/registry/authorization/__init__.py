@@ -1,0 +1,1 @@
+"""authorization.k8s.io: the access review kinds (create-only, never stored)."""

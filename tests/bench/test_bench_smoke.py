@@ -1,0 +1,130 @@
+"""``python -m bench.api --quick`` runs end to end and writes a complete JSON report.
+
+Only the report's shape is checked, never a timing: the figures depend on
+the machine and on whoever else is using it. Cells are made tiny so the run
+stays a few seconds of load.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CONCURRENCY = [1, 16, 64]
+OPERATIONS = ["noop", "create", "get", "list_small", "list_large"]
+OPERATION_ROW = [
+    "concurrency", "requests", "seconds", "rps", "p50_ms", "p99_ms", "statuses", "errors",
+    "server_cpu_us_per_request",
+]  # fmt: skip
+WATCH_ROW = [
+    "concurrency", "watchers", "writes", "writes_per_second", "events_expected",
+    "events_delivered", "events_missing", "delivered_before_ack", "p50_ms", "p99_ms", "max_ms",
+    "signed_from_ack_p50_ms", "from_send_p50_ms", "from_send_p99_ms", "fanout_spread_p99_ms",
+]  # fmt: skip
+STARTUP = [
+    "cold_ready_line_s", "cold_first_request_s", "warm_ready_line_s", "warm_first_request_s",
+    "idle_rss_mb", "peak_rss_mb",
+]  # fmt: skip
+RAW_WRITES = ["how", "concurrency", "writes", "writes_per_second", "p50_ms", "p99_ms", "errors"]
+SQLITE_TARGETS = {
+    "create_vs_noop", "get_vs_noop", "watch_p99_c1", "watch_p99_c16", "watch_p99_c64",
+    "ready_line", "first_request", "idle_rss",
+}  # fmt: skip
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One quick sqlite run with tiny cells, shared by every test here."""
+    output = tmp_path_factory.mktemp("bench") / "api.json"
+    command = [
+        *(sys.executable, "-m", "bench.api", "--quick", "--backends", "sqlite"),
+        *("--seconds", "0.2", "--small-list", "10", "--large-list", "30", "--watchers", "3"),
+        *("--output", str(output)),
+    ]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert f"wrote {output}" in done.stdout
+    loaded: dict[str, Any] = json.loads(output.read_text())
+    return loaded
+
+
+def test_report_describes_the_run(report: dict[str, Any]) -> None:
+    """The top level names the benchmark, date, machine, plan and the no-op endpoint choice."""
+    assert report["benchmark"] == "api"
+    assert report["machine"]["cores"] >= 1
+    assert report["plan"]["backends"] == ["sqlite"]
+    assert report["plan"]["concurrency"] == CONCURRENCY
+    assert report["noop_endpoint"].startswith("GET /healthz")
+    assert list(report["backends"]) == ["sqlite"]
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_every_operation_has_a_full_row_per_concurrency(
+    report: dict[str, Any], operation: str
+) -> None:
+    """Each operation is measured at 1, 16 and 64 and every row carries every figure."""
+    rows = report["backends"]["sqlite"]["operations"][operation]
+    assert [row["concurrency"] for row in rows] == CONCURRENCY
+    for row in rows:
+        assert set(OPERATION_ROW) <= set(row)
+        assert row["requests"] > 0
+        assert set(row["statuses"]) <= {"200", "201"}
+
+
+@pytest.mark.parametrize(
+    ("operation", "objects"),
+    [pytest.param("list_small", 10, id="small"), pytest.param("list_large", 30, id="large")],
+)
+def test_list_rows_record_how_many_objects_were_listed(
+    report: dict[str, Any], operation: str, objects: int
+) -> None:
+    """List rows carry the namespace size they were measured on."""
+    rows = report["backends"]["sqlite"]["operations"][operation]
+    assert {row["objects"] for row in rows} == {objects}
+
+
+def test_watch_rows_account_for_every_event(report: dict[str, Any]) -> None:
+    """Each watch row has every figure and every acknowledged write reached every watcher."""
+    rows = report["backends"]["sqlite"]["watch"]
+    assert [row["concurrency"] for row in rows] == CONCURRENCY
+    for row in rows:
+        assert set(WATCH_ROW) <= set(row)
+        assert row["watchers"] == 3
+        assert row["events_expected"] == row["writes"] * 3
+        assert row["events_missing"] == 0
+
+
+@pytest.mark.parametrize(
+    ("section", "keys"),
+    [
+        pytest.param("startup", STARTUP, id="startup"),
+        pytest.param("raw_writes", RAW_WRITES, id="raw-writes"),
+    ],
+)
+def test_floor_and_startup_sections_are_complete(
+    report: dict[str, Any], section: str, keys: list[str]
+) -> None:
+    """Startup/memory and the raw backend write floor carry every figure."""
+    assert set(keys) <= set(report["backends"]["sqlite"][section])
+
+
+def test_targets_and_ratios_are_all_judged(report: dict[str, Any]) -> None:
+    """Every sqlite target is present with a figure, a threshold and a verdict."""
+    result = report["backends"]["sqlite"]
+    assert {t["id"] for t in result["targets"]} == SQLITE_TARGETS
+    for target in result["targets"]:
+        assert isinstance(target["met"], bool)
+        assert isinstance(target["value"], float | int)
+    assert set(result["ratios"]) == {
+        *(f"{op}_vs_noop" for op in OPERATIONS if op != "noop"),
+        *(f"{op}_vs_noop_by_cpu" for op in OPERATIONS if op != "noop"),
+        "create_vs_raw_writes",
+    }

@@ -1,0 +1,35 @@
+"""An API server in the test's own event loop, reached through the in-process transport."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from kajitori.client import rest
+from kajitori.cmd.apiserver import APIServerConfig, APIServerProcess
+
+
+@pytest.fixture
+async def apiserver(tmp_path: Path) -> AsyncIterator[APIServerProcess]:
+    """A started API server (SQLite, port 0) in this process; stopped afterwards."""
+    process = APIServerProcess(APIServerConfig(data_dir=tmp_path, port=0))
+    await process.start()
+    try:
+        yield process
+    finally:
+        await process.stop()
+
+
+@pytest.fixture
+async def admin(apiserver: APIServerProcess) -> AsyncIterator[rest.Client]:
+    """An in-process client acting as the cluster admin."""
+    assert apiserver.http is not None and apiserver.pki is not None
+    client = rest.Client.in_process(
+        apiserver.http.app, client_cert_pem=apiserver.pki.admin.cert_pem
+    )
+    try:
+        yield client
+    finally:
+        await client.aclose()

@@ -1,0 +1,129 @@
+"""Informers: list then watch, handlers, indices, re-list on 410 with tombstones."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from kajitori.client import informer, rest
+from kajitori.client.transport import ASGIApp
+from kajitori.cmd.apiserver import APIServerProcess
+
+
+def _cm(name: str, **labels: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "default", "labels": labels}}
+
+
+async def _eventually(check: Callable[[], bool], timeout: float = 3.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.log: list[tuple[str, str]] = []
+
+    def handler(self) -> informer.EventHandler:
+        return informer.EventHandler(
+            on_add=lambda o: self.log.append(("add", o["metadata"]["name"])),
+            on_update=lambda _, o: self.log.append(("update", o["metadata"]["name"])),
+            on_delete=self._deleted,
+        )
+
+    def _deleted(self, obj: Any) -> None:
+        if isinstance(obj, informer.DeletedFinalStateUnknown):
+            self.log.append(("tombstone", obj.obj["metadata"]["name"]))
+        else:
+            self.log.append(("delete", obj["metadata"]["name"]))
+
+
+async def test_an_informer_lists_then_follows_changes_through_its_handlers(
+    admin: rest.Client,
+) -> None:
+    """Existing objects arrive as adds, then creates, updates and deletes as they happen."""
+    await admin.create(rest.CONFIGMAPS, _cm("before"))
+    watched = informer.Informer(admin, rest.CONFIGMAPS, namespace="default")
+    seen = Recorder()
+    watched.add_event_handler(seen.handler())
+    watched.start()
+    try:
+        await asyncio.wait_for(watched.wait_for_sync(), 3)
+        assert watched.has_synced()
+        assert ("add", "before") in seen.log
+        await admin.create(rest.CONFIGMAPS, _cm("during"))
+        await admin.patch(rest.CONFIGMAPS, "during", {"data": {"k": "v"}}, namespace="default")
+        await admin.delete(rest.CONFIGMAPS, "before", namespace="default")
+        await _eventually(lambda: ("delete", "before") in seen.log)
+    finally:
+        await watched.stop()
+    tail = [e for e in seen.log if e[1] == "during"]
+    assert tail == [("add", "during"), ("update", "during")]
+    assert watched.indexer.get("default/before") is None
+    assert watched.indexer.get("default/during")["data"] == {"k": "v"}  # type: ignore[index]
+
+
+async def test_custom_indexers_and_the_namespace_index_answer_lookups(
+    admin: rest.Client,
+) -> None:
+    """``by_index`` finds objects by namespace and by a label-derived index."""
+    await admin.create(rest.CONFIGMAPS, _cm("a", app="web"))
+    await admin.create(rest.CONFIGMAPS, _cm("b", app="db"))
+    watched = informer.Informer(
+        admin,
+        rest.CONFIGMAPS,
+        metadata_only=True,
+        indexers={"app": lambda o: [(o["metadata"].get("labels") or {}).get("app", "")]},
+    )
+    watched.start()
+    try:
+        await asyncio.wait_for(watched.wait_for_sync(), 3)
+    finally:
+        await watched.stop()
+    assert [o["metadata"]["name"] for o in watched.indexer.by_index("app", "web")] == ["a"]
+    names = {o["metadata"]["name"] for o in watched.indexer.by_index("namespace", "default")}
+    assert {"a", "b"} <= names
+    assert watched.indexer.get("default/a")["kind"] == "PartialObjectMetadata"  # type: ignore[index]
+
+
+def _gate_first_watch(app: ASGIApp, gate: asyncio.Event) -> ASGIApp:
+    """Hold the first watch request until ``gate`` opens (to compact history meanwhile)."""
+    state = {"held": False}
+
+    async def gated(scope: Any, receive: Any, send: Any) -> None:
+        if b"watch=true" in scope.get("query_string", b"") and not state["held"]:
+            state["held"] = True
+            await gate.wait()
+        await app(scope, receive, send)
+
+    return gated
+
+
+async def test_a_compacted_resource_version_makes_the_informer_relist_with_tombstones(
+    apiserver: APIServerProcess,
+) -> None:
+    """410 on watch → re-list: new objects appear, deletes missed meanwhile become tombstones."""
+    assert apiserver.http is not None and apiserver.pki is not None
+    assert apiserver.backend is not None
+    gate = asyncio.Event()
+    app = _gate_first_watch(apiserver.http.app, gate)
+    client = rest.Client.in_process(app, client_cert_pem=apiserver.pki.admin.cert_pem)
+    watched = informer.Informer(client, rest.CONFIGMAPS, namespace="default")
+    seen = Recorder()
+    watched.add_event_handler(seen.handler())
+    try:
+        await client.create(rest.CONFIGMAPS, _cm("doomed"))
+        watched.start()
+        await asyncio.wait_for(watched.wait_for_sync(), 3)
+        await client.delete(rest.CONFIGMAPS, "doomed", namespace="default")
+        await client.create(rest.CONFIGMAPS, _cm("newcomer"))
+        await apiserver.backend.compact(await apiserver.backend.current_revision())
+        gate.set()
+        await _eventually(lambda: watched.relists >= 2 and ("add", "newcomer") in seen.log)
+    finally:
+        await watched.stop()
+        await client.aclose()
+    assert ("tombstone", "doomed") in seen.log
+    assert watched.indexer.get("default/doomed") is None

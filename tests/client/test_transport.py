@@ -1,0 +1,124 @@
+"""The in-process transport: ASGI semantics, streamed bodies, identity, disconnects."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from kajitori.client import rest, transport
+from kajitori.cmd.apiserver import APIServerProcess
+
+CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+
+class EchoApp:
+    """Answers with what the app saw; ``/stream`` sends chunks until the client goes away."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.disconnected = asyncio.Event()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["path"] == "/stream":
+            await self._stream(receive, send)
+            return
+        message = await receive()
+        body = orjson.dumps(
+            {
+                "method": scope["method"],
+                "path": scope["path"],
+                "query": scope["query_string"].decode(),
+                "chain": scope["extensions"]["tls"]["client_cert_chain"],
+                "body": message["body"].decode(),
+                "accept": dict(scope["headers"]).get(b"accept", b"").decode(),
+            }
+        )
+        await send({"type": "http.response.start", "status": 201, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _stream(self, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"first\n", "more_body": True})
+        await self.release.wait()
+        await send({"type": "http.response.body", "body": b"second\n", "more_body": True})
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.disconnected.set()
+
+
+def _client(app: EchoApp) -> httpx.AsyncClient:
+    asgi = transport.InProcessTransport(app, client_cert_pem=CERT.encode())
+    return httpx.AsyncClient(transport=asgi, base_url="https://in-process")
+
+
+async def test_the_request_reaches_the_app_with_the_client_certificate_as_tls_peer() -> None:
+    """Method, decoded path, query, body, headers and the caller's PEM chain are in the scope."""
+    async with _client(EchoApp()) as http:
+        response = await http.post("/api/v1/a%20b", params={"x": "1"}, content=b"{}")
+    assert response.status_code == 201
+    assert response.json() == {
+        "method": "POST",
+        "path": "/api/v1/a b",
+        "query": "x=1",
+        "chain": [CERT],
+        "body": "{}",
+        "accept": "*/*",
+    }
+
+
+async def test_streamed_chunks_arrive_before_the_app_finishes() -> None:
+    """A response body is not buffered: the first chunk is readable while the app waits."""
+    app = EchoApp()
+    async with _client(app) as http, http.stream("GET", "/stream") as response:
+        lines = response.aiter_lines()
+        assert await asyncio.wait_for(lines.__anext__(), 1) == "first"
+        app.release.set()
+        assert await asyncio.wait_for(lines.__anext__(), 1) == "second"
+    await asyncio.wait_for(app.disconnected.wait(), 1)
+
+
+async def test_closing_a_stream_delivers_http_disconnect_to_the_app() -> None:
+    """Leaving a stream early, with chunks still unread, tells the app the client has gone."""
+    app = EchoApp()
+    async with _client(app) as http:
+        async with http.stream("GET", "/stream") as response:
+            await response.aiter_lines().__anext__()
+            app.release.set()
+        assert app.disconnected.is_set()
+
+
+async def test_a_watch_through_the_api_server_yields_events_as_they_happen(
+    apiserver: APIServerProcess, admin: rest.Client
+) -> None:
+    """The real server's watch streams in process; a create is seen while the watch is open."""
+    listed = await admin.list(rest.CONFIGMAPS, namespace="default")
+    rv = listed["metadata"]["resourceVersion"]
+    events = admin.watch(rest.CONFIGMAPS, namespace="default", resource_version=rv)
+    first = asyncio.ensure_future(events.__anext__())
+    await admin.create(rest.CONFIGMAPS, {"metadata": {"name": "seen", "namespace": "default"}})
+    event = await asyncio.wait_for(first, 2)
+    assert (event["type"], event["object"]["metadata"]["name"]) == ("ADDED", "seen")
+    await events.aclose()  # type: ignore[attr-defined]
+
+
+async def test_requests_are_authorized_as_the_certificates_user(
+    apiserver: APIServerProcess,
+) -> None:
+    """Authorization still runs: a user without permissions gets upstream's 403 naming it."""
+    from kajitori.auth import pki
+
+    assert apiserver.http is not None and apiserver.pki is not None
+    nobody = pki.issue_client_cert(apiserver.pki.ca, user="nobody", groups=())
+    client = rest.Client.in_process(apiserver.http.app, client_cert_pem=nobody.cert_pem)
+    try:
+        with pytest.raises(rest.ApiError) as caught:
+            await client.list(rest.SECRETS, namespace="default")
+    finally:
+        await client.aclose()
+    assert caught.value.code == 403
+    assert 'User "nobody" cannot list resource "secrets"' in caught.value.message
