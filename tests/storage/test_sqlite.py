@@ -250,3 +250,18 @@ def test_the_stress_command_passes_on_sqlite(tmp_path: pathlib.Path) -> None:
     assert lines["result"].strip() == "OK"
     assert int(lines["writes"]) > 0
     assert (tmp_path / "stress.db").exists()
+
+
+async def test_a_second_backend_on_the_same_file_is_refused(tmp_path: pathlib.Path) -> None:
+    """Two servers on one data dir would split the watch fan-out: the second one is refused."""
+    first = sqlite.SqliteBackend(tmp_path / "db.sqlite")
+    await first.start()
+    try:
+        second = sqlite.SqliteBackend(tmp_path / "db.sqlite")
+        with pytest.raises(sqlite.DatabaseInUseError, match="in use by another process"):
+            await second.start()
+    finally:
+        await first.close()
+    third = sqlite.SqliteBackend(tmp_path / "db.sqlite")
+    await third.start()
+    await third.close()

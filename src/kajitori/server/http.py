@@ -340,9 +340,10 @@ class _HttpProtocol(asyncio.Protocol):
         self._active = None
         if self._pipeline:
             self._start(self._pipeline.popleft())
-            self.resume_reading()
         else:
             self._arm_idle_timer()
+        # A large body may have paused reading; the next request must be read.
+        self.resume_reading()
 
     # -- shutdown ---------------------------------------------------------
 

@@ -44,12 +44,13 @@ import collections
 import concurrent.futures
 import contextlib
 import dataclasses
+import fcntl
 import os
 import queue
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from kajitori.storage import interface
 
@@ -197,6 +198,7 @@ class SqliteBackend:
         self._reader_local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._subscribers: set[_Subscriber] = set()
+        self._lock_file: IO[str] | None = None
         # Both advance on the event loop, after the commit they describe.
         self._published_revision = 0
         self._compacted_revision = 0
@@ -206,6 +208,7 @@ class SqliteBackend:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._lock_file = _lock_database(self._path)
         conn = await asyncio.to_thread(self._open_writer)
         current, compacted = _revisions(conn)
         self._published_revision = current
@@ -234,6 +237,9 @@ class SqliteBackend:
             await asyncio.to_thread(self._readers.shutdown, wait=True)
         for conn in self._reader_conns:
             conn.close()
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the lock
+            self._lock_file = None
         # Let callbacks the writer scheduled before stopping resolve their futures.
         await asyncio.sleep(0)
 
@@ -487,6 +493,36 @@ class _Compaction:
         conn.executescript("PRAGMA incremental_vacuum")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         return True
+
+
+class DatabaseInUseError(interface.StorageError, OSError):
+    """Another process has this database open (two servers on one data dir)."""
+
+
+def _lock_database(path: str) -> IO[str] | None:
+    """Hold an exclusive lock beside the database for as long as the backend is open.
+
+    Only one process may write an SQLite database through this backend (its
+    watch fan-out lives in that process), as etcd locks its data directory;
+    the kernel drops the lock when the process dies, even by kill -9.
+    """
+    if path == ":memory:":
+        return None
+    lock = open(f"{path}.lock", "a+")  # held open: the lock lives as long as the file
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "unknown"
+        lock.close()
+        raise DatabaseInUseError(
+            f"database {path} is in use by another process (pid {holder})"
+        ) from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

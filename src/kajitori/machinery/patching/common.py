@@ -51,7 +51,7 @@ class PatchError(Exception):
             return errors.request_entity_too_large(self.message)
         if self.code == 422:
             # Upstream keeps only the generic text; the detail is lost on the wire.
-            return errors.StatusError(422, "Invalid", UNPROCESSABLE_MESSAGE)
+            return errors.StatusError(422, "Invalid", UNPROCESSABLE_MESSAGE, empty_details=True)
         # A plain Go error reaching the handler: 500 with reason Unknown ("").
         return errors.StatusError(500, "", self.message)
 
