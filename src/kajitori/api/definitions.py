@@ -48,7 +48,11 @@ def definition_name(group: str, version: str, kind: str) -> str | None:
     return _gvk_index().get((group, version, kind))
 
 
+@functools.cache
 def schema_for(group: str, version: str, kind: str) -> SchemaNode | None:
-    """The schema of a whole object of this kind, or None if upstream has none."""
+    """The schema of a whole object of this kind, or None if upstream has none.
+
+    Cached: the returned node memoises its navigation, so keep one per kind.
+    """
     name = definition_name(group, version, kind)
     return None if name is None else SchemaNode.for_definition(definitions(), name)

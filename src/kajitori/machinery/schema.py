@@ -22,11 +22,16 @@ _REF_PREFIXES = ("#/$defs/", "#/definitions/")
 class SchemaNode:
     """A read-only view of one node of a JSON schema with ``$ref`` resolution."""
 
-    __slots__ = ("_defs", "_node")
+    __slots__ = ("_children", "_defs", "_items", "_node", "_types")
 
     def __init__(self, node: dict[str, Any], defs: dict[str, Any]) -> None:
         self._defs = defs
         self._node = self._resolve(node)
+        # Navigation results are memoised per node: every request walks the
+        # same few schemas, so a node reached once is reused from then on.
+        self._children: dict[str, SchemaNode | None] = {}
+        self._items: SchemaNode | bool | None = False
+        self._types: tuple[str, ...] | None = None
 
     def _resolve(self, node: dict[str, Any]) -> dict[str, Any]:
         seen = 0
@@ -58,6 +63,11 @@ class SchemaNode:
     @property
     def types(self) -> tuple[str, ...]:
         """The JSON types allowed here (without "null"); empty means any."""
+        if self._types is None:
+            self._types = self._compute_types()
+        return self._types
+
+    def _compute_types(self) -> tuple[str, ...]:
         t = self._node.get("type")
         if t is None:
             if "oneOf" in self._node:  # int-or-string and quantities
@@ -93,6 +103,13 @@ class SchemaNode:
 
     def field(self, name: str) -> SchemaNode | None:
         """Schema of property ``name`` of an object, or of a map's values."""
+        try:
+            return self._children[name]
+        except KeyError:
+            child = self._children[name] = self._field(name)
+            return child
+
+    def _field(self, name: str) -> SchemaNode | None:
         prop = self.properties.get(name)
         if prop is not None:
             return SchemaNode(prop, self._defs)
@@ -103,8 +120,11 @@ class SchemaNode:
 
     def items(self) -> SchemaNode | None:
         """Schema of an array's items."""
-        items = self._node.get("items")
-        return SchemaNode(items, self._defs) if isinstance(items, dict) else None
+        if self._items is False:
+            items = self._node.get("items")
+            self._items = SchemaNode(items, self._defs) if isinstance(items, dict) else None
+        assert not isinstance(self._items, bool)
+        return self._items
 
     def map_values(self) -> SchemaNode | None:
         additional = self._node.get("additionalProperties")

@@ -5,12 +5,13 @@ from __future__ import annotations
 from kajitori.registry import install
 
 
-def test_all_resources_returns_the_33_builtin_resources() -> None:
+def test_all_resources_returns_every_installed_resource_once() -> None:
     """Every module in the install list imports and declares a distinct RESOURCE."""
     resources = install.all_resources()
-    assert len(resources) == 33
-    keys = {(r.group, r.plural) for r in resources}
-    assert len(keys) == 33
+    assert len(resources) == len(install.RESOURCE_MODULES)
+    keys = {(r.group, r.version, r.plural) for r in resources}
+    assert len(keys) == len(resources)
+    assert len(resources) >= 33
     assert {
         ("coordination.k8s.io", "leases"),
         ("discovery.k8s.io", "endpointslices"),
@@ -24,7 +25,7 @@ def test_all_resources_returns_the_33_builtin_resources() -> None:
         ("rbac.authorization.k8s.io", "clusterroles"),
         ("rbac.authorization.k8s.io", "rolebindings"),
         ("rbac.authorization.k8s.io", "clusterrolebindings"),
-    } <= keys
+    } <= {(g, p) for g, _, p in keys}
 
 
 def test_short_names_are_unique_across_resources() -> None:
