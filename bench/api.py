@@ -1,6 +1,6 @@
 """Benchmark: the API server's throughput, watch latency and footprint, against its floors.
 
-Run ``python -m bench.api`` (about 3-4 minutes; ``--quick`` for a ~30 s
+Run ``python -m bench.api`` (about 4 minutes; ``--quick`` for a 30-45 s
 smoke run; ``--backends sqlite`` for one backend). For each storage backend
 it starts ``python -m kajitori up`` as a separate process pinned to core 0,
 drives it over HTTPS keep-alive with the admin client certificate from this
@@ -543,7 +543,7 @@ def parse_plan(argv: list[str] | None) -> tuple[Plan, Path | None]:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="a ~30 s smoke run: short cells, 500-object large list",
+        help="a 30-45 s smoke run: 0.5 s cells, 500-object large list",
     )
     parser.add_argument(
         "--backends", default="sqlite,etcd", help="comma-separated: sqlite, etcd (default: both)"

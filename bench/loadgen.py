@@ -211,6 +211,10 @@ class _RunState:
     def over(self) -> bool:
         if self.budget is not None and self.issued >= self.budget:
             return True
+        if self.issued == 0:
+            # Every run measures at least one request, however slow the
+            # connection's set-up was on a busy machine.
+            return False
         return self.deadline is not None and time.perf_counter() >= self.deadline
 
     def take(self) -> int | None:
