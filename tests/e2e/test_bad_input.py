@@ -67,6 +67,7 @@ def bad(cluster: KajitoriCluster, tmp_path_factory: pytest.TempPathFactory) -> I
     """A namespace with one ConfigMap, updated once so its first resourceVersion is stale."""
     with https_client(cluster.kubeconfig, tmp_path_factory.mktemp("certs")) as http:
         http.post("/api/v1/namespaces", json={"metadata": {"name": NS}}).raise_for_status()
+        cluster.wait_for_namespace_defaults(NS)
         first = http.post(CONFIGMAPS, json={"metadata": {"name": "existing"}, "data": {"a": "1"}})
         first.raise_for_status()
         patch = json.dumps({"data": {"a": "2"}})

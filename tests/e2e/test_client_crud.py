@@ -185,10 +185,15 @@ def test_create_read_replace_patch_list_delete_round_trip(
     assert created.metadata.uid and created.metadata.creation_timestamp
     rv1 = int(created.metadata.resource_version)
 
-    read = kind.read(c, name)
-    assert read.metadata.uid == created.metadata.uid
-    read.metadata.labels = {"stage": "replaced"}
-    replaced = kind.replace(c, name, read)
+    def replace() -> Any:
+        read = kind.read(c, name)
+        assert read.metadata.uid == created.metadata.uid
+        read.metadata.labels = {"stage": "replaced"}
+        return kind.replace(c, name, read)
+
+    # Controllers write status concurrently (a Deployment's), so read-modify-write
+    # retries on 409 as client-go's RetryOnConflict does.
+    replaced = retry_on_conflict(replace)
     assert replaced.metadata.labels["stage"] == "replaced"
     assert int(replaced.metadata.resource_version) > rv1
 
@@ -205,6 +210,17 @@ def test_create_read_replace_patch_list_delete_round_trip(
     assert info.value.status == 404
     resource = f"{kind.plural}.apps" if kind.api == "apps" else kind.plural
     assert status_of(info.value)["message"] == f'{resource} "{name}" not found'
+
+
+def retry_on_conflict(write: Callable[[], Any], attempts: int = 10) -> Any:
+    """Run a read-modify-write again while it loses races (409 Conflict)."""
+    for _ in range(attempts - 1):
+        try:
+            return write()
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+    return write()
 
 
 # ----- errors ---------------------------------------------------------------------
@@ -382,8 +398,12 @@ def test_scale_subresource_reads_and_writes_replicas(apps: client.AppsV1Api) -> 
     assert scale.spec.replicas == 2
     assert scale.status.selector == "app=scaled"
 
-    scale.spec.replicas = 5
-    written = apps.replace_namespaced_deployment_scale("scaled", NS, scale)
+    def write_scale() -> Any:
+        current = apps.read_namespaced_deployment_scale("scaled", NS)
+        current.spec.replicas = 5
+        return apps.replace_namespaced_deployment_scale("scaled", NS, current)
+
+    written = retry_on_conflict(write_scale)
     assert written.spec.replicas == 5
     stored = apps.read_namespaced_deployment("scaled", NS)
     assert stored.spec.replicas == 5

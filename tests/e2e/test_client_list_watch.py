@@ -29,6 +29,10 @@ def core(cluster: KajitoriCluster) -> Iterator[client.CoreV1Api]:
     api = client.CoreV1Api(api_client)
     for ns in (PAGING_NS, SELECT_NS, WATCH_NS):
         api.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    for ns in (PAGING_NS, SELECT_NS, WATCH_NS):
+        # Every namespace soon holds kube-root-ca.crt (upstream's publisher);
+        # wait for it so the lists below are stable.
+        cluster.wait_for_namespace_defaults(ns)
     yield api
     api_client.close()
 
@@ -51,14 +55,17 @@ def status_of(exc: client.ApiException) -> dict[str, Any]:
 
 
 def test_paging_returns_every_object_once_from_one_snapshot(core: client.CoreV1Api) -> None:
-    """limit=10 pages through 25 objects; writes between pages are invisible; counts are exact."""
+    """limit=10 pages through 26 objects; writes between pages are invisible; counts are exact.
+
+    The 26th is the namespace's kube-root-ca.crt, which sorts after every cm-NN.
+    """
     for i in range(25):
         core.create_namespaced_config_map(PAGING_NS, configmap(f"cm-{i:02d}"))
 
     first = core.list_namespaced_config_map(PAGING_NS, limit=10)
     snapshot_rv = first.metadata.resource_version
     assert len(first.items) == 10
-    assert first.metadata.remaining_item_count == 15
+    assert first.metadata.remaining_item_count == 16
     # Changes after the first page: a new object that sorts last, a deleted one
     # from a later page. The snapshot must show neither change.
     core.create_namespaced_config_map(PAGING_NS, configmap("cm-99-late"))
@@ -66,14 +73,14 @@ def test_paging_returns_every_object_once_from_one_snapshot(core: client.CoreV1A
 
     seen = names(first)
     token = first.metadata.var_continue
-    remaining = [5, None]
+    remaining = [6, None]
     while token:
         page = core.list_namespaced_config_map(PAGING_NS, limit=10, _continue=token)
         assert page.metadata.resource_version == snapshot_rv
         assert page.metadata.remaining_item_count == remaining.pop(0)
         seen += names(page)
         token = page.metadata.var_continue
-    assert seen == [f"cm-{i:02d}" for i in range(25)]
+    assert seen == [*(f"cm-{i:02d}" for i in range(25)), "kube-root-ca.crt"]
 
     fresh = names(core.list_namespaced_config_map(PAGING_NS))
     assert "cm-99-late" in fresh and "cm-20" not in fresh
@@ -110,13 +117,17 @@ def labelled(core: client.CoreV1Api) -> None:
     [
         pytest.param("env=prod", ["a"], id="equals"),
         pytest.param("env==prod", ["a"], id="double-equals"),
-        pytest.param("env!=prod", ["b", "c", "d", "e"], id="not-equals-includes-missing"),
+        pytest.param(
+            "env!=prod", ["b", "c", "d", "e", "kube-root-ca.crt"], id="not-equals-includes-missing"
+        ),
         pytest.param("env in (prod,dev)", ["a", "b"], id="in"),
-        pytest.param("env notin (prod,dev)", ["c", "d", "e"], id="notin-includes-missing"),
+        pytest.param(
+            "env notin (prod,dev)", ["c", "d", "e", "kube-root-ca.crt"], id="notin-includes-missing"
+        ),
         pytest.param("tier", ["a", "b", "d"], id="exists"),
-        pytest.param("!tier", ["c", "e"], id="not-exists"),
+        pytest.param("!tier", ["c", "e", "kube-root-ca.crt"], id="not-exists"),
         pytest.param("tier=web,env in (dev)", ["b"], id="and"),
-        pytest.param("", ["a", "b", "c", "d", "e"], id="empty-selects-all"),
+        pytest.param("", ["a", "b", "c", "d", "e", "kube-root-ca.crt"], id="empty-selects-all"),
     ],
 )
 def test_label_selector_set_based_syntax(
@@ -145,7 +156,7 @@ def test_field_selector_on_name_and_namespace(core: client.CoreV1Api, labelled: 
     everywhere = core.list_config_map_for_all_namespaces(
         field_selector=f"metadata.namespace={SELECT_NS},metadata.name!=a"
     )
-    assert names(everywhere) == ["b", "c", "d", "e"]
+    assert names(everywhere) == ["b", "c", "d", "e", "kube-root-ca.crt"]
 
 
 def test_field_selector_on_secret_type(core: client.CoreV1Api) -> None:

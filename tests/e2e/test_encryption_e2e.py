@@ -159,7 +159,8 @@ def test_rotation_then_rewrite_moves_every_value_to_the_new_key(tmp_path: Path) 
             assert [read_secret(http, n) for n in "abc"] == [B64_VALUE] * 3
         after = newest(sqlite_rows(data_dir, "/registry/secrets/default/"))
         after |= newest(sqlite_rows(data_dir, "/registry/configmaps/default/"))
-    assert len(after) == 4
+    # Three Secrets, our ConfigMap and the kube-root-ca.crt every namespace gets.
+    assert len(after) == 5
     assert all(v.startswith(b"k8s:enc:secretbox:v1:new:") for v in after.values())
     assert_no_plaintext(list(after.values()))
 

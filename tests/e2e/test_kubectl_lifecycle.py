@@ -139,8 +139,10 @@ def test_delete_cascade_stores_the_policy_finalizer_for_the_gc(
         f"/apis/apps/v1/namespaces/default/deployments?fieldSelector=metadata.name={name}",
         before["metadata"]["resourceVersion"],
     )
-    marked = events[0]["object"]["metadata"]
-    assert events[0]["type"] == "MODIFIED"
+    # Controllers may write status first; the delete is the first event marking deletion.
+    marking = next(e for e in events if e["object"]["metadata"].get("deletionTimestamp"))
+    marked = marking["object"]["metadata"]
+    assert marking["type"] == "MODIFIED"
     assert marked["finalizers"] == ["example.com/hold", finalizer]
     assert marked["deletionTimestamp"]
     assert marked["deletionGracePeriodSeconds"] == 0
@@ -250,6 +252,7 @@ def test_get_watch_streams_added_modified_deleted_in_order(
 ) -> None:
     """get -w --output-watch-events prints the existing object, then each change as it happens."""
     cluster.kubectl("create", "namespace", "watched")
+    cluster.wait_for_namespace_defaults("watched")
     cluster.kubectl("create", "configmap", "before", "-n", "watched", "--from-literal=a=1")
     watcher = kubectl_background(
         cluster, "get", "configmaps", "-n", "watched", "-w", "--output-watch-events"
@@ -265,6 +268,7 @@ def test_get_watch_streams_added_modified_deleted_in_order(
 
     assert event()[:3] == ["EVENT", "NAME", "DATA"]
     assert event()[:3] == ["ADDED", "before", "1"]
+    assert event()[:3] == ["ADDED", "kube-root-ca.crt", "1"]  # every namespace has it
     cluster.kubectl("create", "configmap", "during", "-n", "watched", "--from-literal=a=1")
     assert event()[:3] == ["ADDED", "during", "1"]
     cluster.kubectl("patch", "configmap", "during", "-n", "watched", "-p", '{"data":{"b":"2"}}')
@@ -280,6 +284,7 @@ def test_get_watch_json_events_carry_increasing_resource_versions(
 ) -> None:
     """get -w -o json prints one watch event per line; resourceVersions only grow."""
     cluster.kubectl("create", "namespace", "watched-json")
+    cluster.wait_for_namespace_defaults("watched-json")
     cluster.kubectl("create", "configmap", "sentinel", "-n", "watched-json")
     watcher = kubectl_background(
         cluster,
@@ -301,16 +306,19 @@ def test_get_watch_json_events_carry_increasing_resource_versions(
         assert line is not None, watcher.communicate()
         return json.loads(line)
 
-    # The listed object arrives first: after it, no later change can be missed.
-    first = event()
-    assert (first["type"], first["object"]["metadata"]["name"]) == ("ADDED", "sentinel")
+    # The listed objects arrive first: after them, no later change can be missed.
+    initial = [event(), event()]
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in initial] == [
+        ("ADDED", "kube-root-ca.crt"),  # every namespace has it
+        ("ADDED", "sentinel"),
+    ]
     cluster.kubectl("create", "configmap", "one", "-n", "watched-json")
     cluster.kubectl("annotate", "configmap", "one", "-n", "watched-json", "n=1")
     cluster.kubectl("delete", "configmap", "one", "-n", "watched-json")
     events = [event() for _ in range(3)]
     assert [e["type"] for e in events] == ["ADDED", "MODIFIED", "DELETED"]
     assert {e["object"]["metadata"]["name"] for e in events} == {"one"}
-    versions = [int(e["object"]["metadata"]["resourceVersion"]) for e in [first, *events]]
+    versions = [int(e["object"]["metadata"]["resourceVersion"]) for e in [*initial, *events]]
     assert versions == sorted(versions)
-    assert len(set(versions)) == 4
+    assert len(set(versions)) == 5
     assert events[1]["object"]["metadata"]["annotations"] == {"n": "1"}

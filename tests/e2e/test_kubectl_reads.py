@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from kajitori.auth import pki
-from kajitori.testing.cluster import KajitoriCluster
+from kajitori.testing.cluster import KajitoriCluster, wait_until
 
 NAMESPACE = "reads"
 
@@ -45,6 +45,7 @@ spec:
 def seeded(cluster: KajitoriCluster) -> KajitoriCluster:
     """A namespace holding one Deployment and two ConfigMaps, read by every test here."""
     cluster.kubectl("create", "namespace", NAMESPACE)
+    cluster.wait_for_namespace_defaults(NAMESPACE)
     cluster.kubectl("apply", "-f", "-", stdin=DEPLOYMENT)
     for name, tier in (("alpha", "front"), ("beta", "back")):
         cluster.kubectl("create", "configmap", name, "-n", NAMESPACE, f"--from-literal=name={name}")
@@ -66,9 +67,14 @@ def rows(table: str) -> list[list[str]]:
 
 def test_get_prints_the_servers_table(seeded: KajitoriCluster) -> None:
     """get deployments prints upstream's columns, computed by the server's Table."""
+    # The deployment controller brings up 3 updated (not yet available) replicas.
+    wait_until(
+        lambda: rows(kubectl_ns(seeded, "get", "deployments"))[1][2] == "3",
+        what="the deployment controller",
+    )
     table = rows(kubectl_ns(seeded, "get", "deployments"))
     assert table[0] == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
-    assert table[1][:4] == ["shop", "0/3", "0", "0"]
+    assert table[1][:4] == ["shop", "0/3", "3", "0"]
 
 
 def test_get_wide_adds_containers_images_selector(seeded: KajitoriCluster) -> None:
@@ -91,7 +97,12 @@ def test_get_with_label_selector_and_show_labels(seeded: KajitoriCluster) -> Non
 def test_get_several_kinds_and_all_namespaces(seeded: KajitoriCluster) -> None:
     """get cm,deploy lists both kinds; -A adds the NAMESPACE column across namespaces."""
     names = kubectl_ns(seeded, "get", "configmaps,deployments", "-o", "name").split()
-    assert names == ["configmap/alpha", "configmap/beta", "deployment.apps/shop"]
+    assert names == [
+        "configmap/alpha",
+        "configmap/beta",
+        "configmap/kube-root-ca.crt",  # published into every namespace, as upstream
+        "deployment.apps/shop",
+    ]
     everywhere = rows(seeded.kubectl("get", "services", "-A").stdout)
     assert everywhere[0][0] == "NAMESPACE"
     assert ["default", "kubernetes"] == everywhere[1][:2]
@@ -146,12 +157,22 @@ def test_get_yaml_shows_server_set_fields(seeded: KajitoriCluster) -> None:
 
 def test_describe_deployment(seeded: KajitoriCluster) -> None:
     """describe shows labels, annotations, replicas and each container's image."""
+    wait_until(
+        lambda: (
+            get_json(seeded, "deployment", "shop", "-n", NAMESPACE)
+            .get("status", {})
+            .get("replicas")
+            == 3
+        ),
+        what="the deployment controller",
+    )
     out = kubectl_ns(seeded, "describe", "deployment", "shop")
     lines = out.splitlines()
     assert lines[0].split() == ["Name:", "shop"]
     assert "Namespace:              reads" in out
-    assert "Annotations:            owner: team-a" in out
-    assert "Replicas:               3 desired | 0 updated | 0 total" in out
+    # The controller adds deployment.kubernetes.io/revision beside ours.
+    assert re.search(r"^Annotations:\s+(.*\n\s+)*owner: team-a$", out, re.MULTILINE)
+    assert "Replicas:               3 desired | 3 updated | 3 total" in out
     assert "StrategyType:           RollingUpdate" in out
     images = re.findall(r"^\s+Image:\s+(\S+)$", out, flags=re.MULTILINE)
     assert images == ["nginx:1.25", "redis:7"]

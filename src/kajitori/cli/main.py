@@ -4,6 +4,9 @@
 server on embedded SQLite and the controller manager, which calls the API
 server in-process) and prints how to point kubectl at it.
 ``kajitori apiserver`` runs just the API server, e.g. on shared etcd.
+``kajitori scheduler --kubeconfig K`` runs a standalone scheduler against K.
+``kajitori up --nodes N --runtime simulated`` also registers N simulated
+nodes; ``kajitori kubelet --kubeconfig K --node-name X`` runs one standalone.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from kajitori.cmd.apiserver import APIServerProcess
     from kajitori.controllers.manager import ControllerManager
+    from kajitori.kubelet.kubelet import KubeletHost
+    from kajitori.scheduler.scheduler import Scheduler
 
 DEFAULT_DATA_DIR = Path(os.environ.get("KAJITORI_DATA_DIR", Path.home() / ".kajitori"))
 
@@ -57,9 +62,60 @@ def _parser() -> argparse.ArgumentParser:
         )
         _add_encryption_and_audit_flags(cmd)
         cmd.add_argument(
+            "--api-versions",
+            choices=("legacy", "upstream"),
+            default="legacy",
+            help="legacy: also serve the workload versions removed in Kubernetes 1.16 "
+            "(apps/v1beta1, apps/v1beta2, extensions/v1beta1); upstream: exactly 1.37's "
+            "(default: %(default)s)",
+        )
+        cmd.add_argument(
+            "--token-auth-file",
+            type=Path,
+            default=None,
+            help='static bearer tokens, CSV rows of token,user,uid[,"group1,group2"]',
+        )
+        cmd.add_argument(
             "-v", "--verbose", action="store_true", help="log requests and debug detail"
         )
+    scheduler_cmd = sub.add_parser("scheduler", help="run only the scheduler")
+    scheduler_cmd.add_argument(
+        "--kubeconfig", type=Path, required=True, help="kubeconfig of the API server to use"
+    )
+    scheduler_cmd.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    _add_node_flags(sub.choices["up"], sub.add_parser("kubelet", help="run one simulated kubelet"))
     return parser
+
+
+def _add_node_flags(up: argparse.ArgumentParser, kubelet: argparse.ArgumentParser) -> None:
+    """Simulated nodes for ``up``; ``kubelet`` runs one; lifecycle timings for tests."""
+    up.add_argument("--nodes", type=int, default=0, help="simulated nodes to register")
+    up.add_argument(
+        "--node-monitor-grace-period",
+        type=float,
+        default=40.0,
+        help="seconds without a heartbeat before a node is Unknown (default: %(default)s)",
+    )
+    up.add_argument(
+        "--node-monitor-period",
+        type=float,
+        default=5.0,
+        help="how often node health is checked, in seconds (default: %(default)s)",
+    )
+    kubelet.add_argument("--kubeconfig", type=Path, required=True, help="kubeconfig to use")
+    kubelet.add_argument("--node-name", required=True, help="name of the Node to register")
+    kubelet.add_argument("--node-ip", default="172.18.0.2", help="the node's InternalIP")
+    kubelet.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    for cmd in (up, kubelet):
+        cmd.add_argument(
+            "--runtime", choices=("simulated",), default="simulated", help="container runtime"
+        )
+        cmd.add_argument(
+            "--node-lease-duration-seconds",
+            type=int,
+            default=40,
+            help="node Lease duration; renewed every quarter of it (default: %(default)s)",
+        )
 
 
 def _add_encryption_and_audit_flags(cmd: argparse.ArgumentParser) -> None:
@@ -94,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.command in ("up", "apiserver"):
         return asyncio.run(_serve(args))
+    if args.command == "scheduler":
+        return asyncio.run(_run_scheduler(args.kubeconfig))
+    if args.command == "kubelet":
+        return asyncio.run(_run_kubelet(args))
     return 2
 
 
@@ -115,6 +175,8 @@ async def _serve(args: argparse.Namespace) -> int:
         audit_log_path=args.audit_log_path,
         audit_log_maxsize=args.audit_log_maxsize,
         audit_log_maxbackup=args.audit_log_maxbackup,
+        api_versions=args.api_versions,
+        token_auth_file=args.token_auth_file,
     )
     process = APIServerProcess(config)
     stop = asyncio.Event()
@@ -134,7 +196,9 @@ async def _serve(args: argparse.Namespace) -> int:
             f" ({result.raced} were rewritten concurrently)",
             flush=True,
         )
-    controllers = _start_controllers(process) if args.command == "up" else None
+    controllers = _start_controllers(process, args) if args.command == "up" else None
+    scheduler = _start_scheduler(process) if args.command == "up" else None
+    kubelets = await _start_kubelets(process, args) if args.command == "up" else None
     elapsed = time.monotonic() - started
     print(
         f"kajitori is ready at {process.url} ({elapsed:.2f}s, data in {config.data_dir})\n"
@@ -144,6 +208,14 @@ async def _serve(args: argparse.Namespace) -> int:
     )
     await stop.wait()
     print("kajitori: stopping", flush=True)
+    if kubelets is not None:
+        from kajitori.cmd import kubelet as kubelet_cmd
+
+        await kubelet_cmd.stop(kubelets)
+    if scheduler is not None:
+        from kajitori.cmd import scheduler as scheduler_cmd
+
+        await scheduler_cmd.stop(scheduler)
     if controllers is not None:
         from kajitori.cmd import controller_manager
 
@@ -152,9 +224,74 @@ async def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_controllers(process: APIServerProcess) -> ControllerManager:
+def _start_controllers(process: APIServerProcess, args: argparse.Namespace) -> ControllerManager:
     """The controller manager in this process, calling the API server's app directly."""
     from kajitori.cmd import controller_manager
+    from kajitori.controllers import nodeipam
 
     assert process.http is not None and process.pki is not None
-    return controller_manager.start_in_process(process.http.app, process.pki.ca)
+    options = {
+        "nodelifecycle": {
+            "node_monitor_grace_period": args.node_monitor_grace_period,
+            "node_monitor_period": args.node_monitor_period,
+        },
+        "nodeipam": {"cluster_cidr": nodeipam.cluster_cidr_for(args.nodes)},
+    }
+    return controller_manager.start_in_process(
+        process.http.app, process.pki.ca, options=options, sign_legacy=process.sign_legacy_token
+    )
+
+
+async def _start_kubelets(
+    process: APIServerProcess, args: argparse.Namespace
+) -> KubeletHost | None:
+    """``--nodes`` simulated nodes in this process (none by default)."""
+    if args.nodes <= 0:
+        return None
+    from kajitori.cmd import kubelet
+
+    assert process.http is not None and process.pki is not None
+    return await kubelet.start_in_process(
+        process.http.app,
+        process.pki.ca,
+        nodes=args.nodes,
+        runtime=args.runtime,
+        lease_duration=args.node_lease_duration_seconds,
+    )
+
+
+async def _run_kubelet(args: argparse.Namespace) -> int:
+    from kajitori.cmd import kubelet
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await kubelet.run(
+        args.kubeconfig,
+        args.node_name,
+        stop,
+        runtime=args.runtime,
+        internal_ip=args.node_ip,
+        lease_duration=args.node_lease_duration_seconds,
+    )
+    return 0
+
+
+def _start_scheduler(process: APIServerProcess) -> Scheduler:
+    """The scheduler in this process, calling the API server's app directly."""
+    from kajitori.cmd import scheduler
+
+    assert process.http is not None and process.pki is not None
+    return scheduler.start_in_process(process.http.app, process.pki.ca)
+
+
+async def _run_scheduler(kubeconfig: Path) -> int:
+    from kajitori.cmd import scheduler
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await scheduler.run(kubeconfig, stop)
+    return 0

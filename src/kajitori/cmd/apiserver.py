@@ -16,15 +16,28 @@ import asyncio
 import dataclasses
 import logging
 import socket
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from kajitori.admission.chain import AdmissionChain
+from kajitori.admission.plugins.default_toleration_seconds import DefaultTolerationSeconds
 from kajitori.admission.plugins.namespace_lifecycle import NamespaceLifecycle
+from kajitori.admission.plugins.priority import Priority
+from kajitori.admission.plugins.service_account import ServiceAccount
+from kajitori.auth import authenticator as authenticators
 from kajitori.auth import authorizer, pki, rbac
+from kajitori.auth.authn import bootstrap as bootstrap_tokens
+from kajitori.auth.authn import serviceaccount, tokenfile, union
 from kajitori.client import kubeconfig
-from kajitori.registry import encryption, install
-from kajitori.server import bootstrap
+from kajitori.machinery import errors
+from kajitori.registry import encryption, install, resource
+from kajitori.registry.authentication import tokenreviews
+from kajitori.registry.core import serviceaccount_token
+from kajitori.registry.generic.request import UserInfo
+from kajitori.registry.generic.store import ListOptions
+from kajitori.registry.scheduling import priorityclasses
+from kajitori.server import bootstrap, crds
 from kajitori.server.apis import APIRegistry
 from kajitori.server.app import APIServer
 from kajitori.server.filters import audit
@@ -35,6 +48,7 @@ from kajitori.storage.compactor import Compactor
 log = logging.getLogger(__name__)
 
 StorageKind = Literal["sqlite", "etcd"]
+APIVersions = Literal["legacy", "upstream"]
 
 
 @dataclasses.dataclass
@@ -56,6 +70,12 @@ class APIServerConfig:
     audit_log_path: str = ""
     audit_log_maxsize: int = 0
     audit_log_maxbackup: int = 0
+    # "legacy": also serve the workload versions upstream removed in 1.16
+    # (apps/v1beta1, apps/v1beta2, extensions/v1beta1); "upstream": exactly
+    # 1.37's versions. See docs/decisions/0015-legacy-api-versions.md.
+    api_versions: APIVersions = "legacy"
+    # Static bearer tokens (CSV: token,user,uid[,"group1,group2"]).
+    token_auth_file: Path | None = None
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -73,8 +93,10 @@ class APIServerProcess:
         self.compactor: Compactor | None = None
         self.pki: pki.ClusterPKI | None = None
         self.rbac = rbac.RBACAuthorizer()
+        self.crds: crds.CRDController | None = None
         self.audit_log: audit.LogBackend | None = None
         self.rewrite_result: encryption.RewriteResult | None = None
+        self.token_issuer: serviceaccount.TokenIssuer | None = None
 
     @property
     def url(self) -> str:
@@ -88,12 +110,29 @@ class APIServerProcess:
         self.pki = pki.ensure_cluster_pki(
             cfg.data_dir / "pki", hostname=socket.gethostname(), extra_ip_addresses=[cfg.host]
         )
+        self.token_issuer = serviceaccount.TokenIssuer(
+            serviceaccount.ensure_signing_key(cfg.data_dir / "pki")
+        )
+        token_file = (
+            tokenfile.TokenFile.from_path(cfg.token_auth_file) if cfg.token_auth_file else None
+        )
         self.backend = _backend(cfg)
         await self.backend.start()
         self.compactor = Compactor(self.backend, interval_seconds=cfg.compaction_interval)
         self.compactor.start()
         authz = authorizer.Union([authorizer.PrivilegedGroups("system:masters"), self.rbac])
-        self.registry = _registry(self.backend, authz, self.rbac, transformers=_transformers(cfg))
+        reader = _ObjectReader()
+        authn = _authenticator(self.token_issuer, reader, token_file)
+        self.registry = _registry(
+            self.backend,
+            authz,
+            self.rbac,
+            transformers=_transformers(cfg),
+            legacy_versions=cfg.api_versions == "legacy",
+            token_apis=_token_apis(self.token_issuer, authn, reader),
+            reader=reader,
+        )
+        reader.registry = self.registry
         if cfg.rewrite_encrypted_on_start:
             self.rewrite_result = await _rewrite_encrypted(self.backend, self.registry)
         self.audit_log, audit_filter = _audit(cfg)
@@ -102,6 +141,7 @@ class APIServerProcess:
             server_address=f"{cfg.host}:{cfg.port}",
             authorizer=authz,
             audit=audit_filter,
+            authenticator=authn,
         )
         ssl_context = make_server_ssl_context(
             self.pki.apiserver_cert_path, self.pki.apiserver_key_path, self.pki.ca_cert_path
@@ -112,9 +152,21 @@ class APIServerProcess:
         # kubernetes Endpoints must advertise it.
         app.discovery.server_address = f"{cfg.host}:{self.http.port}"
         await bootstrap.ensure_initial_objects(self.registry, api_port=self.http.port)
+        priority_classes = self.registry.lookup("scheduling.k8s.io", "v1", "priorityclasses")
+        if priority_classes is not None:
+            await priorityclasses.ensure_system_classes(priority_classes)
         self.rbac.start(bootstrap.rbac_stores(self.registry))
         await self.rbac.wait_synced()
+        # Stored CRDs are served again before the server reports ready.
+        self.crds = crds.CRDController(self.registry, app.openapi)
+        self.crds.start()
+        await self.crds.wait_synced()
         self._write_kubeconfig()
+
+    def sign_legacy_token(self, namespace: str, name: str, uid: str, secret_name: str) -> str:
+        """A legacy token for a ``kubernetes.io/service-account-token`` Secret (tokens controller)."""
+        assert self.token_issuer is not None
+        return self.token_issuer.issue_legacy(namespace, name, uid, secret_name=secret_name)
 
     def _write_kubeconfig(self) -> None:
         assert self.pki is not None
@@ -131,6 +183,8 @@ class APIServerProcess:
             await self.http.shutdown(grace)
         if self.compactor is not None:
             await self.compactor.stop()
+        if self.crds is not None:
+            await self.crds.stop()
         await self.rbac.stop()
         if self.backend is not None:
             await self.backend.close()
@@ -179,12 +233,94 @@ def _audit(cfg: APIServerConfig) -> tuple[audit.LogBackend | None, audit.AuditFi
     return log_backend, audit.AuditFilter(policy, log_backend.write)
 
 
+class _ObjectReader:
+    """Reads core/v1 objects from the registry for the auth layer (which may not import it)."""
+
+    def __init__(self) -> None:
+        self.registry: APIRegistry | None = None
+
+    async def __call__(self, plural: str, namespace: str, name: str) -> dict | None:  # type: ignore[type-arg]
+        store = self.registry.lookup("", "v1", plural) if self.registry else None
+        if store is None or not name:
+            return None
+        try:
+            return await store.get(namespace, name)
+        except errors.StatusError as exc:
+            if exc.code == 404:
+                return None
+            raise
+
+    async def service_account(self, namespace: str, name: str) -> dict | None:  # type: ignore[type-arg]
+        return await self("serviceaccounts", namespace, name)
+
+
+def _authenticator(
+    issuer: serviceaccount.TokenIssuer,
+    reader: _ObjectReader,
+    token_file: tokenfile.TokenFile | None,
+) -> authenticators.Authenticator:
+    """Upstream's order: token file, service-account tokens, bootstrap tokens."""
+    tokens: list[union.TokenAuthenticator] = [] if token_file is None else [token_file]
+    tokens.append(serviceaccount.ServiceAccountTokens(issuer.key.public_pem, get_object=reader))
+    tokens.append(bootstrap_tokens.BootstrapTokens(reader))
+    return authenticators.new_authenticator(tokens)
+
+
+def _token_apis(
+    issuer: serviceaccount.TokenIssuer,
+    authn: authenticators.Authenticator,
+    reader: _ObjectReader,
+) -> tuple[resource.SubresourceCreate, resource.ResourceInfo]:
+    """The serviceaccounts/token handler and the TokenReview resource."""
+    audiences = (serviceaccount.ISSUER,)
+
+    def sign(namespace: str, name: str, uid: str, *, audiences, expiration_seconds, bound):  # type: ignore[no-untyped-def]
+        bound_object = serviceaccount.BoundObject(*bound) if bound else None
+        return issuer.issue(
+            namespace,
+            name,
+            uid,
+            audiences=audiences,
+            expiration_seconds=expiration_seconds,
+            bound=bound_object,
+        )
+
+    async def check(token: str, audiences: Sequence[str]) -> tuple[UserInfo | None, str]:
+        try:
+            return await authn.tokens.authenticate_token(token, audiences=audiences), ""
+        except union.AuthenticationError as exc:
+            return None, str(exc)
+
+    token_request = serviceaccount_token.token_request_handler(
+        sign, get_object=reader, api_audiences=audiences
+    )
+    return token_request, tokenreviews.resource_for(check, api_audiences=audiences)
+
+
+def _with_token_apis(
+    resources: Sequence[resource.ResourceInfo],
+    token_apis: tuple[resource.SubresourceCreate, resource.ResourceInfo],
+) -> list[resource.ResourceInfo]:
+    token_request, token_review = token_apis
+    out: list[resource.ResourceInfo] = []
+    for info in resources:
+        if info.group == "" and info.plural == "serviceaccounts":
+            creates = {**info.subresource_create, "token": token_request}
+            info = dataclasses.replace(info, subresource_create=creates)
+        out.append(info)
+    out.append(token_review)
+    return out
+
+
 def _registry(
     backend: storage.Backend,
     authz: authorizer.Union,
     rbac_authorizer: rbac.RBACAuthorizer,
     *,
     transformers: encryption.EncryptionConfig | None = None,
+    legacy_versions: bool = False,
+    token_apis: tuple[resource.SubresourceCreate, resource.ResourceInfo] | None = None,
+    reader: _ObjectReader | None = None,
 ) -> APIRegistry:
     holder: list[APIRegistry] = []
 
@@ -193,13 +329,28 @@ def _registry(
         assert store is not None
         return await store.get("", name)
 
+    async def list_priority_classes() -> list[dict]:  # type: ignore[type-arg]
+        store = holder[0].lookup("scheduling.k8s.io", "v1", "priorityclasses")
+        return [] if store is None else (await store.list("", ListOptions())).items
+
     # Escalation checks come first: upstream makes them in the RBAC REST
     # storage, before admission runs.
-    admission = AdmissionChain(
-        [rbac.EscalationCheck(rbac_authorizer), NamespaceLifecycle(get_namespace)]
+    plugins: list[Any] = [
+        rbac.EscalationCheck(rbac_authorizer),
+        NamespaceLifecycle(get_namespace),
+        DefaultTolerationSeconds(),
+        Priority(list_priority_classes),
+    ]
+    if reader is not None:
+        plugins.append(ServiceAccount(reader.service_account))
+    admission = AdmissionChain(plugins)
+    resources: Sequence[resource.ResourceInfo] = install.all_resources(
+        authorizer=authz, legacy_versions=legacy_versions
     )
+    if token_apis is not None:
+        resources = _with_token_apis(resources, token_apis)
     registry = APIRegistry(
-        install.all_resources(authorizer=authz),
+        resources,
         backend,
         admission=admission,
         transformers=transformers.transformer_for if transformers else None,

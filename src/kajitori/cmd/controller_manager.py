@@ -23,12 +23,13 @@ tokens will replace the per-controller certificates once they exist.)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from kajitori.auth import pki
 from kajitori.client import kubeconfig, rest, transport
-from kajitori.controllers import manager
+from kajitori.controllers import manager, tokens
 
 # Upstream's controllers act as ServiceAccounts in kube-system.
 CONTROLLER_NAMESPACE = "kube-system"
@@ -39,8 +40,15 @@ def start_in_process(
     ca: pki.CertAndKey,
     *,
     controllers: Sequence[str] = manager.DEFAULT_CONTROLLERS,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    sign_legacy: tokens.LegacySigner | None = None,
 ) -> manager.ControllerManager:
-    """Start the controllers against ``app`` in the background; stop with ``await stop(m)``."""
+    """Start the controllers against ``app`` in the background; stop with ``await stop(m)``.
+
+    ``sign_legacy`` (the API server's service-account key) lets the tokens
+    controller fill legacy token Secrets; the CA publisher publishes ``ca``.
+    """
+    options = _with_ca_options(options, ca_pem=ca.cert_pem, sign_legacy=sign_legacy)
 
     def client_for(service_account: str) -> rest.Client:
         credentials = pki.issue_service_account_cert(
@@ -51,10 +59,23 @@ def start_in_process(
     own = pki.issue_controller_manager_cert(ca)
     client = rest.Client.in_process(app, client_cert_pem=own.cert_pem)
     controller_manager = manager.ControllerManager(
-        client, client_for=client_for, controllers=controllers
+        client, client_for=client_for, controllers=controllers, options=options
     )
     controller_manager.start()
     return controller_manager
+
+
+def _with_ca_options(
+    options: Mapping[str, Mapping[str, Any]] | None,
+    *,
+    ca_pem: bytes,
+    sign_legacy: tokens.LegacySigner | None,
+) -> dict[str, Mapping[str, Any]]:
+    merged: dict[str, Mapping[str, Any]] = dict(options or {})
+    merged.setdefault("root-ca-cert-publisher", {"ca_pem": ca_pem})
+    if sign_legacy is not None:
+        merged.setdefault("serviceaccount-token", {"ca_pem": ca_pem, "sign_legacy": sign_legacy})
+    return merged
 
 
 async def stop(controller_manager: manager.ControllerManager) -> None:

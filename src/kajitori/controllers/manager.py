@@ -21,11 +21,21 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from kajitori.client import events, informer, rest
-from kajitori.controllers import garbage_collector, namespace
+from kajitori.controllers import (
+    deployment,
+    garbage_collector,
+    namespace,
+    node_lifecycle,
+    nodeipam,
+    replicaset,
+    root_ca_publisher,
+    serviceaccounts,
+    tokens,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +74,22 @@ CONTROLLERS: dict[str, ControllerSpec] = {
     "garbagecollector": ControllerSpec(
         garbage_collector.GarbageCollector, 5, "generic-garbage-collector"
     ),
+    # Upstream: --concurrent-replicaset-syncs 5.
+    "replicaset": ControllerSpec(replicaset.ReplicaSetController, 3, "replicaset-controller"),
+    # Upstream: --concurrent-deployment-syncs 5.
+    "deployment": ControllerSpec(deployment.DeploymentController, 3, "deployment-controller"),
+    # Upstream runs node IPAM and node lifecycle as the node-controller ServiceAccount.
+    "nodeipam": ControllerSpec(nodeipam.NodeIpamController, 4, "node-controller"),
+    "nodelifecycle": ControllerSpec(node_lifecycle.NodeLifecycleController, 2, "node-controller"),
+    "serviceaccount": ControllerSpec(
+        serviceaccounts.ServiceAccountsController, 1, "service-account-controller"
+    ),
+    # Upstream's tokens controller acts with the manager's own credentials ("").
+    # It and the CA publisher take ca_pem (and sign_legacy) through ``options``.
+    "serviceaccount-token": ControllerSpec(tokens.TokensController, 1, ""),
+    "root-ca-cert-publisher": ControllerSpec(
+        root_ca_publisher.RootCACertPublisher, 1, "root-ca-cert-publisher"
+    ),
 }
 DEFAULT_CONTROLLERS: tuple[str, ...] = tuple(CONTROLLERS)
 
@@ -85,6 +111,7 @@ class ControllerManager:
         client_for: ClientFor | None = None,
         controllers: Sequence[str] = DEFAULT_CONTROLLERS,
         resync_period: float = 0.0,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         unknown = set(controllers) - CONTROLLERS.keys()
         if unknown:
@@ -92,6 +119,8 @@ class ControllerManager:
         self.client = client
         self.client_for = client_for
         self.enabled = tuple(controllers)
+        # Per-controller keyword arguments (e.g. nodelifecycle's node_monitor_grace_period).
+        self.options = dict(options or {})
         self.informers = informer.InformerFactory(client, resync_period=resync_period)
         self.recorder = events.EventRecorder(client, component=COMPONENT)
         self.controllers: dict[str, Controller] = {}
@@ -107,13 +136,14 @@ class ControllerManager:
                 client=self._client_for(spec.service_account),
                 informers=self.informers,
                 recorder=self.recorder,
+                **self.options.get(name, {}),
             )
             self.controllers[name] = controller
             self._tasks.append(asyncio.ensure_future(self._run(controller, spec.workers)))
         self.informers.start()
 
     def _client_for(self, service_account: str) -> rest.Client:
-        if self.client_for is None:
+        if self.client_for is None or not service_account:
             return self.client
         client = self.client_for(service_account)
         self._own_clients.append(client)

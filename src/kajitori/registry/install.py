@@ -11,6 +11,7 @@ import importlib
 from kajitori.registry.authentication import selfsubjectreviews
 from kajitori.registry.authorization import reviews
 from kajitori.registry.authorization.authorizer import Authorizer
+from kajitori.registry.legacy import resources as legacy
 from kajitori.registry.resource import ResourceInfo
 
 RESOURCE_MODULES: tuple[str, ...] = (
@@ -43,6 +44,7 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "kajitori.registry.discovery.endpointslices",
     "kajitori.registry.events.events",
     "kajitori.registry.policy.poddisruptionbudgets",
+    "kajitori.registry.scheduling.priorityclasses",
     "kajitori.registry.storage.storageclasses",
     "kajitori.registry.networking.ingresses",
     "kajitori.registry.networking.ingressclasses",
@@ -51,16 +53,22 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "kajitori.registry.rbac.clusterroles",
     "kajitori.registry.rbac.rolebindings",
     "kajitori.registry.rbac.clusterrolebindings",
+    # apiextensions.k8s.io/v1 (custom resources are served by server/crds.py)
+    "kajitori.registry.apiextensions.customresourcedefinitions",
 )
 
 
-def all_resources(*, authorizer: Authorizer | None = None) -> tuple[ResourceInfo, ...]:
+def all_resources(
+    *, authorizer: Authorizer | None = None, legacy_versions: bool = False
+) -> tuple[ResourceInfo, ...]:
     """The declared resources, importing each module once.
 
     The review kinds (authentication.k8s.io SelfSubjectReview and the
     authorization.k8s.io access reviews) belong to a server that
     authenticates and authorizes: they answer with the server's authorizer,
-    so they are served only when one is given.
+    so they are served only when one is given. ``legacy_versions`` adds the
+    workload versions upstream removed in 1.16 (``registry.legacy``), after
+    apps/v1 so that it stays the preferred version.
     """
     resources: list[ResourceInfo] = []
     for module_name in RESOURCE_MODULES:
@@ -69,4 +77,6 @@ def all_resources(*, authorizer: Authorizer | None = None) -> tuple[ResourceInfo
     if authorizer is not None:
         resources.append(selfsubjectreviews.RESOURCE)
         resources.extend(reviews.resources(authorizer))
+    if legacy_versions:
+        resources.extend(legacy.resources())
     return tuple(resources)

@@ -23,6 +23,9 @@ Rollback = Callable[[], Awaitable[None]]
 # A create that is answered, not stored (SubjectAccessReview, SelfSubjectReview):
 # (namespace, decoded object, request context) -> the response object.
 VirtualCreate = Callable[[str, Object, Any], Awaitable[Object]]
+# POST to a subresource of one object (pods/binding): (store, namespace, name,
+# decoded body, request context) -> the response object.
+SubresourceCreate = Callable[[Any, str, str, Object, Any], Awaitable[Object]]
 
 
 class Allocator(Protocol):
@@ -88,6 +91,33 @@ class ScaleSubresource:
     selector_is_string: bool = False
 
 
+def _no_definitions() -> Mapping[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """How a resource served in an older version maps onto its stored version.
+
+    Upstream keeps one storage version per resource and converts every
+    request and response through its internal type; we keep only the
+    storage version's shape and convert at the handler boundary:
+    ``to_storage`` takes a decoded request body in the served version,
+    applies that version's defaults (they differ: selector from template
+    labels, other rollout defaults) and returns the storage-version object
+    (it may reuse its argument); ``from_storage`` returns a new object in the
+    served version and never mutates its argument (watch events are shared).
+    ``definitions`` gives the served version's OpenAPI definitions, keyed and
+    shaped as ``api.definitions`` (upstream no longer ships them).
+    """
+
+    storage_group: str
+    storage_version: str
+    to_storage: Callable[[Object], Object]
+    from_storage: Callable[[Object], Object]
+    definitions: Callable[[], Mapping[str, Any]] = _no_definitions
+
+
 @dataclass(frozen=True)
 class ResourceInfo:
     """Everything the API server needs to know to serve one resource."""
@@ -124,6 +154,18 @@ class ResourceInfo:
     # Create-only kinds that are computed per request and never stored
     # (upstream's rest.Creater without a store); verbs should be ("create",).
     virtual_create: VirtualCreate | None = None
+    # Extra subresources answered by a create handler (upstream's
+    # rest.Creater on a subresource, e.g. pods/binding); each is also listed
+    # in ``extra_subresources``.
+    subresource_create: Mapping[str, SubresourceCreate] = field(default_factory=dict)
+    # Served in a version other than the stored one (apps/v1beta1, ...): see Conversion.
+    conversion: Conversion | None = None
+    # Sent as a Warning header on every request to this version (upstream's
+    # deprecated-API warnings).
+    deprecation_warning: str = ""
+    # DELETE without a policy: "" (background) or upstream's per-version
+    # DefaultGarbageCollectionPolicy ("Orphan" for the old workload versions).
+    default_propagation_policy: str = ""
 
     def __post_init__(self) -> None:
         if not self.singular:
@@ -136,6 +178,18 @@ class ResourceInfo:
     @property
     def group_resource(self) -> errors.GroupResource:
         return errors.GroupResource(self.group, self.plural)
+
+    @property
+    def storage_gvk(self) -> tuple[str, str, str]:
+        """(group, version, kind) of what the store keeps and validates."""
+        if self.conversion is None:
+            return self.group, self.version, self.kind
+        return self.conversion.storage_group, self.conversion.storage_version, self.kind
+
+    @property
+    def storage_group_resource(self) -> errors.GroupResource:
+        """The stored resource (encryption at rest is configured by it)."""
+        return errors.GroupResource(self.storage_gvk[0], self.plural)
 
     @property
     def group_kind(self) -> errors.GroupKind:
@@ -164,7 +218,9 @@ class ResourceInfo:
         # Upstream stores core kinds under /registry/<resource>, others too
         # (e.g. /registry/deployments); kind-specific exceptions like
         # "minions" for nodes and "services/specs" are kept where they exist.
-        return f"/registry/{_STORAGE_PATHS.get((self.group, self.plural), self.plural)}/"
+        # Older served versions share the stored version's keys.
+        group = self.storage_gvk[0]
+        return f"/registry/{_STORAGE_PATHS.get((group, self.plural), self.plural)}/"
 
 
 # Where upstream's etcd layout differs from the plural (kept so that tools

@@ -43,6 +43,9 @@ _GROUP_ORDER = (
     "discovery.k8s.io",
     "flowcontrol.apiserver.k8s.io",
     "resource.k8s.io",
+    # Only with the old workload versions served (--api-versions=legacy);
+    # last, so that kubectl resolves "deployments" to apps first.
+    "extensions",
 )
 
 _SUBRESOURCE_VERBS = ("get", "patch", "update")
@@ -67,10 +70,35 @@ class APIRegistry:
         """``transformers`` gives each resource its storage transformer (encryption at rest)."""
         self.backend = backend
         self.stores: dict[tuple[str, str, str], Store] = {}
+        self._transformers = transformers
+        self._admission = admission
         for info in resources:
-            transformer = transformers(info.group_resource) if transformers else None
+            transformer = transformers(info.storage_group_resource) if transformers else None
             store = Store(info, backend, transformer=transformer, admission=admission)
             self.stores[(info.group, info.version, info.plural)] = store
+
+    def add_resource(
+        self,
+        info: ResourceInfo,
+        *,
+        wrap: Callable[[Transformer | None], Transformer] | None = None,
+    ) -> Store:
+        """Serve ``info`` from now on (custom resources are added at run time).
+
+        ``wrap`` decorates the resource's storage transformer (a CRD version
+        that is not the storage version converts on the way in and out).
+        """
+        transformers = self._transformers
+        transformer = transformers(info.storage_group_resource) if transformers else None
+        if wrap is not None:
+            transformer = wrap(transformer)
+        store = Store(info, self.backend, transformer=transformer, admission=self._admission)
+        self.stores[(info.group, info.version, info.plural)] = store
+        return store
+
+    def remove_resource(self, group: str, version: str, plural: str) -> Store | None:
+        """Stop serving a resource; the caller stops the store's watch cache."""
+        return self.stores.pop((group, version, plural), None)
 
     def lookup(self, group: str, version: str, plural: str) -> Store | None:
         return self.stores.get((group, version, plural))
@@ -176,7 +204,8 @@ def _api_resource(info: ResourceInfo) -> dict[str, Any]:
         entry["shortNames"] = list(info.short_names)
     if info.categories:
         entry["categories"] = list(info.categories)
-    entry["storageVersionHash"] = storage_version_hash(info.group, info.version, info.kind)
+    # Every served version of a resource reports its storage version's hash.
+    entry["storageVersionHash"] = storage_version_hash(*info.storage_gvk)
     return entry
 
 

@@ -5,8 +5,10 @@ DefaultBuildHandlerChain, reduced to what exists today):
 
 1. panic recovery: any unexpected exception becomes a 500 ``Status``;
 2. request info: the URL parsed into verb/resource/namespace/name;
-3. authentication: client certificate or anonymous (401 for bad credentials);
-   then audit (``filters/audit.py``), when a policy is configured;
+3. authentication: client certificate, bearer token or anonymous (401 for bad
+   credentials, ``auth.authenticator``); impersonation headers, themselves
+   authorized (``auth.authn.impersonation``); then audit (``filters/audit.py``),
+   when a policy is configured;
 4. authorization: the given authorizer (the server uses system:masters, then
    RBAC); 403 with upstream's message when nobody allows;
 5. routing: health and version, discovery, then resource handlers.
@@ -21,17 +23,19 @@ import logging
 import traceback
 from collections.abc import Awaitable, Callable
 
-from kajitori.auth import authenticator, authorizer
+from kajitori.auth import authenticator as authenticators
+from kajitori.auth import authorizer
+from kajitori.auth.authn import impersonation
 from kajitori.machinery import errors
 from kajitori.registry.authorization import authorizer as authz
 from kajitori.registry.generic.request import UserInfo
-from kajitori.server import asgi, negotiation
+from kajitori.server import asgi, negotiation, openapi_v2
 from kajitori.server.apis import APIRegistry
 from kajitori.server.discovery import Discovery, health, not_found_path, version_info
 from kajitori.server.filters.audit import AuditFilter
 from kajitori.server.handlers import patch, resources, watch
 from kajitori.server.handlers.scope import RequestScope, new_context
-from kajitori.server.openapi import OpenAPIV3
+from kajitori.server.openapi import OpenAPIV2, OpenAPIV3
 from kajitori.server.request_info import RequestInfo, new_request_info, parse_query
 
 log = logging.getLogger(__name__)
@@ -63,12 +67,15 @@ class APIServer:
         server_address: str,
         authorizer: authz.Authorizer,
         audit: AuditFilter | None = None,
+        authenticator: authenticators.Authenticator = authenticators.DEFAULT,
     ) -> None:
         self.registry = registry
         self.authorizer = authorizer
+        self.authenticator = authenticator
         self.audit = audit
         self.discovery = Discovery(registry, server_address)
         self.openapi = OpenAPIV3(registry.resources())
+        self.openapi_v2 = OpenAPIV2(registry.resources())
 
     async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         if scope["type"] == "lifespan":
@@ -94,9 +101,10 @@ class APIServer:
     async def _serve(self, request: asgi.Request, send: asgi.Send) -> None:
         query = parse_query(request.scope.get("query_string", b""))
         info = new_request_info(request.method, request.path, query)
-        user = authenticator.authenticate(request.scope)
+        user = await self.authenticator.authenticate(request.scope)
         if user is None:
             raise errors.unauthorized()
+        user = self._impersonate(request, user)
 
         async def authorized(send: asgi.Send) -> None:
             self._authorize(user, info)
@@ -110,6 +118,15 @@ class APIServer:
         else:
             # Outside authorization, as upstream's WithAudit: denials are audited too.
             await self.audit.serve(request, send, info, user, authorized)
+
+    def _impersonate(self, request: asgi.Request, user: UserInfo) -> UserInfo:
+        """Act as the user named by Impersonate-* headers, if allowed (upstream's WithImpersonation)."""
+        headers = [
+            (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in request.scope["headers"]
+        ]
+        if not impersonation.requested(headers):
+            return user
+        return impersonation.impersonate(user, headers, self.authorizer)
 
     def _authorize(self, user: UserInfo, info: RequestInfo) -> None:
         attrs = authz.Attributes(
@@ -158,7 +175,25 @@ class APIServer:
         if path == "/openapi/v3" or path.startswith("/openapi/v3/"):
             await self._serve_openapi_v3(path, send)
             return
+        if path == "/openapi/v2":
+            await self._serve_openapi_v2(request, send)
+            return
         raise not_found_path()
+
+    async def _serve_openapi_v2(self, request: asgi.Request, send: asgi.Send) -> None:
+        """Upstream's protobuf or JSON, whichever the client names first; else 406."""
+        for media in negotiation.parse_media_types(request.header("accept") or "*/*"):
+            if media.type in openapi_v2.ACCEPTED:
+                document = self.openapi_v2.protobuf()
+                await asgi.send_response(send, 200, document, openapi_v2.CONTENT_TYPE)
+                return
+            if media.type in ("application/json", "application/*", "*/*"):
+                await asgi.send_response(send, 200, self.openapi_v2.document(), "application/json")
+                return
+        raise errors.not_acceptable(
+            "only the following media types are accepted: application/json, "
+            + openapi_v2.CONTENT_TYPE
+        )
 
     async def _serve_openapi_v3(self, path: str, send: asgi.Send) -> None:
         if path == "/openapi/v3":
@@ -202,6 +237,9 @@ class APIServer:
             ctx=new_context(query, user),
             media=media,
         )
+        if store.info.deprecation_warning:
+            # Upstream's deprecated-API warning, on every request to the version.
+            scope.ctx.warn(store.info.deprecation_warning)
         handler = _HANDLERS.get(info.verb)
         if handler is None:
             raise errors.method_not_allowed()

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -105,6 +105,29 @@ class KajitoriCluster:
             )
         return result
 
+    def wait_for_namespace_defaults(self, namespace: str, timeout: float = 20.0) -> None:
+        """Wait until the controllers gave ``namespace`` what every namespace gets.
+
+        As upstream, a new namespace receives a ``default`` ServiceAccount and
+        the ``kube-root-ca.crt`` ConfigMap shortly after it is created; tests
+        comparing a namespace's contents wait for them first.
+        """
+        wait_until(
+            lambda: (
+                self.kubectl(
+                    "get",
+                    "serviceaccount/default",
+                    "configmap/kube-root-ca.crt",
+                    "-n",
+                    namespace,
+                    check=False,
+                ).returncode
+                == 0
+            ),
+            timeout=timeout,
+            what=f"namespace {namespace} defaults",
+        )
+
     def __enter__(self) -> KajitoriCluster:
         return self.start()
 
@@ -115,3 +138,12 @@ class KajitoriCluster:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def wait_until(predicate: Callable[[], bool], *, timeout: float = 20.0, what: str = "") -> None:
+    """Poll ``predicate`` until it holds; AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or 'a condition'}")
+        time.sleep(0.05)

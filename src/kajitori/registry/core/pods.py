@@ -8,8 +8,8 @@ the spec is immutable except for images, activeDeadlineSeconds, tolerations
 rules, RESTARTS "3 (5m ago)"). Mirrors pkg/registry/core/pod/strategy.go and
 printPod in pkg/printers/internalversion/printers.go.
 
-The streaming and binding subresources (log, exec, binding, eviction) are
-served by dedicated handlers and are not declared here.
+``pods/binding`` is a create-only subresource (``pod_binding.py``); the
+streaming subresources (log, exec) and eviction are not declared here.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from kajitori.api.core_v1 import validation as common
 from kajitori.api.core_v1.validation import pods as validation
 from kajitori.machinery import field
 from kajitori.registry import resource
+from kajitori.registry.core import pod_binding
 from kajitori.registry.generic import strategy as strategies
 from kajitori.registry.generic import table as tables
 
@@ -390,4 +391,6 @@ RESOURCE = resource.ResourceInfo(
     status=PodStatusStrategy(),
     selectable_fields=SELECTABLE_FIELDS,
     table=tables.Table(columns=COLUMNS, row=pod_row),
+    extra_subresources=("binding",),
+    subresource_create={"binding": pod_binding.create},
 )

@@ -1,6 +1,7 @@
 """ServiceAccounts in the API server: strategy and table (pkg/registry/core/serviceaccount).
 
-The ``/token`` subresource (TokenRequest) is served by a dedicated handler;
+The ``/token`` subresource (TokenRequest, ``core/serviceaccount_token.py``) is attached by
+the composition root (cmd/apiserver.py), which holds the signing key;
 it is listed in ``extra_subresources`` for discovery.
 """
 

@@ -2,13 +2,21 @@
 
 Create:  defaults → mutating admission → system metadata (namespace, name
 from generateName, uid, creationTimestamp, generation) → strategy
-``prepare_for_create`` → strategy ``validate`` → warnings → canonicalize →
-validating admission → storage.
+``prepare_for_create`` → managedFields → strategy ``validate`` → warnings →
+canonicalize → validating admission → storage.
 
 Update:  defaults → mutating admission → metadata carried over from the
 stored object (uid, creationTimestamp, deletion fields) → strategy
-``prepare_for_update`` → generation bump → ``validate_update`` → warnings →
-canonicalize → validating admission → storage.
+``prepare_for_update`` → generation bump → managedFields →
+``validate_update`` → warnings → canonicalize → validating admission →
+storage.
+
+managedFields: the request's field manager gets an ``Update`` entry for
+what it added or changed (``machinery.fieldmanager.managers.update``), as
+upstream's fieldmanager wrapping the update; a server-side apply computed
+its ownership already and skips this step (``applied=True``). Requests
+without a field manager (in-process callers below the server) are not
+tracked; the server always names one.
 
 Delete:  preconditions → validating admission → graceful deletion and
 finalizers decide whether the object goes now or is marked
@@ -24,8 +32,10 @@ import datetime
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from kajitori.api import definitions
 from kajitori.machinery import errors, field
 from kajitori.machinery import names as namegen
+from kajitori.machinery.fieldmanager import managers
 from kajitori.registry.generic.request import RequestContext
 from kajitori.registry.generic.strategy import Strategy
 from kajitori.registry.resource import ResourceInfo, Rollback
@@ -88,7 +98,13 @@ def now_rfc3339() -> str:
 
 
 async def before_create(
-    store: Store, namespace: str, obj: Object, ctx: RequestContext, rollbacks: list[Rollback]
+    store: Store,
+    namespace: str,
+    obj: Object,
+    ctx: RequestContext,
+    rollbacks: list[Rollback],
+    *,
+    applied: bool = False,
 ) -> Object:
     info = store.info
     strategy = info.strategy
@@ -98,6 +114,8 @@ async def before_create(
     await store.admission.admit(store, "CREATE", obj, None, ctx)
     _fill_system_metadata(info, obj)
     strategy.prepare_for_create(obj)
+    if not applied:
+        track_managed_fields(info, obj, None, ctx, subresource="")
     if info.allocator is not None:
         rollbacks.append(
             await info.allocator.allocate(store.backend, obj, None, dry_run=ctx.dry_run)
@@ -176,6 +194,7 @@ async def before_update(
     *,
     subresource: str,
     rollbacks: list[Rollback],
+    applied: bool = False,
 ) -> Object:
     info = store.info
     strategy = strategy_for(info, subresource)
@@ -193,6 +212,8 @@ async def before_update(
     if info.tracks_generation:
         generation = old_meta.get("generation", 1)
         meta["generation"] = generation + 1 if strategy.bumps_generation(obj, old) else generation
+    if not applied:
+        track_managed_fields(info, obj, old, ctx, subresource=subresource)
     _raise_if_invalid(info, obj, strategy.validate_update(obj, old))
     for warning in strategy.warnings_on_update(obj, old):
         ctx.warn(warning)
@@ -200,6 +221,66 @@ async def before_update(
     strategy.canonicalize(obj)
     await store.admission.validate(store, "UPDATE", obj, old, ctx)
     return obj
+
+
+def ownership_scope(info: ResourceInfo, subresource: str) -> managers.Scope:
+    """What a write through this endpoint may own: status only via ``/status``."""
+    if subresource == "status":
+        return managers.Scope(only=(("f:status",),))
+    if not subresource and info.status is not None:
+        return managers.Scope(reset=(("f:status",),))
+    return managers.WHOLE
+
+
+def track_managed_fields(
+    info: ResourceInfo, obj: Object, old: Object | None, ctx: RequestContext, *, subresource: str
+) -> None:
+    """Record the request's manager in ``metadata.managedFields`` (operation Update).
+
+    managedFields sent in the request replace the stored ones when they
+    decode and are not empty (a client may edit ownership; ``[{}]`` clears
+    it); otherwise the stored ones are kept, so clients unaware of them
+    never drop them. Upstream: FieldManager.Update.
+    """
+    if not ctx.field_manager:
+        return
+    meta = obj["metadata"]
+    entries = _requested_entries(meta.get("managedFields"), subresource)
+    if entries is None:
+        entries = _stored_entries(old)
+    updated = managers.update(
+        old,
+        obj,
+        entries,
+        manager=ctx.field_manager,
+        api_version=info.group_version,
+        schema=definitions.schema_for(*info.storage_gvk),
+        now=now_rfc3339(),
+        subresource=subresource,
+        scope=ownership_scope(info, subresource),
+    )
+    if updated:
+        meta["managedFields"] = managers.encode(updated)
+    else:
+        meta.pop("managedFields", None)
+
+
+def _requested_entries(raw: Any, subresource: str) -> list[managers.Entry] | None:
+    if subresource or not raw:
+        return None
+    try:
+        return managers.decode(raw)
+    except managers.ManagedFieldsError:
+        return None
+
+
+def _stored_entries(old: Object | None) -> list[managers.Entry]:
+    if old is None:
+        return []
+    try:
+        return managers.decode(old["metadata"].get("managedFields"))
+    except managers.ManagedFieldsError:
+        return []
 
 
 def _check_identity(info: ResourceInfo, meta: Object, old_meta: Object) -> None:

@@ -328,10 +328,13 @@ class Store:
 
     # ----- writes ---------------------------------------------------------
 
-    async def create(self, namespace: str, obj: Object, ctx: RequestContext) -> Object:
+    async def create(
+        self, namespace: str, obj: Object, ctx: RequestContext, *, applied: bool = False
+    ) -> Object:
+        """``applied``: a server-side apply already set managedFields (hooks skip that step)."""
         rollbacks: list[Rollback] = []
         try:
-            obj = await hooks.before_create(self, namespace, obj, ctx, rollbacks)
+            obj = await hooks.before_create(self, namespace, obj, ctx, rollbacks, applied=applied)
             if ctx.dry_run:
                 return obj
             key = self.key(namespace, obj["metadata"]["name"])
@@ -388,6 +391,7 @@ class Store:
         subresource: str = "",
         precondition_rv: str = "",
         allow_create: bool = False,
+        applied: bool = False,
     ) -> tuple[Object, bool]:
         """Read, mutate, validate and compare-and-swap, retrying lost races.
 
@@ -405,7 +409,13 @@ class Store:
             try:
                 desired = await mutate(self.decode(current_kv))
                 obj = await hooks.before_update(
-                    self, desired, current, ctx, subresource=subresource, rollbacks=rollbacks
+                    self,
+                    desired,
+                    current,
+                    ctx,
+                    subresource=subresource,
+                    rollbacks=rollbacks,
+                    applied=applied,
                 )
                 if hooks.unchanged(obj, current) or ctx.dry_run:
                     await _undo(rollbacks)

@@ -6,8 +6,11 @@ instead of failing, and the patched result goes through the same defaulting,
 admission and validation as a PUT. A ``metadata.resourceVersion`` in the
 patched result acts as a precondition (409 if it is not the stored one), as
 upstream. Strategic merge patch is driven by the kind's 1.37 schema.
-Server-side apply (``application/apply-patch+yaml``) is answered with 415
-until it exists.
+Server-side apply (``application/apply-patch+yaml``, ``fieldManager``
+required, ``force`` optional) merges the configuration into the live object
+by the schema's structural markers and keeps ``metadata.managedFields``
+(``machinery.fieldmanager``); a conflict with another manager is a 409
+naming each field; an absent object is created.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import orjson
 
 from kajitori.api import definitions, normalize, pruning, typecheck
 from kajitori.machinery import errors, field, patching
+from kajitori.machinery.fieldmanager import fieldpath, managers, typed
+from kajitori.registry.generic import hooks
 from kajitori.server import negotiation
 from kajitori.server.handlers import resources, scale
 from kajitori.server.handlers.scope import RequestScope
@@ -30,7 +35,7 @@ MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 
-_SUPPORTED = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH)
+_SUPPORTED = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH)
 
 
 def _patcher(scope: RequestScope, content_type: str, patch: Any) -> Callable[[Object], Object]:
@@ -39,14 +44,18 @@ def _patcher(scope: RequestScope, content_type: str, patch: Any) -> Callable[[Ob
         return lambda doc: patching.apply_json_patch(doc, patch)
     if content_type == MERGE_PATCH:
         return lambda doc: patching.apply_merge_patch(doc, patch)
-    schema = definitions.schema_for(info.group, info.version, info.kind)
+    schema = definitions.schema_for(*info.storage_gvk)
     return lambda doc: patching.apply_strategic_merge_patch(doc, patch, schema)
 
 
 def _content_type(scope: RequestScope) -> str:
     media = scope.request.header("content-type").split(";")[0].strip().lower()
-    if media not in _SUPPORTED:
-        supported = ", ".join(_SUPPORTED)
+    accepted = _SUPPORTED
+    if hasattr(scope.store.info.strategy, "prune_unknown"):
+        # Custom resources have no patch strategies: upstream refuses strategic merge.
+        accepted = tuple(m for m in _SUPPORTED if m != STRATEGIC_MERGE_PATCH)
+    if media not in accepted:
+        supported = ", ".join(accepted)
         raise errors.StatusError(
             415,
             "UnsupportedMediaType",
@@ -96,7 +105,7 @@ def _go_shape(result: Object) -> None:
 def _check_types(scope: RequestScope, result: Object) -> None:
     """A patch producing a value of the wrong type fails decoding (upstream: 422 on "patch")."""
     info = scope.store.info
-    schema = definitions.schema_for(info.group, info.version, info.kind)
+    schema = definitions.schema_for(*info.storage_gvk)
     problem = typecheck.first_type_error(result, schema, info.kind)
     if problem:
         # Upstream shows the patched document, which its JSON libraries write with sorted keys.
@@ -106,9 +115,26 @@ def _check_types(scope: RequestScope, result: Object) -> None:
         )
 
 
+def _check_patch_options(scope: RequestScope, content_type: str) -> None:
+    """Upstream's ValidatePatchOptions: apply needs a manager; only apply may force."""
+    problems: list[field.FieldError] = []
+    if content_type == APPLY_PATCH:
+        if not scope.query.get("fieldManager"):
+            problems.append(field.required("fieldManager", "is required for apply patch"))
+    elif "force" in scope.query:
+        problems.append(field.forbidden("force", "may not be specified for non-apply patch"))
+    if problems:
+        raise resources.invalid_options("PatchOptions", problems)
+    resources.set_field_manager(scope, "PatchOptions")
+
+
 async def patch(scope: RequestScope) -> None:
     content_type = _content_type(scope)
+    _check_patch_options(scope, content_type)
     body = await scope.request.body()
+    if content_type == APPLY_PATCH:
+        await server_side_apply(scope, body)
+        return
     patch_doc = _decode_patch(content_type, body)
     apply = _patcher(scope, content_type, patch_doc)
     if scope.info.subresource == "scale":
@@ -117,9 +143,11 @@ async def patch(scope: RequestScope) -> None:
 
     async def mutate(current: Object) -> Object:
         rv = current["metadata"]["resourceVersion"]
-        result = _apply(apply, current)
+        # An older served version patches the object as it reads it, then converts back.
+        result = _apply(apply, scope.external(current))
         pruning.drop_nulls(result)
         resources.check_kind(scope, result)
+        result = scope.internal(result)
         _check_types(scope, result)
         _go_shape(result)
         resources.handle_unknown_fields(scope, result)
@@ -140,5 +168,125 @@ async def _patch_scale(scope: RequestScope, apply: Callable[[Object], Object]) -
     if spec is None:
         raise errors.not_found(scope.store.gr, scope.info.name)
     current = await scope.store.get(scope.namespace, scope.info.name)
-    patched = _apply(apply, scale.to_scale(current, spec))
+    base = scale.to_scale(current, spec)
+    patched = _apply(apply, base)
+    meta = patched.get("metadata") or {}
+    if meta.get("resourceVersion") == base["metadata"].get("resourceVersion"):
+        # The patch itself asked for no particular version: a controller's
+        # status write in between must not turn it into a conflict.
+        meta.pop("resourceVersion", None)
     await scale.apply_scale(scope, patched)
+
+
+# ----- server-side apply ---------------------------------------------------------
+
+
+def _apply_config(scope: RequestScope, body: bytes) -> Object:
+    """The applied configuration, decoded, checked and in the stored version."""
+    config = negotiation.decode_body(body, "application/yaml")
+    if not isinstance(config, dict):
+        raise errors.bad_request("the apply configuration must be an object")
+    meta = config.get("metadata")
+    if isinstance(meta, dict) and meta.get("managedFields") is not None:
+        raise errors.bad_request(
+            f"metadata.managedFields must be nil but was {orjson.dumps(meta['managedFields']).decode()}"
+        )
+    name = meta.get("name") if isinstance(meta, dict) else None
+    if name and name != scope.info.name:
+        raise errors.bad_request(
+            f"the name of the object ({name}) does not match the name on the URL ({scope.info.name})"
+        )
+    pruning.drop_nulls(config)
+    resources.check_kind(scope, config)
+    config = scope.internal(config)
+    _check_types(scope, config)
+    # Not shaped as Go would render it: the applier owns only what it wrote.
+    resources.handle_unknown_fields(scope, config)
+    return _within_scope(config, scope.info.subresource, scope.store.info.status is not None)
+
+
+def _within_scope(config: Object, subresource: str, has_status: bool) -> Object:
+    """Fields this endpoint resets are not applied (upstream's reset fields)."""
+    if subresource == "status":
+        keep = ("apiVersion", "kind", "metadata", "status")
+        return {k: v for k, v in config.items() if k in keep}
+    if not subresource and has_status:
+        config.pop("status", None)
+    return config
+
+
+def _conflict_error(exc: managers.ApplyConflict) -> errors.StatusError:
+    """409 with one FieldManagerConflict cause per field, as upstream's NewConflictError."""
+    causes = [
+        errors.StatusCause(
+            "FieldManagerConflict", f"conflict with {entry.describe()}", fieldpath.render(path)
+        )
+        for entry, path in exc.conflicts
+    ]
+    return errors.StatusError(409, "Conflict", str(exc), causes=causes)
+
+
+async def server_side_apply(scope: RequestScope, body: bytes) -> None:
+    info = scope.store.info
+    if scope.info.subresource == "scale":
+        raise errors.bad_request("server-side apply is not supported on the scale subresource")
+    config = _apply_config(scope, body)
+    force = scope.query.get("force", "") in ("true", "1")
+    schema = definitions.schema_for(*info.storage_gvk)
+    ownership = hooks.ownership_scope(info, scope.info.subresource)
+
+    def run(live: Object | None) -> Object:
+        entries: list[managers.Entry] = []
+        if live is not None:
+            try:
+                entries = managers.decode(live["metadata"].get("managedFields"))
+            except managers.ManagedFieldsError:
+                entries = []
+        try:
+            merged, owners = managers.apply(
+                live,
+                config,
+                entries,
+                manager=scope.ctx.field_manager,
+                force=force,
+                api_version=info.group_version,
+                schema=schema,
+                now=hooks.now_rfc3339(),
+                subresource=scope.info.subresource,
+                scope=ownership,
+            )
+        except managers.ApplyConflict as exc:
+            raise _conflict_error(exc) from None
+        except typed.TypedError as exc:
+            raise errors.bad_request(str(exc)) from None
+        _go_shape(merged)
+        merged.setdefault("metadata", {})["managedFields"] = managers.encode(owners)
+        return merged
+
+    async def mutate(current: Object) -> Object:
+        rv = current["metadata"]["resourceVersion"]
+        wanted = config.get("metadata", {}).get("resourceVersion", rv)
+        if wanted != rv:
+            raise errors.conflict(scope.store.gr, scope.info.name)
+        result = run(current)
+        result["metadata"]["resourceVersion"] = rv
+        return result
+
+    try:
+        obj, _ = await scope.store.guaranteed_update(
+            scope.namespace,
+            scope.info.name,
+            mutate,
+            scope.ctx,
+            subresource=scope.info.subresource,
+            applied=True,
+        )
+    except errors.StatusError as exc:
+        if exc.code != 404 or exc.kind != info.plural or scope.info.subresource:
+            raise
+        created = run(None)
+        created["metadata"]["name"] = scope.info.name
+        obj = await scope.store.create(scope.namespace, created, scope.ctx, applied=True)
+        await scope.respond_object(201, obj)
+        return
+    await scope.respond_object(200, obj)

@@ -15,7 +15,7 @@ import datetime
 from typing import Any
 
 from kajitori.api import definitions, normalize, pruning, typecheck
-from kajitori.machinery import errors, fields, labels
+from kajitori.machinery import errors, field, fields, labels, objectmeta
 from kajitori.registry.generic.store import DeleteOptions, ListOptions
 from kajitori.server import negotiation
 from kajitori.server.handlers import scale, transform
@@ -28,6 +28,8 @@ Object = dict[str, Any]
 
 
 async def get(scope: RequestScope) -> None:
+    if scope.info.subresource in scope.store.info.subresource_create:
+        raise errors.method_not_allowed()
     if scope.info.subresource == "scale":
         await scale.get(scope)
         return
@@ -60,6 +62,7 @@ def render_list(scope: RequestScope, items: list[Object], list_meta: Object) -> 
         )
     if kind in ("PartialObjectMetadataList", "PartialObjectMetadata"):
         return transform.partial_object_metadata_list(items, list_meta, scope.media)
+    items = [scope.external(item) for item in items]
     for item in items:
         # Items of a list carry kind/apiVersion in storage; upstream omits
         # nothing here, so leave them as stored.
@@ -151,6 +154,9 @@ async def decode_object(scope: RequestScope) -> Object:
             f"{exc.message} ({summarize_data(body)})"
         ) from None
     check_kind(scope, obj)
+    # An older served version (apps/v1beta1, ...) is defaulted in its own
+    # version and converted; the stored version's schema checks the rest.
+    obj = scope.internal(obj)
     check_decodable(scope, obj)
     handle_unknown_fields(scope, obj)
     return obj
@@ -163,7 +169,7 @@ def check_decodable(scope: RequestScope, obj: Object) -> None:
     render it (``normalize.go_shape``); unknown fields are left for pruning.
     """
     info = scope.store.info
-    schema = definitions.schema_for(info.group, info.version, info.kind)
+    schema = definitions.schema_for(*info.storage_gvk)
     problem = typecheck.first_type_error(obj, schema, info.kind)
     problem = problem or info.strategy.decode_problem(obj)
     if not problem:
@@ -224,8 +230,13 @@ def check_kind(scope: RequestScope, obj: Any) -> None:
 def handle_unknown_fields(scope: RequestScope, obj: Object) -> None:
     """Drop undeclared fields; Strict refuses them, Warn reports them (upstream's messages)."""
     info = scope.store.info
-    schema = definitions.schema_for(info.group, info.version, info.kind)
-    unknown = pruning.prune_unknown(obj, schema)
+    # Custom resources prune against their CRD's schema (registry.apiextensions).
+    prune_unknown = getattr(info.strategy, "prune_unknown", None)
+    if prune_unknown is not None:
+        unknown = prune_unknown(obj)
+    else:
+        schema = definitions.schema_for(*info.storage_gvk)
+        unknown = pruning.prune_unknown(obj, schema)
     if not unknown:
         return
     mode = scope.ctx.field_validation
@@ -237,9 +248,41 @@ def handle_unknown_fields(scope: RequestScope, obj: Object) -> None:
             scope.ctx.warn(f'unknown field "{path}"')
 
 
+def invalid_options(kind: str, problems: list[field.FieldError]) -> errors.StatusError:
+    """422 on a meta.k8s.io options kind, named with its group as upstream's NewInvalid does."""
+    exc = errors.invalid(errors.GroupKind("meta.k8s.io", kind), "", problems)
+    exc.message = exc.message.replace(f'{kind} ""', f'{kind}.meta.k8s.io ""', 1)
+    return exc
+
+
+def set_field_manager(scope: RequestScope, options_kind: str) -> None:
+    """The request's manager: ``fieldManager``, else the User-Agent's product (upstream).
+
+    An invalid ``fieldManager`` is a 422 on the request's options kind
+    (``CreateOptions``, ``UpdateOptions``, ``PatchOptions``), as upstream.
+    """
+    manager = scope.query.get("fieldManager", "")
+    if manager:
+        problems = objectmeta.validate_field_manager(manager, field.Path("fieldManager"))
+        if problems:
+            raise invalid_options(options_kind, problems)
+    else:
+        manager = scope.request.header("user-agent").split("/")[0]
+    scope.ctx.field_manager = manager
+
+
 async def create(scope: RequestScope) -> None:
     if scope.info.name and not scope.info.subresource:
         raise errors.method_not_allowed()
+    set_field_manager(scope, "CreateOptions")
+    subresource_create = scope.store.info.subresource_create.get(scope.info.subresource)
+    if subresource_create is not None:
+        body = await _decode_subresource_body(scope)
+        answer = await subresource_create(
+            scope.store, scope.namespace, scope.info.name, body, scope.ctx
+        )
+        await scope.respond(201, answer)
+        return
     obj = await decode_object(scope)
     virtual_create = scope.store.info.virtual_create
     if virtual_create is not None:
@@ -250,10 +293,21 @@ async def create(scope: RequestScope) -> None:
     await scope.respond_object(201, created)
 
 
+async def _decode_subresource_body(scope: RequestScope) -> Object:
+    """The body of a create on a subresource (e.g. a Binding): any object, not this kind."""
+    body = await scope.request.body()
+    obj = negotiation.decode_body(body, scope.request.header("content-type"))
+    _require_object(obj)
+    return obj or {}
+
+
 async def update(scope: RequestScope) -> None:
+    if scope.info.subresource in scope.store.info.subresource_create:
+        raise errors.method_not_allowed()
     if scope.info.subresource == "scale":
         await scale.update(scope)
         return
+    set_field_manager(scope, "UpdateOptions")
     obj = await decode_object(scope)
     stored, created = await scope.store.update(
         scope.namespace, scope.info.name, obj, scope.ctx, subresource=scope.info.subresource
@@ -315,6 +369,9 @@ async def delete_options(scope: RequestScope) -> DeleteOptions:
     orphan = raw.get("orphanDependents", q.get("orphanDependents"))
     if orphan not in (None, ""):
         opts.orphan_dependents = orphan in (True, "true", "1")
+    if not opts.propagation_policy and opts.orphan_dependents is None:
+        # Upstream's DefaultGarbageCollectionPolicy of the addressed version.
+        opts.propagation_policy = scope.store.info.default_propagation_policy
     preconditions = raw.get("preconditions") or {}
     opts.preconditions_uid = preconditions.get("uid") or ""
     opts.preconditions_resource_version = preconditions.get("resourceVersion") or ""
@@ -332,8 +389,6 @@ def _grace(value: Any) -> int:
 
 
 def _unsupported_policy(policy: str) -> Any:
-    from kajitori.machinery import field
-
     return field.not_supported(
         "propagationPolicy", policy, ["Foreground", "Background", "Orphan", "nil"]
     )

@@ -46,7 +46,17 @@ class RequestScope:
         await asgi.send_response(self.send, status, data, content_type, headers=self.headers())
 
     async def respond_object(self, status: int, obj: Object) -> None:
-        await self.respond(status, self.transform_object(obj))
+        await self.respond(status, self.transform_object(self.external(obj)))
+
+    def external(self, obj: Object) -> Object:
+        """A stored object in the version this request addressed (a copy if converted)."""
+        conversion = self.store.info.conversion
+        return obj if conversion is None else conversion.from_storage(obj)
+
+    def internal(self, obj: Object) -> Object:
+        """A decoded body in the addressed version as the stored version (the old defaults applied)."""
+        conversion = self.store.info.conversion
+        return obj if conversion is None else conversion.to_storage(obj)
 
     def transform_object(self, obj: Object) -> Any:
         kind = self.media.transform

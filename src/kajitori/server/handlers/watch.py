@@ -160,6 +160,11 @@ def _render(scope: RequestScope, obj: Object) -> Any:
 
 
 async def _send_watch_event(scope: RequestScope, event: WatchEvent) -> None:
+    if scope.store.info.conversion is not None:
+        # An older served version: each watcher converts its own copy.
+        obj = _render(scope, scope.external(event.object))
+        await _send_event(scope, {"type": event.type, "object": obj})
+        return
     if scope.media.transform:
         await _send_event(scope, {"type": event.type, "object": _render(scope, event.object)})
         return

@@ -1,0 +1,1 @@
+"""apps/v1beta1: defaults and conversion to apps/v1 (served only with the old versions)."""

@@ -1,0 +1,1 @@
+"""Pieces shared by the workload controllers (ReplicaSet, Deployment, later StatefulSet, DaemonSet, Job)."""

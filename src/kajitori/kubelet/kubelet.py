@@ -1,0 +1,339 @@
+"""Kubelets for many nodes in one process: registration, heartbeats, pod lifecycle.
+
+Owns what upstream's kubelet does towards the API server, shaped so that
+one process can run thousands of (simulated) nodes cheaply:
+
+* one pod informer for every node of the process, with a field selector
+  (``spec.nodeName=<node>`` for a single kubelet, ``spec.nodeName!=`` for
+  many) and an index by ``spec.nodeName``; one node informer; one work
+  queue of pod keys and a fixed number of workers;
+* registration: each Node is created with its status (kubelet_node_status.go),
+  then its Lease in ``kube-node-lease``;
+* heartbeats: one loop renews every running node's Lease each
+  ``lease_duration / 4`` seconds (upstream: 40 s lease, 10 s renewal),
+  concurrently but bounded, and posts node status every
+  ``status_report_interval`` or when a node comes back;
+* pods: ``sync_pod`` is upstream's syncPod reduced to the API side: start
+  the pod in the runtime, write ``pods/status`` when it differs, and look
+  again when the runtime says something changes next. A pod with a
+  ``deletionTimestamp`` is killed, its final status written, and then it is
+  deleted with grace period 0 (with its UID as a precondition), as the
+  kubelet's status manager does;
+* pod IPs come from the node's ``spec.podCIDR`` (set by node IPAM): the
+  first address is the gateway, pods get the next free ones;
+* a Node annotated ``kajitori.io/simulate-stopped: "true"`` stops its
+  kubelet (no heartbeats, no pod syncs) until the annotation goes, so that
+  node failure can be simulated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import dataclasses
+import datetime
+import ipaddress
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from kajitori.client import informer, rest, workqueue
+from kajitori.controllers import base
+from kajitori.kubelet import node_status, status
+from kajitori.kubelet.runtimes import interface
+
+log = logging.getLogger(__name__)
+
+Object = dict[str, Any]
+
+NODE_NAME_INDEX = "spec.nodeName"
+DEFAULT_STATUS_REPORT_INTERVAL = 300.0  # upstream's nodeStatusReportFrequency
+POD_WORKERS = 16
+MAX_CONCURRENT_HEARTBEATS = 32
+
+
+def index_by_node_name(pod: Object) -> list[str]:
+    return [(pod.get("spec") or {}).get("nodeName") or ""]
+
+
+class _FieldSelectedClient(rest.Client):
+    """The same connection, with a default field selector for lists and watches."""
+
+    def __init__(self, client: rest.Client, field_selector: str) -> None:
+        super().__init__(client.http, default_namespace=client.default_namespace)
+        self.field_selector = field_selector
+
+    async def list(self, resource: rest.Resource, **kwargs: Any) -> Object:
+        kwargs["field_selector"] = kwargs.get("field_selector") or self.field_selector
+        return await super().list(resource, **kwargs)
+
+    def watch(self, resource: rest.Resource, **kwargs: Any) -> Any:
+        kwargs["field_selector"] = kwargs.get("field_selector") or self.field_selector
+        return super().watch(resource, **kwargs)
+
+
+@dataclasses.dataclass(slots=True)
+class NodeState:
+    """One kubelet's view of its node."""
+
+    config: node_status.NodeConfig
+    stopped: bool = False
+    registered: bool = False
+    pod_cidr: str = ""
+    lease: Object | None = None
+    last_status_post: float = 0.0
+    pod_ips: dict[str, str] = dataclasses.field(default_factory=dict)  # pod uid → IP
+
+    def allocate_ip(self, uid: str) -> str:
+        """The pod's IP: the lowest free host address above the gateway (``.1``)."""
+        if uid in self.pod_ips:
+            return self.pod_ips[uid]
+        network = ipaddress.ip_network(self.pod_cidr)
+        taken = set(self.pod_ips.values())
+        for offset in range(2, network.num_addresses - 1):
+            candidate = str(network.network_address + offset)
+            if candidate not in taken:
+                self.pod_ips[uid] = candidate
+                return candidate
+        raise RuntimeError(f"node {self.config.name}: pod CIDR {self.pod_cidr} is full")
+
+
+class KubeletHost:
+    """Runs the kubelets of ``nodes`` over ``runtime``; ``await start()``, ``await stop()``."""
+
+    def __init__(
+        self,
+        client: rest.Client,
+        nodes: Sequence[node_status.NodeConfig],
+        runtime: interface.Runtime,
+        *,
+        lease_duration: int = node_status.DEFAULT_LEASE_DURATION,
+        status_report_interval: float = DEFAULT_STATUS_REPORT_INTERVAL,
+        workers: int = POD_WORKERS,
+        clock: Any = time.time,
+    ) -> None:
+        self.client = client
+        self.runtime = runtime
+        self.nodes = {config.name: NodeState(config) for config in nodes}
+        self.lease_duration = lease_duration
+        self.status_report_interval = status_report_interval
+        self.workers = workers
+        self.clock = clock
+        selector = f"spec.nodeName={nodes[0].name}" if len(nodes) == 1 else "spec.nodeName!="
+        self._pod_client = _FieldSelectedClient(client, selector)
+        self.pods = informer.Informer(
+            self._pod_client, rest.PODS, indexers={NODE_NAME_INDEX: index_by_node_name}
+        )
+        self.node_informer = informer.Informer(client, rest.NODES)
+        self.queue: workqueue.RateLimitingQueue[str] = workqueue.RateLimitingQueue(
+            name="kubelet-pods"
+        )
+        self._uids: dict[str, tuple[str, str]] = {}  # pod key → (uid, node)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._heartbeats = asyncio.Semaphore(MAX_CONCURRENT_HEARTBEATS)
+        self.pods.add_event_handler(
+            informer.EventHandler(
+                on_add=self._enqueue_pod,
+                on_update=lambda _, new: self._enqueue_pod(new),
+                on_delete=self._delete_pod,
+            )
+        )
+        self.node_informer.add_event_handler(
+            informer.EventHandler(
+                on_add=self._update_node, on_update=lambda _, new: self._update_node(new)
+            )
+        )
+
+    # ----- lifecycle ----------------------------------------------------------
+
+    async def start(self) -> None:
+        """Register every node, then start the informers, heartbeats and pod workers."""
+        await asyncio.gather(*(self._register(state) for state in self.nodes.values()))
+        self.node_informer.start()
+        self.pods.start()
+        self._tasks.append(asyncio.ensure_future(self._heartbeat_loop()))
+        self._tasks.append(
+            asyncio.ensure_future(
+                base.run_workers(self.queue, self.sync_pod, self.workers, name="kubelet")
+            )
+        )
+
+    async def stop(self) -> None:
+        self.queue.shut_down()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        await self.pods.stop()
+        await self.node_informer.stop()
+
+    # ----- registration and heartbeats ---------------------------------------
+
+    def _now(self) -> datetime.datetime:
+        return datetime.datetime.fromtimestamp(self.clock(), tz=datetime.UTC)
+
+    async def _register(self, state: NodeState) -> None:
+        async with self._heartbeats:
+            node = node_status.initial_node(state.config, self._now())
+            try:
+                node = await self.client.create(rest.NODES, node)
+            except rest.ApiError as exc:
+                if exc.reason != "AlreadyExists":
+                    raise
+                node = await self.client.get(rest.NODES, state.config.name)
+                state.stopped = node_status.is_stopped(node)
+                if not state.stopped:
+                    await self._post_status(state, node)
+            state.pod_cidr = (node.get("spec") or {}).get("podCIDR") or state.pod_cidr
+            state.registered = True
+            if not state.stopped:
+                await self._renew_lease(state, node)
+
+    async def _renew_lease(self, state: NodeState, node: Object | None = None) -> None:
+        """Renew (or create) the node's Lease; the last one written is kept to avoid a GET."""
+        now = self._now()
+        lease = state.lease
+        if lease is None:
+            node = node or await self.client.get(rest.NODES, state.config.name)
+            fresh = node_status.node_lease(node, duration=self.lease_duration, now=now)
+            try:
+                state.lease = await self.client.create(rest.LEASES, fresh)
+                return
+            except rest.ApiError as exc:
+                if exc.reason != "AlreadyExists":
+                    raise
+                lease = await self.client.get(
+                    rest.LEASES, state.config.name, namespace=node_status.NODE_LEASE_NAMESPACE
+                )
+        lease = copy.deepcopy(lease)
+        lease["spec"]["renewTime"] = node_status.micro_time(now)
+        lease["spec"]["holderIdentity"] = state.config.name
+        lease["spec"]["leaseDurationSeconds"] = self.lease_duration
+        try:
+            state.lease = await self.client.update(rest.LEASES, lease)
+        except rest.ApiError:
+            state.lease = None  # conflict or gone: read it afresh next time
+            raise
+
+    async def _post_status(self, state: NodeState, node: Object | None = None) -> None:
+        old = (node or self.node_informer.indexer.get(state.config.name) or {}).get("status") or {}
+        body = {"status": node_status.node_status(state.config, old=old, now=self._now())}
+        await self.client.patch(rest.NODES, state.config.name, body, subresource="status")
+        state.last_status_post = self.clock()
+
+    async def _heartbeat(self, state: NodeState) -> None:
+        async with self._heartbeats:
+            try:
+                await self._renew_lease(state)
+                if self.clock() - state.last_status_post >= self.status_report_interval:
+                    await self._post_status(state)
+            except (rest.ApiError, OSError) as exc:
+                log.warning("node %s: heartbeat failed: %s", state.config.name, exc)
+
+    async def _heartbeat_loop(self) -> None:
+        interval = self.lease_duration / 4
+        while True:
+            await asyncio.sleep(interval)
+            due = [s for s in self.nodes.values() if s.registered and not s.stopped]
+            await asyncio.gather(*(self._heartbeat(state) for state in due))
+
+    def _update_node(self, node: Object) -> None:
+        state = self.nodes.get(node["metadata"]["name"])
+        if state is None:
+            return
+        cidr = (node.get("spec") or {}).get("podCIDR") or ""
+        stopped = node_status.is_stopped(node)
+        wake = (cidr and not state.pod_cidr) or (state.stopped and not stopped)
+        state.pod_cidr = cidr or state.pod_cidr
+        if state.stopped and not stopped:
+            log.info("node %s: resuming", state.config.name)
+            state.last_status_post = 0.0  # post Ready at the next heartbeat
+            self._tasks.append(asyncio.ensure_future(self._heartbeat(state)))
+        state.stopped = stopped
+        if wake:
+            for pod in self.pods.indexer.by_index(NODE_NAME_INDEX, state.config.name):
+                self._enqueue_pod(pod)
+
+    # ----- pods ---------------------------------------------------------------
+
+    def _enqueue_pod(self, pod: Object) -> None:
+        if index_by_node_name(pod)[0] in self.nodes:
+            self.queue.add(informer.meta_namespace_key(pod))
+
+    def _delete_pod(self, pod: Object | informer.DeletedFinalStateUnknown) -> None:
+        obj = pod.obj if isinstance(pod, informer.DeletedFinalStateUnknown) else pod
+        self._enqueue_pod(obj)
+
+    async def sync_pod(self, key: str) -> None:
+        """Bring pod ``key`` one step along its lifecycle (see the module docstring)."""
+        pod = self.pods.indexer.get(key)
+        if pod is None:
+            self._forget(key)
+            return
+        state = self.nodes.get(index_by_node_name(pod)[0])
+        if state is None or state.stopped:
+            return
+        if not state.pod_cidr:
+            raise base.RequeueAfter(1.0, "waiting for the node's pod CIDR")
+        uid = pod["metadata"]["uid"]
+        self._uids[key] = (uid, state.config.name)
+        now = self.clock()
+        if pod["metadata"].get("deletionTimestamp"):
+            await self._terminate(pod, state, now)
+            return
+        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            return
+        self.runtime.sync_pod(pod, now=now)
+        runtime_status = self.runtime.get_pod_status(uid, now=now)
+        assert runtime_status is not None
+        await self._write_status(pod, state, runtime_status, now)
+        if runtime_status.next_change is not None:
+            self.queue.add_after(key, max(runtime_status.next_change - now, 0.0))
+
+    async def _write_status(
+        self, pod: Object, state: NodeState, runtime_status: interface.PodStatus, now: float
+    ) -> None:
+        new = status.generate_pod_status(
+            pod,
+            runtime_status,
+            now=now,
+            pod_ip=state.allocate_ip(pod["metadata"]["uid"]),
+            host_ip=state.config.internal_ip,
+        )
+        if new == pod.get("status"):
+            return
+        body = copy.deepcopy(pod)
+        body["status"] = new
+        await self.client.update_status(rest.PODS, body)
+
+    async def _terminate(self, pod: Object, state: NodeState, now: float) -> None:
+        meta = pod["metadata"]
+        self.runtime.kill_pod(meta["uid"], now=now)
+        final = self.runtime.get_pod_status(meta["uid"], now=now)
+        if final is not None:
+            await self._write_status(pod, state, final, now)
+        try:
+            await self.client.delete(
+                rest.PODS,
+                meta["name"],
+                namespace=meta["namespace"],
+                grace_period_seconds=0,
+                uid=meta["uid"],
+            )
+        except rest.ApiError as exc:
+            if not exc.not_found and not exc.conflict:
+                raise
+
+    def _forget(self, key: str) -> None:
+        known = self._uids.pop(key, None)
+        if known is None:
+            return
+        uid, node = known
+        self.runtime.remove_pod(uid)
+        state = self.nodes.get(node)
+        if state is not None:
+            state.pod_ips.pop(uid, None)

@@ -1,0 +1,156 @@
+"""A kubelet's Node and Lease objects, as upstream's kubelet registers and renews them.
+
+Mirrors pkg/kubelet/kubelet_node_status.go (``initialNode``, the
+``setNodeStatus`` setters in pkg/kubelet/nodestatus/setters.go) and
+pkg/kubelet/nodelease: capacity and allocatable (cpu, memory, pods 110,
+ephemeral-storage), the well-known labels, addresses, ``nodeInfo``, the four
+conditions with upstream's reasons and messages, and a Lease in
+``kube-node-lease`` owned by the Node.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import platform
+from typing import Any
+
+Object = dict[str, Any]
+
+KUBELET_VERSION = "v1.37.0"
+NODE_LEASE_NAMESPACE = "kube-node-lease"
+DEFAULT_LEASE_DURATION = 40
+# Annotation the simulated kubelet obeys: "true" stops it (no heartbeats, no pod syncs).
+STOPPED_ANNOTATION = "kajitori.io/simulate-stopped"
+
+# (type, reason, message) while healthy, as upstream's setters write them.
+_HEALTHY_CONDITIONS = (
+    ("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+    ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+    ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+    ("Ready", "KubeletReady", "kubelet is posting ready status"),
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """What one (simulated) machine looks like."""
+
+    name: str
+    internal_ip: str
+    cpu: str = "8"
+    memory: str = "32Gi"
+    pods: str = "110"
+    ephemeral_storage: str = "100Gi"
+    arch: str = "amd64"
+    runtime_version: str = "simulated://1.0.0"
+
+
+def micro_time(moment: datetime.datetime) -> str:
+    """A metav1.MicroTime."""
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def rfc3339(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def node_conditions(old: list[Object], now: datetime.datetime) -> list[Object]:
+    """Healthy conditions; a condition keeps its transition time while its status holds."""
+    previous = {c.get("type"): c for c in old}
+    stamp = rfc3339(now)
+    conditions = []
+    for kind, reason, message in _HEALTHY_CONDITIONS:
+        status = "True" if kind == "Ready" else "False"
+        before = previous.get(kind) or {}
+        same = before.get("status") == status
+        conditions.append(
+            {
+                "type": kind,
+                "status": status,
+                "lastHeartbeatTime": stamp,
+                "lastTransitionTime": before.get("lastTransitionTime", stamp) if same else stamp,
+                "reason": reason,
+                "message": message,
+            }
+        )
+    return conditions
+
+
+def node_status(config: NodeConfig, *, old: Object, now: datetime.datetime) -> Object:
+    resources = {
+        "cpu": config.cpu,
+        "memory": config.memory,
+        "pods": config.pods,
+        "ephemeral-storage": config.ephemeral_storage,
+    }
+    return {
+        "capacity": dict(resources),
+        "allocatable": dict(resources),
+        "conditions": node_conditions(list(old.get("conditions") or ()), now),
+        "addresses": [
+            {"type": "InternalIP", "address": config.internal_ip},
+            {"type": "Hostname", "address": config.name},
+        ],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+        "nodeInfo": {
+            "machineID": "",
+            "systemUUID": "",
+            "bootID": "",
+            "kernelVersion": platform.release(),
+            "osImage": "kajitori simulated node",
+            "containerRuntimeVersion": config.runtime_version,
+            "kubeletVersion": KUBELET_VERSION,
+            "kubeProxyVersion": "",
+            "operatingSystem": "linux",
+            "architecture": config.arch,
+        },
+    }
+
+
+def initial_node(config: NodeConfig, now: datetime.datetime) -> Object:
+    """The Node a kubelet registers (spec.podCIDR comes later, from node IPAM)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": config.name,
+            "labels": {
+                "kubernetes.io/hostname": config.name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": config.arch,
+                "beta.kubernetes.io/os": "linux",
+                "beta.kubernetes.io/arch": config.arch,
+                "type": "kajitori-simulated",
+            },
+            "annotations": {"node.alpha.kubernetes.io/ttl": "0"},
+        },
+        "spec": {},
+        "status": node_status(config, old={}, now=now),
+    }
+
+
+def node_lease(node: Object, *, duration: int, now: datetime.datetime) -> Object:
+    """The node's Lease, owned by the Node so that it goes when the Node does."""
+    meta = node["metadata"]
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": NODE_LEASE_NAMESPACE,
+            "ownerReferences": [
+                {"apiVersion": "v1", "kind": "Node", "name": meta["name"], "uid": meta["uid"]}
+            ],
+        },
+        "spec": {
+            "holderIdentity": meta["name"],
+            "leaseDurationSeconds": duration,
+            "renewTime": micro_time(now),
+        },
+    }
+
+
+def is_stopped(node: Object) -> bool:
+    annotations = (node.get("metadata") or {}).get("annotations") or {}
+    return annotations.get(STOPPED_ANNOTATION) == "true"

@@ -1,0 +1,1 @@
+"""Container runtimes the kubelet drives through ``interface.Runtime``."""

@@ -1,0 +1,242 @@
+"""The ``simulated`` runtime: containers that follow a timeline instead of running.
+
+Like KWOK, nothing executes. A pod's containers are a pure function of
+time from the moment the kubelet first synced the pod (``t0``):
+
+* init containers complete at once (exit 0, reason Completed);
+* each container waits in ``ContainerCreating`` for ``start_delay`` seconds,
+  then runs;
+* a container runs forever unless the pod carries
+  ``kajitori.io/simulate-runtime-seconds`` and/or
+  ``kajitori.io/simulate-exit-code`` (either one makes it exit; runtime
+  defaults to 0 s, exit code to 0). It then terminates with that code,
+  reason ``Completed`` for 0 and ``Error`` otherwise;
+* ``restartPolicy`` decides what follows: ``Always`` (and ``OnFailure`` for a
+  non-zero code) restarts it after a back-off of ``backoff_base * 2**n``
+  seconds capped at ``backoff_cap`` (upstream: 10 s doubling to 300 s),
+  shown as waiting ``CrashLoopBackOff`` with the run in ``lastState``, and
+  the next run counts ``restartCount + 1``; otherwise it stays terminated;
+* ``kill_pod`` terminates running containers at that moment with exit code
+  0 (a process that honours SIGTERM).
+
+Because status is computed, not stored, thousands of pods cost one small
+record each and no timers: the kubelet asks ``next_change`` and looks again
+then.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from typing import Any
+
+from kajitori.kubelet.runtimes import interface
+
+Object = dict[str, Any]
+
+RUNTIME_SECONDS_ANNOTATION = "kajitori.io/simulate-runtime-seconds"
+EXIT_CODE_ANNOTATION = "kajitori.io/simulate-exit-code"
+# Upstream's container restart back-off (kubelet/pod_workers, backOffPeriod and MaxContainerBackOff).
+DEFAULT_BACKOFF_BASE = 10.0
+DEFAULT_BACKOFF_CAP = 300.0
+# A guard against a timeline that never advances (zero runtime and zero back-off).
+_MIN_CYCLE = 1e-3
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Exit:
+    runtime: float
+    code: int
+
+
+@dataclasses.dataclass(slots=True)
+class _Pod:
+    uid: str
+    name: str
+    namespace: str
+    started: float
+    restart_policy: str
+    exit: _Exit | None
+    init_containers: list[Object]
+    containers: list[Object]
+    killed_at: float | None = None
+
+
+def normalize_image(image: str) -> str:
+    """The image as a runtime reports it: registry, repository and tag spelled out."""
+    name, tag = image, ""
+    if "@" not in image and ":" in image.rsplit("/", 1)[-1]:
+        name, tag = image.rsplit(":", 1)
+    if "@" not in image and not tag:
+        tag = "latest"
+    first = name.split("/", 1)[0]
+    if "/" not in name:
+        name = f"docker.io/library/{name}"
+    elif "." not in first and ":" not in first and first != "localhost":
+        name = f"docker.io/{name}"
+    return f"{name}:{tag}" if tag else name
+
+
+def image_id(image: str) -> str:
+    """A stable, digest-shaped image ID (``<repository>@sha256:<hex>``)."""
+    normalized = normalize_image(image)
+    repository = normalized.rsplit(":", 1)[0] if "@" not in normalized else normalized
+    digest = hashlib.sha256(normalized.encode()).hexdigest()
+    return f"{repository.split('@')[0]}@sha256:{digest}"
+
+
+def _exit_of(pod: Object) -> _Exit | None:
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    runtime = annotations.get(RUNTIME_SECONDS_ANNOTATION)
+    code = annotations.get(EXIT_CODE_ANNOTATION)
+    if runtime is None and code is None:
+        return None
+    try:
+        return _Exit(max(float(runtime or 0), 0.0), int(code or 0))
+    except ValueError:
+        return None  # a malformed annotation leaves the container running, as KWOK ignores it
+
+
+def restarts(policy: str, exit_code: int) -> bool:
+    """Whether ``restartPolicy`` restarts a container that exited with ``exit_code``."""
+    return policy == "Always" or (policy == "OnFailure" and exit_code != 0)
+
+
+class SimulatedRuntime:
+    """Pods as timelines; see the module docstring for the rules."""
+
+    type = "simulated"
+
+    def __init__(
+        self,
+        *,
+        start_delay: float = 0.0,
+        backoff_base: float = DEFAULT_BACKOFF_BASE,
+        backoff_cap: float = DEFAULT_BACKOFF_CAP,
+    ) -> None:
+        self.start_delay = start_delay
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self._pods: dict[str, _Pod] = {}
+
+    def sync_pod(self, pod: Object, *, now: float) -> None:
+        meta = pod.get("metadata") or {}
+        uid = meta.get("uid") or ""
+        if uid in self._pods:
+            return
+        spec = pod.get("spec") or {}
+        self._pods[uid] = _Pod(
+            uid=uid,
+            name=meta.get("name") or "",
+            namespace=meta.get("namespace") or "",
+            started=now,
+            restart_policy=spec.get("restartPolicy") or "Always",
+            exit=_exit_of(pod),
+            init_containers=list(spec.get("initContainers") or ()),
+            containers=list(spec.get("containers") or ()),
+        )
+
+    def kill_pod(self, uid: str, *, now: float) -> None:
+        record = self._pods.get(uid)
+        if record is not None and record.killed_at is None:
+            record.killed_at = now
+
+    def remove_pod(self, uid: str) -> None:
+        self._pods.pop(uid, None)
+
+    def get_pods(self) -> list[str]:
+        return list(self._pods)
+
+    def get_pod_status(self, uid: str, *, now: float) -> interface.PodStatus | None:
+        record = self._pods.get(uid)
+        if record is None:
+            return None
+        at = now if record.killed_at is None else min(now, record.killed_at)
+        inits = tuple(self._init_status(record, c) for c in record.init_containers)
+        timelines = [self._timeline(record, c, at) for c in record.containers]
+        statuses = tuple(status for status, _ in timelines)
+        if record.killed_at is not None and now >= record.killed_at:
+            statuses = tuple(self._killed(status, record.killed_at) for status in statuses)
+            return interface.PodStatus(uid, False, inits, statuses, None)
+        changes = [change for _, change in timelines if change is not None]
+        if record.killed_at is not None:
+            changes.append(record.killed_at)
+        return interface.PodStatus(uid, True, inits, statuses, min(changes, default=None))
+
+    def _container_id(self, record: _Pod, name: str, run: int) -> str:
+        digest = hashlib.sha256(f"{record.uid}/{name}/{run}".encode()).hexdigest()
+        return f"simulated://{digest}"
+
+    def _init_status(self, record: _Pod, container: Object) -> interface.ContainerStatus:
+        name = container.get("name") or ""
+        cid = self._container_id(record, name, 0)
+        done = interface.Termination(0, "Completed", record.started, record.started, cid)
+        return self._status(container, cid, "terminated", termination=done)
+
+    def _status(
+        self, container: Object, cid: str, state: interface.State, **fields: Any
+    ) -> interface.ContainerStatus:
+        image = container.get("image") or ""
+        return interface.ContainerStatus(
+            name=container.get("name") or "",
+            image=normalize_image(image),
+            image_id="" if fields.get("reason") == "ContainerCreating" else image_id(image),
+            container_id=cid if state != "waiting" else "",
+            state=state,
+            **fields,
+        )
+
+    def _timeline(
+        self, record: _Pod, container: Object, now: float
+    ) -> tuple[interface.ContainerStatus, float | None]:
+        """The container at ``now`` and when it next changes (``None``: never by itself)."""
+        name = container.get("name") or ""
+        start = record.started + self.start_delay
+        if now < start:
+            return self._status(container, "", "waiting", reason="ContainerCreating"), start
+        run, last = 0, None
+        while True:
+            cid = self._container_id(record, name, run)
+            end = None if record.exit is None else start + record.exit.runtime
+            if end is None or now < end:
+                running = self._status(
+                    container,
+                    cid,
+                    "running",
+                    started_at=start,
+                    last_termination=last,
+                    restart_count=run,
+                )
+                return running, end
+            code = record.exit.code  # type: ignore[union-attr]
+            done = interface.Termination(
+                code, "Completed" if code == 0 else "Error", start, end, cid
+            )
+            if not restarts(record.restart_policy, code):
+                fields = {"termination": done, "last_termination": last, "restart_count": run}
+                return self._status(container, cid, "terminated", **fields), None
+            backoff = max(min(self.backoff_base * 2**run, self.backoff_cap), _MIN_CYCLE)
+            resume = end + backoff
+            if now < resume:
+                message = (
+                    f"back-off {backoff:g}s restarting failed container={name} "
+                    f"pod={record.name}_{record.namespace}({record.uid})"
+                )
+                waiting = self._status(
+                    container,
+                    cid,
+                    "waiting",
+                    reason="CrashLoopBackOff",
+                    message=message,
+                    last_termination=done,
+                    restart_count=run,
+                )
+                return waiting, resume
+            start, run, last = resume, run + 1, done
+
+    def _killed(self, status: interface.ContainerStatus, at: float) -> interface.ContainerStatus:
+        if status.state != "running":
+            return status
+        assert status.started_at is not None
+        done = interface.Termination(0, "Completed", status.started_at, at, status.container_id)
+        return dataclasses.replace(status, state="terminated", termination=done)

@@ -1,0 +1,165 @@
+"""From a runtime's ``PodStatus`` to the API's ``pod.status``, as upstream's kubelet does.
+
+Mirrors pkg/kubelet/kubelet_pods.go (``generateAPIPodStatus``, ``getPhase``)
+and pkg/kubelet/status/generate.go: the phase from the containers and the
+restart policy; conditions ``PodReadyToStartContainers``, ``Initialized``,
+``Ready``, ``ContainersReady`` and ``PodScheduled`` with upstream's reasons;
+container statuses with ``state``, ``lastState``, ``ready``, ``started``,
+``restartCount``, ``image``, ``imageID`` and ``containerID``. A condition
+keeps its ``lastTransitionTime`` while its status is unchanged, and
+``startTime`` is set once, so re-generating an unchanged pod yields an
+identical status (the kubelet writes only when it differs).
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from kajitori.kubelet.runtimes import interface
+
+Object = dict[str, Any]
+
+
+def rfc3339(seconds: float) -> str:
+    """A metav1.Time (whole seconds, UTC)."""
+    moment = datetime.datetime.fromtimestamp(int(seconds), tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _termination(term: interface.Termination) -> Object:
+    return {
+        "exitCode": term.exit_code,
+        "reason": term.reason,
+        "startedAt": rfc3339(term.started_at),
+        "finishedAt": rfc3339(term.finished_at),
+        "containerID": term.container_id,
+    }
+
+
+def _state(status: interface.ContainerStatus) -> Object:
+    if status.state == "running":
+        assert status.started_at is not None
+        return {"running": {"startedAt": rfc3339(status.started_at)}}
+    if status.state == "terminated":
+        assert status.termination is not None
+        return {"terminated": _termination(status.termination)}
+    waiting: Object = {"reason": status.reason}
+    if status.message:
+        waiting["message"] = status.message
+    return {"waiting": waiting}
+
+
+def container_status(status: interface.ContainerStatus) -> Object:
+    """One entry of ``containerStatuses`` (no probes here: running means ready)."""
+    running = status.state == "running"
+    out: Object = {
+        "name": status.name,
+        "state": _state(status),
+        "lastState": (
+            {"terminated": _termination(status.last_termination)} if status.last_termination else {}
+        ),
+        "ready": running,
+        "restartCount": status.restart_count,
+        "image": status.image,
+        "imageID": status.image_id,
+        "started": running,
+    }
+    if status.container_id:
+        out["containerID"] = status.container_id
+    return out
+
+
+def pod_phase(pod: Object, runtime: interface.PodStatus) -> str:
+    """Upstream's getPhase for a pod whose init containers have completed."""
+    policy = (pod.get("spec") or {}).get("restartPolicy") or "Always"
+    containers = runtime.containers
+    waiting = [c for c in containers if c.state == "waiting" and c.last_termination is None]
+    if not containers or waiting:
+        return "Pending"
+    if any(c.state == "running" or c.state == "waiting" for c in containers):
+        return "Running"  # waiting here means backing off before a restart
+    failed = any(c.termination and c.termination.exit_code != 0 for c in containers)
+    if policy == "Always" or (policy == "OnFailure" and failed):
+        return "Running"
+    return "Failed" if failed else "Succeeded"
+
+
+def _condition(kind: str, ok: bool, reason: str = "", message: str = "") -> Object:
+    condition: Object = {"type": kind, "status": "True" if ok else "False"}
+    if reason:
+        condition["reason"] = reason
+    if message:
+        condition["message"] = message
+    return condition
+
+
+def pod_conditions(phase: str, runtime: interface.PodStatus) -> list[Object]:
+    """The kubelet's conditions, in upstream's order."""
+    done = phase in ("Succeeded", "Failed")
+    unready = [c.name for c in runtime.containers if c.state != "running"]
+    if done:
+        ready = _condition("ContainersReady", False, "PodCompleted")
+    elif unready:
+        names = " ".join(unready)
+        ready = _condition(
+            "ContainersReady",
+            False,
+            "ContainersNotReady",
+            f"containers with unready status: [{names}]",
+        )
+    else:
+        ready = _condition("ContainersReady", True)
+    pod_ready = {**ready, "type": "Ready"}
+    return [
+        _condition("PodReadyToStartContainers", runtime.sandbox_ready),
+        _condition("Initialized", True),
+        pod_ready,
+        ready,
+        _condition("PodScheduled", True),
+    ]
+
+
+def generate_pod_status(
+    pod: Object,
+    runtime: interface.PodStatus,
+    *,
+    now: float,
+    pod_ip: str,
+    host_ip: str,
+) -> Object:
+    """The pod's new ``status``; times carried over from the current one when unchanged."""
+    old = pod.get("status") or {}
+    phase = pod_phase(pod, runtime)
+    status: Object = {
+        "phase": phase,
+        "conditions": _keep_transition_times(pod_conditions(phase, runtime), old, now),
+        "hostIP": host_ip,
+        "hostIPs": [{"ip": host_ip}],
+        "startTime": old.get("startTime") or rfc3339(now),
+        "containerStatuses": [container_status(c) for c in runtime.containers],
+    }
+    if pod_ip:
+        status["podIP"] = pod_ip
+        status["podIPs"] = [{"ip": pod_ip}]
+    if runtime.init_containers:
+        status["initContainerStatuses"] = [container_status(c) for c in runtime.init_containers]
+    for key in ("qosClass", "nominatedNodeName", "resize"):
+        if key in old:
+            status[key] = old[key]
+    # Conditions other components own (e.g. DisruptionTarget) are kept as they are.
+    ours = {c["type"] for c in status["conditions"]}
+    status["conditions"] += [c for c in old.get("conditions") or () if c.get("type") not in ours]
+    return status
+
+
+def _keep_transition_times(conditions: list[Object], old: Object, now: float) -> list[Object]:
+    previous = {c.get("type"): c for c in old.get("conditions") or ()}
+    for condition in conditions:
+        before = previous.get(condition["type"])
+        if before is not None and before.get("status") == condition["status"]:
+            condition["lastTransitionTime"] = before.get("lastTransitionTime") or rfc3339(now)
+        else:
+            condition["lastTransitionTime"] = rfc3339(now)
+        condition["lastProbeTime"] = None
+    return conditions

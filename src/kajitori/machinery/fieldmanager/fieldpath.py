@@ -1,0 +1,144 @@
+"""Field paths, sets of them, and the FieldsV1 encoding (upstream: smd ``fieldpath``).
+
+A path is a tuple of elements, each already in FieldsV1 spelling:
+``f:<field>`` (a struct field or map key), ``k:{...}`` (an associative list
+item by its keys, JSON with sorted keys), ``v:<json>`` (a set item by value)
+and ``i:<n>`` (an item by position). A field set is a frozenset of paths;
+it is the unit of ownership.
+
+FieldsV1 nests the elements; ``{}`` marks a path that is in the set and has
+nothing below it, and ``".": {}`` marks one that is in the set and also has
+members below it. Elements are written in upstream's order: fields, then
+keys, then values, then indexes, each sorted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+Path = tuple[str, ...]
+FieldSet = frozenset[Path]
+
+EMPTY: FieldSet = frozenset()
+_KIND_ORDER = {"f": 0, "k": 1, "v": 2, "i": 3}
+
+
+class FieldsV1Error(ValueError):
+    """A managedFields entry's ``fieldsV1`` that is not a valid field set."""
+
+
+def field(name: str) -> str:
+    return "f:" + name
+
+
+def key(values: dict[str, Any]) -> str:
+    return "k:" + orjson.dumps(dict(sorted(values.items()))).decode()
+
+
+def value(item: Any) -> str:
+    return "v:" + orjson.dumps(item, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def index(position: int) -> str:
+    return f"i:{position}"
+
+
+def _sort_key(element: str) -> tuple[int, Any]:
+    kind = _KIND_ORDER.get(element[:1], 4)
+    if kind == 3:
+        return kind, int(element[2:])
+    return kind, element[2:]
+
+
+def to_fields_v1(paths: Iterable[Path]) -> dict[str, Any]:
+    """Encode a field set as the nested FieldsV1 object."""
+    root: dict[str, Any] = {}
+    for path in paths:
+        node = root
+        for element in path:
+            node = node.setdefault(element, {})
+        if path:
+            node["."] = {}
+    return _finish(root)
+
+
+def _finish(node: dict[str, Any]) -> dict[str, Any]:
+    children = {k: v for k, v in node.items() if k != "."}
+    if not children:
+        return {}
+    out: dict[str, Any] = {".": {}} if "." in node else {}
+    for element in sorted(children, key=_sort_key):
+        out[element] = _finish(children[element])
+    return out
+
+
+def from_fields_v1(tree: Any) -> FieldSet:
+    """Decode FieldsV1; a malformed tree raises ``FieldsV1Error``."""
+    if not isinstance(tree, dict):
+        raise FieldsV1Error("FieldsV1 must be an object")
+    out: set[Path] = set()
+    _collect(tree, (), out)
+    return frozenset(out)
+
+
+def _collect(node: dict[str, Any], prefix: Path, out: set[Path]) -> None:
+    for element, child in node.items():
+        if element == ".":
+            if not prefix or child != {}:
+                raise FieldsV1Error('invalid "." marker')
+            out.add(prefix)
+            continue
+        _check_element(element)
+        if not isinstance(child, dict):
+            raise FieldsV1Error(f"expected an object under {element}")
+        path = (*prefix, element)
+        if child:
+            _collect(child, path, out)
+        else:
+            out.add(path)
+
+
+def _check_element(element: str) -> None:
+    kind, _, body = element.partition(":")
+    if kind not in _KIND_ORDER or not _:
+        raise FieldsV1Error(f"unknown path element {element!r}")
+    if kind == "i" and not body.isdigit():
+        raise FieldsV1Error(f"invalid index {element!r}")
+    if kind in ("k", "v"):
+        try:
+            decoded = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise FieldsV1Error(f"invalid JSON in {element!r}") from None
+        if kind == "k" and not isinstance(decoded, dict):
+            raise FieldsV1Error(f"key {element!r} is not an object")
+
+
+def render(path: Path) -> str:
+    """The path as upstream prints it in conflicts: ``.spec.containers[name="web"].image``."""
+    parts: list[str] = []
+    for element in path:
+        kind, body = element[0], element[2:]
+        if kind == "f":
+            parts.append("." + body)
+        elif kind == "k":
+            items = orjson.loads(body)
+            rendered = ",".join(f"{k}={orjson.dumps(v).decode()}" for k, v in items.items())
+            parts.append(f"[{rendered}]")
+        elif kind == "v":
+            parts.append(f"[={body}]")
+        else:
+            parts.append(f"[{body}]")
+    return "".join(parts)
+
+
+def sorted_paths(paths: Iterable[Path]) -> list[Path]:
+    return sorted(paths, key=lambda p: [_sort_key(e) for e in p])
+
+
+def under(paths: Iterable[Path], prefix: Path) -> FieldSet:
+    """The paths at or below ``prefix``."""
+    n = len(prefix)
+    return frozenset(p for p in paths if p[:n] == prefix)

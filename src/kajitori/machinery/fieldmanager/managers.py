@@ -1,0 +1,329 @@
+"""``metadata.managedFields``: who owns which fields, kept on every write (upstream: managedfields).
+
+Each entry is one manager's field set for one (manager, operation,
+apiVersion for updates, subresource). The rules, as upstream's
+structured-merge-diff ``Updater``:
+
+* an update (PUT, non-apply PATCH, create) gives the writer every field it
+  added or changed; other managers lose those and every removed field;
+* an apply makes the applier own exactly the fields of its configuration,
+  merges the configuration into the live object, removes fields the applier
+  applied last time and no longer does (unless someone else owns them), and
+  refuses (409) to change a field another manager owns unless forced, in
+  which case that manager loses it; applying a value equal to the live one
+  only shares ownership;
+* the first apply to an object that has no managedFields attributes the
+  existing fields to ``before-first-apply``, so they can conflict;
+* an apply to an object carrying kubectl's last-applied-configuration
+  annotation refreshes it, so client-side apply keeps working afterwards.
+
+Never tracked: ``apiVersion``, ``kind`` and the server-owned metadata
+(name, namespace, uid, resourceVersion, generation, creationTimestamp,
+managedFields), as upstream's stripMeta.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from kajitori.machinery.fieldmanager import fieldpath, typed
+from kajitori.machinery.schema import SchemaNode
+
+APPLY = "Apply"
+UPDATE = "Update"
+BEFORE_FIRST_APPLY = "before-first-apply"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+Object = dict[str, Any]
+
+_STRIPPED: frozenset[fieldpath.Path] = frozenset(
+    {("f:apiVersion",), ("f:kind",), ("f:metadata",)}
+    | {
+        ("f:metadata", fieldpath.field(name))
+        for name in (
+            "name",
+            "namespace",
+            "creationTimestamp",
+            "selfLink",
+            "uid",
+            "clusterName",
+            "generation",
+            "resourceVersion",
+        )
+    }
+)
+_MANAGED_FIELDS: fieldpath.Path = ("f:metadata", "f:managedFields")
+
+
+class ManagedFieldsError(ValueError):
+    """managedFields that cannot be decoded."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Entry:
+    manager: str
+    operation: str
+    api_version: str
+    time: str
+    fields: fieldpath.FieldSet
+    subresource: str = ""
+
+    @property
+    def identity(self) -> tuple[str, str, str, str]:
+        """Appliers are one manager whatever version they apply (upstream's identifier)."""
+        version = self.api_version if self.operation == UPDATE else ""
+        return self.manager, self.operation, version, self.subresource
+
+    def describe(self) -> str:
+        """How upstream names this manager in a conflict."""
+        text = orjson.dumps(self.manager).decode()
+        if self.subresource:
+            text += f" with subresource {orjson.dumps(self.subresource).decode()}"
+        if self.operation == UPDATE:
+            text += f" using {self.api_version}"
+        return text
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Scope:
+    """What of an object a write may own: paths under ``only`` (if any), none under ``reset``."""
+
+    reset: tuple[fieldpath.Path, ...] = ()
+    only: tuple[fieldpath.Path, ...] = ()
+
+    def keeps(self, path: fieldpath.Path) -> bool:
+        if path in _STRIPPED or path[:2] == _MANAGED_FIELDS:
+            return False
+        if any(path[: len(r)] == r for r in self.reset):
+            return False
+        if self.only:
+            return any(path[: len(o)] == o for o in self.only)
+        return True
+
+
+WHOLE = Scope()
+
+
+class ApplyConflict(Exception):
+    """An apply that would change fields other managers own."""
+
+    def __init__(self, conflicts: list[tuple[Entry, fieldpath.Path]]) -> None:
+        super().__init__(message(conflicts))
+        self.conflicts = conflicts
+
+
+def message(conflicts: list[tuple[Entry, fieldpath.Path]]) -> str:
+    """Upstream's text: one conflict inline, several grouped by manager."""
+    if len(conflicts) == 1:
+        entry, path = conflicts[0]
+        return (
+            f"Apply failed with 1 conflict: conflict with {entry.describe()}: "
+            f"{fieldpath.render(path)}"
+        )
+    lines: list[str] = []
+    by_manager: dict[str, list[fieldpath.Path]] = {}
+    for entry, path in conflicts:
+        by_manager.setdefault(entry.describe(), []).append(path)
+    for manager in sorted(by_manager):
+        lines.append(f"conflicts with {manager}:")
+        lines.extend(f"- {fieldpath.render(p)}" for p in by_manager[manager])
+    return f"Apply failed with {len(conflicts)} conflicts: " + "\n".join(lines)
+
+
+# ----- wire form ---------------------------------------------------------------
+
+
+def decode(raw: Any) -> list[Entry]:
+    """Entries from ``metadata.managedFields``; malformed ones raise ``ManagedFieldsError``."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ManagedFieldsError("managedFields must be a list")
+    entries: dict[tuple[str, str, str, str], Entry] = {}
+    for item in raw:
+        entry = _decode_entry(item)
+        if entry.identity in entries:
+            raise ManagedFieldsError(f"duplicate manager entry {entry.describe()}")
+        entries[entry.identity] = entry
+    return list(entries.values())
+
+
+def _decode_entry(item: Any) -> Entry:
+    if not isinstance(item, dict):
+        raise ManagedFieldsError("managedFields entry must be an object")
+    if item.get("fieldsType", "FieldsV1") not in ("FieldsV1", ""):
+        raise ManagedFieldsError(f"unsupported fieldsType {item.get('fieldsType')!r}")
+    try:
+        fields = fieldpath.from_fields_v1(item.get("fieldsV1") or {})
+    except fieldpath.FieldsV1Error as exc:
+        raise ManagedFieldsError(str(exc)) from None
+    return Entry(
+        manager=str(item.get("manager") or ""),
+        operation=str(item.get("operation") or ""),
+        api_version=str(item.get("apiVersion") or ""),
+        time=str(item.get("time") or ""),
+        fields=fields,
+        subresource=str(item.get("subresource") or ""),
+    )
+
+
+def encode(entries: Iterable[Entry]) -> list[Object]:
+    """The wire form, in upstream's order: appliers first, then by time, manager, version."""
+    ordered = sorted(
+        entries, key=lambda e: (e.operation, e.time, e.manager, e.api_version, e.subresource)
+    )
+    out: list[Object] = []
+    for e in ordered:
+        raw: Object = {"manager": e.manager, "operation": e.operation}
+        if e.api_version:
+            raw["apiVersion"] = e.api_version
+        if e.time:
+            raw["time"] = e.time
+        raw["fieldsType"] = "FieldsV1"
+        raw["fieldsV1"] = fieldpath.to_fields_v1(e.fields)
+        if e.subresource:
+            raw["subresource"] = e.subresource
+        out.append({k: v for k, v in raw.items() if v != ""})
+    return out
+
+
+# ----- the rules -----------------------------------------------------------------
+
+
+def _flat(
+    obj: Object | None, schema: SchemaNode | None, scope: Scope, *, strict: bool = False
+) -> typed.Flat:
+    if not obj:
+        return {}
+    flat = typed.flatten(obj, schema, strict=strict)
+    return {p: n for p, n in flat.items() if scope.keeps(p)}
+
+
+def update(
+    old: Object | None,
+    new: Object,
+    entries: list[Entry],
+    *,
+    manager: str,
+    api_version: str,
+    schema: SchemaNode | None,
+    now: str,
+    subresource: str = "",
+    scope: Scope = WHOLE,
+) -> list[Entry]:
+    """Ownership after a non-apply write of ``new`` over ``old`` (None: a create)."""
+    change = typed.compare(_flat(old, schema, scope), _flat(new, schema, scope))
+    identity = (manager, UPDATE, api_version, subresource)
+    out: list[Entry] = []
+    own: Entry | None = None
+    for entry in entries:
+        if entry.identity == identity:
+            own = entry
+            continue
+        kept = entry.fields - change.changed - change.removed
+        if kept:
+            out.append(dataclasses.replace(entry, fields=kept))
+    before = own.fields if own is not None else fieldpath.EMPTY
+    fields = (before | change.changed) - change.removed
+    if fields:
+        touched = own is None or change.changed or change.removed
+        when = now if touched or own is None else own.time
+        out.append(Entry(manager, UPDATE, api_version, when, fields, subresource))
+    return out
+
+
+def apply(
+    live: Object | None,
+    config: Object,
+    entries: list[Entry],
+    *,
+    manager: str,
+    force: bool,
+    api_version: str,
+    schema: SchemaNode | None,
+    now: str,
+    subresource: str = "",
+    scope: Scope = WHOLE,
+) -> tuple[Object, list[Entry]]:
+    """Merge ``config`` into ``live`` (None: create) for ``manager``; raises ``ApplyConflict``."""
+    applied = typed.field_set(_flat(config, schema, scope, strict=True))
+    if live and not entries:
+        existing = typed.field_set(_flat(live, schema, scope))
+        if existing:
+            entries = [Entry(BEFORE_FIRST_APPLY, UPDATE, api_version, now, existing, subresource)]
+    identity = (manager, APPLY, "", subresource)
+    own = next((e for e in entries if e.identity == identity), None)
+    others = [e for e in entries if e.identity != identity]
+    merged: Object = typed.merge(live or {}, config, schema)
+    dropped = own.fields - applied if own is not None else fieldpath.EMPTY
+    if dropped:
+        keep = applied.union(*(e.fields for e in others))
+        _prune(merged, dropped - keep, keep, schema)
+    change = typed.compare(_flat(live, schema, scope), _flat(merged, schema, scope))
+    conflicts = [(e, p) for e in others for p in fieldpath.sorted_paths(e.fields & change.changed)]
+    if conflicts and not force:
+        allowed = (
+            _client_side_applied(live, schema, scope, api_version) if manager == "kubectl" else None
+        )
+        remaining = [(e, p) for e, p in conflicts if allowed is None or p not in allowed]
+        if remaining:
+            raise ApplyConflict(remaining)
+    out: list[Entry] = []
+    for entry in others:
+        kept = entry.fields - change.changed - change.removed
+        if kept:
+            out.append(dataclasses.replace(entry, fields=kept))
+    out.append(Entry(manager, APPLY, api_version, now, applied, subresource))
+    _refresh_last_applied(live, merged, config)
+    return merged, out
+
+
+def _client_side_applied(
+    live: Object | None, schema: SchemaNode | None, scope: Scope, api_version: str
+) -> fieldpath.FieldSet | None:
+    """Fields kubectl's last-applied annotation still describes (upstream's lastAppliedManager).
+
+    ``kubectl apply --server-side`` may take these over from client-side
+    apply without conflicts: the fields of the annotation whose value the
+    live object still has.
+    """
+    annotations = ((live or {}).get("metadata") or {}).get("annotations") or {}
+    try:
+        last = orjson.loads(annotations.get(LAST_APPLIED) or "null")
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(last, dict) or last.get("apiVersion") != api_version:
+        return None
+    last_flat = _flat(last, schema, scope)
+    change = typed.compare(last_flat, _flat(live, schema, scope))
+    return typed.field_set(last_flat) - change.changed - change.removed
+
+
+def _prune(
+    merged: Object,
+    dropped: fieldpath.FieldSet,
+    keep: fieldpath.FieldSet,
+    schema: SchemaNode | None,
+) -> None:
+    """Remove what the applier stopped applying, but never a parent of something owned."""
+    kept_parents = {p[:i] for p in keep for i in range(1, len(p))}
+    typed.remove(merged, [p for p in dropped if p not in kept_parents], schema)
+
+
+def _refresh_last_applied(live: Object | None, merged: Object, config: Object) -> None:
+    """Upstream's lastAppliedUpdater: keep kubectl's annotation in step with the apply."""
+    annotations = ((live or {}).get("metadata") or {}).get("annotations") or {}
+    if LAST_APPLIED not in annotations:
+        return
+    applied = orjson.loads(orjson.dumps(config))
+    config_annotations = applied.get("metadata", {}).get("annotations")
+    if isinstance(config_annotations, dict):
+        config_annotations.pop(LAST_APPLIED, None)
+        if not config_annotations:
+            del applied["metadata"]["annotations"]
+    merged_meta = merged.setdefault("metadata", {})
+    merged_meta.setdefault("annotations", {})[LAST_APPLIED] = orjson.dumps(applied).decode() + "\n"

@@ -1,0 +1,301 @@
+"""Objects read through their schema's structural markers (upstream: smd ``typed``).
+
+How a value is owned and merged depends on what the 1.37 definitions say
+about it, derived as upstream's schema conversion does:
+
+* a list is ``x-kubernetes-list-type`` ``map`` (items by their
+  ``x-kubernetes-list-map-keys``), ``set`` (items by value) or ``atomic``;
+  without a list type, a ``merge`` patch strategy makes it a map keyed by
+  ``x-kubernetes-patch-merge-key`` (a set when it has no merge key), and
+  anything else is atomic;
+* an object is granular (each field owned on its own) unless it is
+  ``x-kubernetes-map-type: atomic``; free-form data without a schema is a
+  granular map with atomic lists.
+
+``flatten`` is the one walk: every path of a value with what sits there.
+Field sets, comparisons and removal are all computed from it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from kajitori.machinery.fieldmanager import fieldpath
+from kajitori.machinery.schema import SchemaNode
+
+ListKind = Literal["atomic", "set", "map"]
+# leaf: a scalar, atomic or empty value (owned whole); item: a list item;
+# map: a granular map or list (owned as a whole only when it appears or goes);
+# struct: a struct, never owned itself.
+NodeKind = Literal["leaf", "item", "map", "struct"]
+
+
+class TypedError(ValueError):
+    """A value that does not fit its schema's structure (e.g. duplicate list keys)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    kind: NodeKind
+    value: Any = None
+
+
+Flat = dict[fieldpath.Path, Node]
+
+
+def list_kind(schema: SchemaNode | None) -> tuple[ListKind, tuple[str, ...]]:
+    if schema is None:
+        return "atomic", ()
+    declared = schema.list_type
+    if declared == "map" and schema.list_map_keys:
+        return "map", schema.list_map_keys
+    if declared == "set":
+        return "set", ()
+    if declared == "atomic":
+        return "atomic", ()
+    if "merge" in schema.patch_strategy.split(","):
+        if schema.patch_merge_key:
+            return "map", (schema.patch_merge_key,)
+        return "set", ()
+    return "atomic", ()
+
+
+def _atomic_object(schema: SchemaNode | None) -> bool:
+    return schema is not None and schema.map_type == "atomic"
+
+
+def _is_struct(schema: SchemaNode | None) -> bool:
+    return schema is not None and bool(schema.properties) and not schema.has_open_properties
+
+
+def _child(schema: SchemaNode | None, name: str) -> SchemaNode | None:
+    return schema.field(name) if schema is not None else None
+
+
+def item_element(
+    item: Any, kind: ListKind, keys: tuple[str, ...], item_schema: SchemaNode | None
+) -> str:
+    """The path element naming one item of a set or associative list."""
+    if kind == "set":
+        return fieldpath.value(item)
+    if not isinstance(item, dict):
+        raise TypedError("associative list item is not an object")
+    values: dict[str, Any] = {}
+    for name in keys:
+        if name in item:
+            values[name] = item[name]
+            continue
+        default = _key_default(item_schema, name)
+        if default is not None:
+            values[name] = default
+    if not values:
+        raise TypedError(f"associative list item has none of its keys {', '.join(keys)}")
+    return fieldpath.key(values)
+
+
+# Key fields upstream's OpenAPI gives a default that our copy of the definitions lacks.
+_KEY_DEFAULTS = {"protocol": "TCP"}
+
+
+def _key_default(item_schema: SchemaNode | None, name: str) -> Any:
+    node = _child(item_schema, name)
+    default = None if node is None else node.raw.get("default")
+    return _KEY_DEFAULTS.get(name) if default is None and node is not None else default
+
+
+def flatten(value: Any, schema: SchemaNode | None, *, strict: bool = False) -> Flat:
+    """Every path of ``value`` and what is there. ``strict`` refuses duplicate list keys."""
+    out: Flat = {}
+    _walk(value, schema, (), out, strict)
+    return out
+
+
+def _walk(
+    value: Any, schema: SchemaNode | None, path: fieldpath.Path, out: Flat, strict: bool
+) -> None:
+    if isinstance(value, dict):
+        if not value or _atomic_object(schema):
+            out[path] = Node("leaf", value)
+            return
+        if path:
+            out[path] = Node("struct" if _is_struct(schema) else "map")
+        for name, child in value.items():
+            _walk(child, _child(schema, name), (*path, fieldpath.field(name)), out, strict)
+        return
+    if isinstance(value, list):
+        _walk_list(value, schema, path, out, strict)
+        return
+    out[path] = Node("leaf", value)
+
+
+def _walk_list(
+    value: list[Any], schema: SchemaNode | None, path: fieldpath.Path, out: Flat, strict: bool
+) -> None:
+    kind, keys = list_kind(schema)
+    if kind == "atomic" or not value:
+        out[path] = Node("leaf", value)
+        return
+    items = schema.items() if schema is not None else None
+    try:
+        elements = [item_element(item, kind, keys, items) for item in value]
+    except TypedError:
+        if strict:
+            raise
+        out[path] = Node("leaf", value)
+        return
+    duplicate = _first_duplicate(elements)
+    if duplicate is not None:
+        if strict:
+            raise TypedError(
+                f"{fieldpath.render(path)}: duplicate entries for key "
+                f"{fieldpath.render((duplicate,))}"
+            )
+        # Upstream tolerates duplicates in stored objects by owning the list whole.
+        out[path] = Node("leaf", value)
+        return
+    # Like a map: owned as a whole (".") only by the update that makes it appear.
+    out[path] = Node("map")
+    for element, item in zip(elements, value, strict=True):
+        item_path = (*path, element)
+        if kind == "set" or not isinstance(item, dict):
+            out[item_path] = Node("leaf", item)
+            continue
+        out[item_path] = Node("item")
+        for name, child in item.items():
+            _walk(child, _child(items, name), (*item_path, fieldpath.field(name)), out, strict)
+
+
+def _first_duplicate(elements: list[str]) -> str | None:
+    seen: set[str] = set()
+    for element in elements:
+        if element in seen:
+            return element
+        seen.add(element)
+    return None
+
+
+def field_set(flat: Flat) -> fieldpath.FieldSet:
+    """Upstream's ToFieldSet: leaves and list items (maps and structs are not members)."""
+    return frozenset(p for p, n in flat.items() if n.kind in ("leaf", "item"))
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    added: fieldpath.FieldSet
+    modified: fieldpath.FieldSet
+    removed: fieldpath.FieldSet
+
+    @property
+    def changed(self) -> fieldpath.FieldSet:
+        return self.added | self.modified
+
+
+_OWNABLE = ("leaf", "item", "map")
+
+
+def compare(old: Flat, new: Flat) -> Comparison:
+    """What changed from ``old`` to ``new``, by path (upstream's TypedValue.Compare)."""
+    added: set[fieldpath.Path] = set()
+    modified: set[fieldpath.Path] = set()
+    for path, node in new.items():
+        if node.kind not in _OWNABLE:
+            continue
+        before = old.get(path)
+        if before is None or before.kind not in _OWNABLE:
+            added.add(path)
+        elif before.kind != node.kind or (node.kind == "leaf" and before.value != node.value):
+            modified.add(path)
+    removed = {
+        p
+        for p, n in old.items()
+        if n.kind in _OWNABLE and (p not in new or new[p].kind not in _OWNABLE)
+    }
+    return Comparison(frozenset(added), frozenset(modified), frozenset(removed))
+
+
+def merge(live: Any, config: Any, schema: SchemaNode | None) -> Any:
+    """``config`` applied onto ``live``: config wins, granular parts merge."""
+    if isinstance(live, dict) and isinstance(config, dict) and not _atomic_object(schema):
+        out = dict(live)
+        for name, value in config.items():
+            child = _child(schema, name)
+            out[name] = merge(live[name], value, child) if name in live else copy.deepcopy(value)
+        return out
+    if isinstance(live, list) and isinstance(config, list):
+        kind, keys = list_kind(schema)
+        if kind != "atomic":
+            return _merge_list(live, config, schema, kind, keys)
+    return copy.deepcopy(config)
+
+
+def _merge_list(
+    live: list[Any],
+    config: list[Any],
+    schema: SchemaNode | None,
+    kind: ListKind,
+    keys: tuple[str, ...],
+) -> list[Any]:
+    items = schema.items() if schema is not None else None
+    try:
+        live_elements = [item_element(i, kind, keys, items) for i in live]
+        config_by_element = {item_element(i, kind, keys, items): i for i in config}
+    except TypedError:
+        return copy.deepcopy(config)
+    out: list[Any] = []
+    for element, item in zip(live_elements, live, strict=True):
+        if element in config_by_element:
+            out.append(merge(item, config_by_element.pop(element), items))
+        else:
+            out.append(item)
+    out.extend(copy.deepcopy(i) for i in config_by_element.values())
+    return out
+
+
+def remove(obj: Any, paths: Iterable[fieldpath.Path], schema: SchemaNode | None) -> None:
+    """Delete each path from ``obj`` in place (missing ones are skipped)."""
+    for path in sorted(paths, key=len):
+        _remove_one(obj, path, schema)
+
+
+def _remove_one(obj: Any, path: fieldpath.Path, schema: SchemaNode | None) -> None:
+    parent: Any = obj
+    node_schema = schema
+    for depth, element in enumerate(path):
+        last = depth == len(path) - 1
+        if element.startswith("f:"):
+            name = element[2:]
+            if not isinstance(parent, dict) or name not in parent:
+                return
+            if last:
+                del parent[name]
+                return
+            parent, node_schema = parent[name], _child(node_schema, name)
+            continue
+        if not isinstance(parent, list):
+            return
+        position = _find(parent, element, node_schema)
+        if position is None:
+            return
+        if last:
+            del parent[position]
+            return
+        parent = parent[position]
+        node_schema = node_schema.items() if node_schema is not None else None
+
+
+def _find(items: list[Any], element: str, schema: SchemaNode | None) -> int | None:
+    if element.startswith("i:"):
+        position = int(element[2:])
+        return position if position < len(items) else None
+    kind, keys = list_kind(schema)
+    item_schema = schema.items() if schema is not None else None
+    for position, item in enumerate(items):
+        try:
+            if item_element(item, kind, keys, item_schema) == element:
+                return position
+        except TypedError:
+            return None
+    return None

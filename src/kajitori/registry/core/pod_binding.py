@@ -1,0 +1,116 @@
+"""``POST pods/{name}/binding``: assigns an unscheduled pod to a node.
+
+Mirrors upstream's BindingREST (pkg/registry/core/pod/storage/storage.go).
+A ``v1 Binding`` names the pod and its target node; the pod's
+``spec.nodeName`` is set only while it is still empty, its annotations get
+the binding's, and its ``PodScheduled`` condition becomes True, all in one
+compare-and-swap of the stored pod. Like upstream, this bypasses the pod
+strategy (``spec`` is otherwise immutable) by writing storage directly, and
+a pod that is already assigned or being deleted is a 409 Conflict on
+``pods/binding``. The answer is a ``Status`` of Success with code 201.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from kajitori.machinery import errors, field
+from kajitori.storage import interface as storage
+
+Object = dict[str, Any]
+
+BINDING_KIND = errors.GroupKind("", "Binding")
+BINDING_RESOURCE = errors.GroupResource("", "pods/binding")
+_ATTEMPTS = 16
+
+
+def validate_binding(binding: Object) -> field.ErrorList:
+    """Upstream's ValidatePodBinding: the target must name a Node."""
+    errs = field.ErrorList()
+    target = binding.get("target") or {}
+    path = field.Path("target")
+    if target.get("kind") not in (None, "", "Node"):
+        errs.append(
+            field.invalid(path.child("kind"), target.get("kind"), "must be empty or 'Node'")
+        )
+    if not target.get("name"):
+        errs.append(field.required(path.child("name"), ""))
+    return errs
+
+
+async def create(store: Any, namespace: str, name: str, binding: Object, ctx: Any) -> Object:
+    """Bind pod ``namespace/name`` to ``binding.target.name``; ``store`` serves pods."""
+    meta = binding.get("metadata") or {}
+    if meta.get("name") and meta["name"] != name:
+        raise errors.bad_request("name in URL does not match name in Binding object")
+    errs = validate_binding(binding)
+    if errs:
+        raise errors.invalid(BINDING_KIND, meta.get("name") or name, list(errs))
+    if not ctx.dry_run:
+        await _assign(store, namespace, name, binding)
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "code": 201,
+    }
+
+
+async def _assign(store: Any, namespace: str, name: str, binding: Object) -> None:
+    key = store.key(namespace, name)
+    for _ in range(_ATTEMPTS):
+        try:
+            _, kv = await store.backend.get(key)
+        except storage.StorageError as exc:
+            raise store._translate(exc, name) from exc
+        if kv is None:
+            raise errors.not_found(store.gr, name)
+        pod = store.decode(kv)
+        problem = _bind(pod, binding)
+        if problem:
+            raise errors.conflict(BINDING_RESOURCE, name, problem)
+        try:
+            await store.backend.update(
+                key, store.encode(pod, key), expected_revision=kv.mod_revision
+            )
+        except storage.RevisionConflictError:
+            continue
+        except storage.StorageError as exc:
+            raise store._translate(exc, name) from exc
+        return
+    raise errors.conflict(store.gr, name, "too many concurrent updates, please retry")
+
+
+def _bind(pod: Object, binding: Object) -> str:
+    """Assign ``pod`` in place; the reason it cannot be, or ""."""
+    meta = pod.setdefault("metadata", {})
+    spec = pod.setdefault("spec", {})
+    if meta.get("deletionTimestamp"):
+        return f"pod {meta.get('name')} is being deleted, cannot be assigned to a host"
+    if spec.get("nodeName"):
+        return f'pod {meta.get("name")} is already assigned to node "{spec["nodeName"]}"'
+    spec["nodeName"] = binding["target"]["name"]
+    annotations = (binding.get("metadata") or {}).get("annotations") or {}
+    if annotations:
+        meta.setdefault("annotations", {}).update(annotations)
+    _set_scheduled(pod.setdefault("status", {}))
+    return ""
+
+
+def _set_scheduled(status: Object) -> None:
+    """Upstream's UpdatePodCondition(PodScheduled=True): transition time only on change."""
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    conditions = status.setdefault("conditions", [])
+    for condition in conditions:
+        if condition.get("type") == "PodScheduled":
+            if condition.get("status") != "True":
+                condition["lastTransitionTime"] = now
+            condition.update(status="True", lastProbeTime=None)
+            condition.pop("reason", None)
+            condition.pop("message", None)
+            return
+    conditions.append(
+        {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": now}
+    )

@@ -1,0 +1,298 @@
+"""The scheduling framework: plugin protocols, node snapshots, statuses and the fit error.
+
+Mirrors upstream's pkg/scheduler/framework (interface.go, types.go) at the
+size kajitori needs. A scheduling cycle sees the cluster as a snapshot of
+``NodeInfo`` values (a node plus the pods assigned to it, with their summed
+requests and host ports), so every plugin is a pure function of
+(pod, snapshot): no I/O, trivially table-tested. Extension points, in order:
+
+* ``PreFilter`` — once per pod; may compute state into the ``CycleState``
+  or reject the pod outright (then no node is tried);
+* ``Filter`` — per node; a ``Status`` that is not success carries reasons
+  that end up counted in the FailedScheduling message;
+* ``Score`` — per feasible node, 0..100 after ``normalize``; weighted sum;
+* ``Bind`` — writes the decision (``default_binder``).
+
+``FitError.message`` renders upstream's diagnosis: ``0/3 nodes are available:
+1 node(s) had untolerated taint {k: v}, 2 Insufficient cpu.`` — reasons are
+counted across nodes and the ``"<count> <reason>"`` strings sorted as text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from kajitori.machinery import quantity
+
+Object = dict[str, Any]
+CycleState = dict[str, Any]
+
+MAX_NODE_SCORE = 100
+DEFAULT_SCHEDULER_NAME = "default-scheduler"
+# Upstream's DefaultMilliCPURequest / DefaultMemoryRequest: what a container
+# without requests counts as when scoring (never when filtering).
+DEFAULT_MILLI_CPU_REQUEST = 100
+DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024
+
+
+class Code(enum.IntEnum):
+    SUCCESS = 0
+    ERROR = 1
+    UNSCHEDULABLE = 2
+    # Preemption cannot help on this node (a taint, a selector, a name).
+    UNSCHEDULABLE_AND_UNRESOLVABLE = 3
+    SKIP = 4
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Status:
+    """A plugin's verdict; ``reasons`` are the user-facing strings counted per node."""
+
+    code: Code = Code.SUCCESS
+    reasons: tuple[str, ...] = ()
+    plugin: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.code in (Code.SUCCESS, Code.SKIP)
+
+    @property
+    def rejected(self) -> bool:
+        return self.code in (Code.UNSCHEDULABLE, Code.UNSCHEDULABLE_AND_UNRESOLVABLE)
+
+
+SUCCESS = Status()
+
+
+def unschedulable(*reasons: str, unresolvable: bool = False) -> Status:
+    code = Code.UNSCHEDULABLE_AND_UNRESOLVABLE if unresolvable else Code.UNSCHEDULABLE
+    return Status(code, reasons)
+
+
+# --- quantities -----------------------------------------------------------------
+
+
+def amount(name: str, value: Any) -> int:
+    """A resource amount as an int: milli-units for cpu, whole units otherwise."""
+    parsed = quantity.parse_quantity(value)
+    return parsed.milli_value() if name == "cpu" else parsed.value()
+
+
+def resource_list(values: Mapping[str, Any] | None) -> dict[str, int]:
+    return {name: amount(name, value) for name, value in (values or {}).items()}
+
+
+def pod_requests(pod: Object, *, non_zero: bool = False) -> dict[str, int]:
+    """Upstream's PodRequests: sum of containers, max with each init container, plus overhead.
+
+    Sidecars (init containers with ``restartPolicy: Always``) run alongside
+    the app containers, so they add to the sum. ``non_zero`` counts cpu and
+    memory left unset as upstream's scoring defaults.
+    """
+    spec = pod.get("spec") or {}
+    total: dict[str, int] = {}
+    sidecars: dict[str, int] = {}
+    init_max: dict[str, int] = {}
+    for container in spec.get("initContainers") or ():
+        requests = _container_requests(container, non_zero=non_zero)
+        if container.get("restartPolicy") == "Always":
+            _add(sidecars, requests)
+            _add(total, requests)
+            continue
+        # A regular init container runs with the sidecars started before it.
+        _max(init_max, {k: v + sidecars.get(k, 0) for k, v in requests.items()})
+    for container in spec.get("containers") or ():
+        _add(total, _container_requests(container, non_zero=non_zero))
+    _max(total, init_max)
+    _add(total, resource_list(spec.get("overhead")))
+    return total
+
+
+def _container_requests(container: Object, *, non_zero: bool) -> dict[str, int]:
+    requests = resource_list((container.get("resources") or {}).get("requests"))
+    if non_zero:
+        requests.setdefault("cpu", DEFAULT_MILLI_CPU_REQUEST)
+        requests.setdefault("memory", DEFAULT_MEMORY_REQUEST)
+    return requests
+
+
+def _add(into: dict[str, int], values: Mapping[str, int]) -> None:
+    for name, value in values.items():
+        into[name] = into.get(name, 0) + value
+
+
+def _max(into: dict[str, int], values: Mapping[str, int]) -> None:
+    for name, value in values.items():
+        into[name] = max(into.get(name, 0), value)
+
+
+# --- snapshot -------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HostPort:
+    ip: str
+    protocol: str
+    port: int
+
+    def conflicts(self, other: HostPort) -> bool:
+        if self.port != other.port or self.protocol != other.protocol:
+            return False
+        wildcard = ("", "0.0.0.0")
+        return self.ip in wildcard or other.ip in wildcard or self.ip == other.ip
+
+
+def host_ports(pod: Object) -> list[HostPort]:
+    ports = []
+    for container in (pod.get("spec") or {}).get("containers") or ():
+        for port in container.get("ports") or ():
+            if port.get("hostPort"):
+                ip = port.get("hostIP") or "0.0.0.0"
+                ports.append(HostPort(ip, port.get("protocol") or "TCP", port["hostPort"]))
+    return ports
+
+
+@dataclasses.dataclass(slots=True)
+class NodeInfo:
+    """A node and the pods assigned to it, with their summed requests and host ports."""
+
+    node: Object
+    pods: list[Object] = dataclasses.field(default_factory=list)
+    requested: dict[str, int] = dataclasses.field(default_factory=dict)
+    non_zero_requested: dict[str, int] = dataclasses.field(default_factory=dict)
+    used_ports: list[HostPort] = dataclasses.field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        name: str = self.node["metadata"]["name"]
+        return name
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        labels: Mapping[str, str] = self.node["metadata"].get("labels") or {}
+        return labels
+
+    @property
+    def allocatable(self) -> dict[str, int]:
+        return resource_list((self.node.get("status") or {}).get("allocatable"))
+
+    def add_pod(self, pod: Object) -> None:
+        self.pods.append(pod)
+        _add(self.requested, pod_requests(pod))
+        _add(self.non_zero_requested, pod_requests(pod, non_zero=True))
+        self.used_ports.extend(host_ports(pod))
+
+    def without(self, removed: Iterable[Object]) -> NodeInfo:
+        """A copy without ``removed`` pods (by uid), as preemption's what-if needs."""
+        gone = {p["metadata"].get("uid") for p in removed}
+        copy = NodeInfo(self.node)
+        for pod in self.pods:
+            if pod["metadata"].get("uid") not in gone:
+                copy.add_pod(pod)
+        return copy
+
+
+def snapshot(nodes: Iterable[Object], pods: Iterable[Object]) -> list[NodeInfo]:
+    """NodeInfos for ``nodes`` with every assigned, non-terminal pod of ``pods``."""
+    infos = {n["metadata"]["name"]: NodeInfo(n) for n in nodes}
+    for pod in pods:
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        phase = (pod.get("status") or {}).get("phase")
+        if node_name in infos and phase not in ("Succeeded", "Failed"):
+            infos[node_name].add_pod(pod)
+    return sorted(infos.values(), key=lambda info: info.name)
+
+
+# --- plugins --------------------------------------------------------------------
+
+
+class PreFilterPlugin(Protocol):
+    name: str
+
+    def pre_filter(self, state: CycleState, pod: Object, nodes: list[NodeInfo]) -> Status:
+        """Once per cycle before any Filter; may store data in ``state`` for later points."""
+
+
+class FilterPlugin(Protocol):
+    name: str
+
+    def filter(self, state: CycleState, pod: Object, node: NodeInfo) -> Status:
+        """Whether ``pod`` fits ``node``; must not mutate either."""
+
+
+class ScorePlugin(Protocol):
+    name: str
+    weight: int
+
+    def score(self, state: CycleState, pod: Object, node: NodeInfo) -> int:
+        """A raw score for a feasible node; ``normalize`` maps all of them to 0..100."""
+
+    def normalize(self, state: CycleState, pod: Object, scores: dict[str, int]) -> None:
+        """Rescale ``scores`` (node name -> raw score) in place; may do nothing."""
+
+
+def default_normalize(scores: dict[str, int], *, reverse: bool = False) -> None:
+    """Upstream's DefaultNormalizeScore: scale to 0..100 by the maximum (reversed if asked)."""
+    highest = max(scores.values(), default=0)
+    if highest == 0:
+        if reverse:
+            for name in scores:
+                scores[name] = MAX_NODE_SCORE
+        return
+    for name, value in scores.items():
+        scaled = MAX_NODE_SCORE * value // highest
+        scores[name] = MAX_NODE_SCORE - scaled if reverse else scaled
+
+
+# --- diagnosis ------------------------------------------------------------------
+
+
+@dataclasses.dataclass(slots=True)
+class Diagnosis:
+    """Why no node fits: each node's rejecting status, or one PreFilter message for all."""
+
+    node_statuses: dict[str, Status] = dataclasses.field(default_factory=dict)
+    pre_filter_message: str = ""
+    post_filter_message: str = ""
+
+
+@dataclasses.dataclass(slots=True)
+class FitError(Exception):
+    """No node fits the pod; ``message`` is upstream's FitError text."""
+
+    num_nodes: int
+    diagnosis: Diagnosis
+
+    @property
+    def message(self) -> str:
+        text = f"0/{self.num_nodes} nodes are available:"
+        if self.diagnosis.pre_filter_message:
+            text += _sentence(self.diagnosis.pre_filter_message)
+        else:
+            histogram = reason_histogram(self.diagnosis.node_statuses.values())
+            if histogram:
+                text += _sentence(histogram)
+        if self.diagnosis.post_filter_message:
+            text += _sentence(self.diagnosis.post_filter_message)
+        return text
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _sentence(message: str) -> str:
+    # Messages that already end a sentence (preemption's own diagnosis) get
+    # no second period, as upstream's events show.
+    return f" {message.removesuffix('.')}."
+
+
+def reason_histogram(statuses: Iterable[Status]) -> str:
+    """``"<count> <reason>"`` for each distinct reason, sorted as strings, comma-joined."""
+    counts: dict[str, int] = {}
+    for status in statuses:
+        for reason in status.reasons:
+            counts[reason] = counts.get(reason, 0) + 1
+    return ", ".join(sorted(f"{count} {reason}" for reason, count in counts.items()))

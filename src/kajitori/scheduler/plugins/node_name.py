@@ -1,0 +1,25 @@
+"""NodeName: a pod that names a node in ``spec.nodeName`` fits only that node.
+
+Upstream's plugins/nodename. The scheduler only sees unassigned pods, so
+this matters for what-if checks (preemption) and keeps parity with upstream.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kajitori.scheduler import framework
+
+REASON = "node(s) didn't match the requested node name"
+
+
+class NodeName:
+    name = "NodeName"
+
+    def filter(
+        self, state: framework.CycleState, pod: dict[str, Any], node: framework.NodeInfo
+    ) -> framework.Status:
+        wanted = (pod.get("spec") or {}).get("nodeName")
+        if not wanted or wanted == node.name:
+            return framework.SUCCESS
+        return framework.unschedulable(REASON, unresolvable=True)

@@ -1,0 +1,109 @@
+"""NodeResourcesFit and NodeResourcesBalancedAllocation.
+
+Upstream's plugins/noderesources. Filter: the pod's requests (containers
+summed, init containers as a maximum, plus overhead; ``framework.pod_requests``)
+must fit the node's allocatable minus what assigned pods request, for cpu,
+memory, ephemeral-storage and every extended resource the pod asks for,
+and one more pod must fit ``allocatable.pods``. Each shortfall is its own
+reason: ``Insufficient cpu``, ``Too many pods``.
+
+Scores (non-zero requests, so pods without requests still spread):
+``LeastAllocated`` (default) favours the emptiest node, averaging
+``(allocatable - requested) * 100 / allocatable`` over cpu and memory;
+``BalancedAllocation`` favours nodes whose cpu and memory fractions stay
+close: ``(1 - std) * 100``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from kajitori.scheduler import framework
+
+SCORED_RESOURCES = ("cpu", "memory")
+_STATE_KEY = "NodeResourcesFit.requests"
+
+
+def insufficient(requests: dict[str, int], node: framework.NodeInfo) -> list[str]:
+    """The reasons ``requests`` (one more pod) do not fit ``node``, in upstream's order."""
+    allocatable = node.allocatable
+    reasons = []
+    if len(node.pods) + 1 > allocatable.get("pods", 0):
+        reasons.append("Too many pods")
+    for name in ("cpu", "memory", "ephemeral-storage"):
+        wanted = requests.get(name, 0)
+        if wanted and wanted > allocatable.get(name, 0) - node.requested.get(name, 0):
+            reasons.append(f"Insufficient {name}")
+    for name, wanted in sorted(requests.items()):
+        if name in ("cpu", "memory", "ephemeral-storage", "pods") or not wanted:
+            continue
+        if wanted > allocatable.get(name, 0) - node.requested.get(name, 0):
+            reasons.append(f"Insufficient {name}")
+    return reasons
+
+
+class NodeResourcesFit:
+    name = "NodeResourcesFit"
+    weight = 1
+
+    def pre_filter(
+        self, state: framework.CycleState, pod: dict[str, Any], nodes: list[framework.NodeInfo]
+    ) -> framework.Status:
+        state[_STATE_KEY] = framework.pod_requests(pod)
+        return framework.SUCCESS
+
+    def filter(
+        self, state: framework.CycleState, pod: dict[str, Any], node: framework.NodeInfo
+    ) -> framework.Status:
+        requests = state.get(_STATE_KEY)
+        if requests is None:
+            requests = framework.pod_requests(pod)
+        reasons = insufficient(requests, node)
+        return framework.unschedulable(*reasons) if reasons else framework.SUCCESS
+
+    def score(
+        self, state: framework.CycleState, pod: dict[str, Any], node: framework.NodeInfo
+    ) -> int:
+        """LeastAllocated."""
+        requests = framework.pod_requests(pod, non_zero=True)
+        allocatable = node.allocatable
+        total = 0
+        for name in SCORED_RESOURCES:
+            capacity = allocatable.get(name, 0)
+            used = node.non_zero_requested.get(name, 0) + requests.get(name, 0)
+            if capacity and used <= capacity:
+                total += (capacity - used) * framework.MAX_NODE_SCORE // capacity
+        return total // len(SCORED_RESOURCES)
+
+    def normalize(
+        self, state: framework.CycleState, pod: dict[str, Any], scores: dict[str, int]
+    ) -> None:
+        return None
+
+
+class BalancedAllocation:
+    name = "NodeResourcesBalancedAllocation"
+    weight = 1
+
+    def score(
+        self, state: framework.CycleState, pod: dict[str, Any], node: framework.NodeInfo
+    ) -> int:
+        requests = framework.pod_requests(pod, non_zero=True)
+        allocatable = node.allocatable
+        fractions = []
+        for name in SCORED_RESOURCES:
+            capacity = allocatable.get(name, 0)
+            if capacity:
+                used = node.non_zero_requested.get(name, 0) + requests.get(name, 0)
+                fractions.append(min(used / capacity, 1.0))
+        if len(fractions) < 2:
+            return framework.MAX_NODE_SCORE
+        mean = sum(fractions) / len(fractions)
+        std = math.sqrt(sum((f - mean) ** 2 for f in fractions) / len(fractions))
+        return int((1 - std) * framework.MAX_NODE_SCORE)
+
+    def normalize(
+        self, state: framework.CycleState, pod: dict[str, Any], scores: dict[str, int]
+    ) -> None:
+        return None

@@ -1,0 +1,79 @@
+"""TaintToleration: NoSchedule/NoExecute taints repel pods that do not tolerate them.
+
+Upstream's plugins/tainttoleration. Filter: the first untolerated
+NoSchedule or NoExecute taint rejects the node (unresolvable: preemption
+cannot remove a taint) with ``node(s) had untolerated taint {key: value}``.
+Score: fewer untolerated PreferNoSchedule taints is better (reversed
+normalization).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from kajitori.scheduler import framework
+
+FILTER_EFFECTS = ("NoSchedule", "NoExecute")
+
+
+def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
+    """Upstream's Toleration.ToleratesTaint."""
+    effect = toleration.get("effect") or ""
+    if effect and effect != taint.get("effect"):
+        return False
+    key = toleration.get("key") or ""
+    if key and key != taint.get("key"):
+        return False
+    operator = toleration.get("operator") or "Equal"
+    if operator == "Exists":
+        return True
+    if operator == "Equal":
+        return (toleration.get("value") or "") == (taint.get("value") or "")
+    return False
+
+
+def tolerated(taint: Mapping[str, Any], tolerations: Iterable[Mapping[str, Any]]) -> bool:
+    return any(tolerates(t, taint) for t in tolerations)
+
+
+def node_taints(node: framework.NodeInfo) -> list[Mapping[str, Any]]:
+    taints: list[Mapping[str, Any]] = (node.node.get("spec") or {}).get("taints") or []
+    return taints
+
+
+class TaintToleration:
+    name = "TaintToleration"
+    weight = 3
+
+    def filter(
+        self, state: framework.CycleState, pod: dict[str, Any], node: framework.NodeInfo
+    ) -> framework.Status:
+        tolerations = (pod.get("spec") or {}).get("tolerations") or ()
+        for taint in node_taints(node):
+            if taint.get("effect") in FILTER_EFFECTS and not tolerated(taint, tolerations):
+                reason = (
+                    f"node(s) had untolerated taint {{{taint.get('key', '')}: "
+                    f"{taint.get('value', '')}}}"
+                )
+                return framework.unschedulable(reason, unresolvable=True)
+        return framework.SUCCESS
+
+    def score(
+        self, state: framework.CycleState, pod: dict[str, Any], node: framework.NodeInfo
+    ) -> int:
+        tolerations = [
+            t
+            for t in (pod.get("spec") or {}).get("tolerations") or ()
+            if t.get("effect") in ("", None, "PreferNoSchedule")
+        ]
+        return sum(
+            1
+            for taint in node_taints(node)
+            if taint.get("effect") == "PreferNoSchedule" and not tolerated(taint, tolerations)
+        )
+
+    def normalize(
+        self, state: framework.CycleState, pod: dict[str, Any], scores: dict[str, int]
+    ) -> None:
+        framework.default_normalize(scores, reverse=True)
