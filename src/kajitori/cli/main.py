@@ -196,8 +196,6 @@ async def _serve(args: argparse.Namespace) -> int:
             f" ({result.raced} were rewritten concurrently)",
             flush=True,
         )
-    controllers = _start_controllers(process, args) if args.command == "up" else None
-    scheduler = _start_scheduler(process) if args.command == "up" else None
     kubelets = await _start_kubelets(process, args) if args.command == "up" else None
     elapsed = time.monotonic() - started
     print(
@@ -206,6 +204,10 @@ async def _serve(args: argparse.Namespace) -> int:
         "Stop with Ctrl-C.",
         flush=True,
     )
+    # The API server answers from here on; the controllers and the scheduler
+    # start just after, as upstream's components join a serving apiserver.
+    controllers = _start_controllers(process, args) if args.command == "up" else None
+    scheduler = _start_scheduler(process) if args.command == "up" else None
     await stop.wait()
     print("kajitori: stopping", flush=True)
     if kubelets is not None:
