@@ -103,32 +103,12 @@ class DeploymentController:
         self._enqueue(obj.obj if isinstance(obj, informer.DeletedFinalStateUnknown) else obj)
 
     def _resolve(self, namespace: str, ref: Object | None) -> Object | None:
-        if (
-            ref is None
-            or ref.get("kind") != KIND
-            or not str(ref.get("apiVersion")).startswith("apps/")
-        ):
-            return None
-        found = self.d_informer.indexer.get(f"{namespace}/{ref.get('name')}")
-        if found is None or found["metadata"].get("uid") != ref.get("uid"):
-            return None
-        return found
+        return controller_ref.resolve_controller_ref(
+            self.d_informer.indexer, namespace, ref, kind=KIND
+        )
 
-    def _matching_deployments(self, rs: Object) -> list[Object]:
-        meta = rs.get("metadata") or {}
-        found = []
-        for d in self.d_informer.indexer.by_index(
-            informer.NAMESPACE_INDEX, meta.get("namespace", "")
-        ):
-            try:
-                selector = labels.selector_from_label_selector(
-                    (d.get("spec") or {}).get("selector")
-                )
-            except labels.SelectorError:
-                continue
-            if not selector.empty and selector.matches(meta.get("labels")):
-                found.append(d)
-        return found
+    def _matching_deployments(self, obj: Object) -> list[Object]:
+        return controller_ref.owners_selecting(self.d_informer.indexer, obj)
 
     def _enqueue_owner_or_candidates(self, rs: Object) -> None:
         namespace = (rs.get("metadata") or {}).get("namespace", "")

@@ -298,34 +298,12 @@ class ReplicaSetController:
         self.queue.add(key)
 
     def _resolve(self, namespace: str, ref: Object | None) -> Object | None:
-        """The cached ReplicaSet ``ref`` names, if it is one and its UID matches."""
-        if (
-            ref is None
-            or ref.get("kind") != KIND
-            or not str(ref.get("apiVersion")).startswith("apps/")
-        ):
-            return None
-        rs = self.rs_informer.indexer.get(f"{namespace}/{ref.get('name')}")
-        if rs is None or rs["metadata"].get("uid") != ref.get("uid"):
-            return None
-        return rs
+        return controller_ref.resolve_controller_ref(
+            self.rs_informer.indexer, namespace, ref, kind=KIND
+        )
 
-    def _matching_rses(self, pod: Object) -> list[Object]:
-        """ReplicaSets whose selector matches an orphan ``pod`` (candidates to adopt it)."""
-        meta = pod.get("metadata") or {}
-        found = []
-        for rs in self.rs_informer.indexer.by_index(
-            informer.NAMESPACE_INDEX, meta.get("namespace", "")
-        ):
-            try:
-                selector = labels.selector_from_label_selector(
-                    (rs.get("spec") or {}).get("selector")
-                )
-            except labels.SelectorError:
-                continue
-            if not selector.empty and selector.matches(meta.get("labels")):
-                found.append(rs)
-        return found
+    def _matching_rses(self, obj: Object) -> list[Object]:
+        return controller_ref.owners_selecting(self.rs_informer.indexer, obj)
 
     def _add_pod(self, pod: Object) -> None:
         if (pod.get("metadata") or {}).get("deletionTimestamp"):

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from kajitori.client import rest
+from kajitori.client import informer, rest
 from kajitori.machinery import labels
 
 Object = dict[str, Any]
@@ -39,6 +39,39 @@ def controller_of(obj: Object) -> Object | None:
         if ref.get("controller"):
             return dict(ref)
     return None
+
+
+def resolve_controller_ref(
+    indexer: informer.Indexer, namespace: str, ref: Object | None, *, kind: str
+) -> Object | None:
+    """The cached apps/* owner ``ref`` names, if it is of ``kind`` and its UID matches.
+
+    Resolve by name, then verify the UID: a deleted and recreated owner of
+    the same name is not the one the reference meant (upstream's
+    resolveControllerRef).
+    """
+    if ref is None or ref.get("kind") != kind or not str(ref.get("apiVersion")).startswith("apps/"):
+        return None
+    found = indexer.get(f"{namespace}/{ref.get('name')}")
+    if found is None or found["metadata"].get("uid") != ref.get("uid"):
+        return None
+    return found
+
+
+def owners_selecting(indexer: informer.Indexer, obj: Object) -> list[Object]:
+    """Cached owners in ``obj``'s namespace whose (non-empty) selector matches its labels."""
+    meta = obj.get("metadata") or {}
+    found = []
+    for owner in indexer.by_index(informer.NAMESPACE_INDEX, meta.get("namespace", "")):
+        try:
+            selector = labels.selector_from_label_selector(
+                (owner.get("spec") or {}).get("selector")
+            )
+        except labels.SelectorError:
+            continue
+        if not selector.empty and selector.matches(meta.get("labels")):
+            found.append(owner)
+    return found
 
 
 def owner_reference(owner: Object, *, api_version: str, kind: str) -> Object:
