@@ -82,7 +82,7 @@ async def test_self_subject_access_review_asks_about_the_caller() -> None:
             "",
             {"resourceAttributes": POD_IN_DEMO},
             422,
-            'SubjectAccessReview "" is invalid: spec.user: Invalid value: "": at least one of user or group must be specified',
+            'SubjectAccessReview.authorization.k8s.io "" is invalid: spec.user: Invalid value: "": at least one of user or group must be specified',
             id="sar-needs-user",
         ),
         pytest.param(
@@ -90,7 +90,7 @@ async def test_self_subject_access_review_asks_about_the_caller() -> None:
             "",
             {},
             422,
-            'SelfSubjectAccessReview "" is invalid: spec.resourceAttributes: Invalid value: null: '
+            'SelfSubjectAccessReview.authorization.k8s.io "" is invalid: spec.resourceAttributes: Invalid value: null: '
             "exactly one of nonResourceAttributes or resourceAttributes must be specified",
             id="ssar-needs-attributes",
         ),

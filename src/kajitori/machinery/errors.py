@@ -217,7 +217,9 @@ def invalid(gk: GroupKind, name: str, errors: list[fieldpkg.FieldError]) -> Stat
         summary = str(errors[0])
     else:
         summary = "[" + ", ".join(str(e) for e in _dedupe(errors)) + "]"
-    message = f'{gk.kind} "{name}" is invalid: {summary}'
+    # Upstream prints the qualified kind ("Deployment.apps"); kubectl shows
+    # "The Deployment ... is invalid" from details.kind itself.
+    message = f'{gk} "{name}" is invalid: {summary}'
     return StatusError(
         422, "Invalid", message, name=name, group=gk.group, kind=gk.kind, causes=causes
     )

@@ -250,9 +250,7 @@ def handle_unknown_fields(scope: RequestScope, obj: Object) -> None:
 
 def invalid_options(kind: str, problems: list[field.FieldError]) -> errors.StatusError:
     """422 on a meta.k8s.io options kind, named with its group as upstream's NewInvalid does."""
-    exc = errors.invalid(errors.GroupKind("meta.k8s.io", kind), "", problems)
-    exc.message = exc.message.replace(f'{kind} ""', f'{kind}.meta.k8s.io ""', 1)
-    return exc
+    return errors.invalid(errors.GroupKind("meta.k8s.io", kind), "", problems)
 
 
 def set_field_manager(scope: RequestScope, options_kind: str) -> None:
