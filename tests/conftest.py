@@ -1,12 +1,14 @@
-"""Shared fixtures: a real kajitori cluster (``kajitori up`` in a child process)."""
+"""Shared fixtures: a real kajitori cluster (``kajitori up`` in a child process), and an
+API server in the test's own event loop (for the in-process client transport)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from kajitori.cmd.apiserver import APIServerConfig, APIServerProcess
 from kajitori.testing.cluster import KajitoriCluster
 
 
@@ -16,3 +18,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KajitoriCluste
     data_dir: Path = tmp_path_factory.mktemp("cluster")
     with KajitoriCluster(data_dir) as running:
         yield running
+
+
+@pytest.fixture
+async def apiserver(tmp_path: Path) -> AsyncIterator[APIServerProcess]:
+    """A started API server (SQLite, port 0) in this process; stopped afterwards."""
+    process = APIServerProcess(APIServerConfig(data_dir=tmp_path, port=0))
+    await process.start()
+    try:
+        yield process
+    finally:
+        await process.stop()

@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from kajitori.client import rest
-from kajitori.cmd.apiserver import APIServerConfig, APIServerProcess
-
-
-@pytest.fixture
-async def apiserver(tmp_path: Path) -> AsyncIterator[APIServerProcess]:
-    """A started API server (SQLite, port 0) in this process; stopped afterwards."""
-    process = APIServerProcess(APIServerConfig(data_dir=tmp_path, port=0))
-    await process.start()
-    try:
-        yield process
-    finally:
-        await process.stop()
+from kajitori.cmd.apiserver import APIServerProcess
 
 
 @pytest.fixture

@@ -5,30 +5,18 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kajitori.client import events, informer, rest
 from kajitori.cmd import controller_manager
-from kajitori.cmd.apiserver import APIServerConfig, APIServerProcess
+from kajitori.cmd.apiserver import APIServerProcess
 from kajitori.controllers import manager, replicaset
 from kajitori.controllers.common import pod_control, pod_util
 
 Object = dict[str, Any]
 NS = "default"
-
-
-@pytest.fixture
-async def apiserver(tmp_path: Path) -> AsyncIterator[APIServerProcess]:
-    """A started API server (SQLite, port 0) in this process."""
-    process = APIServerProcess(APIServerConfig(data_dir=tmp_path, port=0))
-    await process.start()
-    try:
-        yield process
-    finally:
-        await process.stop()
 
 
 @pytest.fixture
