@@ -86,9 +86,14 @@ def _deployment(name: str, extra_spec: dict[str, Any]) -> dict[str, Any]:
 # ----- transforms: PartialObjectMetadata and Table ------------------------------------------
 
 
+# The deployment's controllers add pods to the namespace concurrently (and may adopt web-0,
+# which its selector matches), so the list transforms below look at web-0 alone.
+WEB_0 = {"fieldSelector": "metadata.name=web-0"}
+
+
 def test_partial_object_metadata_list_has_metadata_only(http: httpx.Client) -> None:
     """as=PartialObjectMetadataList answers metadata of each item, without spec or data."""
-    r = http.get(f"/api/v1/namespaces/{NS}/pods", headers={"Accept": PARTIAL_LIST})
+    r = http.get(f"/api/v1/namespaces/{NS}/pods", params=WEB_0, headers={"Accept": PARTIAL_LIST})
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("application/json")
     body = r.json()
@@ -112,7 +117,7 @@ def test_partial_object_metadata_of_one_object(http: httpx.Client) -> None:
 
 def test_pod_table_has_wide_columns_at_priority_one(http: httpx.Client) -> None:
     """as=Table gives kubectl's pod columns; IP/Node/... are priority 1 (shown by -o wide)."""
-    r = http.get(f"/api/v1/namespaces/{NS}/pods", headers={"Accept": TABLE})
+    r = http.get(f"/api/v1/namespaces/{NS}/pods", params=WEB_0, headers={"Accept": TABLE})
     table = r.json()
     assert (table["kind"], table["apiVersion"]) == ("Table", "meta.k8s.io/v1")
     columns = [(c["name"], c["priority"]) for c in table["columnDefinitions"]]
@@ -157,7 +162,7 @@ def test_table_include_object(http: httpx.Client, include: str, kind: str | None
     """includeObject=Object embeds the full object, None embeds nothing."""
     r = http.get(
         f"/api/v1/namespaces/{NS}/pods",
-        params={"includeObject": include},
+        params={**WEB_0, "includeObject": include},
         headers={"Accept": TABLE},
     )
     row = r.json()["rows"][0]
