@@ -90,6 +90,19 @@ SERVICEACCOUNTS = _core("serviceaccounts", "ServiceAccount")
 DEPLOYMENTS = Resource("apps", "v1", "deployments", True, "Deployment")
 REPLICASETS = Resource("apps", "v1", "replicasets", True, "ReplicaSet")
 LEASES = Resource("coordination.k8s.io", "v1", "leases", True, "Lease")
+ENDPOINTS = _core("endpoints", "Endpoints")
+PERSISTENTVOLUMECLAIMS = _core("persistentvolumeclaims", "PersistentVolumeClaim")
+PERSISTENTVOLUMES = _core("persistentvolumes", "PersistentVolume", namespaced=False)
+RESOURCEQUOTAS = _core("resourcequotas", "ResourceQuota")
+LIMITRANGES = _core("limitranges", "LimitRange")
+STATEFULSETS = Resource("apps", "v1", "statefulsets", True, "StatefulSet")
+DAEMONSETS = Resource("apps", "v1", "daemonsets", True, "DaemonSet")
+CONTROLLERREVISIONS = Resource("apps", "v1", "controllerrevisions", True, "ControllerRevision")
+JOBS = Resource("batch", "v1", "jobs", True, "Job")
+CRONJOBS = Resource("batch", "v1", "cronjobs", True, "CronJob")
+ENDPOINTSLICES = Resource("discovery.k8s.io", "v1", "endpointslices", True, "EndpointSlice")
+STORAGECLASSES = Resource("storage.k8s.io", "v1", "storageclasses", False, "StorageClass")
+PODDISRUPTIONBUDGETS = Resource("policy", "v1", "poddisruptionbudgets", True, "PodDisruptionBudget")
 
 WELL_KNOWN: tuple[Resource, ...] = (
     NAMESPACES,
@@ -103,6 +116,19 @@ WELL_KNOWN: tuple[Resource, ...] = (
     DEPLOYMENTS,
     REPLICASETS,
     LEASES,
+    ENDPOINTS,
+    PERSISTENTVOLUMECLAIMS,
+    PERSISTENTVOLUMES,
+    RESOURCEQUOTAS,
+    LIMITRANGES,
+    STATEFULSETS,
+    DAEMONSETS,
+    CONTROLLERREVISIONS,
+    JOBS,
+    CRONJOBS,
+    ENDPOINTSLICES,
+    STORAGECLASSES,
+    PODDISRUPTIONBUDGETS,
 )
 
 
