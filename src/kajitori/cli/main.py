@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from kajitori.client.leaderelection import Config as LeaderElectionConfig
     from kajitori.cmd.apiserver import APIServerProcess
     from kajitori.controllers.manager import ControllerManager
     from kajitori.kubelet.kubelet import KubeletHost
@@ -79,12 +80,66 @@ def _parser() -> argparse.ArgumentParser:
             "-v", "--verbose", action="store_true", help="log requests and debug detail"
         )
     scheduler_cmd = sub.add_parser("scheduler", help="run only the scheduler")
-    scheduler_cmd.add_argument(
-        "--kubeconfig", type=Path, required=True, help="kubeconfig of the API server to use"
+    manager_cmd = sub.add_parser("controller-manager", help="run only the controller manager")
+    manager_cmd.add_argument(
+        "--controllers",
+        default="*",
+        help="controllers to run: '*' for all, 'name' to add one, '-name' to leave one out "
+        "(default: %(default)s)",
     )
-    scheduler_cmd.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    for cmd in (scheduler_cmd, manager_cmd):
+        cmd.add_argument(
+            "--kubeconfig", type=Path, required=True, help="kubeconfig of the API server to use"
+        )
+        _add_leader_election_flags(cmd)
+        cmd.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     _add_node_flags(sub.choices["up"], sub.add_parser("kubelet", help="run one simulated kubelet"))
     return parser
+
+
+def _duration(text: str) -> float:
+    """Seconds from ``15``, ``15s``, ``1m30s`` or ``500ms`` (Go durations, as upstream's flags)."""
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    total, number, rest = 0.0, "", text.strip()
+    try:
+        return float(rest)
+    except ValueError:
+        pass
+    i = 0
+    while i < len(rest):
+        if rest[i].isdigit() or rest[i] == ".":
+            number += rest[i]
+            i += 1
+            continue
+        unit = "ms" if rest.startswith("ms", i) else rest[i]
+        if unit not in units or not number:
+            raise argparse.ArgumentTypeError(f"invalid duration {text!r}")
+        total += float(number) * units[unit]
+        number, i = "", i + len(unit)
+    if number:
+        raise argparse.ArgumentTypeError(f"missing unit in duration {text!r}")
+    return total
+
+
+def _add_leader_election_flags(cmd: argparse.ArgumentParser) -> None:
+    """Upstream's --leader-elect flags: several copies elect one leader through a Lease."""
+    cmd.add_argument(
+        "--leader-elect",
+        type=lambda v: v.lower() in ("1", "true", "yes"),
+        default=True,
+        help="elect a leader through a Lease before acting (default: true)",
+    )
+    for flag, default, text in (
+        ("lease-duration", "15s", "how long a lease lasts without renewal"),
+        ("renew-deadline", "10s", "how long the leader retries renewing before giving up"),
+        ("retry-period", "2s", "how often to try to acquire or renew"),
+    ):
+        cmd.add_argument(
+            f"--leader-elect-{flag}",
+            type=_duration,
+            default=_duration(default),
+            help=f"{text} (default: {default})",
+        )
 
 
 def _add_node_flags(up: argparse.ArgumentParser, kubelet: argparse.ArgumentParser) -> None:
@@ -151,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("up", "apiserver"):
         return asyncio.run(_serve(args))
     if args.command == "scheduler":
-        return asyncio.run(_run_scheduler(args.kubeconfig))
+        return asyncio.run(_run_scheduler(args))
+    if args.command == "controller-manager":
+        return asyncio.run(_run_controller_manager(args))
     if args.command == "kubelet":
         return asyncio.run(_run_kubelet(args))
     return 2
@@ -265,10 +322,7 @@ async def _start_kubelets(
 async def _run_kubelet(args: argparse.Namespace) -> int:
     from kajitori.cmd import kubelet
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = _stop_on_signals()
     await kubelet.run(
         args.kubeconfig,
         args.node_name,
@@ -288,12 +342,53 @@ def _start_scheduler(process: APIServerProcess) -> Scheduler:
     return scheduler.start_in_process(process.http.app, process.pki.ca)
 
 
-async def _run_scheduler(kubeconfig: Path) -> int:
-    from kajitori.cmd import scheduler
-
+def _stop_on_signals() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await scheduler.run(kubeconfig, stop)
-    return 0
+    return stop
+
+
+def _election(args: argparse.Namespace, name: str) -> LeaderElectionConfig | None:
+    from kajitori.client import leaderelection
+
+    if not args.leader_elect:
+        return None
+    return leaderelection.Config(
+        name=name,
+        lease_duration=args.leader_elect_lease_duration,
+        renew_deadline=args.leader_elect_renew_deadline,
+        retry_period=args.leader_elect_retry_period,
+    )
+
+
+async def _run_scheduler(args: argparse.Namespace) -> int:
+    from kajitori.cmd import scheduler
+
+    stop = _stop_on_signals()
+    election = _election(args, "kube-scheduler")
+    kept = await scheduler.run(args.kubeconfig, stop, election=election)
+    return 0 if kept else _lost_leadership("kube-scheduler")
+
+
+async def _run_controller_manager(args: argparse.Namespace) -> int:
+    from kajitori.cmd import controller_manager
+    from kajitori.controllers import manager
+
+    try:
+        controllers = manager.select_controllers(args.controllers)
+    except ValueError as exc:
+        print(f"kajitori: {exc}", file=sys.stderr)
+        return 2
+    stop = _stop_on_signals()
+    election = _election(args, manager.COMPONENT)
+    kept = await controller_manager.run(
+        args.kubeconfig, stop, controllers=controllers, election=election
+    )
+    return 0 if kept else _lost_leadership(manager.COMPONENT)
+
+
+def _lost_leadership(component: str) -> int:
+    print(f"kajitori: {component}: leaderelection lost", file=sys.stderr, flush=True)
+    return 1

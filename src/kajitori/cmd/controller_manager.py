@@ -12,8 +12,10 @@ Composition root for kube-controller-manager's equivalent. Two ways in:
   ``generic-garbage-collector``), as upstream's
   ``--use-service-account-credentials`` arranges, so RBAC's bootstrap
   controller roles apply unchanged;
-* ``run(kubeconfig_path, stop)`` — a standalone controller manager talking
-  HTTPS to an API server named by a kubeconfig.
+* ``run(kubeconfig_path, stop)`` — ``kajitori controller-manager``, a standalone
+  controller manager talking HTTPS to an API server named by a kubeconfig;
+  several of them elect one leader through the ``kube-controller-manager``
+  Lease and only the leader's controllers run.
 
 The certificates for the in-process path live only in memory: nothing else
 needs them, and issuing one costs about a millisecond. (Service account
@@ -28,11 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from kajitori.auth import pki
-from kajitori.client import kubeconfig, rest, transport
+from kajitori.client import kubeconfig, leaderelection, rest, transport
 from kajitori.controllers import manager, tokens
 
 # Upstream's controllers act as ServiceAccounts in kube-system.
 CONTROLLER_NAMESPACE = "kube-system"
+LEADER_ELECTION = leaderelection.Config(name=manager.COMPONENT)
 
 
 def start_in_process(
@@ -89,12 +92,29 @@ async def run(
     stop_event: asyncio.Event,
     *,
     controllers: Sequence[str] = manager.DEFAULT_CONTROLLERS,
-) -> None:
-    """Run the controllers over HTTPS until ``stop_event`` is set."""
-    client = rest.Client.from_kubeconfig(kubeconfig.load_kubeconfig(kubeconfig_path))
-    controller_manager = manager.ControllerManager(client, controllers=controllers)
-    controller_manager.start()
+    election: leaderelection.Config | None = LEADER_ELECTION,
+) -> bool:
+    """Run the controllers over HTTPS until ``stop_event`` is set.
+
+    With ``election`` (upstream's --leader-elect, on by default) they run
+    only while this process holds the ``kube-controller-manager`` Lease.
+    Returns False when leadership was lost (upstream then exits non-zero).
+    """
+    config = kubeconfig.load_kubeconfig(kubeconfig_path)
+    client = rest.Client.from_kubeconfig(config)
+    options = {"root-ca-cert-publisher": {"ca_pem": config.ca_pem or b""}}
+
+    async def lead() -> None:
+        controller_manager = manager.ControllerManager(
+            client, controllers=controllers, options=options
+        )
+        controller_manager.start()
+        try:
+            await stop_event.wait()
+        finally:
+            await controller_manager.stop()
+
     try:
-        await stop_event.wait()
+        return await leaderelection.run_elected(client, election, lead, stop_event)
     finally:
-        await stop(controller_manager)
+        await client.aclose()

@@ -9,7 +9,8 @@ Composition root for kube-scheduler's equivalent, shaped like
   user upstream's bootstrap RBAC binds to the ``system:kube-scheduler``
   ClusterRole (pods/binding, pods/status, events, reads of nodes and pods);
 * ``run(kubeconfig_path, stop)`` — ``kajitori scheduler --kubeconfig K``,
-  a standalone scheduler talking HTTPS to the API server K names.
+  a standalone scheduler talking HTTPS to the API server K names; several
+  elect one leader through the ``kube-scheduler`` Lease.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import asyncio
 from pathlib import Path
 
 from kajitori.auth import pki
-from kajitori.client import kubeconfig, rest, transport
+from kajitori.client import kubeconfig, leaderelection, rest, transport
 from kajitori.scheduler import scheduler
 
 SCHEDULER_USER = "system:kube-scheduler"
+LEADER_ELECTION = leaderelection.Config(name="kube-scheduler")
 
 
 def start_in_process(app: transport.ASGIApp, ca: pki.CertAndKey) -> scheduler.Scheduler:
@@ -39,12 +41,27 @@ async def stop(component: scheduler.Scheduler) -> None:
     await component.client.aclose()
 
 
-async def run(kubeconfig_path: Path | str, stop_event: asyncio.Event) -> None:
-    """Schedule over HTTPS until ``stop_event`` is set."""
+async def run(
+    kubeconfig_path: Path | str,
+    stop_event: asyncio.Event,
+    *,
+    election: leaderelection.Config | None = LEADER_ELECTION,
+) -> bool:
+    """Schedule over HTTPS until ``stop_event`` is set, while holding the Lease.
+
+    Returns False when leadership was lost (upstream then exits non-zero).
+    """
     client = rest.Client.from_kubeconfig(kubeconfig.load_kubeconfig(kubeconfig_path))
-    component = scheduler.Scheduler(client)
-    component.start()
+
+    async def lead() -> None:
+        component = scheduler.Scheduler(client)
+        component.start()
+        try:
+            await stop_event.wait()
+        finally:
+            await component.stop()
+
     try:
-        await stop_event.wait()
+        return await leaderelection.run_elected(client, election, lead, stop_event)
     finally:
-        await stop(component)
+        await client.aclose()

@@ -172,3 +172,22 @@ class ControllerManager:
         for client in self._own_clients:
             await client.aclose()
         self._own_clients.clear()
+
+
+def select_controllers(spec: str) -> tuple[str, ...]:
+    """Upstream's --controllers: ``*`` (all), ``name`` (add one), ``-name`` (leave one out)."""
+    chosen: list[str] = []
+    excluded: set[str] = set()
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            continue
+        name = item.removeprefix("-")
+        if item != "*" and name not in CONTROLLERS:
+            raise ValueError(f'"{name}" is not in the list of known controllers')
+        if item == "*":
+            chosen.extend(DEFAULT_CONTROLLERS)
+        elif item.startswith("-"):
+            excluded.add(name)
+        else:
+            chosen.append(name)
+    return tuple(dict.fromkeys(name for name in chosen if name not in excluded))

@@ -26,8 +26,16 @@ class ClusterStartError(RuntimeError):
 
 
 class KajitoriCluster:
-    def __init__(self, data_dir: Path, *, extra_args: Sequence[str] = (), port: int = 0) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        extra_args: Sequence[str] = (),
+        port: int = 0,
+        command: str = "up",
+    ) -> None:
         self.data_dir = data_dir
+        self.command = command
         self.extra_args = tuple(extra_args)
         self.port = port
         self.url = ""
@@ -40,7 +48,7 @@ class KajitoriCluster:
 
     def start(self, timeout: float = 30.0) -> KajitoriCluster:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "kajitori", "up", "--data-dir", str(self.data_dir)]
+        cmd = [sys.executable, "-m", "kajitori", self.command, "--data-dir", str(self.data_dir)]
         cmd += ["--port", str(self.port), *self.extra_args]
         with self.log_path.open("a") as log:
             # The child keeps its own copy of the descriptor.
