@@ -200,3 +200,15 @@ contexts:
     assert kubeconfig.load_kubeconfig(tmp_path / "config").namespace == "default"
     with pytest.raises(ValueError, match="no context named 'missing'"):
         kubeconfig.load_kubeconfig(tmp_path / "config", context="missing")
+
+
+def test_service_account_names_longer_than_rfc5280_cn_bound_round_trip(
+    ca: pki.CertAndKey,
+) -> None:
+    issued = pki.issue_service_account_cert(
+        ca, namespace="local-path-storage", name="local-path-provisioner-service-account"
+    )
+    user, groups = pki.identity_from_cert(issued.cert_pem)
+    assert user == "system:serviceaccount:local-path-storage:local-path-provisioner-service-account"
+    assert len(user) > 64
+    assert groups == ["system:serviceaccounts", "system:serviceaccounts:local-path-storage"]

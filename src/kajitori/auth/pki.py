@@ -27,6 +27,7 @@ import datetime
 import functools
 import ipaddress
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -142,13 +143,29 @@ def issue_serving_cert(
 def issue_client_cert(ca: CertAndKey, *, user: str, groups: Sequence[str]) -> CertAndKey:
     """Issue a one-year client certificate naming ``user`` (CN) in ``groups`` (one O each)."""
     attributes = [x509.NameAttribute(oid.NameOID.ORGANIZATION_NAME, g) for g in groups]
-    attributes.append(x509.NameAttribute(oid.NameOID.COMMON_NAME, user))
+    attributes.append(_common_name(user))
     return _issue_leaf(
         ca,
         subject=x509.Name(attributes),
         usage=oid.ExtendedKeyUsageOID.CLIENT_AUTH,
         sans=[],
     )
+
+
+def _common_name(user: str) -> x509.NameAttribute:
+    """The CN naming ``user``, even past RFC 5280's 64 characters.
+
+    cryptography refuses (or warns about) longer CNs, but Go's x509, hence
+    kube-apiserver and kubeadm, neither checks nor needs the bound, and
+    ServiceAccount users such as
+    ``system:serviceaccount:local-path-storage:local-path-provisioner-service-account``
+    are longer.
+    """
+    if len(user) <= 64:
+        return x509.NameAttribute(oid.NameOID.COMMON_NAME, user)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return x509.NameAttribute(oid.NameOID.COMMON_NAME, user, _validate=False)
 
 
 def issue_controller_manager_cert(ca: CertAndKey) -> CertAndKey:
@@ -207,7 +224,10 @@ def _identity_from_cert(cert: bytes | str) -> tuple[str, tuple[str, ...]]:
         if raw.lstrip().startswith(b"-----BEGIN")
         else x509.load_der_x509_certificate(raw)
     )
-    subject = parsed.subject
+    with warnings.catch_warnings():
+        # A CN past 64 characters is fine here as in Go (see ``_common_name``).
+        warnings.simplefilter("ignore", UserWarning)
+        subject = parsed.subject
     common_names = subject.get_attributes_for_oid(oid.NameOID.COMMON_NAME)
     user = str(common_names[0].value) if common_names else ""
     groups = tuple(

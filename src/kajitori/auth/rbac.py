@@ -31,9 +31,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import functools
 import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from kajitori.machinery import errors, labels
@@ -212,12 +213,16 @@ class PolicyIndex:
             raise KeyError(f'{kind.lower()}.{RBAC_GROUP} "{name}" not found')
         return list(role.get("rules") or ())
 
-    def visit(self, user: UserInfo, namespace: str) -> Iterator[tuple[str, Rule | None, str]]:
+    def visit(
+        self, user: UserInfo, namespace: str
+    ) -> Iterator[tuple[Callable[[], str], Rule | None, str]]:
         """(source, rule, error) for every rule bound to ``user`` in ``namespace``.
 
         Cluster role bindings first, then role bindings in ``namespace`` (as
         upstream's VisitRulesFor); ``error`` is set, and ``rule`` None, for a
-        binding whose role is missing.
+        binding whose role is missing. ``source()`` describes the binding; it
+        is a function because only an allowing rule's source is ever shown,
+        and formatting it for every rule visited cost more than matching.
         """
         scopes = [("clusterrolebindings", "")]
         if namespace:
@@ -243,15 +248,19 @@ class PolicyIndex:
 
     def _binding_rules(
         self, kind: str, binding: Object, subject: Mapping[str, Any], namespace: str
-    ) -> Iterator[tuple[str, Rule | None, str]]:
+    ) -> Iterator[tuple[Callable[[], str], Rule | None, str]]:
         ref = binding.get("roleRef") or {}
         ns, name = _meta(binding)
-        label = "ClusterRoleBinding" if kind == "clusterrolebindings" else "RoleBinding"
-        # Upstream shows a RoleBinding as "name/namespace".
-        shown = f"{name}/{ns}" if ns else name
-        source = (
-            f"{label} {go_quote(shown)} of {ref.get('kind', '')} "
-            f"{go_quote(ref.get('name', ''))} to {_describe_subject(subject, ns)}"
+        source = functools.partial(
+            _describe_binding,
+            kind,
+            ns,
+            name,
+            ref.get("kind", ""),
+            ref.get("name", ""),
+            str(subject.get("kind", "")),
+            str(subject.get("name", "")),
+            str(subject.get("namespace") or ""),
         )
         try:
             rules = self.role_ref_rules(ref, namespace)
@@ -260,6 +269,27 @@ class PolicyIndex:
             return
         for rule in rules:
             yield source, rule, ""
+
+
+@functools.lru_cache(maxsize=4096)
+def _describe_binding(
+    kind: str,
+    ns: str,
+    name: str,
+    role_kind: str,
+    role_name: str,
+    subject_kind: str,
+    subject_name: str,
+    subject_namespace: str,
+) -> str:
+    label = "ClusterRoleBinding" if kind == "clusterrolebindings" else "RoleBinding"
+    # Upstream shows a RoleBinding as "name/namespace".
+    shown = f"{name}/{ns}" if ns else name
+    subject = {"kind": subject_kind, "name": subject_name, "namespace": subject_namespace}
+    return (
+        f"{label} {go_quote(shown)} of {role_kind} {go_quote(role_name)} "
+        f"to {_describe_subject(subject, ns)}"
+    )
 
 
 def _matching_subject(binding: Object, sk: SubjectKey, namespace: str) -> Mapping[str, Any]:
@@ -286,7 +316,7 @@ class RBACAuthorizer:
         errs: list[str] = []
         for source, rule, error in self.index.visit(attrs.user, attrs.namespace):
             if rule is not None and rule_allows(attrs, rule):
-                return "Allow", f"RBAC: allowed by {source}"
+                return "Allow", f"RBAC: allowed by {source()}"
             if error:
                 errs.append(error)
         return "NoOpinion", _aggregate_errors(errs)
