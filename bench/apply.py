@@ -1,6 +1,7 @@
-"""Benchmark: server-side apply of a 50-container Deployment against plain updates.
+"""Benchmark: server-side apply and CR validation, each against its floor in the same run.
 
-Run ``python -m bench.apply`` (about 30 s; ``--seconds`` sets each cell).
+Run ``python -m bench.apply`` (about 70 s; ``--seconds`` sets each cell,
+``--quick`` makes every cell one second).
 It starts ``python -m kajitori up`` as a separate process pinned to core 0
 (``bench.common.ServerProcess``) and drives it over HTTPS keep-alive from
 this process on core 1 (``bench.loadgen``), as ``bench.api`` does. Each of
@@ -22,7 +23,13 @@ The Deployments are paused and only their own annotation changes, so the
 deployment controller running in the same server has no rollout to do.
 
 The ratio apply/update is the cost of server-side apply over the ordinary
-write path. It prints a table and writes ``bench/results/apply-<timestamp>.json``.
+write path. The same two cells run on a custom resource (``cr_apply``,
+``cr_update``: a Gadget whose 50 entries are an associative list, see
+``bench.customresources``). Two more cells measure CR validation:
+``create_validated`` POSTs objects of a CRD with 200 typed fields and 10 CEL
+rules, ``create_freeform`` the same bodies under an empty
+preserve-unknown-fields schema (the floor). It prints a table and writes
+``bench/results/apply-<timestamp>.json``.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from typing import Any
 import orjson
 
 from bench import common, loadgen
+from bench import customresources as crs
 
 CONCURRENCY = (1, 16)
 CONTAINERS = 50
@@ -135,49 +143,115 @@ async def _setup(server: common.ServerProcess, context: Any, objects: int) -> No
     )  # fmt: skip
     if created.statuses.get(201) != objects:
         raise RuntimeError(f"creating deployments by apply: {dict(created.statuses)}")
+    await _install_crds(server, context)
+    gadgets = await loadgen.run(
+        host="127.0.0.1", port=server.port, ssl_context=context, connections=1,
+        total_requests=objects, make_request=crs.gadget_applies(NAMESPACE, objects, 0),
+    )  # fmt: skip
+    if gadgets.statuses.get(201) != objects:
+        raise RuntimeError(f"creating gadgets by apply: {dict(gadgets.statuses)}")
+
+
+async def _install_crds(server: common.ServerProcess, context: Any) -> None:
+    """Create the benchmark's CRDs and wait until each serves its custom resources."""
+    for crd in crs.crds():
+        body = orjson.dumps(crd)
+        done = await loadgen.run(
+            host="127.0.0.1", port=server.port, ssl_context=context, connections=1,
+            total_requests=1, make_request=loadgen.constant(
+                "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", body),
+        )  # fmt: skip
+        if done.statuses.get(201) != 1:
+            raise RuntimeError(f"creating CRD {crd['metadata']['name']}: {dict(done.statuses)}")
+        path = crs.list_path(NAMESPACE, crd["spec"]["names"]["plural"])
+        for _ in range(200):
+            probe = await loadgen.run(
+                host="127.0.0.1", port=server.port, ssl_context=context, connections=1,
+                total_requests=1, make_request=loadgen.constant("GET", path),
+            )  # fmt: skip
+            if probe.statuses.get(200) == 1:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise RuntimeError(f"CRD {crd['metadata']['name']} was not served in time")
+
+
+def _cells(objects: int, offset: int) -> list[tuple[str, loadgen.RequestFactory]]:
+    """Every cell of one concurrency, each floor beside the operation it is compared with."""
+    return [
+        ("apply", applies(objects, offset)),
+        ("update", updates(objects, offset + 100_000)),
+        ("cr_apply", crs.gadget_applies(NAMESPACE, objects, offset + 200_000)),
+        ("cr_update", crs.gadget_updates(NAMESPACE, objects, offset + 300_000)),
+        ("create_validated", crs.creates(NAMESPACE, "checkeds", "Checked", f"v{offset}")),
+        ("create_freeform", crs.creates(NAMESPACE, "freeforms", "Freeform", f"f{offset}")),
+    ]
 
 
 async def run(seconds: float, objects: int, workdir: Path) -> dict[str, Any]:
     common.pin(common.CLIENT_CORE)
     server = common.ServerProcess(workdir / "server")
     server.start()
-    rows: dict[str, list[dict[str, Any]]] = {"apply": [], "update": []}
+    rows: dict[str, list[dict[str, Any]]] = {}
     try:
         context = common.client_ssl_context(server.data_dir)
         await _setup(server, context, objects)
         offset = 1_000
         for concurrency in CONCURRENCY:
-            for operation, factory in (("apply", applies), ("update", updates)):
-                offset += 1_000_000
+            offset += 1_000_000
+            for operation, factory in _cells(objects, offset):
                 row = await common.measure(
                     server, context, concurrency=concurrency, seconds=seconds,
-                    make_request=factory(objects, offset), warmup=2,
+                    make_request=factory, warmup=2,
                 )  # fmt: skip
-                rows[operation].append(row)
+                rows.setdefault(operation, []).append(row)
                 _progress(f"{operation} c={concurrency}: {row['rps']:.0f}/s {row['statuses']}")
     finally:
         server.stop()
-    ratios = {
-        f"apply_vs_update_c{a['concurrency']}": round(a["rps"] / max(u["rps"], 1e-9), 3)
-        for a, u in zip(rows["apply"], rows["update"], strict=True)
-    }
     return {
         "benchmark": "apply",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": common.machine(),
-        "plan": {"seconds": seconds, "objects": objects, "containers": CONTAINERS},
+        "plan": {
+            "seconds": seconds,
+            "objects": objects,
+            "containers": CONTAINERS,
+            "cr_entries": crs.ENTRIES,
+            "validated_fields": crs.FIELDS,
+            "validated_rules": len(crs.RULES),
+            "concurrency": list(CONCURRENCY),
+        },
         "operations": rows,
-        "ratios": ratios,
+        "ratios": ratios(rows),
     }
 
 
+RATIOS = (
+    ("apply_vs_update", "apply", "update"),
+    ("cr_apply_vs_update", "cr_apply", "cr_update"),
+    ("validated_vs_freeform_create", "create_validated", "create_freeform"),
+)
+
+
+def ratios(rows: dict[str, list[dict[str, Any]]]) -> dict[str, float]:
+    """Each operation's requests/s over its floor's, per concurrency (below 1: slower)."""
+    found: dict[str, float] = {}
+    for name, operation, floor in RATIOS:
+        for a, b in zip(rows[operation], rows[floor], strict=True):
+            found[f"{name}_c{a['concurrency']}"] = round(a["rps"] / max(b["rps"], 1e-9), 3)
+    return found
+
+
 def print_report(report: dict[str, Any]) -> None:
-    print(f"server-side apply vs update, {CONTAINERS}-container Deployment")
-    print(f"{'operation':<10}{'c':>4}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'cpu us/req':>12}")
+    print(
+        f"server-side apply vs update ({CONTAINERS}-container Deployment, {crs.ENTRIES}-entry CR);"
+        f" CR creates with {crs.FIELDS} fields and {len(crs.RULES)} CEL rules vs an empty schema"
+    )
+    print(f"{'operation':<18}{'c':>4}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'cpu us/req':>12}")
     for operation, rows in report["operations"].items():
         for row in rows:
             print(
-                f"{operation:<10}{row['concurrency']:>4}{row['rps']:>10.1f}{row['p50_ms']:>10.2f}"
+                f"{operation:<18}{row['concurrency']:>4}{row['rps']:>10.1f}{row['p50_ms']:>10.2f}"
                 f"{row['p99_ms']:>10.2f}{row['server_cpu_us_per_request']:>12.0f}"
             )
     for name, value in report["ratios"].items():
@@ -187,11 +261,14 @@ def print_report(report: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each cell")
+    parser.add_argument("--quick", action="store_true", help="one-second cells, 4 objects")
     parser.add_argument("--objects", type=int, default=16, help="Deployments written in turn")
     parser.add_argument(
         "--output", type=Path, help="JSON path (default bench/results/apply-<ts>.json)"
     )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds, args.objects = min(args.seconds, 1.0), min(args.objects, 4)
     with tempfile.TemporaryDirectory(prefix="kajitori-bench-apply-") as directory:
         report = asyncio.run(run(args.seconds, args.objects, Path(directory)))
     print_report(report)

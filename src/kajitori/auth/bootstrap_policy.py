@@ -217,6 +217,11 @@ def _kube_scheduler() -> list[Rule]:
     ]
 
 
+def node_rules() -> list[Rule]:
+    """The ``system:node`` role's rules, which the Node authorizer applies to every kubelet."""
+    return _node()
+
+
 def _node() -> list[Rule]:
     return [
         _r("create", ("authentication.k8s.io",), "tokenreviews"),
@@ -334,6 +339,9 @@ def cluster_roles() -> list[Object]:
             ],
         ),
         _role("system:node", _node()),
+        # kajitori's own: the host of many simulated kubelets watches all their
+        # pods and nodes with one identity (each node still writes as itself).
+        _role("system:kajitori:simulated-kubelets", [_r(READ, CORE, "nodes pods")]),
         _role(
             "system:node-bootstrapper",
             [_r("create get list watch", CERTIFICATES, "certificatesigningrequests")],
@@ -687,6 +695,10 @@ def cluster_role_bindings() -> list[Object]:
         _binding("system:volume-scheduler", [_subject("User", "system:kube-scheduler")]),
         # The node authorizer decides for kubelets; upstream keeps this binding subject-less.
         _binding("system:node", []),
+        _binding(
+            "system:kajitori:simulated-kubelets",
+            [_subject("User", "system:kajitori:simulated-kubelets")],
+        ),
         _binding(
             "system:service-account-issuer-discovery",
             [_subject("Group", "system:serviceaccounts")],

@@ -140,8 +140,18 @@ def issue_serving_cert(
     )
 
 
-def issue_client_cert(ca: CertAndKey, *, user: str, groups: Sequence[str]) -> CertAndKey:
-    """Issue a one-year client certificate naming ``user`` (CN) in ``groups`` (one O each)."""
+def issue_client_cert(
+    ca: CertAndKey,
+    *,
+    user: str,
+    groups: Sequence[str],
+    key: ec.EllipticCurvePrivateKey | None = None,
+) -> CertAndKey:
+    """Issue a one-year client certificate naming ``user`` (CN) in ``groups`` (one O each).
+
+    ``key`` reuses a key pair instead of generating one (half the cost), for
+    in-memory certificates issued by the hundred that never leave the process.
+    """
     attributes = [x509.NameAttribute(oid.NameOID.ORGANIZATION_NAME, g) for g in groups]
     attributes.append(_common_name(user))
     return _issue_leaf(
@@ -149,6 +159,7 @@ def issue_client_cert(ca: CertAndKey, *, user: str, groups: Sequence[str]) -> Ce
         subject=x509.Name(attributes),
         usage=oid.ExtendedKeyUsageOID.CLIENT_AUTH,
         sans=[],
+        key=key,
     )
 
 
@@ -174,14 +185,26 @@ def issue_controller_manager_cert(ca: CertAndKey) -> CertAndKey:
 
 
 def issue_simulated_kubelet_cert(ca: CertAndKey) -> CertAndKey:
-    """The client certificate of the in-process simulated kubelets (one for all their nodes).
+    """The certificate the in-process simulated kubelets *read* with (one for all their nodes).
 
-    User ``system:kajitori:simulated-kubelets`` in ``system:masters``: a real
-    kubelet is ``system:node:<name>`` in ``system:nodes``, but that identity is
-    granted only by the Node authorizer (the ``system:node`` binding has no
-    subjects upstream), and one process speaks for many nodes, as KWOK does.
+    User ``system:kajitori:simulated-kubelets``, which the bootstrap policy
+    lets read nodes and pods cluster-wide: one process watching the pods of
+    many nodes, as KWOK does. Each node *writes* as itself (``issue_node_certs``).
     """
-    return issue_client_cert(ca, user=SIMULATED_KUBELETS_USER, groups=("system:masters",))
+    return issue_client_cert(ca, user=SIMULATED_KUBELETS_USER, groups=())
+
+
+def issue_node_certs(ca: CertAndKey, names: Sequence[str]) -> dict[str, CertAndKey]:
+    """Kubelet certificates (``system:node:<name>`` in ``system:nodes``), one key for all.
+
+    For in-process kubelets only: the certificates never leave memory, and
+    sharing the key pair halves the cost of a thousand nodes.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    return {
+        name: issue_client_cert(ca, user=f"system:node:{name}", groups=("system:nodes",), key=key)
+        for name in names
+    }
 
 
 def issue_service_account_cert(ca: CertAndKey, *, namespace: str, name: str) -> CertAndKey:
@@ -214,7 +237,8 @@ def identity_from_cert(cert: bytes | str) -> tuple[str, list[str]]:
     return user, list(groups)
 
 
-@functools.lru_cache(maxsize=1024)
+# Room for every simulated kubelet of a 1,000-node cluster plus the components.
+@functools.lru_cache(maxsize=4096)
 def _identity_from_cert(cert: bytes | str) -> tuple[str, tuple[str, ...]]:
     # Every request of a connection presents the same certificate; parsing
     # it each time cost a fifth of a GET's server time (bench/api.py profile).
@@ -301,12 +325,13 @@ def _issue_leaf(
     subject: x509.Name,
     usage: x509.ObjectIdentifier,
     sans: list[x509.GeneralName],
+    key: ec.EllipticCurvePrivateKey | None = None,
 ) -> CertAndKey:
     ca_cert = ca.certificate()
     ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
         raise TypeError("the cluster CA key must be an ECDSA key")
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = key or ec.generate_private_key(ec.SECP256R1())
     not_before = _now() - BACKDATE
     builder = (
         _base_builder(subject=subject, issuer=ca_cert.subject, public_key=key.public_key())

@@ -37,10 +37,10 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from kajitori.auth import reflector
 from kajitori.machinery import errors, labels
 from kajitori.registry.authorization.authorizer import Attributes, Decision, Rule, RuleSet
 from kajitori.registry.generic.request import RequestContext, UserInfo
-from kajitori.registry.generic.store import ListOptions
 
 if TYPE_CHECKING:
     from kajitori.registry.generic.store import Store
@@ -364,27 +364,15 @@ class RBACAuthorizer:
         self._tasks.clear()
 
     async def _reflect(self, kind: str, store: Store) -> None:
-        while True:
-            try:
-                await self._list_and_watch(kind, store)
-            except errors.StatusError as exc:
-                if exc.code != 410:
-                    log.warning("rbac: watching %s failed: %s; relisting", kind, exc.message)
-                    await asyncio.sleep(1)
-            except Exception:
-                log.exception("rbac: watching %s failed; relisting", kind)
-                await asyncio.sleep(1)
+        def replace(items: Iterable[Object]) -> None:
+            self.index.replace(kind, items)
+            self._note_change(kind)
 
-    async def _list_and_watch(self, kind: str, store: Store) -> None:
-        listed = await store.list("", ListOptions())
-        self.index.replace(kind, listed.items)
-        self._synced[kind].set()
-        self._note_change(kind)
-        opts = ListOptions(resource_version=listed.resource_version)
-        async for event in store.watch("", opts):
-            if event.type in ("ADDED", "MODIFIED", "DELETED"):
-                self.index.apply(kind, event.type, event.object)
-                self._note_change(kind)
+        def apply(event_type: str, obj: Object) -> None:
+            self.index.apply(kind, event_type, obj)
+            self._note_change(kind)
+
+        await reflector.reflect(f"rbac {kind}", store, replace, apply, self._synced[kind])
 
     def _note_change(self, kind: str) -> None:
         if kind == "clusterroles":

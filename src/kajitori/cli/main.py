@@ -163,7 +163,10 @@ def _add_node_flags(up: argparse.ArgumentParser, kubelet: argparse.ArgumentParse
     kubelet.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     for cmd in (up, kubelet):
         cmd.add_argument(
-            "--runtime", choices=("simulated",), default="simulated", help="container runtime"
+            "--runtime",
+            choices=("simulated", "oci"),
+            default="simulated",
+            help="container runtime (oci: runc, as root; test use only, pods not networked yet)",
         )
         cmd.add_argument(
             "--node-lease-duration-seconds",
@@ -198,7 +201,13 @@ def _add_encryption_and_audit_flags(cmd: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    from kajitori.cli import image
+
+    parser = _parser()
+    image.add_parser(parser, DEFAULT_DATA_DIR)
+    args = parser.parse_args(argv)
+    if args.command == "image":
+        return image.run(args)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -171,9 +171,12 @@ class Client:
         http: httpx.AsyncClient,
         *,
         default_namespace: str = "default",
+        extensions: Mapping[str, Any] | None = None,
     ) -> None:
         self.http = http
         self.default_namespace = default_namespace
+        # httpx request extensions sent with every request (see ``as_identity``).
+        self.extensions = dict(extensions or {})
 
     @classmethod
     def from_kubeconfig(cls, config: kubeconfig.KubeConfig) -> Client:
@@ -195,6 +198,24 @@ class Client:
             transport=asgi, base_url="https://kajitori.invalid", timeout=DEFAULT_TIMEOUT
         )
         return cls(http)
+
+    def as_identity(self, client_cert_pem: bytes | str) -> Client:
+        """This in-process client's connection, acting as the holder of ``client_cert_pem``.
+
+        The returned client shares the transport (close only the original);
+        only the in-process transport honours it: over HTTPS the identity is
+        the connection's.
+        """
+        pem = (
+            client_cert_pem.decode("ascii")
+            if isinstance(client_cert_pem, bytes)
+            else client_cert_pem
+        )
+        return Client(
+            self.http,
+            default_namespace=self.default_namespace,
+            extensions={**self.extensions, transport.CLIENT_CERT_EXTENSION: pem},
+        )
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -342,6 +363,7 @@ class Client:
             params=params,
             headers=headers,
             timeout=httpx.Timeout(DEFAULT_TIMEOUT, read=None),
+            extensions=self.extensions or None,
         )
         response = await self.http.send(request, stream=True)
         try:
@@ -387,7 +409,12 @@ class Client:
             content = orjson.dumps(body)
             headers["Content-Type"] = content_type
         response = await self.http.request(
-            method, path, content=content, params=params, headers=headers
+            method,
+            path,
+            content=content,
+            params=params,
+            headers=headers,
+            extensions=self.extensions or None,
         )
         if response.status_code >= 300:
             raise _error(response)

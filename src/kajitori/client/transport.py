@@ -12,7 +12,8 @@ from ``httpx.ASGITransport``, and both are why this module exists:
 * the caller's client certificate is put in ``scope["extensions"]["tls"]``
   exactly where the HTTPS server puts a verified peer certificate, so the
   request still passes authentication, authorization and admission as that
-  user.
+  user. A request may carry its own certificate (``CLIENT_CERT_EXTENSION``),
+  so one transport can speak for many identities.
 
 Closing the response (or a reader leaving a watch early) delivers
 ``http.disconnect`` to the app, which is how the server notices a watcher
@@ -37,6 +38,11 @@ ASGIApp = Callable[
     [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
     Awaitable[None],
 ]
+
+# A request extension naming the PEM certificate to present for that request
+# alone: one transport serving many identities (the simulated kubelets of
+# many nodes, each acting as system:node:<name>) without a client apiece.
+CLIENT_CERT_EXTENSION = "kajitori.client_cert_pem"
 
 # How long closing a response waits for the app to notice the disconnect
 # before cancelling it.
@@ -93,8 +99,15 @@ class InProcessTransport(httpx.AsyncBaseTransport):
             "headers": [(k.lower(), v) for k, v in request.headers.raw],
             "client": ("127.0.0.1", 0),
             "server": (request.url.host, request.url.port or 443),
-            "extensions": {"tls": dict(self.tls)},
+            "extensions": {"tls": self._tls_for(request)},
         }
+
+    def _tls_for(self, request: httpx.Request) -> dict[str, Any]:
+        """This transport's identity, or the one a request carries (``CLIENT_CERT_EXTENSION``)."""
+        pem = request.extensions.get(CLIENT_CERT_EXTENSION)
+        if pem is None:
+            return dict(self.tls)
+        return {**self.tls, "client_cert_chain": [pem]}
 
 
 class _Exchange:

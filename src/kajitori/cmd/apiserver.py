@@ -21,21 +21,29 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kajitori.admission.chain import AdmissionChain
+from kajitori.admission.plugins.default_storage_class import DefaultStorageClass
 from kajitori.admission.plugins.default_toleration_seconds import DefaultTolerationSeconds
+from kajitori.admission.plugins.limit_ranger import LimitRanger
 from kajitori.admission.plugins.namespace_lifecycle import NamespaceLifecycle
+from kajitori.admission.plugins.node_restriction import NodeRestriction
 from kajitori.admission.plugins.priority import Priority
+from kajitori.admission.plugins.resource_quota import ResourceQuota
 from kajitori.admission.plugins.service_account import ServiceAccount
+from kajitori.admission.plugins.storage_object_in_use_protection import (
+    StorageObjectInUseProtection,
+)
 from kajitori.auth import authenticator as authenticators
-from kajitori.auth import authorizer, pki, rbac
+from kajitori.auth import authorizer, bootstrap_policy, pki, rbac
+from kajitori.auth import node as node_authz
 from kajitori.auth.authn import bootstrap as bootstrap_tokens
 from kajitori.auth.authn import serviceaccount, tokenfile, union
 from kajitori.client import kubeconfig
 from kajitori.machinery import errors
 from kajitori.registry import encryption, install, resource
 from kajitori.registry.authentication import tokenreviews
-from kajitori.registry.core import serviceaccount_token
+from kajitori.registry.core import pod_eviction, serviceaccount_token
 from kajitori.registry.generic.request import UserInfo
-from kajitori.registry.generic.store import ListOptions
+from kajitori.registry.generic.store import ListOptions, Store
 from kajitori.registry.scheduling import priorityclasses
 from kajitori.server import bootstrap, crds
 from kajitori.server.apis import APIRegistry
@@ -93,6 +101,7 @@ class APIServerProcess:
         self.compactor: Compactor | None = None
         self.pki: pki.ClusterPKI | None = None
         self.rbac = rbac.RBACAuthorizer()
+        self.node_authorizer = node_authz.NodeAuthorizer(bootstrap_policy.node_rules())
         self.crds: crds.CRDController | None = None
         self.audit_log: audit.LogBackend | None = None
         self.rewrite_result: encryption.RewriteResult | None = None
@@ -120,7 +129,10 @@ class APIServerProcess:
         await self.backend.start()
         self.compactor = Compactor(self.backend, interval_seconds=cfg.compaction_interval)
         self.compactor.start()
-        authz = authorizer.Union([authorizer.PrivilegedGroups("system:masters"), self.rbac])
+        # --authorization-mode=Node,RBAC as kubeadm sets it, behind the privileged group.
+        authz = authorizer.Union(
+            [authorizer.PrivilegedGroups("system:masters"), self.node_authorizer, self.rbac]
+        )
         reader = _ObjectReader()
         authn = _authenticator(self.token_issuer, reader, token_file)
         self.registry = _registry(
@@ -156,7 +168,9 @@ class APIServerProcess:
         if priority_classes is not None:
             await priorityclasses.ensure_system_classes(priority_classes)
         self.rbac.start(bootstrap.rbac_stores(self.registry))
+        self.node_authorizer.start(_node_graph_stores(self.registry))
         await self.rbac.wait_synced()
+        await self.node_authorizer.wait_synced()
         # Stored CRDs are served again before the server reports ready.
         self.crds = crds.CRDController(self.registry, app.openapi)
         self.crds.start()
@@ -186,6 +200,7 @@ class APIServerProcess:
         if self.crds is not None:
             await self.crds.stop()
         await self.rbac.stop()
+        await self.node_authorizer.stop()
         if self.backend is not None:
             await self.backend.close()
         if self.audit_log is not None:
@@ -312,6 +327,16 @@ def _with_token_apis(
     return out
 
 
+def _node_graph_stores(registry: APIRegistry) -> dict[str, Store]:
+    """The pod, claim and volume stores the Node authorizer's graph follows."""
+    stores = {}
+    for plural in node_authz.WATCHED:
+        store = registry.lookup("", "v1", plural)
+        assert store is not None
+        stores[plural] = store
+    return stores
+
+
 def _registry(
     backend: storage.Backend,
     authz: authorizer.Union,
@@ -329,26 +354,45 @@ def _registry(
         assert store is not None
         return await store.get("", name)
 
+    async def get_node(name: str) -> dict:  # type: ignore[type-arg]
+        store = holder[0].lookup("", "v1", "nodes")
+        assert store is not None
+        return await store.get("", name)
+
     async def list_priority_classes() -> list[dict]:  # type: ignore[type-arg]
         store = holder[0].lookup("scheduling.k8s.io", "v1", "priorityclasses")
         return [] if store is None else (await store.list("", ListOptions())).items
 
+    async def list_storage_classes() -> list[dict]:  # type: ignore[type-arg]
+        store = holder[0].lookup("storage.k8s.io", "v1", "storageclasses")
+        return [] if store is None else (await store.list("", ListOptions())).items
+
     # Escalation checks come first: upstream makes them in the RBAC REST
     # storage, before admission runs.
+    # Upstream's order: LimitRanger before ServiceAccount, ResourceQuota last,
+    # so it charges what every other plugin has let through.
     plugins: list[Any] = [
         rbac.EscalationCheck(rbac_authorizer),
         NamespaceLifecycle(get_namespace),
+        NodeRestriction(get_node),
+        LimitRanger(lambda *gvr: holder[0].lookup(*gvr)),
         DefaultTolerationSeconds(),
         Priority(list_priority_classes),
+        DefaultStorageClass(list_storage_classes),
+        StorageObjectInUseProtection(),
     ]
     if reader is not None:
         plugins.append(ServiceAccount(reader.service_account))
+    plugins.append(ResourceQuota(lambda *gvr: holder[0].lookup(*gvr)))
     admission = AdmissionChain(plugins)
     resources: Sequence[resource.ResourceInfo] = install.all_resources(
         authorizer=authz, legacy_versions=legacy_versions
     )
     if token_apis is not None:
         resources = _with_token_apis(resources, token_apis)
+    resources = pod_eviction.install(
+        resources, lambda: holder[0].lookup("policy", "v1", "poddisruptionbudgets")
+    )
     registry = APIRegistry(
         resources,
         backend,

@@ -54,8 +54,11 @@ def start_in_process(
     options = _with_ca_options(options, ca_pem=ca.cert_pem, sign_legacy=sign_legacy)
 
     def client_for(service_account: str) -> rest.Client:
+        # "name" is a kube-system account; "namespace/name" one elsewhere
+        # (the local-path provisioner's, as kind installs it).
+        namespace, _, name = service_account.rpartition("/")
         credentials = pki.issue_service_account_cert(
-            ca, namespace=CONTROLLER_NAMESPACE, name=service_account
+            ca, namespace=namespace or CONTROLLER_NAMESPACE, name=name
         )
         return rest.Client.in_process(app, client_cert_pem=credentials.cert_pem)
 

@@ -5,7 +5,9 @@ Composition root for ``kubelet.KubeletHost``. Two ways in:
 * ``start_in_process(app, ca, nodes=N)`` — what ``kajitori up --nodes N
   --runtime simulated`` does: N nodes named as kind names its workers
   (``kajitori-worker``, ``kajitori-worker2``, ...), one host, calling the API
-  server's ASGI app directly with a client certificate from the cluster CA;
+  server's ASGI app directly. The host reads nodes and pods as
+  ``system:kajitori:simulated-kubelets``; each node writes as
+  ``system:node:<name>``, so the Node authorizer and NodeRestriction hold;
 * ``run(kubeconfig_path, node_name, stop_event)`` — ``kajitori kubelet``:
   one node over HTTPS, as the kubeconfig's user.
 """
@@ -20,8 +22,11 @@ from kajitori.auth import pki
 from kajitori.client import kubeconfig, rest, transport
 from kajitori.kubelet import kubelet, node_status
 from kajitori.kubelet.runtimes import interface, simulated
+from kajitori.kubelet.runtimes.oci import runtime as oci_runtime
 
-RUNTIMES = ("simulated",)
+RUNTIMES = ("simulated", "oci")
+# Where the oci runtime keeps pods, containers and their logs (as /var/lib/kubelet).
+OCI_ROOT = Path("/var/lib/kajitori/oci")
 CLUSTER_NAME = "kajitori"
 # kind's node network is 172.18.0.0/16 and its first node is .2.
 NODE_NETWORK = ipaddress.ip_network("172.18.0.0/16")
@@ -44,6 +49,9 @@ def node_configs(count: int) -> list[node_status.NodeConfig]:
 
 
 def new_runtime(name: str, *, start_seconds: float = DEFAULT_START_SECONDS) -> interface.Runtime:
+    if name == "oci":
+        # Real containers under runc (root only); pods are not networked yet (loopback only).
+        return oci_runtime.new_runtime(OCI_ROOT)
     if name != "simulated":
         raise ValueError(f"unknown runtime {name!r} (known: {', '.join(RUNTIMES)})")
     return simulated.SimulatedRuntime(start_delay=start_seconds)
@@ -60,8 +68,14 @@ async def start_in_process(
     """Register ``nodes`` simulated nodes and run their kubelets in the background."""
     credentials = pki.issue_simulated_kubelet_cert(ca)
     client = rest.Client.in_process(app, client_cert_pem=credentials.cert_pem)
+    configs = node_configs(nodes)
+    node_certs = pki.issue_node_certs(ca, [config.name for config in configs])
     host = kubelet.KubeletHost(
-        client, node_configs(nodes), new_runtime(runtime), lease_duration=lease_duration
+        client,
+        configs,
+        new_runtime(runtime),
+        lease_duration=lease_duration,
+        client_for=lambda name: client.as_identity(node_certs[name].cert_pem),
     )
     await host.start()
     return host

@@ -177,7 +177,14 @@ class GarbageCollector:
         await asyncio.wait({work, stopped}, return_when=asyncio.FIRST_COMPLETED)
         for task in (work, stopped):
             task.cancel()
-        return work.done() and not work.cancelled()
+        try:
+            await work  # collect its outcome, so no exception goes unretrieved
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            if not self._stopped.is_set():
+                raise
+        return not self._stopped.is_set()
 
     async def _discover(self) -> list[rest.Resource]:
         delay = 0.1

@@ -26,15 +26,30 @@ from typing import Any, Protocol
 
 from kajitori.client import events, informer, rest
 from kajitori.controllers import (
+    cronjob,
+    daemonset,
     deployment,
+    disruption,
+    endpoints,
+    endpointslice,
     garbage_collector,
+    job,
     namespace,
     node_lifecycle,
     nodeipam,
     replicaset,
+    resourcequota,
     root_ca_publisher,
     serviceaccounts,
+    statefulset,
     tokens,
+    ttl_after_finished,
+)
+from kajitori.controllers.volume import (
+    local_path_provisioner,
+    pv_binder,
+    pv_protection,
+    pvc_protection,
 )
 
 log = logging.getLogger(__name__)
@@ -78,6 +93,16 @@ CONTROLLERS: dict[str, ControllerSpec] = {
     "replicaset": ControllerSpec(replicaset.ReplicaSetController, 3, "replicaset-controller"),
     # Upstream: --concurrent-deployment-syncs 5.
     "deployment": ControllerSpec(deployment.DeploymentController, 3, "deployment-controller"),
+    # Upstream: --concurrent-endpoint-syncs and --concurrent-service-endpoint-syncs 5.
+    "endpoint": ControllerSpec(endpoints.EndpointsController, 3, "endpoint-controller"),
+    "endpointslice": ControllerSpec(
+        endpointslice.EndpointSliceController, 3, "endpointslice-controller"
+    ),
+    "disruption": ControllerSpec(disruption.DisruptionController, 2, "disruption-controller"),
+    # Upstream: --concurrent-daemonset-syncs 2.
+    "daemonset": ControllerSpec(daemonset.DaemonSetController, 2, "daemon-set-controller"),
+    # Upstream: --concurrent-statefulset-syncs 5.
+    "statefulset": ControllerSpec(statefulset.StatefulSetController, 3, "statefulset-controller"),
     # Upstream runs node IPAM and node lifecycle as the node-controller ServiceAccount.
     "nodeipam": ControllerSpec(nodeipam.NodeIpamController, 4, "node-controller"),
     "nodelifecycle": ControllerSpec(node_lifecycle.NodeLifecycleController, 2, "node-controller"),
@@ -89,6 +114,33 @@ CONTROLLERS: dict[str, ControllerSpec] = {
     "serviceaccount-token": ControllerSpec(tokens.TokensController, 1, ""),
     "root-ca-cert-publisher": ControllerSpec(
         root_ca_publisher.RootCACertPublisher, 1, "root-ca-cert-publisher"
+    ),
+    # Upstream: --concurrent-job-syncs, --concurrent-cron-job-syncs and
+    # --concurrent-ttl-after-finished-syncs, 5 each.
+    "job": ControllerSpec(job.JobController, 3, "job-controller"),
+    "cronjob": ControllerSpec(cronjob.CronJobController, 2, "cronjob-controller"),
+    "ttl-after-finished": ControllerSpec(
+        ttl_after_finished.TTLAfterFinishedController, 1, "ttl-after-finished-controller"
+    ),
+    # Upstream: --concurrent-resource-quota-syncs 5.
+    "resourcequota": ControllerSpec(
+        resourcequota.ResourceQuotaController, 2, "resourcequota-controller"
+    ),
+    "persistentvolume-binder": ControllerSpec(
+        pv_binder.PersistentVolumeController, 2, "persistent-volume-binder"
+    ),
+    "pvc-protection": ControllerSpec(
+        pvc_protection.PVCProtectionController, 1, "pvc-protection-controller"
+    ),
+    "pv-protection": ControllerSpec(
+        pv_protection.PVProtectionController, 1, "pv-protection-controller"
+    ),
+    # Not a kube-controller-manager controller: kind's add-on, run here as
+    # its own namespaced ServiceAccount (decision 0021).
+    "local-path-provisioner": ControllerSpec(
+        local_path_provisioner.LocalPathProvisioner,
+        2,
+        f"{local_path_provisioner.NAMESPACE}/{local_path_provisioner.SERVICE_ACCOUNT}",
     ),
 }
 DEFAULT_CONTROLLERS: tuple[str, ...] = tuple(CONTROLLERS)

@@ -53,6 +53,15 @@ BURST_REPLICAS = 500
 SLOW_START_INITIAL_BATCH = 1
 DELETION_COST_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
+# Pods by "<namespace>/<controller uid>" ("<namespace>/" for orphans): the only
+# pods a ReplicaSet can claim, found without walking its whole namespace.
+CONTROLLER_INDEX = "replicaset.controllerUID"
+
+
+def index_by_controller(pod: Object) -> list[str]:
+    ref = controller_ref.controller_of(pod)
+    namespace = (pod.get("metadata") or {}).get("namespace", "")
+    return [f"{namespace}/{(ref or {}).get('uid', '')}"]
 
 
 # ----- pure planning ---------------------------------------------------------
@@ -261,6 +270,7 @@ class ReplicaSetController:
         )
         self.rs_informer = informers.informer(rest.REPLICASETS)
         self.pod_informer = informers.informer(rest.PODS)
+        self.pod_informer.indexer.add_indexers({CONTROLLER_INDEX: index_by_controller})
         self.rs_informer.add_event_handler(
             informer.EventHandler(
                 on_add=self._enqueue_rs,
@@ -391,11 +401,12 @@ class ReplicaSetController:
 
     async def _claim_pods(self, rs: Object, selector: labels.Selector) -> list[Object]:
         namespace = rs["metadata"].get("namespace", "")
-        candidates = [
-            pod
-            for pod in self.pod_informer.indexer.by_index(informer.NAMESPACE_INDEX, namespace)
-            if pod_util.is_active(pod)
-        ]
+        # Only its own pods and the namespace's orphans can be claimed; pods of
+        # other controllers would be skipped by the claim anyway.
+        index = self.pod_informer.indexer.by_index
+        owned = index(CONTROLLER_INDEX, f"{namespace}/{rs['metadata'].get('uid', '')}")
+        orphans = index(CONTROLLER_INDEX, f"{namespace}/")
+        candidates = [pod for pod in owned + orphans if pod_util.is_active(pod)]
         manager = controller_ref.ControllerRefManager(
             self.client,
             controller=rs,

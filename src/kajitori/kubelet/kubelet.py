@@ -36,7 +36,7 @@ import datetime
 import ipaddress
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from kajitori.client import informer, rest, workqueue
@@ -113,9 +113,18 @@ class KubeletHost:
         status_report_interval: float = DEFAULT_STATUS_REPORT_INTERVAL,
         workers: int = POD_WORKERS,
         clock: Any = time.time,
+        client_for: Callable[[str], rest.Client] | None = None,
     ) -> None:
         self.client = client
+        # Each node's writes go out as that node (system:node:<name>), so the
+        # Node authorizer and NodeRestriction judge them as a real kubelet's;
+        # without ``client_for`` every node writes through ``client``.
+        self._node_clients = {
+            config.name: client_for(config.name) if client_for else client for config in nodes
+        }
         self.runtime = runtime
+        if isinstance(runtime, interface.NotifyingRuntime):
+            runtime.set_on_change(self._runtime_changed)
         self.nodes = {config.name: NodeState(config) for config in nodes}
         self.lease_duration = lease_duration
         self.status_report_interval = status_report_interval
@@ -126,7 +135,13 @@ class KubeletHost:
         self.pods = informer.Informer(
             self._pod_client, rest.PODS, indexers={NODE_NAME_INDEX: index_by_node_name}
         )
-        self.node_informer = informer.Informer(client, rest.NODES)
+        # A lone kubelet may read only its own Node (the Node authorizer's rule).
+        node_reader = (
+            _FieldSelectedClient(client, f"metadata.name={nodes[0].name}")
+            if len(nodes) == 1
+            else client
+        )
+        self.node_informer = informer.Informer(node_reader, rest.NODES)
         self.queue: workqueue.RateLimitingQueue[str] = workqueue.RateLimitingQueue(
             name="kubelet-pods"
         )
@@ -177,14 +192,15 @@ class KubeletHost:
         return datetime.datetime.fromtimestamp(self.clock(), tz=datetime.UTC)
 
     async def _register(self, state: NodeState) -> None:
+        client = self._node_clients[state.config.name]
         async with self._heartbeats:
             node = node_status.initial_node(state.config, self._now())
             try:
-                node = await self.client.create(rest.NODES, node)
+                node = await client.create(rest.NODES, node)
             except rest.ApiError as exc:
                 if exc.reason != "AlreadyExists":
                     raise
-                node = await self.client.get(rest.NODES, state.config.name)
+                node = await client.get(rest.NODES, state.config.name)
                 state.stopped = node_status.is_stopped(node)
                 if not state.stopped:
                     await self._post_status(state, node)
@@ -195,18 +211,19 @@ class KubeletHost:
 
     async def _renew_lease(self, state: NodeState, node: Object | None = None) -> None:
         """Renew (or create) the node's Lease; the last one written is kept to avoid a GET."""
+        client = self._node_clients[state.config.name]
         now = self._now()
         lease = state.lease
         if lease is None:
-            node = node or await self.client.get(rest.NODES, state.config.name)
+            node = node or await client.get(rest.NODES, state.config.name)
             fresh = node_status.node_lease(node, duration=self.lease_duration, now=now)
             try:
-                state.lease = await self.client.create(rest.LEASES, fresh)
+                state.lease = await client.create(rest.LEASES, fresh)
                 return
             except rest.ApiError as exc:
                 if exc.reason != "AlreadyExists":
                     raise
-                lease = await self.client.get(
+                lease = await client.get(
                     rest.LEASES, state.config.name, namespace=node_status.NODE_LEASE_NAMESPACE
                 )
         lease = copy.deepcopy(lease)
@@ -214,7 +231,7 @@ class KubeletHost:
         lease["spec"]["holderIdentity"] = state.config.name
         lease["spec"]["leaseDurationSeconds"] = self.lease_duration
         try:
-            state.lease = await self.client.update(rest.LEASES, lease)
+            state.lease = await client.update(rest.LEASES, lease)
         except rest.ApiError:
             state.lease = None  # conflict or gone: read it afresh next time
             raise
@@ -222,7 +239,8 @@ class KubeletHost:
     async def _post_status(self, state: NodeState, node: Object | None = None) -> None:
         old = (node or self.node_informer.indexer.get(state.config.name) or {}).get("status") or {}
         body = {"status": node_status.node_status(state.config, old=old, now=self._now())}
-        await self.client.patch(rest.NODES, state.config.name, body, subresource="status")
+        client = self._node_clients[state.config.name]
+        await client.patch(rest.NODES, state.config.name, body, subresource="status")
         state.last_status_post = self.clock()
 
     async def _heartbeat(self, state: NodeState) -> None:
@@ -308,16 +326,21 @@ class KubeletHost:
             return
         body = copy.deepcopy(pod)
         body["status"] = new
-        await self.client.update_status(rest.PODS, body)
+        await self._node_clients[state.config.name].update_status(rest.PODS, body)
 
     async def _terminate(self, pod: Object, state: NodeState, now: float) -> None:
         meta = pod["metadata"]
-        self.runtime.kill_pod(meta["uid"], now=now)
+        grace = meta.get("deletionGracePeriodSeconds")
+        self.runtime.kill_pod(
+            meta["uid"], now=now, grace_period=None if grace is None else float(grace)
+        )
         final = self.runtime.get_pod_status(meta["uid"], now=now)
         if final is not None:
             await self._write_status(pod, state, final, now)
+            if any(c.state == "running" for c in (*final.init_containers, *final.containers)):
+                return  # still stopping (grace period); the runtime tells us when it changes
         try:
-            await self.client.delete(
+            await self._node_clients[state.config.name].delete(
                 rest.PODS,
                 meta["name"],
                 namespace=meta["namespace"],
@@ -327,6 +350,12 @@ class KubeletHost:
         except rest.ApiError as exc:
             if not exc.not_found and not exc.conflict:
                 raise
+
+    def _runtime_changed(self, uid: str) -> None:
+        """A NotifyingRuntime's pod changed by itself: sync it again."""
+        for key, (known, _) in list(self._uids.items()):
+            if known == uid:
+                self.queue.add(key)
 
     def _forget(self, key: str) -> None:
         known = self._uids.pop(key, None)

@@ -164,6 +164,13 @@ class NodeInfo:
     requested: dict[str, int] = dataclasses.field(default_factory=dict)
     non_zero_requested: dict[str, int] = dataclasses.field(default_factory=dict)
     used_ports: list[HostPort] = dataclasses.field(default_factory=list)
+    # Pods with required pod anti-affinity: InterPodAffinity must look at
+    # these for every incoming pod, and only at these (upstream keeps the same list).
+    pods_with_required_anti_affinity: list[Object] = dataclasses.field(default_factory=list)
+    # The node's allocatable, parsed once: filters and scorers read it per cycle.
+    _allocatable: dict[str, int] | None = dataclasses.field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def name(self) -> str:
@@ -177,13 +184,28 @@ class NodeInfo:
 
     @property
     def allocatable(self) -> dict[str, int]:
-        return resource_list((self.node.get("status") or {}).get("allocatable"))
+        if self._allocatable is None:
+            self._allocatable = resource_list((self.node.get("status") or {}).get("allocatable"))
+        return self._allocatable
 
     def add_pod(self, pod: Object) -> None:
         self.pods.append(pod)
         _add(self.requested, pod_requests(pod))
         _add(self.non_zero_requested, pod_requests(pod, non_zero=True))
         self.used_ports.extend(host_ports(pod))
+        if has_required_anti_affinity(pod):
+            self.pods_with_required_anti_affinity.append(pod)
+
+    def remove_pod(self, pod: Object) -> None:
+        """Take back what ``add_pod(pod)`` added (``pod`` is the object that was added)."""
+        self.pods = [p for p in self.pods if p is not pod]
+        self.pods_with_required_anti_affinity = [
+            p for p in self.pods_with_required_anti_affinity if p is not pod
+        ]
+        _add(self.requested, {k: -v for k, v in pod_requests(pod).items()})
+        _add(self.non_zero_requested, {k: -v for k, v in pod_requests(pod, non_zero=True).items()})
+        for port in host_ports(pod):
+            self.used_ports.remove(port)
 
     def without(self, removed: Iterable[Object]) -> NodeInfo:
         """A copy without ``removed`` pods (by uid), as preemption's what-if needs."""
@@ -193,6 +215,17 @@ class NodeInfo:
             if pod["metadata"].get("uid") not in gone:
                 copy.add_pod(pod)
         return copy
+
+
+def has_required_anti_affinity(pod: Object) -> bool:
+    affinity = (pod.get("spec") or {}).get("affinity") or {}
+    anti = affinity.get("podAntiAffinity") or {}
+    return bool(anti.get("requiredDuringSchedulingIgnoredDuringExecution"))
+
+
+def counts_on_node(pod: Object) -> bool:
+    """Whether an assigned pod takes room on its node (terminal pods do not)."""
+    return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
 
 
 def snapshot(nodes: Iterable[Object], pods: Iterable[Object]) -> list[NodeInfo]:

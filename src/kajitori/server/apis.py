@@ -212,6 +212,9 @@ def _api_resource(info: ResourceInfo) -> dict[str, Any]:
 def _subresource_kind(info: ResourceInfo, sub: str) -> tuple[str, str, str]:
     if sub == "scale":
         return "autoscaling", "v1", "Scale"
+    if sub == "eviction":
+        # Upstream's EvictionREST reports policy/v1 (kubectl drain looks for it).
+        return "policy", "v1", "Eviction"
     return info.group, info.version, info.kind
 
 
@@ -234,7 +237,7 @@ def _api_subresources(info: ResourceInfo) -> list[dict[str, Any]]:
             "kind": kind,
             "verbs": _subresource_verbs(info, sub),
         }
-        if sub == "scale":
+        if sub in ("scale", "eviction"):
             entry["group"] = group
             entry["version"] = version
         out.append(entry)

@@ -140,6 +140,8 @@ class APIServer:
             subresource=info.subresource,
             namespace=info.namespace,
             name=info.name,
+            field_selector=info.field_selector,
+            label_selector=info.label_selector,
         )
         decision, reason = self.authorizer.authorize(attrs)
         if decision == "Allow":

@@ -4,19 +4,19 @@ As upstream's apiserver post-start hooks: the namespaces ``default``,
 ``kube-system``, ``kube-public`` and ``kube-node-lease``, the default RBAC
 policy (auth.bootstrap_policy, reconciled on every start), and the
 ``kubernetes`` Service in ``default`` at the first address of the service
-CIDR (10.96.0.1, kubeadm's convention) on port 443, with Endpoints pointing
-at this API server when it listens on an address other pods could reach.
+CIDR (10.96.0.1, kubeadm's convention) on port 443, with Endpoints and an
+EndpointSlice pointing at this API server (``master_endpoints``).
 """
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from kajitori.auth import bootstrap_policy
 from kajitori.machinery import errors
 from kajitori.registry.generic.request import RequestContext, UserInfo
 from kajitori.registry.generic.store import Store
+from kajitori.server import local_path_storage, master_endpoints
 from kajitori.server.apis import APIRegistry
 
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -56,15 +56,13 @@ async def ensure_initial_objects(
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
         )
     await _ensure(registry, "", "services", "default", _kubernetes_service())
+    # kind's default StorageClass and its local-path provisioner's identity.
+    for group, plural, namespace, obj in local_path_storage.objects():
+        await _ensure(registry, group, plural, namespace, obj)
     stores = rbac_stores(registry)
     if len(stores) == len(_RBAC_PLURALS):
         await bootstrap_policy.reconcile(stores)
-    if not ipaddress.ip_address(api_address).is_loopback:
-        # Upstream refuses loopback endpoint addresses; a server bound to
-        # 127.0.0.1 has no address pods could reach, so it advertises none.
-        await _ensure(
-            registry, "", "endpoints", "default", _kubernetes_endpoints(api_address, api_port)
-        )
+    await master_endpoints.reconcile(registry, api_address=api_address, api_port=api_port)
 
 
 _RBAC_PLURALS = ("roles", "clusterroles", "rolebindings", "clusterrolebindings")
@@ -96,22 +94,4 @@ def _kubernetes_service() -> dict[str, Any]:
             "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
             "sessionAffinity": "None",
         },
-    }
-
-
-def _kubernetes_endpoints(address: str, port: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Endpoints",
-        "metadata": {
-            "name": "kubernetes",
-            "namespace": "default",
-            "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"},
-        },
-        "subsets": [
-            {
-                "addresses": [{"ip": address}],
-                "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
-            }
-        ],
     }

@@ -142,6 +142,14 @@ def _json_error_text(data: bytes, exc: orjson.JSONDecodeError) -> str:
 
 
 def decode_yaml(data: bytes) -> Any:
+    if data.lstrip()[:1] == b"{":
+        # JSON is YAML, and what kubectl and most clients send as YAML is JSON:
+        # orjson reads it ~50x faster than the YAML parser; anything it refuses
+        # (YAML flow style, comments) still goes to the YAML parser below.
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
     try:
         return yaml.load(data, Loader=_YamlLoader)
     except yaml.YAMLError as exc:

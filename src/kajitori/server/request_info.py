@@ -20,7 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
+from kajitori.machinery import fields, names
+
 _NAMESPACE_SUBRESOURCES = frozenset(("status", "finalize"))
+_COLLECTION_VERBS = frozenset(("list", "watch", "deletecollection"))
 _VERB_BY_METHOD = {
     "POST": "create",
     "PUT": "update",
@@ -44,6 +47,10 @@ class RequestInfo:
     subresource: str = ""
     name: str = ""
     parts: tuple[str, ...] = ()
+    # The raw selectors of a list, watch or deletecollection, for authorizers
+    # (upstream's KEP-4601 "authorize with selectors").
+    field_selector: str = ""
+    label_selector: str = ""
 
 
 def parse_query(query_string: bytes) -> dict[str, str]:
@@ -81,6 +88,12 @@ def new_request_info(method: str, path: str, query: dict[str, str]) -> RequestIn
     name = parts[1] if len(parts) > 1 else ""
     subresource = parts[2] if len(parts) > 2 else ""
     verb = _refine_verb(verb, name, query)
+    field_selector = label_selector = ""
+    if verb in _COLLECTION_VERBS:
+        field_selector = query.get("fieldSelector", "")
+        label_selector = query.get("labelSelector", "")
+        if verb != "deletecollection":
+            name = _name_from_field_selector(field_selector) or name
     return RequestInfo(
         path=path,
         verb=verb,
@@ -93,7 +106,26 @@ def new_request_info(method: str, path: str, query: dict[str, str]) -> RequestIn
         subresource=subresource,
         name=name,
         parts=tuple(parts),
+        field_selector=field_selector,
+        label_selector=label_selector,
     )
+
+
+def _name_from_field_selector(text: str) -> str:
+    """``metadata.name=x`` in a list or watch names the object, as upstream's RequestInfo.
+
+    So RBAC ``resourceNames`` can grant a list or watch of one object (what an
+    informer for a single object asks). A selector that does not parse names
+    nothing; the handler refuses it later with the right error.
+    """
+    if "metadata.name" not in text:
+        return ""
+    try:
+        selector = fields.parse_field_selector(text)
+    except fields.SelectorError:
+        return ""
+    name = selector.requires_exact_match("metadata.name") or ""
+    return name if name and not names.is_path_segment_name(name) else ""
 
 
 def _refine_verb(verb: str, name: str, query: dict[str, str]) -> str:

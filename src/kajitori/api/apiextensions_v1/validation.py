@@ -172,18 +172,92 @@ def _validate_version(version: Object, path: field.Path) -> field.ErrorList:
         errs.append(field.required(spath, "schemas are required"))
     else:
         errs.extend(validate_structural(schema, spath))
-        for rule_path, rule in cel.rules_paths(schema, str(spath)):
-            problem = cel.compile_problem(rule.get("rule", ""))
-            if not rule.get("rule"):
-                errs.append(field.required(f"{rule_path}.rule"))
-            elif problem:
-                errs.append(
-                    field.invalid(
-                        f"{rule_path}.rule", rule["rule"], f"compilation failed: {problem}"
-                    )
-                )
+        rule_errs = field.ErrorList()
+        for rule_path, rule, node in cel.rules_with_schema(schema, str(spath)):
+            rule_errs.extend(_validate_rule(rule, rule_path))
+            rule_errs.extend(_validate_rule_field_path(rule, rule_path, node))
+        errs.extend(rule_errs)
+        if not rule_errs:
+            errs.extend(cel.check_costs(schema, str(spath)))
     for i, column in enumerate(version.get("additionalPrinterColumns") or []):
         errs.extend(_validate_column(column, path.child("additionalPrinterColumns").index(i)))
+    return errs
+
+
+_REASONS = ("FieldValueDuplicate", "FieldValueForbidden", "FieldValueInvalid", "FieldValueRequired")
+
+
+def _validate_rule(rule: Object, path: str) -> field.ErrorList:
+    """One x-kubernetes-validations entry: it compiles, and its companions are well formed."""
+    errs = field.ErrorList()
+    source = str(rule.get("rule", "")).strip()
+    if not source:
+        errs.append(field.required(f"{path}.rule", "rule is not specified"))
+        return errs
+    problem = cel.compile_problem(source)
+    if problem:
+        errs.append(field.invalid(f"{path}.rule", rule["rule"], f"compilation failed: {problem}"))
+    message = rule.get("message")
+    if message is not None and message != "" and not str(message).strip():
+        errs.append(
+            field.invalid(f"{path}.message", message, "message must be non-empty if specified")
+        )
+    elif message and _NEWLINES.search(str(message).strip()):
+        errs.append(
+            field.invalid(f"{path}.message", message, "message must not contain line breaks")
+        )
+    elif _NEWLINES.search(source) and not str(message or "").strip():
+        errs.append(
+            field.required(
+                f"{path}.message", "message must be specified if rule contains line breaks"
+            )
+        )
+    expression = rule.get("messageExpression")
+    if expression is not None and expression != "":
+        if not str(expression).strip():
+            errs.append(
+                field.required(
+                    f"{path}.messageExpression", "messageExpression must be non-empty if specified"
+                )
+            )
+        elif (expression_problem := cel.compile_problem(expression)) is not None:
+            errs.append(
+                field.invalid(
+                    f"{path}.messageExpression",
+                    expression,
+                    f"messageExpression compilation failed: {expression_problem}",
+                )
+            )
+    reason = rule.get("reason")
+    if reason is not None and reason not in _REASONS:
+        errs.append(field.not_supported(f"{path}.reason", reason, _REASONS))
+    if "optionalOldSelf" in rule and not problem and not cel.compile_rule(source).uses_old_self:
+        errs.append(
+            field.invalid(
+                f"{path}.optionalOldSelf",
+                rule["optionalOldSelf"],
+                "may not be set if oldSelf is not used in rule",
+            )
+        )
+    return errs
+
+
+_NEWLINES = re.compile(r"[\n\r]+")
+
+
+def _validate_rule_field_path(rule: Object, path: str, node: Object) -> field.ErrorList:
+    """A rule's fieldPath: non-empty, one line, and naming a field of the rule's node."""
+    errs = field.ErrorList()
+    value = rule.get("fieldPath")
+    if not value:
+        return errs
+    where = f"{path}.fieldPath"
+    if not str(value).strip():
+        errs.append(field.invalid(where, value, "fieldPath must be non-empty if specified"))
+    elif _NEWLINES.search(str(value)):
+        errs.append(field.invalid(where, value, "fieldPath must not contain line breaks"))
+    elif not cel.field_path_valid(node, str(value)):
+        errs.append(field.invalid(where, value, "fieldPath must be a valid path"))
     return errs
 
 

@@ -12,7 +12,8 @@ sleeping. The runtime never talks to the API: the kubelet turns a
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal, Protocol
+from collections.abc import Callable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 Object = dict[str, Any]
 State = Literal["waiting", "running", "terminated"]
@@ -71,8 +72,14 @@ class Runtime(Protocol):
     def sync_pod(self, pod: Object, *, now: float) -> None:
         """Make the pod's sandbox and containers exist (idempotent); called on every pod sync."""
 
-    def kill_pod(self, uid: str, *, now: float) -> None:
-        """Stop every container of pod ``uid`` at ``now``; a no-op for an unknown pod."""
+    def kill_pod(self, uid: str, *, now: float, grace_period: float | None = None) -> None:
+        """Stop every container of pod ``uid`` at ``now``; a no-op for an unknown pod.
+
+        ``grace_period`` (the pod's ``deletionGracePeriodSeconds``) overrides
+        ``spec.terminationGracePeriodSeconds``. A runtime whose containers take
+        time to stop reports them running until they have; the kubelet looks
+        again when it is told of a change.
+        """
 
     def get_pod_status(self, uid: str, *, now: float) -> PodStatus | None:
         """The pod's status at ``now``; ``None`` when the runtime has never started it."""
@@ -82,3 +89,15 @@ class Runtime(Protocol):
 
     def get_pods(self) -> list[str]:
         """UIDs of every pod the runtime holds."""
+
+
+@runtime_checkable
+class NotifyingRuntime(Protocol):
+    """A runtime whose pods change on their own (real containers), not on a timeline.
+
+    The kubelet registers ``callback`` once; the runtime calls it with a
+    pod's UID, on the event loop, whenever that pod's status may have
+    changed, and the kubelet then syncs the pod again.
+    """
+
+    def set_on_change(self, callback: Callable[[str], None]) -> None: ...

@@ -136,7 +136,7 @@ class SimulatedRuntime:
             containers=list(spec.get("containers") or ()),
         )
 
-    def kill_pod(self, uid: str, *, now: float) -> None:
+    def kill_pod(self, uid: str, *, now: float, grace_period: float | None = None) -> None:
         record = self._pods.get(uid)
         if record is not None and record.killed_at is None:
             record.killed_at = now

@@ -14,6 +14,7 @@ keys, then values, then indexes, each sorted.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -46,7 +47,9 @@ def index(position: int) -> str:
     return f"i:{position}"
 
 
+@functools.lru_cache(maxsize=65536)
 def _sort_key(element: str) -> tuple[int, Any]:
+    """Upstream's element order; memoised, as the same few elements recur in every object."""
     kind = _KIND_ORDER.get(element[:1], 4)
     if kind == 3:
         return kind, int(element[2:])
@@ -54,25 +57,32 @@ def _sort_key(element: str) -> tuple[int, Any]:
 
 
 def to_fields_v1(paths: Iterable[Path]) -> dict[str, Any]:
-    """Encode a field set as the nested FieldsV1 object."""
+    """Encode a field set as the nested FieldsV1 object.
+
+    Paths are inserted in upstream's element order, so every node's keys come
+    out sorted without sorting each node; a path sorts before the paths
+    below it, so a member node gets its ``"."`` marker before its first child.
+    """
     root: dict[str, Any] = {}
-    for path in paths:
+    childless_members: set[int] = set()  # ids of member nodes with no children yet
+    for path in sorted(paths, key=_path_key):
         node = root
         for element in path:
-            node = node.setdefault(element, {})
+            child = node.get(element)
+            if child is None:
+                if id(node) in childless_members:
+                    node["."] = {}
+                    childless_members.discard(id(node))
+                child = node[element] = {}
+            node = child
         if path:
-            node["."] = {}
-    return _finish(root)
+            childless_members.add(id(node))
+    return root
 
 
-def _finish(node: dict[str, Any]) -> dict[str, Any]:
-    children = {k: v for k, v in node.items() if k != "."}
-    if not children:
-        return {}
-    out: dict[str, Any] = {".": {}} if "." in node else {}
-    for element in sorted(children, key=_sort_key):
-        out[element] = _finish(children[element])
-    return out
+@functools.lru_cache(maxsize=65536)
+def _path_key(path: Path) -> tuple[tuple[int, Any], ...]:
+    return tuple(map(_sort_key, path))
 
 
 def from_fields_v1(tree: Any) -> FieldSet:

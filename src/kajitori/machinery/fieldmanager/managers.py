@@ -96,13 +96,18 @@ class Scope:
     only: tuple[fieldpath.Path, ...] = ()
 
     def keeps(self, path: fieldpath.Path) -> bool:
+        # Plain loops: this runs once per path of every object written.
         if path in _STRIPPED or path[:2] == _MANAGED_FIELDS:
             return False
-        if any(path[: len(r)] == r for r in self.reset):
-            return False
-        if self.only:
-            return any(path[: len(o)] == o for o in self.only)
-        return True
+        for reset in self.reset:
+            if path[: len(reset)] == reset:
+                return False
+        if not self.only:
+            return True
+        for only in self.only:
+            if path[: len(only)] == only:
+                return True
+        return False
 
 
 WHOLE = Scope()
@@ -199,6 +204,12 @@ def _flat(
 ) -> typed.Flat:
     if not obj:
         return {}
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        # managedFields are never owned, and walking them (a large free-form tree of
+        # every manager's fieldsV1) cost more than the rest of the object.
+        trimmed = {k: v for k, v in meta.items() if k != "managedFields"}
+        obj = {**obj, "metadata": trimmed}
     flat = typed.flatten(obj, schema, strict=strict)
     return {p: n for p, n in flat.items() if scope.keeps(p)}
 
@@ -251,8 +262,9 @@ def apply(
 ) -> tuple[Object, list[Entry]]:
     """Merge ``config`` into ``live`` (None: create) for ``manager``; raises ``ApplyConflict``."""
     applied = typed.field_set(_flat(config, schema, scope, strict=True))
+    live_flat = _flat(live, schema, scope)
     if live and not entries:
-        existing = typed.field_set(_flat(live, schema, scope))
+        existing = typed.field_set(live_flat)
         if existing:
             entries = [Entry(BEFORE_FIRST_APPLY, UPDATE, api_version, now, existing, subresource)]
     identity = (manager, APPLY, "", subresource)
@@ -263,7 +275,7 @@ def apply(
     if dropped:
         keep = applied.union(*(e.fields for e in others))
         _prune(merged, dropped - keep, keep, schema)
-    change = typed.compare(_flat(live, schema, scope), _flat(merged, schema, scope))
+    change = typed.compare(live_flat, _flat(merged, schema, scope))
     conflicts = [(e, p) for e in others for p in fieldpath.sorted_paths(e.fields & change.changed)]
     if conflicts and not force:
         allowed = (

@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from kajitori.machinery.fieldmanager import fieldpath
 from kajitori.machinery.schema import SchemaNode
@@ -37,8 +37,9 @@ class TypedError(ValueError):
     """A value that does not fit its schema's structure (e.g. duplicate list keys)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Node:
+class Node(NamedTuple):
+    # A NamedTuple, not a frozen dataclass: one is built per path of every object
+    # written, and a tuple is several times cheaper to construct.
     kind: NodeKind
     value: Any = None
 
@@ -46,9 +47,24 @@ class Node:
 Flat = dict[fieldpath.Path, Node]
 
 
+_LIST_KINDS: dict[int, tuple[SchemaNode, tuple[ListKind, tuple[str, ...]]]] = {}
+
+
 def list_kind(schema: SchemaNode | None) -> tuple[ListKind, tuple[str, ...]]:
+    """How a list is owned; memoised per schema node (nodes live as long as their schema)."""
     if schema is None:
         return "atomic", ()
+    hit = _LIST_KINDS.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    found = _list_kind(schema)
+    if len(_LIST_KINDS) > 50_000:
+        _LIST_KINDS.clear()
+    _LIST_KINDS[id(schema)] = (schema, found)  # holding the node keeps its id from reuse
+    return found
+
+
+def _list_kind(schema: SchemaNode) -> tuple[ListKind, tuple[str, ...]]:
     declared = schema.list_type
     if declared == "map" and schema.list_map_keys:
         return "map", schema.list_map_keys
@@ -122,13 +138,24 @@ def _walk(
             return
         if path:
             out[path] = Node("struct" if _is_struct(schema) else "map")
-        for name, child in value.items():
-            _walk(child, _child(schema, name), (*path, fieldpath.field(name)), out, strict)
+        _walk_fields(value, schema, path, out, strict)
         return
     if isinstance(value, list):
         _walk_list(value, schema, path, out, strict)
         return
     out[path] = Node("leaf", value)
+
+
+def _walk_fields(
+    value: dict[str, Any], schema: SchemaNode | None, path: fieldpath.Path, out: Flat, strict: bool
+) -> None:
+    # Scalars (most of any object) are recorded here, without looking up their schema.
+    for name, child in value.items():
+        child_path = (*path, "f:" + name)
+        if isinstance(child, dict | list):
+            _walk(child, _child(schema, name), child_path, out, strict)
+        else:
+            out[child_path] = Node("leaf", child)
 
 
 def _walk_list(
@@ -164,8 +191,7 @@ def _walk_list(
             out[item_path] = Node("leaf", item)
             continue
         out[item_path] = Node("item")
-        for name, child in item.items():
-            _walk(child, _child(items, name), (*item_path, fieldpath.field(name)), out, strict)
+        _walk_fields(item, items, item_path, out, strict)
 
 
 def _first_duplicate(elements: list[str]) -> str | None:

@@ -27,11 +27,46 @@ class DaemonSetStrategy(strategies.SpecWithStatusStrategy):
     def set_defaults(self, obj: Object) -> None:
         defaults.set_defaults_daemon_set(obj)
 
+    # Upstream's internal spec.templateGeneration travels in apps/v1 as this
+    # annotation: 1 on create, +1 when the template changes, never set by
+    # clients on update. The DaemonSet controller copies it into its pods'
+    # pod-template-generation label.
+    def prepare_for_create(self, obj: Object) -> None:
+        super().prepare_for_create(obj)
+        if _template_generation(obj) < 1:
+            _set_template_generation(obj, 1)
+
+    def prepare_for_update(self, obj: Object, old: Object) -> None:
+        super().prepare_for_update(obj, old)
+        generation = _template_generation(old)
+        if (obj.get("spec") or {}).get("template") != (old.get("spec") or {}).get("template"):
+            generation += 1
+        _set_template_generation(obj, generation)
+
     def validate(self, obj: Object) -> field.ErrorList:
         return validation.validate_daemon_set(obj)
 
     def validate_update(self, obj: Object, old: Object) -> field.ErrorList:
         return validation.validate_daemon_set_update(obj, old)
+
+
+TEMPLATE_GENERATION_ANNOTATION = "deprecated.daemonset.template.generation"
+
+
+def _template_generation(obj: Object) -> int:
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    try:
+        return int(annotations.get(TEMPLATE_GENERATION_ANNOTATION, 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _set_template_generation(obj: Object, generation: int) -> None:
+    meta = obj.setdefault("metadata", {})
+    meta["annotations"] = {
+        **(meta.get("annotations") or {}),
+        TEMPLATE_GENERATION_ANNOTATION: str(generation),
+    }
 
 
 class DaemonSetStatusStrategy(strategies.StatusStrategy):

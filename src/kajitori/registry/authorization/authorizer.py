@@ -32,6 +32,9 @@ class Attributes:
     subresource: str = ""
     namespace: str = ""
     name: str = ""
+    # Raw selectors of a list, watch or deletecollection (KEP-4601); "" when none.
+    field_selector: str = ""
+    label_selector: str = ""
 
 
 @dataclass(slots=True)

@@ -180,6 +180,12 @@ def attributes_from_spec(spec: Object, user: UserInfo) -> authz.Attributes:
             subresource=resource_attrs.get("subresource", ""),
             namespace=resource_attrs.get("namespace", ""),
             name=resource_attrs.get("name", ""),
+            field_selector=str(
+                (resource_attrs.get("fieldSelector") or {}).get("rawSelector") or ""
+            ),
+            label_selector=str(
+                (resource_attrs.get("labelSelector") or {}).get("rawSelector") or ""
+            ),
         )
     non_resource = spec.get("nonResourceAttributes") or {}
     return authz.Attributes(

@@ -35,6 +35,8 @@ ANTI_AFFINITY = "node(s) didn't match pod anti-affinity rules"
 REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
 PREFERRED = "preferredDuringSchedulingIgnoredDuringExecution"
 _NODES_KEY = "InterPodAffinity.nodes"
+_ANTI_KEY = "InterPodAffinity.existingAntiAffinity"
+_PLACED_KEY = "InterPodAffinity.placed"
 
 Object = dict[str, Any]
 
@@ -77,24 +79,50 @@ class InterPodAffinity:
     def pre_filter(
         self, state: framework.CycleState, pod: Object, nodes: list[framework.NodeInfo]
     ) -> framework.Status:
+        # Only pods with required anti-affinity can keep this one out, and each
+        # NodeInfo lists them; every placed pod matters only when this pod has
+        # required terms of its own. With neither, Filter has nothing to check
+        # (upstream's PreFilter returns Skip then too).
         state[_NODES_KEY] = nodes
+        existing = [
+            (other, info) for info in nodes for other in info.pods_with_required_anti_affinity
+        ]
+        own = _terms(pod, "podAffinity", REQUIRED) or _terms(pod, "podAntiAffinity", REQUIRED)
+        if not existing and not own:
+            return framework.Status(framework.Code.SKIP)
+        state[_ANTI_KEY] = existing
+        if own:
+            state[_PLACED_KEY] = _all_pods(nodes)
         return framework.SUCCESS
+
+    def _placed(
+        self, state: framework.CycleState, node: framework.NodeInfo
+    ) -> list[tuple[Object, framework.NodeInfo]]:
+        placed: list[tuple[Object, framework.NodeInfo]] | None = state.get(_PLACED_KEY)
+        return placed if placed is not None else _all_pods(state.get(_NODES_KEY) or [node])
 
     def filter(
         self, state: framework.CycleState, pod: Object, node: framework.NodeInfo
     ) -> framework.Status:
-        placed = _all_pods(state.get(_NODES_KEY) or [node])
-        for existing, where in placed:
-            for term in _terms(existing, "podAntiAffinity", REQUIRED):
+        existing = state.get(_ANTI_KEY)
+        if existing is None:
+            existing = _all_pods([node])
+        for other, where in existing:
+            for term in _terms(other, "podAntiAffinity", REQUIRED):
                 key = term.get("topologyKey") or ""
-                if term_matches_pod(term, existing, pod) and _same_domain(key, node, where):
+                if term_matches_pod(term, other, pod) and _same_domain(key, node, where):
                     return framework.unschedulable(EXISTING_ANTI_AFFINITY)
+        affinity = _terms(pod, "podAffinity", REQUIRED)
+        anti = _terms(pod, "podAntiAffinity", REQUIRED)
+        if not affinity and not anti:
+            return framework.SUCCESS
+        placed = self._placed(state, node)
         if not self._affinity_satisfied(pod, node, placed):
             return framework.unschedulable(AFFINITY, unresolvable=True)
-        for term in _terms(pod, "podAntiAffinity", REQUIRED):
+        for term in anti:
             key = term.get("topologyKey") or ""
-            for existing, where in placed:
-                if term_matches_pod(term, pod, existing) and _same_domain(key, node, where):
+            for other, where in placed:
+                if term_matches_pod(term, pod, other) and _same_domain(key, node, where):
                     return framework.unschedulable(ANTI_AFFINITY)
         return framework.SUCCESS
 
@@ -119,8 +147,20 @@ class InterPodAffinity:
         has_keys = all((t.get("topologyKey") or "") in node.labels for t in terms)
         return nobody and selects_itself and has_keys
 
+    def pre_score(
+        self, state: framework.CycleState, pod: Object, nodes: list[framework.NodeInfo]
+    ) -> framework.Status:
+        """Skip scoring when the pod has no preferred terms (every node would score 0)."""
+        if not _terms(pod, "podAffinity", PREFERRED) and not _terms(
+            pod, "podAntiAffinity", PREFERRED
+        ):
+            return framework.Status(framework.Code.SKIP)
+        if _PLACED_KEY not in state:
+            state[_PLACED_KEY] = _all_pods(state.get(_NODES_KEY) or nodes)
+        return framework.SUCCESS
+
     def score(self, state: framework.CycleState, pod: Object, node: framework.NodeInfo) -> int:
-        placed = _all_pods(state.get(_NODES_KEY) or [node])
+        placed = self._placed(state, node)
         total = 0
         for kind, sign in (("podAffinity", 1), ("podAntiAffinity", -1)):
             for weighted in _terms(pod, kind, PREFERRED):

@@ -100,6 +100,14 @@ class NodeAffinity:
             if term_matches(term.get("preference") or {}, node)
         )
 
+    def pre_score(
+        self, state: framework.CycleState, pod: dict[str, Any], nodes: list[framework.NodeInfo]
+    ) -> framework.Status:
+        """Skip scoring without preferred terms: every node would score 0."""
+        if not _node_affinity(pod).get("preferredDuringSchedulingIgnoredDuringExecution"):
+            return framework.Status(framework.Code.SKIP)
+        return framework.SUCCESS
+
     def normalize(
         self, state: framework.CycleState, pod: dict[str, Any], scores: dict[str, int]
     ) -> None:

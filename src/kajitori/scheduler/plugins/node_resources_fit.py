@@ -23,6 +23,15 @@ from kajitori.scheduler import framework
 
 SCORED_RESOURCES = ("cpu", "memory")
 _STATE_KEY = "NodeResourcesFit.requests"
+_NON_ZERO_KEY = "NodeResourcesFit.nonZeroRequests"
+
+
+def non_zero_requests(state: framework.CycleState, pod: dict[str, Any]) -> dict[str, int]:
+    """The pod's scoring requests, computed once per cycle (both scorers read them per node)."""
+    requests: dict[str, int] | None = state.get(_NON_ZERO_KEY)
+    if requests is None:
+        requests = state[_NON_ZERO_KEY] = framework.pod_requests(pod, non_zero=True)
+    return requests
 
 
 def insufficient(requests: dict[str, int], node: framework.NodeInfo) -> list[str]:
@@ -66,7 +75,7 @@ class NodeResourcesFit:
         self, state: framework.CycleState, pod: dict[str, Any], node: framework.NodeInfo
     ) -> int:
         """LeastAllocated."""
-        requests = framework.pod_requests(pod, non_zero=True)
+        requests = non_zero_requests(state, pod)
         allocatable = node.allocatable
         total = 0
         for name in SCORED_RESOURCES:
@@ -89,7 +98,7 @@ class BalancedAllocation:
     def score(
         self, state: framework.CycleState, pod: dict[str, Any], node: framework.NodeInfo
     ) -> int:
-        requests = framework.pod_requests(pod, non_zero=True)
+        requests = non_zero_requests(state, pod)
         allocatable = node.allocatable
         fractions = []
         for name in SCORED_RESOURCES:

@@ -78,6 +78,16 @@ class PodTopologySpread:
             for when in ("DoNotSchedule", "ScheduleAnyway")
             for c in _constraints(pod, when)
         }
+        if not _constraints(pod, "DoNotSchedule"):
+            return framework.Status(framework.Code.SKIP)  # Filter would pass every node
+        return framework.SUCCESS
+
+    def pre_score(
+        self, state: framework.CycleState, pod: Object, nodes: list[framework.NodeInfo]
+    ) -> framework.Status:
+        """Skip scoring without ScheduleAnyway constraints: every node would tie."""
+        if not _constraints(pod, "ScheduleAnyway"):
+            return framework.Status(framework.Code.SKIP)
         return framework.SUCCESS
 
     def _counts(

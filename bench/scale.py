@@ -1,0 +1,656 @@
+"""Benchmark: a 1,000-node simulated cluster — start-up, scheduling, rollouts and memory.
+
+Run ``python -m bench.scale`` (a few minutes; ``--quick`` for 100 nodes and
+1,000 pods). It starts ``python -m kajitori up --nodes N --runtime
+simulated`` pinned to core 0 (``bench.common.ServerProcess``): API server,
+controllers, scheduler and the N simulated kubelets in that one process.
+This driver, pinned to core 1, watches the cluster over HTTPS with the
+client library's informers and times, in one run:
+
+* **start-up**: from spawn to every Node ``Ready`` (as the driver's node
+  informer sees it), and the server's VmRSS then;
+* **rollout**: ``--deployments`` Deployments (default 10) sharing
+  ``--pods`` replicas (default 10,000), from their creation to every pod
+  ``Running``; per pod the driver records when it first saw it, saw it
+  bound (``spec.nodeName``) and saw it ``Running``. The bind rate over the
+  rollout and the most pods created but not yet bound are reported beside
+  it, and the server's VmRSS and VmHWM once all are Running;
+* **scheduler throughput**: ``--burst`` pods (default a fifth of
+  ``--pods``) created directly, 16 requests at a time, beside the pods
+  already running. Pods bound per second are counted from the first bind to
+  the last; ``bind_rate_after_creates`` counts only the binds after the
+  last create was answered, when the scheduler alone works through its
+  backlog. The create rate of the same run is the floor the scheduler is
+  compared with: ``bind_vs_create`` near 1.0 means the scheduler keeps up
+  with the API server's writes;
+* **StatefulSet**: a 100-replica ``OrderedReady`` StatefulSet, from its
+  creation to ``readyReplicas == 100`` (each pod waits for the one before to
+  be Ready, so this is 100 round trips through controller, scheduler and
+  kubelet, each with the simulated runtime's 0.5 s container start);
+* **soak** (only with ``--soak SECONDS``): the Deployments scaled so that
+  ``--soak-pods`` (default 100,000) pods run, held for that long while the
+  server's VmRSS is sampled every ``--soak-interval`` seconds (default 60);
+  the least-squares slope in MiB per minute says whether memory is flat.
+  The issue's hour: ``python -m bench.scale --soak 3600``.
+
+Targets (2-core machine): at least 300 pods/s scheduled, 10,000 pods
+Running within 60 s, under 1.5 GiB RSS at 10,000 pods, flat memory at
+100,000. The machine is shared: the report carries the load average at the
+start and the CPU other processes used during each phase
+(``other_cpu_cores``). ``--profile DIR`` records the server with py-spy
+during the rollout and the burst (do not quote timings from such a run).
+
+It prints a table and writes ``bench/results/scale-<timestamp>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench import common, loadgen
+from kajitori.client import informer, kubeconfig, rest
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+NAMESPACE = "bench-scale"
+BURST_NAMESPACE = "bench-scale-burst"
+STATEFUL_NAMESPACE = "bench-scale-sts"
+STATEFUL_REPLICAS = 100
+BURST_CONCURRENCY = 16
+IMAGE = "registry.k8s.io/pause:3.10"
+APP_LABEL = "bench.kajitori.io/app"
+TARGETS = {
+    "pods_scheduled_per_second": 300,
+    "rollout_seconds": 60,
+    "rss_at_pods_mib": 1536,
+    "soak_slope_mib_per_minute": 1.0,
+}
+_JSON = (("content-type", "application/json"), ("accept", "application/json"))
+_MIB = 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    nodes: int
+    pods: int
+    deployments: int
+    burst: int
+    statefulset: int
+    soak_seconds: float
+    soak_pods: int
+    soak_interval: float
+    lease_seconds: int
+    timeout: float
+    profile_dir: Path | None
+
+
+# -- what the driver sees ----------------------------------------------------------
+
+
+class PodTimes:
+    """When the driver first saw each pod, saw it bound, and saw it Running."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, float] = {}
+        self.bound: dict[str, float] = {}
+        self.running: dict[str, float] = {}
+        self.changed = asyncio.Event()
+
+    def handler(self) -> informer.EventHandler:
+        return informer.EventHandler(
+            on_add=self.observe, on_update=lambda _, new: self.observe(new)
+        )
+
+    def observe(self, pod: dict[str, Any]) -> None:
+        now = time.perf_counter()
+        key = informer.meta_namespace_key(pod)
+        self.seen.setdefault(key, now)
+        if (pod.get("spec") or {}).get("nodeName"):
+            self.bound.setdefault(key, now)
+        if (pod.get("status") or {}).get("phase") == "Running":
+            if key not in self.running:
+                self.running[key] = now
+                self.changed.set()
+
+    async def wait_running(self, count: int, deadline: float, what: str) -> float:
+        """Wait until ``count`` pods run; the perf_counter at which the last one was seen."""
+        while len(self.running) < count:
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                raise TimeoutError(
+                    f"{what}: {len(self.running)}/{count} Running, {len(self.bound)} bound,"
+                    f" {len(self.seen)} seen"
+                )
+            self.changed.clear()
+            try:
+                await asyncio.wait_for(self.changed.wait(), timeout=min(left, 5.0))
+            except TimeoutError:
+                pass
+        return max(self.running.values())
+
+
+def rates(times: PodTimes, began: float) -> dict[str, Any]:
+    """Bind throughput and the largest backlog of pods seen but not yet bound."""
+    binds = sorted(times.bound.values())
+    if len(binds) < 2:
+        return {"pods_bound": len(binds)}
+    span = binds[-1] - binds[0]
+    low, high = binds[len(binds) // 10], binds[(len(binds) * 9) // 10]
+    middle = (len(binds) * 9) // 10 - len(binds) // 10
+    events = [(t, 1) for t in times.seen.values()] + [(t, -1) for t in binds]
+    backlog = peak = 0
+    for _, step in sorted(events):
+        backlog += step
+        peak = max(peak, backlog)
+    return {
+        "pods_bound": len(binds),
+        "first_bind_s": round(binds[0] - began, 2),
+        "last_bind_s": round(binds[-1] - began, 2),
+        "bind_rate": round((len(binds) - 1) / max(span, 1e-9), 1),
+        "bind_rate_p10_p90": round(middle / max(high - low, 1e-9), 1),
+        "max_unbound_backlog": peak,
+    }
+
+
+class Memory:
+    """The server's VmRSS / VmHWM in MiB."""
+
+    def __init__(self, server: common.ServerProcess) -> None:
+        self.server = server
+
+    def now(self) -> dict[str, float]:
+        return {
+            "rss_mib": round(self.server.status_kb("VmRSS") / _MIB, 1),
+            "hwm_mib": round(self.server.status_kb("VmHWM") / _MIB, 1),
+        }
+
+
+# -- objects -----------------------------------------------------------------------
+
+
+def pod_spec() -> dict[str, Any]:
+    return {
+        "terminationGracePeriodSeconds": 0,
+        "containers": [
+            {
+                "name": "app",
+                "image": IMAGE,
+                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+            }
+        ],
+    }
+
+
+def deployment(name: str, replicas: int) -> dict[str, Any]:
+    labels = {APP_LABEL: name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec()},
+        },
+    }
+
+
+def statefulset(replicas: int) -> dict[str, Any]:
+    labels = {APP_LABEL: "ordered"}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "ordered", "namespace": STATEFUL_NAMESPACE},
+        "spec": {
+            "replicas": replicas,
+            "serviceName": "ordered",
+            "podManagementPolicy": "OrderedReady",
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec()},
+        },
+    }
+
+
+def burst_pod(index: int) -> bytes:
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"burst-{index}", "labels": {APP_LABEL: "burst"}},
+        "spec": pod_spec(),
+    }
+    return orjson.dumps(body)
+
+
+def split(total: int, parts: int) -> list[int]:
+    """``total`` replicas over ``parts`` Deployments, as evenly as possible."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+# -- phases ------------------------------------------------------------------------
+
+
+class Run:
+    """One cluster under test and the driver's informers on it."""
+
+    def __init__(self, plan: Plan, server: common.ServerProcess) -> None:
+        self.plan = plan
+        self.server = server
+        self.memory = Memory(server)
+        config = kubeconfig.load_kubeconfig(server.data_dir / "kubeconfig")
+        self.client = rest.Client.from_kubeconfig(config)
+        self.context = common.client_ssl_context(server.data_dir)
+        self.informers: list[informer.Informer] = []
+
+    def watch_pods(self, namespace: str) -> PodTimes:
+        times = PodTimes()
+        pods = informer.Informer(self.client, rest.PODS, namespace=namespace)
+        pods.add_event_handler(times.handler())
+        pods.start()
+        self.informers.append(pods)
+        return times
+
+    async def close(self) -> None:
+        for each in self.informers:
+            await each.stop()
+        await self.client.aclose()
+
+    async def namespace(self, name: str) -> None:
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        await self.client.create(rest.NAMESPACES, body)
+        # Pods need the namespace's default ServiceAccount (ServiceAccount admission).
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                await self.client.get(rest.SERVICEACCOUNTS, "default", namespace=name)
+                return
+            except rest.ApiError as exc:
+                if not exc.not_found or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(0.05)
+
+    async def nodes_ready(self, spawned: float) -> dict[str, Any]:
+        """Wait for every node to be Ready; seconds since spawn and the server's memory."""
+        ready: set[str] = set()
+        changed = asyncio.Event()
+
+        def observe(node: dict[str, Any]) -> None:
+            conditions = (node.get("status") or {}).get("conditions") or ()
+            if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+                ready.add(node["metadata"]["name"])
+                changed.set()
+
+        nodes = informer.Informer(self.client, rest.NODES)
+        nodes.add_event_handler(
+            informer.EventHandler(on_add=observe, on_update=lambda _, new: observe(new))
+        )
+        nodes.start()
+        self.informers.append(nodes)
+        deadline = time.perf_counter() + self.plan.timeout
+        while len(ready) < self.plan.nodes:
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"{len(ready)}/{self.plan.nodes} nodes Ready")
+            changed.clear()
+            with _suppress_timeout():
+                await asyncio.wait_for(changed.wait(), timeout=1.0)
+        return {
+            "nodes_ready": len(ready),
+            "ready_line_s": round(self.server.ready_line_seconds, 2),
+            "all_nodes_ready_s": round(time.perf_counter() - spawned, 2),
+            **self.memory.now(),
+        }
+
+    async def rollout(self) -> dict[str, Any]:
+        """``plan.pods`` replicas over ``plan.deployments`` Deployments, to all Running."""
+        await self.namespace(NAMESPACE)
+        times = self.watch_pods(NAMESPACE)
+        await self.informers[-1].wait_for_sync()
+        contention = common.Contention()
+        cpu_before = self.server.cpu_seconds()
+        began = time.perf_counter()
+        sizes = split(self.plan.pods, self.plan.deployments)
+        with _profiling(self.plan.profile_dir, self.server, "rollout", 30):
+            await asyncio.gather(
+                *(
+                    self.client.create(rest.DEPLOYMENTS, deployment(f"app-{i}", size))
+                    for i, size in enumerate(sizes)
+                )
+            )
+            deadline = began + self.plan.timeout
+            last = await times.wait_running(self.plan.pods, deadline, "rollout")
+        return {
+            "pods": self.plan.pods,
+            "deployments": self.plan.deployments,
+            "all_running_s": round(last - began, 2),
+            "pods_running": len(times.running),
+            **rates(times, began),
+            "server_cpu_s": round(self.server.cpu_seconds() - cpu_before, 1),
+            "other_cpu_cores": contention.other_cpu_cores(),
+            **self.memory.now(),
+        }
+
+    async def burst(self) -> dict[str, Any]:
+        """Pods created directly as fast as the API takes them; the scheduler's bind rate."""
+        count = self.plan.burst
+        await self.namespace(BURST_NAMESPACE)
+        times = self.watch_pods(BURST_NAMESPACE)
+        await self.informers[-1].wait_for_sync()
+        bodies = [burst_pod(i) for i in range(count)]
+        path = f"/api/v1/namespaces/{BURST_NAMESPACE}/pods"
+        contention = common.Contention()
+        cpu_before = self.server.cpu_seconds()
+        began = time.perf_counter()
+        with _profiling(self.plan.profile_dir, self.server, "burst", 10):
+            created = await loadgen.run(
+                host="127.0.0.1", port=self.server.port, ssl_context=self.context,
+                connections=BURST_CONCURRENCY, total_requests=count,
+                make_request=lambda i: ("POST", path, _JSON, bodies[i]),
+            )  # fmt: skip
+            creates_done = time.perf_counter()
+            if created.statuses.get(201) != count:
+                raise RuntimeError(f"burst creates: {dict(created.statuses)}")
+            last = await times.wait_running(count, began + self.plan.timeout, "burst")
+        after = sorted(t for t in times.bound.values() if t > creates_done)
+        row = {
+            "pods": count,
+            "create_rate": round(count / max(creates_done - began, 1e-9), 1),
+            "creates_s": round(creates_done - began, 2),
+            **rates(times, began),
+            "bound_after_creates": len(after),
+            "all_running_s": round(last - began, 2),
+            "pods_running": len(times.running),
+            "server_cpu_s": round(self.server.cpu_seconds() - cpu_before, 1),
+            "other_cpu_cores": contention.other_cpu_cores(),
+        }
+        if len(after) >= 2:
+            row["bind_rate_after_creates"] = round(
+                len(after) / max(after[-1] - creates_done, 1e-9), 1
+            )
+        row["bind_vs_create"] = round(row.get("bind_rate", 0.0) / max(row["create_rate"], 1e-9), 3)
+        return row
+
+    async def ordered_statefulset(self) -> dict[str, Any]:
+        """A ``plan.statefulset``-replica OrderedReady StatefulSet, to all Ready."""
+        replicas = self.plan.statefulset
+        await self.namespace(STATEFUL_NAMESPACE)
+        contention = common.Contention()
+        began = time.perf_counter()
+        await self.client.create(rest.STATEFULSETS, statefulset(replicas))
+        deadline = began + self.plan.timeout
+        ready = 0
+        while ready < replicas:
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"StatefulSet: {ready}/{replicas} Ready")
+            await asyncio.sleep(0.2)
+            current = await self.client.get(
+                rest.STATEFULSETS, "ordered", namespace=STATEFUL_NAMESPACE
+            )
+            ready = (current.get("status") or {}).get("readyReplicas") or 0
+        seconds = time.perf_counter() - began
+        return {
+            "replicas": replicas,
+            "all_ready_s": round(seconds, 2),
+            "seconds_per_pod": round(seconds / max(replicas, 1), 3),
+            "other_cpu_cores": contention.other_cpu_cores(),
+        }
+
+    async def soak(self, running_now: int) -> dict[str, Any]:
+        """Scale the Deployments so ``plan.soak_pods`` pods run; sample memory while held."""
+        extra = max(self.plan.soak_pods - running_now, 0)
+        deployment_pods = self.plan.pods + extra
+        times = self.watch_pods(NAMESPACE)
+        await self.informers[-1].wait_for_sync()
+        began = time.perf_counter()
+        for i, size in enumerate(split(deployment_pods, self.plan.deployments)):
+            await self.client.patch(
+                rest.DEPLOYMENTS, f"app-{i}", {"spec": {"replicas": size}},
+                namespace=NAMESPACE, patch_type="merge",
+            )  # fmt: skip
+        # Scaling 100,000 pods takes far longer than the usual phase timeout.
+        deadline = began + max(self.plan.timeout, deployment_pods / 20)
+        last = await times.wait_running(deployment_pods, deadline, "soak scale-up")
+        reached = {"pods_running": deployment_pods + running_now - self.plan.pods}
+        reached["scale_up_s"] = round(last - began, 1)
+        reached.update(self.memory.now())
+        _progress(f"soak: {reached}")
+        samples = await self._sample_memory(self.plan.soak_seconds, self.plan.soak_interval)
+        return {
+            **reached,
+            "held_s": self.plan.soak_seconds,
+            "samples": samples,
+            "rss_slope_mib_per_minute": slope([(s["t_s"], s["rss_mib"]) for s in samples]),
+        }
+
+    async def _sample_memory(self, seconds: float, interval: float) -> list[dict[str, float]]:
+        began = time.perf_counter()
+        samples = []
+        while True:
+            elapsed = time.perf_counter() - began
+            samples.append({"t_s": round(elapsed, 1), **self.memory.now()})
+            _progress(f"soak sample {samples[-1]}")
+            if elapsed >= seconds:
+                return samples
+            await asyncio.sleep(min(interval, seconds - elapsed))
+
+
+def slope(points: Iterable[tuple[float, float]]) -> float:
+    """Least-squares slope of (seconds, MiB) in MiB per minute (0.0 with fewer than 2 points)."""
+    pairs = list(points)
+    if len(pairs) < 2:
+        return 0.0
+    mean_t = sum(t for t, _ in pairs) / len(pairs)
+    mean_m = sum(m for _, m in pairs) / len(pairs)
+    var = sum((t - mean_t) ** 2 for t, _ in pairs)
+    cov = sum((t - mean_t) * (m - mean_m) for t, m in pairs)
+    return round(cov / max(var, 1e-9) * 60, 3)
+
+
+class _suppress_timeout:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> bool:
+        return kind is not None and issubclass(kind, TimeoutError)
+
+
+class _profiling:
+    """py-spy on the server for ``seconds`` of a phase, when a directory was given."""
+
+    def __init__(
+        self, directory: Path | None, server: common.ServerProcess, phase: str, seconds: int
+    ) -> None:
+        self.directory, self.server, self.phase, self.seconds = directory, server, phase, seconds
+        self.process: subprocess.Popen[bytes] | None = None
+        self.output = Path()
+
+    def __enter__(self) -> None:
+        if self.directory is None:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.output = self.directory / f"scale-{self.phase}.txt"
+        self.process = subprocess.Popen(
+            ["py-spy", "record", "--pid", str(self.server.pid), "--duration", str(self.seconds),
+             "--rate", "100", "--nonblocking", "--gil", "--format", "raw",
+             "--output", str(self.output)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def __exit__(self, *_: object) -> None:
+        if self.process is None:
+            return
+        self.process.wait(timeout=self.seconds + 60)
+        summary = common.summarise_profile(self.output)
+        print(f"\n{self.phase}: {summary['samples']} samples", file=sys.stderr)
+        for label in ("self", "inclusive"):
+            print(f"  top {label}:", file=sys.stderr)
+            for name, share in summary[label][:20]:
+                print(f"    {share:6.1%}  {name}", file=sys.stderr)
+
+
+# -- the run -----------------------------------------------------------------------
+
+
+async def run(plan: Plan, workdir: Path) -> dict[str, Any]:
+    common.pin(common.CLIENT_CORE)
+    args = ["--nodes", str(plan.nodes), "--runtime", "simulated"]
+    args += ["--node-lease-duration-seconds", str(plan.lease_seconds)]
+    server = common.ServerProcess(workdir / "server", extra_args=args)
+    spawned = time.perf_counter()
+    server.start(timeout=plan.timeout)
+    phases: dict[str, Any] = {}
+    bench = Run(plan, server)
+    try:
+        phases["startup"] = await bench.nodes_ready(spawned)
+        _progress(f"startup: {phases['startup']}")
+        phases["rollout"] = await bench.rollout()
+        _progress(f"rollout: {phases['rollout']}")
+        if plan.burst:
+            phases["burst"] = await bench.burst()
+            _progress(f"burst: {phases['burst']}")
+        if plan.statefulset:
+            phases["statefulset"] = await bench.ordered_statefulset()
+            _progress(f"statefulset: {phases['statefulset']}")
+        phases["end"] = bench.memory.now()
+        if plan.soak_seconds > 0:
+            running = plan.pods + plan.burst + plan.statefulset
+            phases["soak"] = await bench.soak(running)
+    finally:
+        await bench.close()
+        server.stop()
+    return {
+        "benchmark": "scale",
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": common.machine(),
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "plan": {
+            **{k: v for k, v in dataclasses.asdict(plan).items() if k != "profile_dir"},
+            "profiled": plan.profile_dir is not None,
+        },
+        "phases": phases,
+        "targets": TARGETS,
+    }
+
+
+def print_report(report: dict[str, Any]) -> None:
+    plan, phases = report["plan"], report["phases"]
+    load = report["machine"]["load_average_at_start"]
+    print(f"kajitori up --nodes {plan['nodes']} --runtime simulated (load average {load})")
+    start = phases["startup"]
+    print(f"{'phase':<28}{'figure':>12}  target")
+    rows = [
+        ("nodes Ready (s)", start["all_nodes_ready_s"], ""),
+        ("  RSS then (MiB)", start["rss_mib"], ""),
+    ]
+    roll = phases["rollout"]
+    rows += [
+        (
+            f"{roll['pods']} pods Running (s)",
+            roll["all_running_s"],
+            f"<= {TARGETS['rollout_seconds']}",
+        ),
+        ("  bind rate (pods/s)", roll.get("bind_rate", 0), ""),
+        ("  max unbound backlog", roll.get("max_unbound_backlog", 0), ""),
+        (
+            "  RSS / HWM (MiB)",
+            f"{roll['rss_mib']}/{roll['hwm_mib']}",
+            f"< {TARGETS['rss_at_pods_mib']}",
+        ),
+    ]
+    if "burst" in phases:
+        burst = phases["burst"]
+        rows += [
+            (f"burst {burst['pods']}: creates/s", burst["create_rate"], ""),
+            ("  binds/s", burst.get("bind_rate", 0), f">= {TARGETS['pods_scheduled_per_second']}"),
+            ("  binds/s after creates", burst.get("bind_rate_after_creates", "-"), ""),
+            ("  all Running (s)", burst["all_running_s"], ""),
+        ]
+    if "statefulset" in phases:
+        sts = phases["statefulset"]
+        rows.append((f"StatefulSet {sts['replicas']} Ready (s)", sts["all_ready_s"], ""))
+    end = phases["end"]
+    rows.append(("end RSS / HWM (MiB)", f"{end['rss_mib']}/{end['hwm_mib']}", ""))
+    if "soak" in phases:
+        soak = phases["soak"]
+        rows += [
+            (f"soak {soak['pods_running']} pods RSS", soak["rss_mib"], ""),
+            ("  RSS slope (MiB/min)", soak["rss_slope_mib_per_minute"], "~0"),
+        ]
+    for name, value, target in rows:
+        print(f"{name:<28}{value!s:>12}  {target}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--quick", action="store_true", help="100 nodes, 1,000 pods, 20 StatefulSet replicas"
+    )
+    parser.add_argument("--nodes", type=int, help="simulated nodes (default 1000)")
+    parser.add_argument("--pods", type=int, help="Deployment replicas in all (default 10000)")
+    parser.add_argument("--deployments", type=int, default=10, help="Deployments sharing --pods")
+    parser.add_argument("--burst", type=int, help="pods created directly (default --pods / 5)")
+    parser.add_argument(
+        "--statefulset", type=int, help="OrderedReady StatefulSet replicas (default 100)"
+    )
+    parser.add_argument(
+        "--soak", type=float, default=0.0, help="hold --soak-pods this many seconds"
+    )
+    parser.add_argument("--soak-pods", type=int, default=100_000, help="pods held during the soak")
+    parser.add_argument(
+        "--soak-interval", type=float, default=60.0, help="seconds between RSS samples"
+    )
+    parser.add_argument(
+        "--lease-seconds", type=int, default=40, help="--node-lease-duration-seconds"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=600.0, help="limit for each phase, seconds"
+    )
+    parser.add_argument("--profile", type=Path, help="py-spy the server into this directory")
+    parser.add_argument(
+        "--output", type=Path, help="JSON path (default bench/results/scale-<ts>.json)"
+    )
+    args = parser.parse_args(argv)
+    nodes = args.nodes or (100 if args.quick else 1000)
+    pods = args.pods or (1000 if args.quick else 10_000)
+    plan = Plan(
+        nodes=nodes,
+        pods=pods,
+        deployments=args.deployments,
+        burst=pods // 5 if args.burst is None else args.burst,
+        statefulset=(20 if args.quick else STATEFUL_REPLICAS)
+        if args.statefulset is None
+        else args.statefulset,
+        soak_seconds=args.soak,
+        soak_pods=args.soak_pods,
+        soak_interval=args.soak_interval,
+        lease_seconds=args.lease_seconds,
+        timeout=args.timeout,
+        profile_dir=args.profile,
+    )
+    with tempfile.TemporaryDirectory(prefix="kajitori-bench-scale-") as directory:
+        report = asyncio.run(run(plan, Path(directory)))
+    print_report(report)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = args.output or RESULTS_DIR / f"scale-{stamp}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"\nwrote {path}")
+
+
+def _progress(message: str) -> None:
+    print(f"[bench.scale] {message}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()

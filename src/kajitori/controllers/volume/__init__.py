@@ -1,0 +1,1 @@
+"""Persistent volume controllers: PV binder, local-path provisioner, PVC and PV protection."""

@@ -1,0 +1,343 @@
+"""From a pod's container to an OCI runtime-spec ``config.json`` for runc.
+
+What upstream splits between the kubelet (pkg/kubelet/kuberuntime/
+kuberuntime_container.go: ``generateContainerConfig``, ``containerCommand``
+in helpers.go) and containerd's CRI plugin (``WithProcessArgs``, the default
+capability set, ``WithoutRunMount`` ...) happens here in one pure function,
+``container_spec``: no I/O, so every rule is a table test.
+
+Rules followed:
+
+* args: ``command`` replaces the image's Entrypoint and drops its Cmd;
+  ``args`` alone replaces Cmd (upstream's containerCommand);
+* env: the image's Env, then the container's plain ``value`` env (the
+  container wins), ``HOSTNAME``; ``valueFrom`` is the kubelet's to resolve
+  before it gets here;
+* user: container securityContext over pod securityContext over the
+  image's ``User`` (numeric, or a name looked up in the image's
+  /etc/passwd and /etc/group by the caller); supplementalGroups and fsGroup
+  become additional gids;
+* capabilities: containerd's default set, then ``drop`` (``ALL`` empties it),
+  then ``add`` (``ALL`` is every capability); ``privileged`` gets them all,
+  no masked or read-only /proc paths, a writable /sys and every device;
+* ``noNewPrivileges`` is ``not allowPrivilegeEscalation`` (default: allowed,
+  as upstream);
+* resources: ``limits.memory`` → memory limit, ``limits.cpu`` → CFS quota
+  over a 100 ms period, ``requests.cpu`` → cpu shares (upstream's
+  MilliCPUToShares: at least 2); runc maps shares to cgroup v2 weight.
+* namespaces: new pid and mount namespaces per container; the pod
+  sandbox's network, IPC and UTS namespaces by path, so the containers of
+  a pod share them and the hostname the sandbox set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from kajitori.machinery import quantity
+
+Object = dict[str, Any]
+
+OCI_VERSION = "1.0.2"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# containerd's default capabilities (oci/spec.go, defaultUnixCaps), which upstream relies on.
+DEFAULT_CAPABILITIES = (
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+)
+# Every capability the kernel knows as of Linux 5.9 (what "ALL" and privileged mean).
+ALL_CAPABILITIES = (
+    *DEFAULT_CAPABILITIES,
+    "CAP_DAC_READ_SEARCH",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_LEASE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+)
+# runc's and containerd's defaults for unprivileged containers.
+MASKED_PATHS = (
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+)
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+CPU_PERIOD = 100_000  # µs, upstream's quotaPeriod
+MIN_SHARES = 2
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ImageConfig:
+    """The parts of an OCI image config (``config`` of the config blob) a container uses."""
+
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    working_dir: str = ""
+    user: str = ""
+
+    @classmethod
+    def from_config(cls, blob: Object) -> ImageConfig:
+        """Accepts the whole config blob (``{"config": {...}}``) or its ``config`` part."""
+        config = blob.get("config", blob) if isinstance(blob.get("config"), dict) else blob
+        return cls(
+            entrypoint=tuple(config.get("Entrypoint") or ()),
+            cmd=tuple(config.get("Cmd") or ()),
+            env=tuple(config.get("Env") or ()),
+            working_dir=config.get("WorkingDir") or "",
+            user=config.get("User") or "",
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Sandbox:
+    """Where the pod's shared namespaces are, and the pod's cgroup parent."""
+
+    netns: Path
+    ipcns: Path
+    utsns: Path
+    cgroup_parent: str
+
+
+def command_line(container: Object, image: ImageConfig) -> list[str]:
+    """The process args by upstream's rules (see the module docstring)."""
+    command = list(container.get("command") or ())
+    args = container.get("args")
+    if command:
+        return command + list(args or ())
+    return list(image.entrypoint) + (list(args) if args else list(image.cmd))
+
+
+def environment(container: Object, image: ImageConfig, *, hostname: str) -> list[str]:
+    merged: dict[str, str] = {"PATH": DEFAULT_PATH}
+    for entry in image.env:
+        key, _, value = entry.partition("=")
+        merged[key] = value
+    merged["HOSTNAME"] = hostname
+    for var in container.get("env") or ():
+        if "valueFrom" not in var:
+            merged[var["name"]] = str(var.get("value") or "")
+    return [f"{key}={value}" for key, value in merged.items()]
+
+
+def _security(pod: Object, container: Object) -> tuple[Object, Object]:
+    pod_sc = (pod.get("spec") or {}).get("securityContext") or {}
+    return pod_sc, container.get("securityContext") or {}
+
+
+def user_of(
+    pod: Object, container: Object, *, image_uid: int, image_gid: int
+) -> tuple[int, int, list[int]]:
+    """``(uid, gid, additional gids)``; ``image_uid``/``image_gid`` come from the image's User."""
+    pod_sc, sc = _security(pod, container)
+    uid = sc.get("runAsUser", pod_sc.get("runAsUser"))
+    gid = sc.get("runAsGroup", pod_sc.get("runAsGroup"))
+    uid = image_uid if uid is None else int(uid)
+    gid = (image_gid if uid == image_uid else 0) if gid is None else int(gid)
+    extra = [int(g) for g in pod_sc.get("supplementalGroups") or ()]
+    if pod_sc.get("fsGroup") is not None:
+        extra.append(int(pod_sc["fsGroup"]))
+    return uid, gid, sorted(set(extra) - {gid})
+
+
+def capabilities(container: Object) -> list[str]:
+    """The capability set after securityContext add/drop (names with or without ``CAP_``)."""
+    sc = container.get("securityContext") or {}
+    if sc.get("privileged"):
+        return list(ALL_CAPABILITIES)
+    wanted = sc.get("capabilities") or {}
+
+    def names(key: str) -> list[str]:
+        return [
+            n.upper() if n.upper().startswith("CAP_") else f"CAP_{n.upper()}"
+            for n in wanted.get(key) or ()
+        ]
+
+    drop, add = names("drop"), names("add")
+    caps = [] if "CAP_ALL" in drop else [c for c in DEFAULT_CAPABILITIES if c not in drop]
+    for cap in ALL_CAPABILITIES if "CAP_ALL" in add else add:
+        if cap not in caps:
+            caps.append(cap)
+    return caps
+
+
+def resources(container: Object) -> Object:
+    """``linux.resources`` from the container's requests and limits."""
+    wanted = container.get("resources") or {}
+    limits, requests = wanted.get("limits") or {}, wanted.get("requests") or {}
+    out: Object = {}
+    if "memory" in limits:
+        out["memory"] = {"limit": quantity.parse_quantity(str(limits["memory"])).value()}
+    cpu: Object = {}
+    request = requests.get("cpu", limits.get("cpu"))
+    if request is not None:
+        millis = quantity.parse_quantity(str(request)).milli_value()
+        cpu["shares"] = max(millis * 1024 // 1000, MIN_SHARES)
+    if "cpu" in limits:
+        millis = quantity.parse_quantity(str(limits["cpu"])).milli_value()
+        cpu.update({"quota": max(millis * CPU_PERIOD // 1000, 1000), "period": CPU_PERIOD})
+    if cpu:
+        out["cpu"] = cpu
+    return out
+
+
+def _mounts(privileged: bool) -> list[Object]:
+    def mount(dest: str, kind: str, source: str, *options: str) -> Object:
+        return {"destination": dest, "type": kind, "source": source, "options": list(options)}
+
+    return [
+        mount("/proc", "proc", "proc", "nosuid", "noexec", "nodev"),
+        mount("/dev", "tmpfs", "tmpfs", "nosuid", "strictatime", "mode=755", "size=65536k"),
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            "nosuid",
+            "noexec",
+            "newinstance",
+            "ptmxmode=0666",
+            "mode=0620",
+            "gid=5",
+        ),
+        mount("/dev/shm", "tmpfs", "shm", "nosuid", "noexec", "nodev", "mode=1777", "size=65536k"),
+        mount("/dev/mqueue", "mqueue", "mqueue", "nosuid", "noexec", "nodev"),
+        mount("/sys", "sysfs", "sysfs", "nosuid", "noexec", "nodev", "rw" if privileged else "ro"),
+        mount("/sys/fs/cgroup", "cgroup", "cgroup", "nosuid", "noexec", "nodev", "relatime", "ro"),
+    ]
+
+
+def container_spec(
+    pod: Object,
+    container: Object,
+    image: ImageConfig,
+    *,
+    rootfs: Path,
+    sandbox: Sandbox,
+    container_id: str,
+    user: tuple[int, int, list[int]],
+) -> Object:
+    """The runtime spec for one run of ``container`` of ``pod``."""
+    sc = container.get("securityContext") or {}
+    privileged = bool(sc.get("privileged"))
+    hostname = hostname_of(pod)
+    uid, gid, extra_gids = user
+    caps = capabilities(container)
+    process: Object = {
+        "terminal": False,
+        "user": {"uid": uid, "gid": gid, **({"additionalGids": extra_gids} if extra_gids else {})},
+        "args": command_line(container, image),
+        "env": environment(container, image, hostname=hostname),
+        "cwd": container.get("workingDir") or image.working_dir or "/",
+        "capabilities": {k: caps for k in ("bounding", "effective", "permitted")},
+        "noNewPrivileges": sc.get("allowPrivilegeEscalation") is False,
+    }
+    linux: Object = {
+        "namespaces": [
+            {"type": "pid"},
+            {"type": "mount"},
+            {"type": "network", "path": str(sandbox.netns)},
+            {"type": "ipc", "path": str(sandbox.ipcns)},
+            {"type": "uts", "path": str(sandbox.utsns)},
+        ],
+        "cgroupsPath": f"{sandbox.cgroup_parent}/{container_id}",
+        "resources": {
+            "devices": [{"allow": privileged, "access": "rwm"}],
+            **resources(container),
+        },
+    }
+    if not privileged:
+        linux["maskedPaths"] = list(MASKED_PATHS)
+        linux["readonlyPaths"] = list(READONLY_PATHS)
+    return {
+        "ociVersion": OCI_VERSION,
+        "process": process,
+        "root": {"path": str(rootfs), "readonly": bool(sc.get("readOnlyRootFilesystem"))},
+        "mounts": _mounts(privileged),
+        "linux": linux,
+    }
+
+
+def hostname_of(pod: Object) -> str:
+    """``spec.hostname`` or the pod's name, cut to a DNS label (63 characters) as upstream."""
+    spec = pod.get("spec") or {}
+    name = spec.get("hostname") or (pod.get("metadata") or {}).get("name") or "pod"
+    return str(name)[:63].rstrip("-.")
+
+
+def lookup_user(rootfs: Path, user: str) -> tuple[int, int]:
+    """The image's ``User`` (``uid``, ``name``, ``uid:gid``, ``name:group``) as numbers.
+
+    Names are looked up in the image's own /etc/passwd and /etc/group; an
+    unknown name raises ``ValueError`` (upstream: CreateContainerConfigError).
+    """
+    if not user:
+        return 0, 0
+    name, _, group = user.partition(":")
+    uid, gid = _lookup(rootfs / "etc/passwd", name, 2, 3)
+    if group:
+        gid = _lookup(rootfs / "etc/group", group, 2, 2)[0]
+    return uid, gid
+
+
+def _lookup(path: Path, name: str, id_field: int, gid_field: int) -> tuple[int, int]:
+    if name.isdigit():
+        number = int(name)
+        gid = 0
+        for fields in _entries(path):
+            if fields[id_field] == name:
+                gid = int(fields[gid_field])
+        return number, gid
+    for fields in _entries(path):
+        if fields[0] == name:
+            return int(fields[id_field]), int(fields[gid_field])
+    raise ValueError(f"unable to find user {name}: no matching entries in {path.name} file")
+
+
+def _entries(path: Path) -> list[list[str]]:
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return []
+    return [line.split(":") for line in lines if line.count(":") >= 3]

@@ -1,0 +1,89 @@
+"""The scheduler's cache: each node's ``NodeInfo``, kept current from pod and node events.
+
+Upstream's pkg/scheduler/backend/cache, reduced: rather than rebuild every
+``NodeInfo`` from every pod at each scheduling cycle (which costs
+O(pods) per pod, so O(pods²) for a rollout), the scheduler tells the cache
+what changed — a node added, updated or removed, a pod placed on a node
+(bound, or assumed by this scheduler before the API confirms it), moved on
+to a terminal phase or gone — and the cache updates the one ``NodeInfo``
+concerned. ``node_infos`` is then the snapshot a cycle reads: the same
+live objects, sorted by node name, which is safe because a cycle's
+decision (PreFilter, Filter, Score) runs without yielding to the event
+loop, so no event lands in the middle of it.
+
+Pods whose node is not known yet are kept, and counted once the node
+appears, as the full rebuild did.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kajitori.scheduler import framework
+
+Object = dict[str, Any]
+
+
+class Cache:
+    """``NodeInfo`` per node, plus where each counted pod sits."""
+
+    def __init__(self) -> None:
+        self._infos: dict[str, framework.NodeInfo] = {}
+        # node name → pod key → the pod object added to that node's NodeInfo
+        self._placed: dict[str, dict[str, Object]] = {}
+        self._node_of: dict[str, str] = {}  # pod key → node name
+        self._sorted: list[framework.NodeInfo] | None = None
+
+    # --- nodes --------------------------------------------------------------------
+
+    def set_node(self, node: Object) -> None:
+        """A node was added or changed: a fresh NodeInfo over its pods."""
+        name = node["metadata"]["name"]
+        info = framework.NodeInfo(node)
+        for pod in self._placed.get(name, {}).values():
+            info.add_pod(pod)
+        self._infos[name] = info
+        self._sorted = None
+
+    def remove_node(self, name: str) -> None:
+        """The node is gone; its pods stay recorded in case it comes back."""
+        if self._infos.pop(name, None) is not None:
+            self._sorted = None
+
+    # --- pods ---------------------------------------------------------------------
+
+    def set_pod(self, key: str, pod: Object) -> None:
+        """``pod`` is now what ``key`` is: counted on its node when assigned and not terminal."""
+        self.remove_pod(key)
+        node = (pod.get("spec") or {}).get("nodeName")
+        if not node or not framework.counts_on_node(pod):
+            return
+        self._placed.setdefault(node, {})[key] = pod
+        self._node_of[key] = node
+        info = self._infos.get(node)
+        if info is not None:
+            info.add_pod(pod)
+
+    def remove_pod(self, key: str) -> None:
+        node = self._node_of.pop(key, None)
+        if node is None:
+            return
+        on_node = self._placed[node]
+        pod = on_node.pop(key)
+        if not on_node:
+            del self._placed[node]
+        info = self._infos.get(node)
+        if info is not None:
+            info.remove_pod(pod)
+
+    def node_of(self, key: str) -> str:
+        """The node ``key`` is counted on ("" when none)."""
+        return self._node_of.get(key, "")
+
+    # --- reading ------------------------------------------------------------------
+
+    def node_infos(self) -> list[framework.NodeInfo]:
+        """Every known node's NodeInfo, sorted by name (the list is reused until nodes change)."""
+        if self._sorted is None:
+            self._sorted = sorted(self._infos.values(), key=lambda info: info.name)
+        return self._sorted

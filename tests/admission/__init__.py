@@ -1,0 +1,1 @@
+"""Admission plugins through an in-process API server."""

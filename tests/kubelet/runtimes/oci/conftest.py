@@ -1,0 +1,32 @@
+"""Fixtures for the oci runtime's tests: a busybox image and a runtime that must leave nothing behind."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from tests.kubelet.runtimes.oci.helpers import Harness, leaks
+
+from kajitori.kubelet.runtimes.oci import busybox
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory: pytest.TempPathFactory) -> busybox.BusyboxImages:
+    return busybox.BusyboxImages(tmp_path_factory.mktemp("images"))
+
+
+@pytest.fixture
+async def oci(tmp_path: Path, images: busybox.BusyboxImages) -> AsyncIterator[Harness]:
+    """A runtime whose pods are all removed after the test, which must leave nothing behind."""
+    root = tmp_path / "oci"
+    harness = Harness(root, images)
+    try:
+        yield harness
+    finally:
+        uids = harness.runtime.get_pods()
+        for uid in uids:
+            harness.runtime.remove_pod(uid)
+        await harness.runtime.aclose()
+        left = {uid: await leaks(harness.runtime, uid) for uid in uids}
+        assert all(found.empty() for found in left.values()), left

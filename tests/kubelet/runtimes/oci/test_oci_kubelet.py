@@ -1,0 +1,91 @@
+"""A kubelet over the oci runtime against an in-process API server: pod status and deletion."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from tests.kubelet.runtimes.oci import helpers
+from tests.kubelet.test_kubelet import eventually
+
+from kajitori.client import rest
+from kajitori.cmd import kubelet as kubelet_cmd
+from kajitori.kubelet import kubelet
+
+pytestmark = pytest.mark.skipif(helpers.REASON is not None, reason=helpers.REASON or "")
+
+Object = dict[str, Any]
+NODE = "kajitori-worker"
+
+
+@pytest.fixture
+async def host(admin: rest.Client, oci: helpers.Harness) -> AsyncIterator[kubelet.KubeletHost]:
+    running = kubelet.KubeletHost(admin, kubelet_cmd.node_configs(1), oci.runtime)
+    await running.start()
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+def pod(name: str, script: str, **spec: Any) -> Object:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "nodeName": NODE,
+            "restartPolicy": "Never",
+            "containers": [helpers.sh("c", script)],
+            **spec,
+        },
+    }
+
+
+async def test_a_pod_runs_to_succeeded_and_its_status_shows_the_container(
+    admin: rest.Client, host: kubelet.KubeletHost
+) -> None:
+    """The runtime's change callback drives the kubelet: Pending → Succeeded, reason Completed."""
+    await admin.create(rest.PODS, pod("once", "echo done"), namespace="default")
+
+    async def succeeded() -> Object | None:
+        found = await admin.get(rest.PODS, "once", namespace="default")
+        return found if found.get("status", {}).get("phase") == "Succeeded" else None
+
+    found = await eventually(succeeded)
+    (status,) = found["status"]["containerStatuses"]
+    assert status["state"]["terminated"]["reason"] == "Completed"
+    assert status["containerID"].startswith("runc://")
+
+
+async def test_deleting_a_pod_terminates_its_containers_gracefully_then_removes_them(
+    admin: rest.Client, host: kubelet.KubeletHost, oci: helpers.Harness
+) -> None:
+    """SIGTERM is handled, the pod object goes only after the container stopped, nothing is left."""
+    script = "trap 'exit 0' TERM; while true; do sleep 0.05; done"
+    created = await admin.create(rest.PODS, pod("server", script), namespace="default")
+    uid = created["metadata"]["uid"]
+
+    async def running() -> Object | None:
+        found = await admin.get(rest.PODS, "server", namespace="default")
+        return found if found.get("status", {}).get("phase") == "Running" else None
+
+    await eventually(running)
+    await admin.delete(rest.PODS, "server", namespace="default", grace_period_seconds=5)
+
+    async def gone() -> Object | None:
+        try:
+            await admin.get(rest.PODS, "server", namespace="default")
+        except rest.ApiError as exc:
+            if exc.not_found:
+                return {}
+            raise
+        return None
+
+    await eventually(gone)
+    await helpers.wait_for(lambda: uid not in oci.runtime.get_pods(), what="pod forgotten")
+    await oci.runtime.aclose()
+    await asyncio.sleep(0)
+    assert (await helpers.leaks(oci.runtime, uid)).empty()
