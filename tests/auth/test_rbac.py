@@ -662,3 +662,28 @@ async def test_reconciling_again_changes_nothing_but_restores_rules(served: Any)
     assert restored["rules"] == [
         {"verbs": ["list", "watch"], "apiGroups": [""], "resources": ["endpoints", "services"]}
     ]
+
+
+def test_cached_decisions_follow_every_policy_change() -> None:
+    """Answers are cached, but a binding granted or taken away counts from the next request."""
+    index = rbac.PolicyIndex()
+    index.replace(
+        "roles",
+        [
+            {
+                "metadata": {"name": "cm", "namespace": "demo"},
+                "rules": [_rule("get", "", "configmaps")],
+            }
+        ],
+    )
+    authz = rbac.RBACAuthorizer(index)
+    attrs = _res("get", "configmaps", namespace="demo", name="x")
+    assert authz.authorize(attrs)[0] == "NoOpinion"
+    binding = _binding(
+        "RoleBinding", "b", ("Role", "cm"), [{"kind": "User", "name": "alice"}], "demo"
+    )
+    index.apply("rolebindings", "ADDED", binding)
+    assert authz.authorize(attrs)[0] == "Allow"
+    assert authz.authorize(attrs)[0] == "Allow"
+    index.apply("rolebindings", "DELETED", binding)
+    assert authz.authorize(attrs)[0] == "NoOpinion"

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from tests.controllers.conftest import StartControllers
 
 from kajitori.client import rest
-from kajitori.cmd import controller_manager
-from kajitori.cmd.apiserver import APIServerProcess
 from kajitori.controllers import cron_schedule, cronjob, manager
 
 Object = dict[str, Any]
@@ -165,34 +164,11 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def admin(apiserver: APIServerProcess) -> AsyncIterator[rest.Client]:
-    """An in-process client acting as the cluster admin."""
-    assert apiserver.http is not None and apiserver.pki is not None
-    client = rest.Client.in_process(
-        apiserver.http.app, client_cert_pem=apiserver.pki.admin.cert_pem
-    )
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
 async def controllers(
-    apiserver: APIServerProcess, clock: FakeClock
-) -> AsyncIterator[manager.ControllerManager]:
+    start_controllers: StartControllers, clock: FakeClock
+) -> manager.ControllerManager:
     """The cronjob controller alone, as cronjob-controller, reading the fake clock."""
-    assert apiserver.http is not None and apiserver.pki is not None
-    running = controller_manager.start_in_process(
-        apiserver.http.app,
-        apiserver.pki.ca,
-        controllers=("cronjob",),
-        options={"cronjob": {"clock": clock}},
-    )
-    try:
-        yield running
-    finally:
-        await controller_manager.stop(running)
+    return await start_controllers("cronjob", options={"cronjob": {"clock": clock}})
 
 
 async def _eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:

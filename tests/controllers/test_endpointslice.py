@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from tests.controllers.conftest import StartControllers
 
 from kajitori.client import informer, rest
-from kajitori.cmd import controller_manager
-from kajitori.cmd.apiserver import APIServerProcess
 from kajitori.controllers import endpointslice, manager
 
 Object = dict[str, Any]
@@ -22,37 +21,21 @@ SERVICE: Object = {
 
 
 @pytest.fixture
-async def admin(apiserver: APIServerProcess) -> AsyncIterator[rest.Client]:
-    """An in-process admin client; ``default/default`` exists and so does node-1 (zone a)."""
-    assert apiserver.http is not None and apiserver.pki is not None
-    client = rest.Client.in_process(
-        apiserver.http.app, client_cert_pem=apiserver.pki.admin.cert_pem
-    )
-    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}
-    await client.create(rest.SERVICEACCOUNTS, account, namespace=NS)
+async def admin(admin: rest.Client) -> rest.Client:
+    """The admin client of conftest, with node-1 (zone a) registered."""
     node = {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {"name": "node-1", "labels": {"topology.kubernetes.io/zone": "zone-a"}},
     }
-    await client.create(rest.NODES, node)
-    try:
-        yield client
-    finally:
-        await client.aclose()
+    await admin.create(rest.NODES, node)
+    return admin
 
 
 @pytest.fixture
-async def controllers(apiserver: APIServerProcess) -> AsyncIterator[manager.ControllerManager]:
+async def controllers(start_controllers: StartControllers) -> manager.ControllerManager:
     """Only the endpointslice controller, with its own ServiceAccount's RBAC."""
-    assert apiserver.http is not None and apiserver.pki is not None
-    running = controller_manager.start_in_process(
-        apiserver.http.app, apiserver.pki.ca, controllers=("endpointslice",)
-    )
-    try:
-        yield running
-    finally:
-        await controller_manager.stop(running)
+    return await start_controllers("endpointslice")
 
 
 async def _eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from tests.controllers.conftest import StartControllers
 
 from kajitori.client import rest
-from kajitori.cmd import controller_manager
-from kajitori.cmd.apiserver import APIServerProcess
 from kajitori.controllers import manager, ttl_after_finished
 from kajitori.controllers.job import planning, policy
 
@@ -193,37 +192,9 @@ def test_ttl_after_finished_expires_at_the_finish_time_plus_the_ttl() -> None:
 
 
 @pytest.fixture
-async def admin(apiserver: APIServerProcess) -> AsyncIterator[rest.Client]:
-    """An in-process client acting as the cluster admin."""
-    assert apiserver.http is not None and apiserver.pki is not None
-    client = rest.Client.in_process(
-        apiserver.http.app, client_cert_pem=apiserver.pki.admin.cert_pem
-    )
-    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}
-    try:
-        await client.create(rest.SERVICEACCOUNTS, account, namespace=NS)
-    except rest.ApiError as exc:
-        if exc.code != 409:
-            raise
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
-async def controllers(apiserver: APIServerProcess) -> AsyncIterator[manager.ControllerManager]:
+async def controllers(start_controllers: StartControllers) -> manager.ControllerManager:
     """The job and ttl-after-finished controllers, as their ServiceAccounts, and the GC."""
-    assert apiserver.http is not None and apiserver.pki is not None
-    running = controller_manager.start_in_process(
-        apiserver.http.app,
-        apiserver.pki.ca,
-        controllers=("job", "ttl-after-finished", "garbagecollector"),
-    )
-    try:
-        yield running
-    finally:
-        await controller_manager.stop(running)
+    return await start_controllers("job", "ttl-after-finished", "garbagecollector")
 
 
 def _job(

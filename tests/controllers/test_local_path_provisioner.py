@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from tests.controllers.test_pv_binder import NS, admin, claim, eventually, gone, wait_phase
+from tests.controllers.test_pv_binder import NS, claim, eventually, gone, wait_phase
 
 from kajitori.client import rest
 from kajitori.cmd import controller_manager
@@ -17,7 +17,6 @@ from kajitori.controllers.volume import pv_util
 from kajitori.server import local_path_storage
 
 Object = dict[str, Any]
-__all__ = ["admin"]  # the fixture, imported for this module's tests
 
 
 def _claim_with_uid(**annotations: str) -> Object:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from tests.controllers.conftest import StartControllers
 
 from kajitori.client import rest
-from kajitori.cmd import controller_manager
-from kajitori.cmd.apiserver import APIServerProcess
 from kajitori.controllers import manager
 from kajitori.controllers.volume import pv_util
 
@@ -167,30 +166,9 @@ def test_node_affinity_restricts_matching_to_the_node() -> None:
 
 
 @pytest.fixture
-async def admin(apiserver: APIServerProcess) -> AsyncIterator[rest.Client]:
-    assert apiserver.http is not None and apiserver.pki is not None
-    client = rest.Client.in_process(
-        apiserver.http.app, client_cert_pem=apiserver.pki.admin.cert_pem
-    )
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
-async def controllers(apiserver: APIServerProcess) -> AsyncIterator[manager.ControllerManager]:
+async def controllers(start_controllers: StartControllers) -> manager.ControllerManager:
     """The binder and both protection controllers, each as its own ServiceAccount."""
-    assert apiserver.http is not None and apiserver.pki is not None
-    running = controller_manager.start_in_process(
-        apiserver.http.app,
-        apiserver.pki.ca,
-        controllers=("persistentvolume-binder", "pvc-protection", "pv-protection"),
-    )
-    try:
-        yield running
-    finally:
-        await controller_manager.stop(running)
+    return await start_controllers("persistentvolume-binder", "pvc-protection", "pv-protection")
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
@@ -355,8 +333,6 @@ async def test_claim_used_by_a_pod_is_deleted_only_after_the_pod(
     admin: rest.Client, controllers: manager.ControllerManager
 ) -> None:
     """pvc-protection keeps a claim a pod mounts until that pod is gone."""
-    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}
-    await admin.create(rest.SERVICEACCOUNTS, account, namespace=NS)
     await admin.create(rest.PERSISTENTVOLUMECLAIMS, claim("used", "1Gi"))
     pod = {
         "apiVersion": "v1",

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from tests.controllers.conftest import StartControllers
 
 from kajitori.client import events, informer, rest
-from kajitori.cmd import controller_manager
 from kajitori.cmd.apiserver import APIServerProcess
 from kajitori.controllers import manager, replicaset
 from kajitori.controllers.common import pod_control, pod_util
@@ -20,40 +20,9 @@ NS = "default"
 
 
 @pytest.fixture
-async def admin(apiserver: APIServerProcess) -> AsyncIterator[rest.Client]:
-    """An in-process client acting as the cluster admin."""
-    assert apiserver.http is not None and apiserver.pki is not None
-    client = rest.Client.in_process(
-        apiserver.http.app, client_cert_pem=apiserver.pki.admin.cert_pem
-    )
-    await ensure_default_service_account(client)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
-async def controllers(apiserver: APIServerProcess) -> AsyncIterator[manager.ControllerManager]:
+async def controllers(start_controllers: StartControllers) -> manager.ControllerManager:
     """The replicaset controller (as replicaset-controller) and the garbage collector."""
-    assert apiserver.http is not None and apiserver.pki is not None
-    running = controller_manager.start_in_process(
-        apiserver.http.app, apiserver.pki.ca, controllers=("replicaset", "garbagecollector")
-    )
-    try:
-        yield running
-    finally:
-        await controller_manager.stop(running)
-
-
-async def ensure_default_service_account(client: rest.Client) -> None:
-    """Pods need ``default/default`` (admission); no ServiceAccount controller runs here."""
-    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}
-    try:
-        await client.create(rest.SERVICEACCOUNTS, account, namespace=NS)
-    except rest.ApiError as exc:
-        if exc.code != 409:
-            raise
+    return await start_controllers("replicaset", "garbagecollector")
 
 
 def _rs(name: str, replicas: int, *, min_ready: int = 0) -> Object:

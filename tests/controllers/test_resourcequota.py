@@ -17,21 +17,6 @@ Object = dict[str, Any]
 NS = "default"
 
 
-@pytest.fixture
-async def admin(apiserver: APIServerProcess) -> AsyncIterator[rest.Client]:
-    """The cluster admin, with ``default/default`` present for pods."""
-    assert apiserver.http is not None and apiserver.pki is not None
-    client = rest.Client.in_process(
-        apiserver.http.app, client_cert_pem=apiserver.pki.admin.cert_pem
-    )
-    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}
-    await client.create(rest.SERVICEACCOUNTS, account, namespace=NS)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
 def _start(apiserver: APIServerProcess, resync_period: float) -> manager.ControllerManager:
     assert apiserver.http is not None and apiserver.pki is not None
     return controller_manager.start_in_process(

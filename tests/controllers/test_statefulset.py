@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from tests.controllers.conftest import StartControllers
 
 from kajitori.client import rest
-from kajitori.cmd import controller_manager
-from kajitori.cmd.apiserver import APIServerProcess
 from kajitori.controllers import manager
 from kajitori.controllers.common import history
 from kajitori.controllers.statefulset import control, utils
@@ -377,34 +376,9 @@ def test_revision_hashes_depend_on_data_and_collision_count() -> None:
 
 
 @pytest.fixture
-async def admin(apiserver: APIServerProcess) -> AsyncIterator[rest.Client]:
-    assert apiserver.http is not None and apiserver.pki is not None
-    client = rest.Client.in_process(
-        apiserver.http.app, client_cert_pem=apiserver.pki.admin.cert_pem
-    )
-    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}
-    try:
-        await client.create(rest.SERVICEACCOUNTS, account, namespace=NS)
-    except rest.ApiError as exc:
-        if exc.code != 409:
-            raise
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
-async def controllers(apiserver: APIServerProcess) -> AsyncIterator[manager.ControllerManager]:
+async def controllers(start_controllers: StartControllers) -> manager.ControllerManager:
     """The statefulset controller (as statefulset-controller) and the garbage collector."""
-    assert apiserver.http is not None and apiserver.pki is not None
-    running = controller_manager.start_in_process(
-        apiserver.http.app, apiserver.pki.ca, controllers=("statefulset", "garbagecollector")
-    )
-    try:
-        yield running
-    finally:
-        await controller_manager.stop(running)
+    return await start_controllers("statefulset", "garbagecollector")
 
 
 async def _eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:

@@ -52,6 +52,8 @@ RBAC_GROUP = "rbac.authorization.k8s.io"
 PRIVILEGED_GROUP = "system:masters"
 KINDS = ("roles", "clusterroles", "rolebindings", "clusterrolebindings")
 _BINDINGS = ("rolebindings", "clusterrolebindings")
+# Cached authorization answers; the cache empties when full or when the policy changes.
+DECISION_CACHE_SIZE = 8192
 _ROLE_KIND_PLURAL = {"Role": "roles", "ClusterRole": "clusterroles"}
 # The aggregation stand-in writes as the API server itself.
 _SYSTEM = UserInfo("system:apiserver", (PRIVILEGED_GROUP,))
@@ -164,16 +166,20 @@ class PolicyIndex:
 
     def __init__(self) -> None:
         self.objects: dict[str, dict[tuple[str, str], Object]] = {k: {} for k in KINDS}
+        # Bumped by every change, so answers derived from the index know when they are stale.
+        self.generation = 0
         # (binding plural, binding namespace, subject kind, subject name) -> binding keys
         self._by_subject: dict[tuple[str, str, str, str], set[tuple[str, str]]] = {}
 
     def replace(self, kind: str, items: Iterable[Object]) -> None:
+        self.generation += 1
         for key in list(self.objects[kind]):
             self._forget(kind, key)
         for obj in items:
             self.apply(kind, "ADDED", obj)
 
     def apply(self, kind: str, event_type: str, obj: Object) -> None:
+        self.generation += 1
         key = _meta(obj)
         self._forget(kind, key)
         if event_type == "DELETED":
@@ -311,8 +317,25 @@ class RBACAuthorizer:
         self._synced = {kind: asyncio.Event() for kind in KINDS}
         self._aggregated = asyncio.Event()
         self._roles_changed = asyncio.Event()
+        self._decisions: dict[Attributes, tuple[Decision, str]] = {}
+        self._decisions_generation = -1
 
     def authorize(self, attrs: Attributes) -> tuple[Decision, str]:
+        # Clients repeat the same requests (a controller's GETs, a kubelet's
+        # status writes), and the policy changes rarely: answers are kept until
+        # any role or binding changes.
+        if self._decisions_generation != self.index.generation:
+            self._decisions.clear()
+            self._decisions_generation = self.index.generation
+        decision = self._decisions.get(attrs)
+        if decision is None:
+            decision = self._decide(attrs)
+            if len(self._decisions) >= DECISION_CACHE_SIZE:
+                self._decisions.clear()
+            self._decisions[attrs] = decision
+        return decision
+
+    def _decide(self, attrs: Attributes) -> tuple[Decision, str]:
         errs: list[str] = []
         for source, rule, error in self.index.visit(attrs.user, attrs.namespace):
             if rule is not None and rule_allows(attrs, rule):
