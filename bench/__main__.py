@@ -1,24 +1,38 @@
-"""``python -m bench`` runs every benchmark in turn: the HTTP stack, then the API.
+"""``python -m bench`` runs every benchmark in turn, each printing its table and writing its JSON.
 
-``--quick`` is passed to the API benchmark and shortens the HTTP stack's
-cells to one second, for a smoke run of the whole suite.
+Order: the HTTP stack, the API (both backends), server-side apply and custom
+resources, RBAC, then the 1,000-node scale run. ``--quick`` shortens every
+one to a smoke run; ``--only NAME`` (repeatable) picks some.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 
-from bench import api, http_stack
+# name → (arguments for a full run, arguments for a quick run)
+BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
+    "http_stack": ([], ["--seconds", "1"]),
+    "api": ([], ["--quick"]),
+    "apply": ([], ["--quick"]),
+    "rbac": ([], ["--seconds", "1"]),
+    "scale": ([], ["--quick"]),
+}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short smoke runs of everything")
+    parser.add_argument(
+        "--only", action="append", choices=sorted(BENCHMARKS), help="run only these benchmarks"
+    )
     args = parser.parse_args(argv)
-    print("## bench.http_stack\n", flush=True)
-    http_stack.main(["--seconds", "1"] if args.quick else [])
-    print("\n## bench.api\n", flush=True)
-    api.main(["--quick"] if args.quick else [])
+    for name, (full, quick) in BENCHMARKS.items():
+        if args.only and name not in args.only:
+            continue
+        print(f"\n## bench.{name}\n", flush=True)
+        module = importlib.import_module(f"bench.{name}")
+        module.main(quick if args.quick else full)
 
 
 if __name__ == "__main__":
