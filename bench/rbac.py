@@ -15,8 +15,9 @@ certificate issued from the cluster CA, no groups but
 ``system:authenticated``). Cells, in the same run, for the same requests
 (a point GET of a ConfigMap, and a LIST of 50): as ``kubernetes-admin``
 (``system:masters``, decided before RBAC is asked) and as ``bench-reader``
-(decided by RBAC). The ratio reader/admin is the cost of RBAC with a large
-policy; the target is at least 0.9.
+(decided by RBAC). Each cell runs ``--rounds`` times, alternating the two
+users, and reports each user's median round. The ratio reader/admin is the
+cost of RBAC with a large policy; the target is at least 0.9.
 
 It prints a table and writes ``bench/results/rbac-<timestamp>.json``.
 """
@@ -148,7 +149,13 @@ def _list(_: int) -> loadgen.Request:
     return ("GET", f"/api/v1/namespaces/{NAMESPACE}/configmaps", _JSON, b"")
 
 
-async def run(seconds: float, roles: int, workdir: Path) -> dict[str, Any]:
+def _median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round with the median rate, with every round's rate beside it."""
+    ordered = sorted(rows, key=lambda row: row["rps"])
+    return {**ordered[len(ordered) // 2], "rounds_rps": [round(r["rps"], 1) for r in rows]}
+
+
+async def run(seconds: float, roles: int, workdir: Path, rounds: int = 3) -> dict[str, Any]:
     common.pin(common.CLIENT_CORE)
     server = common.ServerProcess(workdir / "server")
     server.start()
@@ -160,14 +167,20 @@ async def run(seconds: float, roles: int, workdir: Path) -> dict[str, Any]:
         reader = reader_context(server.data_dir)
         for operation, factory in (("get", _get), ("list", _list)):
             for concurrency in CONCURRENCY:
-                # Alternate who goes first so drift on a shared machine favours neither.
-                for user, context in (("admin", admin), ("reader", reader)):
-                    row = await common.measure(
-                        server, context, concurrency=concurrency, seconds=seconds,
-                        make_request=factory, warmup=5,
-                    )  # fmt: skip
-                    if set(row["statuses"]) != {200}:
-                        raise RuntimeError(f"{user} {operation}: {row['statuses']}")
+                cells: dict[str, list[dict[str, Any]]] = {"admin": [], "reader": []}
+                # Alternate the two users round after round and keep each one's median:
+                # drift on a shared machine then favours neither.
+                for _ in range(rounds):
+                    for user, context in (("admin", admin), ("reader", reader)):
+                        row = await common.measure(
+                            server, context, concurrency=concurrency, seconds=seconds,
+                            make_request=factory, warmup=5,
+                        )  # fmt: skip
+                        if set(row["statuses"]) != {200}:
+                            raise RuntimeError(f"{user} {operation}: {row['statuses']}")
+                        cells[user].append(row)
+                for user, measured in cells.items():
+                    row = _median_row(measured)
                     rows.append({"operation": operation, "user": user, **row})
                     _progress(f"{operation} {user} c={concurrency}: {row['rps']:.0f}/s")
     finally:
@@ -176,7 +189,7 @@ async def run(seconds: float, roles: int, workdir: Path) -> dict[str, Any]:
         "benchmark": "rbac",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": common.machine(),
-        "plan": {"seconds": seconds, "roles": roles, "namespaces": NAMESPACES},
+        "plan": {"seconds": seconds, "roles": roles, "namespaces": NAMESPACES, "rounds": rounds},
         "rows": rows,
         "ratios": ratios(rows),
         "target": 0.9,
@@ -218,12 +231,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each cell")
     parser.add_argument("--roles", type=int, default=1000, help="Roles and RoleBindings present")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per cell")
     parser.add_argument(
         "--output", type=Path, help="JSON path (default bench/results/rbac-<ts>.json)"
     )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="kajitori-bench-rbac-") as directory:
-        report = asyncio.run(run(args.seconds, args.roles, Path(directory)))
+        report = asyncio.run(run(args.seconds, args.roles, Path(directory), args.rounds))
     print_report(report)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     path = args.output or RESULTS_DIR / f"rbac-{stamp}.json"

@@ -20,7 +20,17 @@ pytestmark = pytest.mark.slow
 
 def test_rbac_bench_reports_every_cell(tmp_path: Path) -> None:
     output = tmp_path / "rbac.json"
-    command = [sys.executable, "-m", "bench.rbac", "--seconds", "0.2", "--roles", "30"]
+    command = [
+        sys.executable,
+        "-m",
+        "bench.rbac",
+        "--seconds",
+        "0.2",
+        "--roles",
+        "30",
+        "--rounds",
+        "1",
+    ]
     done = subprocess.run(
         [*command, "--output", str(output)],
         cwd=REPO,
