@@ -263,6 +263,14 @@ async def _serve(args: argparse.Namespace) -> int:
             flush=True,
         )
     kubelets = await _start_kubelets(process, args) if args.command == "up" else None
+    # Watch caches and informers keep every object several times over; with
+    # Python's default thresholds full collections re-scan that heap every few
+    # seconds (a fifth of the CPU of a 1,000-node ``up``, see bench.scale).
+    # What start-up built lives on: freeze it, and collect young objects less often.
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
     elapsed = time.monotonic() - started
     print(
         f"kajitori is ready at {process.url} ({elapsed:.2f}s, data in {config.data_dir})\n"

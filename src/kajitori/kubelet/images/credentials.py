@@ -93,6 +93,17 @@ class DockerKeyring:
         return sum(len(v) for v in self._creds.values())
 
 
+def image_pull_secret_names(pod: Mapping[str, Any]) -> list[str]:
+    """The Secrets a pod pulls with: ``spec.imagePullSecrets`` (the ServiceAccount
+    admission plugin has already copied its account's there), in order, once each."""
+    names: list[str] = []
+    for item in (pod.get("spec") or {}).get("imagePullSecrets") or []:
+        name = item.get("name") if isinstance(item, Mapping) else None
+        if name and name not in names:
+            names.append(name)
+    return names
+
+
 def keyring_from_secrets(secrets: Iterable[Mapping[str, Any]]) -> DockerKeyring:
     """A keyring from Secret objects (as the API returns them: ``data`` in base64)."""
     keyring = DockerKeyring()

@@ -160,7 +160,7 @@ class ImageManager:
         recorder: EventRecorder | None = None,
     ) -> ImageInfo:
         """The image ``image`` names, pulling it as ``pull_policy`` says; raises ``PullError``."""
-        record = recorder or _discard
+        record = recorder if recorder is not None else _discard
         try:
             ref = references.parse(image)
         except references.InvalidReference as exc:
@@ -271,6 +271,8 @@ class ImageManager:
                 ERR_IMAGE_PULL, f"{prefix}: failed to copy: {exc}: failed precondition"
             ) from exc
         except (unpack.UnpackError, manifest.ManifestError) as exc:
+            raise PullError(ERR_IMAGE_PULL, f"{prefix}: {exc}") from exc
+        except OSError as exc:  # the node's disk: full, read-only, permissions
             raise PullError(ERR_IMAGE_PULL, f"{prefix}: {exc}") from exc
         return await asyncio.to_thread(
             self.store.record,

@@ -142,6 +142,8 @@ class RegistryClient:
     ) -> None:
         self.platform = platform or manifest.Platform()
         self.plain_http = frozenset(plain_http)
+        if isinstance(verify, str):  # a CA bundle; httpx wants an SSLContext for it
+            verify = ssl.create_default_context(cafile=verify)
         self._http = httpx.AsyncClient(
             verify=verify,
             timeout=timeout,
@@ -224,10 +226,15 @@ class RepositorySession:
                     f"{_status(response)}",
                     stage="fetch",
                 )
-            with open_sink() as sink:
-                async for chunk in response.aiter_bytes(1 << 20):
-                    sink.write(chunk)
-                    total += len(chunk)
+            try:
+                with open_sink() as sink:
+                    async for chunk in response.aiter_bytes(1 << 20):
+                        sink.write(chunk)
+                        total += len(chunk)
+            except httpx.HTTPError as exc:
+                raise RegistryError(
+                    f"failed to read {url}: {_describe(exc)}", stage="fetch"
+                ) from exc
         return total
 
     # Manifests --------------------------------------------------------------
@@ -307,7 +314,8 @@ class RepositorySession:
         bearer = next((c for c in challenges if c.scheme == "bearer"), None)
         basic = next((c for c in challenges if c.scheme == "basic"), None)
         if bearer is not None:
-            if self._scheme == "bearer":  # a token we were given did not do
+            expired = bearer.params.get("error") == "invalid_token"
+            if self._scheme == "bearer" and not expired:  # a token we were given did not do
                 raise RegistryError(self._denied(url, response, bearer))
             self._authorization = "Bearer " + await self._fetch_token(bearer)
             self._scheme = "bearer"
@@ -370,11 +378,14 @@ class RepositorySession:
 async def _read_limited(response: httpx.Response, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise RegistryError(f"manifest larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise RegistryError(f"manifest larger than {limit} bytes")
+            chunks.append(chunk)
+    except httpx.HTTPError as exc:
+        raise RegistryError(f"failed to read {response.url}: {_describe(exc)}") from exc
     return b"".join(chunks)
 
 
@@ -401,7 +412,14 @@ def _status(response: httpx.Response) -> str:
 
 
 def _describe(exc: httpx.HTTPError) -> str:
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.ConnectError) and "refused" in text.lower():
-        return "connect: connection refused"
-    return text
+    """Go's words for the usual network failures (what containerd's messages carry)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError):
+            return "connect: connection refused"
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"tls: failed to verify certificate: {cause.verify_message}"
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(exc, httpx.TimeoutException):
+        return "i/o timeout"
+    return str(exc) or type(exc).__name__
