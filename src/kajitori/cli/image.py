@@ -12,8 +12,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from kajitori.kubelet.images import archive, manifest, reference, store, unpack
+if TYPE_CHECKING:
+    from kajitori.kubelet.images import store
+
+# The image modules are imported when an image command runs, not when any
+# ``kajitori`` command starts: ``kajitori up`` should not pay for them.
 
 
 def add_parser(parser: argparse.ArgumentParser, default_data_dir: Path) -> None:
@@ -41,6 +46,8 @@ def add_parser(parser: argparse.ArgumentParser, default_data_dir: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kajitori.kubelet.images import store
+
     image_store = store.ImageStore(args.data_dir.expanduser() / "images")
     if args.image_command == "load":
         return _load(image_store, args)
@@ -58,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load(image_store: store.ImageStore, args: argparse.Namespace) -> int:
+    from kajitori.kubelet.images import archive, manifest, unpack
+
     try:
         loaded = archive.load(
             image_store,
@@ -88,6 +97,8 @@ def _list(image_store: store.ImageStore) -> None:
 
 
 def _remove(image_store: store.ImageStore, names: list[str]) -> int:
+    from kajitori.kubelet.images import reference
+
     status = 0
     for name in names:
         try:
@@ -103,6 +114,8 @@ def _remove(image_store: store.ImageStore, names: list[str]) -> int:
 
 
 def _repo_and_tag(name: str) -> tuple[str, str]:
+    from kajitori.kubelet.images import reference
+
     if name == "<none>":
         return "<none>", "<none>"
     try:

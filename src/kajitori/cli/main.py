@@ -202,9 +202,11 @@ def _add_encryption_and_audit_flags(cmd: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from kajitori.cli import image
+    from kajitori.cli import proxy as proxy_cli
 
     parser = _parser()
     image.add_parser(parser, DEFAULT_DATA_DIR)
+    proxy_cli.add_parser(parser)
     args = parser.parse_args(argv)
     if args.command == "image":
         return image.run(args)
@@ -212,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.command == "proxy":
+        return asyncio.run(proxy_cli.run(args))
     if args.command in ("up", "apiserver"):
         return asyncio.run(_serve(args))
     if args.command == "scheduler":
