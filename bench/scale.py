@@ -8,7 +8,10 @@ This driver, pinned to core 1, watches the cluster over HTTPS with the
 client library's informers and times, in one run:
 
 * **start-up**: from spawn to every Node ``Ready`` (as the driver's node
-  informer sees it), and the server's VmRSS then;
+  informer sees it), the server's VmRSS then, and the CPU the idle cluster
+  takes over the next 10 s (chiefly Lease renewals: a node renews every
+  quarter of ``--lease-seconds``, upstream's 40 s by default, so 1,000
+  nodes renew 100 Leases a second);
 * **rollout**: ``--deployments`` Deployments (default 10) sharing
   ``--pods`` replicas (default 10,000), from their creation to every pod
   ``Running``; per pod the driver records when it first saw it, saw it
@@ -70,6 +73,7 @@ BURST_NAMESPACE = "bench-scale-burst"
 STATEFUL_NAMESPACE = "bench-scale-sts"
 STATEFUL_REPLICAS = 100
 BURST_CONCURRENCY = 16
+IDLE_SECONDS = 10.0
 IMAGE = "registry.k8s.io/pause:3.10"
 APP_LABEL = "bench.kajitori.io/app"
 TARGETS = {
@@ -175,6 +179,8 @@ class Memory:
         return {
             "rss_mib": round(self.server.status_kb("VmRSS") / _MIB, 1),
             "hwm_mib": round(self.server.status_kb("VmHWM") / _MIB, 1),
+            # Heap, as opposed to mapped files (SQLite, shared libraries).
+            "rss_anon_mib": round(self.server.status_kb("RssAnon") / _MIB, 1),
         }
 
 
@@ -305,12 +311,19 @@ class Run:
             changed.clear()
             with _suppress_timeout():
                 await asyncio.wait_for(changed.wait(), timeout=1.0)
-        return {
+        row = {
             "nodes_ready": len(ready),
             "ready_line_s": round(self.server.ready_line_seconds, 2),
             "all_nodes_ready_s": round(time.perf_counter() - spawned, 2),
             **self.memory.now(),
         }
+        # What the idle cluster costs: mostly Lease renewals, nodes / (lease / 4) per second.
+        cpu_before, idle_began = self.server.cpu_seconds(), time.perf_counter()
+        await asyncio.sleep(IDLE_SECONDS)
+        idle = self.server.cpu_seconds() - cpu_before
+        row["idle_server_cpu_share"] = round(idle / (time.perf_counter() - idle_began), 3)
+        row["lease_renewals_per_s"] = round(self.plan.nodes / (self.plan.lease_seconds / 4), 1)
+        return row
 
     async def rollout(self) -> dict[str, Any]:
         """``plan.pods`` replicas over ``plan.deployments`` Deployments, to all Running."""
@@ -335,6 +348,9 @@ class Run:
             "deployments": self.plan.deployments,
             "all_running_s": round(last - began, 2),
             "pods_running": len(times.running),
+            # More than ``pods`` means a ReplicaSet created extras (its expectations
+            # expire after 5 minutes, so a slow enough rollout over-creates).
+            "pods_created": len(times.seen),
             **rates(times, began),
             "server_cpu_s": round(self.server.cpu_seconds() - cpu_before, 1),
             "other_cpu_cores": contention.other_cpu_cores(),
@@ -504,6 +520,7 @@ class _profiling:
 
 async def run(plan: Plan, workdir: Path) -> dict[str, Any]:
     common.pin(common.CLIENT_CORE)
+    measured_on = common.machine()  # its load average is the one at the start
     args = ["--nodes", str(plan.nodes), "--runtime", "simulated"]
     args += ["--node-lease-duration-seconds", str(plan.lease_seconds)]
     server = common.ServerProcess(workdir / "server", extra_args=args)
@@ -532,7 +549,7 @@ async def run(plan: Plan, workdir: Path) -> dict[str, Any]:
     return {
         "benchmark": "scale",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": common.machine(),
+        "machine": measured_on,
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "plan": {
             **{k: v for k, v in dataclasses.asdict(plan).items() if k != "profile_dir"},
@@ -552,6 +569,7 @@ def print_report(report: dict[str, Any]) -> None:
     rows = [
         ("nodes Ready (s)", start["all_nodes_ready_s"], ""),
         ("  RSS then (MiB)", start["rss_mib"], ""),
+        ("  idle server CPU (cores)", start["idle_server_cpu_share"], ""),
     ]
     roll = phases["rollout"]
     rows += [

@@ -358,3 +358,43 @@ async def test_an_update_is_charged_only_its_increase(admin: rest.Client) -> Non
     service["spec"]["type"] = "NodePort"
     await admin.update(rest.SERVICES, service, namespace=NS)
     assert await _used(admin, "services") == {"services": "1", "services.nodeports": "1"}
+
+
+async def _eventually(condition: Any, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_namespace_known_to_have_no_quota_costs_no_quota_read(
+    apiserver: APIServerProcess, admin: rest.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the plugin's index has listed, only namespaces holding a quota read quotas."""
+    assert apiserver.registry is not None
+    quotas = apiserver.registry.lookup("", "v1", "resourcequotas")
+    pods = apiserver.registry.lookup("", "v1", "pods")
+    assert quotas is not None and pods is not None
+    plugin = resource_quota.ResourceQuota(apiserver.registry.lookup)
+    pod = _pod("free")
+    pod["metadata"]["namespace"] = NS
+    await plugin.validate(pods, "CREATE", pod, None, RequestContext())
+    index = plugin._index
+    assert index is not None
+    await _eventually(lambda: index.synced)
+    reads: list[str] = []
+    real_list = quotas.list
+
+    async def counting_list(namespace: str, opts: ListOptions) -> Any:
+        reads.append(namespace)
+        return await real_list(namespace, opts)
+
+    monkeypatch.setattr(quotas, "list", counting_list)
+    await plugin.validate(pods, "CREATE", pod, None, RequestContext())
+    assert reads == []
+    await _quota(admin, "pods", {"pods": "1"})
+    await _eventually(lambda: index.counts.get(NS) == 1)
+    await plugin.validate(pods, "CREATE", pod, None, RequestContext())
+    assert NS in reads  # a namespace with a quota is checked against storage
+    await admin.delete(rest.RESOURCEQUOTAS, "pods", namespace=NS)
+    await _eventually(lambda: not index.counts.get(NS))

@@ -38,6 +38,7 @@ def test_scale_bench_runs_every_phase(tmp_path: Path) -> None:
     assert phases["startup"]["nodes_ready"] == 20
     assert phases["rollout"]["pods_running"] == 200
     assert phases["rollout"]["pods_bound"] == 200
+    assert phases["rollout"]["pods_created"] == 200
     assert phases["burst"]["pods_running"] == 40
     assert phases["statefulset"]["replicas"] == 3
     for figure in ("rss_mib", "hwm_mib"):

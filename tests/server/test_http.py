@@ -214,6 +214,40 @@ async def test_streamed_chunks_arrive_before_the_next_is_produced(
     assert received == ["event-0", "event-1", "event-2"]
 
 
+async def test_chunks_sent_in_one_loop_turn_go_out_in_one_write(
+    start_server: StartServer,
+    cluster_pki: pki.ClusterPKI,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A burst of streamed chunks (a watch batch) is one transport write, still in order."""
+    flushed: list[int] = []
+    original_flush = http._HttpProtocol.flush
+
+    def counting_flush(self: http._HttpProtocol) -> None:
+        if self._queued:
+            flushed.append(len(self._queued))
+        original_flush(self)
+
+    monkeypatch.setattr(http._HttpProtocol, "flush", counting_flush)
+    go = asyncio.Event()
+
+    async def app(scope: Scope, receive: http.Receive, send: http.Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await go.wait()
+        for i in range(5):  # no await yields to the loop in between
+            await send({"type": "http.response.body", "body": b"event-%d\n" % i, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    server = await start_server(app)
+    async with httpx.AsyncClient(verify=client_context(cluster_pki, tmp_path)) as client:
+        async with client.stream("GET", f"https://127.0.0.1:{server.port}/watch") as response:
+            go.set()
+            received = [line async for line in response.aiter_lines()]
+    assert received == [f"event-{i}" for i in range(5)]
+    assert flushed == [5]
+
+
 async def test_headers_are_flushed_before_the_first_streamed_chunk(
     start_server: StartServer, cluster_pki: pki.ClusterPKI, tmp_path: Path
 ) -> None:

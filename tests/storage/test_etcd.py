@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -228,3 +228,64 @@ def test_the_server_helper_reports_the_log_tail_when_etcd_fails(tmp_path: pathli
     (tmp_path / "member-data").write_text("not a directory")
     with pytest.raises(etcd_server.EtcdStartError, match="data directory"):
         etcd_server.EtcdServer(tmp_path).start()
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def _collect(events: AsyncIterator[list[interface.Event]], count: int) -> list[int]:
+    seen: list[int] = []
+    while len(seen) < count:
+        seen.extend(e.revision for e in await asyncio.wait_for(anext(events), 10))
+    return seen
+
+
+async def test_local_watchers_of_one_prefix_share_one_etcd_stream(
+    pair: tuple[etcd.EtcdBackend, etcd.EtcdBackend],
+) -> None:
+    """Watchers that can join a running stream do; one from an older revision gets its own."""
+    a, b = pair
+    start = await a.current_revision()
+    first = a.watch("/registry/pods/", after_revision=start)
+    second = a.watch("/registry/pods/", after_revision=start)
+    # Generators start on first use: both are waiting before anything is written.
+    waiting = [asyncio.ensure_future(_collect(events, 1)) for events in (first, second)]
+    await _until(lambda: sum(len(h._watchers) for h in a._hubs.values()) == 2)
+    one = await b.create("/registry/pods/default/one", b"1")
+    assert [await task for task in waiting] == [[one], [one]]
+    assert len(a._watch_calls) == 1  # both read the same gRPC stream
+    # This watcher wants an event the shared stream has already handed out.
+    late = a.watch("/registry/pods/", after_revision=start)
+    two = await b.create("/registry/pods/default/two", b"2")
+    assert await _collect(late, 2) == [one, two]
+    assert await _collect(first, 1) == [two]
+    assert await _collect(second, 1) == [two]
+    assert len(a._watch_calls) == 2
+    for events in (first, second, late):
+        await events.aclose()
+    await asyncio.sleep(0.05)
+    assert not a._watch_calls and not a._hubs
+
+
+async def test_gets_issued_together_are_answered_together_at_one_revision(
+    pair: tuple[etcd.EtcdBackend, etcd.EtcdBackend],
+) -> None:
+    """Concurrent newest-value gets share one read; each caller gets its own key (or None)."""
+    a, b = pair
+    written = {
+        f"/registry/pods/default/p{i}": await b.create(f"/registry/pods/default/p{i}", b"%d" % i)
+        for i in range(3)
+    }
+    keys = [*written, "/registry/pods/default/missing", *written]
+    answers = await asyncio.gather(*(a.get(key) for key in keys))
+    assert len({revision for revision, _ in answers}) == 1
+    assert answers[0][0] >= max(written.values())
+    for key, (_, kv) in zip(keys, answers, strict=True):
+        if key in written:
+            assert kv is not None and kv.key == key and kv.mod_revision == written[key]
+        else:
+            assert kv is None

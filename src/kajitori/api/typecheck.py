@@ -73,22 +73,37 @@ def _check(value: Any, raw: dict[str, Any], node: SchemaNode, ctx: _Context) -> 
     ref = _ref_name(raw)
     if ref is not None and ref.endswith(_CUSTOM_DECODERS):
         return None
-    go_type = _go_type(raw, node)
+    # The Go type is only named in an error: work it out then, not for every value.
+    target = _Target(raw, node)
     if ref is not None and node.properties:
         if not isinstance(value, dict):
-            return _error(value, go_type, ctx)
+            return _error(value, target, ctx)
         return _check_struct(value, node, _Context(ref.rsplit(".", 1)[-1], ctx.fields))
     types = node.types
     if "array" in types:
-        return _check_array(value, node, go_type, ctx)
+        return _check_array(value, node, target, ctx)
     if "object" in types:
-        return _check_map(value, node, go_type, ctx)
-    return _check_scalar(value, types, node.format, go_type, ctx)
+        return _check_map(value, node, target, ctx)
+    return _check_scalar(value, types, node.format, target, ctx)
 
 
-def _check_array(value: Any, node: SchemaNode, go_type: str, ctx: _Context) -> str | None:
+class _Target:
+    """The schema a value decodes into; ``go_type`` is how Go prints it."""
+
+    __slots__ = ("node", "raw")
+
+    def __init__(self, raw: dict[str, Any], node: SchemaNode) -> None:
+        self.raw = raw
+        self.node = node
+
+    @property
+    def go_type(self) -> str:
+        return _go_type(self.raw, self.node)
+
+
+def _check_array(value: Any, node: SchemaNode, target: _Target, ctx: _Context) -> str | None:
     if not isinstance(value, list):
-        return _error(value, go_type, ctx)
+        return _error(value, target, ctx)
     items = node.raw.get("items")
     item_node = node.items()
     if not isinstance(items, dict) or item_node is None:
@@ -100,9 +115,9 @@ def _check_array(value: Any, node: SchemaNode, go_type: str, ctx: _Context) -> s
     return None
 
 
-def _check_map(value: Any, node: SchemaNode, go_type: str, ctx: _Context) -> str | None:
+def _check_map(value: Any, node: SchemaNode, target: _Target, ctx: _Context) -> str | None:
     if not isinstance(value, dict):
-        return _error(value, go_type, ctx)
+        return _error(value, target, ctx)
     values = node.raw.get("additionalProperties")
     value_node = node.map_values()
     if not isinstance(values, dict) or value_node is None:
@@ -115,7 +130,7 @@ def _check_map(value: Any, node: SchemaNode, go_type: str, ctx: _Context) -> str
 
 
 def _check_scalar(
-    value: Any, types: tuple[str, ...], fmt: str, go_type: str, ctx: _Context
+    value: Any, types: tuple[str, ...], fmt: str, target: _Target, ctx: _Context
 ) -> str | None:
     if not types:
         return None
@@ -127,22 +142,25 @@ def _check_scalar(
         if isinstance(value, float) or (isinstance(value, int) and not isinstance(value, bool)):
             low, high = _INT_RANGES.get(fmt, _INT_RANGES["int64"])
             if isinstance(value, float) or not low <= value <= high:
-                return _error(value, go_type, ctx, number_text=True)
+                return _error(value, target, ctx, number_text=True)
             return None
         ok = False
     elif "number" in types:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
     else:
         return None
-    return None if ok else _error(value, go_type, ctx)
+    return None if ok else _error(value, target, ctx)
 
 
-def _error(value: Any, go_type: str, ctx: _Context, *, number_text: bool = False) -> str:
+def _error(value: Any, target: _Target, ctx: _Context, *, number_text: bool = False) -> str:
     found = _json_kind(value)
     if number_text:
         found = f"number {value!r}"
     where = ".".join(ctx.fields)
-    return f"json: cannot unmarshal {found} into Go struct field {ctx.struct}.{where} of type {go_type}"
+    return (
+        f"json: cannot unmarshal {found} into Go struct field {ctx.struct}.{where}"
+        f" of type {target.go_type}"
+    )
 
 
 def _json_kind(value: Any) -> str:

@@ -16,7 +16,12 @@ controllers need:
   seen. ``resync_period`` re-delivers every cached object as an update so
   level-triggered controllers retry on their own;
 * ``InformerFactory`` — one informer per (resource, namespace, metadata-only)
-  shared by every controller of a process, started together.
+  shared by every controller of a process, started together;
+* ``transform`` — applied to each object before it is cached (client-go's
+  SetTransform). ``strip_managed_fields`` is the one the scheduler, the
+  controller manager and the kubelet use, as upstream's do: no component
+  reads managedFields from its cache, they are a large part of each object,
+  and an update that omits them keeps the stored ones.
 
 Handlers run inline in the informer's task and must not block: controllers
 only put keys on their work queue there.
@@ -152,6 +157,14 @@ class EventHandler:
     on_delete: Callable[[Object | DeletedFinalStateUnknown], None] | None = None
 
 
+def strip_managed_fields(obj: Object) -> Object:
+    """Drop ``metadata.managedFields`` (upstream's TransformStripManagedFields)."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
+    return obj
+
+
 class Informer:
     """List + watch one resource into an ``Indexer``; ``start()``, then ``await stop()``."""
 
@@ -164,8 +177,10 @@ class Informer:
         metadata_only: bool = False,
         resync_period: float = 0.0,
         indexers: Mapping[str, IndexFunc] | None = None,
+        transform: Callable[[Object], Object] | None = None,
     ) -> None:
         self.client = client
+        self.transform = transform
         self.resource = resource
         self.namespace = namespace
         self.metadata_only = metadata_only
@@ -241,6 +256,8 @@ class Informer:
         self._synced.set()
 
     def _replace(self, items: list[Object]) -> None:
+        if self.transform is not None:
+            items = [self.transform(obj) for obj in items]
         fresh = {meta_namespace_key(obj): obj for obj in items}
         for key in set(self.indexer.keys()) - fresh.keys():
             old = self.indexer.delete(key)
@@ -261,6 +278,8 @@ class Informer:
         )
         async for event in events:
             obj = event.get("object") or {}
+            if self.transform is not None and event.get("type") != "BOOKMARK":
+                obj = self.transform(obj)
             rv = (obj.get("metadata") or {}).get("resourceVersion")
             kind = event.get("type")
             if kind in ("ADDED", "MODIFIED"):
@@ -305,9 +324,16 @@ def _call(callback: Callable[..., None], *args: Any) -> None:
 class InformerFactory:
     """One shared informer per (resource, namespace, metadata-only) for a whole process."""
 
-    def __init__(self, client: rest.Client, *, resync_period: float = 0.0) -> None:
+    def __init__(
+        self,
+        client: rest.Client,
+        *,
+        resync_period: float = 0.0,
+        transform: Callable[[Object], Object] | None = None,
+    ) -> None:
         self.client = client
         self.resync_period = resync_period
+        self.transform = transform
         self._informers: dict[tuple[rest.Resource, str, bool], Informer] = {}
 
     def informer(
@@ -322,6 +348,7 @@ class InformerFactory:
                 namespace=namespace,
                 metadata_only=metadata_only,
                 resync_period=self.resync_period,
+                transform=self.transform,
             )
             self._informers[key] = found
         return found

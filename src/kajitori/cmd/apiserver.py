@@ -49,6 +49,7 @@ from kajitori.server import bootstrap, crds
 from kajitori.server.apis import APIRegistry
 from kajitori.server.app import APIServer
 from kajitori.server.filters import audit
+from kajitori.server.handlers import streams
 from kajitori.server.http import HttpServer, make_server_ssl_context
 from kajitori.storage import interface as storage
 from kajitori.storage.compactor import Compactor
@@ -154,6 +155,7 @@ class APIServerProcess:
             authorizer=authz,
             audit=audit_filter,
             authenticator=authn,
+            kubelet_client=_kubelet_client(self.pki),
         )
         ssl_context = make_server_ssl_context(
             self.pki.apiserver_cert_path, self.pki.apiserver_key_path, self.pki.ca_cert_path
@@ -205,6 +207,20 @@ class APIServerProcess:
             await self.backend.close()
         if self.audit_log is not None:
             self.audit_log.close()
+
+
+def _kubelet_client(cluster: pki.ClusterPKI) -> streams.KubeletClient:
+    """The API server's client certificate towards kubelets (kubeadm's apiserver-kubelet-client).
+
+    Group ``system:masters``, as kubeadm before 1.29, so a kubelet's
+    SubjectAccessReview allows it; issued in memory at each start.
+    """
+    pair = pki.issue_client_cert(
+        cluster.ca, user=streams.KUBELET_CLIENT_USER, groups=("system:masters",)
+    )
+    return streams.KubeletClient.from_pem(
+        ca_pem=cluster.ca.cert_pem, cert_pem=pair.cert_pem, key_pem=pair.key_pem
+    )
 
 
 def _backend(cfg: APIServerConfig) -> storage.Backend:

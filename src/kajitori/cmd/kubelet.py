@@ -15,12 +15,16 @@ Composition root for ``kubelet.KubeletHost``. Two ways in:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
+import os
+import weakref
 from pathlib import Path
 
 from kajitori.auth import pki
 from kajitori.client import kubeconfig, rest, transport
-from kajitori.kubelet import kubelet, node_status
+from kajitori.cmd import kubelet_api
+from kajitori.kubelet import kubelet, node_status, oci_streams, streaming
 from kajitori.kubelet.runtimes import interface, simulated
 from kajitori.kubelet.runtimes.oci import runtime as oci_runtime
 
@@ -51,7 +55,8 @@ def node_configs(count: int) -> list[node_status.NodeConfig]:
 def new_runtime(name: str, *, start_seconds: float = DEFAULT_START_SECONDS) -> interface.Runtime:
     if name == "oci":
         # Real containers under runc (root only); pods are not networked yet (loopback only).
-        return oci_runtime.new_runtime(OCI_ROOT)
+        # KAJITORI_OCI_ROOT gives a test its own root, so it never adopts another run's pods.
+        return oci_runtime.new_runtime(Path(os.environ.get("KAJITORI_OCI_ROOT") or OCI_ROOT))
     if name != "simulated":
         raise ValueError(f"unknown runtime {name!r} (known: {', '.join(RUNTIMES)})")
     return simulated.SimulatedRuntime(start_delay=start_seconds)
@@ -64,24 +69,75 @@ async def start_in_process(
     nodes: int,
     runtime: str = "simulated",
     lease_duration: int = node_status.DEFAULT_LEASE_DURATION,
+    serve_api: bool | None = None,
+    streams: streaming.StreamingRuntime | None = None,
 ) -> kubelet.KubeletHost:
-    """Register ``nodes`` simulated nodes and run their kubelets in the background."""
+    """Register ``nodes`` simulated nodes and run their kubelets in the background.
+
+    ``serve_api`` (default: up to ``kubelet_api.DEFAULT_MAX_SERVED_NODES``
+    nodes) gives each node a kubelet API on a loopback InternalIP, serving
+    ``streams`` (default: the runtime's own if it offers them, else
+    synthetic logs and no exec); see docs/decisions/0028.
+    """
     credentials = pki.issue_simulated_kubelet_cert(ca)
     client = rest.Client.in_process(app, client_cert_pem=credentials.cert_pem)
     configs = node_configs(nodes)
     node_certs = pki.issue_node_certs(ca, [config.name for config in configs])
+    if serve_api is None:
+        serve_api = nodes <= kubelet_api.DEFAULT_MAX_SERVED_NODES
+    apis: list[kubelet_api.NodeAPI] = []
+    if serve_api:
+        addresses = [(c.name, kubelet_api.loopback_ip(i)) for i, c in enumerate(configs)]
+        apis = await kubelet_api.bind(ca, addresses)
+        configs = [
+            dataclasses.replace(c, internal_ip=api.address, kubelet_port=api.port)
+            for c, api in zip(configs, apis, strict=True)
+        ]
+    container_runtime = new_runtime(runtime)
+
+    def client_for(name: str) -> rest.Client:
+        return client.as_identity(node_certs[name].cert_pem)
+
     host = kubelet.KubeletHost(
-        client,
-        configs,
-        new_runtime(runtime),
-        lease_duration=lease_duration,
-        client_for=lambda name: client.as_identity(node_certs[name].cert_pem),
+        client, configs, container_runtime, lease_duration=lease_duration, client_for=client_for
     )
+    if apis:
+        if streams is None:
+            # A runtime offering streams says so with a ``streams`` attribute.
+            streams = getattr(container_runtime, "streams", None) or _streams_for(
+                runtime, container_runtime
+            )
+        kubelet_api.attach(
+            apis,
+            get_pod=lambda namespace, name: host.pods.indexer.get(f"{namespace}/{name}"),
+            list_pods=host.pods.indexer.list,
+            runtime=streams,
+            client_for=client_for,
+        )
+        _APIS[host] = apis
     await host.start()
     return host
 
 
+def _streams_for(name: str, runtime: interface.Runtime) -> streaming.StreamingRuntime:
+    if name == "oci":
+        return oci_streams.OciStreaming(runtime)
+    return streaming.SimulatedStreaming()
+
+
+# The kubelet API listeners of each in-process host, stopped with it.
+_APIS: weakref.WeakKeyDictionary[kubelet.KubeletHost, list[kubelet_api.NodeAPI]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def node_apis(host: kubelet.KubeletHost) -> list[kubelet_api.NodeAPI]:
+    """The kubelet API listeners of ``host`` (none when it serves no API)."""
+    return _APIS.get(host, [])
+
+
 async def stop(host: kubelet.KubeletHost) -> None:
+    await kubelet_api.stop(_APIS.pop(host, []))
     await host.stop()
     await host.client.aclose()
 

@@ -173,7 +173,10 @@ class ControllerManager:
         self.enabled = tuple(controllers)
         # Per-controller keyword arguments (e.g. nodelifecycle's node_monitor_grace_period).
         self.options = dict(options or {})
-        self.informers = informer.InformerFactory(client, resync_period=resync_period)
+        # Cached objects without managedFields (no controller reads them), as upstream's.
+        self.informers = informer.InformerFactory(
+            client, resync_period=resync_period, transform=informer.strip_managed_fields
+        )
         self.recorder = events.EventRecorder(client, component=COMPONENT)
         self.controllers: dict[str, Controller] = {}
         self._own_clients: list[rest.Client] = []

@@ -133,7 +133,10 @@ class KubeletHost:
         selector = f"spec.nodeName={nodes[0].name}" if len(nodes) == 1 else "spec.nodeName!="
         self._pod_client = _FieldSelectedClient(client, selector)
         self.pods = informer.Informer(
-            self._pod_client, rest.PODS, indexers={NODE_NAME_INDEX: index_by_node_name}
+            self._pod_client,
+            rest.PODS,
+            indexers={NODE_NAME_INDEX: index_by_node_name},
+            transform=informer.strip_managed_fields,
         )
         # A lone kubelet may read only its own Node (the Node authorizer's rule).
         node_reader = (
@@ -169,6 +172,7 @@ class KubeletHost:
         self.node_informer.start()
         self.pods.start()
         self._tasks.append(asyncio.ensure_future(self._heartbeat_loop()))
+        self._tasks.append(asyncio.ensure_future(self._remove_orphaned_pods()))
         self._tasks.append(
             asyncio.ensure_future(
                 base.run_workers(self.queue, self.sync_pod, self.workers, name="kubelet")
@@ -350,6 +354,20 @@ class KubeletHost:
         except rest.ApiError as exc:
             if not exc.not_found and not exc.conflict:
                 raise
+
+    async def _remove_orphaned_pods(self) -> None:
+        """Once the pods are listed, drop what the runtime still runs for pods that are gone.
+
+        A runtime whose containers outlive the kubelet (oci) reloads every pod
+        it held; those deleted while the kubelet was down are never synced
+        again, so they are removed here (upstream's HandlePodCleanups).
+        """
+        await self.pods.wait_for_sync()
+        known = {pod["metadata"]["uid"] for pod in self.pods.indexer.list()}
+        for uid in self.runtime.get_pods():
+            if uid not in known:
+                log.info("removing the containers of pod %s, which no longer exists", uid)
+                self.runtime.remove_pod(uid)
 
     def _runtime_changed(self, uid: str) -> None:
         """A NotifyingRuntime's pod changed by itself: sync it again."""

@@ -44,6 +44,8 @@ class NodeConfig:
     ephemeral_storage: str = "100Gi"
     arch: str = "amd64"
     runtime_version: str = "simulated://1.0.0"
+    # Where the kubelet API listens (status.daemonEndpoints); 10250 as upstream.
+    kubelet_port: int = 10250
 
 
 def micro_time(moment: datetime.datetime) -> str:
@@ -92,7 +94,7 @@ def node_status(config: NodeConfig, *, old: Object, now: datetime.datetime) -> O
             {"type": "InternalIP", "address": config.internal_ip},
             {"type": "Hostname", "address": config.name},
         ],
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": config.kubelet_port}},
         "nodeInfo": {
             "machineID": "",
             "systemUUID": "",

@@ -22,7 +22,7 @@ _REF_PREFIXES = ("#/$defs/", "#/definitions/")
 class SchemaNode:
     """A read-only view of one node of a JSON schema with ``$ref`` resolution."""
 
-    __slots__ = ("_children", "_defs", "_items", "_node", "_types")
+    __slots__ = ("_children", "_defs", "_items", "_node", "_types", "_values")
 
     def __init__(self, node: dict[str, Any], defs: dict[str, Any]) -> None:
         self._defs = defs
@@ -31,6 +31,7 @@ class SchemaNode:
         # same few schemas, so a node reached once is reused from then on.
         self._children: dict[str, SchemaNode | None] = {}
         self._items: SchemaNode | bool | None = False
+        self._values: SchemaNode | bool | None = False
         self._types: tuple[str, ...] | None = None
 
     def _resolve(self, node: dict[str, Any]) -> dict[str, Any]:
@@ -127,8 +128,14 @@ class SchemaNode:
         return self._items
 
     def map_values(self) -> SchemaNode | None:
-        additional = self._node.get("additionalProperties")
-        return SchemaNode(additional, self._defs) if isinstance(additional, dict) else None
+        """Schema of a map's values (built once per node, like ``items``)."""
+        if self._values is False:
+            additional = self._node.get("additionalProperties")
+            self._values = (
+                SchemaNode(additional, self._defs) if isinstance(additional, dict) else None
+            )
+        assert not isinstance(self._values, bool)
+        return self._values
 
     @property
     def patch_strategy(self) -> str:

@@ -171,11 +171,11 @@ class NodeInfo:
     _allocatable: dict[str, int] | None = dataclasses.field(
         default=None, init=False, repr=False, compare=False
     )
+    # Read for every node of every cycle (scores are keyed by it): kept, not looked up.
+    name: str = dataclasses.field(default="", init=False, compare=False)
 
-    @property
-    def name(self) -> str:
-        name: str = self.node["metadata"]["name"]
-        return name
+    def __post_init__(self) -> None:
+        self.name = self.node["metadata"]["name"]
 
     @property
     def labels(self) -> Mapping[str, str]:

@@ -5,16 +5,22 @@ Informers on pods and nodes feed the ``SchedulingQueue`` and a cache; one
 task pops a pod at a time and runs a scheduling cycle:
 
 1. the pod is re-read from the informer (gone, bound or deleting: dropped);
-2. a snapshot of every node with its assigned pods is taken — including
-   pods this scheduler has bound but the informer has not shown yet
-   ("assumed" pods), so two quick decisions never double-book a node;
-3. ``schedule_pod`` (pure) runs PreFilter, Filter and Score over it;
+2. the snapshot is every node with its assigned pods, as the cache
+   (``cache.py``) keeps it from informer events — including pods this
+   scheduler has bound but the informer has not shown yet ("assumed"
+   pods), so two quick decisions never double-book a node;
+3. ``schedule_pod`` (pure) runs PreFilter, Filter and Score over it; from
+   100 nodes on, Filter stops after ``num_feasible_nodes_to_find`` fits
+   and each cycle starts where the last one stopped (upstream's
+   percentageOfNodesToScore and nextStartNodeIndex);
 4. on a fit the pod is assumed and bound (``POST pods/{name}/binding``;
    the API server sets ``PodScheduled=True``) and a ``Scheduled`` event
-   says ``Successfully assigned ns/name to node``. A pod whose
-   PersistentVolumeClaims still have to bind first goes through
-   VolumeBinding's Reserve and PreBind in a task of its own (PreBind waits
-   for the claims to bind), so the loop goes on with the next pod;
+   says ``Successfully assigned ns/name to node``. The binding runs in a
+   task of its own (at most ``MAX_CONCURRENT_BINDS`` at once), as
+   upstream's binding cycle does, so the loop goes on with the next pod;
+   a pod whose PersistentVolumeClaims still have to bind first goes
+   through VolumeBinding's Reserve and PreBind there (PreBind waits for
+   the claims to bind);
 5. when nothing fits, DefaultPreemption looks for lower-priority victims:
    they are marked (``DisruptionTarget``) and deleted and the pod's
    ``status.nominatedNodeName`` set; either way the pod gets a
@@ -68,6 +74,8 @@ FLUSH_INTERVAL = 1.0
 # in a large cluster a cycle stops filtering once it has found this many fits.
 MIN_FEASIBLE_NODES_TO_FIND = 100
 MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND = 5
+# Bindings in flight at once; the scheduling loop waits for a slot beyond this.
+MAX_CONCURRENT_BINDS = 32
 
 
 class NoNodesAvailableError(Exception):
@@ -95,15 +103,16 @@ def default_profile(volumes: volume_binding.VolumeBinding | None = None) -> Prof
     taints = taint_toleration.TaintToleration()
     spread = pod_topology_spread.PodTopologySpread()
     pod_affinity = inter_pod_affinity.InterPodAffinity()
+    ports = node_ports.NodePorts()
     volume_plugins = (volumes,) if volumes is not None else ()
     return Profile(
-        pre_filters=(fit, *volume_plugins, spread, pod_affinity),
+        pre_filters=(affinity, ports, fit, *volume_plugins, spread, pod_affinity),
         filters=(
             node_unschedulable.NodeUnschedulable(),
             node_name.NodeName(),
             taints,
             affinity,
-            node_ports.NodePorts(),
+            ports,
             fit,
             *volume_plugins,
             spread,
@@ -163,12 +172,13 @@ def find_feasible(
     filters = [p for p in profile.filters if id(p) not in skipped]
     feasible = []
     ordered = nodes[start:] + nodes[:start] if start else nodes
+    success = framework.SUCCESS
     for info in ordered:
         if limit and len(feasible) >= limit:
             break
         for plugin in filters:
             status = plugin.filter(state, pod, info)
-            if not status.ok:
+            if status is not success and not status.ok:
                 diagnosis.node_statuses[info.name] = dataclasses.replace(status, plugin=plugin.name)
                 break
         else:
@@ -258,7 +268,9 @@ class Scheduler:
     ) -> None:
         self.client = client
         self.scheduler_name = scheduler_name
-        self.informers = informers or informer.InformerFactory(client)
+        self.informers = informers or informer.InformerFactory(
+            client, transform=informer.strip_managed_fields
+        )
         self.recorder = recorder or events.EventRecorder(client, component=scheduler_name)
         self.queue = scheduling_queue_ or scheduling_queue.SchedulingQueue()
         listers = volume_binding.InformerListers(self.informers)
@@ -269,6 +281,10 @@ class Scheduler:
         # Binding cycles of pods with volumes run beside the scheduling loop,
         # as upstream's do, since PreBind waits for their claims to bind.
         self._binding_tasks: set[asyncio.Task[None]] = set()
+        # Every binding runs beside the loop (upstream's binding cycle
+        # goroutine): the pod is assumed, so the next cycle already counts
+        # it, and the loop need not wait for the API's answer.
+        self._bind_slots = asyncio.Semaphore(MAX_CONCURRENT_BINDS)
         self.binder = default_binder.DefaultBinder(client)
         self.pods = self.informers.informer(rest.PODS)
         self.nodes = self.informers.informer(rest.NODES)
@@ -430,8 +446,9 @@ class Scheduler:
         key = queued.key
         self.assumed[key] = {**pod, "spec": {**pod["spec"], "nodeName": node}}
         self.cache.set_pod(key, self.assumed[key])
-        info = next((n for n in nodes if n.name == node), None)
-        if info is not None and volume_binding.claim_names(pod):
+        claims = volume_binding.claim_names(pod)
+        info = next((n for n in nodes if n.name == node), None) if claims else None
+        if info is not None:
             try:
                 reserved = self.volume_binding.reserve(pod, info)
             except volume_binding.VolumeBindingError as exc:
@@ -444,7 +461,25 @@ class Scheduler:
                 self._binding_tasks.add(task)
                 task.add_done_callback(self._binding_tasks.discard)
                 return
-        await self._bind_pod(queued, pod, node)
+        await self._bind_slots.acquire()
+        task = asyncio.ensure_future(self._bind_in_background(queued, pod, node))
+        self._binding_tasks.add(task)
+        task.add_done_callback(self._binding_tasks.discard)
+
+    async def _bind_in_background(
+        self, queued: scheduling_queue.QueuedPod, pod: Object, node: str
+    ) -> None:
+        """``_bind_pod`` in a task of its own; nobody awaits it, so every failure ends here."""
+        try:
+            await self._bind_pod(queued, pod, node)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("binding %s failed", queued.key)
+            self._forget_assumed(queued.key)
+            self.queue.add_unschedulable(queued, error=True)
+        finally:
+            self._bind_slots.release()
 
     async def _bind_with_volumes(
         self, queued: scheduling_queue.QueuedPod, pod: Object, node: str

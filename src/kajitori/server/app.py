@@ -19,8 +19,10 @@ store, after decoding and defaulting (registry.generic.hooks).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import traceback
+import urllib.parse
 from collections.abc import Awaitable, Callable
 
 from kajitori.auth import authenticator as authenticators
@@ -33,7 +35,7 @@ from kajitori.server import asgi, negotiation, openapi_v2
 from kajitori.server.apis import APIRegistry
 from kajitori.server.discovery import Discovery, health, not_found_path, version_info
 from kajitori.server.filters.audit import AuditFilter
-from kajitori.server.handlers import patch, resources, watch
+from kajitori.server.handlers import patch, resources, streams, watch
 from kajitori.server.handlers.scope import RequestScope, new_context
 from kajitori.server.openapi import OpenAPIV2, OpenAPIV3
 from kajitori.server.request_info import RequestInfo, new_request_info, parse_query
@@ -68,8 +70,11 @@ class APIServer:
         authorizer: authz.Authorizer,
         audit: AuditFilter | None = None,
         authenticator: authenticators.Authenticator = authenticators.DEFAULT,
+        kubelet_client: streams.KubeletClient | None = None,
     ) -> None:
         self.registry = registry
+        # How pods/log, exec, attach, portforward and nodes/proxy reach kubelets.
+        self.kubelet_client = kubelet_client
         self.authorizer = authorizer
         self.authenticator = authenticator
         self.audit = audit
@@ -80,7 +85,11 @@ class APIServer:
     async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         if scope["type"] == "lifespan":
             return
-        if scope["type"] != "http":
+        if scope["type"] == "websocket":
+            # An upgrade is a GET; errors before it is accepted answer as plain HTTP.
+            scope = {**scope, "method": "GET"}
+            send = _websocket_denial(send)
+        elif scope["type"] != "http":
             return
         request = asgi.Request(scope, receive)
         try:
@@ -121,9 +130,11 @@ class APIServer:
 
     def _impersonate(self, request: asgi.Request, user: UserInfo) -> UserInfo:
         """Act as the user named by Impersonate-* headers, if allowed (upstream's WithImpersonation)."""
-        headers = [
-            (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in request.scope["headers"]
-        ]
+        raw = request.scope["headers"]
+        # Almost no request impersonates: look for the header prefix before decoding anything.
+        if not any(k[:12].lower() == b"impersonate-" for k, _ in raw):
+            return user
+        headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw]
         if not impersonation.requested(headers):
             return user
         return impersonation.impersonate(user, headers, self.authorizer)
@@ -223,6 +234,9 @@ class APIServer:
         store = self.registry.lookup(info.api_group, info.api_version, info.resource)
         if store is None:
             raise not_found_path()
+        if streams.handles(info):
+            await self._serve_stream(request, send, info, user)
+            return
         if info.subresource and info.subresource not in store.info.subresource_names:
             raise not_found_path()
         if info.verb not in store.info.verbs and not info.subresource:
@@ -249,3 +263,31 @@ class APIServer:
             await handler(scope)
         except errors.StatusError as exc:
             await scope.respond_error(exc)
+
+    async def _serve_stream(
+        self, request: asgi.Request, send: asgi.Send, info: RequestInfo, user: UserInfo
+    ) -> None:
+        """pods/log, exec, attach, portforward, proxy and nodes/proxy (handlers/streams.py)."""
+        websocket = request.scope.get("type") == "websocket"
+        if streams.needs_create(info, websocket):
+            self._authorize(user, dataclasses.replace(info, verb="create"))
+        query = urllib.parse.parse_qs(
+            request.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True
+        )
+        await streams.serve(
+            streams.StreamRequest(
+                request, send, info, query, self.registry.lookup, self.kubelet_client
+            )
+        )
+
+
+def _websocket_denial(send: asgi.Send) -> asgi.Send:
+    """Plain HTTP messages as the websocket denial response; websocket ones unchanged."""
+
+    async def wrapped(message: asgi.Message) -> None:
+        kind = message["type"]
+        if kind.startswith("http.response."):
+            message = {**message, "type": "websocket." + kind}
+        await send(message)
+
+    return wrapped

@@ -70,6 +70,8 @@ _READ_HIGH_WATER = 64 * 1024
 # After a 413 we keep reading (and discarding) up to this much more body so
 # that a client still writing its request gets to read the answer.
 _DRAIN_LIMIT = 4 * 1024 * 1024
+# Streamed chunks queued in one loop turn are written together up to this size.
+_WRITE_COALESCE_LIMIT = 64 * 1024
 
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
 _TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
@@ -203,6 +205,9 @@ class _HttpProtocol(asyncio.Protocol):
         self._closing = False  # no further requests on this connection
         self._websocket: _WebSocketSession | None = None
         self._discard_input = False
+        # Streamed chunks written during this loop turn, sent as one write.
+        self._queued: list[bytes] | None = None
+        self._queued_bytes = 0
         self.lost = False
 
     # -- asyncio.Protocol -------------------------------------------------
@@ -303,8 +308,37 @@ class _HttpProtocol(asyncio.Protocol):
     # -- used by cycles ---------------------------------------------------
 
     def write(self, data: bytes) -> None:
+        if self._queued:
+            self.flush()
         if self.transport is not None and not self.lost:
             self.transport.write(data)
+
+    def write_soon(self, data: bytes) -> None:
+        """Queue a streamed chunk: those queued in one loop turn go out in one write.
+
+        A watch stream gets its events in batches (a storage commit holds
+        many), each a chunk of its own; one write per batch means one TLS
+        record and one ``send`` for the batch instead of one per event.
+        """
+        if self._queued is None:
+            self._queued = [data]
+            self._queued_bytes = len(data)
+            self.loop.call_soon(self.flush)
+        else:
+            self._queued.append(data)
+            self._queued_bytes += len(data)
+        if self._queued_bytes >= _WRITE_COALESCE_LIMIT:
+            # Hand it over now, so that the transport's flow control (drain) applies.
+            self.flush()
+
+    def flush(self) -> None:
+        queued = self._queued
+        if queued is None:
+            return
+        self._queued = None
+        self._queued_bytes = 0
+        if queued and self.transport is not None and not self.lost:
+            self.transport.write(queued[0] if len(queued) == 1 else b"".join(queued))
 
     async def drain(self) -> None:
         if not self._writable.is_set():
@@ -325,6 +359,7 @@ class _HttpProtocol(asyncio.Protocol):
         self._server._spawn(coro)
 
     def close(self) -> None:
+        self.flush()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
@@ -352,7 +387,11 @@ class _HttpProtocol(asyncio.Protocol):
         """Whether a request is still running or its response still being written."""
         if self.lost or self.transport is None:
             return False
-        return self._active is not None or self.transport.get_write_buffer_size() > 0
+        return (
+            self._active is not None
+            or bool(self._queued)
+            or self.transport.get_write_buffer_size() > 0
+        )
 
     def shutdown(self) -> None:
         """Finish the current request, if any, and close; take no new ones."""
@@ -628,7 +667,11 @@ class _HttpCycle:
             head = b""
         if self._framing == "chunked":
             chunk = b"%x\r\n%b\r\n" % (len(body), body) if body else b""
-            self._proto.write(head + chunk + (b"" if more_body else b"0\r\n\r\n"))
+            if more_body and not head:
+                if chunk:
+                    self._proto.write_soon(chunk)
+            else:
+                self._proto.write(head + chunk + (b"" if more_body else b"0\r\n\r\n"))
         elif self._framing == "none":
             if head:
                 self._proto.write(head)

@@ -13,6 +13,7 @@ gets 406.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +79,12 @@ _TRANSFORMS = {
 
 def choose_response_type(accept: str, *, allowed_transforms: frozenset[str]) -> MediaType:
     """The first acceptable media type in the client's order, or 406."""
+    # Clients send the same few Accept headers on every request: parse each once.
+    return _choose_response_type(accept, allowed_transforms)
+
+
+@functools.lru_cache(maxsize=256)
+def _choose_response_type(accept: str, allowed_transforms: frozenset[str]) -> MediaType:
     if not accept:
         return MediaType(JSON)
     for media in parse_media_types(accept):

@@ -55,30 +55,32 @@ class RequestInfo:
 
 def parse_query(query_string: bytes) -> dict[str, str]:
     """Query parameters, last value wins (as Go's url.Values.Get takes the first; rare)."""
+    if not query_string:
+        return {}
     parsed = parse_qs(query_string.decode("latin-1"), keep_blank_values=True)
     return {k: v[0] for k, v in parsed.items()}
 
 
 def new_request_info(method: str, path: str, query: dict[str, str]) -> RequestInfo:
-    non_resource = RequestInfo(path=path, verb=method.lower())
-    parts = [p for p in path.strip("/").split("/")] if path.strip("/") else []
+    stripped = path.strip("/")
+    parts = stripped.split("/") if stripped else []
     if len(parts) < 2 or parts[0] not in ("api", "apis"):
-        return non_resource
+        return _non_resource(method, path)
     prefix = parts.pop(0)
     group = ""
     if prefix == "apis":
         if len(parts) < 2:
-            return non_resource
+            return _non_resource(method, path)
         group = parts.pop(0)
     version = parts.pop(0)
     if not parts:
-        return non_resource
-    verb = _VERB_BY_METHOD.get(method.upper(), method.lower())
+        return _non_resource(method, path)
+    verb = _VERB_BY_METHOD.get(method) or _VERB_BY_METHOD.get(method.upper(), method.lower())
     if parts[0] == "watch":
         parts.pop(0)
         verb = "watch"
         if not parts:
-            return non_resource
+            return _non_resource(method, path)
     namespace = ""
     if parts[0] == "namespaces" and len(parts) > 1:
         namespace = parts[1]
@@ -109,6 +111,10 @@ def new_request_info(method: str, path: str, query: dict[str, str]) -> RequestIn
         field_selector=field_selector,
         label_selector=label_selector,
     )
+
+
+def _non_resource(method: str, path: str) -> RequestInfo:
+    return RequestInfo(path=path, verb=method.lower())
 
 
 def _name_from_field_selector(text: str) -> str:

@@ -8,10 +8,21 @@ The request shapes follow upstream's ``storage/etcd3/store.go``:
 * update / delete = ``If(mod_revision(key) == expected) Then(put | delete)
   Else(get)``, so a conflict carries the current value and the caller can
   retry without another read (``expected == 0`` guards on existence only);
+* get of the newest value = one ``Range``; gets issued in the same event loop
+  turn are sent together as one read-only ``Txn`` of ranges (one gRPC call
+  instead of one each; etcd answers them at one revision, linearizably);
 * range = one ``Range`` from ``start_after + "\\0"`` to the end of the prefix,
   at a revision, with a limit;
-* watch = one gRPC ``Watch`` stream per call, ``start_revision =
-  after_revision + 1`` with ``prev_kv``, one batch per watch response.
+* watch = a gRPC ``Watch`` stream, ``start_revision = after_revision + 1``
+  with ``prev_kv``. A thread reads it (``_ThreadedWatch``) and the event loop
+  takes everything read since its last turn as one batch: read on the loop,
+  a stream got one response per loop turn, so under load (one event per
+  write, many requests per turn) it fell seconds behind etcd. Local watchers of the same
+  prefix share one stream (``_WatchHub``): its events are decoded once and
+  handed to each of them. A watcher joins a running stream when it has
+  delivered nothing after the watcher's revision yet (so nothing is missed);
+  otherwise, or when a watcher falls ``_HUB_BACKLOG`` batches behind, it gets
+  a stream of its own from where it is.
 
 Several API servers (and several kajitori clusters, via ``prefix``) may share
 one etcd, so nothing here caches data or assumes it is the only writer:
@@ -28,7 +39,9 @@ docs/decisions/0004-etcd-client.md.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import collections
+import threading
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, NoReturn
 
 import grpc
@@ -42,6 +55,12 @@ _CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", -1),
     ("grpc.enable_http_proxy", 0),
 ]
+# Batches a watcher sharing a stream may fall behind before it moves to a
+# stream of its own (so one slow watcher neither holds up the others nor
+# makes the shared stream buffer without bound).
+_HUB_BACKLOG = 1024
+_ENDED = object()  # a shared stream's end, as its watchers' queues carry it
+_STREAM_END = object()  # a watch thread's last hand-over
 _COMPACTED = "required revision has been compacted"
 _FUTURE = "required revision is a future revision"
 
@@ -71,8 +90,12 @@ class EtcdBackend:
         self._prefix = prefix.encode()
         self._channel: grpc.aio.Channel | None = None
         self._kv: Any = None
-        self._watch: Any = None
+        self._sync_channel: grpc.Channel | None = None
+        self._sync_watch: Any = None
         self._watch_calls: set[Any] = set()
+        self._hubs: dict[bytes, _WatchHub] = {}
+        # Newest-value gets waiting for this loop turn's batch, by full key.
+        self._gets: dict[bytes, list[asyncio.Future[tuple[int, Any]]]] | None = None
         self._closed = False
         # Compaction only moves forward: the oldest readable revision seen so
         # far bounds the search in compacted_revision().
@@ -82,7 +105,9 @@ class EtcdBackend:
         """Open the gRPC channel and check that etcd answers."""
         self._channel = grpc.aio.insecure_channel(self.endpoint, options=_CHANNEL_OPTIONS)
         self._kv = rpc.KVStub(self._channel)
-        self._watch = rpc.WatchStub(self._channel)
+        # Watch streams are read by threads on a blocking channel (see _ThreadedWatch).
+        self._sync_channel = grpc.insecure_channel(self.endpoint, options=_CHANNEL_OPTIONS)
+        self._sync_watch = rpc.WatchStub(self._sync_channel)
         await self.current_revision()
 
     async def close(self) -> None:
@@ -93,6 +118,9 @@ class EtcdBackend:
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
+        if self._sync_channel is not None:
+            self._sync_channel.close()
+            self._sync_channel = None
 
     # -- reads ---------------------------------------------------------------
 
@@ -123,11 +151,57 @@ class EtcdBackend:
 
     async def get(self, key: str, *, revision: int = 0) -> tuple[int, interface.KeyValue | None]:
         """Read ``key`` at ``revision`` (0: newest) with a linearizable read."""
+        if revision == 0:
+            read_at, found = await self._batched_get(self._key(key))
+            return read_at, self._kv_from(found) if found is not None else None
         response = await self._range(
             rpc.RangeRequest(key=self._key(key), revision=revision), revision=revision
         )
         read_at = revision or response.header.revision
         return read_at, self._kv_from(response.kvs[0]) if response.kvs else None
+
+    def _batched_get(self, full: bytes) -> asyncio.Future[tuple[int, Any]]:
+        """(revision, etcd kv or None) of ``full``, read with the other gets of this turn."""
+        future: asyncio.Future[tuple[int, Any]] = asyncio.get_running_loop().create_future()
+        if self._gets is None:
+            self._gets = {}
+            asyncio.get_running_loop().call_soon(self._send_gets)
+        self._gets.setdefault(full, []).append(future)
+        return future
+
+    def _send_gets(self) -> None:
+        gets, self._gets = self._gets or {}, None
+        task = asyncio.ensure_future(self._read_gets(gets))
+        task.add_done_callback(_retrieve)
+
+    async def _read_gets(self, gets: dict[bytes, list[asyncio.Future[tuple[int, Any]]]]) -> None:
+        keys = list(gets)
+        try:
+            if len(keys) == 1:
+                response = await self._range(rpc.RangeRequest(key=keys[0]))
+                found = [response.kvs[0] if response.kvs else None]
+            else:
+                ops = [rpc.RequestOp(request_range=rpc.RangeRequest(key=k)) for k in keys]
+                response = await self._txn(rpc.TxnRequest(success=ops))
+                found = [
+                    r.response_range.kvs[0] if r.response_range.kvs else None
+                    for r in response.responses
+                ]
+        except BaseException as exc:
+            for waiters in gets.values():
+                for future in waiters:
+                    if future.done():
+                        continue
+                    if isinstance(exc, asyncio.CancelledError):
+                        future.cancel()
+                    else:
+                        future.set_exception(exc)
+            raise
+        revision = response.header.revision
+        for key, kv in zip(keys, found, strict=True):
+            for future in gets[key]:
+                if not future.done():
+                    future.set_result((revision, kv))
 
     async def range(
         self, prefix: str, *, start_after: str = "", limit: int = 0, revision: int = 0
@@ -216,7 +290,42 @@ class EtcdBackend:
     async def watch(
         self, prefix: str, *, after_revision: int
     ) -> AsyncIterator[list[interface.Event]]:
-        """Stream etcd's watch responses under ``prefix`` as event batches."""
+        """Stream etcd's watch responses under ``prefix`` as event batches.
+
+        Shares the prefix's stream with other local watchers when it can (see
+        the module docstring), else opens one of its own.
+        """
+        first = self._key(prefix)
+        hub = self._hubs.get(first)
+        if hub is None or hub.failed or after_revision < hub.delivered:
+            if hub is None or hub.failed:
+                hub = self._hubs[first] = _WatchHub(self, prefix, after_revision)
+            else:
+                async for batch in self._own_watch(prefix, after_revision):
+                    yield batch
+                return
+        queue = hub.join(after_revision)
+        last = after_revision
+        try:
+            while True:
+                item = await queue.get()
+                if item is _ENDED:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                if item is None:  # fell behind: go on alone from the last batch given
+                    break
+                last = item[-1].revision
+                yield item
+        finally:
+            hub.leave(queue)
+        async for batch in self._own_watch(prefix, last):
+            yield batch
+
+    async def _own_watch(
+        self, prefix: str, after_revision: int
+    ) -> AsyncIterator[list[interface.Event]]:
+        """One gRPC watch stream of ``prefix`` for one watcher."""
         first = self._key(prefix)
         create = rpc.WatchCreateRequest(
             key=first or b"\0",
@@ -224,44 +333,42 @@ class EtcdBackend:
             start_revision=after_revision + 1,
             prev_kv=True,
         )
-        call = self._watch.Watch()
+        assert self._sync_watch is not None, "start() first"
+        call = _ThreadedWatch(self._sync_watch, rpc.WatchRequest(create_request=create))
         self._watch_calls.add(call)
         try:
-            await call.write(rpc.WatchRequest(create_request=create))
             while True:
-                response = await self._next_watch_response(call)
-                if response is None:
-                    return
-                if response.compact_revision:
-                    raise interface.CompactedError(after_revision, response.compact_revision)
-                if response.canceled:
+                try:
+                    responses = await call.responses()
+                except grpc.RpcError as error:
+                    if self._closed and error.code() == grpc.StatusCode.CANCELLED:
+                        return
                     raise interface.StorageError(
-                        f"etcd canceled the watch: {response.cancel_reason}"
-                    )
-                if response.events:
-                    yield [self._event_from(event) for event in response.events]
+                        f"etcd {self.endpoint}: {error.code().name}: {error.details()}"
+                    ) from None
+                if responses is None:
+                    if self._closed:
+                        return
+                    raise interface.StorageError("etcd ended the watch stream")
+                events: list[interface.Event] = []
+                for response in responses:
+                    if response.compact_revision:
+                        raise interface.CompactedError(after_revision, response.compact_revision)
+                    if response.canceled:
+                        raise interface.StorageError(
+                            f"etcd canceled the watch: {response.cancel_reason}"
+                        )
+                    events.extend(self._event_from(event) for event in response.events)
+                if events:
+                    yield events
         finally:
             self._watch_calls.discard(call)
             call.cancel()
 
-    async def _next_watch_response(self, call: Any) -> Any:
-        """The next response, or None once ``close()`` ended the stream."""
-        try:
-            response = await call.read()
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if self._closed and task is not None and not task.cancelling():
-                return None  # our close() cancelled the call, not someone cancelling us
-            raise
-        except grpc.aio.AioRpcError as error:
-            if self._closed and error.code() == grpc.StatusCode.CANCELLED:
-                return None
-            await self._raise_translated(error, 0)
-        if response is grpc.aio.EOF:
-            if self._closed:
-                return None
-            raise interface.StorageError("etcd ended the watch stream")
-        return response
+    def _forget_hub(self, hub: _WatchHub) -> None:
+        key = self._key(hub.prefix)
+        if self._hubs.get(key) is hub:
+            del self._hubs[key]
 
     # -- helpers -------------------------------------------------------------
 
@@ -353,3 +460,130 @@ def _compare(key: bytes, target: int, result: int, revision: int) -> Any:
     else:
         compare.mod_revision = revision
     return compare
+
+
+class _WatchHub:
+    """One shared watch stream of a prefix and the local watchers it feeds.
+
+    ``delivered`` is the revision up to which batches have been handed out:
+    a watcher from revision R may join while ``R >= delivered``, since every
+    event after R is then still to come. Each watcher gets the part of each
+    batch after its own revision. The stream stops when the last watcher
+    leaves; an error ends every watcher with it.
+    """
+
+    def __init__(self, backend: EtcdBackend, prefix: str, after_revision: int) -> None:
+        self.backend = backend
+        self.prefix = prefix
+        self.delivered = after_revision
+        self.failed = False
+        self._watchers: dict[asyncio.Queue[Any], int] = {}
+        self._task = asyncio.ensure_future(self._run(after_revision))
+
+    def join(self, after_revision: int) -> asyncio.Queue[Any]:
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._watchers[queue] = after_revision
+        return queue
+
+    def leave(self, queue: asyncio.Queue[Any]) -> None:
+        self._watchers.pop(queue, None)
+        if not self._watchers:
+            self.failed = True  # no longer joinable
+            self.backend._forget_hub(self)
+            self._task.cancel()
+
+    async def _run(self, after_revision: int) -> None:
+        try:
+            async for batch in self.backend._own_watch(self.prefix, after_revision):
+                self.delivered = batch[-1].revision
+                for queue, after in list(self._watchers.items()):
+                    if queue.qsize() >= _HUB_BACKLOG:
+                        self._watchers.pop(queue)
+                        queue.put_nowait(None)
+                        continue
+                    mine = (
+                        batch
+                        if batch[0].revision > after
+                        else [e for e in batch if e.revision > after]
+                    )
+                    if mine:
+                        queue.put_nowait(mine)
+            # _own_watch ends only when the backend closes: so do the watchers.
+            end: object = _ENDED
+        except asyncio.CancelledError:
+            return
+        except Exception as exc:  # every watcher of the stream fails with it
+            end = exc
+        self.failed = True
+        self.backend._forget_hub(self)
+        for queue in self._watchers:
+            queue.put_nowait(end)
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """Errors of a batched read reach its callers; the task's own copy is dropped."""
+    if not task.cancelled():
+        task.exception()
+
+
+class _ThreadedWatch:
+    """One etcd watch stream read by a thread; the loop takes what arrived, in order.
+
+    The thread blocks on the stream (a blocking gRPC channel) and hands each
+    response to the loop; ``responses()`` returns every response received
+    since the last call (None once etcd ended the stream), or raises the
+    stream's ``grpc.RpcError``. ``cancel()`` ends the stream and the thread.
+    """
+
+    def __init__(self, stub: Any, create: Any) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._received: collections.deque[Any] = collections.deque()
+        self._ready = asyncio.Event()
+        self._end: BaseException | None = None
+        self._ended = False
+        self._stop = threading.Event()
+        self._call = stub.Watch(self._requests(create))
+        threading.Thread(target=self._read, name="kajitori-etcd-watch", daemon=True).start()
+
+    def _requests(self, create: Any) -> Iterator[Any]:
+        yield create
+        # Closing our side would end the watch: hold it open until cancelled.
+        self._stop.wait()
+
+    def _read(self) -> None:
+        end: BaseException | None = None
+        try:
+            for response in self._call:
+                self._hand_over(response)
+        except grpc.RpcError as error:
+            end = error
+        self._hand_over(_STREAM_END, end)
+
+    def _hand_over(self, response: Any, end: BaseException | None = None) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._receive, response, end)
+        except RuntimeError:  # the loop has closed: nobody is waiting
+            self._stop.set()
+
+    def _receive(self, response: Any, end: BaseException | None) -> None:
+        if response is _STREAM_END:
+            self._ended, self._end = True, end
+        else:
+            self._received.append(response)
+        self._ready.set()
+
+    async def responses(self) -> list[Any] | None:
+        while not self._received:
+            if self._ended:
+                if self._end is not None:
+                    raise self._end
+                return None
+            self._ready.clear()
+            await self._ready.wait()
+        taken = list(self._received)
+        self._received.clear()
+        return taken
+
+    def cancel(self) -> None:
+        self._stop.set()
+        self._call.cancel()

@@ -76,6 +76,13 @@ _NEWEST = (
     "SELECT id, deleted, create_revision, value FROM log"
     " WHERE key = ? AND id <= ? ORDER BY id DESC LIMIT 1"
 )
+# The current revision and the key's newest row in one statement: on its own
+# (autocommit) a statement reads one snapshot, so no BEGIN/COMMIT is needed.
+# No row when the key has no history (the caller falls back to ``_get``).
+_NEWEST_NOW = (
+    "SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'log'),"
+    " id, deleted, create_revision, value FROM log WHERE key = ? ORDER BY id DESC LIMIT 1"
+)
 # The newest row of each key at :rev, live keys only, in key order. Scanning
 # (key, id) in order lets LIMIT stop early; NOT EXISTS is one index seek.
 _LIVE_AT = (
@@ -287,6 +294,10 @@ class SqliteBackend:
         # pool does the read instead of blocking the loop.
         if self._inline is not None:
             try:
+                if revision == 0:
+                    found = _get_now(self._inline, key)
+                    if found is not None:
+                        return found
                 return self._inline_read(_get, (key, revision))
             except sqlite3.OperationalError:
                 pass
@@ -628,6 +639,17 @@ def _get(
     if row is None or row[1]:
         return at, None
     return at, interface.KeyValue(key, row[3], row[2], row[0])
+
+
+def _get_now(conn: sqlite3.Connection, key: str) -> tuple[int, interface.KeyValue | None] | None:
+    """``_get`` at the current revision in one statement; None if the key has no history."""
+    row = conn.execute(_NEWEST_NOW, (key,)).fetchone()
+    if row is None:
+        return None
+    current, mod_revision, deleted, create_revision, value = row
+    if deleted:
+        return current, None
+    return current, interface.KeyValue(key, value, create_revision, mod_revision)
 
 
 def _range(

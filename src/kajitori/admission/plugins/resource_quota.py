@@ -22,6 +22,12 @@ whose scopes all fit the object:
    (upstream's per-namespace work queue), each changed quota written once
    per batch.
 
+Which namespaces hold a quota at all is kept in memory (``_QuotaIndex``, a
+list-then-watch of the ResourceQuota store, as upstream reads quotas from an
+informer): a write to a namespace the index knows to have none costs no
+storage read. Until the index has listed, and whenever it names a quota, the
+quotas are read from storage as before.
+
 Hard limits and usage are read from ``status`` (the resourcequota
 controller copies ``spec.hard`` there), so a quota no controller has seen
 yet limits nothing, as upstream. Dry runs are checked but not charged.
@@ -33,6 +39,7 @@ import asyncio
 import copy
 import dataclasses
 import datetime
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -46,7 +53,10 @@ Object = dict[str, Any]
 StoreLookup = Callable[[str, str, str], Store | None]
 Clock = Callable[[], datetime.datetime]
 
+log = logging.getLogger(__name__)
+
 RETRIES = 3
+_INDEX_RETRY_SECONDS = 1.0
 # The API server charges quotas as itself.
 APISERVER = UserInfo("system:apiserver", ("system:masters",))
 
@@ -93,6 +103,7 @@ class ResourceQuota:
         self.clock = clock
         self._pending: dict[str, list[_Waiter]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
+        self._index: _QuotaIndex | None = None
 
     async def admit(
         self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
@@ -116,6 +127,14 @@ class ResourceQuota:
         if quotas is None or not namespace:
             return
         # Most namespaces have no quota: their writes need not wait for a batch.
+        if isinstance(quotas, Store) and (self._index is None or self._index.store is not quotas):
+            self._index = _QuotaIndex(quotas)
+        if (
+            self._index is not None
+            and self._index.store is quotas
+            and self._index.none_in(namespace)
+        ):
+            return
         if not (await quotas.list(namespace, ListOptions(limit=1))).items:
             return
         waiter = _Waiter(
@@ -290,3 +309,61 @@ def _charge_one(resource_quota: Object, delta: quota.ResourceList) -> Object | N
     updated = copy.deepcopy(resource_quota)
     updated.setdefault("status", {})["used"] = quota.encode_list(new_used)
     return updated
+
+
+class _QuotaIndex:
+    """How many ResourceQuotas each namespace holds, kept current by list-then-watch.
+
+    ``none_in`` is only sure once the first list is in; the watch then keeps
+    the counts current (a quota created elsewhere shows up with the watch's
+    delay, as upstream's informer-fed quota lister). The task stops with the
+    event loop.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.counts: dict[str, int] = {}
+        self.synced = False
+        self._task = asyncio.ensure_future(self._run())
+
+    def none_in(self, namespace: str) -> bool:
+        return self.synced and not self.counts.get(namespace)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._list_and_watch()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a 410 or a broken watch: list again
+                log.info("resourcequota index: %s; listing again", exc)
+            self.synced = False
+            await asyncio.sleep(_INDEX_RETRY_SECONDS)
+
+    async def _list_and_watch(self) -> None:
+        listed = await self.store.list("", ListOptions())
+        names: dict[tuple[str, str], None] = {}
+        for item in listed.items:
+            names[self._id(item)] = None
+        self._recount(names)
+        self.synced = True
+        opts = ListOptions(resource_version=listed.resource_version)
+        async for event in self.store.watch("", opts):
+            if event.type == "ADDED":
+                names[self._id(event.object)] = None
+            elif event.type == "DELETED":
+                names.pop(self._id(event.object), None)
+            else:
+                continue
+            self._recount(names)
+
+    def _recount(self, names: dict[tuple[str, str], None]) -> None:
+        counts: dict[str, int] = {}
+        for namespace, _ in names:
+            counts[namespace] = counts.get(namespace, 0) + 1
+        self.counts = counts
+
+    @staticmethod
+    def _id(obj: Object) -> tuple[str, str]:
+        meta = obj.get("metadata") or {}
+        return str(meta.get("namespace") or ""), str(meta.get("name") or "")

@@ -19,6 +19,7 @@ anonymous behind everything else, failing on error (upstream's
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -133,6 +134,7 @@ class WithAuthenticatedGroup:
         return add_authenticated(user)
 
 
+@functools.lru_cache(maxsize=1024)  # the same few users on every request
 def add_authenticated(user: UserInfo) -> UserInfo:
     """``user`` in ``system:authenticated`` (unless anonymous or already there)."""
     if AUTHENTICATED in user.groups or user.name == "system:anonymous":

@@ -12,14 +12,28 @@ from kajitori.auth import pki
 from kajitori.auth.authn import union
 from kajitori.registry.generic.request import UserInfo
 
+_REMEMBERED_CERTIFICATES = 1024
+
 
 class X509:
     """The peer certificate's subject as the user."""
 
+    def __init__(self) -> None:
+        # A connection presents the same certificate on every request: one
+        # UserInfo per certificate, so later steps see the same object.
+        self._users: dict[str, UserInfo] = {}
+
     async def authenticate(self, credentials: union.Credentials) -> UserInfo | None:
         if not credentials.client_cert_chain:
             return None
-        user, groups = pki.identity_from_cert(credentials.client_cert_chain[0])
+        cert = credentials.client_cert_chain[0]
+        found = self._users.get(cert)
+        if found is not None:
+            return found
+        user, groups = pki.identity_from_cert(cert)
         if not user:
             raise union.AuthenticationError("common name of client certificate was empty")
-        return UserInfo(user, tuple(groups))
+        if len(self._users) >= _REMEMBERED_CERTIFICATES:
+            self._users.clear()
+        found = self._users[cert] = UserInfo(user, tuple(groups))
+        return found

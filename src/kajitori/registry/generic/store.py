@@ -62,6 +62,11 @@ LIST_EXPIRED_MESSAGE = "The resourceVersion for the provided list is too old."
 
 # How many keys one storage read fetches while filtering a selector-limited list.
 _LIST_CHUNK = 500
+# Encoded GET responses kept per key while the object is unchanged (its
+# resourceVersion the same): a read then costs the storage read alone, not a
+# decode and a re-encode. Bounded by bytes; large objects are not kept.
+_ENCODED_CACHE_BYTES = 8 * 1024 * 1024
+_ENCODED_CACHE_MAX_OBJECT = 64 * 1024
 _GUARANTEED_UPDATE_ATTEMPTS = 32
 
 
@@ -218,6 +223,8 @@ class Store:
         self.gr = info.group_resource
         self.watch_cache_options = watch_cache
         self._watch_cache: cacher.WatchCache | None = None
+        self._encoded: dict[str, tuple[int, bytes]] = {}
+        self._encoded_bytes = 0
 
     # ----- keys and codec -------------------------------------------------
 
@@ -249,14 +256,39 @@ class Store:
     # ----- reads ----------------------------------------------------------
 
     async def get(self, namespace: str, name: str) -> Object:
-        key = self.key(namespace, name)
+        return self.decode(await self._get_kv(namespace, name))
+
+    async def get_json(self, namespace: str, name: str) -> bytes:
+        """``get``'s object as JSON bytes; reused while its resourceVersion is unchanged."""
+        kv = await self._get_kv(namespace, name)
+        cached = self._encoded.get(kv.key)
+        if cached is not None and cached[0] == kv.mod_revision:
+            return cached[1]
+        data = orjson.dumps(self.decode(kv))
+        self._remember_encoded(kv.key, kv.mod_revision, data)
+        return data
+
+    async def _get_kv(self, namespace: str, name: str) -> storage.KeyValue:
         try:
-            _, kv = await self.backend.get(key)
+            _, kv = await self.backend.get(self.key(namespace, name))
         except storage.StorageError as exc:
             raise self._translate(exc, name) from exc
         if kv is None:
             raise errors.not_found(self.gr, name)
-        return self.decode(kv)
+        return kv
+
+    def _remember_encoded(self, key: str, revision: int, data: bytes) -> None:
+        if len(data) > _ENCODED_CACHE_MAX_OBJECT:
+            return
+        old = self._encoded.pop(key, None)
+        if old is not None:
+            self._encoded_bytes -= len(old[1])
+        while self._encoded and self._encoded_bytes + len(data) > _ENCODED_CACHE_BYTES:
+            # The oldest entry first (dicts keep insertion order).
+            _, evicted = self._encoded.pop(next(iter(self._encoded)))
+            self._encoded_bytes -= len(evicted)
+        self._encoded[key] = (revision, data)
+        self._encoded_bytes += len(data)
 
     async def list(self, namespace: str, opts: ListOptions) -> ListResult:
         prefix = self.list_prefix(namespace)

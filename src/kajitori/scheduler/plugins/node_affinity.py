@@ -83,6 +83,16 @@ class NodeAffinity:
     name = "NodeAffinity"
     weight = 2
 
+    def pre_filter(
+        self, state: framework.CycleState, pod: dict[str, Any], nodes: list[framework.NodeInfo]
+    ) -> framework.Status:
+        """Skip Filter for a pod with neither nodeSelector nor required node affinity."""
+        spec = pod.get("spec") or {}
+        required = _node_affinity(pod).get("requiredDuringSchedulingIgnoredDuringExecution")
+        if not spec.get("nodeSelector") and required is None:
+            return framework.Status(framework.Code.SKIP)
+        return framework.SUCCESS
+
     def filter(
         self, state: framework.CycleState, pod: dict[str, Any], node: framework.NodeInfo
     ) -> framework.Status:

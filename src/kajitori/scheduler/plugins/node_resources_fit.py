@@ -52,6 +52,17 @@ def insufficient(requests: dict[str, int], node: framework.NodeInfo) -> list[str
     return reasons
 
 
+def _fits(requests: dict[str, int], node: framework.NodeInfo) -> bool:
+    """Whether ``insufficient`` would find nothing (it may still, when this says False)."""
+    allocatable, requested = node.allocatable, node.requested
+    if len(node.pods) + 1 > allocatable.get("pods", 0):
+        return False
+    for name, wanted in requests.items():
+        if wanted and wanted > allocatable.get(name, 0) - requested.get(name, 0):
+            return False
+    return True
+
+
 class NodeResourcesFit:
     name = "NodeResourcesFit"
     weight = 1
@@ -68,6 +79,8 @@ class NodeResourcesFit:
         requests = state.get(_STATE_KEY)
         if requests is None:
             requests = framework.pod_requests(pod)
+        if _fits(requests, node):
+            return framework.SUCCESS  # the common case, without building reasons
         reasons = insufficient(requests, node)
         return framework.unschedulable(*reasons) if reasons else framework.SUCCESS
 

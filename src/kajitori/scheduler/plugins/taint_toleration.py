@@ -62,6 +62,9 @@ class TaintToleration:
     def score(
         self, state: framework.CycleState, pod: dict[str, Any], node: framework.NodeInfo
     ) -> int:
+        taints = node_taints(node)
+        if not taints:
+            return 0
         tolerations = [
             t
             for t in (pod.get("spec") or {}).get("tolerations") or ()
@@ -69,7 +72,7 @@ class TaintToleration:
         ]
         return sum(
             1
-            for taint in node_taints(node)
+            for taint in taints
             if taint.get("effect") == "PreferNoSchedule" and not tolerated(taint, tolerations)
         )
 

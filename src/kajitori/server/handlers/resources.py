@@ -17,7 +17,7 @@ from typing import Any
 from kajitori.api import definitions, normalize, pruning, typecheck
 from kajitori.machinery import errors, field, fields, labels, objectmeta
 from kajitori.registry.generic.store import DeleteOptions, ListOptions
-from kajitori.server import negotiation
+from kajitori.server import asgi, negotiation
 from kajitori.server.handlers import scale, transform
 from kajitori.server.handlers.scope import RequestScope
 
@@ -32,6 +32,12 @@ async def get(scope: RequestScope) -> None:
         raise errors.method_not_allowed()
     if scope.info.subresource == "scale":
         await scale.get(scope)
+        return
+    media = scope.media
+    if media.type == negotiation.JSON and not media.params and scope.store.info.conversion is None:
+        # The object as stored, in JSON: its encoded bytes are reused while it is unchanged.
+        data = await scope.store.get_json(scope.namespace, scope.info.name)
+        await asgi.send_response(scope.send, 200, data, negotiation.JSON, headers=scope.headers())
         return
     obj = await scope.store.get(scope.namespace, scope.info.name)
     await scope.respond_object(200, obj)

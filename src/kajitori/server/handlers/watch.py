@@ -111,6 +111,10 @@ async def _client_gone(scope: RequestScope) -> None:
 async def _pump(scope: RequestScope, events: AsyncIterator[WatchEvent], bookmarks: bool) -> None:
     last_rv = 0
     iterator = events.__aiter__()
+    # Plain JSON in the stored version: each event's shared line as it is
+    # (decided once; this loop runs once per event per watcher).
+    plain = scope.store.info.conversion is None and not scope.media.transform
+    send = scope.send
     try:
         while True:
             try:
@@ -130,7 +134,13 @@ async def _pump(scope: RequestScope, events: AsyncIterator[WatchEvent], bookmark
                 last_rv = max(last_rv, event.revision)
                 continue
             last_rv = max(last_rv, event.revision)
-            await _send_watch_event(scope, event)
+            obj = event.object
+            if plain and "kind" in obj and "apiVersion" in obj:
+                await send(
+                    {"type": "http.response.body", "body": event.json_line(), "more_body": True}
+                )
+            else:
+                await _send_watch_event(scope, event)
     except errors.StatusError as exc:
         await _send_event(scope, {"type": "ERROR", "object": exc.to_status()})
 

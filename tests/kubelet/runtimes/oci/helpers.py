@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kajitori.kubelet.runtimes import interface
-from kajitori.kubelet.runtimes.oci import busybox, mounts, runtime
+from kajitori.kubelet.runtimes.oci import busybox, containers, mounts, runtime, state
 
 Object = dict[str, Any]
 
@@ -51,27 +52,29 @@ async def leaks(oci: runtime.OciRuntime, uid: str) -> Leaks:
     return Leaks(
         runc=[c["id"] for c in await oci.runc.list() if str(c["id"]).startswith(uid)],
         mounts=mounts.mounts_under(oci.root / "pods" / uid),
-        cgroups=mounts.cgroup_dirs(f"/{runtime.CGROUP_PARENT}/pod{uid}"),
+        cgroups=mounts.cgroup_dirs(f"/{containers.CGROUP_PARENT}/pod{uid}"),
         files=[
             p
             for p in (oci.root / "pods" / uid, oci.root / "logs")
             if p.exists() and any(p.iterdir())
         ],
-        shims=_shims(uid),
+        shims=_shims(oci.root, uid),
     )
 
 
-def _shims(uid: str) -> list[int]:
+def _shims(root: Path, uid: str) -> list[int]:
+    """Live shims whose run directory belongs to pod ``uid``."""
     found = []
+    pod_dir = os.path.realpath(root / "pods" / uid) + "/"
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes()
-            stat = (entry / "stat").read_text()
+            comm = (entry / "comm").read_text().strip()
+            cwd = os.readlink(entry / "cwd")
         except OSError:
             continue
-        if b"shim.py" in cmdline and uid.encode() in cmdline and ") Z " not in stat:
+        if comm == state.SHIM_COMM and cwd.startswith(pod_dir):
             found.append(int(entry.name))
     return found
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -63,7 +62,7 @@ async def test_a_pod_runs_to_succeeded_and_its_status_shows_the_container(
 async def test_deleting_a_pod_terminates_its_containers_gracefully_then_removes_them(
     admin: rest.Client, host: kubelet.KubeletHost, oci: helpers.Harness
 ) -> None:
-    """SIGTERM is handled, the pod object goes only after the container stopped, nothing is left."""
+    """The kubelet kills the pod, deletes it once its container stopped, and nothing is left."""
     script = "trap 'exit 0' TERM; while true; do sleep 0.05; done"
     created = await admin.create(rest.PODS, pod("server", script), namespace="default")
     uid = created["metadata"]["uid"]
@@ -87,5 +86,63 @@ async def test_deleting_a_pod_terminates_its_containers_gracefully_then_removes_
     await eventually(gone)
     await helpers.wait_for(lambda: uid not in oci.runtime.get_pods(), what="pod forgotten")
     await oci.runtime.aclose()
-    await asyncio.sleep(0)
+    assert (await helpers.leaks(oci.runtime, uid)).empty()
+
+
+async def test_a_restarted_kubelet_adopts_the_running_container(
+    admin: rest.Client, oci: helpers.Harness
+) -> None:
+    """A new kubelet and runtime over the same root keep the pod Running with the same container."""
+    first = kubelet.KubeletHost(admin, kubelet_cmd.node_configs(1), oci.runtime)
+    await first.start()
+    script = "trap 'exit 0' TERM; while true; do sleep 0.05; done"
+    await admin.create(rest.PODS, pod("kept", script), namespace="default")
+
+    async def running() -> Object | None:
+        found = await admin.get(rest.PODS, "kept", namespace="default")
+        return found if found.get("status", {}).get("phase") == "Running" else None
+
+    kept = await eventually(running)
+    before = kept["status"]["containerStatuses"][0]
+    await first.stop()
+    await oci.runtime.aclose()
+    oci.runtime = oci.new_runtime()
+    second = kubelet.KubeletHost(admin, kubelet_cmd.node_configs(1), oci.runtime)
+    await second.start()
+    try:
+        adopted = oci.container(kept["metadata"]["uid"], "c")
+        assert (adopted.state, adopted.container_id, adopted.restart_count) == (
+            "running",
+            before["containerID"],
+            0,
+        )
+        await admin.delete(rest.PODS, "kept", namespace="default", grace_period_seconds=5)
+
+        async def gone() -> Object | None:
+            try:
+                await admin.get(rest.PODS, "kept", namespace="default")
+            except rest.ApiError as exc:
+                return {} if exc.not_found else None
+            return None
+
+        await eventually(gone)
+        await helpers.wait_for(lambda: oci.runtime.get_pods() == [], what="pod forgotten")
+    finally:
+        await second.stop()
+
+
+async def test_a_starting_kubelet_removes_containers_of_pods_that_no_longer_exist(
+    admin: rest.Client, oci: helpers.Harness
+) -> None:
+    """A pod the runtime still runs but the API does not know is removed, leaving nothing."""
+    orphan = helpers.make_pod([helpers.sh("c", "sleep 1000")])
+    uid = oci.start(orphan)
+    await oci.wait_state(uid, "c", "running")
+    host = kubelet.KubeletHost(admin, kubelet_cmd.node_configs(1), oci.runtime)
+    await host.start()
+    try:
+        await helpers.wait_for(lambda: uid not in oci.runtime.get_pods(), what="orphan removed")
+    finally:
+        await host.stop()
+    await oci.runtime.aclose()
     assert (await helpers.leaks(oci.runtime, uid)).empty()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
+from pathlib import Path
 
 import pytest
 from tests.kubelet.runtimes.oci.helpers import REASON, Harness, leaks, make_pod, sh, wait_for
@@ -61,6 +63,10 @@ async def test_restart_policy_always_backs_off_exponentially(oci: Harness) -> No
     # base 0.2 s: the gap between runs n and n+1 is at least 0.2·2ⁿ.
     gaps = [starts[n + 1] - starts[n] for n in (1, 2) if n + 1 in starts]
     assert gaps and gaps[-1] >= 0.4
+    # Only the current run's log and the previous one are kept (kubectl logs [--previous]).
+    current = oci.container(uid, "c").restart_count
+    kept = {p.name for p in oci.runtime.log_path(uid, "c", 0).parent.iterdir()}
+    assert len(kept) <= 2 and kept <= {f"{n}.log" for n in (current - 1, current, current + 1)}
 
 
 async def test_on_failure_does_not_restart_a_container_that_succeeded(oci: Harness) -> None:
@@ -118,6 +124,9 @@ async def test_the_containers_of_a_pod_share_network_ipc_and_uts(oci: Harness) -
     assert seen_a[0] == seen_b[0] == 0
     assert seen_a[1] == seen_b[1]
     assert seen_a[1].split(b"\n")[0] == b"box"
+    # A POSIX message queue made in one container is there in the other: one IPC namespace.
+    assert (await oci.runtime.exec(uid, "a", ["touch", "/dev/mqueue/shared"]))[0] == 0
+    assert (await oci.runtime.exec(uid, "b", ["ls", "/dev/mqueue"]))[1] == b"shared\n"
     pid_a = await oci.runtime.exec(uid, "a", ["readlink", "/proc/1/ns/pid"])
     pid_b = await oci.runtime.exec(uid, "b", ["readlink", "/proc/1/ns/pid"])
     assert pid_a[1] != pid_b[1]
@@ -212,16 +221,38 @@ async def test_run_as_user_and_group(oci: Harness) -> None:
         pytest.param(None, "00000000a80425fb", id="default-set"),
         pytest.param({"drop": ["ALL"]}, "0000000000000000", id="drop-all"),
         pytest.param({"drop": ["ALL"], "add": ["NET_ADMIN"]}, "0000000000001000", id="add-one"),
+        pytest.param("privileged", "bounding-set", id="privileged-all-the-runtime-has"),
     ],
 )
 async def test_capabilities_follow_the_default_set_and_security_context(
-    oci: Harness, capabilities: dict[str, list[str]] | None, effective: str
+    oci: Harness, capabilities: dict[str, list[str]] | str | None, effective: str
 ) -> None:
-    """CapEff is containerd's default set, less drop, plus add."""
-    security = {"capabilities": capabilities} if capabilities else {}
+    """CapEff is containerd's default set, less drop, plus add; privileged has every one."""
+    security: dict[str, object] = {}
+    if capabilities == "privileged":
+        security["privileged"] = True
+    elif capabilities:
+        security["capabilities"] = capabilities
     uid = oci.start(make_pod([sh("c", "grep CapEff /proc/self/status", securityContext=security)]))
     await oci.wait_state(uid, "c", "terminated")
+    if effective == "bounding-set":
+        status = Path("/proc/self/status").read_text().splitlines()
+        effective = next(line.split()[1] for line in status if line.startswith("CapBnd:"))
     assert oci.log(uid, "c").split()[-1] == effective
+
+
+async def test_cpu_and_memory_limits_are_set_in_the_containers_cgroups(oci: Harness) -> None:
+    """limits.cpu 250m → a 25 ms CFS quota; limits.memory 32Mi → the memory limit (v1 or v2 files)."""
+    script = (
+        "cat /sys/fs/cgroup/cpu.max 2>/dev/null || cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us; "
+        "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes"
+    )
+    limits = {"limits": {"cpu": "250m", "memory": "32Mi"}}
+    uid = oci.start(make_pod([sh("c", script, resources=limits)]))
+    await oci.wait_state(uid, "c", "terminated")
+    cpu, memory = [line.split(" F ", 1)[1] for line in oci.log(uid, "c").splitlines()]
+    assert cpu.split()[0] == "25000"
+    assert memory == str(32 * 2**20)
 
 
 async def test_a_container_over_its_memory_limit_is_oom_killed(oci: Harness) -> None:
@@ -286,3 +317,87 @@ def test_check_host_names_what_is_missing() -> None:
     """On this machine (root, runc installed) nothing is missing; a missing binary is named."""
     assert runtime.check_host() is None
     assert "no-such-runc" in (runtime.check_host("no-such-runc") or "")
+
+
+async def test_run_as_non_root_refuses_an_image_that_runs_as_root(oci: Harness) -> None:
+    """CreateContainerConfigError with upstream's message; runAsUser 1000 satisfies the policy."""
+    refused = sh("refused", "true")
+    allowed = sh("allowed", "true", securityContext={"runAsUser": 1000})
+    uid = oci.start(make_pod([refused, allowed], securityContext={"runAsNonRoot": True}))
+    await oci.wait_state(uid, "allowed", "terminated")
+    waiting = oci.container(uid, "refused")
+    assert (waiting.state, waiting.reason) == ("waiting", "CreateContainerConfigError")
+    assert waiting.message == (
+        f'container has runAsNonRoot and image will run as root (pod: "pod_default({uid})", '
+        "container: refused)"
+    )
+
+
+@pytest.mark.parametrize(
+    "delay", [0.0, 0.02, 0.05, 0.1, 0.15], ids=["0ms", "20ms", "50ms", "100ms", "150ms"]
+)
+async def test_removing_a_pod_while_it_starts_leaves_nothing_behind(
+    oci: Harness, delay: float
+) -> None:
+    """remove_pod in the middle of sandbox or container creation still cleans up everything."""
+    uid = oci.start(make_pod([sh("c", "sleep 1000")]))
+    await asyncio.sleep(delay)
+    oci.runtime.remove_pod(uid)
+    await oci.runtime.aclose()
+    assert (await leaks(oci.runtime, uid)).empty()
+
+
+async def test_a_missing_executable_is_a_start_error_with_runcs_message(oci: Harness) -> None:
+    """runc cannot start it: terminated StartError, exit code 128, runc's message (as containerd)."""
+    uid = oci.start(make_pod([{"name": "c", "image": "busybox", "command": ["/no/such/binary"]}]))
+    done = await oci.wait_state(uid, "c", "terminated")
+    assert done.termination is not None
+    assert (done.termination.exit_code, done.termination.reason) == (128, "StartError")
+    assert "/no/such/binary" in done.message
+
+
+async def test_a_failing_post_start_hook_kills_the_container(oci: Harness) -> None:
+    """The container is killed (137) and the hook's failure is in the message."""
+    hook = {"postStart": {"exec": {"command": ["sh", "-c", "echo nope >&2; exit 7"]}}}
+    uid = oci.start(make_pod([sh("c", "sleep 1000", lifecycle=hook)]))
+    done = await oci.wait_state(uid, "c", "terminated")
+    assert done.termination is not None and done.termination.exit_code == 137
+    assert done.message.startswith("PostStartHookError") and "nope" in done.message
+
+
+async def test_sidecars_are_stopped_after_the_main_containers(oci: Harness) -> None:
+    """On kill the regular container gets SIGTERM first; the sidecar only once it has exited."""
+    slow_exit = "trap 'sleep 0.3; exit 0' TERM; while true; do sleep 0.05; done"
+    quick_exit = "trap 'exit 0' TERM; while true; do sleep 0.05; done"
+    sidecar = {**sh("proxy", quick_exit), "restartPolicy": "Always"}
+    uid = oci.start(make_pod([sh("main", slow_exit)], initContainers=[sidecar]))
+    await oci.wait_state(uid, "main", "running")
+    oci.runtime.kill_pod(uid, now=time.time(), grace_period=5)
+    main = await oci.wait_state(uid, "main", "terminated")
+    proxy = await oci.wait_state(uid, "proxy", "terminated")
+    assert main.termination is not None and proxy.termination is not None
+    assert proxy.termination.exit_code == 0
+    assert proxy.termination.finished_at >= main.termination.finished_at
+
+
+async def test_the_back_off_starts_over_after_a_run_longer_than_twice_the_cap(
+    oci: Harness,
+) -> None:
+    """Quick failures double it (0.15 s, 0.3 s); after a run over 2 × 0.6 s it is 0.15 s again."""
+    await oci.runtime.aclose()
+    oci.runtime = runtime.OciRuntime(oci.root, oci.images, backoff_base=0.15, backoff_cap=0.6)
+    # Runs count themselves in the pod's IPC namespace, which outlives each run.
+    script = "n=$(ls /dev/mqueue | wc -l); touch /dev/mqueue/run$n; [ $n = 2 ] && sleep 1.3; exit 1"
+    uid = oci.start(make_pod([sh("c", script)], restart_policy="Always"))
+    messages: dict[int, str] = {}
+
+    def observe() -> bool:
+        container = oci.container(uid, "c")
+        if container.reason == "CrashLoopBackOff":
+            messages.setdefault(container.restart_count, container.message)
+        return 2 in messages
+
+    await wait_for(observe, timeout=15, what="back-off after the long run")
+    assert messages[0].startswith("back-off 0.15s")
+    assert messages[1].startswith("back-off 0.3s")
+    assert messages[2].startswith("back-off 0.15s")

@@ -1,7 +1,6 @@
 """Pin a pod sandbox's namespaces to files, as CRI-O's ``pinns`` does.
 
-Run as a program (``python -S pinns.py --dir DIR --hostname NAME``), not
-imported: ``unshare(2)`` moves the calling thread into new namespaces, which
+Run as a program (``python -S pinns.py DIR HOSTNAME``), not imported: ``unshare(2)`` moves the calling thread into new namespaces, which
 the kubelet's own process must never do. It
 
 1. unshares new network, IPC and UTS namespaces;
@@ -13,16 +12,16 @@ the kubelet's own process must never do. It
 
 Containers join them by path (``linux.namespaces[].path``); unmounting the
 three files releases them. No pause process means nothing to restart or
-reap after a kubelet restart. Standard library only.
+reap after a kubelet restart. Standard library only, and only modules that
+load fast (no argparse, no socket wrapper): this runs once per pod start.
 """
 
 from __future__ import annotations
 
-import argparse
+import _socket
 import ctypes
 import fcntl
 import os
-import socket
 import struct
 import sys
 
@@ -43,23 +42,23 @@ def _check(result: int, what: str) -> None:
 
 
 def loopback_up() -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
         request = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(sock, SIOCGIFFLAGS, request))[1]
         fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+    finally:
+        sock.close()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--dir", required=True)
-    parser.add_argument("--hostname", required=True)
-    args = parser.parse_args()
+    directory, hostname = sys.argv[1:3]
     libc = ctypes.CDLL(None, use_errno=True)
     _check(libc.unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
-    socket.sethostname(args.hostname)
+    _socket.sethostname(hostname)
     loopback_up()
     for name in NAMESPACES:
-        target = os.path.join(args.dir, name)
+        target = os.path.join(directory, name)
         with open(target, "w"):
             pass
         source = f"/proc/thread-self/ns/{name}".encode()

@@ -14,6 +14,7 @@ user and cwd from its config.json unless told otherwise).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import sys
@@ -22,6 +23,8 @@ from typing import Any
 
 SHIM = Path(__file__).with_name("shim.py")
 PINNS = Path(__file__).with_name("pinns.py")
+CREATE_TIMEOUT = 30.0
+KILL_WAIT = 5.0
 # runc start returns once runc init is released, before it exec'd the user process.
 INIT_COMM = "runc:[2:INIT]"
 
@@ -59,7 +62,9 @@ class Runc:
             out, err = await asyncio.wait_for(process.communicate(), timeout)
         except TimeoutError:
             process.kill()
-            await process.wait()
+            # runc stuck in the kernel (a cgroup being frozen under OOM) may not even die at once.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), KILL_WAIT)
             raise
         assert process.returncode is not None
         return process.returncode, out, err
@@ -70,29 +75,35 @@ class Runc:
             raise RuncError(err.decode(errors="replace").strip() or f"runc {args[0]} failed")
         return out
 
-    async def create(self, container_id: str, *, bundle: Path, log: Path) -> Created:
+    async def create(self, container_id: str, *, bundle: Path, log: Path, cgroup: str) -> Created:
         """Start the shim, which runs ``runc create``; ``RuncError`` with runc's message."""
         self.root.mkdir(parents=True, exist_ok=True)
         shim = await asyncio.create_subprocess_exec(
             sys.executable,
             "-S",
             str(SHIM),
-            "--id",
+            # shim.py's positional arguments: ID BUNDLE LOG RUNC_ROOT RUNC CGROUP
             container_id,
-            "--bundle",
             str(bundle),
-            "--log",
             str(log),
-            "--runc-root",
             str(self.root),
-            "--runc",
             self.binary,
+            cgroup,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
         )
         assert shim.stdout is not None
-        line = (await shim.stdout.readline()).decode(errors="replace").strip()
+        reading = asyncio.ensure_future(shim.stdout.readline())
+        try:
+            line = (await asyncio.shield(reading)).decode(errors="replace").strip()
+        except asyncio.CancelledError:
+            # Let the shim finish creating, so whoever cleans up finds the container (and its
+            # shim.pid) instead of racing a runc create still under way.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(reading, CREATE_TIMEOUT)
+                await shim.wait()
+            raise
         await shim.wait()  # the shim's first process exits at once; the shim itself lives on
         verb, _, rest = line.partition(" ")
         if verb != "created":
@@ -148,14 +159,19 @@ async def pin_namespaces(directory: Path, *, hostname: str) -> None:
         sys.executable,
         "-S",
         str(PINNS),
-        "--dir",
         str(directory),
-        "--hostname",
         hostname,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
-    _, err = await process.communicate()
+    communicating = asyncio.ensure_future(process.communicate())
+    try:
+        _, err = await asyncio.shield(communicating)
+    except asyncio.CancelledError:
+        # Its bind mounts must exist before whoever cleans up looks for them.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(communicating, CREATE_TIMEOUT)
+        raise
     if process.returncode != 0:
         raise RuncError(err.decode(errors="replace").strip() or "pinning namespaces failed")

@@ -59,36 +59,17 @@ DEFAULT_CAPABILITIES = (
     "CAP_KILL",
     "CAP_AUDIT_WRITE",
 )
-# Every capability the kernel knows as of Linux 5.9 (what "ALL" and privileged mean).
-ALL_CAPABILITIES = (
-    *DEFAULT_CAPABILITIES,
-    "CAP_DAC_READ_SEARCH",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_LEASE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
+# Every capability by number (bit in /proc/<pid>/status), as of Linux 5.9.
+ALL_CAPABILITIES = tuple(
+    f"CAP_{name}"
+    for name in (
+        "CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP "
+        "LINUX_IMMUTABLE NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER "
+        "SYS_MODULE SYS_RAWIO SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE "
+        "SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP "
+        "MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ PERFMON BPF "
+        "CHECKPOINT_RESTORE"
+    ).split()
 )
 # runc's and containerd's defaults for unprivileged containers.
 MASKED_PATHS = (
@@ -182,11 +163,51 @@ def user_of(
     return uid, gid, sorted(set(extra) - {gid})
 
 
-def capabilities(container: Object) -> list[str]:
-    """The capability set after securityContext add/drop (names with or without ``CAP_``)."""
+def verify_run_as_non_root(pod: Object, container: Object, *, image_user: str, uid: int) -> None:
+    """``ValueError`` with upstream's message when ``runAsNonRoot`` forbids running as ``uid``.
+
+    As upstream's verifyRunAsNonRoot: an explicit ``runAsUser: 0`` breaks the
+    policy, so does an image that runs as root, and an image user given by
+    name cannot be verified.
+    """
+    pod_sc, sc = _security(pod, container)
+    if not sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")):
+        return
+    meta = pod.get("metadata") or {}
+    where = (
+        f'(pod: "{meta.get("name")}_{meta.get("namespace")}({meta.get("uid")})", '
+        f"container: {container.get('name')})"
+    )
+    explicit = sc.get("runAsUser", pod_sc.get("runAsUser"))
+    if explicit is not None:
+        if int(explicit) == 0:
+            raise ValueError(f"container's runAsUser breaks non-root policy {where}")
+        return
+    name = image_user.partition(":")[0]
+    if name and not name.isdigit():
+        raise ValueError(
+            f"container has runAsNonRoot and image has non-numeric user ({name}), "
+            f"cannot verify user is non-root {where}"
+        )
+    if uid == 0:
+        raise ValueError(f"container has runAsNonRoot and image will run as root {where}")
+
+
+def capabilities_of(mask: int) -> tuple[str, ...]:
+    """The names of the capabilities set in ``mask`` (e.g. a ``CapBnd`` line's value)."""
+    return tuple(name for bit, name in enumerate(ALL_CAPABILITIES) if mask >> bit & 1)
+
+
+def capabilities(container: Object, *, available: tuple[str, ...] = ALL_CAPABILITIES) -> list[str]:
+    """The capability set after securityContext add/drop (names with or without ``CAP_``).
+
+    ``privileged`` and ``add: [ALL]`` mean every capability in ``available``:
+    the runtime's own bounding set, as containerd grants (asking runc for one
+    the runtime lacks fails the start with EPERM).
+    """
     sc = container.get("securityContext") or {}
     if sc.get("privileged"):
-        return list(ALL_CAPABILITIES)
+        return list(available)
     wanted = sc.get("capabilities") or {}
 
     def names(key: str) -> list[str]:
@@ -197,7 +218,7 @@ def capabilities(container: Object) -> list[str]:
 
     drop, add = names("drop"), names("add")
     caps = [] if "CAP_ALL" in drop else [c for c in DEFAULT_CAPABILITIES if c not in drop]
-    for cap in ALL_CAPABILITIES if "CAP_ALL" in add else add:
+    for cap in available if "CAP_ALL" in add else add:
         if cap not in caps:
             caps.append(cap)
     return caps
@@ -257,13 +278,14 @@ def container_spec(
     sandbox: Sandbox,
     container_id: str,
     user: tuple[int, int, list[int]],
+    available: tuple[str, ...] = ALL_CAPABILITIES,
 ) -> Object:
-    """The runtime spec for one run of ``container`` of ``pod``."""
+    """The runtime spec for one run of ``container`` of ``pod``; ``available``: see capabilities."""
     sc = container.get("securityContext") or {}
     privileged = bool(sc.get("privileged"))
     hostname = hostname_of(pod)
     uid, gid, extra_gids = user
-    caps = capabilities(container)
+    caps = capabilities(container, available=available)
     process: Object = {
         "terminal": False,
         "user": {"uid": uid, "gid": gid, **({"additionalGids": extra_gids} if extra_gids else {})},

@@ -12,9 +12,9 @@ the runtime's root, written before the step it describes takes effect::
         exit.json                                  written by the shim when init exits
     logs/<namespace>_<name>_<uid>/<container>/<n>.log   CRI-format logs (upstream's layout)
 
-In memory a ``Run`` is one run of a container and a ``Container`` keeps its
-last two runs (the current one and the one ``lastState`` shows); ``load``
-rebuilds both from disk. ``container_status`` turns them into the
+In memory a ``Pod`` holds its ``Container`` records, a ``Container`` keeps
+its last two runs (the current one and the one ``lastState`` shows) and a
+``Run`` is one run of a container; ``load_run`` rebuilds a run from disk. ``container_status`` turns them into the
 interface's ``ContainerStatus``.
 """
 
@@ -85,6 +85,7 @@ class Container:
     retry_at: float | None = None  # image pull or sandbox back-off
     pull_failures: int = 0
     poststart_pending: bool = False
+    backoff: tuple[int, int] | None = None  # (run number, back-off exponent after that run)
 
     @property
     def name(self) -> str:
@@ -93,6 +94,56 @@ class Container:
     @property
     def last(self) -> Run | None:
         return self.runs[-1] if self.runs else None
+
+
+@dataclasses.dataclass(slots=True)
+class Pod:
+    """A pod the runtime holds: its spec, containers and where its worker is."""
+
+    uid: str
+    pod: Object
+    directory: Path
+    containers: dict[str, Container]
+    sandbox_ready: bool = False
+    sandbox_message: str = ""
+    failed: bool = False
+    killing: bool = False
+    grace: float | None = None
+    killed: bool = False
+    removing: bool = False
+    wake: asyncio.Event | None = None
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def name(self) -> str:
+        meta = self.pod.get("metadata") or {}
+        return f"{meta.get('name')}_{meta.get('namespace')}({self.uid})"
+
+    def of_kind(self, *kinds: Kind) -> list[Container]:
+        """The pod's containers of these kinds, in spec order (init containers first)."""
+        return [c for c in self.containers.values() if c.kind in kinds]
+
+
+def containers_of(pod: Object) -> dict[str, Container]:
+    spec_ = pod.get("spec") or {}
+    found: dict[str, Container] = {}
+    for container in spec_.get("initContainers") or ():
+        kind: Kind = "sidecar" if container.get("restartPolicy") == "Always" else "init"
+        found[container["name"]] = Container(container, kind)
+    for container in spec_.get("containers") or ():
+        found[container["name"]] = Container(container, "regular")
+    return found
+
+
+def pod_log_dir(logs: Path, record: Pod) -> Path:
+    """Upstream's ``<namespace>_<name>_<uid>`` directory of the pod's logs."""
+    meta = record.pod.get("metadata") or {}
+    return logs / f"{meta.get('namespace')}_{meta.get('name')}_{record.uid}"
+
+
+def log_path(logs: Path, record: Pod, container: str, run: int) -> Path:
+    """The log of one run: ``<pod log dir>/<container>/<restartCount>.log``, as upstream."""
+    return pod_log_dir(logs, record) / container / f"{run}.log"
 
 
 def write_json(path: Path, value: Object) -> None:
@@ -123,15 +174,24 @@ def termination_of(record: Object, run: Run) -> interface.Termination:
     return interface.Termination(code, reason, started, finished, run.uri)
 
 
-def shim_alive(pid: int | None, container_id: str) -> bool:
-    """Whether ``pid`` is still the shim of ``container_id`` (pids are reused)."""
+SHIM_COMM = "kajitori-shim"  # the shim's process name (shim.py sets it)
+
+
+def shim_alive(pid: int | None, bundle: Path) -> bool:
+    """Whether ``pid`` is still the shim of the run in ``bundle`` (pids are reused).
+
+    Reads the process's name and working directory only: /proc/<pid>/cmdline
+    would need the process's memory lock, which a process stuck in the
+    kernel (an OOM in its cgroup) may hold for a long time.
+    """
     if pid is None:
         return False
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        cwd = os.readlink(f"/proc/{pid}/cwd")
     except OSError:
         return False
-    return b"shim.py" in cmdline and container_id.encode() in cmdline
+    return comm == SHIM_COMM and cwd == os.path.realpath(bundle)
 
 
 def load_run(directory: Path, container_id: str) -> Run:
@@ -150,7 +210,7 @@ def load_run(directory: Path, container_id: str) -> Run:
     if record is not None:
         run.exit = termination_of(record, run)
         run.message = str(record.get("createError") or "")
-    elif not shim_alive(run.shim_pid, container_id) or run.started_at is None:
+    elif not shim_alive(run.shim_pid, directory) or run.started_at is None:
         # Lost: the shim is gone, or the kubelet died between create and start.
         reason, code = UNKNOWN
         at = run.started_at or 0.0

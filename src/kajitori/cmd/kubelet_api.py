@@ -1,0 +1,122 @@
+"""Serving the kubelet API (``kubelet/server.py``) of in-process nodes over HTTPS.
+
+Composition only: a serving certificate per node from the cluster CA (for
+the node's name and InternalIP, CN ``system:node:<name>`` as a kubelet's
+CSR-issued one), client certificates verified against that CA, one
+``server/http.py`` listener per node on the node's InternalIP and an
+ephemeral port (advertised in ``status.daemonEndpoints``), and the
+webhook-style authenticator and authorizer that ask the API server as the
+node itself. See docs/decisions/0028-kubelet-api-and-streams.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from kajitori.auth import pki
+from kajitori.client import rest
+from kajitori.kubelet import server as kubelet_server
+from kajitori.kubelet import streaming
+from kajitori.server.http import HttpServer, make_server_ssl_context
+
+# In-process nodes with a kubelet API get loopback InternalIPs, numbered as
+# kind numbers its node network (172.18.0.2, ...): 127.18.0.2, 127.18.0.3, ...
+# Linux routes all of 127.0.0.0/8 to lo, so each node listens on its own address.
+LOOPBACK_NODE_NETWORK = ipaddress.ip_network("127.18.0.0/16")
+# Above this many nodes ``kajitori up`` serves no kubelet API by default
+# (one listening socket and one certificate per node).
+DEFAULT_MAX_SERVED_NODES = 64
+
+
+def loopback_ip(index: int) -> str:
+    return str(ipaddress.ip_address(int(LOOPBACK_NODE_NETWORK.network_address) + 2 + index))
+
+
+@dataclasses.dataclass
+class NodeAPI:
+    """One node's listener."""
+
+    name: str
+    address: str
+    server: HttpServer
+    app: kubelet_server.KubeletServer | None = None
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+
+class _LateApp:
+    """The ASGI app of a listener bound before its kubelet exists (its port goes in the Node)."""
+
+    def __init__(self) -> None:
+        self.app: kubelet_server.KubeletServer | None = None
+
+    async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
+        if self.app is None:
+            if scope["type"] == "http":
+                await send({"type": "http.response.start", "status": 503, "headers": []})
+                await send({"type": "http.response.body", "body": b"kubelet starting"})
+            return
+        await self.app(scope, receive, send)
+
+
+async def bind(
+    ca: pki.CertAndKey, nodes: Sequence[tuple[str, str]], *, port: int = 0
+) -> list[NodeAPI]:
+    """Listen for each ``(name, address)`` with its own serving certificate."""
+    apis: list[NodeAPI] = []
+    with tempfile.TemporaryDirectory(prefix="kajitori-kubelet-pki-") as tmp:
+        ca_path = Path(tmp) / "ca.crt"
+        ca_path.write_bytes(ca.cert_pem)
+        for name, address in nodes:
+            pair = pki.issue_serving_cert(
+                ca, dns_names=[name], ip_addresses=[address], common_name=f"system:node:{name}"
+            )
+            cert_path, key_path = Path(tmp) / f"{name}.crt", Path(tmp) / f"{name}.key"
+            cert_path.write_bytes(pair.cert_pem)
+            key_path.write_bytes(pair.key_pem)
+            context = make_server_ssl_context(cert_path, key_path, ca_path)
+            server = HttpServer(_LateApp(), host=address, port=port, ssl_context=context)
+            await server.start()
+            apis.append(NodeAPI(name, address, server))
+    return apis
+
+
+def attach(
+    apis: Sequence[NodeAPI],
+    *,
+    get_pod: Callable[[str, str], dict | None],  # type: ignore[type-arg]
+    list_pods: Callable[[], list[dict]],  # type: ignore[type-arg]
+    runtime: streaming.StreamingRuntime,
+    client_for: Callable[[str], rest.Client],
+) -> None:
+    """Give each bound listener its kubelet app, asking the API server as the node."""
+    for api in apis:
+        client = client_for(api.name)
+        api.app = kubelet_server.KubeletServer(
+            api.name,
+            get_pod=get_pod,
+            list_pods=list_pods,
+            runtime=runtime,
+            authenticator=kubelet_server.WebhookAuthenticator(client),
+            authorizer=kubelet_server.WebhookAuthorizer(client, api.name),
+        )
+        late = api.server.app
+        assert isinstance(late, _LateApp)
+        late.app = api.app
+
+
+async def stop(apis: Sequence[NodeAPI], grace: float = 1.0) -> None:
+    for api in apis:
+        await api.server.shutdown(grace)
+    # Streams that keep files of their own (the simulated runtime's logs) clean up.
+    runtimes = {id(api.app.runtime): api.app.runtime for api in apis if api.app is not None}
+    for runtime in runtimes.values():
+        close = getattr(runtime, "close", None)
+        if callable(close):
+            close()

@@ -1,0 +1,69 @@
+"""``Store.get_json``: a GET's encoded object, reused while the object is unchanged."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import AsyncIterator
+
+import orjson
+import pytest
+
+from kajitori.machinery import errors
+from kajitori.registry.core import configmaps
+from kajitori.registry.generic import store as generic_store
+from kajitori.registry.generic.request import RequestContext
+from kajitori.registry.generic.store import DeleteOptions, Store
+from kajitori.storage.sqlite import SqliteBackend
+
+CTX = RequestContext()
+
+
+@pytest.fixture
+async def store(tmp_path: pathlib.Path) -> AsyncIterator[Store]:
+    backend = SqliteBackend(tmp_path / "kajitori.db")
+    await backend.start()
+    try:
+        yield Store(configmaps.RESOURCE, backend, watch_cache=None)
+    finally:
+        await backend.close()
+
+
+def _configmap(name: str, value: str) -> dict[str, object]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "default"},
+        "data": {"k": value},
+    }
+
+
+async def test_the_encoded_object_is_what_get_returns_and_follows_each_write(store: Store) -> None:
+    await store.create("default", _configmap("a", "one"), CTX)
+    first = await store.get_json("default", "a")
+    assert orjson.loads(first) == await store.get("default", "a")
+    assert await store.get_json("default", "a") is first  # unchanged: the same bytes
+
+    await store.update("default", "a", _configmap("a", "two"), CTX)
+    second = orjson.loads(await store.get_json("default", "a"))
+    assert second == await store.get("default", "a")
+    assert second["data"] == {"k": "two"}
+    assert (
+        second["metadata"]["resourceVersion"] != orjson.loads(first)["metadata"]["resourceVersion"]
+    )
+
+    await store.delete("default", "a", DeleteOptions(), CTX)
+    with pytest.raises(errors.StatusError) as caught:
+        await store.get_json("default", "a")
+    assert caught.value.code == 404
+
+
+async def test_the_cache_stays_within_its_byte_budget(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(generic_store, "_ENCODED_CACHE_BYTES", 2000)
+    for i in range(6):
+        await store.create("default", _configmap(f"c{i}", "x" * 300), CTX)
+        await store.get_json("default", f"c{i}")
+    assert store._encoded_bytes <= 2000
+    assert store._encoded_bytes == sum(len(data) for _, data in store._encoded.values())
+    assert "/registry/configmaps/default/c5" in store._encoded  # the newest is kept
