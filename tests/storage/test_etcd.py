@@ -289,3 +289,15 @@ async def test_gets_issued_together_are_answered_together_at_one_revision(
             assert kv is not None and kv.key == key and kv.mod_revision == written[key]
         else:
             assert kv is None
+
+
+async def test_more_concurrent_gets_than_a_txn_may_hold_are_all_answered(
+    pair: tuple[etcd.EtcdBackend, etcd.EtcdBackend],
+) -> None:
+    """etcd caps a Txn at 128 operations: a larger burst of gets is split, not refused."""
+    a, b = pair
+    revision = await b.create("/registry/pods/default/only", b"x")
+    keys = [f"/registry/pods/default/k{i}" for i in range(300)] + ["/registry/pods/default/only"]
+    answers = await asyncio.gather(*(a.get(key) for key in keys))
+    assert all(kv is None for _, kv in answers[:-1])
+    assert answers[-1][1] is not None and answers[-1][1].mod_revision == revision

@@ -275,6 +275,8 @@ def validate_field_manager(manager: str, path: field.Path) -> field.ErrorList:
     errs = field.ErrorList()
     if len(manager.encode()) > FIELD_MANAGER_MAX_LENGTH:
         errs.append(field.too_long(path, "", FIELD_MANAGER_MAX_LENGTH))
+    if manager.isprintable():  # the usual case: no character to report
+        return errs
     position = 0
     for ch in manager:
         if not ch.isprintable():

@@ -61,6 +61,7 @@ _CHANNEL_OPTIONS = [
 _HUB_BACKLOG = 1024
 _ENDED = object()  # a shared stream's end, as its watchers' queues carry it
 _STREAM_END = object()  # a watch thread's last hand-over
+_MAX_TXN_OPS = 128
 _COMPACTED = "required revision has been compacted"
 _FUTURE = "required revision is a future revision"
 
@@ -171,8 +172,12 @@ class EtcdBackend:
 
     def _send_gets(self) -> None:
         gets, self._gets = self._gets or {}, None
-        task = asyncio.ensure_future(self._read_gets(gets))
-        task.add_done_callback(_retrieve)
+        keys = list(gets)
+        # etcd refuses a Txn of more than --max-txn-ops (default 128) operations.
+        for i in range(0, len(keys), _MAX_TXN_OPS):
+            chunk = {key: gets[key] for key in keys[i : i + _MAX_TXN_OPS]}
+            task = asyncio.ensure_future(self._read_gets(chunk))
+            task.add_done_callback(_retrieve)
 
     async def _read_gets(self, gets: dict[bytes, list[asyncio.Future[tuple[int, Any]]]]) -> None:
         keys = list(gets)
