@@ -8,10 +8,11 @@ This driver, pinned to core 1, watches the cluster over HTTPS with the
 client library's informers and times, in one run:
 
 * **start-up**: from spawn to every Node ``Ready`` (as the driver's node
-  informer sees it), the server's VmRSS then, and the CPU the idle cluster
-  takes over the next 10 s (chiefly Lease renewals: a node renews every
+  informer sees it), the server's VmRSS then, and the CPU the cluster takes
+  over the next 10 s with no pods (Lease renewals — a node renews every
   quarter of ``--lease-seconds``, upstream's 40 s by default, so 1,000
-  nodes renew 100 Leases a second);
+  nodes renew 100 Leases a second — and the tail of start-up: node IPAM's
+  podCIDR patches);
 * **rollout**: ``--deployments`` Deployments (default 10) sharing
   ``--pods`` replicas (default 10,000), from their creation to every pod
   ``Running``; per pod the driver records when it first saw it, saw it
@@ -50,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -309,7 +311,7 @@ class Run:
             if time.perf_counter() > deadline:
                 raise TimeoutError(f"{len(ready)}/{self.plan.nodes} nodes Ready")
             changed.clear()
-            with _suppress_timeout():
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), timeout=1.0)
         row = {
             "nodes_ready": len(ready),
@@ -317,7 +319,8 @@ class Run:
             "all_nodes_ready_s": round(time.perf_counter() - spawned, 2),
             **self.memory.now(),
         }
-        # What the idle cluster costs: mostly Lease renewals, nodes / (lease / 4) per second.
+        # What the cluster costs with no pods: Lease renewals, nodes / (lease / 4) per
+        # second, and just after start-up node IPAM's podCIDR patches and their echoes.
         cpu_before, idle_began = self.server.cpu_seconds(), time.perf_counter()
         await asyncio.sleep(IDLE_SECONDS)
         idle = self.server.cpu_seconds() - cpu_before
@@ -334,7 +337,7 @@ class Run:
         cpu_before = self.server.cpu_seconds()
         began = time.perf_counter()
         sizes = split(self.plan.pods, self.plan.deployments)
-        with _profiling(self.plan.profile_dir, self.server, "rollout", 30):
+        with _Profiling(self.plan.profile_dir, self.server, "rollout", 30):
             await asyncio.gather(
                 *(
                     self.client.create(rest.DEPLOYMENTS, deployment(f"app-{i}", size))
@@ -368,7 +371,7 @@ class Run:
         contention = common.Contention()
         cpu_before = self.server.cpu_seconds()
         began = time.perf_counter()
-        with _profiling(self.plan.profile_dir, self.server, "burst", 10):
+        with _Profiling(self.plan.profile_dir, self.server, "burst", 10):
             created = await loadgen.run(
                 host="127.0.0.1", port=self.server.port, ssl_context=self.context,
                 connections=BURST_CONCURRENCY, total_requests=count,
@@ -473,15 +476,7 @@ def slope(points: Iterable[tuple[float, float]]) -> float:
     return round(cov / max(var, 1e-9) * 60, 3)
 
 
-class _suppress_timeout:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> bool:
-        return kind is not None and issubclass(kind, TimeoutError)
-
-
-class _profiling:
+class _Profiling:
     """py-spy on the server for ``seconds`` of a phase, when a directory was given."""
 
     def __init__(

@@ -24,6 +24,10 @@ async def admin(tmp_path: Path) -> AsyncIterator[rest.Client]:
     # The ServiceAccount admission plugin wants it; its controller is not under test here.
     account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}
     await client.create(rest.SERVICEACCOUNTS, account, namespace="default")
+    # The root CA publisher's ConfigMap, which the kube-api-access volume projects (kubelet/volumes).
+    ca_pem = process.pki.ca.cert_pem.decode()
+    root_ca = {"metadata": {"name": "kube-root-ca.crt"}, "data": {"ca.crt": ca_pem}}
+    await client.create(rest.CONFIGMAPS, root_ca, namespace="default")
     try:
         yield client
     finally:

@@ -166,7 +166,7 @@ def _add_node_flags(up: argparse.ArgumentParser, kubelet: argparse.ArgumentParse
             "--runtime",
             choices=("simulated", "oci"),
             default="simulated",
-            help="container runtime (oci: runc, as root; test use only, pods not networked yet)",
+            help="container runtime (oci: runc, as root; test use only; images pulled into <data-dir>/images)",
         )
         cmd.add_argument(
             "--node-lease-duration-seconds",
@@ -337,6 +337,7 @@ async def _start_kubelets(
         nodes=args.nodes,
         runtime=args.runtime,
         lease_duration=args.node_lease_duration_seconds,
+        data_dir=args.data_dir.expanduser().resolve(),
     )
 
 

@@ -27,6 +27,7 @@ from kajitori.cmd import kubelet_api
 from kajitori.kubelet import kubelet, node_status, oci_streams, streaming
 from kajitori.kubelet.runtimes import interface, simulated
 from kajitori.kubelet.runtimes.oci import runtime as oci_runtime
+from kajitori.kubelet.runtimes.oci import sandbox_network
 
 RUNTIMES = ("simulated", "oci")
 # Where the oci runtime keeps pods, containers and their logs (as /var/lib/kubelet).
@@ -52,11 +53,25 @@ def node_configs(count: int) -> list[node_status.NodeConfig]:
     ]
 
 
-def new_runtime(name: str, *, start_seconds: float = DEFAULT_START_SECONDS) -> interface.Runtime:
+def new_runtime(
+    name: str, *, start_seconds: float = DEFAULT_START_SECONDS, data_dir: Path | None = None
+) -> interface.Runtime:
     if name == "oci":
-        # Real containers under runc (root only); pods are not networked yet (loopback only).
-        # KAJITORI_OCI_ROOT gives a test its own root, so it never adopts another run's pods.
-        return oci_runtime.new_runtime(Path(os.environ.get("KAJITORI_OCI_ROOT") or OCI_ROOT))
+        # Real containers under runc (root only). KAJITORI_OCI_ROOT gives a test its own root,
+        # so it never adopts another run's pods. Images are pulled into <data-dir>/images
+        # (KAJITORI_OCI_IMAGES=busybox: only the host's busybox, for machines with no registry).
+        # Pods join a pod network only when KAJITORI_OCI_NODE_NETNS names a node network
+        # namespace for the CNI plugins (decision 0027); by default they have loopback only.
+        root = Path(os.environ.get("KAJITORI_OCI_ROOT") or OCI_ROOT)
+        busybox_only = os.environ.get("KAJITORI_OCI_IMAGES") == "busybox"
+        netns = os.environ.get("KAJITORI_OCI_NODE_NETNS")
+        return oci_runtime.new_runtime(
+            root,
+            image_store=None if busybox_only else (data_dir or root) / "images",
+            network=None
+            if not netns
+            else sandbox_network.NetworkOptions(host_netns=netns, state_dir=root / "cni"),
+        )
     if name != "simulated":
         raise ValueError(f"unknown runtime {name!r} (known: {', '.join(RUNTIMES)})")
     return simulated.SimulatedRuntime(start_delay=start_seconds)
@@ -71,6 +86,7 @@ async def start_in_process(
     lease_duration: int = node_status.DEFAULT_LEASE_DURATION,
     serve_api: bool | None = None,
     streams: streaming.StreamingRuntime | None = None,
+    data_dir: Path | None = None,
 ) -> kubelet.KubeletHost:
     """Register ``nodes`` simulated nodes and run their kubelets in the background.
 
@@ -93,7 +109,7 @@ async def start_in_process(
             dataclasses.replace(c, internal_ip=api.address, kubelet_port=api.port)
             for c, api in zip(configs, apis, strict=True)
         ]
-    container_runtime = new_runtime(runtime)
+    container_runtime = new_runtime(runtime, data_dir=data_dir)
 
     def client_for(name: str) -> rest.Client:
         return client.as_identity(node_certs[name].cert_pem)

@@ -39,9 +39,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from kajitori.client import informer, rest, workqueue
+from kajitori.client import events, informer, rest, workqueue
 from kajitori.controllers import base
-from kajitori.kubelet import node_status, status
+from kajitori.kubelet import node_status, prober, status
 from kajitori.kubelet.runtimes import interface
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,30 @@ class KubeletHost:
         self.runtime = runtime
         if isinstance(runtime, interface.NotifyingRuntime):
             runtime.set_on_change(self._runtime_changed)
+        self._recorders: dict[str, events.EventRecorder] = {}  # node → its kubelet's recorder
+        if isinstance(runtime, interface.HookedRuntime):
+            runtime.set_kubelet_hooks(
+                interface.KubeletHooks(self._record_event, self._get_secret, self._pod_cidr)
+            )
+        if hasattr(runtime, "set_object_source"):  # volumes and env (kubelet/volumes), as the node
+            from kajitori.kubelet.volumes.source import ClientObjectSource
+
+            runtime.set_object_source(
+                ClientObjectSource(
+                    self._node_clients[nodes[0].name],
+                    host=nodes[0].name,
+                    record_event=self._record_event,
+                )
+            )
+        # Probes run only where the runtime can execute them (oci); simulated
+        # containers have none run and are ready once running, as before.
+        self.prober = (
+            prober.ProberManager(
+                runtime, on_change=self._runtime_changed, record=self._record_event
+            )
+            if isinstance(runtime, interface.ProbingRuntime)
+            else None
+        )
         self.nodes = {config.name: NodeState(config) for config in nodes}
         self.lease_duration = lease_duration
         self.status_report_interval = status_report_interval
@@ -189,6 +213,11 @@ class KubeletHost:
         self._tasks.clear()
         await self.pods.stop()
         await self.node_informer.stop()
+        if self.prober is not None:
+            await self.prober.aclose()
+        for recorder in self._recorders.values():
+            await recorder.stop()
+        self._recorders.clear()
 
     # ----- registration and heartbeats ---------------------------------------
 
@@ -312,6 +341,9 @@ class KubeletHost:
         self.runtime.sync_pod(pod, now=now)
         runtime_status = self.runtime.get_pod_status(uid, now=now)
         assert runtime_status is not None
+        if self.prober is not None:
+            self.prober.update(pod, runtime_status)
+            runtime_status = self.prober.apply(runtime_status)
         await self._write_status(pod, state, runtime_status, now)
         if runtime_status.next_change is not None:
             self.queue.add_after(key, max(runtime_status.next_change - now, 0.0))
@@ -319,11 +351,14 @@ class KubeletHost:
     async def _write_status(
         self, pod: Object, state: NodeState, runtime_status: interface.PodStatus, now: float
     ) -> None:
+        pod_ip = runtime_status.pod_ip
+        if pod_ip is None:  # the runtime does not network pods: simulate an address
+            pod_ip = state.allocate_ip(pod["metadata"]["uid"])
         new = status.generate_pod_status(
             pod,
             runtime_status,
             now=now,
-            pod_ip=state.allocate_ip(pod["metadata"]["uid"]),
+            pod_ip=pod_ip,
             host_ip=state.config.internal_ip,
         )
         if new == pod.get("status"):
@@ -339,6 +374,8 @@ class KubeletHost:
             meta["uid"], now=now, grace_period=None if grace is None else float(grace)
         )
         final = self.runtime.get_pod_status(meta["uid"], now=now)
+        if final is not None and self.prober is not None:
+            final = self.prober.apply(final)  # a container stopping keeps its last verdict
         if final is not None:
             await self._write_status(pod, state, final, now)
             if any(c.state == "running" for c in (*final.init_containers, *final.containers)):
@@ -369,6 +406,36 @@ class KubeletHost:
                 log.info("removing the containers of pod %s, which no longer exists", uid)
                 self.runtime.remove_pod(uid)
 
+    # ----- hooks for the runtime (interface.KubeletHooks) ----------------------
+
+    def _record_event(self, pod: Object, event_type: str, reason: str, message: str) -> None:
+        """An Event about ``pod`` from its node's kubelet (source ``kubelet``, host the node)."""
+        node = index_by_node_name(pod)[0]
+        client = self._node_clients.get(node)
+        if client is None:
+            return
+        recorder = self._recorders.get(node)
+        if recorder is None:
+            recorder = events.EventRecorder(client, component="kubelet", host=node)
+            recorder.start()
+            self._recorders[node] = recorder
+        involved = {"apiVersion": "v1", "kind": "Pod", "metadata": pod.get("metadata") or {}}
+        kind = "Warning" if event_type == "Warning" else "Normal"
+        recorder.event(involved, kind, reason, message)
+
+    async def _get_secret(self, node: str, namespace: str, name: str) -> Object | None:
+        client = self._node_clients.get(node, self.client)
+        try:
+            return await client.get(rest.SECRETS, name, namespace=namespace)
+        except rest.ApiError as exc:
+            if exc.not_found:
+                return None
+            raise
+
+    def _pod_cidr(self, node: str) -> str:
+        state = self.nodes.get(node)
+        return state.pod_cidr if state is not None else ""
+
     def _runtime_changed(self, uid: str) -> None:
         """A NotifyingRuntime's pod changed by itself: sync it again."""
         for key, (known, _) in list(self._uids.items()):
@@ -380,6 +447,8 @@ class KubeletHost:
         if known is None:
             return
         uid, node = known
+        if self.prober is not None:
+            self.prober.remove_pod(uid)
         self.runtime.remove_pod(uid)
         state = self.nodes.get(node)
         if state is not None:

@@ -50,20 +50,28 @@ def _state(status: interface.ContainerStatus) -> Object:
     return {"waiting": waiting}
 
 
+def is_ready(status: interface.ContainerStatus) -> bool:
+    """The prober's verdict when there is one; otherwise running means ready."""
+    return status.ready if status.ready is not None else status.state == "running"
+
+
+def is_started(status: interface.ContainerStatus) -> bool:
+    return status.started if status.started is not None else status.state == "running"
+
+
 def container_status(status: interface.ContainerStatus) -> Object:
-    """One entry of ``containerStatuses`` (no probes here: running means ready)."""
-    running = status.state == "running"
+    """One entry of ``containerStatuses``; ``ready``/``started`` from the prober if it ran."""
     out: Object = {
         "name": status.name,
         "state": _state(status),
         "lastState": (
             {"terminated": _termination(status.last_termination)} if status.last_termination else {}
         ),
-        "ready": running,
+        "ready": is_ready(status),
         "restartCount": status.restart_count,
         "image": status.image,
         "imageID": status.image_id,
-        "started": running,
+        "started": is_started(status),
     }
     if status.container_id:
         out["containerID"] = status.container_id
@@ -97,7 +105,7 @@ def _condition(kind: str, ok: bool, reason: str = "", message: str = "") -> Obje
 def pod_conditions(phase: str, runtime: interface.PodStatus) -> list[Object]:
     """The kubelet's conditions, in upstream's order."""
     done = phase in ("Succeeded", "Failed")
-    unready = [c.name for c in runtime.containers if c.state != "running"]
+    unready = [c.name for c in runtime.containers if not is_ready(c)]
     if done:
         ready = _condition("ContainersReady", False, "PodCompleted")
     elif unready:

@@ -12,7 +12,7 @@ sleeping. The runtime never talks to the API: the kubelet turns a
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal, Protocol, runtime_checkable
 
 Object = dict[str, Any]
@@ -51,17 +51,27 @@ class ContainerStatus:
     termination: Termination | None = None
     last_termination: Termination | None = None
     restart_count: int = 0
+    # Set by the kubelet's prober (prober.py) for runtimes it probes; ``None``
+    # means "as running": a container without probes is ready once it runs.
+    ready: bool | None = None
+    started: bool | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PodStatus:
-    """A pod's sandbox and containers; ``next_change`` is when any of them next changes."""
+    """A pod's sandbox and containers; ``next_change`` is when any of them next changes.
+
+    ``pod_ip`` is the sandbox's address from its network (CNI), ``""`` while
+    it has none yet; ``None`` means the runtime gives pods no addresses and
+    the kubelet allocates one from the node's podCIDR itself (simulated).
+    """
 
     uid: str
     sandbox_ready: bool
     init_containers: tuple[ContainerStatus, ...]
     containers: tuple[ContainerStatus, ...]
     next_change: float | None = None
+    pod_ip: str | None = None
 
 
 class Runtime(Protocol):
@@ -101,3 +111,48 @@ class NotifyingRuntime(Protocol):
     """
 
     def set_on_change(self, callback: Callable[[str], None]) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class KubeletHooks:
+    """What a runtime may ask of the kubelet that runs it (never of the API directly).
+
+    ``record_event(pod, type, reason, message)`` records an Event about the
+    pod (upstream's kubelet records image pulls this way); ``get_secret(node,
+    namespace, name)`` reads a Secret as the pod's node (``None`` when it does
+    not exist); ``pod_cidr(node)`` is the node's ``spec.podCIDR`` (``""`` while
+    node IPAM has not set it).
+    """
+
+    record_event: Callable[[Object, str, str, str], None]
+    get_secret: Callable[[str, str, str], Awaitable[Object | None]]
+    pod_cidr: Callable[[str], str]
+
+
+@runtime_checkable
+class HookedRuntime(Protocol):
+    """A runtime that uses the kubelet's hooks; the kubelet sets them once, before any sync."""
+
+    def set_kubelet_hooks(self, hooks: KubeletHooks) -> None: ...
+
+
+@runtime_checkable
+class ProbingRuntime(Protocol):
+    """A runtime that can run a container's probes (kubelet/prober.py decides when).
+
+    ``probe`` runs one probe action (the ``exec``/``httpGet``/``tcpSocket``/
+    ``grpc`` part of a probe) against the container's current run, within
+    ``timeout`` seconds: ``(succeeded, output)``, the output being what the
+    ``Unhealthy`` event shows; ``LookupError`` when the container is not
+    running. ``kill_container`` stops the current run (liveness failure) with
+    ``grace_period`` (``None``: the pod's); the runtime restarts it per the
+    pod's ``restartPolicy``.
+    """
+
+    async def probe(
+        self, uid: str, container: str, action: Object, *, timeout: float
+    ) -> tuple[bool, str]: ...
+
+    def kill_container(
+        self, uid: str, container: str, *, grace_period: float | None, reason: str
+    ) -> None: ...

@@ -33,6 +33,7 @@ spec:
 @pytest.fixture
 def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[KajitoriCluster]:
     monkeypatch.setenv("KAJITORI_OCI_ROOT", str(tmp_path / "oci"))
+    monkeypatch.setenv("KAJITORI_OCI_IMAGES", "busybox")  # no registry here
     with KajitoriCluster(tmp_path / "data", extra_args=("--nodes=1", "--runtime=oci")) as running:
         yield running
 

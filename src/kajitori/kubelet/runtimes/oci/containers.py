@@ -27,12 +27,13 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 from kajitori.kubelet.runtimes import interface, simulated
-from kajitori.kubelet.runtimes.oci import images, mounts, runc, spec, state
+from kajitori.kubelet.runtimes.oci import images, mounts, runc, sandbox_network, spec, state
+from kajitori.kubelet.volumes import errors as volume_errors
 
 Object = dict[str, Any]
 
@@ -95,6 +96,8 @@ class Runs:
         self._backoff = backoff
         self._background = background
         self._pidfds: set[int] = set()  # shims being watched
+        # The kubelet's volume manager (kubelet/volumes/manager.py): env and mounts per container.
+        self.configure: Callable[[Object, Object, Path], Awaitable[Any]] | None = None
 
     def close(self) -> None:
         """Stop watching shims (the containers run on; a new runtime adopts them)."""
@@ -115,6 +118,9 @@ class Runs:
         settings = self._settings(record, container, rootfs, config)
         if settings is None:
             return
+        extras = await self._configure(record, container)
+        if extras is None:
+            return
         number = container.last.number + 1 if container.last else 0
         run = state.Run(
             number=number,
@@ -127,7 +133,7 @@ class Runs:
         container.runs.append(run)
         container.reason = ""
         try:
-            self._prepare(record, container, run, rootfs, settings)
+            self._prepare(record, container, run, rootfs, settings, extras)
             created = await self.runc.create(
                 run.container_id,
                 bundle=run.directory,
@@ -151,11 +157,12 @@ class Runs:
         except images.ImagePullError as exc:
             backoff = self._backoff(container.pull_failures)
             container.pull_failures += 1
-            container.reason = (
+            container.reason = exc.reason or (
                 "ErrImagePull" if container.pull_failures == 1 else "ImagePullBackOff"
             )
             container.message = str(exc)
-            container.retry_at = time.time() + backoff
+            retry = backoff if exc.retry_after is None else exc.retry_after
+            container.retry_at = time.time() + retry
             self._changed(record)
             return None
         container.pull_failures, container.retry_at = 0, None
@@ -179,6 +186,23 @@ class Runs:
         user = spec.user_of(record.pod, container.spec, image_uid=image_uid, image_gid=image_gid)
         return image, user
 
+    async def _configure(self, record: state.Pod, container: state.Container) -> Object | None:
+        """Env and volume mounts from the volume manager; ``None`` when the container must wait.
+
+        A volume not ready keeps it in ContainerCreating, a missing Secret,
+        ConfigMap or key is CreateContainerConfigError (kubelet/volumes/errors.py).
+        """
+        if self.configure is None:
+            return {}
+        try:
+            config = await self.configure(record.pod, container.spec, record.directory)
+        except volume_errors.PodConfigError as exc:
+            container.reason, container.message = exc.reason, str(exc)
+            container.retry_at = time.time() + self._backoff(0)
+            self._changed(record)
+            return None
+        return {"resolved_env": config.env, "volume_mounts": config.mounts}
+
     def _prepare(
         self,
         record: state.Pod,
@@ -186,6 +210,7 @@ class Runs:
         run: state.Run,
         rootfs: Path,
         settings: tuple[spec.ImageConfig, tuple[int, int, list[int]]],
+        extras: Object | None = None,
     ) -> None:
         """The bundle: overlay rootfs and config.json."""
         for name in ("rootfs", "upper", "work"):
@@ -207,7 +232,9 @@ class Runs:
             container_id=run.container_id,
             user=user,
             available=host_capabilities(),
+            **(extras or {}),
         )
+        document["mounts"].extend(sandbox_network.mounts(record.directory))  # hosts, resolv.conf
         (run.directory / "config.json").write_text(json.dumps(document))
 
     def _log_file(self, record: state.Pod, container: state.Container, run: state.Run) -> Path:

@@ -16,7 +16,19 @@ Object = dict[str, Any]
 
 
 class ImagePullError(Exception):
-    """The image could not be made available; the container waits with ``ErrImagePull``."""
+    """The image could not be made available; the container waits with ``reason``.
+
+    ``reason`` is the waiting reason (``ErrImagePull``, ``ImagePullBackOff``,
+    ``ErrImageNeverPull``, ``InvalidImageName``); empty when the provider
+    keeps no back-off of its own, and the runtime then says ``ErrImagePull``
+    for the first failure and ``ImagePullBackOff`` after. ``retry_after``
+    (seconds) is when to try again; ``None`` lets the runtime's back-off decide.
+    """
+
+    def __init__(self, message: str, *, reason: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.retry_after = retry_after
 
 
 class ImageProvider(Protocol):

@@ -7,9 +7,13 @@ every step that changes what ``get_pod_status`` reports. The worker follows
 upstream's SyncPod (pkg/kubelet/kuberuntime/kuberuntime_manager.go,
 ``computePodActions``), reduced:
 
-1. the sandbox: new network (loopback only; CNI is not wired yet), IPC and
-   UTS namespaces pinned to files (pinns.py), hostname = ``spec.hostname``
-   or the pod's name;
+1. the sandbox: new network, IPC and UTS namespaces pinned to files
+   (pinns.py), hostname = ``spec.hostname`` or the pod's name; with a
+   ``SandboxNetwork`` (sandbox_network.py) the network namespace is then
+   ADDed to the node's pod network (the kubelet's podCIDR, through
+   ``KubeletHooks.pod_cidr``), its IP reported as ``PodStatus.pod_ip`` and
+   the pod's /etc/hosts and /etc/resolv.conf written for every container;
+   without one, pods have loopback only;
 2. init containers one at a time, in order; a sidecar (an init container
    with ``restartPolicy: Always``) only has to be started for the next one
    to go, and is restarted whenever it exits;
@@ -43,8 +47,21 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from kajitori.kubelet.images import puller, registry, store
+from kajitori.kubelet.network import pod_network
 from kajitori.kubelet.runtimes import interface, simulated
-from kajitori.kubelet.runtimes.oci import busybox, containers, images, mounts, runc, spec, state
+from kajitori.kubelet.runtimes.oci import (
+    busybox,
+    containers,
+    images,
+    mounts,
+    probes,
+    runc,
+    sandbox_network,
+    spec,
+    state,
+    store_images,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +72,7 @@ DEFAULT_BACKOFF_CAP = 300.0
 DEFAULT_GRACE_SECONDS = 30.0
 MINIMUM_GRACE_SECONDS = 2.0  # upstream's minimum for sidecars after the main containers
 CLOSE_TIMEOUT = 60.0  # how long aclose waits for removals and clean-ups under way
+NETWORK_FILE = "network.json"  # the sandbox's podCIDR and IP, once attached
 
 
 class OciRuntime:
@@ -70,15 +88,20 @@ class OciRuntime:
         runc_binary: str = "runc",
         backoff_base: float = DEFAULT_BACKOFF_BASE,
         backoff_cap: float = DEFAULT_BACKOFF_CAP,
+        network: sandbox_network.SandboxNetwork | None = None,
     ) -> None:
         self.root = root
         self.images = images
+        self.network = network
+        self.hooks: interface.KubeletHooks | None = None
+        self._ips: dict[str, str] = {}  # pod uid → its IP on the pod network
         self.runc = runc.Runc(root / "runc", binary=runc_binary)
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self._pods: dict[str, state.Pod] = {}
         self._on_change: Callable[[str], None] | None = None
         self._removals: set[asyncio.Task[None]] = set()
+        self._probe_kills: set[asyncio.Task[None]] = set()  # liveness stops under way
         self.runs = containers.Runs(
             runc=self.runc,
             images=images,
@@ -94,6 +117,20 @@ class OciRuntime:
 
     def set_on_change(self, callback: Callable[[str], None]) -> None:
         self._on_change = callback
+
+    def set_object_source(self, source: Any) -> None:
+        """Volumes and env from the API through ``source`` (kubelet/volumes/source.py)."""
+        from kajitori.kubelet.volumes import manager  # the runtime only bind-mounts its output
+
+        self.volumes = manager.VolumeManager(source, pod_ip=lambda uid: self._ips.get(uid, ""))
+        for record in self._pods.values():  # pods of an earlier runtime keep getting updates
+            self.volumes.adopt(record.pod, record.directory)
+        self.runs.configure = self.volumes.container_config
+
+    def set_kubelet_hooks(self, hooks: interface.KubeletHooks) -> None:
+        self.hooks = hooks
+        if isinstance(self.images, interface.HookedRuntime):  # pull secrets and events
+            self.images.set_kubelet_hooks(hooks)
 
     def sync_pod(self, pod: Object, *, now: float) -> None:
         uid = (pod.get("metadata") or {}).get("uid") or ""
@@ -122,7 +159,8 @@ class OciRuntime:
         inits = tuple(self._status(record, c) for c in record.of_kind("init", "sidecar"))
         regular = tuple(self._status(record, c) for c in record.of_kind("regular"))
         ready = record.sandbox_ready and not record.killed
-        return interface.PodStatus(uid, ready, inits, regular, None)
+        pod_ip = None if self.network is None else self._ips.get(uid, "")
+        return interface.PodStatus(uid, ready, inits, regular, None, pod_ip)
 
     def remove_pod(self, uid: str) -> None:
         record = self._pods.pop(uid, None)
@@ -151,6 +189,39 @@ class OciRuntime:
             raise LookupError(f"container {container} of pod {uid} is not running")
         return await self.runc.exec(run.container_id, argv, timeout=timeout)
 
+    async def probe(
+        self, uid: str, container: str, action: Object, *, timeout: float
+    ) -> tuple[bool, str]:
+        """One probe action against the container's current run (interface.ProbingRuntime)."""
+        record = self._pods.get(uid)
+        found = record.containers.get(container) if record else None
+        run = found.last if found else None
+        if record is None or found is None or run is None or not run.running:
+            raise LookupError(f"container {container} of pod {uid} is not running")
+        netns = containers.sandbox_of(record).netns
+        current = self.get_pod_status(uid, now=time.time())
+        pod_ip = (current.pod_ip if current is not None else None) or ""
+        return await probes.run(
+            self.runc, run.container_id, netns, action, found.spec, timeout, pod_ip
+        )
+
+    def kill_container(
+        self, uid: str, container: str, *, grace_period: float | None, reason: str
+    ) -> None:
+        """Stop the container's current run (a failed liveness probe); it restarts per policy."""
+        record = self._pods.get(uid)
+        found = record.containers.get(container) if record else None
+        if record is None or found is None or record.killing or record.removing:
+            return
+        if grace_period is None:
+            pod_grace = (record.pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+            grace_period = DEFAULT_GRACE_SECONDS if pod_grace is None else float(pod_grace)
+        log.info("pod %s: stopping container %s (%s)", record.name, container, reason)
+        # Not a _background task: aclose cancels it with the workers, as it does a pod's _kill.
+        task = asyncio.ensure_future(self.runs.stop(record, found, time.time() + grace_period))
+        self._probe_kills.add(task)
+        task.add_done_callback(self._probe_kills.discard)
+
     def log_path(self, uid: str, container: str, run: int) -> Path:
         """The CRI-format log of run ``run`` (the restart count) of ``container``."""
         return state.log_path(self.root / "logs", self._pods[uid], container, run)
@@ -161,6 +232,8 @@ class OciRuntime:
             if record.task is not None:
                 await _cancel(record.task)
                 record.task = None
+        for task in list(self._probe_kills):
+            await _cancel(task)
         self.runs.close()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CLOSE_TIMEOUT
@@ -325,10 +398,35 @@ class OciRuntime:
                     container.retry_at = time.time() + 1.0
                 self._changed(record)
                 return False
+        if self.network is not None and not await self._attach(record):
+            return False
         record.sandbox_ready = True
         for container in record.containers.values():
             container.message, container.retry_at = "", None
         self._changed(record)
+        return True
+
+    async def _attach(self, record: state.Pod) -> bool:
+        """ADD the sandbox to the pod network and write its name files (once)."""
+        assert self.network is not None
+        saved = record.directory / NETWORK_FILE
+        if saved.exists():
+            return True
+        node = str((record.pod.get("spec") or {}).get("nodeName") or "")
+        cidr = self.hooks.pod_cidr(node) if self.hooks is not None else ""
+        try:
+            if not cidr:
+                raise pod_network.NetworkSetupError(f"node {node!r} has no podCIDR yet")
+            ip = await self.network.setup(record.pod, record.uid, record.directory / "ns/net", cidr)
+            self.network.write_files(record.directory, record.pod, ip)
+        except (pod_network.NetworkSetupError, OSError) as exc:
+            for container in record.containers.values():
+                container.message = f"failed to create pod sandbox: {exc}"
+                container.retry_at = time.time() + 1.0
+            self._changed(record)
+            return False
+        state.write_json(saved, {"podCIDR": cidr, "ip": ip})
+        self._ips[record.uid] = ip
         return True
 
     async def _kill(self, record: state.Pod) -> None:
@@ -357,10 +455,24 @@ class OciRuntime:
         await asyncio.gather(
             *(self._reap_shim(path) for path in record.directory.glob("containers/*/*/shim.pid"))
         )
+        await self._detach(record)
         mounts.unmount_all(record.directory)
         shutil.rmtree(record.directory, ignore_errors=True)
         shutil.rmtree(state.pod_log_dir(self.root / "logs", record), ignore_errors=True)
         mounts.remove_cgroups(f"/{containers.CGROUP_PARENT}/pod{record.uid}")
+
+    async def _detach(self, record: state.Pod) -> None:
+        """DEL the sandbox from the pod network, before its namespace goes."""
+        self._ips.pop(record.uid, None)
+        saved = state.read_json(record.directory / NETWORK_FILE)
+        if self.network is None or saved is None:
+            return
+        try:
+            await self.network.teardown(
+                record.uid, record.directory / "ns/net", str(saved.get("podCIDR") or "")
+            )
+        except pod_network.NetworkSetupError as exc:
+            log.warning("pod %s: %s", record.name, exc)
 
     async def _reap_shim(self, pid_file: Path) -> None:
         """Delete the run's container until its shim is gone.
@@ -387,6 +499,11 @@ class OciRuntime:
                 continue
             record = state.Pod(directory.name, pod, directory, state.containers_of(pod))
             record.sandbox_ready = (directory / "ns" / "net").exists()
+            saved = state.read_json(directory / NETWORK_FILE)
+            if saved is not None:
+                self._ips[record.uid] = str(saved.get("ip") or "")
+            elif self.network is not None:
+                record.sandbox_ready = False  # attach it (again) at the next step
             for container in record.containers.values():
                 runs_dir = directory / "containers" / container.name
                 numbers = sorted(int(p.name) for p in runs_dir.glob("*") if p.name.isdigit())
@@ -415,9 +532,27 @@ def check_host(runc_binary: str = "runc") -> str | None:
     return None
 
 
-def new_runtime(root: Path, **options: Any) -> OciRuntime:
-    """An ``OciRuntime`` under ``root`` serving busybox images (busybox.py) until the image store lands."""
+def new_runtime(
+    root: Path,
+    *,
+    image_store: Path | None = None,
+    network: sandbox_network.NetworkOptions | None = None,
+    **options: Any,
+) -> OciRuntime:
+    """An ``OciRuntime`` under ``root``.
+
+    With ``image_store`` images are pulled from registries into that store
+    (store_images.py); without, only busybox images exist (busybox.py). With
+    ``network`` sandboxes join the node's pod network; without, loopback only.
+    """
     problem = check_host()
     if problem is not None:
         raise RuntimeError(problem)
-    return OciRuntime(root, busybox.BusyboxImages(root / "images"), **options)
+    provider: images.ImageProvider
+    if image_store is None:
+        provider = busybox.BusyboxImages(root / "images")
+    else:
+        manager = puller.ImageManager(store.ImageStore(image_store), registry.RegistryClient())
+        provider = store_images.StoreImages(manager)
+    attach = None if network is None else sandbox_network.SandboxNetwork(network)
+    return OciRuntime(root, provider, network=attach, **options)

@@ -11,8 +11,9 @@ Rules followed:
 * args: ``command`` replaces the image's Entrypoint and drops its Cmd;
   ``args`` alone replaces Cmd (upstream's containerCommand);
 * env: the image's Env, then the container's plain ``value`` env (the
-  container wins), ``HOSTNAME``; ``valueFrom`` is the kubelet's to resolve
-  before it gets here;
+  container wins), ``HOSTNAME``; ``valueFrom``, envFrom and service links
+  are the kubelet's to resolve (kubelet/volumes/env.py), given as
+  ``resolved_env``, with volume bind mounts as ``volume_mounts``;
 * user: container securityContext over pod securityContext over the
   image's ``User`` (numeric, or a name looked up in the image's
   /etc/passwd and /etc/group by the caller); supplementalGroups and fsGroup
@@ -33,9 +34,11 @@ Rules followed:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kajitori.kubelet.volumes import env as envvars
 from kajitori.machinery import quantity
 
 Object = dict[str, Any]
@@ -131,12 +134,22 @@ def command_line(container: Object, image: ImageConfig) -> list[str]:
     return list(image.entrypoint) + (list(args) if args else list(image.cmd))
 
 
-def environment(container: Object, image: ImageConfig, *, hostname: str) -> list[str]:
+def environment(
+    container: Object,
+    image: ImageConfig,
+    *,
+    hostname: str,
+    resolved: list[tuple[str, str]] | None = None,
+) -> list[str]:
+    """Image env, HOSTNAME, then the container's: ``resolved`` (kubelet/volumes/env.py) if given."""
     merged: dict[str, str] = {"PATH": DEFAULT_PATH}
     for entry in image.env:
         key, _, value = entry.partition("=")
         merged[key] = value
     merged["HOSTNAME"] = hostname
+    if resolved is not None:
+        merged.update(resolved)
+        return [f"{key}={value}" for key, value in merged.items()]
     for var in container.get("env") or ():
         if "valueFrom" not in var:
             merged[var["name"]] = str(var.get("value") or "")
@@ -279,8 +292,15 @@ def container_spec(
     container_id: str,
     user: tuple[int, int, list[int]],
     available: tuple[str, ...] = ALL_CAPABILITIES,
+    resolved_env: list[tuple[str, str]] | None = None,
+    volume_mounts: Sequence[Object] = (),
 ) -> Object:
-    """The runtime spec for one run of ``container`` of ``pod``; ``available``: see capabilities."""
+    """The runtime spec for one run of ``container`` of ``pod``; ``available``: see capabilities.
+
+    ``resolved_env`` and ``volume_mounts`` come from the kubelet's volume
+    manager (kubelet/volumes); with ``resolved_env``, ``$(VAR)`` in command
+    and args is expanded against it, as upstream.
+    """
     sc = container.get("securityContext") or {}
     privileged = bool(sc.get("privileged"))
     hostname = hostname_of(pod)
@@ -289,8 +309,8 @@ def container_spec(
     process: Object = {
         "terminal": False,
         "user": {"uid": uid, "gid": gid, **({"additionalGids": extra_gids} if extra_gids else {})},
-        "args": command_line(container, image),
-        "env": environment(container, image, hostname=hostname),
+        "args": _expanded(command_line(container, image), resolved_env),
+        "env": environment(container, image, hostname=hostname, resolved=resolved_env),
         "cwd": container.get("workingDir") or image.working_dir or "/",
         "capabilities": {k: caps for k in ("bounding", "effective", "permitted")},
         "noNewPrivileges": sc.get("allowPrivilegeEscalation") is False,
@@ -316,9 +336,15 @@ def container_spec(
         "ociVersion": OCI_VERSION,
         "process": process,
         "root": {"path": str(rootfs), "readonly": bool(sc.get("readOnlyRootFilesystem"))},
-        "mounts": _mounts(privileged),
+        "mounts": _mounts(privileged) + list(volume_mounts),
         "linux": linux,
     }
+
+
+def _expanded(args: list[str], resolved: list[tuple[str, str]] | None) -> list[str]:
+    if resolved is None:
+        return args
+    return envvars.expand_command(args, dict(resolved))
 
 
 def hostname_of(pod: Object) -> str:
