@@ -368,6 +368,8 @@ def test_oci_containers_logs_and_exec(tmp_path: Path, monkeypatch: pytest.Monkey
     if helpers.REASON is not None:
         pytest.skip(helpers.REASON)
     monkeypatch.setenv("KAJITORI_OCI_ROOT", str(tmp_path / "oci"))
+    # No registry here: busybox comes from the host's busybox-static.
+    monkeypatch.setenv("KAJITORI_OCI_IMAGES", "busybox")
     with KajitoriCluster(tmp_path / "up", extra_args=["--nodes=1", "--runtime=oci"]) as up:
         up.wait_for_namespace_defaults("default")
         up.kubectl("apply", "-f", "-", stdin=OCI_POD)
