@@ -370,6 +370,11 @@ def _registry(
         assert store is not None
         return await store.get("", name)
 
+    def watch_namespaces() -> Any:
+        store = holder[0].lookup("", "v1", "namespaces")
+        assert store is not None
+        return store.watch("", ListOptions(), send_initial_events=True)
+
     async def get_node(name: str) -> dict:  # type: ignore[type-arg]
         store = holder[0].lookup("", "v1", "nodes")
         assert store is not None
@@ -389,7 +394,7 @@ def _registry(
     # so it charges what every other plugin has let through.
     plugins: list[Any] = [
         rbac.EscalationCheck(rbac_authorizer),
-        NamespaceLifecycle(get_namespace),
+        NamespaceLifecycle(get_namespace, watch_namespaces),
         NodeRestriction(get_node),
         LimitRanger(lambda *gvr: holder[0].lookup(*gvr)),
         DefaultTolerationSeconds(),

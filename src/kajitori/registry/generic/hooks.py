@@ -29,6 +29,7 @@ its strategy's hooks.
 from __future__ import annotations
 
 import datetime
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -90,8 +91,17 @@ def strategy_for(info: ResourceInfo, subresource: str) -> Strategy:
     return info.extra_strategies.get(subresource, info.strategy)
 
 
+# The current second's RFC 3339 text, formatted once per second (every create
+# and update stamps one).
+_now_text: tuple[int, str] = (-1, "")
+
+
 def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    global _now_text
+    second = int(time.time())
+    if _now_text[0] != second:
+        _now_text = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
+    return _now_text[1]
 
 
 # ----- create ---------------------------------------------------------------
