@@ -33,14 +33,15 @@ import tempfile
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from kajitori.client import websocket as ws
 from kajitori.machinery import errors
 from kajitori.server import asgi
 from kajitori.server.request_info import RequestInfo
+
+if TYPE_CHECKING:
+    import httpx
 
 Object = dict[str, Any]
 
@@ -252,6 +253,8 @@ def _log_query(query: dict[str, list[str]]) -> list[tuple[str, str]]:
 
 
 async def _pod_log(req: StreamRequest) -> None:
+    import httpx  # only when a log is asked for: it costs 0.1 s of every server's start
+
     info = req.info
     pod = await _get(req, "pods", info.namespace, info.name)
     container = validate_container(pod, _one(req.query, "container"))
@@ -287,6 +290,8 @@ async def _read_limited(response: httpx.Response) -> bytes:
 
 
 async def _copy_until_disconnect(req: StreamRequest, response: httpx.Response) -> None:
+    import httpx
+
     async def copy() -> None:
         async for chunk in response.aiter_raw():
             if chunk:
@@ -449,6 +454,8 @@ async def _pod_proxy(req: StreamRequest) -> None:
 
 
 async def _relay(req: StreamRequest, url: str, verify: ssl.SSLContext | bool) -> None:
+    import httpx
+
     request = req.request
     query = request.scope.get("query_string", b"").decode("latin-1")
     headers = [(k, v) for k, v in request.scope["headers"] if k not in _HOP_HEADERS]
