@@ -268,7 +268,9 @@ async def watch_cell(
                 duration=plan.seconds, make_request=writes, completions=writes.completions,
             )  # fmt: skip
         acked = writes.acked()
-        await _until(lambda: all(len(s.received) >= len(acked) for s in streams), timeout=20)
+        # Wait for every acknowledged write by name: a count alone is also met by
+        # events of writes still in flight when the cell ended (sent, never acknowledged).
+        await _until(lambda: all(_has_all(s, acked) for s in streams), timeout=20)
         server_cpu = server.cpu_seconds() - cpu_before
         other = contention.other_cpu_cores()
     finally:
@@ -280,6 +282,12 @@ async def watch_cell(
     row["server_cpu_share"] = round(server_cpu / max(result.seconds, 1e-9), 2)
     row["other_cpu_cores"] = other
     return {**row, **_delivery(writes, streams, plan.watchers)}
+
+
+def _has_all(stream: common.WatchStream, names: dict[bytes, float]) -> bool:
+    if len(stream.received) < len(names):
+        return False
+    return names.keys() <= {name for name, _ in stream.received}
 
 
 class _TimedWrites:

@@ -119,7 +119,10 @@ async def _pump(scope: RequestScope, events: AsyncIterator[WatchEvent], bookmark
         while True:
             try:
                 if bookmarks:
-                    event = await asyncio.wait_for(iterator.__anext__(), BOOKMARK_INTERVAL)
+                    # A timeout scope, not wait_for: no task per event (informers
+                    # ask for bookmarks, so every event of theirs comes this way).
+                    async with asyncio.timeout(BOOKMARK_INTERVAL):
+                        event = await iterator.__anext__()
                 else:
                     event = await iterator.__anext__()
             except TimeoutError:
