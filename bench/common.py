@@ -127,9 +127,12 @@ def _our_cpu_seconds() -> float:
 class ServerProcess:
     """``python -m kajitori up`` in a child process, timed from spawn to ready."""
 
-    def __init__(self, data_dir: Path, *, extra_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self, data_dir: Path, *, extra_args: Sequence[str] = (), core: int | None = SERVER_CORE
+    ) -> None:
         self.data_dir = data_dir
         self.extra_args = tuple(extra_args)
+        self.core = core  # None: every core (a real node's kubelet, runc and shims share them)
         self.process: subprocess.Popen[str] | None = None
         self.port = 0
         self.ready_line_seconds = 0.0
@@ -150,7 +153,8 @@ class ServerProcess:
             self.process = subprocess.Popen(
                 cmd, stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1
             )
-        pin(SERVER_CORE, self.process.pid)
+        if self.core is not None:
+            pin(self.core, self.process.pid)
         self.port = self._read_ready_line(timeout)
         self.ready_line_seconds = time.perf_counter() - began
         self._first_request(timeout)
@@ -328,9 +332,12 @@ class WatchStream:
                 return
             chunk = bytes(buffer[line_end + 2 : line_end + 2 + size])
             del buffer[: line_end + 2 + size + 2]
-            match = _NAME.search(chunk)  # metadata.name is the first "name" key in an event
-            if match:
-                self.received.append((match.group(1), now))
+            # A chunk may carry several events, one per line (the server writes the
+            # events ready together as one chunk), as any watch client reads them.
+            for line in chunk.split(b"\n"):
+                match = _NAME.search(line)  # metadata.name is the first "name" key in an event
+                if match:
+                    self.received.append((match.group(1), now))
 
 
 # -- profiling -----------------------------------------------------------------

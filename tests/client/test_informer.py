@@ -127,3 +127,24 @@ async def test_a_compacted_resource_version_makes_the_informer_relist_with_tombs
         await client.aclose()
     assert ("tombstone", "doomed") in seen.log
     assert watched.indexer.get("default/doomed") is None
+
+
+async def test_a_watch_that_ends_cleanly_resumes_from_its_resource_version_without_a_relist(
+    admin: rest.Client, monkeypatch: Any
+) -> None:
+    """As the reflector: a watch's timeout is followed by a watch from the last version seen."""
+    monkeypatch.setattr(informer, "MIN_WATCH_TIMEOUT", 1)  # streams of 1-2 s
+    watched = informer.Informer(admin, rest.CONFIGMAPS, namespace="default")
+    seen = Recorder()
+    watched.add_event_handler(seen.handler())
+    watched.start()
+    try:
+        await asyncio.wait_for(watched.wait_for_sync(), 3)
+        for index in range(3):
+            await admin.create(rest.CONFIGMAPS, _cm(f"across-{index}"))
+            await asyncio.sleep(1.2)  # at least one stream ends between these creates
+        await _eventually(lambda: ("add", "across-2") in seen.log)
+        assert watched.relists == 1
+        assert [n for kind, n in seen.log if kind == "add"] == [f"across-{i}" for i in range(3)]
+    finally:
+        await watched.stop()

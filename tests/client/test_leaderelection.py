@@ -147,3 +147,17 @@ async def _async(value: bool) -> bool:
 
 async def _noop() -> None:
     return None
+
+
+async def test_release_over_a_stale_copy_rereads_and_still_releases(admin: rest.Client) -> None:
+    """A renewal the stop cut short may have landed unseen: the release retries on the conflict."""
+    elector = leaderelection.LeaderElector(admin, _config("stale"))
+    assert await elector._attempt()
+    stale = elector._observed
+    assert stale is not None
+    lease = await _lease(admin)
+    lease["spec"]["renewTime"] = "2030-01-01T00:00:00.000000Z"  # the unseen renewal
+    await admin.update(rest.LEASES, lease, namespace="kube-system")
+    elector._observed = stale
+    await elector._release()
+    assert (await _lease(admin))["spec"]["holderIdentity"] in ("", None)

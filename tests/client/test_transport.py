@@ -122,3 +122,46 @@ async def test_requests_are_authorized_as_the_certificates_user(
         await client.aclose()
     assert caught.value.code == 403
     assert 'User "nobody" cannot list resource "secrets"' in caught.value.message
+
+
+async def test_plain_requests_of_an_in_process_client_reach_the_app_without_httpx() -> None:
+    """``rest.Client`` calls the app directly: the same scope, identity and headers as httpx's."""
+    app = EchoApp()
+    client = rest.Client.in_process(app, client_cert_pem=CERT)  # type: ignore[arg-type]
+    other = client.as_identity("other-pem")
+    try:
+        seen = await client.request(
+            "POST",
+            "/api/v1/namespaces/a%2Fb/pods",
+            body={"k": 1},
+            params={"labelSelector": "a in (x y)"},
+        )
+        as_other = await other.request("GET", "/api/v1/pods")
+    finally:
+        await client.aclose()
+    assert seen["path"] == "/api/v1/namespaces/a/b/pods"
+    assert seen["query"] == "labelSelector=a%20in%20%28x%20y%29"
+    assert (seen["method"], seen["body"], seen["accept"]) == ("POST", '{"k":1}', "application/json")
+    assert seen["chain"] == [CERT]
+    assert as_other["chain"] == ["other-pem"]
+
+
+async def test_an_error_answered_in_process_is_an_api_error(
+    apiserver: APIServerProcess, admin: rest.Client
+) -> None:
+    """A 404 from the real server arrives as ``ApiError`` carrying its Status."""
+    with pytest.raises(rest.ApiError) as caught:
+        await admin.get(rest.CONFIGMAPS, "absent", namespace="default")
+    assert caught.value.not_found
+    assert caught.value.reason == "NotFound"
+
+
+async def test_watch_lines_split_or_joined_across_chunks_decode_as_events() -> None:
+    """Events are cut at newlines whatever the chunking (over HTTPS chunks fall anywhere)."""
+
+    async def chunks() -> Any:
+        for chunk in (b'{"a":1}\n{"b"', b":2}\n", b'{"c":', b"3}\n\n", b'{"d":4}'):
+            yield chunk
+
+    events = [event async for event in rest._events(chunks())]
+    assert events == [{"a": 1}, {"b": 2}, {"c": 3}, {"d": 4}]

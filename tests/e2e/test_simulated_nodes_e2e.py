@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from kajitori.kubelet.runtimes import simulated
 from kajitori.testing.cluster import KajitoriCluster
 
 Object = dict[str, Any]
@@ -128,6 +129,51 @@ def test_a_pod_that_exits_zero_with_restart_policy_never_succeeds(cluster: Kajit
     pod = wait_for(succeeded)
     terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
     assert (terminated["exitCode"], terminated["reason"]) == (0, "Completed")
+
+
+def test_kubectl_get_events_tells_a_pods_life_as_upstreams_kubelet_does(
+    cluster: KajitoriCluster,
+) -> None:
+    """Scheduled, then the kubelet's Pulling, Pulled, Created, Started and, on delete, Killing."""
+    image = "registry.example/events:1"  # no other test's pod pulled it onto any node
+    cluster.kubectl("run", "life", f"--image={image}", "--restart=Never")
+
+    def running() -> Object | None:
+        pod = get(cluster, "pod", "life")
+        return pod if pod["status"].get("phase") == "Running" else None
+
+    node = wait_for(running)["spec"]["nodeName"]
+    cluster.kubectl("delete", "pod", "life", "--timeout=20s")
+    selector = "involvedObject.name=life"
+
+    def all_recorded() -> Object | None:
+        found = get(cluster, "events", "--field-selector", selector)
+        return found if "Killing" in {e["reason"] for e in found["items"]} else None
+
+    events = sorted(wait_for(all_recorded)["items"], key=lambda e: e["metadata"]["name"])
+    scheduled = [e for e in events if e["reason"] == "Scheduled"]
+    assert [e["message"] for e in scheduled] == [f"Successfully assigned default/life to {node}"]
+    kubelet = [
+        (e["type"], e["reason"], e["message"])
+        for e in events
+        if e["source"] == {"component": "kubelet", "host": node}
+    ]
+    size = simulated.image_size(image)
+    assert kubelet == [
+        ("Normal", "Pulling", f'Pulling image "{image}"'),
+        (
+            "Normal",
+            "Pulled",
+            f'Successfully pulled image "{image}" in 500ms (500ms including waiting). '
+            f"Image size: {size} bytes.",
+        ),
+        ("Normal", "Created", "Created container: life"),
+        ("Normal", "Started", "Started container life"),
+        ("Normal", "Killing", "Stopping container life"),
+    ]
+    assert {e["involvedObject"]["kind"] for e in events} == {"Pod"}
+    table = cluster.kubectl("get", "events", "--field-selector", selector).stdout
+    assert "Started container life" in table and "pod/life" in table
 
 
 def test_a_stopped_node_goes_unknown_is_tainted_and_its_pods_are_evicted(

@@ -182,3 +182,155 @@ def test_regenerating_an_unchanged_pod_keeps_its_times() -> None:
         {**pod, "status": first}, pod_status, now=T0 + 500, pod_ip="10.244.0.2", host_ip="h"
     )
     assert again == first
+
+
+class Events:
+    """The kubelet hooks a runtime records events through, keeping (pod, type, reason, message)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, str, str]] = []
+
+    def hooks(self) -> interface.KubeletHooks:
+        async def no_secret(node: str, namespace: str, name: str) -> None:
+            return None
+
+        return interface.KubeletHooks(self._record, no_secret, lambda node: "10.244.0.0/24")
+
+    def _record(self, pod: dict[str, Any], event_type: str, reason: str, message: str) -> None:
+        assert pod["spec"]["nodeName"] == "node-1"  # the kubelet picks the node's recorder by it
+        self.seen.append((pod["metadata"]["name"], event_type, reason, message))
+
+    def take(self) -> list[tuple[str, str, str]]:
+        """The events since the last take, without the pod's name."""
+        taken = [(kind, reason, message) for _, kind, reason, message in self.seen]
+        self.seen.clear()
+        return taken
+
+
+def on_node(pod: dict[str, Any], name: str = "p", uid: str = "u1") -> dict[str, Any]:
+    pod["metadata"].update(name=name, uid=uid)
+    pod["spec"]["nodeName"] = "node-1"
+    return pod
+
+
+def test_a_pods_life_records_upstreams_events_in_order() -> None:
+    """Pulling, then Pulled/Created/Started once it runs, BackOff per exit, Killing on kill."""
+    events = Events()
+    runtime = simulated.SimulatedRuntime(start_delay=1.5, backoff_base=10.0)
+    runtime.set_kubelet_hooks(events.hooks())
+    pod = on_node(make_pod(runtime="5", code="1"))
+    runtime.sync_pod(pod, now=T0)
+    assert events.take() == [("Normal", "Pulling", 'Pulling image "nginx"')]
+    runtime.sync_pod(pod, now=T0 + 0.5)  # still creating: nothing new
+    assert events.take() == []
+    runtime.sync_pod(pod, now=T0 + 1.5)
+    size = simulated.image_size("nginx")
+    assert events.take() == [
+        (
+            "Normal",
+            "Pulled",
+            f'Successfully pulled image "nginx" in 1.5s (1.5s including waiting). '
+            f"Image size: {size} bytes.",
+        ),
+        ("Normal", "Created", "Created container: c"),
+        ("Normal", "Started", "Started container c"),
+    ]
+    runtime.sync_pod(pod, now=T0 + 6.5)  # exited at 6.5, back-off until 16.5
+    runtime.sync_pod(pod, now=T0 + 10.0)
+    assert events.take() == [
+        ("Warning", "BackOff", "Back-off restarting failed container c in pod p_ns(u1)")
+    ]
+    runtime.sync_pod(pod, now=T0 + 16.5)
+    assert events.take() == [
+        ("Normal", "Pulled", 'Container image "nginx" already present on machine'),
+        ("Normal", "Created", "Created container: c"),
+        ("Normal", "Started", "Started container c"),
+    ]
+    runtime.kill_pod("u1", now=T0 + 17.0)
+    runtime.kill_pod("u1", now=T0 + 18.0)
+    runtime.sync_pod(pod, now=T0 + 19.0)
+    assert events.take() == [("Normal", "Killing", "Stopping container c")]
+
+
+def test_a_node_pulls_an_image_once_and_init_containers_are_announced_first() -> None:
+    """The node's second pod finds the image present; init containers come before the rest."""
+    events = Events()
+    runtime = simulated.SimulatedRuntime()
+    runtime.set_kubelet_hooks(events.hooks())
+    runtime.sync_pod(on_node(make_pod()), now=T0)
+    assert [reason for _, reason, _ in events.take()] == ["Pulling", "Pulled", "Created", "Started"]
+    second = on_node(make_pod(), name="q", uid="u2")
+    second["spec"]["initContainers"] = [{"name": "init", "image": "busybox"}]
+    runtime.sync_pod(second, now=T0 + 1.0)
+    assert {name for name, *_ in events.seen} == {"q"}
+    assert events.take() == [
+        ("Normal", "Pulling", 'Pulling image "busybox"'),
+        (
+            "Normal",
+            "Pulled",
+            f'Successfully pulled image "busybox" in 0s (0s including waiting). '
+            f"Image size: {simulated.image_size('busybox')} bytes.",
+        ),
+        ("Normal", "Created", "Created container: init"),
+        ("Normal", "Started", "Started container init"),
+        ("Normal", "Pulled", 'Container image "nginx" already present on machine'),
+        ("Normal", "Created", "Created container: c"),
+        ("Normal", "Started", "Started container c"),
+    ]
+
+
+def test_under_always_every_run_pulls_and_without_hooks_nothing_is_recorded() -> None:
+    """imagePullPolicy Always pulls again at each restart (at once); no hooks, no events."""
+    events = Events()
+    runtime = simulated.SimulatedRuntime(backoff_base=10.0)
+    runtime.set_kubelet_hooks(events.hooks())
+    pod = on_node(make_pod(runtime="5", code="1"))
+    pod["spec"]["containers"][0]["imagePullPolicy"] = "Always"
+    runtime.sync_pod(pod, now=T0)
+    runtime.sync_pod(pod, now=T0 + 5.0)
+    assert [reason for _, reason, _ in events.take()] == [
+        "Pulling",
+        "Pulled",
+        "Created",
+        "Started",
+        "BackOff",
+    ]
+    runtime.sync_pod(pod, now=T0 + 15.0)
+    assert events.take()[:2] == [
+        ("Normal", "Pulling", 'Pulling image "nginx"'),
+        (
+            "Normal",
+            "Pulled",
+            f'Successfully pulled image "nginx" in 0s (0s including waiting). '
+            f"Image size: {simulated.image_size('nginx')} bytes.",
+        ),
+    ]
+    quiet = simulated.SimulatedRuntime()
+    quiet.sync_pod(on_node(make_pod()), now=T0)
+    quiet.kill_pod("u1", now=T0 + 1.0)
+    assert quiet.get_pod_status("u1", now=T0 + 2.0) is not None
+
+
+def test_new_pods_are_told_while_the_event_budget_lasts() -> None:
+    """A pod's story is all or nothing: told while tokens remain, untold once they ran out."""
+    events = Events()
+    runtime = simulated.SimulatedRuntime(event_qps=1.0, event_burst=4)
+    runtime.set_kubelet_hooks(events.hooks())
+    pods = [on_node(make_pod(), name=name, uid=name) for name in ("a", "b", "c")]
+    runtime.sync_pod(pods[0], now=T0)  # Pulling, Pulled, Created, Started: the whole burst
+    runtime.sync_pod(pods[1], now=T0 + 0.5)  # half a token: not told, ever
+    runtime.kill_pod("a", now=T0 + 0.5)  # a told pod's Killing still goes out (into debt)
+    runtime.sync_pod(pods[1], now=T0 + 10.0)
+    runtime.kill_pod("b", now=T0 + 10.0)
+    runtime.sync_pod(pods[2], now=T0 + 10.0)  # the debt repaid, tokens again; image present
+    told = [(name, reason) for name, _, reason, _ in events.seen]
+    assert told == [
+        ("a", "Pulling"),
+        ("a", "Pulled"),
+        ("a", "Created"),
+        ("a", "Started"),
+        ("a", "Killing"),
+        ("c", "Pulled"),
+        ("c", "Created"),
+        ("c", "Started"),
+    ]

@@ -320,6 +320,14 @@ def cluster_roles() -> list[Object]:
         _role("system:kube-aggregator", [_r(READ, CORE, "services endpoints")]),
         _role("system:kube-controller-manager", _kube_controller_manager()),
         _role("system:kube-dns", [_r("list watch", CORE, "endpoints services")]),
+        # What kubeadm's CoreDNS addon grants; our cluster DNS (dns/) reads as it (decision 0031).
+        _role(
+            "system:coredns",
+            [
+                _r("list watch", CORE, "endpoints services pods namespaces"),
+                _r("list watch", ("discovery.k8s.io",), "endpointslices"),
+            ],
+        ),
         _role("system:kube-scheduler", _kube_scheduler()),
         _role(
             "system:kubelet-api-admin",
@@ -691,6 +699,7 @@ def cluster_role_bindings() -> list[Object]:
             "system:kube-controller-manager", [_subject("User", "system:kube-controller-manager")]
         ),
         _binding("system:kube-dns", [_subject("ServiceAccount", "kube-dns", "kube-system")]),
+        _binding("system:coredns", [_subject("ServiceAccount", "coredns", "kube-system")]),
         _binding("system:kube-scheduler", [_subject("User", "system:kube-scheduler")]),
         _binding("system:volume-scheduler", [_subject("User", "system:kube-scheduler")]),
         # The node authorizer decides for kubelets; upstream keeps this binding subject-less.

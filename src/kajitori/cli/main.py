@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from kajitori.client.leaderelection import Config as LeaderElectionConfig
     from kajitori.cmd.apiserver import APIServerProcess
+    from kajitori.cmd.node_network import ClusterNetwork
     from kajitori.controllers.manager import ControllerManager
     from kajitori.kubelet.kubelet import KubeletHost
     from kajitori.scheduler.scheduler import Scheduler
@@ -157,6 +159,29 @@ def _add_node_flags(up: argparse.ArgumentParser, kubelet: argparse.ArgumentParse
         default=5.0,
         help="how often node health is checked, in seconds (default: %(default)s)",
     )
+    up.add_argument(
+        "--cluster-name",
+        default="kajitori",
+        help="names the node network's bridge, veths and namespaces, so several clusters can "
+        "run at once (default: %(default)s)",
+    )
+    up.add_argument(
+        "--node-cidr",
+        default="172.18.0.0/16",
+        help="--runtime oci: the node network; the host bridge takes its first address, nodes "
+        "the next ones (default: %(default)s, as kind)",
+    )
+    up.add_argument(
+        "--cluster-cidr",
+        default="",
+        help="the pod network node IPAM cuts into one /24 per node (default: 10.244.0.0/16 as "
+        "kind, wider above 256 nodes); --runtime oci: the host routes it to the nodes",
+    )
+    up.add_argument(
+        "--no-node-network",
+        action="store_true",
+        help="--runtime oci: no bridge or node namespaces; pods get loopback only",
+    )
     kubelet.add_argument("--kubeconfig", type=Path, required=True, help="kubeconfig to use")
     kubelet.add_argument("--node-name", required=True, help="name of the Node to register")
     kubelet.add_argument("--node-ip", default="172.18.0.2", help="the node's InternalIP")
@@ -166,7 +191,7 @@ def _add_node_flags(up: argparse.ArgumentParser, kubelet: argparse.ArgumentParse
             "--runtime",
             choices=("simulated", "oci"),
             default="simulated",
-            help="container runtime (oci: runc, as root; test use only; images pulled into <data-dir>/images)",
+            help="container runtime (oci: runc, as root or rootless as another user; test use only; images pulled into <data-dir>/images)",
         )
         cmd.add_argument(
             "--node-lease-duration-seconds",
@@ -248,6 +273,13 @@ async def _serve(args: argparse.Namespace) -> int:
         api_versions=args.api_versions,
         token_auth_file=args.token_auth_file,
     )
+    try:
+        network = await _prepare_node_network(args)
+    except (OSError, ValueError) as exc:  # ValueError: a bad --cluster-name or CIDR flag
+        print(f"kajitori: cannot start: {exc}", file=sys.stderr)
+        return 1
+    if network is not None:
+        config = dataclasses.replace(config, node_network_address=network.address)
     process = APIServerProcess(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -255,9 +287,15 @@ async def _serve(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         await process.start()
+        if network is not None:
+            from kajitori.cmd import node_network
+
+            assert process.http is not None and process.pki is not None
+            await node_network.start_dns(network, process.http.app, process.pki.ca)
     except (OSError, ValueError) as exc:  # ValueError: a bad encryption or audit config
         print(f"kajitori: cannot start: {exc}", file=sys.stderr)
         await process.stop()
+        await _close_node_network(network)
         return 1
     if process.rewrite_result is not None:
         result = process.rewrite_result
@@ -266,7 +304,7 @@ async def _serve(args: argparse.Namespace) -> int:
             f" ({result.raced} were rewritten concurrently)",
             flush=True,
         )
-    kubelets = await _start_kubelets(process, args) if args.command == "up" else None
+    kubelets = await _start_kubelets(process, args, network) if args.command == "up" else None
     # Watch caches and informers keep every object several times over; with
     # Python's default thresholds full collections re-scan that heap every few
     # seconds (a fifth of the CPU of a 1,000-node ``up``, see bench.scale).
@@ -301,13 +339,51 @@ async def _serve(args: argparse.Namespace) -> int:
 
         await controller_manager.stop(controllers)
     await process.stop()
+    await _close_node_network(network)
     return 0
+
+
+async def _prepare_node_network(args: argparse.Namespace) -> ClusterNetwork | None:
+    """``up --runtime oci``'s bridge and node namespaces, before the API server (decision 0031)."""
+    if args.command == "up" and args.cluster_cidr:
+        from kajitori.controllers import nodeipam
+
+        nodeipam.check_cluster_cidr(args.cluster_cidr, args.nodes)  # ValueError if unusable
+    if args.command != "up" or args.runtime != "oci" or args.nodes <= 0 or args.no_node_network:
+        return None
+    if os.geteuid() != 0:
+        return None  # rootless oci runtime: loopback-only pods, no bridge (decision 0033)
+    from kajitori.cmd import kubelet, node_network
+    from kajitori.kubelet.network.node_network import NodeNetworkError
+
+    try:
+        return await node_network.prepare(
+            args.cluster_name,
+            [kubelet.worker_name(i) for i in range(args.nodes)],
+            node_cidr=args.node_cidr,
+            cluster_cidr=_cluster_cidr(args),
+        )
+    except NodeNetworkError as exc:
+        raise OSError(f"node network: {exc}") from exc
+
+
+async def _close_node_network(network: ClusterNetwork | None) -> None:
+    if network is not None:
+        from kajitori.cmd import node_network
+
+        await node_network.close(network)
+
+
+def _cluster_cidr(args: argparse.Namespace) -> str:
+    """``--cluster-cidr``, else node IPAM's default for ``--nodes``."""
+    from kajitori.controllers import nodeipam
+
+    return str(args.cluster_cidr or nodeipam.cluster_cidr_for(args.nodes))
 
 
 def _start_controllers(process: APIServerProcess, args: argparse.Namespace) -> ControllerManager:
     """The controller manager in this process, calling the API server's app directly."""
     from kajitori.cmd import controller_manager
-    from kajitori.controllers import nodeipam
 
     assert process.http is not None and process.pki is not None
     options = {
@@ -315,7 +391,7 @@ def _start_controllers(process: APIServerProcess, args: argparse.Namespace) -> C
             "node_monitor_grace_period": args.node_monitor_grace_period,
             "node_monitor_period": args.node_monitor_period,
         },
-        "nodeipam": {"cluster_cidr": nodeipam.cluster_cidr_for(args.nodes)},
+        "nodeipam": {"cluster_cidr": _cluster_cidr(args)},
     }
     return controller_manager.start_in_process(
         process.http.app, process.pki.ca, options=options, sign_legacy=process.sign_legacy_token
@@ -323,7 +399,7 @@ def _start_controllers(process: APIServerProcess, args: argparse.Namespace) -> C
 
 
 async def _start_kubelets(
-    process: APIServerProcess, args: argparse.Namespace
+    process: APIServerProcess, args: argparse.Namespace, network: ClusterNetwork | None = None
 ) -> KubeletHost | None:
     """``--nodes`` simulated nodes in this process (none by default)."""
     if args.nodes <= 0:
@@ -338,6 +414,7 @@ async def _start_kubelets(
         runtime=args.runtime,
         lease_duration=args.node_lease_duration_seconds,
         data_dir=args.data_dir.expanduser().resolve(),
+        network=None if network is None else network.network,
     )
 
 

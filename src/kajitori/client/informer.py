@@ -9,11 +9,12 @@ controllers need:
 * ``Informer`` — lists the collection, then watches from the list's
   resourceVersion, updating the indexer and calling handlers. It re-lists
   when the server answers 410 Gone (an ``ERROR`` event: our resourceVersion
-  was compacted away) and when the watch stream ends, and backs off
+  was compacted away), resumes watching from the last resourceVersion when
+  the stream ends cleanly (as the reflector does), and backs off
   (0.8 s doubling to 30 s, as the reflector) on other errors. A re-list
   reports objects that vanished in between as deletes of a
   ``DeletedFinalStateUnknown`` tombstone, since their final state was never
-  seen. ``resync_period`` re-delivers every cached object as an update so
+  seen (``unwrap`` gives a delete handler the object either way). ``resync_period`` re-delivers every cached object as an update so
   level-triggered controllers retry on their own;
 * ``InformerFactory`` — one informer per (resource, namespace, metadata-only)
   shared by every controller of a process, started together;
@@ -79,6 +80,11 @@ class DeletedFinalStateUnknown:
 
     key: str
     obj: Object
+
+
+def unwrap(obj: Object | DeletedFinalStateUnknown) -> Object:
+    """The object a delete handler was given, or the last state its tombstone kept."""
+    return obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
 
 
 class Indexer:
@@ -227,17 +233,25 @@ class Informer:
 
     async def _run(self) -> None:
         backoff = INITIAL_BACKOFF
+        listed = False
         while True:
             try:
-                await self._list_and_replace()
-                backoff = INITIAL_BACKOFF
-                await self._watch()
+                if not listed:
+                    await self._list_and_replace()
+                    listed = True
+                    backoff = INITIAL_BACKOFF
+                if await self._watch():
+                    backoff = INITIAL_BACKOFF
+                    continue
+                # A watch that ended at once with nothing: do not spin on it.
             except rest.ApiError as exc:
+                listed = False
                 if exc.gone:
                     log.debug("%s: watch expired (%s), re-listing", self._name, exc.message)
                     continue
                 log.warning("%s: list/watch failed: %s", self._name, exc)
             except (httpx.HTTPError, OSError) as exc:
+                listed = False
                 log.warning("%s: list/watch failed: %r", self._name, exc)
             await asyncio.sleep(backoff * (1 + random.random() * 0.1))
             backoff = min(backoff * 2, MAX_BACKOFF)
@@ -266,7 +280,15 @@ class Informer:
         for obj in fresh.values():
             self._store(obj)
 
-    async def _watch(self) -> None:
+    async def _watch(self) -> int:
+        """Watch from ``resource_version`` until the stream ends; the events it brought.
+
+        A stream that ends cleanly (its timeout, or the server ending a
+        watcher that fell behind) is resumed from the last resourceVersion
+        seen, as the reflector does; only 410 Gone, when that version has
+        left the server's history, makes ``_run`` list again.
+        """
+        seen = 0
         timeout = int(MIN_WATCH_TIMEOUT * (1 + random.random()))
         events = self.client.watch(
             self.resource,
@@ -277,6 +299,7 @@ class Informer:
             metadata_only=self.metadata_only,
         )
         async for event in events:
+            seen += 1
             obj = event.get("object") or {}
             if self.transform is not None and event.get("type") != "BOOKMARK":
                 obj = self.transform(obj)
@@ -289,6 +312,7 @@ class Informer:
                 self._notify_delete(obj)
             if rv:
                 self.resource_version = rv
+        return seen
 
     def _store(self, obj: Object) -> None:
         old = self.indexer.upsert(obj)

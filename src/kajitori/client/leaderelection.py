@@ -203,10 +203,35 @@ class LeaderElector:
         }
 
     async def _release(self) -> None:
-        """Give the Lease up so a successor need not wait for it to expire."""
+        """Give the Lease up so a successor need not wait for it to expire.
+
+        A renewal cut short by the stop may have reached the server unseen,
+        leaving our copy stale: on a conflict, read the Lease again and retry
+        while it is still ours.
+        """
         lease = self._observed
         if lease is None or self.holder() != self.identity:
             return
+        for _ in range(3):
+            try:
+                await self.client.update(
+                    rest.LEASES, self._released(lease), namespace=self.config.namespace
+                )
+                return
+            except rest.ApiError as exc:
+                if exc.code != 409:
+                    return
+            except Exception:  # the server may be gone already; the Lease then expires
+                return
+            with contextlib.suppress(Exception):
+                lease = await self.client.get(
+                    rest.LEASES, self.config.name, namespace=self.config.namespace
+                )
+            if (lease.get("spec") or {}).get("holderIdentity") != self.identity:
+                return
+
+    @staticmethod
+    def _released(lease: Object) -> Object:
         now = datetime.datetime.now(datetime.UTC)
         spec = dict(lease.get("spec") or {})
         spec.update(
@@ -215,10 +240,7 @@ class LeaderElector:
             acquireTime=micro_time(now),
             renewTime=micro_time(now),
         )
-        with contextlib.suppress(Exception):
-            await self.client.update(
-                rest.LEASES, {**lease, "spec": spec}, namespace=self.config.namespace
-            )
+        return {**lease, "spec": spec}
 
     def _record_event(self, message: str) -> None:
         if self.recorder is None or self._observed is None:

@@ -177,6 +177,16 @@ class Client:
         self.default_namespace = default_namespace
         # httpx request extensions sent with every request (see ``as_identity``).
         self.extensions = dict(extensions or {})
+        # In process, plain requests skip httpx (``InProcessTransport.call``) but send
+        # the client's default headers (User-Agent names the field manager) as httpx would.
+        direct = getattr(http, "_transport", None)
+        self._direct = direct if isinstance(direct, transport.InProcessTransport) else None
+        self._direct_headers = [
+            (name.lower(), value)
+            for name, value in http.headers.raw
+            # Nothing is compressed in process: answers are read as sent.
+            if name.lower() not in (b"accept", b"content-type", b"accept-encoding", b"connection")
+        ] + [(b"host", transport.HOST.encode("ascii"))]
 
     @classmethod
     def from_kubeconfig(cls, config: kubeconfig.KubeConfig) -> Client:
@@ -195,7 +205,7 @@ class Client:
         """Call ``app`` directly, authenticating as the user named by ``client_cert_pem``."""
         asgi = transport.InProcessTransport(app, client_cert_pem=client_cert_pem)
         http = httpx.AsyncClient(
-            transport=asgi, base_url="https://kajitori.invalid", timeout=DEFAULT_TIMEOUT
+            transport=asgi, base_url=f"https://{transport.HOST}", timeout=DEFAULT_TIMEOUT
         )
         return cls(http)
 
@@ -366,18 +376,17 @@ class Client:
             extensions=self.extensions or None,
         )
         response = await self.http.send(request, stream=True)
+        events = _events(response.aiter_bytes())
         try:
             if response.status_code >= 300:
                 await response.aread()
                 raise _error(response)
-            async for line in response.aiter_lines():
-                if not line.strip():
-                    continue
-                event: Object = orjson.loads(line)
+            async for event in events:
                 if event.get("type") == "ERROR":
                     raise ApiError(event.get("object") or {})
                 yield event
         finally:
+            await events.aclose()  # type: ignore[attr-defined]
             await response.aclose()
 
     # ----- discovery --------------------------------------------------------
@@ -403,6 +412,10 @@ class Client:
         accept: str | None = None,
     ) -> Object:
         """One request; the decoded JSON answer, or ``ApiError`` for a non-2xx status."""
+        if self._direct is not None:
+            return await self._request_direct(
+                self._direct, method, path, body, params, content_type, accept
+            )
         headers = {"Accept": accept or "application/json"}
         content = None
         if body is not None:
@@ -420,6 +433,56 @@ class Client:
             raise _error(response)
         decoded: Object = orjson.loads(response.content) if response.content else {}
         return decoded
+
+    async def _request_direct(
+        self,
+        direct: transport.InProcessTransport,
+        method: str,
+        path: str,
+        body: Any,
+        params: Mapping[str, str] | None,
+        content_type: str,
+        accept: str | None,
+    ) -> Object:
+        """``request`` in process: the same request, without httpx's URL and message objects."""
+        headers = [*self._direct_headers, (b"accept", (accept or "application/json").encode())]
+        content = b""
+        if body is not None:
+            content = orjson.dumps(body)
+            headers.append((b"content-type", content_type.encode()))
+            headers.append((b"content-length", str(len(content)).encode()))
+        target = urllib.parse.quote(path, safe="/%:@!$&'()*+,;=-._~?")
+        if params:
+            query = urllib.parse.urlencode(params, quote_via=urllib.parse.quote)
+            target += ("&" if "?" in target else "?") + query
+        status, answer = await direct.call(method, target, headers, content, self.extensions)
+        if status >= 300:
+            raise _error(httpx.Response(status, content=answer))
+        decoded: Object = orjson.loads(answer) if answer else {}
+        return decoded
+
+
+async def _events(chunks: AsyncIterator[bytes]) -> AsyncIterator[Object]:
+    """Newline-delimited JSON events from a byte stream, decoded as bytes.
+
+    In process every chunk is one whole event; over HTTPS lines may be split
+    or joined anyhow. (httpx's ``aiter_lines`` decodes each chunk to text and
+    scans it for every kind of line break first: a large part of an
+    informer's work per event.)
+    """
+    tail = b""
+    async for chunk in chunks:
+        if tail:
+            chunk, tail = tail + chunk, b""
+        if not chunk.endswith(b"\n"):
+            chunk, _, tail = chunk.rpartition(b"\n")
+            if not chunk:
+                continue
+        for line in chunk.split(b"\n"):
+            if line.strip():
+                yield orjson.loads(line)
+    if tail.strip():
+        yield orjson.loads(tail)
 
 
 def _quote(segment: str) -> str:

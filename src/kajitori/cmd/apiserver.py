@@ -45,7 +45,7 @@ from kajitori.registry.core import pod_eviction, serviceaccount_token
 from kajitori.registry.generic.request import UserInfo
 from kajitori.registry.generic.store import ListOptions, Store
 from kajitori.registry.scheduling import priorityclasses
-from kajitori.server import bootstrap, crds
+from kajitori.server import bootstrap, crds, master_endpoints
 from kajitori.server.apis import APIRegistry
 from kajitori.server.app import APIServer
 from kajitori.server.filters import audit
@@ -85,6 +85,10 @@ class APIServerConfig:
     api_versions: APIVersions = "legacy"
     # Static bearer tokens (CSV: token,user,uid[,"group1,group2"]).
     token_auth_file: Path | None = None
+    # ``up``'s node network (decision 0031): also listen on this host-bridge address (same
+    # port), put it in the serving certificate, advertise it in the ``kubernetes``
+    # endpoints, and publish ``kube-system/kube-dns`` with endpoints at <it>:53.
+    node_network_address: str = ""
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -99,6 +103,7 @@ class APIServerProcess:
         self.backend: storage.Backend | None = None
         self.registry: APIRegistry | None = None
         self.http: HttpServer | None = None
+        self.node_network_http: HttpServer | None = None  # on the host bridge (decision 0031)
         self.compactor: Compactor | None = None
         self.pki: pki.ClusterPKI | None = None
         self.rbac = rbac.RBACAuthorizer()
@@ -118,7 +123,9 @@ class APIServerProcess:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.pki = pki.ensure_cluster_pki(
-            cfg.data_dir / "pki", hostname=socket.gethostname(), extra_ip_addresses=[cfg.host]
+            cfg.data_dir / "pki",
+            hostname=socket.gethostname(),
+            extra_ip_addresses=[cfg.host, *filter(None, [cfg.node_network_address])],
         )
         self.token_issuer = serviceaccount.TokenIssuer(
             serviceaccount.ensure_signing_key(cfg.data_dir / "pki")
@@ -165,7 +172,18 @@ class APIServerProcess:
         # With --port 0 the real port is known only now; discovery and the
         # kubernetes Endpoints must advertise it.
         app.discovery.server_address = f"{cfg.host}:{self.http.port}"
-        await bootstrap.ensure_initial_objects(self.registry, api_port=self.http.port)
+        advertised: dict[str, str] = {}
+        if cfg.node_network_address:
+            self.node_network_http = HttpServer(
+                app, host=cfg.node_network_address, port=self.http.port, ssl_context=ssl_context
+            )
+            await self.node_network_http.start()
+            advertised = {"api_address": cfg.node_network_address}
+        await bootstrap.ensure_initial_objects(self.registry, api_port=self.http.port, **advertised)
+        if cfg.node_network_address:
+            await master_endpoints.reconcile_cluster_dns(
+                self.registry, address=cfg.node_network_address
+            )
         priority_classes = self.registry.lookup("scheduling.k8s.io", "v1", "priorityclasses")
         if priority_classes is not None:
             await priorityclasses.ensure_system_classes(priority_classes)
@@ -195,6 +213,8 @@ class APIServerProcess:
         )
 
     async def stop(self, grace: float = 5.0) -> None:
+        if self.node_network_http is not None:
+            await self.node_network_http.shutdown(grace)
         if self.http is not None:
             await self.http.shutdown(grace)
         if self.compactor is not None:

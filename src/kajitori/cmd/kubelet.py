@@ -9,7 +9,11 @@ Composition root for ``kubelet.KubeletHost``. Two ways in:
   ``system:kajitori:simulated-kubelets``; each node writes as
   ``system:node:<name>``, so the Node authorizer and NodeRestriction hold;
 * ``run(kubeconfig_path, node_name, stop_event)`` — ``kajitori kubelet``:
-  one node over HTTPS, as the kubeconfig's user.
+  one node over HTTPS, as the kubeconfig's user;
+* ``start_in_process(app, ca, nodes=N, runtime="oci", network=...)`` — ``up
+  --runtime oci`` on its node network (``kubelet/network/node_network.py``):
+  per node an oci runtime, a kubelet API on InternalIP:10250 inside the
+  node's namespace and a kube-proxy there (decision 0031).
 """
 
 from __future__ import annotations
@@ -18,16 +22,21 @@ import asyncio
 import dataclasses
 import ipaddress
 import os
+import shutil
 import weakref
 from pathlib import Path
 
 from kajitori.auth import pki
 from kajitori.client import kubeconfig, rest, transport
 from kajitori.cmd import kubelet_api
+from kajitori.cmd import proxy as proxy_cmd
 from kajitori.kubelet import kubelet, node_status, oci_streams, streaming
+from kajitori.kubelet.network import node_network
 from kajitori.kubelet.runtimes import interface, simulated
+from kajitori.kubelet.runtimes.oci import rootless as oci_rootless
+from kajitori.kubelet.runtimes.oci import runc, sandbox_network
 from kajitori.kubelet.runtimes.oci import runtime as oci_runtime
-from kajitori.kubelet.runtimes.oci import sandbox_network
+from kajitori.proxy import proxier
 
 RUNTIMES = ("simulated", "oci")
 # Where the oci runtime keeps pods, containers and their logs (as /var/lib/kubelet).
@@ -53,24 +62,40 @@ def node_configs(count: int) -> list[node_status.NodeConfig]:
     ]
 
 
+def oci_root() -> Path:
+    """The oci runtime's root: KAJITORI_OCI_ROOT gives a test its own, never adopting others' pods.
+
+    Not root: the rootless runtime's, under $XDG_DATA_HOME (~/.local/share/kajitori/oci, 0033).
+    """
+    default = OCI_ROOT if os.geteuid() == 0 else oci_rootless.default_root()
+    return Path(os.environ.get("KAJITORI_OCI_ROOT") or default)
+
+
 def new_runtime(
-    name: str, *, start_seconds: float = DEFAULT_START_SECONDS, data_dir: Path | None = None
+    name: str,
+    *,
+    start_seconds: float = DEFAULT_START_SECONDS,
+    data_dir: Path | None = None,
+    node: node_network.Node | None = None,
 ) -> interface.Runtime:
     if name == "oci":
-        # Real containers under runc (root only). KAJITORI_OCI_ROOT gives a test its own root,
-        # so it never adopts another run's pods. Images are pulled into <data-dir>/images
+        # Real containers under runc (root only). Images are pulled into <data-dir>/images
         # (KAJITORI_OCI_IMAGES=busybox: only the host's busybox, for machines with no registry).
-        # Pods join a pod network only when KAJITORI_OCI_NODE_NETNS names a node network
-        # namespace for the CNI plugins (decision 0027); by default they have loopback only.
-        root = Path(os.environ.get("KAJITORI_OCI_ROOT") or OCI_ROOT)
+        # With ``node`` (up's node network, decision 0031) the runtime is that node's: its own
+        # root under the oci root, and pods on a pod network inside the node's namespace;
+        # without, one root and loopback-only pods.
+        root = oci_root()
+        network = None
+        if node is not None:
+            root = root / node.name
+            network = sandbox_network.NetworkOptions(
+                host_netns=node.netns, state_dir=root / "cni", node_ip=node.address
+            )
         busybox_only = os.environ.get("KAJITORI_OCI_IMAGES") == "busybox"
-        netns = os.environ.get("KAJITORI_OCI_NODE_NETNS")
         return oci_runtime.new_runtime(
             root,
-            image_store=None if busybox_only else (data_dir or root) / "images",
-            network=None
-            if not netns
-            else sandbox_network.NetworkOptions(host_netns=netns, state_dir=root / "cni"),
+            image_store=None if busybox_only else (data_dir or oci_root()) / "images",
+            network=network,
         )
     if name != "simulated":
         raise ValueError(f"unknown runtime {name!r} (known: {', '.join(RUNTIMES)})")
@@ -87,14 +112,20 @@ async def start_in_process(
     serve_api: bool | None = None,
     streams: streaming.StreamingRuntime | None = None,
     data_dir: Path | None = None,
+    network: node_network.NodeNetwork | None = None,
 ) -> kubelet.KubeletHost:
     """Register ``nodes`` simulated nodes and run their kubelets in the background.
 
     ``serve_api`` (default: up to ``kubelet_api.DEFAULT_MAX_SERVED_NODES``
     nodes) gives each node a kubelet API on a loopback InternalIP, serving
     ``streams`` (default: the runtime's own if it offers them, else
-    synthetic logs and no exec); see docs/decisions/0028.
+    synthetic logs and no exec); see docs/decisions/0028. With ``network``
+    (``up --runtime oci``'s node network, already set up) the nodes are its
+    nodes, each with a runtime, a kube-proxy and a kubelet API of its own
+    inside its namespace (``_start_networked``, decision 0031).
     """
+    if network is not None:
+        return await _start_networked(app, ca, network, lease_duration, data_dir)
     credentials = pki.issue_simulated_kubelet_cert(ca)
     client = rest.Client.in_process(app, client_cert_pem=credentials.cert_pem)
     configs = node_configs(nodes)
@@ -135,6 +166,107 @@ async def start_in_process(
     return host
 
 
+@dataclasses.dataclass
+class _NetworkedNodes:
+    """What ``_start_networked`` runs beside the first node's host, stopped with it."""
+
+    hosts: list[kubelet.KubeletHost]
+    runtimes: list[oci_runtime.OciRuntime]
+    proxies: list[proxier.Proxier]
+    routes: node_network.NodeRoutes
+    client: rest.Client
+
+
+async def _start_networked(
+    app: transport.ASGIApp,
+    ca: pki.CertAndKey,
+    network: node_network.NodeNetwork,
+    lease_duration: int,
+    data_dir: Path | None,
+) -> kubelet.KubeletHost:
+    """One kubelet host, oci runtime, kubelet API and kube-proxy per node of ``network``.
+
+    Each runtime's own root and node namespace keep pods, CNI state and
+    podCIDR apart, as separate kind nodes do; the kubelet API listens on the
+    node's InternalIP:10250 inside its namespace, so the API server reaches
+    it over the bridge. ``NodeRoutes`` adds kindnet's routes between nodes, and the host's
+    routes to each node's pods (so the API server reaches pods for pods/proxy and services/proxy).
+    """
+    credentials = pki.issue_simulated_kubelet_cert(ca)
+    client = rest.Client.in_process(app, client_cert_pem=credentials.cert_pem)
+    node_certs = pki.issue_node_certs(ca, [node.name for node in network.nodes])
+
+    def client_for(name: str) -> rest.Client:
+        return client.as_identity(node_certs[name].cert_pem)
+
+    apis = await kubelet_api.bind(
+        ca,
+        [(node.name, node.address) for node in network.nodes],
+        port=kubelet_api.KUBELET_PORT,
+        netns={node.name: f"{sandbox_network.NETNS_DIR}/{node.netns}" for node in network.nodes},
+    )
+    runtime_version = runc.runtime_version()
+    hosts: list[kubelet.KubeletHost] = []
+    runtimes: list[oci_runtime.OciRuntime] = []
+    proxies: list[proxier.Proxier] = []
+    for node, api in zip(network.nodes, apis, strict=True):
+        made = new_runtime("oci", data_dir=data_dir, node=node)
+        assert isinstance(made, oci_runtime.OciRuntime)
+        config = node_status.this_machine(
+            node.name, node.address, runtime_version=runtime_version, kubelet_port=api.port
+        )
+        host = kubelet.KubeletHost(
+            client, [config], made, lease_duration=lease_duration, client_for=client_for
+        )
+        kubelet_api.attach(
+            [api],
+            get_pod=lambda namespace, name, h=host: h.pods.indexer.get(f"{namespace}/{name}"),
+            list_pods=host.pods.indexer.list,
+            runtime=oci_streams.OciStreaming(made),
+            client_for=client_for,
+        )
+        hosts.append(host)
+        runtimes.append(made)
+        proxies.append(
+            proxy_cmd.start_in_process(
+                app, ca, netns=node.netns, cluster_cidr=network.cluster_cidr, node_name=node.name
+            )
+        )
+    routes = node_network.NodeRoutes(client, network)
+    routes.start()
+    for host in hosts:
+        await host.start()
+    first = hosts[0]
+    _APIS[first] = apis
+    _NETWORKED[first] = _NetworkedNodes(hosts, runtimes, proxies, routes, client)
+    return first
+
+
+async def _stop_networked(nodes: _NetworkedNodes) -> None:
+    """Stop everything of the node network's nodes; their pods go with the cluster, as kind's."""
+    await nodes.routes.stop()
+    for component in nodes.proxies:
+        await proxy_cmd.stop(component)
+    for host in nodes.hosts:
+        await host.stop()
+    for made in nodes.runtimes:
+        for uid in made.get_pods():
+            made.remove_pod(uid)  # kills the containers, DELs the sandbox, unmounts
+        await made.aclose()
+        manager = getattr(made.images, "manager", None)  # a registry client to close
+        if manager is not None:
+            await manager.client.aclose()
+        if made.network is not None:  # IPAM reservations and the result cache
+            shutil.rmtree(made.network.options.state_dir, ignore_errors=True)
+    await nodes.client.aclose()
+
+
+# The other nodes, runtimes and proxies of an in-process node network, stopped with its first host.
+_NETWORKED: weakref.WeakKeyDictionary[kubelet.KubeletHost, _NetworkedNodes] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _streams_for(name: str, runtime: interface.Runtime) -> streaming.StreamingRuntime:
     if name == "oci":
         return oci_streams.OciStreaming(runtime)
@@ -154,7 +286,14 @@ def node_apis(host: kubelet.KubeletHost) -> list[kubelet_api.NodeAPI]:
 
 async def stop(host: kubelet.KubeletHost) -> None:
     await kubelet_api.stop(_APIS.pop(host, []))
+    networked = _NETWORKED.pop(host, None)
+    if networked is not None:
+        await _stop_networked(networked)
+        return
     await host.stop()
+    closing = getattr(host.runtime, "aclose", None)
+    if closing is not None:  # removals under way finish (oci); running containers stay
+        await closing()
     await host.client.aclose()
 
 

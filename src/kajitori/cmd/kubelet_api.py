@@ -6,15 +6,22 @@ CSR-issued one), client certificates verified against that CA, one
 ``server/http.py`` listener per node on the node's InternalIP and an
 ephemeral port (advertised in ``status.daemonEndpoints``), and the
 webhook-style authenticator and authorizer that ask the API server as the
-node itself. See docs/decisions/0028-kubelet-api-and-streams.md.
+node itself. See docs/decisions/0028-kubelet-api-and-streams.md. On ``up``'s
+node network a node's listener is made inside its network namespace, on its
+InternalIP and port 10250 (decision 0031).
 """
 
 from __future__ import annotations
 
+import asyncio
+import ctypes
 import dataclasses
 import ipaddress
+import os
+import socket
 import tempfile
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from kajitori.auth import pki
@@ -30,6 +37,10 @@ LOOPBACK_NODE_NETWORK = ipaddress.ip_network("127.18.0.0/16")
 # Above this many nodes ``kajitori up`` serves no kubelet API by default
 # (one listening socket and one certificate per node).
 DEFAULT_MAX_SERVED_NODES = 64
+# The kubelet's port (--port), used on the node network where each node has its own address.
+KUBELET_PORT = 10250
+CLONE_NEWNET = 0x40000000
+_LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 def loopback_ip(index: int) -> str:
@@ -65,10 +76,54 @@ class _LateApp:
         await self.app(scope, receive, send)
 
 
+def listen_in_netns(netns_path: str, address: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``address:port`` inside the namespace at ``netns_path``.
+
+    ``setns(2)`` moves only the calling thread, so a short-lived thread of
+    its own makes the socket; the process's other threads never change
+    namespace. (Python 3.11 has no ``os.setns``: through libc.)
+    """
+    made: list[socket.socket] = []
+    failed: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            fd = os.open(netns_path, os.O_RDONLY)
+            try:
+                if _LIBC.setns(fd, CLONE_NEWNET) != 0:
+                    errno = ctypes.get_errno()
+                    raise OSError(errno, f"setns {netns_path}: {os.strerror(errno)}")
+            finally:
+                os.close(fd)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((address, port))
+            sock.listen(1024)
+            sock.setblocking(False)
+            made.append(sock)
+        except BaseException as exc:  # reported in the caller's thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=work, name="kubelet-api-netns")
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+    return made[0]
+
+
 async def bind(
-    ca: pki.CertAndKey, nodes: Sequence[tuple[str, str]], *, port: int = 0
+    ca: pki.CertAndKey,
+    nodes: Sequence[tuple[str, str]],
+    *,
+    port: int = 0,
+    netns: Mapping[str, str] | None = None,
 ) -> list[NodeAPI]:
-    """Listen for each ``(name, address)`` with its own serving certificate."""
+    """Listen for each ``(name, address)`` with its own serving certificate.
+
+    ``netns`` (node name → namespace path) puts a node's listener in its
+    node network namespace instead of this process's.
+    """
     apis: list[NodeAPI] = []
     with tempfile.TemporaryDirectory(prefix="kajitori-kubelet-pki-") as tmp:
         ca_path = Path(tmp) / "ca.crt"
@@ -81,7 +136,14 @@ async def bind(
             cert_path.write_bytes(pair.cert_pem)
             key_path.write_bytes(pair.key_pem)
             context = make_server_ssl_context(cert_path, key_path, ca_path)
-            server = HttpServer(_LateApp(), host=address, port=port, ssl_context=context)
+            server: HttpServer
+            if netns and name in netns:
+                sock = await asyncio.to_thread(listen_in_netns, netns[name], address, port)
+                server = HttpServer(
+                    _LateApp(), host=address, port=port, ssl_context=context, sock=sock
+                )
+            else:
+                server = HttpServer(_LateApp(), host=address, port=port, ssl_context=context)
             await server.start()
             apis.append(NodeAPI(name, address, server))
     return apis

@@ -33,7 +33,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from kajitori.client import events, informer, rest, workqueue
+from kajitori.client import events, informer, rest
 from kajitori.controllers import base, cron_schedule
 from kajitori.controllers.common import controller_ref, pod_control, pod_util
 
@@ -174,7 +174,7 @@ def jobs_beyond_limit(jobs: Sequence[Object], limit: int) -> list[Object]:
 # ----- the controller --------------------------------------------------------------------
 
 
-class CronJobController:
+class CronJobController(base.QueueController[str]):
     """Runs CronJobs on schedule; ``clock`` is injectable for tests."""
 
     name = "cronjob"
@@ -187,52 +187,28 @@ class CronJobController:
         recorder: events.EventRecorder,
         clock: Clock = pod_util.now,
     ) -> None:
+        super().__init__()
         self.client = client
         self.recorder = recorder
         self.clock = clock
-        self.queue: workqueue.RateLimitingQueue[str] = workqueue.RateLimitingQueue(
-            workqueue.default_controller_rate_limiter(), name=self.name
+        self.cronjob_informer = self.watch(
+            informers.informer(rest.CRONJOBS),
+            on_add=self.enqueue,
+            on_update=self._update_cronjob,
+            on_delete=self.enqueue,
         )
-        self.cronjob_informer = informers.informer(rest.CRONJOBS)
-        self.job_informer = informers.informer(rest.JOBS)
-        self.cronjob_informer.add_event_handler(
-            informer.EventHandler(
-                on_add=self._enqueue, on_update=self._update_cronjob, on_delete=self._enqueue
-            )
-        )
-        self.job_informer.add_event_handler(
-            informer.EventHandler(
-                on_add=self._job_changed,
-                on_update=lambda old, new: self._job_changed(new),
-                on_delete=self._job_changed,
-            )
-        )
-
-    async def run(self, workers: int = 1) -> None:
-        await self.cronjob_informer.wait_for_sync()
-        await self.job_informer.wait_for_sync()
-        await base.run_workers(self.queue, self.sync, workers, name=self.name)
-
-    def shut_down(self) -> None:
-        self.queue.shut_down()
-
-    def _enqueue(self, obj: Object | informer.DeletedFinalStateUnknown) -> None:
-        cronjob = obj.obj if isinstance(obj, informer.DeletedFinalStateUnknown) else obj
-        self.queue.add(informer.meta_namespace_key(cronjob))
+        self.job_informer = self.watch(informers.informer(rest.JOBS), on_change=self._job_changed)
 
     def _update_cronjob(self, old: Object, new: Object) -> None:
-        if (old.get("metadata") or {}).get("resourceVersion") != (new.get("metadata") or {}).get(
-            "resourceVersion"
-        ):
-            self._enqueue(new)
+        if base.resource_version_changed(old, new):
+            self.enqueue(new)
 
-    def _job_changed(self, obj: Object | informer.DeletedFinalStateUnknown) -> None:
-        job = obj.obj if isinstance(obj, informer.DeletedFinalStateUnknown) else obj
+    def _job_changed(self, job: Object) -> None:
         ref = controller_ref.controller_of(job)
         if ref is None or ref.get("kind") != KIND:
             return
         namespace = (job.get("metadata") or {}).get("namespace", "")
-        self.queue.add(f"{namespace}/{ref.get('name')}")
+        self.enqueue_key(f"{namespace}/{ref.get('name')}")
 
     # ----- sync -------------------------------------------------------------------
 

@@ -34,7 +34,6 @@ ReplicationControllers (upstream asks any kind's scale subresource).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime
 import logging
@@ -43,7 +42,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from kajitori.api.policy_v1 import helpers
-from kajitori.client import events, informer, rest, workqueue
+from kajitori.client import events, informer, rest
 from kajitori.controllers import base
 from kajitori.controllers.common import controller_ref, pod_util
 from kajitori.machinery import labels
@@ -202,7 +201,7 @@ def selects(pdb: Object, pod: Object) -> bool:
 # ----- the controller -----------------------------------------------------------
 
 
-class DisruptionController:
+class DisruptionController(base.QueueController[str]):
     """Reconciles PodDisruptionBudget status with pods; ``run(workers)`` until ``shut_down``."""
 
     name = "disruption"
@@ -214,63 +213,40 @@ class DisruptionController:
         informers: informer.InformerFactory,
         recorder: events.EventRecorder,
     ) -> None:
+        super().__init__()
         self.client = client
         self.recorder = recorder
-        self.queue: workqueue.RateLimitingQueue[str] = workqueue.RateLimitingQueue(
-            workqueue.default_controller_rate_limiter(), name=self.name
+        self.pdb_informer = self.watch(
+            informers.informer(rest.PODDISRUPTIONBUDGETS),
+            on_add=self.enqueue,
+            on_update=self._update_pdb,
+            on_delete=self.enqueue,
         )
-        self.pdb_informer = informers.informer(rest.PODDISRUPTIONBUDGETS)
-        self.pod_informer = informers.informer(rest.PODS)
-        self.pdb_informer.add_event_handler(
-            informer.EventHandler(
-                on_add=self._enqueue_pdb, on_update=self._update_pdb, on_delete=self._delete_pdb
-            )
+        self.pod_informer = self.watch(
+            informers.informer(rest.PODS),
+            on_add=self._enqueue_pdbs_of,
+            on_update=self._update_pod,
+            on_delete=self._enqueue_pdbs_of,
         )
-        self.pod_informer.add_event_handler(
-            informer.EventHandler(
-                on_add=self._add_pod, on_update=self._update_pod, on_delete=self._delete_pod
-            )
-        )
-
-    async def run(self, workers: int = 1) -> None:
-        await asyncio.gather(self.pdb_informer.wait_for_sync(), self.pod_informer.wait_for_sync())
-        await base.run_workers(self.queue, self.sync, workers, name=self.name)
-
-    def shut_down(self) -> None:
-        self.queue.shut_down()
 
     # ----- event handlers --------------------------------------------------------
 
-    def _enqueue_pdb(self, pdb: Object) -> None:
-        self.queue.add(informer.meta_namespace_key(pdb))
-
     def _update_pdb(self, old: Object, new: Object) -> None:
-        if old["metadata"].get("resourceVersion") != new["metadata"].get("resourceVersion"):
-            self._enqueue_pdb(new)
-
-    def _delete_pdb(self, obj: Object | informer.DeletedFinalStateUnknown) -> None:
-        pdb = obj.obj if isinstance(obj, informer.DeletedFinalStateUnknown) else obj
-        self._enqueue_pdb(pdb)
+        if base.resource_version_changed(old, new):
+            self.enqueue(new)
 
     def _enqueue_pdbs_of(self, pod: Object) -> None:
         namespace = (pod.get("metadata") or {}).get("namespace", "")
         for pdb in self.pdb_informer.indexer.by_index(informer.NAMESPACE_INDEX, namespace):
             if selects(pdb, pod):
-                self._enqueue_pdb(pdb)
-
-    def _add_pod(self, pod: Object) -> None:
-        self._enqueue_pdbs_of(pod)
+                self.enqueue(pdb)
 
     def _update_pod(self, old: Object, new: Object) -> None:
-        if old["metadata"].get("resourceVersion") == new["metadata"].get("resourceVersion"):
+        if not base.resource_version_changed(old, new):
             return
         self._enqueue_pdbs_of(new)
         if old["metadata"].get("labels") != new["metadata"].get("labels"):
             self._enqueue_pdbs_of(old)
-
-    def _delete_pod(self, obj: Object | informer.DeletedFinalStateUnknown) -> None:
-        pod = obj.obj if isinstance(obj, informer.DeletedFinalStateUnknown) else obj
-        self._enqueue_pdbs_of(pod)
 
     # ----- sync ------------------------------------------------------------------
 

@@ -26,13 +26,11 @@ of one Service key:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 from typing import Any
 
-from kajitori.client import events, informer, rest, workqueue
-from kajitori.controllers import base
+from kajitori.client import events, informer, rest
 from kajitori.controllers.common import endpoints_util, pod_util
 
 log = logging.getLogger(__name__)
@@ -235,10 +233,12 @@ def new_endpoints(
 # ----- the controller -----------------------------------------------------------
 
 
-class EndpointsController:
+class EndpointsController(endpoints_util.ServiceEndpointsController):
     """Keeps each selector Service's Endpoints; ``run(workers)`` until ``shut_down``."""
 
     name = "endpoint"
+    # Upstream's maxRetries.
+    max_retries = 15
 
     def __init__(
         self,
@@ -247,73 +247,13 @@ class EndpointsController:
         informers: informer.InformerFactory,
         recorder: events.EventRecorder,
     ) -> None:
-        self.client = client
-        self.recorder = recorder
-        self.triggers = endpoints_util.TriggerTimeTracker()
-        self.queue: workqueue.RateLimitingQueue[str] = workqueue.RateLimitingQueue(
-            workqueue.default_controller_rate_limiter(), name=self.name
-        )
-        self.service_informer = informers.informer(rest.SERVICES)
-        self.pod_informer = informers.informer(rest.PODS)
-        self.endpoints_informer = informers.informer(rest.ENDPOINTS)
-        self.service_informer.add_event_handler(
-            informer.EventHandler(
-                on_add=self._enqueue_service,
-                on_update=lambda old, new: self._enqueue_service(new),
-                on_delete=self._delete_service,
-            )
-        )
-        self.pod_informer.add_event_handler(
-            informer.EventHandler(
-                on_add=self._add_pod, on_update=self._update_pod, on_delete=self._delete_pod
-            )
-        )
+        super().__init__(client=client, informers=informers, recorder=recorder)
         # A changed or deleted Endpoints of a selector Service is put back.
-        self.endpoints_informer.add_event_handler(
-            informer.EventHandler(
-                on_update=lambda old, new: self._enqueue_service(new),
-                on_delete=self._delete_endpoints,
-            )
+        self.endpoints_informer = self.watch(
+            informers.informer(rest.ENDPOINTS),
+            on_update=lambda old, new: self.enqueue(new),
+            on_delete=self.enqueue,
         )
-
-    async def run(self, workers: int = 1) -> None:
-        await asyncio.gather(
-            self.service_informer.wait_for_sync(),
-            self.pod_informer.wait_for_sync(),
-            self.endpoints_informer.wait_for_sync(),
-        )
-        await base.run_workers(self.queue, self.sync, workers, name=self.name)
-
-    def shut_down(self) -> None:
-        self.queue.shut_down()
-
-    # ----- event handlers --------------------------------------------------------
-
-    def _enqueue_service(self, obj: Object) -> None:
-        self.queue.add(informer.meta_namespace_key(obj))
-
-    def _delete_service(self, obj: Object | informer.DeletedFinalStateUnknown) -> None:
-        service = obj.obj if isinstance(obj, informer.DeletedFinalStateUnknown) else obj
-        self._enqueue_service(service)
-
-    def _delete_endpoints(self, obj: Object | informer.DeletedFinalStateUnknown) -> None:
-        endpoints = obj.obj if isinstance(obj, informer.DeletedFinalStateUnknown) else obj
-        self._enqueue_service(endpoints)
-
-    def _add_pod(self, pod: Object) -> None:
-        for service in endpoints_util.services_selecting(self.service_informer.indexer, pod):
-            self._enqueue_service(service)
-
-    def _update_pod(self, old: Object, new: Object) -> None:
-        if old["metadata"].get("resourceVersion") == new["metadata"].get("resourceVersion"):
-            return
-        self._add_pod(new)
-        if old["metadata"].get("labels") != new["metadata"].get("labels"):
-            self._add_pod(old)
-
-    def _delete_pod(self, obj: Object | informer.DeletedFinalStateUnknown) -> None:
-        pod = obj.obj if isinstance(obj, informer.DeletedFinalStateUnknown) else obj
-        self._add_pod(pod)
 
     # ----- sync ------------------------------------------------------------------
 
@@ -331,13 +271,7 @@ class EndpointsController:
             return
         if not endpoints_util.manages_endpoints(service):
             return
-        selector = endpoints_util.service_selector(service)
-        assert selector is not None
-        pods = [
-            p
-            for p in self.pod_informer.indexer.by_index(informer.NAMESPACE_INDEX, namespace)
-            if selector.matches(p["metadata"].get("labels") or {})
-        ]
+        pods = self.selected_pods(service)
         trigger = self.triggers.compute(service, pods)
         subsets = compute_subsets(service, pods)
         current = self.endpoints_informer.indexer.get(key)

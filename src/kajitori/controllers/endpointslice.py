@@ -35,12 +35,11 @@ EndpointSliceTracker), so one change never yields two new slices.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from typing import Any
 
-from kajitori.client import events, informer, rest, workqueue
+from kajitori.client import events, informer, rest
 from kajitori.controllers import base
 from kajitori.controllers.common import controller_ref, endpoints_util, pod_util
 
@@ -341,10 +340,12 @@ def _index_by_service(obj: Object) -> list[str]:
     return [f"{meta.get('namespace', '')}/{labels[SERVICE_NAME_LABEL]}"]
 
 
-class EndpointSliceController:
+class EndpointSliceController(endpoints_util.ServiceEndpointsController):
     """Keeps each selector Service's EndpointSlices; ``run(workers)`` until ``shut_down``."""
 
     name = "endpointslice"
+    # Upstream's maxRetries.
+    max_retries = 15
 
     def __init__(
         self,
@@ -353,97 +354,40 @@ class EndpointSliceController:
         informers: informer.InformerFactory,
         recorder: events.EventRecorder,
     ) -> None:
-        self.client = client
-        self.recorder = recorder
-        self.triggers = endpoints_util.TriggerTimeTracker()
+        super().__init__(client=client, informers=informers, recorder=recorder)
         self.tracker = SliceTracker()
-        self.queue: workqueue.RateLimitingQueue[str] = workqueue.RateLimitingQueue(
-            workqueue.default_controller_rate_limiter(), name=self.name
+        self.node_informer = self.watch(
+            informers.informer(rest.NODES), on_add=self._node_changed, on_update=self._update_node
         )
-        self.service_informer = informers.informer(rest.SERVICES)
-        self.pod_informer = informers.informer(rest.PODS)
-        self.node_informer = informers.informer(rest.NODES)
         self.slice_informer = informers.informer(rest.ENDPOINTSLICES)
         self.slice_informer.indexer.add_indexers({SERVICE_INDEX: _index_by_service})
-        self.service_informer.add_event_handler(
-            informer.EventHandler(
-                on_add=self._enqueue,
-                on_update=lambda old, new: self._enqueue(new),
-                on_delete=self._delete_service,
-            )
+        self.watch(
+            self.slice_informer,
+            on_update=lambda old, new: self._slice_changed(new),
+            on_delete=self._slice_changed,
         )
-        self.pod_informer.add_event_handler(
-            informer.EventHandler(
-                on_add=self._add_pod, on_update=self._update_pod, on_delete=self._delete_pod
-            )
-        )
-        self.node_informer.add_event_handler(
-            informer.EventHandler(on_add=self._node_changed, on_update=self._update_node)
-        )
-        self.slice_informer.add_event_handler(
-            informer.EventHandler(
-                on_update=lambda old, new: self._slice_changed(new),
-                on_delete=self._slice_changed,
-            )
-        )
-
-    async def run(self, workers: int = 1) -> None:
-        await asyncio.gather(
-            self.service_informer.wait_for_sync(),
-            self.pod_informer.wait_for_sync(),
-            self.node_informer.wait_for_sync(),
-            self.slice_informer.wait_for_sync(),
-        )
-        await base.run_workers(self.queue, self.sync, workers, name=self.name)
-
-    def shut_down(self) -> None:
-        self.queue.shut_down()
 
     # ----- event handlers --------------------------------------------------------
-
-    def _enqueue(self, service: Object) -> None:
-        self.queue.add(informer.meta_namespace_key(service))
-
-    def _delete_service(self, obj: Object | informer.DeletedFinalStateUnknown) -> None:
-        service = obj.obj if isinstance(obj, informer.DeletedFinalStateUnknown) else obj
-        self._enqueue(service)
-
-    def _add_pod(self, pod: Object) -> None:
-        for service in endpoints_util.services_selecting(self.service_informer.indexer, pod):
-            self._enqueue(service)
-
-    def _update_pod(self, old: Object, new: Object) -> None:
-        if old["metadata"].get("resourceVersion") == new["metadata"].get("resourceVersion"):
-            return
-        self._add_pod(new)
-        if old["metadata"].get("labels") != new["metadata"].get("labels"):
-            self._add_pod(old)
-
-    def _delete_pod(self, obj: Object | informer.DeletedFinalStateUnknown) -> None:
-        pod = obj.obj if isinstance(obj, informer.DeletedFinalStateUnknown) else obj
-        self._add_pod(pod)
 
     def _node_changed(self, node: Object) -> None:
         # A node appearing (or changing zone) changes its pods' endpoints.
         name = node["metadata"]["name"]
         for pod in self.pod_informer.indexer.list():
             if (pod.get("spec") or {}).get("nodeName") == name:
-                self._add_pod(pod)
+                self.pod_changed(pod)
 
     def _update_node(self, old: Object, new: Object) -> None:
         old_zone = (old["metadata"].get("labels") or {}).get(ZONE_LABEL)
         if old_zone != (new["metadata"].get("labels") or {}).get(ZONE_LABEL):
             self._node_changed(new)
 
-    def _slice_changed(self, obj: Object | informer.DeletedFinalStateUnknown) -> None:
-        slice_ = obj.obj if isinstance(obj, informer.DeletedFinalStateUnknown) else obj
+    def _slice_changed(self, slice_: Object) -> None:
         for key in _index_by_service(slice_):
-            self.queue.add(key)
+            self.enqueue_key(key)
 
     # ----- sync ------------------------------------------------------------------
 
     async def sync(self, key: str) -> None:
-        namespace, _ = informer.split_key(key)
         service = self.service_informer.indexer.get(key)
         # Step 1.
         if service is None or not endpoints_util.manages_endpoints(service):
@@ -454,13 +398,7 @@ class EndpointSliceController:
         existing = self.slice_informer.indexer.by_index(SERVICE_INDEX, key)
         if self.tracker.stale(key, existing):
             raise base.RequeueAfter(STALE_CACHE_RETRY, "waiting for our slice writes")
-        selector = endpoints_util.service_selector(service)
-        assert selector is not None
-        pods = [
-            p
-            for p in self.pod_informer.indexer.by_index(informer.NAMESPACE_INDEX, namespace)
-            if selector.matches(p["metadata"].get("labels") or {})
-        ]
+        pods = self.selected_pods(service)
         # Step 2.
         desired = desired_endpoints(service, pods, self.node_informer.indexer)
         trigger = self.triggers.compute(service, pods)

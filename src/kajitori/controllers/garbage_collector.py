@@ -33,7 +33,7 @@ import logging
 from collections.abc import Awaitable, Iterable
 from typing import Any
 
-from kajitori.client import events, informer, rest, workqueue
+from kajitori.client import events, informer, rest
 from kajitori.controllers import base
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ class Graph:
                     del self._dependents[owner_uid]
 
 
-class GarbageCollector:
+class GarbageCollector(base.QueueController[str]):
     """Collects dependents; ``run(workers)`` discovers, syncs, then works until ``shut_down``."""
 
     name = "garbagecollector"
@@ -133,16 +133,13 @@ class GarbageCollector:
         informers: informer.InformerFactory,
         recorder: events.EventRecorder,
     ) -> None:
+        super().__init__(queue_name="garbage_collector_attempt_to_delete")
         self.client = client
         self.informers = informers
         self.recorder = recorder
         self.graph = Graph()
-        self.attempt_to_delete: workqueue.RateLimitingQueue[str] = workqueue.RateLimitingQueue(
-            name="garbage_collector_attempt_to_delete"
-        )
-        self.attempt_to_orphan: workqueue.RateLimitingQueue[str] = workqueue.RateLimitingQueue(
-            name="garbage_collector_attempt_to_orphan"
-        )
+        self.attempt_to_delete = self.queue
+        self.attempt_to_orphan = self.new_queue("garbage_collector_attempt_to_orphan")
         self._by_group_kind: dict[tuple[str, str], rest.Resource] = {}
         self._synced = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -152,23 +149,25 @@ class GarbageCollector:
 
     async def run(self, workers: int = 5) -> None:
         resources = await self._discover()
-        monitored = [self._monitor(r) for r in resources if _collectable(r)]
+        for resource in resources:
+            if _collectable(resource):
+                self._monitor(resource)
         self.informers.start()
-        if not await self._until_stopped(asyncio.gather(*(i.wait_for_sync() for i in monitored))):
+        if not await self._until_stopped(self.wait_for_caches()):
             return
         self._synced.set()
-        log.info("garbage collector: %d resources monitored and synced", len(monitored))
+        log.info("garbage collector: %d resources monitored and synced", len(self.caches))
+        await self.work(workers)
+
+    async def work(self, workers: int) -> None:
         await asyncio.gather(
-            base.run_workers(
-                self.attempt_to_delete, self._attempt_to_delete, workers, name=self.name
-            ),
+            super().work(workers),
             base.run_workers(self.attempt_to_orphan, self._attempt_to_orphan, 1, name=self.name),
         )
 
     def shut_down(self) -> None:
         self._stopped.set()
-        self.attempt_to_delete.shut_down()
-        self.attempt_to_orphan.shut_down()
+        super().shut_down()
 
     async def _until_stopped(self, waiting: Awaitable[Any]) -> bool:
         """Await ``waiting`` unless shut down first; True if it finished."""
@@ -203,15 +202,11 @@ class GarbageCollector:
         return resources
 
     def _monitor(self, resource: rest.Resource) -> informer.Informer:
-        watched = self.informers.informer(resource, metadata_only=True)
-        watched.add_event_handler(
-            informer.EventHandler(
-                on_add=lambda obj: self._observe(resource, obj),
-                on_update=lambda _, obj: self._observe(resource, obj),
-                on_delete=lambda obj: self._forget(obj),
-            )
+        return self.watch(
+            self.informers.informer(resource, metadata_only=True),
+            on_change=lambda obj: self._observe(resource, obj),
+            on_delete=self._forget,
         )
-        return watched
 
     # ----- graph changes (informer handlers: only bookkeeping and enqueueing) -----
 
@@ -232,9 +227,7 @@ class GarbageCollector:
             self._wake_foreground_owners(old.owners)
         self._wake_foreground_owners(node.owners)
 
-    def _forget(self, obj: Object | informer.DeletedFinalStateUnknown) -> None:
-        if isinstance(obj, informer.DeletedFinalStateUnknown):
-            obj = obj.obj
+    def _forget(self, obj: Object) -> None:
         uid = (obj.get("metadata") or {}).get("uid") or ""
         removed = self.graph.remove(uid)
         for dependent in self.graph.dependents(uid):
@@ -249,6 +242,10 @@ class GarbageCollector:
                 self.attempt_to_delete.add(owner.uid)
 
     # ----- attempt to delete -------------------------------------------------------
+
+    async def sync(self, uid: str) -> None:
+        """Attempt to delete: the work of ``attempt_to_delete``, the main queue."""
+        await self._attempt_to_delete(uid)
 
     async def _attempt_to_delete(self, uid: str) -> None:
         node = self.graph.nodes.get(uid)

@@ -54,7 +54,7 @@ class ContentReport:
     estimate: float = 0.0
 
 
-class NamespaceController:
+class NamespaceController(base.QueueController[str]):
     """Deletes the content of terminating namespaces; ``run(workers)`` until ``shut_down``."""
 
     name = "namespace"
@@ -66,29 +66,27 @@ class NamespaceController:
         informers: informer.InformerFactory,
         recorder: events.EventRecorder,
     ) -> None:
-        self.client = client
-        self.recorder = recorder
         # Upstream caps the namespace controller's backoff at a minute, not 1000 s.
-        self.queue: workqueue.RateLimitingQueue[str] = workqueue.RateLimitingQueue(
-            workqueue.MaxOfRateLimiter(
+        super().__init__(
+            rate_limiter=workqueue.MaxOfRateLimiter(
                 workqueue.ItemExponentialFailureRateLimiter(0.005, 60.0),
                 workqueue.BucketRateLimiter(),
-            ),
-            name=self.name,
+            )
         )
-        informers.informer(rest.NAMESPACES).add_event_handler(
-            informer.EventHandler(on_add=self._enqueue, on_update=lambda _, new: self._enqueue(new))
+        self.client = client
+        self.recorder = recorder
+        self.watch(
+            informers.informer(rest.NAMESPACES),
+            on_add=self._enqueue,
+            on_update=lambda _, new: self._enqueue(new),
         )
 
     def _enqueue(self, namespace: Object) -> None:
         if (namespace.get("metadata") or {}).get("deletionTimestamp"):
-            self.queue.add(namespace["metadata"]["name"])
+            self.enqueue(namespace)
 
-    async def run(self, workers: int = 1) -> None:
-        await base.run_workers(self.queue, self.sync, workers, name=self.name)
-
-    def shut_down(self) -> None:
-        self.queue.shut_down()
+    async def wait_for_caches(self) -> None:
+        """Nothing to wait for: ``sync`` reads the namespace live, so work starts at once."""
 
     async def sync(self, name: str) -> None:
         try:

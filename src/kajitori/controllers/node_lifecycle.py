@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kajitori.client import events, informer, rest, workqueue
+from kajitori.client import events, informer, rest
 from kajitori.controllers import base
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ class _Probe:
     at: float
 
 
-class NodeLifecycleController:
+class NodeLifecycleController(base.QueueController[str]):
     """Monitors node health, taints nodes and evicts pods; ``run(workers)`` until ``shut_down``."""
 
     name = "nodelifecycle"
@@ -169,62 +169,47 @@ class NodeLifecycleController:
         node_monitor_grace_period: float = DEFAULT_GRACE_PERIOD,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__()
         self.client = client
         self.recorder = recorder
         self.monitor_period = node_monitor_period
         self.grace_period = node_monitor_grace_period
         self.clock = clock
-        self.nodes = informers.informer(rest.NODES)
-        self.leases = informers.informer(rest.LEASES, namespace=NODE_LEASE_NAMESPACE)
+        # The node queue is ``self.queue``; the taint-eviction manager's is its own.
+        self.node_queue = self.queue
+        self.eviction_queue = self.new_queue("tainteviction")
+        self._probes: dict[str, _Probe] = {}
+        self._eviction_since: dict[str, float] = {}  # pod UID → first seen needing eviction
+        self._stopping = asyncio.Event()
+        self.nodes = self.watch(
+            informers.informer(rest.NODES),
+            on_add=self.enqueue,
+            on_update=lambda _, new: self.enqueue(new),
+        )
+        self.leases = self.watch(informers.informer(rest.LEASES, namespace=NODE_LEASE_NAMESPACE))
         self.pods = informers.informer(rest.PODS)
         self.pods.indexer.add_indexers(
             {NODE_NAME_INDEX: lambda pod: [(pod.get("spec") or {}).get("nodeName") or ""]}
         )
-        self.node_queue: workqueue.RateLimitingQueue[str] = workqueue.RateLimitingQueue(
-            name=self.name
+        self.watch(
+            self.pods, on_add=self._enqueue_pod, on_update=lambda _, new: self._enqueue_pod(new)
         )
-        self.eviction_queue: workqueue.RateLimitingQueue[str] = workqueue.RateLimitingQueue(
-            name="tainteviction"
-        )
-        self._probes: dict[str, _Probe] = {}
-        self._eviction_since: dict[str, float] = {}  # pod UID → first seen needing eviction
-        self._stopping = asyncio.Event()
-        self.nodes.add_event_handler(
-            informer.EventHandler(
-                on_add=self._enqueue_node, on_update=lambda _, new: self._enqueue_node(new)
-            )
-        )
-        self.pods.add_event_handler(
-            informer.EventHandler(
-                on_add=self._enqueue_pod, on_update=lambda _, new: self._enqueue_pod(new)
-            )
-        )
-
-    def _enqueue_node(self, node: Object) -> None:
-        self.node_queue.add(node["metadata"]["name"])
 
     def _enqueue_pod(self, pod: Object) -> None:
         if (pod.get("spec") or {}).get("nodeName"):
             self.eviction_queue.add(informer.meta_namespace_key(pod))
 
-    async def run(self, workers: int = 1) -> None:
-        await asyncio.gather(
-            self.nodes.wait_for_sync(), self.leases.wait_for_sync(), self.pods.wait_for_sync()
-        )
+    async def work(self, workers: int) -> None:
         monitor = asyncio.ensure_future(self._monitor_loop())
         try:
             await asyncio.gather(
-                base.run_workers(self.node_queue, self.sync_node, workers, name=self.name),
+                super().work(workers),
                 base.run_workers(self.eviction_queue, self.sync_pod, workers, name="tainteviction"),
             )
         finally:
             monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await monitor
-
-    def shut_down(self) -> None:
-        self.node_queue.shut_down()
-        self.eviction_queue.shut_down()
 
     async def _monitor_loop(self) -> None:
         while True:
@@ -249,7 +234,7 @@ class NodeLifecycleController:
             self._probes[name] = probe = _Probe(observed, now)
         return now - probe.at
 
-    async def sync_node(self, name: str) -> None:
+    async def sync(self, name: str) -> None:
         node = self.nodes.indexer.get(name)
         if node is None:
             self._probes.pop(name, None)

@@ -18,7 +18,7 @@ import ipaddress
 import logging
 from typing import Any
 
-from kajitori.client import events, informer, rest, workqueue
+from kajitori.client import events, informer, rest
 from kajitori.controllers import base
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,16 @@ def cluster_cidr_for(nodes: int) -> str:
         if nodes <= 2 ** (DEFAULT_NODE_MASK - prefix):
             return f"{network}/{prefix}"
     return "10.240.0.0/12"
+
+
+def check_cluster_cidr(cluster_cidr: str, nodes: int) -> None:
+    """A ValueError unless ``cluster_cidr`` is an IPv4 network with a /24 for each of ``nodes``."""
+    network = ipaddress.ip_network(cluster_cidr)  # strict: no host bits
+    if network.version != 4 or network.prefixlen > DEFAULT_NODE_MASK:
+        raise ValueError(f"cluster CIDR {cluster_cidr}: an IPv4 network of /24 or wider")
+    blocks = 2 ** (DEFAULT_NODE_MASK - network.prefixlen)
+    if nodes > blocks:
+        raise ValueError(f"cluster CIDR {cluster_cidr} holds {blocks} nodes, not {nodes}")
 
 
 class CIDRSet:
@@ -81,7 +91,7 @@ class CIDRSet:
         return None
 
 
-class NodeIpamController:
+class NodeIpamController(base.QueueController[str]):
     """Allocates ``spec.podCIDR`` to Nodes; ``run(workers)`` until ``shut_down``."""
 
     name = "nodeipam"
@@ -95,20 +105,18 @@ class NodeIpamController:
         cluster_cidr: str = DEFAULT_CLUSTER_CIDR,
         node_cidr_mask_size: int = DEFAULT_NODE_MASK,
     ) -> None:
+        super().__init__()
         self.client = client
         self.recorder = recorder
         self.cidrs = CIDRSet(cluster_cidr, node_cidr_mask_size)
-        self.queue: workqueue.RateLimitingQueue[str] = workqueue.RateLimitingQueue(name=self.name)
         # Blocks this controller wrote, until the informer shows them: a stale cache must not
         # make a node get a second block.
         self._assigned: dict[str, str] = {}
-        self.nodes = informers.informer(rest.NODES)
-        self.nodes.add_event_handler(
-            informer.EventHandler(
-                on_add=self._add_node,
-                on_update=lambda _, new: self._add_node(new),
-                on_delete=self._delete_node,
-            )
+        self.nodes = self.watch(
+            informers.informer(rest.NODES),
+            on_add=self._add_node,
+            on_update=lambda _, new: self._add_node(new),
+            on_delete=self._delete_node,
         )
 
     def _add_node(self, node: Object) -> None:
@@ -116,22 +124,14 @@ class NodeIpamController:
         if cidr:
             self.cidrs.occupy(cidr)
         else:
-            self.queue.add(node["metadata"]["name"])
+            self.enqueue(node)
 
-    def _delete_node(self, node: Object | informer.DeletedFinalStateUnknown) -> None:
-        obj = node.obj if isinstance(node, informer.DeletedFinalStateUnknown) else node
-        cidr = (obj.get("spec") or {}).get("podCIDR")
-        cidr = cidr or self._assigned.get(obj["metadata"]["name"])
-        self._assigned.pop(obj["metadata"]["name"], None)
+    def _delete_node(self, node: Object) -> None:
+        cidr = (node.get("spec") or {}).get("podCIDR")
+        cidr = cidr or self._assigned.get(node["metadata"]["name"])
+        self._assigned.pop(node["metadata"]["name"], None)
         if cidr:
             self.cidrs.release(cidr)
-
-    async def run(self, workers: int = 1) -> None:
-        await self.nodes.wait_for_sync()
-        await base.run_workers(self.queue, self.sync, workers, name=self.name)
-
-    def shut_down(self) -> None:
-        self.queue.shut_down()
 
     async def sync(self, name: str) -> None:
         node = self.nodes.indexer.get(name)

@@ -37,7 +37,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from kajitori.client import events, informer, rest, workqueue
+from kajitori.client import events, informer, rest
 from kajitori.controllers import base
 from kajitori.controllers.common import controller_ref, expectations, pod_control, pod_util
 from kajitori.machinery import labels
@@ -246,7 +246,7 @@ def slow_start_batches(count: int, initial: int = SLOW_START_INITIAL_BATCH) -> l
 # ----- the controller -----------------------------------------------------------
 
 
-class ReplicaSetController:
+class ReplicaSetController(base.QueueController[str]):
     """Reconciles ReplicaSets with their pods; ``run(workers)`` until ``shut_down``."""
 
     name = "replicaset"
@@ -260,49 +260,30 @@ class ReplicaSetController:
         pod_control: pod_control.PodControl | None = None,
         burst_replicas: int = BURST_REPLICAS,
     ) -> None:
+        super().__init__()
         self.client = client
         self.recorder = recorder
         self.pod_control = pod_control or _default_pod_control(client, recorder)
         self.burst_replicas = burst_replicas
         self.expectations = expectations.Expectations()
-        self.queue: workqueue.RateLimitingQueue[str] = workqueue.RateLimitingQueue(
-            workqueue.default_controller_rate_limiter(), name=self.name
+        self.rs_informer = self.watch(
+            informers.informer(rest.REPLICASETS),
+            on_add=self.enqueue,
+            on_update=lambda _, new: self.enqueue(new),
+            on_delete=self._delete_rs,
         )
-        self.rs_informer = informers.informer(rest.REPLICASETS)
         self.pod_informer = informers.informer(rest.PODS)
         self.pod_informer.indexer.add_indexers({CONTROLLER_INDEX: index_by_controller})
-        self.rs_informer.add_event_handler(
-            informer.EventHandler(
-                on_add=self._enqueue_rs,
-                on_update=self._update_rs,
-                on_delete=self._delete_rs,
-            )
+        self.watch(
+            self.pod_informer,
+            on_add=self._add_pod,
+            on_update=self._update_pod,
+            on_delete=self._delete_pod,
         )
-        self.pod_informer.add_event_handler(
-            informer.EventHandler(
-                on_add=self._add_pod, on_update=self._update_pod, on_delete=self._delete_pod
-            )
-        )
-
-    # ----- lifecycle -----------------------------------------------------------
-
-    async def run(self, workers: int = 1) -> None:
-        await asyncio.gather(self.rs_informer.wait_for_sync(), self.pod_informer.wait_for_sync())
-        await base.run_workers(self.queue, self.sync, workers, name=self.name)
-
-    def shut_down(self) -> None:
-        self.queue.shut_down()
 
     # ----- event handlers (enqueue keys only) ----------------------------------
 
-    def _enqueue_rs(self, rs: Object) -> None:
-        self.queue.add(informer.meta_namespace_key(rs))
-
-    def _update_rs(self, old: Object, new: Object) -> None:
-        self._enqueue_rs(new)
-
-    def _delete_rs(self, obj: Object | informer.DeletedFinalStateUnknown) -> None:
-        rs = obj.obj if isinstance(obj, informer.DeletedFinalStateUnknown) else obj
+    def _delete_rs(self, rs: Object) -> None:
         key = informer.meta_namespace_key(rs)
         self.expectations.delete(key)
         self.queue.add(key)
@@ -329,7 +310,7 @@ class ReplicaSetController:
                 self.queue.add(key)
             return
         for rs in self._matching_rses(pod):
-            self._enqueue_rs(rs)
+            self.enqueue(rs)
 
     def _update_pod(self, old: Object, new: Object) -> None:
         old_meta, new_meta = old.get("metadata") or {}, new.get("metadata") or {}
@@ -347,16 +328,16 @@ class ReplicaSetController:
         if ref_changed and old_ref is not None:
             rs = self._resolve(namespace, old_ref)
             if rs is not None:
-                self._enqueue_rs(rs)
+                self.enqueue(rs)
         if new_ref is not None:
             rs = self._resolve(namespace, new_ref)
             if rs is not None:
-                self._enqueue_rs(rs)
+                self.enqueue(rs)
                 self._enqueue_when_available(rs, old, new)
             return
         if labels_changed or ref_changed:
             for rs in self._matching_rses(new):
-                self._enqueue_rs(rs)
+                self.enqueue(rs)
 
     def _enqueue_when_available(self, rs: Object, old: Object, new: Object) -> None:
         # A pod that just became ready becomes available minReadySeconds later:
@@ -365,8 +346,7 @@ class ReplicaSetController:
         if min_ready > 0 and not pod_util.is_ready(old) and pod_util.is_ready(new):
             self.queue.add_after(informer.meta_namespace_key(rs), min_ready + 1)
 
-    def _delete_pod(self, obj: Object | informer.DeletedFinalStateUnknown) -> None:
-        pod = obj.obj if isinstance(obj, informer.DeletedFinalStateUnknown) else obj
+    def _delete_pod(self, pod: Object) -> None:
         namespace = (pod.get("metadata") or {}).get("namespace", "")
         rs = self._resolve(namespace, controller_ref.controller_of(pod))
         if rs is None:

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kajitori.api import quota
-from kajitori.client import events, informer, rest, workqueue
+from kajitori.client import events, informer, rest
 from kajitori.controllers import base
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-class ResourceQuotaController:
+class ResourceQuotaController(base.QueueController[str]):
     """Keeps quota status current; ``run(workers)`` until ``shut_down``."""
 
     name = "resourcequota"
@@ -77,13 +77,14 @@ class ResourceQuotaController:
         resync_period: float = DEFAULT_RESYNC_PERIOD,
         clock: Clock = _utcnow,
     ) -> None:
+        super().__init__()
         self.client = client
         self.resync_period = resync_period
         self.clock = clock
-        self.queue: workqueue.RateLimitingQueue[str] = workqueue.RateLimitingQueue(name=self.name)
-        self.quotas = informers.informer(rest.RESOURCEQUOTAS)
-        self.quotas.add_event_handler(
-            informer.EventHandler(on_add=self._add_quota, on_update=self._update_quota)
+        self.quotas = self.watch(
+            informers.informer(rest.RESOURCEQUOTAS),
+            on_add=self.enqueue,
+            on_update=self._update_quota,
         )
         self.monitors = [self._monitor(informers, resource) for resource in REPLENISHED]
         self._discovered: dict[tuple[str, str], rest.Resource] = {}
@@ -91,7 +92,6 @@ class ResourceQuotaController:
     def _monitor(
         self, informers: informer.InformerFactory, resource: rest.Resource
     ) -> informer.Informer:
-        watched = informers.informer(resource)
         evaluator = quota.evaluator_for(resource.group, resource.plural)
 
         def on_update(old: Object, new: Object) -> None:
@@ -101,23 +101,18 @@ class ResourceQuotaController:
             if not quota.equals(evaluator.usage(old, now), evaluator.usage(new, now)):
                 self._replenish(evaluator, new)
 
-        def on_delete(obj: Object | informer.DeletedFinalStateUnknown) -> None:
-            if isinstance(obj, informer.DeletedFinalStateUnknown):
-                obj = obj.obj
-            self._replenish(evaluator, obj)
-
-        watched.add_event_handler(informer.EventHandler(on_update=on_update, on_delete=on_delete))
-        return watched
+        return self.watch(
+            informers.informer(resource),
+            on_update=on_update,
+            on_delete=lambda obj: self._replenish(evaluator, obj),
+        )
 
     # ----- event handlers ---------------------------------------------------------
-
-    def _add_quota(self, resource_quota: Object) -> None:
-        self.queue.add(informer.meta_namespace_key(resource_quota))
 
     def _update_quota(self, old: Object, new: Object) -> None:
         # Status writes (ours and admission's) are not a reason to recount.
         if (old.get("spec") or {}).get("hard") != (new.get("spec") or {}).get("hard"):
-            self.queue.add(informer.meta_namespace_key(new))
+            self.enqueue(new)
 
     def _replenish(self, evaluator: quota.Evaluator, obj: Object) -> None:
         """Sync the quotas of ``obj``'s namespace that track something it is charged for."""
@@ -125,24 +120,21 @@ class ResourceQuotaController:
         for resource_quota in self._quotas_in(namespace):
             hard = ((resource_quota.get("spec") or {}).get("hard") or {}).keys()
             if evaluator.matching_resources(hard):
-                self.queue.add(informer.meta_namespace_key(resource_quota))
+                self.enqueue(resource_quota)
 
     def _quotas_in(self, namespace: str) -> list[Object]:
         return self.quotas.indexer.by_index(informer.NAMESPACE_INDEX, namespace)
 
     def _enqueue_all(self) -> None:
         for resource_quota in self.quotas.indexer.list():
-            self.queue.add(informer.meta_namespace_key(resource_quota))
+            self.enqueue(resource_quota)
 
     # ----- running ----------------------------------------------------------------
 
-    async def run(self, workers: int = 1) -> None:
-        await asyncio.gather(
-            self.quotas.wait_for_sync(), *(m.wait_for_sync() for m in self.monitors)
-        )
+    async def work(self, workers: int) -> None:
         resync = asyncio.ensure_future(self._resync_loop())
         try:
-            await base.run_workers(self.queue, self.sync, workers, name=self.name)
+            await super().work(workers)
         finally:
             resync.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -152,9 +144,6 @@ class ResourceQuotaController:
         while True:
             await asyncio.sleep(self.resync_period)
             self._enqueue_all()
-
-    def shut_down(self) -> None:
-        self.queue.shut_down()
 
     # ----- sync -------------------------------------------------------------------
 

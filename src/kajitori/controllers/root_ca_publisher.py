@@ -15,7 +15,7 @@ import copy
 import logging
 from typing import Any
 
-from kajitori.client import events, informer, rest, workqueue
+from kajitori.client import events, informer, rest
 from kajitori.controllers import base
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ DESCRIPTION = (
 )
 
 
-class RootCACertPublisher:
+class RootCACertPublisher(base.QueueController[str]):
     """Keeps ``kube-root-ca.crt`` current in each namespace; ``run(workers)`` until ``shut_down``."""
 
     name = "root-ca-cert-publisher"
@@ -43,45 +43,31 @@ class RootCACertPublisher:
         recorder: events.EventRecorder,
         ca_pem: bytes | str = "",
     ) -> None:
+        super().__init__()
         self.client = client
         self.ca = ca_pem.decode() if isinstance(ca_pem, bytes) else ca_pem
-        self.queue: workqueue.RateLimitingQueue[str] = workqueue.RateLimitingQueue(name=self.name)
-        self.namespaces = informers.informer(rest.NAMESPACES)
-        self.configmaps = informers.informer(rest.CONFIGMAPS)
-        self.namespaces.add_event_handler(
-            informer.EventHandler(
-                on_add=self._enqueue_namespace,
-                on_update=lambda _, new: self._enqueue_namespace(new),
-            )
+        self.namespaces = self.watch(
+            informers.informer(rest.NAMESPACES),
+            on_add=self.enqueue,
+            on_update=lambda _, new: self.enqueue(new),
         )
-        self.configmaps.add_event_handler(
-            informer.EventHandler(
-                on_update=lambda _, new: self._enqueue_configmap(new),
-                on_delete=self._enqueue_configmap,
-            )
+        self.configmaps = self.watch(
+            informers.informer(rest.CONFIGMAPS),
+            on_update=lambda _, new: self._enqueue_configmap(new),
+            on_delete=self._enqueue_configmap,
         )
 
-    def _enqueue_namespace(self, namespace: Object) -> None:
-        self.queue.add(namespace["metadata"]["name"])
-
-    def _enqueue_configmap(self, configmap: Object | informer.DeletedFinalStateUnknown) -> None:
-        if isinstance(configmap, informer.DeletedFinalStateUnknown):
-            configmap = configmap.obj
+    def _enqueue_configmap(self, configmap: Object) -> None:
         meta = configmap.get("metadata") or {}
         if meta.get("name") == CONFIGMAP_NAME:
-            self.queue.add(meta.get("namespace", ""))
+            self.enqueue_key(meta.get("namespace", ""))
 
     async def run(self, workers: int = 1) -> None:
         if not self.ca:
             # Upstream needs --root-ca-file; without a CA there is nothing to publish.
             log.warning("%s: no CA given; not running", self.name)
             return
-        await self.namespaces.wait_for_sync()
-        await self.configmaps.wait_for_sync()
-        await base.run_workers(self.queue, self.sync, workers, name=self.name)
-
-    def shut_down(self) -> None:
-        self.queue.shut_down()
+        await super().run(workers)
 
     async def sync(self, namespace: str) -> None:
         ns = self.namespaces.indexer.get(namespace)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from kajitori.client import events, informer, rest, workqueue
+from kajitori.client import events, informer, rest
 from kajitori.controllers import base
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ Object = dict[str, Any]
 MANAGED_NAMES = ("default",)
 
 
-class ServiceAccountsController:
+class ServiceAccountsController(base.QueueController[str]):
     """Creates the managed ServiceAccounts in each namespace; ``run(workers)`` until ``shut_down``."""
 
     name = "serviceaccount"
@@ -34,35 +34,21 @@ class ServiceAccountsController:
         informers: informer.InformerFactory,
         recorder: events.EventRecorder,
     ) -> None:
+        super().__init__()
         self.client = client
-        self.queue: workqueue.RateLimitingQueue[str] = workqueue.RateLimitingQueue(name=self.name)
-        self.namespaces = informers.informer(rest.NAMESPACES)
-        self.accounts = informers.informer(rest.SERVICEACCOUNTS)
-        self.namespaces.add_event_handler(
-            informer.EventHandler(
-                on_add=self._enqueue_namespace,
-                on_update=lambda _, new: self._enqueue_namespace(new),
-            )
+        self.namespaces = self.watch(
+            informers.informer(rest.NAMESPACES),
+            on_add=self.enqueue,
+            on_update=lambda _, new: self.enqueue(new),
         )
-        self.accounts.add_event_handler(informer.EventHandler(on_delete=self._delete_account))
+        self.accounts = self.watch(
+            informers.informer(rest.SERVICEACCOUNTS), on_delete=self._delete_account
+        )
 
-    def _enqueue_namespace(self, namespace: Object) -> None:
-        self.queue.add(namespace["metadata"]["name"])
-
-    def _delete_account(self, account: Object | informer.DeletedFinalStateUnknown) -> None:
-        if isinstance(account, informer.DeletedFinalStateUnknown):
-            account = account.obj
+    def _delete_account(self, account: Object) -> None:
         meta = account.get("metadata") or {}
         if meta.get("name") in MANAGED_NAMES:
-            self.queue.add(meta.get("namespace", ""))
-
-    async def run(self, workers: int = 1) -> None:
-        await self.namespaces.wait_for_sync()
-        await self.accounts.wait_for_sync()
-        await base.run_workers(self.queue, self.sync, workers, name=self.name)
-
-    def shut_down(self) -> None:
-        self.queue.shut_down()
+            self.enqueue_key(meta.get("namespace", ""))
 
     async def sync(self, namespace: str) -> None:
         ns = self.namespaces.indexer.get(namespace)

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from kajitori.client import events, informer, rest, workqueue
+from kajitori.client import events, informer, rest
 from kajitori.controllers import base
 
 log = logging.getLogger(__name__)
@@ -35,10 +35,12 @@ NAME_ANNOTATION = "kubernetes.io/service-account.name"
 UID_ANNOTATION = "kubernetes.io/service-account.uid"
 
 
-class TokensController:
+class TokensController(base.QueueController[str]):
     """Fills legacy token Secrets; ``run(workers)`` until ``shut_down``."""
 
     name = "serviceaccount-token"
+    # Upstream's TokensControllerOptions.MaxRetries default.
+    max_retries = 10
 
     def __init__(
         self,
@@ -49,22 +51,20 @@ class TokensController:
         ca_pem: bytes | str = "",
         sign_legacy: LegacySigner | None = None,
     ) -> None:
+        super().__init__()
         self.client = client
         self.ca = ca_pem.decode() if isinstance(ca_pem, bytes) else ca_pem
         self.sign_legacy = sign_legacy
-        self.queue: workqueue.RateLimitingQueue[str] = workqueue.RateLimitingQueue(name=self.name)
-        self.secrets = informers.informer(rest.SECRETS)
-        self.accounts = informers.informer(rest.SERVICEACCOUNTS)
-        self.secrets.add_event_handler(
-            informer.EventHandler(
-                on_add=self._enqueue_secret, on_update=lambda _, new: self._enqueue_secret(new)
-            )
+        self.secrets = self.watch(
+            informers.informer(rest.SECRETS),
+            on_add=self._enqueue_secret,
+            on_update=lambda _, new: self._enqueue_secret(new),
         )
+        self.accounts = self.watch(informers.informer(rest.SERVICEACCOUNTS))
 
     def _enqueue_secret(self, secret: Object) -> None:
         if secret.get("type") == SECRET_TYPE:
-            meta = secret["metadata"]
-            self.queue.add(f"{meta.get('namespace', '')}/{meta['name']}")
+            self.enqueue(secret)
 
     async def run(self, workers: int = 1) -> None:
         if self.sign_legacy is None or not self.ca:
@@ -72,12 +72,7 @@ class TokensController:
             # --service-account-private-key-file); do nothing rather than guess.
             log.warning("%s: no signing key or CA given; not running", self.name)
             return
-        await self.secrets.wait_for_sync()
-        await self.accounts.wait_for_sync()
-        await base.run_workers(self.queue, self.sync, workers, name=self.name)
-
-    def shut_down(self) -> None:
-        self.queue.shut_down()
+        await super().run(workers)
 
     async def sync(self, key: str) -> None:
         secret = self.secrets.indexer.get(key)

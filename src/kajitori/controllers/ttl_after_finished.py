@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from kajitori.client import events, informer, rest, workqueue
+from kajitori.client import events, informer, rest
 from kajitori.controllers import base
 from kajitori.controllers.common import pod_util
 
@@ -51,7 +51,7 @@ def time_left(job: Object, *, now: datetime.datetime) -> float | None:
     return (finished + datetime.timedelta(seconds=ttl) - now).total_seconds()
 
 
-class TTLAfterFinishedController:
+class TTLAfterFinishedController(base.QueueController[str]):
     """Deletes expired finished Jobs; ``clock`` is injectable for tests."""
 
     name = "ttl-after-finished"
@@ -64,27 +64,17 @@ class TTLAfterFinishedController:
         recorder: events.EventRecorder,
         clock: Clock = pod_util.now,
     ) -> None:
+        super().__init__()
         self.client = client
         self.recorder = recorder
         self.clock = clock
-        self.queue: workqueue.RateLimitingQueue[str] = workqueue.RateLimitingQueue(
-            workqueue.default_controller_rate_limiter(), name=self.name
+        self.job_informer = self.watch(
+            informers.informer(rest.JOBS), on_add=self._add_job, on_update=self._update_job
         )
-        self.job_informer = informers.informer(rest.JOBS)
-        self.job_informer.add_event_handler(
-            informer.EventHandler(on_add=self._add_job, on_update=self._update_job)
-        )
-
-    async def run(self, workers: int = 1) -> None:
-        await self.job_informer.wait_for_sync()
-        await base.run_workers(self.queue, self.sync, workers, name=self.name)
-
-    def shut_down(self) -> None:
-        self.queue.shut_down()
 
     def _add_job(self, job: Object) -> None:
         if needs_cleanup(job):
-            self.queue.add(informer.meta_namespace_key(job))
+            self.enqueue(job)
 
     def _update_job(self, old: Object, new: Object) -> None:
         self._add_job(new)

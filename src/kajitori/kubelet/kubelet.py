@@ -6,7 +6,7 @@ one process can run thousands of (simulated) nodes cheaply:
 * one pod informer for every node of the process, with a field selector
   (``spec.nodeName=<node>`` for a single kubelet, ``spec.nodeName!=`` for
   many) and an index by ``spec.nodeName``; one node informer; one work
-  queue of pod keys and a fixed number of workers;
+  queue of pod keys and workers (``POD_WORKERS``, more with many nodes);
 * registration: each Node is created with its status (kubelet_node_status.go),
   then its Lease in ``kube-node-lease``;
 * heartbeats: one loop renews every running node's Lease each
@@ -14,7 +14,9 @@ one process can run thousands of (simulated) nodes cheaply:
   concurrently but bounded, and posts node status every
   ``status_report_interval`` or when a node comes back;
 * pods: ``sync_pod`` is upstream's syncPod reduced to the API side: start
-  the pod in the runtime, write ``pods/status`` when it differs, and look
+  the pod in the runtime, write ``pods/status`` when it differs (a change
+  that only readies the sandbox is held up to ``SANDBOX_STATUS_DELAY``, so
+  the containers' start usually goes out in the same write), and look
   again when the runtime says something changes next. A pod with a
   ``deletionTimestamp`` is killed, its final status written, and then it is
   deleted with grace period 0 (with its UID as a precondition), as the
@@ -41,7 +43,7 @@ from typing import Any
 
 from kajitori.client import events, informer, rest, workqueue
 from kajitori.controllers import base
-from kajitori.kubelet import node_status, prober, status
+from kajitori.kubelet import lifecycle, node_status, prober, status
 from kajitori.kubelet.runtimes import interface
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,18 @@ Object = dict[str, Any]
 NODE_NAME_INDEX = "spec.nodeName"
 DEFAULT_STATUS_REPORT_INTERVAL = 300.0  # upstream's nodeStatusReportFrequency
 POD_WORKERS = 16
+# Upstream every kubelet works on each of its pods in a goroutine of its own;
+# here one queue serves all the nodes of the process, so its workers grow
+# with the nodes (one per node up to this many): at 1,000 nodes 16 workers,
+# each waiting on one status write at a time, left pods bound for minutes
+# before they started.
+MAX_POD_WORKERS = 128
 MAX_CONCURRENT_HEARTBEATS = 32
+# A pod whose sandbox became ready while its containers still wait to be created
+# has that status written after this long at most: its containers usually start
+# sooner, and one write then carries both (upstream's pod worker likewise
+# generates the status once the sandbox and its containers are all started).
+SANDBOX_STATUS_DELAY = 0.5
 
 
 def index_by_node_name(pod: Object) -> list[str]:
@@ -152,7 +165,7 @@ class KubeletHost:
         self.nodes = {config.name: NodeState(config) for config in nodes}
         self.lease_duration = lease_duration
         self.status_report_interval = status_report_interval
-        self.workers = workers
+        self.workers = max(workers, min(len(nodes), MAX_POD_WORKERS))
         self.clock = clock
         selector = f"spec.nodeName={nodes[0].name}" if len(nodes) == 1 else "spec.nodeName!="
         self._pod_client = _FieldSelectedClient(client, selector)
@@ -173,6 +186,7 @@ class KubeletHost:
             name="kubelet-pods"
         )
         self._uids: dict[str, tuple[str, str]] = {}  # pod key → (uid, node)
+        self._held: dict[str, float] = {}  # pod key → when its held status is written anyway
         self._tasks: list[asyncio.Task[None]] = []
         self._heartbeats = asyncio.Semaphore(MAX_CONCURRENT_HEARTBEATS)
         self.pods.add_event_handler(
@@ -259,7 +273,8 @@ class KubeletHost:
                 lease = await client.get(
                     rest.LEASES, state.config.name, namespace=node_status.NODE_LEASE_NAMESPACE
                 )
-        lease = copy.deepcopy(lease)
+        # Copies of the two levels changed (the last answer stays as it was if this fails).
+        lease = {**lease, "spec": dict(lease["spec"])}
         lease["spec"]["renewTime"] = node_status.micro_time(now)
         lease["spec"]["holderIdentity"] = state.config.name
         lease["spec"]["leaseDurationSeconds"] = self.lease_duration
@@ -338,19 +353,51 @@ class KubeletHost:
             return
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             return
+        if lifecycle.host_ports(pod) and self.runtime.get_pod_status(uid, now=now) is None:
+            rejection = lifecycle.admit(pod, self._admitted(state.config.name, uid, now))
+            if rejection is not None:
+                await self._reject(pod, state, rejection, now)
+                return
         self.runtime.sync_pod(pod, now=now)
         runtime_status = self.runtime.get_pod_status(uid, now=now)
         assert runtime_status is not None
         if self.prober is not None:
             self.prober.update(pod, runtime_status)
             runtime_status = self.prober.apply(runtime_status)
-        await self._write_status(pod, state, runtime_status, now)
+        await self._write_status(pod, state, runtime_status, now, key=key)
         if runtime_status.next_change is not None:
             self.queue.add_after(key, max(runtime_status.next_change - now, 0.0))
 
-    async def _write_status(
-        self, pod: Object, state: NodeState, runtime_status: interface.PodStatus, now: float
+    def _admitted(self, node: str, uid: str, now: float) -> list[Object]:
+        """The node's other pods that were admitted (the runtime holds them) and not finished."""
+        return [
+            other
+            for other in self.pods.indexer.by_index(NODE_NAME_INDEX, node)
+            if other["metadata"]["uid"] != uid
+            and (other.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+            and self.runtime.get_pod_status(other["metadata"]["uid"], now=now) is not None
+        ]
+
+    async def _reject(
+        self, pod: Object, state: NodeState, rejection: lifecycle.Rejection, now: float
     ) -> None:
+        """Upstream's rejectPod: a Warning event, then phase Failed with the reason."""
+        log.info("rejecting pod %s: %s", informer.meta_namespace_key(pod), rejection.message)
+        self._record_event(pod, "Warning", rejection.reason, rejection.message)
+        body = copy.deepcopy(pod)
+        body["status"] = lifecycle.rejected_status(pod, rejection, start_time=status.rfc3339(now))
+        await self._node_clients[state.config.name].update_status(rest.PODS, body)
+
+    async def _write_status(
+        self,
+        pod: Object,
+        state: NodeState,
+        runtime_status: interface.PodStatus,
+        now: float,
+        *,
+        key: str | None = None,
+    ) -> None:
+        """Write the pod's status if it changed; with ``key``, hold a sandbox-only change."""
         pod_ip = runtime_status.pod_ip
         if pod_ip is None:  # the runtime does not network pods: simulate an address
             pod_ip = state.allocate_ip(pod["metadata"]["uid"])
@@ -363,8 +410,15 @@ class KubeletHost:
         )
         if new == pod.get("status"):
             return
-        body = copy.deepcopy(pod)
-        body["status"] = new
+        if key is not None and _sandbox_progress_only(pod.get("status") or {}, new):
+            hold_until = self._held.setdefault(key, time.monotonic() + SANDBOX_STATUS_DELAY)
+            if hold_until > time.monotonic():
+                self.queue.add_after(key, hold_until - time.monotonic())
+                return
+        if key is not None:
+            self._held.pop(key, None)
+        # A shallow copy: only ``status`` is replaced, and the body is only serialized.
+        body = {**pod, "status": new}
         await self._node_clients[state.config.name].update_status(rest.PODS, body)
 
     async def _terminate(self, pod: Object, state: NodeState, now: float) -> None:
@@ -443,6 +497,7 @@ class KubeletHost:
                 self.queue.add(key)
 
     def _forget(self, key: str) -> None:
+        self._held.pop(key, None)
         known = self._uids.pop(key, None)
         if known is None:
             return
@@ -453,3 +508,19 @@ class KubeletHost:
         state = self.nodes.get(node)
         if state is not None:
             state.pod_ips.pop(uid, None)
+
+
+def _sandbox_progress_only(old: Object, new: Object) -> bool:
+    """Whether ``new`` only adds a ready sandbox (and its address) to a pod still Pending."""
+    if old.get("phase") != "Pending" or new.get("phase") != "Pending":
+        return False
+    sandbox = "PodReadyToStartContainers"
+    if not any(c["type"] == sandbox and c["status"] == "True" for c in new["conditions"]):
+        return False
+
+    def rest_of(status: Object) -> Object:
+        kept = {k: v for k, v in status.items() if k not in ("podIP", "podIPs", "conditions")}
+        kept["conditions"] = [c for c in status.get("conditions") or () if c.get("type") != sandbox]
+        return kept
+
+    return rest_of(old) == rest_of(new)

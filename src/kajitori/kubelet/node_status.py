@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import os
 import platform
+import shutil
+from pathlib import Path
 from typing import Any
 
 Object = dict[str, Any]
@@ -44,8 +47,51 @@ class NodeConfig:
     ephemeral_storage: str = "100Gi"
     arch: str = "amd64"
     runtime_version: str = "simulated://1.0.0"
+    os_image: str = "kajitori simulated node"
+    # Simulated nodes carry the ``type: kajitori-simulated`` label; real ones do not.
+    simulated: bool = True
     # Where the kubelet API listens (status.daemonEndpoints); 10250 as upstream.
     kubelet_port: int = 10250
+
+
+def this_machine(
+    name: str, internal_ip: str, *, runtime_version: str, kubelet_port: int = 10250
+) -> NodeConfig:
+    """A real node's config: this machine's CPUs, memory, disk and OS, as cAdvisor reports them."""
+    return NodeConfig(
+        name=name,
+        internal_ip=internal_ip,
+        cpu=str(os.cpu_count() or 1),
+        memory=f"{_mem_total_kib()}Ki",
+        ephemeral_storage=f"{shutil.disk_usage('/').total // 1024}Ki",
+        arch=_GO_ARCH.get(platform.machine(), platform.machine()),
+        runtime_version=runtime_version,
+        os_image=_os_image(),
+        simulated=False,
+        kubelet_port=kubelet_port,
+    )
+
+
+# Go's GOARCH names for what uname(2) says.
+_GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le"}
+
+
+def _mem_total_kib() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _os_image() -> str:
+    """PRETTY_NAME of /etc/os-release, as the kubelet reports osImage."""
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.partition("=")[2].strip().strip('"')
+    except OSError:
+        pass
+    return "Linux"
 
 
 def micro_time(moment: datetime.datetime) -> str:
@@ -100,7 +146,7 @@ def node_status(config: NodeConfig, *, old: Object, now: datetime.datetime) -> O
             "systemUUID": "",
             "bootID": "",
             "kernelVersion": platform.release(),
-            "osImage": "kajitori simulated node",
+            "osImage": config.os_image,
             "containerRuntimeVersion": config.runtime_version,
             "kubeletVersion": KUBELET_VERSION,
             "kubeProxyVersion": "",
@@ -123,8 +169,8 @@ def initial_node(config: NodeConfig, now: datetime.datetime) -> Object:
                 "kubernetes.io/arch": config.arch,
                 "beta.kubernetes.io/os": "linux",
                 "beta.kubernetes.io/arch": config.arch,
-                "type": "kajitori-simulated",
-            },
+            }
+            | ({"type": "kajitori-simulated"} if config.simulated else {}),
             "annotations": {"node.alpha.kubernetes.io/ttl": "0"},
         },
         "spec": {},

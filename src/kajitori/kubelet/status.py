@@ -43,7 +43,10 @@ def _state(status: interface.ContainerStatus) -> Object:
         return {"running": {"startedAt": rfc3339(status.started_at)}}
     if status.state == "terminated":
         assert status.termination is not None
-        return {"terminated": _termination(status.termination)}
+        terminated = _termination(status.termination)
+        if status.message:  # e.g. runc's error for a StartError
+            terminated["message"] = status.message
+        return {"terminated": terminated}
     waiting: Object = {"reason": status.reason}
     if status.message:
         waiting["message"] = status.message

@@ -186,6 +186,9 @@ async def read_log(
         while True:
             lines = (pending + data).split(b"\n")
             pending = lines.pop()  # an unfinished line waits for the rest
+            # One chunk per read, not per line: each is a write through the kubelet's and the
+            # API server's streams (per line, a busy container's log ran at ~1 MB/s).
+            chunk: list[bytes] = []
             for line in lines:
                 entry = parse_line(line)
                 if entry is None or (options.since is not None and entry.time < options.since):
@@ -195,9 +198,13 @@ async def read_log(
                     out = out[:remaining]
                     remaining -= len(out)
                 if out:
-                    yield out
+                    chunk.append(out)
                 if remaining is not None and remaining <= 0:
-                    return
+                    break
+            if chunk:
+                yield b"".join(chunk)
+            if remaining is not None and remaining <= 0:
+                return
             if not options.follow:
                 return
             data = await _more(handle, path, offset, running)

@@ -54,15 +54,29 @@ class Cache:
 
     def set_pod(self, key: str, pod: Object) -> None:
         """``pod`` is now what ``key`` is: counted on its node when assigned and not terminal."""
+        node: str = (pod.get("spec") or {}).get("nodeName") or ""
+        counts = bool(node) and framework.counts_on_node(pod)
+        if counts and self._node_of.get(key) == node and self._replace(key, node, pod):
+            return
         self.remove_pod(key)
-        node = (pod.get("spec") or {}).get("nodeName")
-        if not node or not framework.counts_on_node(pod):
+        if not node or not counts:
             return
         self._placed.setdefault(node, {})[key] = pod
         self._node_of[key] = node
         info = self._infos.get(node)
         if info is not None:
             info.add_pod(pod)
+
+    def _replace(self, key: str, node: str, pod: Object) -> bool:
+        """Swap the object of a pod that stays on ``node`` with the same spec (a status update)."""
+        on_node = self._placed[node]
+        info = self._infos.get(node)
+        if info is not None and not info.replace_pod(on_node[key], pod):
+            return False
+        if info is None and on_node[key].get("spec") != pod.get("spec"):
+            return False
+        on_node[key] = pod
+        return True
 
     def remove_pod(self, key: str) -> None:
         node = self._node_of.pop(key, None)

@@ -173,9 +173,17 @@ class NodeInfo:
     )
     # Read for every node of every cycle (scores are keyed by it): kept, not looked up.
     name: str = dataclasses.field(default="", init=False, compare=False)
+    # From the node's spec, read once (a changed node gets a fresh NodeInfo): PreFilter
+    # scans them over every node to skip the per-node Filters when none is cordoned or
+    # tainted, the usual case in a large cluster.
+    unschedulable: bool = dataclasses.field(default=False, init=False, compare=False)
+    taints: tuple[Mapping[str, Any], ...] = dataclasses.field(default=(), init=False, compare=False)
 
     def __post_init__(self) -> None:
         self.name = self.node["metadata"]["name"]
+        spec = self.node.get("spec") or {}
+        self.unschedulable = bool(spec.get("unschedulable"))
+        self.taints = tuple(spec.get("taints") or ())
 
     @property
     def labels(self) -> Mapping[str, str]:
@@ -206,6 +214,28 @@ class NodeInfo:
         _add(self.non_zero_requested, {k: -v for k, v in pod_requests(pod, non_zero=True).items()})
         for port in host_ports(pod):
             self.used_ports.remove(port)
+
+    def replace_pod(self, old: Object, new: Object) -> bool:
+        """Put ``new`` where ``old`` was added when their specs are equal (no re-summing).
+
+        False, changing nothing, when the specs differ: the caller then
+        removes ``old`` and adds ``new``. Pod updates are mostly status
+        writes, and re-parsing every request quantity for each was a large
+        part of the scheduler's event handling.
+        """
+        if old.get("spec") != new.get("spec"):
+            return False
+        for index, pod in enumerate(self.pods):
+            if pod is old:
+                self.pods[index] = new
+                break
+        else:
+            return False
+        anti = self.pods_with_required_anti_affinity
+        for index, pod in enumerate(anti):
+            if pod is old:
+                anti[index] = new
+        return True
 
     def without(self, removed: Iterable[Object]) -> NodeInfo:
         """A copy without ``removed`` pods (by uid), as preemption's what-if needs."""

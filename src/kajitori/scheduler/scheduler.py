@@ -105,11 +105,24 @@ def default_profile(volumes: volume_binding.VolumeBinding | None = None) -> Prof
     pod_affinity = inter_pod_affinity.InterPodAffinity()
     ports = node_ports.NodePorts()
     volume_plugins = (volumes,) if volumes is not None else ()
+    unschedulable, name = node_unschedulable.NodeUnschedulable(), node_name.NodeName()
     return Profile(
-        pre_filters=(affinity, ports, fit, *volume_plugins, spread, pod_affinity),
+        # The first three have no PreFilter upstream: theirs only skip a Filter
+        # that would pass every node (none cordoned, none tainted, no nodeName).
+        pre_filters=(
+            unschedulable,
+            name,
+            taints,
+            affinity,
+            ports,
+            fit,
+            *volume_plugins,
+            spread,
+            pod_affinity,
+        ),
         filters=(
-            node_unschedulable.NodeUnschedulable(),
-            node_name.NodeName(),
+            unschedulable,
+            name,
             taints,
             affinity,
             ports,
@@ -169,20 +182,21 @@ def find_feasible(
             diagnosis.pre_filter_message = ", ".join(status.reasons)
             diagnosis.node_statuses = {n.name: status for n in nodes}
             return [], diagnosis
-    filters = [p for p in profile.filters if id(p) not in skipped]
-    feasible = []
+    filters = [(p.filter, p.name) for p in profile.filters if id(p) not in skipped]
+    feasible: list[framework.NodeInfo] = []
     ordered = nodes[start:] + nodes[:start] if start else nodes
+    limit = limit or len(ordered)
     success = framework.SUCCESS
     for info in ordered:
-        if limit and len(feasible) >= limit:
-            break
-        for plugin in filters:
-            status = plugin.filter(state, pod, info)
+        for check, plugin_name in filters:
+            status = check(state, pod, info)
             if status is not success and not status.ok:
-                diagnosis.node_statuses[info.name] = dataclasses.replace(status, plugin=plugin.name)
+                diagnosis.node_statuses[info.name] = dataclasses.replace(status, plugin=plugin_name)
                 break
         else:
             feasible.append(info)
+            if len(feasible) >= limit:
+                break
     return feasible, diagnosis
 
 
@@ -190,17 +204,33 @@ def score_nodes(
     pod: Object, feasible: list[framework.NodeInfo], profile: Profile, state: framework.CycleState
 ) -> dict[str, int]:
     """Each plugin's normalized score times its weight, summed per node."""
-    totals = {info.name: 0 for info in feasible}
+    names = [info.name for info in feasible]
+    return dict(zip(names, _score_totals(pod, feasible, profile, state), strict=True))
+
+
+def _score_totals(
+    pod: Object, feasible: list[framework.NodeInfo], profile: Profile, state: framework.CycleState
+) -> list[int]:
+    """``score_nodes`` as a list in the order of ``feasible`` (lists: this runs per pod)."""
+    totals = [0] * len(feasible)
     for plugin in profile.scorers:
         # A scorer may skip itself for this pod (upstream's PreScore returning
         # Skip) when it would give every node the same score.
         pre_score = getattr(plugin, "pre_score", None)
         if pre_score is not None and pre_score(state, pod, feasible).code == framework.Code.SKIP:
             continue
-        scores = {info.name: plugin.score(state, pod, info) for info in feasible}
-        plugin.normalize(state, pod, scores)
-        for name, value in scores.items():
-            totals[name] += value * plugin.weight
+        # ``score_many``: the plugin's scores for all nodes in one call, where it has one.
+        score_many = getattr(plugin, "score_many", None)
+        if score_many is not None:
+            values = score_many(state, pod, feasible)
+        else:
+            values = [plugin.score(state, pod, info) for info in feasible]
+        if getattr(plugin, "normalizes", True):
+            scores = dict(zip((info.name for info in feasible), values, strict=True))
+            plugin.normalize(state, pod, scores)
+            values = list(scores.values())  # normalize rewrites values, keeping the order
+        weight = plugin.weight
+        totals = [total + value * weight for total, value in zip(totals, values, strict=True)]
     return totals
 
 
@@ -232,8 +262,9 @@ def place_pod(
         raise framework.FitError(len(nodes), diagnosis)
     if len(feasible) == 1:
         return feasible[0].name, processed
-    totals = score_nodes(pod, feasible, profile, state)
-    return min(totals, key=lambda name: (-totals[name], name)), processed
+    totals = _score_totals(pod, feasible, profile, state)
+    best = max(totals)
+    return min(feasible[i].name for i, total in enumerate(totals) if total == best), processed
 
 
 # --- the component ----------------------------------------------------------------

@@ -18,6 +18,7 @@ from kajitori.machinery import errors
 from kajitori.registry.generic import hooks
 from kajitori.registry.generic.store import Store, Transformer
 from kajitori.registry.resource import ResourceInfo
+from kajitori.server.handlers import streams
 from kajitori.storage import interface as storage
 
 # The order upstream lists groups in discovery (by group priority), then by name.
@@ -209,7 +210,15 @@ def _api_resource(info: ResourceInfo) -> dict[str, Any]:
     return entry
 
 
+def _subresources(info: ResourceInfo) -> list[str]:
+    """Stored and streaming (``handlers/streams.py``) subresources, sorted as upstream lists them."""
+    return sorted({*info.subresource_names, *streams.discovery(info.group, info.plural)})
+
+
 def _subresource_kind(info: ResourceInfo, sub: str) -> tuple[str, str, str]:
+    streamed = streams.discovery(info.group, info.plural).get(sub)
+    if streamed is not None:  # e.g. services/proxy: ServiceProxyOptions
+        return info.group, info.version, streamed[0]
     if sub == "scale":
         return "autoscaling", "v1", "Scale"
     if sub == "eviction":
@@ -219,6 +228,9 @@ def _subresource_kind(info: ResourceInfo, sub: str) -> tuple[str, str, str]:
 
 
 def _subresource_verbs(info: ResourceInfo, sub: str) -> list[str]:
+    streamed = streams.discovery(info.group, info.plural).get(sub)
+    if streamed is not None:
+        return list(streamed[1])
     if sub in ("status", "scale"):
         return list(_SUBRESOURCE_VERBS)
     if sub in info.extra_strategies:
@@ -228,7 +240,7 @@ def _subresource_verbs(info: ResourceInfo, sub: str) -> list[str]:
 
 def _api_subresources(info: ResourceInfo) -> list[dict[str, Any]]:
     out = []
-    for sub in info.subresource_names:
+    for sub in _subresources(info):
         group, version, kind = _subresource_kind(info, sub)
         entry: dict[str, Any] = {
             "name": f"{info.plural}/{sub}",
@@ -257,7 +269,7 @@ def _discovery_resource(info: ResourceInfo) -> dict[str, Any]:
     if info.categories:
         entry["categories"] = list(info.categories)
     subs = []
-    for sub in info.subresource_names:
+    for sub in _subresources(info):
         group, version, kind = _subresource_kind(info, sub)
         subs.append(
             {

@@ -40,6 +40,7 @@ import email.utils
 import http
 import logging
 import os
+import socket
 import ssl
 import time
 import urllib.parse
@@ -104,9 +105,13 @@ class HttpServer:
         ssl_context: ssl.SSLContext | None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         keep_alive_timeout: float = DEFAULT_KEEP_ALIVE_TIMEOUT,
+        sock: socket.socket | None = None,
     ) -> None:
         self.app = app
         self.host = host
+        # A listening socket made elsewhere (e.g. inside another network
+        # namespace, which the socket keeps); else one is bound to host:port.
+        self._sock = sock
         self.ssl_context = ssl_context
         self.max_body_bytes = max_body_bytes
         self.keep_alive_timeout = keep_alive_timeout
@@ -118,6 +123,11 @@ class HttpServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        if self._sock is not None:
+            self._server = await loop.create_server(
+                lambda: _HttpProtocol(self), sock=self._sock, ssl=self.ssl_context
+            )
+            return
         self._server = await loop.create_server(
             lambda: _HttpProtocol(self),
             self.host,

@@ -1,5 +1,8 @@
 """The ``default/kubernetes`` Endpoints and EndpointSlice: where pods reach this API server.
 
+Also, for ``kajitori up``'s node network, the selector-less ``kube-system/kube-dns``
+Service and its endpoints at the in-process cluster DNS (``reconcile_cluster_dns``).
+
 Upstream's kube-apiserver maintains these itself (the master endpoint
 reconciler, pkg/controlplane/reconcilers): the ``kubernetes`` Service has no
 selector, so no controller fills them. At every start this module writes
@@ -31,6 +34,15 @@ Object = dict[str, Any]
 NAME = "kubernetes"
 NAMESPACE = "default"
 _SYSTEM = UserInfo("system:apiserver", ("system:masters",))
+# kube-system/kube-dns: kubeadm's ClusterIP (the 10th address of 10.96.0.0/12) and ports.
+DNS_NAME = "kube-dns"
+DNS_NAMESPACE = "kube-system"
+CLUSTER_DNS_IP = "10.96.0.10"
+DNS_PORTS: tuple[Object, ...] = (
+    {"name": "dns", "port": 53, "protocol": "UDP"},
+    {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
+    {"name": "metrics", "port": 9153, "protocol": "TCP"},
+)
 # A documentation-range address: connecting a UDP socket sends nothing, it
 # only asks the kernel which interface the default route leaves through.
 _PROBE = ("192.0.2.1", 80)
@@ -121,13 +133,15 @@ async def _write(
     if store is None:
         return
     ctx = RequestContext(user=_SYSTEM)
+    namespace = wanted["metadata"].get("namespace", NAMESPACE)
+    name = wanted["metadata"]["name"]
     try:
-        current = await store.get(NAMESPACE, NAME)
+        current = await store.get(namespace, name)
     except errors.StatusError as exc:
         if exc.code != 404:
             raise
         try:
-            await store.create(NAMESPACE, wanted, ctx)
+            await store.create(namespace, wanted, ctx)
         except errors.StatusError as exc:
             if exc.code != 409:
                 raise
@@ -136,11 +150,68 @@ async def _write(
         return
     updated = {**current, **{f: wanted[f] for f in fields}}
     try:
-        await store.update(NAMESPACE, NAME, updated, ctx)
+        await store.update(namespace, name, updated, ctx)
     except errors.StatusError as exc:
         if exc.code != 409:
             raise
         # Another server of this cluster wrote it first; its address stands until our next start.
+
+
+def dns_service() -> Object:
+    """``kube-system/kube-dns`` as kubeadm's CoreDNS addon has it, without a selector."""
+    ports = [{**p, "targetPort": p["port"]} for p in DNS_PORTS]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": DNS_NAME,
+            "namespace": DNS_NAMESPACE,
+            "labels": {
+                "k8s-app": "kube-dns",
+                "kubernetes.io/cluster-service": "true",
+                "kubernetes.io/name": "CoreDNS",
+            },
+        },
+        "spec": {"clusterIP": CLUSTER_DNS_IP, "ports": ports},
+    }
+
+
+def dns_endpoints(address: str) -> Object:
+    body = endpoints(address, 53)
+    body["metadata"].update(name=DNS_NAME, namespace=DNS_NAMESPACE)
+    body["subsets"][0]["ports"] = _served_dns_ports()
+    return body
+
+
+def dns_endpoint_slice(address: str) -> Object:
+    body = endpoint_slice(address, 53)
+    body["metadata"].update(
+        name=DNS_NAME, namespace=DNS_NAMESPACE, labels={"kubernetes.io/service-name": DNS_NAME}
+    )
+    body["ports"] = _served_dns_ports()
+    return body
+
+
+def _served_dns_ports() -> list[Object]:
+    # The in-process DNS serves no metrics: 9153 stays without endpoints (rejected, not hung).
+    return [dict(p) for p in DNS_PORTS if p["port"] == 53]
+
+
+async def reconcile_cluster_dns(registry: APIRegistry, *, address: str) -> None:
+    """The ``kube-dns`` Service, and its Endpoints and EndpointSlice at ``address`` (port 53).
+
+    For ``kajitori up``'s in-process cluster DNS (decision 0031): like
+    ``kubernetes``, the Service has no selector, so we write its endpoints.
+    """
+    await _write(registry, "", "services", dns_service(), ())
+    await _write(registry, "", "endpoints", dns_endpoints(address), ("subsets",))
+    await _write(
+        registry,
+        "discovery.k8s.io",
+        "endpointslices",
+        dns_endpoint_slice(address),
+        ("endpoints", "ports"),
+    )
 
 
 def _normalized(value: Any) -> Any:

@@ -8,9 +8,10 @@ The request shapes follow upstream's ``storage/etcd3/store.go``:
 * update / delete = ``If(mod_revision(key) == expected) Then(put | delete)
   Else(get)``, so a conflict carries the current value and the caller can
   retry without another read (``expected == 0`` guards on existence only);
-* get of the newest value = one ``Range``; gets issued in the same event loop
-  turn are sent together as one read-only ``Txn`` of ranges (one gRPC call
-  instead of one each; etcd answers them at one revision, linearizably);
+* get of the newest value = one ``Range``; gets issued while another batch
+  of gets is being read (or in the same event loop turn) are sent together
+  as one read-only ``Txn`` of ranges (one gRPC call instead of one each;
+  etcd answers them at one revision, linearizably);
 * range = one ``Range`` from ``start_after + "\\0"`` to the end of the prefix,
   at a revision, with a limit;
 * watch = a gRPC ``Watch`` stream, ``start_revision = after_revision + 1``
@@ -62,6 +63,8 @@ _HUB_BACKLOG = 1024
 _ENDED = object()  # a shared stream's end, as its watchers' queues carry it
 _STREAM_END = object()  # a watch thread's last hand-over
 _MAX_TXN_OPS = 128
+# Batches of gets read at once; the next batch waits for one of them to come back.
+_GET_READS = 1
 _COMPACTED = "required revision has been compacted"
 _FUTURE = "required revision is a future revision"
 
@@ -95,8 +98,11 @@ class EtcdBackend:
         self._sync_watch: Any = None
         self._watch_calls: set[Any] = set()
         self._hubs: dict[bytes, _WatchHub] = {}
-        # Newest-value gets waiting for this loop turn's batch, by full key.
-        self._gets: dict[bytes, list[asyncio.Future[tuple[int, Any]]]] | None = None
+        # Newest-value gets waiting for the next batch, by full key; whether that
+        # batch is scheduled; how many batches are being read.
+        self._gets: dict[bytes, list[asyncio.Future[tuple[int, Any]]]] = {}
+        self._gets_scheduled = False
+        self._get_reads = 0
         self._closed = False
         # Compaction only moves forward: the oldest readable revision seen so
         # far bounds the search in compacted_revision().
@@ -162,22 +168,40 @@ class EtcdBackend:
         return read_at, self._kv_from(response.kvs[0]) if response.kvs else None
 
     def _batched_get(self, full: bytes) -> asyncio.Future[tuple[int, Any]]:
-        """(revision, etcd kv or None) of ``full``, read with the other gets of this turn."""
+        """(revision, etcd kv or None) of ``full``, read with the other gets of its batch.
+
+        A batch is sent at the end of the loop turn, unless one is being read:
+        then the gets wait for it to come back and go together (group commit
+        for reads). Under load a batch holds every get that arrived during one
+        round trip, so each get costs a fraction of a gRPC call; alone, a get is
+        sent at once. Each is still sent after it was issued, so it sees every
+        write acknowledged before (a linearizable read).
+        """
         future: asyncio.Future[tuple[int, Any]] = asyncio.get_running_loop().create_future()
-        if self._gets is None:
-            self._gets = {}
-            asyncio.get_running_loop().call_soon(self._send_gets)
         self._gets.setdefault(full, []).append(future)
+        self._schedule_gets()
         return future
 
+    def _schedule_gets(self) -> None:
+        if self._gets and not self._gets_scheduled and self._get_reads < _GET_READS:
+            self._gets_scheduled = True
+            asyncio.get_running_loop().call_soon(self._send_gets)
+
     def _send_gets(self) -> None:
-        gets, self._gets = self._gets or {}, None
+        self._gets_scheduled = False
+        gets, self._gets = self._gets, {}
         keys = list(gets)
         # etcd refuses a Txn of more than --max-txn-ops (default 128) operations.
         for i in range(0, len(keys), _MAX_TXN_OPS):
             chunk = {key: gets[key] for key in keys[i : i + _MAX_TXN_OPS]}
+            self._get_reads += 1
             task = asyncio.ensure_future(self._read_gets(chunk))
-            task.add_done_callback(_retrieve)
+            task.add_done_callback(self._gets_read)
+
+    def _gets_read(self, task: asyncio.Task[None]) -> None:
+        _retrieve(task)
+        self._get_reads -= 1
+        self._schedule_gets()
 
     async def _read_gets(self, gets: dict[bytes, list[asyncio.Future[tuple[int, Any]]]]) -> None:
         keys = list(gets)

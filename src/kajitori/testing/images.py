@@ -6,6 +6,9 @@ whose second layer removes a file (whiteout), empties a directory (opaque
 whiteout) and adds a hard link. ``build_image(layers)`` builds any image from
 tar entries made by ``file()``, ``directory()``, ``symlink()``, ``hardlink()``,
 ``whiteout()`` and ``opaque()``; ``build_index`` makes a multi-platform index.
+``curl_image()`` adds this machine's ``/usr/bin/curl`` (Debian's curl package),
+every shared object it loads (``ldd``) and the CA bundle of ca-certificates to
+the busybox layer: a shell with curl, for requests made from inside a pod.
 Writers put them in an OCI layout, an OCI archive or a docker-save tarball.
 
 Digests are reproducible: fixed mtimes, gzip without a timestamp.
@@ -14,11 +17,13 @@ Digests are reproducible: fixed mtimes, gzip without a timestamp.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -30,6 +35,10 @@ from kajitori.kubelet.images import manifest
 
 MTIME = 1_700_000_000
 BUSYBOX = Path("/bin/busybox")
+CURL = Path("/usr/bin/curl")
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+# ldd's lines name each object the loader found: "libz.so.1 => /lib/.../libz.so.1 (0x...)".
+_LDD_PATH = re.compile(r"(/\S+) \(0x[0-9a-f]+\)")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -276,6 +285,63 @@ def busybox_image(
         compression=compression,
         docker=docker,
     )
+
+
+def shared_objects(binary: Path) -> list[Path]:
+    """The shared objects (and loader) ``binary`` loads on this machine, as ``ldd`` names them."""
+    output = subprocess.run(["ldd", str(binary)], check=True, capture_output=True, text=True).stdout
+    return sorted({Path(found) for found in _LDD_PATH.findall(output)})
+
+
+def binary_layer(binary: Path, *, extra: Iterable[Entry] = ()) -> list[Entry]:
+    """``binary`` and its shared objects at the paths the loader looks for them.
+
+    Each object is stored under the name ``ldd`` printed (``/lib/x86_64-linux-gnu/...``,
+    ``/lib64/ld-linux-x86-64.so.2``) with the content of the file it resolves to, so the
+    image needs no ``ld.so.cache`` nor the host's usr-merge symlinks: glibc's built-in
+    search path on Debian includes the multiarch directory.
+    """
+    paths = [binary, *shared_objects(binary)]
+    directories = sorted(
+        {str(parent)[1:] for p in paths for parent in p.parents if parent != Path("/")}
+    )
+    return [
+        *(directory(name) for name in directories),
+        *(file(str(p)[1:], p.resolve().read_bytes(), mode=0o755) for p in paths),
+        *extra,
+    ]
+
+
+@functools.cache
+def curl_image(*, compression: str = "gzip") -> Image:
+    """busybox (``sh`` and applets) plus this machine's curl: ``Cmd ["sh"]``.
+
+    Built from installed Debian packages (busybox-static, curl and the libraries it
+    links, ca-certificates), nothing downloaded. Cached: the layer is ~19 MB.
+    """
+    if not CURL.exists():
+        raise FileNotFoundError(
+            f"{CURL} is missing: install Debian's curl (scripts/install-test-deps)"
+        )
+    base = busybox_layers()[0]
+    curl = binary_layer(
+        CURL,
+        extra=[
+            directory("etc/ssl"),
+            directory("etc/ssl/certs"),
+            file(
+                "etc/ssl/certs/ca-certificates.crt",
+                CA_BUNDLE.read_bytes() if CA_BUNDLE.exists() else b"",
+            ),
+            file("etc/nsswitch.conf", "hosts: files dns\n"),
+        ],
+    )
+    config = {
+        "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+        "Cmd": ["sh"],
+        "WorkingDir": "/",
+    }
+    return build_image([base, curl], config=config, compression=compression)
 
 
 def write_oci_layout(directory_path: Path, images: dict[str, Image | Index]) -> None:

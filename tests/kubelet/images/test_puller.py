@@ -298,7 +298,7 @@ async def test_an_unreachable_registry_is_err_image_pull(
     assert caught.value.message == (
         'failed to pull and unpack image "127.0.0.1:1/demo:1": failed to resolve reference '
         '"127.0.0.1:1/demo:1": failed to do request: Get "https://127.0.0.1:1/v2/demo/'
-        'manifests/1": connect: connection refused'
+        'manifests/1": dial tcp 127.0.0.1:1: connect: connection refused'
     )
 
 

@@ -10,7 +10,11 @@
   ``spec.subdomain`` (``should_set_hostname``);
 * ``TriggerTimeTracker``: the ``endpoints.kubernetes.io/last-change-trigger-time``
   annotation, the earliest change (a pod's Ready transition or the Service's
-  creation) since the Service's previous sync.
+  creation) since the Service's previous sync;
+* ``ServiceEndpointsController``: the queue of Service keys both controllers
+  work from, fed by the Service informer and by pods (a pod changes the
+  endpoints of every Service selecting it, before and after a label change),
+  and ``selected_pods``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import dataclasses
 import datetime
 from typing import Any
 
-from kajitori.client import informer
+from kajitori.client import events, informer, rest
+from kajitori.controllers import base
 from kajitori.controllers.common import pod_util
 from kajitori.machinery import labels
 
@@ -173,3 +178,50 @@ class TriggerTimeTracker:
 
     def forget(self, service_key: str) -> None:
         self._states.pop(service_key, None)
+
+
+class ServiceEndpointsController(base.QueueController[str]):
+    """A queue of Service keys kept by Service and pod changes (upstream's shared handlers)."""
+
+    def __init__(
+        self,
+        *,
+        client: rest.Client,
+        informers: informer.InformerFactory,
+        recorder: events.EventRecorder,
+    ) -> None:
+        super().__init__()
+        self.client = client
+        self.recorder = recorder
+        self.triggers = TriggerTimeTracker()
+        self.service_informer = self.watch(
+            informers.informer(rest.SERVICES), on_change=self.enqueue
+        )
+        self.pod_informer = self.watch(
+            informers.informer(rest.PODS),
+            on_add=self.pod_changed,
+            on_update=self._update_pod,
+            on_delete=self.pod_changed,
+        )
+
+    def pod_changed(self, pod: Object) -> None:
+        for service in services_selecting(self.service_informer.indexer, pod):
+            self.enqueue(service)
+
+    def _update_pod(self, old: Object, new: Object) -> None:
+        if not base.resource_version_changed(old, new):
+            return
+        self.pod_changed(new)
+        if (old.get("metadata") or {}).get("labels") != (new.get("metadata") or {}).get("labels"):
+            self.pod_changed(old)
+
+    def selected_pods(self, service: Object) -> list[Object]:
+        """The cached pods of the Service's namespace that its selector matches."""
+        selector = service_selector(service)
+        assert selector is not None
+        namespace = (service.get("metadata") or {}).get("namespace", "")
+        return [
+            pod
+            for pod in self.pod_informer.indexer.by_index(informer.NAMESPACE_INDEX, namespace)
+            if selector.matches((pod.get("metadata") or {}).get("labels") or {})
+        ]

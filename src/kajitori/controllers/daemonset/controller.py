@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from kajitori.client import events, informer, rest, workqueue
+from kajitori.client import events, informer, rest
 from kajitori.controllers import base, replicaset
 from kajitori.controllers.common import controller_ref, expectations, pod_control, pod_util
 from kajitori.controllers.daemonset import placement, planning, revisions
@@ -93,7 +93,7 @@ class Backoff:
             entry.updated = now
 
 
-class DaemonSetController:
+class DaemonSetController(base.QueueController[str]):
     """Reconciles DaemonSets with their pods on the cluster's nodes; ``run`` until ``shut_down``."""
 
     name = "daemonset"
@@ -107,73 +107,37 @@ class DaemonSetController:
         pod_control: pod_control.PodControl | None = None,
         burst_replicas: int = BURST_REPLICAS,
     ) -> None:
+        super().__init__()
         self.client = client
         self.recorder = recorder
         self.pod_control = pod_control or _default_pod_control(client, recorder)
         self.burst_replicas = burst_replicas
         self.expectations = expectations.Expectations()
         self.failed_pods_backoff = Backoff(*FAILED_POD_BACKOFF)
-        self.queue: workqueue.RateLimitingQueue[str] = workqueue.RateLimitingQueue(
-            workqueue.default_controller_rate_limiter(), name=self.name
+        self.ds_informer = self.watch(informers.informer(rest.DAEMONSETS), on_change=self.enqueue)
+        self.history_informer = self.watch(
+            informers.informer(rest.CONTROLLERREVISIONS),
+            on_add=self._add_history,
+            on_update=self._update_history,
+            on_delete=self._delete_history,
         )
-        self.ds_informer = informers.informer(rest.DAEMONSETS)
-        self.history_informer = informers.informer(rest.CONTROLLERREVISIONS)
-        self.pod_informer = informers.informer(rest.PODS)
-        self.node_informer = informers.informer(rest.NODES)
+        self.pod_informer = self.watch(
+            informers.informer(rest.PODS),
+            on_add=self._add_pod,
+            on_update=self._update_pod,
+            on_delete=self._delete_pod,
+        )
+        self.node_informer = self.watch(
+            informers.informer(rest.NODES),
+            on_add=self._add_node,
+            on_update=self._update_node,
+            on_delete=self._delete_node,
+        )
         self.revisions = revisions.Revisions(
             client, self.history_informer.indexer, self.pod_informer.indexer
         )
-        self._register_handlers()
-
-    def _register_handlers(self) -> None:
-        self.ds_informer.add_event_handler(
-            informer.EventHandler(
-                on_add=self._enqueue_ds, on_update=self._update_ds, on_delete=self._delete_ds
-            )
-        )
-        self.history_informer.add_event_handler(
-            informer.EventHandler(
-                on_add=self._add_history,
-                on_update=self._update_history,
-                on_delete=self._delete_history,
-            )
-        )
-        self.pod_informer.add_event_handler(
-            informer.EventHandler(
-                on_add=self._add_pod, on_update=self._update_pod, on_delete=self._delete_pod
-            )
-        )
-        self.node_informer.add_event_handler(
-            informer.EventHandler(
-                on_add=self._add_node, on_update=self._update_node, on_delete=self._delete_node
-            )
-        )
-
-    # ----- lifecycle ---------------------------------------------------------------
-
-    async def run(self, workers: int = 1) -> None:
-        await asyncio.gather(
-            self.ds_informer.wait_for_sync(),
-            self.history_informer.wait_for_sync(),
-            self.pod_informer.wait_for_sync(),
-            self.node_informer.wait_for_sync(),
-        )
-        await base.run_workers(self.queue, self.sync, workers, name=self.name)
-
-    def shut_down(self) -> None:
-        self.queue.shut_down()
 
     # ----- DaemonSet and ControllerRevision handlers --------------------------------------
-
-    def _enqueue_ds(self, ds: Object) -> None:
-        self.queue.add(informer.meta_namespace_key(ds))
-
-    def _update_ds(self, old: Object, new: Object) -> None:
-        self._enqueue_ds(new)
-
-    def _delete_ds(self, obj: Object | informer.DeletedFinalStateUnknown) -> None:
-        ds = obj.obj if isinstance(obj, informer.DeletedFinalStateUnknown) else obj
-        self._enqueue_ds(ds)
 
     def _resolve(self, namespace: str, ref: Object | None) -> Object | None:
         return controller_ref.resolve_controller_ref(
@@ -186,10 +150,10 @@ class DaemonSetController:
         if ref is not None:
             ds = self._resolve(obj["metadata"].get("namespace", ""), ref)
             if ds is not None:
-                self._enqueue_ds(ds)
+                self.enqueue(ds)
             return
         for ds in controller_ref.owners_selecting(self.ds_informer.indexer, obj):
-            self._enqueue_ds(ds)
+            self.enqueue(ds)
 
     def _add_history(self, revision: Object) -> None:
         if controller_ref.is_being_deleted(revision):
@@ -205,15 +169,14 @@ class DaemonSetController:
         if old_ref is not None and old_ref != controller_ref.controller_of(new):
             ds = self._resolve(old_meta.get("namespace", ""), old_ref)
             if ds is not None:
-                self._enqueue_ds(ds)
+                self.enqueue(ds)
         self._enqueue_owner_or_selecting(new)
 
-    def _delete_history(self, obj: Object | informer.DeletedFinalStateUnknown) -> None:
-        revision = obj.obj if isinstance(obj, informer.DeletedFinalStateUnknown) else obj
+    def _delete_history(self, revision: Object) -> None:
         namespace = (revision.get("metadata") or {}).get("namespace", "")
         ds = self._resolve(namespace, controller_ref.controller_of(revision))
         if ds is not None:
-            self._enqueue_ds(ds)
+            self.enqueue(ds)
 
     # ----- pod handlers ------------------------------------------------------------------
 
@@ -245,11 +208,11 @@ class DaemonSetController:
         if old_ref is not None and old_ref != new_ref:
             previous = self._resolve(namespace, old_ref)
             if previous is not None:
-                self._enqueue_ds(previous)
+                self.enqueue(previous)
         if new_ref is not None:
             ds = self._resolve(namespace, new_ref)
             if ds is not None:
-                self._enqueue_ds(ds)
+                self.enqueue(ds)
                 self._enqueue_when_available(ds, old, new)
             return
         if old_meta.get("labels") != new_meta.get("labels") or old_ref != new_ref:
@@ -262,8 +225,7 @@ class DaemonSetController:
         if min_ready > 0 and not pod_util.is_ready(old) and pod_util.is_ready(new):
             self.queue.add_after(informer.meta_namespace_key(ds), min_ready + 1)
 
-    def _delete_pod(self, obj: Object | informer.DeletedFinalStateUnknown) -> None:
-        pod = obj.obj if isinstance(obj, informer.DeletedFinalStateUnknown) else obj
+    def _delete_pod(self, pod: Object) -> None:
         namespace = (pod.get("metadata") or {}).get("namespace", "")
         ds = self._resolve(namespace, controller_ref.controller_of(pod))
         if ds is None:
@@ -277,23 +239,22 @@ class DaemonSetController:
     def _add_node(self, node: Object) -> None:
         for ds in self.ds_informer.indexer.list():
             if placement.should_run(node, ds).should_run:
-                self._enqueue_ds(ds)
+                self.enqueue(ds)
 
     def _update_node(self, old: Object, new: Object) -> None:
         if placement.only_heartbeat_changed(old, new):
             return
         for ds in self.ds_informer.indexer.list():
             if placement.should_run(old, ds) != placement.should_run(new, ds):
-                self._enqueue_ds(ds)
+                self.enqueue(ds)
 
-    def _delete_node(self, obj: Object | informer.DeletedFinalStateUnknown) -> None:
+    def _delete_node(self, node: Object) -> None:
         # Upstream waits for the pod garbage collector's deletes (or a resync);
         # looking at once keeps the counters right and removes unbound pods
         # that were meant for the node.
-        node = obj.obj if isinstance(obj, informer.DeletedFinalStateUnknown) else obj
         for ds in self.ds_informer.indexer.list():
             if placement.should_run(node, ds).should_continue_running:
-                self._enqueue_ds(ds)
+                self.enqueue(ds)
 
     # ----- sync --------------------------------------------------------------------------
 

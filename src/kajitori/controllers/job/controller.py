@@ -34,7 +34,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from kajitori.client import events, informer, rest, workqueue
+from kajitori.client import events, informer, rest
 from kajitori.controllers import base, replicaset
 from kajitori.controllers.common import controller_ref, expectations, pod_control, pod_util
 from kajitori.controllers.job import planning, policy
@@ -55,7 +55,7 @@ _REMOVE_FINALIZER_PATCH = {
 }
 
 
-class JobController:
+class JobController(base.QueueController[str]):
     """Reconciles Jobs with their pods; ``run(workers)`` until ``shut_down``."""
 
     name = "job"
@@ -67,6 +67,7 @@ class JobController:
         informers: informer.InformerFactory,
         recorder: events.EventRecorder,
     ) -> None:
+        super().__init__()
         self.client = client
         self.recorder = recorder
         self.pod_control = pod_control.RealPodControl(client, recorder)
@@ -74,51 +75,33 @@ class JobController:
         # Pod UIDs whose finalizer we removed, per Job key, until the cache agrees.
         self.finalizers_removed: dict[str, set[str]] = {}
         self.backoff: dict[str, policy.BackoffRecord] = {}
-        self.queue: workqueue.RateLimitingQueue[str] = workqueue.RateLimitingQueue(
-            workqueue.default_controller_rate_limiter(), name=self.name
+        self.orphan_queue = self.new_queue("job-orphan-pods")
+        self.job_informer = self.watch(
+            informers.informer(rest.JOBS),
+            on_add=self.enqueue,
+            on_update=self._update_job,
+            on_delete=self._delete_job,
         )
-        self.orphan_queue: workqueue.RateLimitingQueue[str] = workqueue.RateLimitingQueue(
-            workqueue.default_controller_rate_limiter(), name="job-orphan-pods"
-        )
-        self.job_informer = informers.informer(rest.JOBS)
-        self.pod_informer = informers.informer(rest.PODS)
-        self.job_informer.add_event_handler(
-            informer.EventHandler(
-                on_add=self._enqueue_job, on_update=self._update_job, on_delete=self._delete_job
-            )
-        )
-        self.pod_informer.add_event_handler(
-            informer.EventHandler(
-                on_add=self._add_pod, on_update=self._update_pod, on_delete=self._delete_pod
-            )
+        self.pod_informer = self.watch(
+            informers.informer(rest.PODS),
+            on_add=self._add_pod,
+            on_update=self._update_pod,
+            on_delete=self._delete_pod,
         )
 
-    # ----- lifecycle ------------------------------------------------------------
-
-    async def run(self, workers: int = 1) -> None:
-        await asyncio.gather(self.job_informer.wait_for_sync(), self.pod_informer.wait_for_sync())
+    async def work(self, workers: int) -> None:
         await asyncio.gather(
-            base.run_workers(self.queue, self.sync, workers, name=self.name),
+            super().work(workers),
             base.run_workers(self.orphan_queue, self.sync_orphan_pod, 1, name="job-orphans"),
         )
 
-    def shut_down(self) -> None:
-        self.queue.shut_down()
-        self.orphan_queue.shut_down()
-
     # ----- event handlers (enqueue keys only) -----------------------------------
 
-    def _enqueue_job(self, job: Object) -> None:
-        self.queue.add(informer.meta_namespace_key(job))
-
     def _update_job(self, old: Object, new: Object) -> None:
-        if (old.get("metadata") or {}).get("resourceVersion") != (new.get("metadata") or {}).get(
-            "resourceVersion"
-        ):
-            self._enqueue_job(new)
+        if base.resource_version_changed(old, new):
+            self.enqueue(new)
 
-    def _delete_job(self, obj: Object | informer.DeletedFinalStateUnknown) -> None:
-        job = obj.obj if isinstance(obj, informer.DeletedFinalStateUnknown) else obj
+    def _delete_job(self, job: Object) -> None:
         key = informer.meta_namespace_key(job)
         self.expectations.delete(key)
         self.queue.add(key)
@@ -148,29 +131,29 @@ class JobController:
             self.orphan_queue.add(informer.meta_namespace_key(pod))
         elif controller_ref.controller_of(pod) is None:
             for owner in controller_ref.owners_selecting(self.job_informer.indexer, pod):
-                self._enqueue_job(owner)
+                self.enqueue(owner)
 
     def _update_pod(self, old: Object, new: Object) -> None:
-        old_meta, new_meta = old.get("metadata") or {}, new.get("metadata") or {}
-        if old_meta.get("resourceVersion") == new_meta.get("resourceVersion"):
+        if not base.resource_version_changed(old, new):
             return
         job = self._resolve(new)
         if job is not None:
             key = informer.meta_namespace_key(job)
             if not policy.has_finalizer(new):
-                self.finalizers_removed.get(key, set()).discard(new_meta.get("uid", ""))
+                self.finalizers_removed.get(key, set()).discard(
+                    (new.get("metadata") or {}).get("uid", "")
+                )
             self.queue.add(key)
         elif self._owned_by_a_job(new) and policy.has_finalizer(new):
             self.orphan_queue.add(informer.meta_namespace_key(new))
         old_job = self._resolve(old)
         if old_job is not None and old_job is not job:
-            self._enqueue_job(old_job)
+            self.enqueue(old_job)
         if job is None and controller_ref.controller_of(new) is None:
             for owner in controller_ref.owners_selecting(self.job_informer.indexer, new):
-                self._enqueue_job(owner)
+                self.enqueue(owner)
 
-    def _delete_pod(self, obj: Object | informer.DeletedFinalStateUnknown) -> None:
-        pod = obj.obj if isinstance(obj, informer.DeletedFinalStateUnknown) else obj
+    def _delete_pod(self, pod: Object) -> None:
         job = self._resolve(pod)
         if job is None:
             return

@@ -29,7 +29,7 @@ import asyncio
 import logging
 from typing import Any
 
-from kajitori.client import events, informer, rest, workqueue
+from kajitori.client import events, informer, rest
 from kajitori.controllers import base
 from kajitori.controllers.common import controller_ref, history, pod_util
 from kajitori.controllers.replicaset import slow_start_batches
@@ -43,7 +43,7 @@ API_VERSION = utils.API_VERSION
 KIND = utils.KIND
 
 
-class StatefulSetController:
+class StatefulSetController(base.QueueController[str]):
     """Reconciles StatefulSets with their pods, claims and revisions."""
 
     name = "statefulset"
@@ -55,54 +55,26 @@ class StatefulSetController:
         informers: informer.InformerFactory,
         recorder: events.EventRecorder,
     ) -> None:
+        super().__init__()
         self.client = client
         self.recorder = recorder
-        self.queue: workqueue.RateLimitingQueue[str] = workqueue.RateLimitingQueue(
-            workqueue.default_controller_rate_limiter(), name=self.name
+        self.set_informer = self.watch(
+            informers.informer(rest.STATEFULSETS), on_change=self.enqueue
         )
-        self.set_informer = informers.informer(rest.STATEFULSETS)
-        self.pod_informer = informers.informer(rest.PODS)
-        self.claim_informer = informers.informer(rest.PERSISTENTVOLUMECLAIMS)
-        self.revision_informer = informers.informer(rest.CONTROLLERREVISIONS)
+        self.pod_informer = self.watch(
+            informers.informer(rest.PODS),
+            on_add=self._add_pod,
+            on_update=self._update_pod,
+            on_delete=self._delete_pod,
+        )
+        self.claim_informer = self.watch(
+            informers.informer(rest.PERSISTENTVOLUMECLAIMS), on_delete=self._delete_claim
+        )
+        self.revision_informer = self.watch(informers.informer(rest.CONTROLLERREVISIONS))
         self.history = history.History(client, self.revision_informer.indexer)
         self.pod_control = pod_control.StatefulPodControl(client, recorder, self._cached_claim)
-        self.set_informer.add_event_handler(
-            informer.EventHandler(
-                on_add=self._enqueue_set, on_update=self._update_set, on_delete=self._delete_set
-            )
-        )
-        self.pod_informer.add_event_handler(
-            informer.EventHandler(
-                on_add=self._add_pod, on_update=self._update_pod, on_delete=self._delete_pod
-            )
-        )
-        self.claim_informer.add_event_handler(informer.EventHandler(on_delete=self._delete_claim))
-
-    # ----- lifecycle -----------------------------------------------------------------
-
-    async def run(self, workers: int = 1) -> None:
-        await asyncio.gather(
-            self.set_informer.wait_for_sync(),
-            self.pod_informer.wait_for_sync(),
-            self.claim_informer.wait_for_sync(),
-            self.revision_informer.wait_for_sync(),
-        )
-        await base.run_workers(self.queue, self.sync, workers, name=self.name)
-
-    def shut_down(self) -> None:
-        self.queue.shut_down()
 
     # ----- event handlers (enqueue keys only) ----------------------------------------
-
-    def _enqueue_set(self, sts: Object) -> None:
-        self.queue.add(informer.meta_namespace_key(sts))
-
-    def _update_set(self, old: Object, new: Object) -> None:
-        self._enqueue_set(new)
-
-    def _delete_set(self, obj: Object | informer.DeletedFinalStateUnknown) -> None:
-        sts = obj.obj if isinstance(obj, informer.DeletedFinalStateUnknown) else obj
-        self._enqueue_set(sts)
 
     def _resolve(self, namespace: str, ref: Object | None) -> Object | None:
         return controller_ref.resolve_controller_ref(
@@ -118,10 +90,10 @@ class StatefulSetController:
         if ref is not None:
             sts = self._resolve(namespace, ref)
             if sts is not None:
-                self._enqueue_set(sts)
+                self.enqueue(sts)
             return
         for sts in controller_ref.owners_selecting(self.set_informer.indexer, pod):
-            self._enqueue_set(sts)
+            self.enqueue(sts)
 
     def _update_pod(self, old: Object, new: Object) -> None:
         old_meta, new_meta = old.get("metadata") or {}, new.get("metadata") or {}
@@ -132,16 +104,16 @@ class StatefulSetController:
         if old_ref != new_ref and old_ref is not None:
             previous = self._resolve(namespace, old_ref)
             if previous is not None:
-                self._enqueue_set(previous)
+                self.enqueue(previous)
         if new_ref is not None:
             sts = self._resolve(namespace, new_ref)
             if sts is not None:
-                self._enqueue_set(sts)
+                self.enqueue(sts)
                 self._enqueue_when_available(sts, old, new)
             return
         if old_meta.get("labels") != new_meta.get("labels") or old_ref != new_ref:
             for sts in controller_ref.owners_selecting(self.set_informer.indexer, new):
-                self._enqueue_set(sts)
+                self.enqueue(sts)
 
     def _enqueue_when_available(self, sts: Object, old: Object, new: Object) -> None:
         # Nothing announces that a ready pod became available: look again then.
@@ -149,23 +121,21 @@ class StatefulSetController:
         if min_ready > 0 and not pod_util.is_ready(old) and pod_util.is_ready(new):
             self.queue.add_after(informer.meta_namespace_key(sts), min_ready + 1)
 
-    def _delete_pod(self, obj: Object | informer.DeletedFinalStateUnknown) -> None:
-        pod = obj.obj if isinstance(obj, informer.DeletedFinalStateUnknown) else obj
+    def _delete_pod(self, pod: Object) -> None:
         namespace = (pod.get("metadata") or {}).get("namespace", "")
         sts = self._resolve(namespace, controller_ref.controller_of(pod))
         if sts is not None:
-            self._enqueue_set(sts)
+            self.enqueue(sts)
 
-    def _delete_claim(self, obj: Object | informer.DeletedFinalStateUnknown) -> None:
+    def _delete_claim(self, claim: Object) -> None:
         # A claim left by a scaled-down pod (whenScaled: Delete) blocks the new pod
         # of that ordinal until the garbage collector removes it: look again then.
-        claim = obj.obj if isinstance(obj, informer.DeletedFinalStateUnknown) else obj
         meta = claim.get("metadata") or {}
         for ref in meta.get("ownerReferences") or ():
             if ref.get("kind") == "Pod":
                 parent, _ = utils.parent_and_ordinal({"metadata": {"name": ref.get("name", "")}})
                 if parent:
-                    self.queue.add(f"{meta.get('namespace', '')}/{parent}")
+                    self.enqueue_key(f"{meta.get('namespace', '')}/{parent}")
 
     def _cached_claim(self, namespace: str, name: str) -> Object | None:
         return self.claim_informer.indexer.get(f"{namespace}/{name}")

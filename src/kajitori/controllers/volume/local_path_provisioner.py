@@ -28,11 +28,10 @@ directory; the simulated runtime has none to remove).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any, Literal
 
-from kajitori.client import events, informer, rest, workqueue
+from kajitori.client import events, informer, rest
 from kajitori.controllers import base
 from kajitori.controllers.volume import pv_binder, pv_util
 
@@ -118,7 +117,7 @@ def provision_problem(claim: Object) -> str:
     return ""
 
 
-class LocalPathProvisioner:
+class LocalPathProvisioner(base.QueueController[Key]):
     name = "local-path-provisioner"
 
     def __init__(
@@ -129,38 +128,22 @@ class LocalPathProvisioner:
         recorder: events.EventRecorder,
         base_path: str = DEFAULT_BASE_PATH,
     ) -> None:
+        super().__init__()
         self.client = client
         self.recorder = recorder
         self.base_path = base_path
-        self.queue: workqueue.RateLimitingQueue[Key] = workqueue.RateLimitingQueue(
-            workqueue.default_controller_rate_limiter(), name=self.name
+        self.claims = self.watch(
+            informers.informer(rest.PERSISTENTVOLUMECLAIMS),
+            on_add=self._enqueue_claim,
+            on_update=lambda _, new: self._enqueue_claim(new),
         )
-        self.claims = informers.informer(rest.PERSISTENTVOLUMECLAIMS)
-        self.volumes = informers.informer(rest.PERSISTENTVOLUMES)
-        self.classes = informers.informer(rest.STORAGECLASSES)
-        self.nodes = informers.informer(rest.NODES)
-        self.claims.add_event_handler(
-            informer.EventHandler(
-                on_add=self._enqueue_claim, on_update=lambda _, new: self._enqueue_claim(new)
-            )
+        self.volumes = self.watch(
+            informers.informer(rest.PERSISTENTVOLUMES),
+            on_add=self._enqueue_volume,
+            on_update=lambda _, new: self._enqueue_volume(new),
         )
-        self.volumes.add_event_handler(
-            informer.EventHandler(
-                on_add=self._enqueue_volume, on_update=lambda _, new: self._enqueue_volume(new)
-            )
-        )
-
-    async def run(self, workers: int = 1) -> None:
-        await asyncio.gather(
-            self.claims.wait_for_sync(),
-            self.volumes.wait_for_sync(),
-            self.classes.wait_for_sync(),
-            self.nodes.wait_for_sync(),
-        )
-        await base.run_workers(self.queue, self.sync, workers, name=self.name)
-
-    def shut_down(self) -> None:
-        self.queue.shut_down()
+        self.classes = self.watch(informers.informer(rest.STORAGECLASSES))
+        self.nodes = self.watch(informers.informer(rest.NODES))
 
     # ----- event handlers (enqueue keys only) ----------------------------------
 

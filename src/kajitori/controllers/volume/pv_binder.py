@@ -44,7 +44,7 @@ import copy
 import logging
 from typing import Any, Literal
 
-from kajitori.client import events, informer, rest, workqueue
+from kajitori.client import events, informer, rest
 from kajitori.controllers import base
 from kajitori.controllers.volume import pv_util
 
@@ -55,10 +55,6 @@ Key = tuple[Literal["claim", "volume"], str]
 
 # Upstream's --pvclaimbinder-sync-period default.
 RESYNC_PERIOD = 15.0
-
-
-def _unwrap(obj: Object | informer.DeletedFinalStateUnknown) -> Object:
-    return obj.obj if isinstance(obj, informer.DeletedFinalStateUnknown) else obj
 
 
 def as_claim(claim: Object) -> Object:
@@ -86,7 +82,7 @@ def _set_annotation(obj: Object, key: str, value: str) -> None:
     obj.setdefault("metadata", {}).setdefault("annotations", {})[key] = value
 
 
-class PersistentVolumeController:
+class PersistentVolumeController(base.QueueController[Key]):
     name = "persistentvolume-binder"
 
     def __init__(
@@ -97,48 +93,34 @@ class PersistentVolumeController:
         recorder: events.EventRecorder,
         resync_period: float = RESYNC_PERIOD,
     ) -> None:
+        super().__init__()
         self.client = client
         self.recorder = recorder
         self.resync_period = resync_period
-        self.queue: workqueue.RateLimitingQueue[Key] = workqueue.RateLimitingQueue(
-            workqueue.default_controller_rate_limiter(), name=self.name
+        self.volumes = self.watch(
+            informers.informer(rest.PERSISTENTVOLUMES),
+            on_add=self._enqueue_volume,
+            on_update=self._update_volume,
+            on_delete=self._delete_volume,
         )
-        self.volumes = informers.informer(rest.PERSISTENTVOLUMES)
-        self.claims = informers.informer(rest.PERSISTENTVOLUMECLAIMS)
-        self.classes = informers.informer(rest.STORAGECLASSES)
-        self.volumes.add_event_handler(
-            informer.EventHandler(
-                on_add=self._enqueue_volume,
-                on_update=self._update_volume,
-                on_delete=self._delete_volume,
-            )
+        self.claims = self.watch(
+            informers.informer(rest.PERSISTENTVOLUMECLAIMS),
+            on_add=self._enqueue_claim,
+            on_update=self._update_claim,
+            on_delete=self._delete_claim,
         )
-        self.claims.add_event_handler(
-            informer.EventHandler(
-                on_add=self._enqueue_claim,
-                on_update=self._update_claim,
-                on_delete=self._delete_claim,
-            )
-        )
+        self.classes = self.watch(informers.informer(rest.STORAGECLASSES))
 
     # ----- lifecycle -----------------------------------------------------------
 
-    async def run(self, workers: int = 1) -> None:
-        await asyncio.gather(
-            self.volumes.wait_for_sync(),
-            self.claims.wait_for_sync(),
-            self.classes.wait_for_sync(),
-        )
+    async def work(self, workers: int) -> None:
         resync = asyncio.ensure_future(self._resync_loop())
         try:
-            await base.run_workers(self.queue, self.sync, workers, name=self.name)
+            await super().work(workers)
         finally:
             resync.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await resync
-
-    def shut_down(self) -> None:
-        self.queue.shut_down()
 
     async def _resync_loop(self) -> None:
         while not self.queue.shutting_down:
@@ -157,12 +139,12 @@ class PersistentVolumeController:
         self.queue.add(("volume", informer.meta_namespace_key(volume)))
 
     def _update_volume(self, old: Object, new: Object) -> None:
-        if pv_util.meta(old).get("resourceVersion") != pv_util.meta(new).get("resourceVersion"):
+        if base.resource_version_changed(old, new):
             self._enqueue_volume(new)
 
-    def _delete_volume(self, obj: Object | informer.DeletedFinalStateUnknown) -> None:
+    def _delete_volume(self, volume: Object) -> None:
         # The claim bound to a deleted volume is lost; its sync says so.
-        key = pv_util.claim_ref_key(_unwrap(obj))
+        key = pv_util.claim_ref_key(volume)
         if key:
             self.queue.add(("claim", key))
 
@@ -170,12 +152,12 @@ class PersistentVolumeController:
         self.queue.add(("claim", informer.meta_namespace_key(claim)))
 
     def _update_claim(self, old: Object, new: Object) -> None:
-        if pv_util.meta(old).get("resourceVersion") != pv_util.meta(new).get("resourceVersion"):
+        if base.resource_version_changed(old, new):
             self._enqueue_claim(new)
 
-    def _delete_claim(self, obj: Object | informer.DeletedFinalStateUnknown) -> None:
+    def _delete_claim(self, claim: Object) -> None:
         # Its volume is released now; upstream enqueues it the same way.
-        name = pv_util.spec(_unwrap(obj)).get("volumeName")
+        name = pv_util.spec(claim).get("volumeName")
         if name:
             self.queue.add(("volume", name))
 

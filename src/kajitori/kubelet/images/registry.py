@@ -16,6 +16,11 @@ containerd's ``remotes/docker`` resolver and fetcher):
 5. Redirects (blob stores behind S3 or a CDN answer 307) are followed here, and
    ``Authorization`` is dropped when the redirect leaves the registry's origin.
 
+TLS trust per registry is containerd's hosts directory (decision 0032): with
+``hosts_dir``, the ``*.crt`` files of ``<hosts_dir>/<host[:port]>/`` (else of
+``<hosts_dir>/_default/``) are trusted for that registry on top of the
+system's roots, read again whenever they change.
+
 Errors are ``RegistryError`` whose text is what containerd puts after
 ``failed to resolve reference "<ref>": `` (resolution) or ``failed to copy:
 `` (blobs); the puller adds containerd's ``failed to pull and unpack image``
@@ -33,6 +38,7 @@ import re
 import ssl
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Collection
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
@@ -128,7 +134,8 @@ class RegistryClient:
 
     ``verify`` is httpx's (an ``ssl.SSLContext``, a CA bundle path, or a bool);
     ``plain_http`` lists ``host:port``s spoken to over HTTP (containerd's
-    ``insecure`` hosts); ``transport`` is for tests.
+    ``insecure`` hosts); ``hosts_dir`` is containerd's ``config_path``
+    (``certs.d``) of per-registry CAs; ``transport`` is for tests.
     """
 
     def __init__(
@@ -139,22 +146,59 @@ class RegistryClient:
         plain_http: Collection[str] = (),
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        hosts_dir: Path | None = None,
     ) -> None:
         self.platform = platform or manifest.Platform()
         self.plain_http = frozenset(plain_http)
+        self.hosts_dir = hosts_dir
         if isinstance(verify, str):  # a CA bundle; httpx wants an SSLContext for it
             verify = ssl.create_default_context(cafile=verify)
-        self._http = httpx.AsyncClient(
+        self._verify = verify
+        self._timeout = timeout
+        self._transport = transport
+        self._http = self._new_http(verify)
+        # host -> (the CA files it was built from, with their mtimes; its client)
+        self._host_http: dict[str, tuple[tuple[tuple[str, int], ...], httpx.AsyncClient]] = {}
+        self._retired: list[httpx.AsyncClient] = []
+
+    def _new_http(self, verify: ssl.SSLContext | bool) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
             verify=verify,
-            timeout=timeout,
+            timeout=self._timeout,
             follow_redirects=False,
-            transport=transport,
+            transport=self._transport,
             headers={"User-Agent": USER_AGENT},
             trust_env=False,  # a kubelet's pulls do not go through the user's proxy settings
         )
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        clients = [self._http, *(c for _, c in self._host_http.values()), *self._retired]
+        self._host_http.clear()
+        self._retired.clear()
+        for client in clients:
+            await client.aclose()
+
+    def _http_for(self, host: str) -> httpx.AsyncClient:
+        """The client for ``host``: the shared one, or one trusting its ``certs.d`` CAs too."""
+        cas = host_ca_files(self.hosts_dir, host) if self.hosts_dir is not None else []
+        if not cas or self._verify is False:
+            return self._http
+        key = tuple((str(path), path.stat().st_mtime_ns) for path in cas)
+        cached = self._host_http.get(host)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        # As containerd: the system's roots plus the host's own CAs.
+        context = ssl.create_default_context()
+        for path in cas:
+            try:
+                context.load_verify_locations(cafile=str(path))
+            except (OSError, ssl.SSLError) as exc:
+                raise RegistryError(f"failed to load CA file {path}: {exc}") from exc
+        client = self._new_http(context)
+        if cached is not None:
+            self._retired.append(cached[1])  # requests in flight may still use it
+        self._host_http[host] = (key, client)
+        return client
 
     def session(
         self, ref: references.Reference, auth: AuthConfig | None = None
@@ -162,7 +206,21 @@ class RegistryClient:
         """A session for one repository with one set of credentials (or anonymous)."""
         host = references.api_host(ref.domain)
         scheme = "http" if host in self.plain_http else "https"
-        return RepositorySession(self._http, ref, f"{scheme}://{host}", auth, self.platform)
+        http = self._http_for(ref.domain) if scheme == "https" else self._http
+        return RepositorySession(http, ref, f"{scheme}://{host}", auth, self.platform)
+
+
+def host_ca_files(hosts_dir: Path, host: str) -> list[Path]:
+    """The ``*.crt`` files of ``hosts_dir/<host>/``, else of ``hosts_dir/_default/``.
+
+    ``host`` is the reference's registry (``docker.io``, ``localhost:5000``), the
+    directory names containerd's ``certs.d`` and Docker's ``/etc/docker/certs.d`` use.
+    """
+    for name in (host, "_default"):
+        directory = hosts_dir / name
+        if directory.is_dir():
+            return sorted(p for p in directory.glob("*.crt") if p.is_file())
+    return []
 
 
 class RepositorySession:
@@ -411,12 +469,23 @@ def _status(response: httpx.Response) -> str:
     return f"{response.status_code} {response.reason_phrase}".rstrip()
 
 
+def _dial(exc: httpx.HTTPError) -> str:
+    """Go's ``dial tcp <host>:<port>: `` prefix of a connect error (empty without a request)."""
+    try:
+        url = exc.request.url
+    except RuntimeError:  # an error raised outside a request
+        return ""
+    port = url.port or (443 if url.scheme == "https" else 80)
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"dial tcp {host}:{port}: "
+
+
 def _describe(exc: httpx.HTTPError) -> str:
     """Go's words for the usual network failures (what containerd's messages carry)."""
     cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, ConnectionRefusedError):
-            return "connect: connection refused"
+            return f"{_dial(exc)}connect: connection refused"
         if isinstance(cause, ssl.SSLCertVerificationError):
             return f"tls: failed to verify certificate: {cause.verify_message}"
         cause = cause.__cause__ or cause.__context__

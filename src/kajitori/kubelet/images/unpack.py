@@ -10,7 +10,8 @@ The OCI image spec's "applying changesets" rules, as containerd's
   layer survive either, whatever their order in the tar.
 - An entry replaces what is at its path, except a directory over a directory,
   which keeps its content and takes the new metadata.
-- Metadata: numeric uid/gid (only as root), the mode with setuid, setgid and
+- Metadata: numeric uid/gid (as root; otherwise, other than 0, recorded in the
+  ``user.kajitori.owner`` xattr as ``uid:gid``, decision 0033), the mode with setuid, setgid and
   sticky bits (after chown, which clears them), mtimes (directories' at the end
   of the layer, since writing children changes them), ``SCHILY.xattr.*`` PAX
   records best effort. Hard links, symlinks and FIFOs are made; device nodes
@@ -46,6 +47,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _MAX_SYMLINK_HOPS = 255
 _CHUNK = 1 << 20
+OWNER_XATTR = "user.kajitori.owner"  # an entry's uid:gid when unpacked without root
 
 
 class UnpackError(Exception):
@@ -256,6 +258,10 @@ class _LayerApplier:
     def _metadata(self, dest: str, member: tarfile.TarInfo) -> None:
         if self._is_root:
             os.lchown(dest, member.uid, member.gid)
+        elif (member.uid or member.gid) and not member.issym():
+            # Rootless (0033): the owners cannot be set, so they are kept beside the file
+            # (user.* xattrs are not allowed on symlinks).
+            _set_xattr(dest, OWNER_XATTR, f"{member.uid}:{member.gid}")
         for key, value in member.pax_headers.items():
             if key.startswith("SCHILY.xattr."):
                 _set_xattr(dest, key[len("SCHILY.xattr.") :], value)

@@ -8,8 +8,9 @@ What the CRI runtime does for the kubelet (containerd's ``setupPodNetwork`` /
   reaches itself through a Service, ``ipMasq: false`` so nothing is ever
   NATed out of the node, then portmap for ``hostPort``. Names start with
   ``kj`` so they cannot collide with a host's ``cni0``/``docker0``/``cbr0``;
-* ``PodNetwork`` — loopback (``lo``) then the pod network (``eth0``) on ADD,
-  the reverse on DEL, with failures worded as containerd's
+* ``PodNetwork`` — loopback (``lo``; skipped for sandboxes that bring it up
+  themselves) then the pod network (``eth0``) on ADD, the reverse on DEL,
+  with failures worded as containerd's
   ``failed to setup network for sandbox "<id>": plugin type=... failed (add): ...``;
   a failed ADD is rolled back so no reservation or veth outlives it;
 * ``ensure_service_blackhole`` — ``blackhole 10.96.0.0/12`` so traffic to a
@@ -92,9 +93,13 @@ class PodNetwork:
         cni_path: Sequence[str] = cni.DEFAULT_CNI_PATH,
         cache_dir: Path = cni.DEFAULT_CACHE_DIR,
         host_netns: str | None = None,
+        loopback: bool = True,
     ) -> None:
         options: dict[str, Any] = {"cni_path": cni_path, "cache_dir": cache_dir}
         self.loopback = cni.CNI(LOOPBACK, **options)  # lo lives in the pod: no host namespace
+        # False when the sandbox brings lo up itself (the oci runtime's pinned namespaces):
+        # one plugin process less per ADD and per DEL (decision 0034).
+        self.with_loopback = loopback
         self.pods = cni.CNI(network, host_netns=host_netns, **options)
 
     async def setup(
@@ -116,7 +121,8 @@ class PodNetwork:
         lo = cni.RuntimeConf(sandbox_id, netns, "lo", args)
         eth0 = cni.RuntimeConf(sandbox_id, netns, "eth0", args, capability)
         try:
-            await self.loopback.add_network(lo)
+            if self.with_loopback:
+                await self.loopback.add_network(lo)
             result = await self.pods.add_network(eth0)
         except cni.PluginError as exc:
             await self._rollback(eth0, lo)
@@ -129,7 +135,8 @@ class PodNetwork:
         """DEL the sandbox (idempotent; ``netns`` may already be gone)."""
         try:
             await self.pods.del_network(cni.RuntimeConf(sandbox_id, netns, "eth0"))
-            await self.loopback.del_network(cni.RuntimeConf(sandbox_id, netns, "lo"))
+            if self.with_loopback:
+                await self.loopback.del_network(cni.RuntimeConf(sandbox_id, netns, "lo"))
         except cni.PluginError as exc:
             raise NetworkSetupError(
                 f'failed to destroy network for sandbox "{sandbox_id}": {exc}'
@@ -141,7 +148,8 @@ class PodNetwork:
         return await self.pods.gc(live_sandbox_ids)
 
     async def _rollback(self, eth0: cni.RuntimeConf, lo: cni.RuntimeConf) -> None:
-        for network, runtime in ((self.pods, eth0), (self.loopback, lo)):
+        steps = [(self.pods, eth0)] + ([(self.loopback, lo)] if self.with_loopback else [])
+        for network, runtime in steps:
             try:
                 await network.del_network(runtime)
             except cni.PluginError as exc:  # the ADD error is the one to report

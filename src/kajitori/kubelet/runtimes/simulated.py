@@ -19,6 +19,28 @@ time from the moment the kubelet first synced the pod (``t0``):
 * ``kill_pod`` terminates running containers at that moment with exit code
   0 (a process that honours SIGTERM).
 
+Events are upstream kubelet's, through ``KubeletHooks.record_event`` (the
+one path the real runtime and the prober use), as each step is first seen
+by a sync: ``Pulling`` when the pod is first synced and its node does not
+have the image yet (or the policy is ``Always``), then, once the container
+runs, ``Pulled`` (``Successfully pulled image ... in <start delay>`` after a
+pull, ``Container image ... already present on machine`` otherwise),
+``Created`` and ``Started``; a restart repeats Pulled/Created/Started, a
+back-off records ``BackOff`` once per exit, ``kill_pod`` records ``Killing``
+for each running container. That is four or five events per pod, written
+by the kubelet's per-node event recorders (which aggregate repeats and drop
+what exceeds their queue).
+
+Event volume is bounded as one upstream kubelet bounds its own (its
+``eventRecordQPS`` 50 and ``eventBurst`` 100), but over all the simulated
+nodes together: they share one process and one store, and an Event is a
+write like a pod status (each pod's story doubled the writes of a 1,000-pod
+rollout, and its time). A pod is told (all its events, from Pulling to
+Killing) if the token bucket holds a token when it is first synced; its
+events then always spend one each, going into debt, so a burst of new pods
+gets stories for the first twenty or so and then for about ten a second.
+Small clusters tell every pod's; ``event_qps=None`` tells all.
+
 Because status is computed, not stored, thousands of pods cost one small
 record each and no timers: the kubelet asks ``next_change`` and looks again
 then.
@@ -28,7 +50,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from typing import Any
+from typing import Any, NamedTuple
 
 from kajitori.kubelet.runtimes import interface
 
@@ -39,6 +61,10 @@ EXIT_CODE_ANNOTATION = "kajitori.io/simulate-exit-code"
 # Upstream's container restart back-off (kubelet/pod_workers, backOffPeriod and MaxContainerBackOff).
 DEFAULT_BACKOFF_BASE = 10.0
 DEFAULT_BACKOFF_CAP = 300.0
+# Upstream kubelet's defaults (KubeletConfiguration eventRecordQPS and eventBurst), here shared
+# by every simulated node: see the module docstring.
+DEFAULT_EVENT_QPS = 50.0
+DEFAULT_EVENT_BURST = 100
 # A guard against a timeline that never advances (zero runtime and zero back-off).
 _MIN_CYCLE = 1e-3
 
@@ -60,6 +86,18 @@ class _Pod:
     init_containers: list[Object]
     containers: list[Object]
     killed_at: float | None = None
+    node: str = ""
+    # What the events told so far, per container (only with hooks: no cost otherwise).
+    announced: dict[str, _Announced] | None = None
+
+
+class _Announced(NamedTuple):
+    """A container's events so far: its last run announced (-1: none), the last run whose
+    exit's back-off was announced (-1: none), and when its pull began (``None``: no pull)."""
+
+    run: int = -1
+    backoff: int = -1
+    pull_started: float | None = None
 
 
 def normalize_image(image: str) -> str:
@@ -83,6 +121,12 @@ def image_id(image: str) -> str:
     repository = normalized.rsplit(":", 1)[0] if "@" not in normalized else normalized
     digest = hashlib.sha256(normalized.encode()).hexdigest()
     return f"{repository.split('@')[0]}@sha256:{digest}"
+
+
+def image_size(image: str) -> int:
+    """A stable, plausible size for a simulated image (1 to 65 MiB), for its Pulled event."""
+    digest = hashlib.sha256(normalize_image(image).encode()).digest()
+    return (1 << 20) + int.from_bytes(digest[:4], "big") % (64 << 20)
 
 
 def _exit_of(pod: Object) -> _Exit | None:
@@ -113,19 +157,33 @@ class SimulatedRuntime:
         start_delay: float = 0.0,
         backoff_base: float = DEFAULT_BACKOFF_BASE,
         backoff_cap: float = DEFAULT_BACKOFF_CAP,
+        event_qps: float | None = DEFAULT_EVENT_QPS,
+        event_burst: int = DEFAULT_EVENT_BURST,
     ) -> None:
         self.start_delay = start_delay
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self._pods: dict[str, _Pod] = {}
+        self.hooks: interface.KubeletHooks | None = None
+        self._node_images: set[tuple[str, str]] = set()  # (node, image) pulled, for Pulled events
+        self.event_qps = event_qps
+        self.event_burst = event_burst
+        self._tokens = float(event_burst)
+        self._refilled: float | None = None  # when the bucket was last topped up
+
+    def set_kubelet_hooks(self, hooks: interface.KubeletHooks) -> None:
+        self.hooks = hooks
 
     def sync_pod(self, pod: Object, *, now: float) -> None:
         meta = pod.get("metadata") or {}
         uid = meta.get("uid") or ""
-        if uid in self._pods:
+        known = self._pods.get(uid)
+        if known is not None:
+            if known.announced is not None and known.killed_at is None:
+                self._announce(known, now)
             return
         spec = pod.get("spec") or {}
-        self._pods[uid] = _Pod(
+        record = self._pods[uid] = _Pod(
             uid=uid,
             name=meta.get("name") or "",
             namespace=meta.get("namespace") or "",
@@ -134,12 +192,29 @@ class SimulatedRuntime:
             exit=_exit_of(pod),
             init_containers=list(spec.get("initContainers") or ()),
             containers=list(spec.get("containers") or ()),
+            node=str(spec.get("nodeName") or ""),
         )
+        if self.hooks is None:
+            return
+        if not self._tell(now):  # untold, but its node has its images from now on
+            for container in (*record.init_containers, *record.containers):
+                self._node_images.add((record.node, normalize_image(container.get("image") or "")))
+            return
+        record.announced = {}
+        for container in record.init_containers:  # they ran at once
+            self._announce_run(record, container, now, self._pull(record, container, now))
+        self._announce(record, now)
 
     def kill_pod(self, uid: str, *, now: float, grace_period: float | None = None) -> None:
         record = self._pods.get(uid)
-        if record is not None and record.killed_at is None:
-            record.killed_at = now
+        if record is None or record.killed_at is not None:
+            return
+        if record.announced is not None:
+            for container in record.containers:
+                if self._timeline(record, container, now)[0].state == "running":
+                    name = container.get("name") or ""
+                    self._event(record, "Normal", "Killing", f"Stopping container {name}")
+        record.killed_at = now
 
     def remove_pod(self, uid: str) -> None:
         self._pods.pop(uid, None)
@@ -162,6 +237,88 @@ class SimulatedRuntime:
         if record.killed_at is not None:
             changes.append(record.killed_at)
         return interface.PodStatus(uid, True, inits, statuses, min(changes, default=None))
+
+    # ----- events ------------------------------------------------------------
+
+    def _tell(self, now: float) -> bool:
+        """Whether a new pod's events are recorded: a token is left (see the module docstring)."""
+        if self.event_qps is None:
+            return True
+        if self._refilled is not None:
+            earned = max(now - self._refilled, 0.0) * self.event_qps
+            self._tokens = min(float(self.event_burst), self._tokens + earned)
+        self._refilled = now
+        return self._tokens >= 1.0
+
+    def _event(self, record: _Pod, event_type: str, reason: str, message: str) -> None:
+        assert self.hooks is not None
+        self._tokens -= 1.0  # a told pod's events all go out, into debt if need be
+        meta = {"name": record.name, "namespace": record.namespace, "uid": record.uid}
+        pod = {"metadata": meta, "spec": {"nodeName": record.node}}
+        self.hooks.record_event(pod, event_type, reason, message)
+
+    def _announce(self, record: _Pod, now: float) -> None:
+        """Record the events of every step taken since the last sync (see the module docstring)."""
+        assert record.announced is not None
+        for container in record.containers:
+            name = container.get("name") or ""
+            status, _ = self._timeline(record, container, now)
+            seen = record.announced.get(name)
+            if seen is None:  # first sync: the pull (if any) takes the start delay
+                seen = record.announced[name] = _Announced(
+                    -1, -1, self._pull(record, container, now)
+                )
+            run = status.restart_count
+            if status.state in ("running", "terminated") and run > seen.run:
+                began = seen.pull_started
+                if seen.run >= 0:  # a restart: pulled again (at once) only under Always
+                    began = self._pull(record, container, status.started_at or now)
+                record.announced[name] = seen._replace(run=run, pull_started=None)
+                self._announce_run(record, container, status.started_at or now, began)
+            elif status.reason == "CrashLoopBackOff" and run > seen.backoff:
+                record.announced[name] = seen._replace(backoff=run)
+                message = (
+                    f"Back-off restarting failed container {name} in pod "
+                    f"{record.name}_{record.namespace}({record.uid})"
+                )
+                self._event(record, "Warning", "BackOff", message)
+
+    def _pull(self, record: _Pod, container: Object, now: float) -> float | None:
+        """``Pulling`` when the node lacks the image or the policy is Always: when it began."""
+        image = container.get("image") or ""
+        policy = container.get("imagePullPolicy") or "IfNotPresent"
+        key = (record.node, normalize_image(image))
+        if policy == "Never" or (policy != "Always" and key in self._node_images):
+            return None
+        self._node_images.add(key)
+        self._event(record, "Normal", "Pulling", f'Pulling image "{image}"')
+        return now
+
+    def _announce_run(
+        self, record: _Pod, container: Object, started: float, began: float | None
+    ) -> None:
+        """Pulled (after a pull that ``began``, or already present), Created and Started."""
+        name = container.get("name") or ""
+        image = container.get("image") or ""
+        if began is None:
+            self._event(
+                record, "Normal", "Pulled", f'Container image "{image}" already present on machine'
+            )
+        else:
+            from kajitori.kubelet.images.puller import go_duration  # only once a pull is shown
+
+            took = go_duration(max(started - began, 0.0))
+            self._event(
+                record,
+                "Normal",
+                "Pulled",
+                f'Successfully pulled image "{image}" in {took} ({took} including waiting). '
+                f"Image size: {image_size(image)} bytes.",
+            )
+        self._event(record, "Normal", "Created", f"Created container: {name}")
+        self._event(record, "Normal", "Started", f"Started container {name}")
+
+    # ----- status -------------------------------------------------------------
 
     def _container_id(self, record: _Pod, name: str, run: int) -> str:
         digest = hashlib.sha256(f"{record.uid}/{name}/{run}".encode()).hexdigest()

@@ -81,6 +81,11 @@ class _PodVolumes:
 
 def mount_tmpfs(target: Path, *, size: int | None = None) -> None:
     target.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        # The rootless runtime (decision 0033) cannot mount here: a plain directory under its
+        # 0700 root, so secrets land on disk and sizeLimit is not enforced.
+        target.chmod(0o755)
+        return
     options = "mode=0755" + (f",size={size}" if size else "")
     if _libc.mount(b"tmpfs", str(target).encode(), b"tmpfs", 0, options.encode()) != 0:
         errno = ctypes.get_errno()
@@ -88,6 +93,8 @@ def mount_tmpfs(target: Path, *, size: int | None = None) -> None:
 
 
 def is_mount_point(path: Path) -> bool:
+    if os.geteuid() != 0:  # rootless: mount_tmpfs made a plain directory (decision 0033)
+        return path.is_dir()
     try:
         return path.stat().st_dev != path.parent.stat().st_dev
     except OSError:

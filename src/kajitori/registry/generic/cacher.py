@@ -115,6 +115,8 @@ class Subscription:
         self.after = after
         self.ended = False
         self._cache = cache
+        # Without selectors every such watcher sees an event the same way (computed once).
+        self._unfiltered = opts.label_selector is None and opts.field_selector is None
         self._pending: collections.deque[WatchEvent] = collections.deque()
         self._live: collections.deque[WatchEvent] = collections.deque()
         self._wakeup = asyncio.Event()
@@ -123,6 +125,8 @@ class Subscription:
         """What this subscriber sees of ``change``, or None."""
         if change.revision <= self.after:
             return None
+        if self._unfiltered:
+            return change.unfiltered_view(self._cache.source.event_type, self.opts)
         kind = self._cache.source.event_type(change, self.opts)
         return None if kind is None else change.view(kind)
 
@@ -157,6 +161,23 @@ class Subscription:
         """The watcher is gone; leave the cache."""
         self.end()
         self._cache.unsubscribe(self)
+
+    async def next_batch(self) -> list[WatchEvent]:
+        """Every event queued now, in order (waiting for one if none); [] once ended.
+
+        The batched form of iteration: a watch handler sends them all at once
+        instead of taking one event per step.
+        """
+        while True:
+            if self._pending or self._live:
+                batch = [*self._pending, *self._live]
+                self._pending.clear()
+                self._live.clear()
+                return batch
+            if self.ended:
+                return []
+            self._wakeup.clear()
+            await self._wakeup.wait()
 
     def __aiter__(self) -> AsyncIterator[WatchEvent]:
         return self

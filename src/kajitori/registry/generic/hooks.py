@@ -33,8 +33,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+import orjson
+
 from kajitori.api import definitions
-from kajitori.machinery import errors, field
+from kajitori.machinery import errors, field, shapes
 from kajitori.machinery import names as namegen
 from kajitori.machinery.fieldmanager import managers
 from kajitori.registry.generic.request import RequestContext
@@ -258,21 +260,56 @@ def track_managed_fields(
     entries = _requested_entries(meta.get("managedFields"), subresource)
     if entries is None:
         entries = _stored_entries(old)
+    schema = definitions.schema_for(*info.storage_gvk)
+    scope = ownership_scope(info, subresource)
+    shape: Any = None
+    if old is None and not entries:
+        # A create's entry owns every field the object has: the same fields for every
+        # object of one shape, so they are worked out once per shape (machinery.shapes).
+        body = {k: v for k, v in meta.items() if k != "managedFields"}
+        shape = shapes.signature({**obj, "metadata": body})
+        if shape is not None:
+            shape = (shape, subresource, scope.reset, scope.only)
+            fields_v1 = _CREATE_FIELDS.get(schema, shape)
+            if fields_v1 is not None:
+                meta["managedFields"] = [
+                    _update_entry(ctx.field_manager, info.group_version, subresource, fields_v1)
+                ]
+                return
     updated = managers.update(
         old,
         obj,
         entries,
         manager=ctx.field_manager,
         api_version=info.group_version,
-        schema=definitions.schema_for(*info.storage_gvk),
+        schema=schema,
         now=now_rfc3339(),
         subresource=subresource,
-        scope=ownership_scope(info, subresource),
+        scope=scope,
     )
     if updated:
         meta["managedFields"] = managers.encode(updated)
     else:
         meta.pop("managedFields", None)
+    if shape is not None and len(updated) == 1:
+        _CREATE_FIELDS.put(schema, shape, orjson.dumps(meta["managedFields"][0]["fieldsV1"]))
+
+
+# The fieldsV1 (encoded) a create's manager gets, per schema and object shape.
+_CREATE_FIELDS = shapes.ShapeMemo()
+
+
+def _update_entry(manager: str, api_version: str, subresource: str, fields_v1: bytes) -> Object:
+    """One ``Update`` entry as ``managers.encode`` writes it, with ``fields_v1`` decoded."""
+    entry: Object = {"manager": manager, "operation": managers.UPDATE}
+    if api_version:
+        entry["apiVersion"] = api_version
+    entry["time"] = now_rfc3339()
+    entry["fieldsType"] = "FieldsV1"
+    entry["fieldsV1"] = orjson.loads(fields_v1)
+    if subresource:
+        entry["subresource"] = subresource
+    return entry
 
 
 def _requested_entries(raw: Any, subresource: str) -> list[managers.Entry] | None:

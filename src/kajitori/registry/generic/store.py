@@ -68,6 +68,9 @@ _LIST_CHUNK = 500
 _ENCODED_CACHE_BYTES = 8 * 1024 * 1024
 _ENCODED_CACHE_MAX_OBJECT = 64 * 1024
 _GUARANTEED_UPDATE_ATTEMPTS = 32
+_UNSET = object()
+# A watch's initial state (resourceVersion unset or "0") goes out in lists of this many events.
+_INITIAL_BATCH = 500
 
 
 class Transformer(Protocol):
@@ -161,7 +164,7 @@ class DecodedEvent:
     ``DecodedEvent`` among all its watchers, so none of this may be mutated.
     """
 
-    __slots__ = ("_current", "_decode", "_previous", "_views", "event")
+    __slots__ = ("_current", "_decode", "_previous", "_unfiltered", "_views", "event")
 
     def __init__(
         self, event: storage.Event, decode: Callable[[storage.KeyValue, int], Object]
@@ -171,6 +174,7 @@ class DecodedEvent:
         self._current: Object | None = None
         self._previous: Object | None = None
         self._views: dict[str, WatchEvent] = {}
+        self._unfiltered: WatchEvent | object | None = _UNSET
 
     @property
     def revision(self) -> int:
@@ -189,6 +193,15 @@ class DecodedEvent:
             assert self.event.prev_kv is not None
             self._previous = self._decode(self.event.prev_kv, self.event.revision)
         return self._previous
+
+    def unfiltered_view(
+        self, event_type: Callable[[DecodedEvent, Any], str | None], opts: Any
+    ) -> WatchEvent | None:
+        """What a watcher without selectors sees (``event_type`` with such ``opts``), once."""
+        if self._unfiltered is _UNSET:
+            kind = event_type(self, opts)
+            self._unfiltered = None if kind is None else self.view(kind)
+        return self._unfiltered  # type: ignore[return-value]
 
     def view(self, type_: str) -> WatchEvent:
         event = self._views.get(type_)
@@ -569,6 +582,27 @@ class Store:
         ``k8s.io/initial-events-end`` (the watch-list protocol). Changes come
         from the shared watch cache when it holds them (see ``cacher``).
         """
+        batches = self.watch_batches(namespace, opts, send_initial_events=send_initial_events)
+        try:
+            async for batch in batches:
+                for event in batch:
+                    yield event
+        finally:
+            await batches.aclose()  # type: ignore[attr-defined]
+
+    async def watch_batches(
+        self,
+        namespace: str,
+        opts: ListOptions,
+        *,
+        send_initial_events: bool | None = None,
+    ) -> AsyncIterator[list[WatchEvent]]:
+        """``watch``'s events, in lists of those ready together (never empty).
+
+        A watch handler takes each list in one step and writes it at once: with
+        many watchers and many writes, one step per event per watcher was most
+        of the fan-out's cost.
+        """
         # Started before the revision is read, so the cache covers it.
         cache = await self.running_watch_cache()
         initial = (
@@ -580,30 +614,33 @@ class Store:
         if initial:
             after = await self._current_revision()
             listed = await self.list(namespace, _initial_list_options(opts, after))
-            for obj in listed.items:
-                yield WatchEvent("ADDED", obj, after)
+            for start in range(0, len(listed.items), _INITIAL_BATCH):
+                chunk = listed.items[start : start + _INITIAL_BATCH]
+                yield [WatchEvent("ADDED", obj, after) for obj in chunk]
             if send_initial_events:
-                yield WatchEvent(
-                    "BOOKMARK",
-                    self.bookmark_object(after),
-                    after,
-                    {"initial_events_end": True},
-                )
-        async for event in self._watch_changes(namespace, after, opts, cache):
-            yield event
+                yield [
+                    WatchEvent(
+                        "BOOKMARK",
+                        self.bookmark_object(after),
+                        after,
+                        {"initial_events_end": True},
+                    )
+                ]
+        async for batch in self._watch_changes(namespace, after, opts, cache):
+            yield batch
 
     async def _watch_changes(
         self, namespace: str, after: int, opts: ListOptions, cache: cacher.WatchCache | None
-    ) -> AsyncIterator[WatchEvent]:
+    ) -> AsyncIterator[list[WatchEvent]]:
         """Changes after revision ``after``: from the cache if it holds them all, else storage."""
         subscription = cache.subscribe(namespace, opts, after=after) if cache is not None else None
         if subscription is None:
-            async for event in self._watch_storage(self.list_prefix(namespace), after, opts):
-                yield event
+            async for batch in self._watch_storage(self.list_prefix(namespace), after, opts):
+                yield batch
             return
         try:
-            async for event in subscription:
-                yield event
+            while batch := await subscription.next_batch():
+                yield batch
         finally:
             subscription.close()
 
@@ -632,15 +669,15 @@ class Store:
 
     async def _watch_storage(
         self, prefix: str, after: int, opts: ListOptions
-    ) -> AsyncIterator[WatchEvent]:
+    ) -> AsyncIterator[list[WatchEvent]]:
         """A storage watch of this watcher's own: history replay, or 410 once compacted."""
         stream = self.backend.watch(prefix, after_revision=after)
         try:
             async for batch in stream:
-                for event in batch:
-                    translated = self._translate_event(event, opts)
-                    if translated is not None:
-                        yield translated
+                translated = [self._translate_event(event, opts) for event in batch]
+                events = [event for event in translated if event is not None]
+                if events:
+                    yield events
         except storage.CompactedError as exc:
             raise errors.too_old_resource_version(after, exc.compact_revision) from exc
         finally:

@@ -16,6 +16,14 @@ REASON = "node(s) didn't match the requested node name"
 class NodeName:
     name = "NodeName"
 
+    def pre_filter(
+        self, state: framework.CycleState, pod: dict[str, Any], nodes: list[framework.NodeInfo]
+    ) -> framework.Status:
+        """Skip Filter for a pod that names no node (every pod the scheduler places)."""
+        if not (pod.get("spec") or {}).get("nodeName"):
+            return framework.Status(framework.Code.SKIP)
+        return framework.SUCCESS
+
     def filter(
         self, state: framework.CycleState, pod: dict[str, Any], node: framework.NodeInfo
     ) -> framework.Status:

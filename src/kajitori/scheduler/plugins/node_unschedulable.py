@@ -18,10 +18,18 @@ TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
 class NodeUnschedulable:
     name = "NodeUnschedulable"
 
+    def pre_filter(
+        self, state: framework.CycleState, pod: dict[str, Any], nodes: list[framework.NodeInfo]
+    ) -> framework.Status:
+        """Skip Filter when no node is cordoned: it would pass every node."""
+        if not any(info.unschedulable for info in nodes):
+            return framework.Status(framework.Code.SKIP)
+        return framework.SUCCESS
+
     def filter(
         self, state: framework.CycleState, pod: dict[str, Any], node: framework.NodeInfo
     ) -> framework.Status:
-        if not (node.node.get("spec") or {}).get("unschedulable"):
+        if not node.unschedulable:
             return framework.SUCCESS
         tolerations = (pod.get("spec") or {}).get("tolerations") or ()
         if taint_toleration.tolerated(TAINT, tolerations):

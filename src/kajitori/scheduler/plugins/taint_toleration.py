@@ -37,14 +37,31 @@ def tolerated(taint: Mapping[str, Any], tolerations: Iterable[Mapping[str, Any]]
     return any(tolerates(t, taint) for t in tolerations)
 
 
-def node_taints(node: framework.NodeInfo) -> list[Mapping[str, Any]]:
-    taints: list[Mapping[str, Any]] = (node.node.get("spec") or {}).get("taints") or []
-    return taints
+def node_taints(node: framework.NodeInfo) -> tuple[Mapping[str, Any], ...]:
+    return node.taints
 
 
 class TaintToleration:
     name = "TaintToleration"
     weight = 3
+
+    def pre_filter(
+        self, state: framework.CycleState, pod: dict[str, Any], nodes: list[framework.NodeInfo]
+    ) -> framework.Status:
+        """Skip Filter when no node has a NoSchedule or NoExecute taint: all would pass."""
+        for info in nodes:
+            if info.taints and any(t.get("effect") in FILTER_EFFECTS for t in info.taints):
+                return framework.SUCCESS
+        return framework.Status(framework.Code.SKIP)
+
+    def pre_score(
+        self, state: framework.CycleState, pod: dict[str, Any], nodes: list[framework.NodeInfo]
+    ) -> framework.Status:
+        """Skip scoring when no node has a PreferNoSchedule taint: every node would tie."""
+        for info in nodes:
+            if info.taints and any(t.get("effect") == "PreferNoSchedule" for t in info.taints):
+                return framework.SUCCESS
+        return framework.Status(framework.Code.SKIP)
 
     def filter(
         self, state: framework.CycleState, pod: dict[str, Any], node: framework.NodeInfo

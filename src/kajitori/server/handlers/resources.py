@@ -15,13 +15,18 @@ import datetime
 from typing import Any
 
 from kajitori.api import definitions, normalize, pruning, typecheck
-from kajitori.machinery import errors, field, fields, labels, objectmeta
+from kajitori.machinery import errors, field, fields, labels, objectmeta, shapes
 from kajitori.registry.generic.store import DeleteOptions, ListOptions
 from kajitori.server import asgi, negotiation
 from kajitori.server.handlers import scale, transform
 from kajitori.server.handlers.scope import RequestScope
 
 Object = dict[str, Any]
+
+# Shapes of bodies (per schema) that passed the Go type check, and that held no
+# unknown fields: a body of a shape seen before skips that walk.
+_TYPES_OK = shapes.ShapeMemo()
+_NOTHING_UNKNOWN = shapes.ShapeMemo()
 
 
 # ----- reads ------------------------------------------------------------------
@@ -176,7 +181,13 @@ def check_decodable(scope: RequestScope, obj: Object) -> None:
     """
     info = scope.store.info
     schema = definitions.schema_for(*info.storage_gvk)
-    problem = typecheck.first_type_error(obj, schema, info.kind)
+    # A shape that passed the type check before passes it again (machinery.shapes).
+    shape = shapes.signature(obj)
+    problem = None
+    if not _TYPES_OK.get(schema, shape):
+        problem = typecheck.first_type_error(obj, schema, info.kind)
+        if problem is None:
+            _TYPES_OK.put(schema, shape, True)
     problem = problem or info.strategy.decode_problem(obj)
     if not problem:
         try:
@@ -242,7 +253,12 @@ def handle_unknown_fields(scope: RequestScope, obj: Object) -> None:
         unknown = prune_unknown(obj)
     else:
         schema = definitions.schema_for(*info.storage_gvk)
+        shape = shapes.signature(obj)
+        if _NOTHING_UNKNOWN.get(schema, shape):
+            return
         unknown = pruning.prune_unknown(obj, schema)
+        if not unknown:
+            _NOTHING_UNKNOWN.put(schema, shape, True)
     if not unknown:
         return
     mode = scope.ctx.field_validation

@@ -15,7 +15,12 @@ kubelet API (``kubelet/server.py``) over HTTPS as
   subprotocols, accepts the client's with the kubelet's choice, and pipes
   messages both ways untouched;
 * ``nodes/proxy`` — any HTTP request relayed to the kubelet's path;
-  ``pods/proxy`` — relayed to the pod IP (``name[:port]``), as upstream.
+  ``pods/proxy`` — relayed to the pod IP (``name[:port]``), as upstream;
+  ``services/proxy`` — relayed to a random ready address of the Service's
+  Endpoints for the port asked (``[scheme:]name[:port]``, port by number or
+  name), as upstream's service ResourceLocation. On ``up --runtime oci``
+  the host routes pod networks to the nodes (decision 0031), so pod IPs are
+  reachable from the API server.
 
 The node is reached at its preferred address (InternalIP, ExternalIP, then
 Hostname: kubeadm's ``--kubelet-preferred-address-types``) and
@@ -28,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import random
 import ssl
 import tempfile
 import urllib.parse
@@ -35,6 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kajitori.client import tls_sessions
 from kajitori.client import websocket as ws
 from kajitori.machinery import errors
 from kajitori.server import asgi
@@ -49,6 +56,20 @@ Object = dict[str, Any]
 SUBRESOURCES = {
     "pods": frozenset(("log", "exec", "attach", "portforward", "proxy")),
     "nodes": frozenset(("proxy",)),
+    "services": frozenset(("proxy",)),
+}
+# How discovery lists them, as upstream does: subresource → (kind, verbs).
+_PROXY_VERBS = ("create", "delete", "get", "patch", "update")
+_DISCOVERY: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
+    "pods": {
+        "attach": ("PodAttachOptions", ("create", "get")),
+        "exec": ("PodExecOptions", ("create", "get")),
+        "log": ("Pod", ("get",)),
+        "portforward": ("PodPortForwardOptions", ("create", "get")),
+        "proxy": ("PodProxyOptions", _PROXY_VERBS),
+    },
+    "nodes": {"proxy": ("NodeProxyOptions", _PROXY_VERBS)},
+    "services": {"proxy": ("ServiceProxyOptions", _PROXY_VERBS)},
 }
 # Upgrades that upstream (1.35+, AuthorizePodWebsocketUpgradeCreatePermission)
 # also authorizes as "create", as their SPDY POSTs always were.
@@ -67,6 +88,11 @@ def handles(info: RequestInfo) -> bool:
     return not info.api_group and info.subresource in SUBRESOURCES.get(info.resource, ())
 
 
+def discovery(group: str, plural: str) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """The streaming subresources of a core resource for discovery: name → (kind, verbs)."""
+    return {} if group else _DISCOVERY.get(plural, {})
+
+
 def needs_create(info: RequestInfo, websocket: bool) -> bool:
     return websocket and info.resource == "pods" and info.subresource in CREATE_ON_UPGRADE
 
@@ -80,7 +106,8 @@ class KubeletClient:
 
     @classmethod
     def from_pem(cls, *, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> KubeletClient:
-        context = ssl.create_default_context(cadata=ca_pem.decode("ascii"))
+        # Resumes its TLS session with each kubelet: every exec is a new connection (tls_sessions).
+        context = tls_sessions.client_context(cadata=ca_pem.decode("ascii"))
         # Kubelet certificates name the node and its IPs; we dial an IP.
         context.check_hostname = False
         with tempfile.TemporaryDirectory(prefix="kajitori-kubelet-client-") as tmp:
@@ -110,6 +137,8 @@ async def serve(req: StreamRequest) -> None:
     info = req.info
     if info.resource == "nodes":
         await _node_proxy(req)
+    elif info.resource == "services":
+        await _service_proxy(req)
     elif info.subresource == "log":
         await _pod_log(req)
     elif info.subresource in ("exec", "attach", "portforward"):
@@ -451,6 +480,79 @@ async def _pod_proxy(req: StreamRequest) -> None:
         raise errors.service_unavailable(f"address not allowed: pod {name} has no IP")
     target = f"{scheme}://{ip}:{port or 80}{_proxy_path(req.info)}"
     await _relay(req, target, False)
+
+
+async def _service_proxy(req: StreamRequest) -> None:
+    if req.websocket:
+        raise errors.bad_request("websocket proxying to services is not supported")
+    scheme, name, port = split_scheme_name_port(req.info.name)
+    namespace = req.info.namespace
+    address, target_port = await service_location(req, namespace, name, port)
+    host = f"[{address}]" if ":" in address else address
+    target = f"{scheme or 'http'}://{host}:{target_port}{_proxy_path(req.info)}"
+    await _relay(req, target, False)
+
+
+def split_scheme_name_port(id_: str) -> tuple[str, str, str]:
+    """``name``, ``name:port`` or ``scheme:name:port`` (upstream's SplitSchemeNamePort), or a 400."""
+    parts = id_.split(":")
+    scheme, name, port = "", "", ""
+    if len(parts) == 1:
+        name = parts[0]
+    elif len(parts) == 2:
+        name, port = parts
+    elif len(parts) == 3:
+        scheme, name, port = parts
+    if not name or scheme not in ("", "http", "https"):
+        raise errors.bad_request(f'invalid service request "{id_}"')
+    return scheme, name, port
+
+
+async def service_location(
+    req: StreamRequest, namespace: str, name: str, port: str
+) -> tuple[str, int]:
+    """A random ready endpoint (ip, port) of the Service port, as upstream's ResourceLocation.
+
+    A port number is first turned into the Service port's name (503 if the
+    Service has none such); the Endpoints' ready ``addresses`` carry the
+    ports by that name. Only addresses whose target Pod still has that IP
+    are taken; none → 503 ``no endpoints available``.
+    """
+    if port.isdigit():
+        service = await _get(req, "services", namespace, name)
+        ports = (service.get("spec") or {}).get("ports") or ()
+        match = next((p for p in ports if p.get("port") == int(port)), None)
+        if match is None:
+            raise errors.service_unavailable(
+                f'no service port {int(port)} found for service "{name}"'
+            )
+        port = match.get("name") or ""
+    endpoints = await _get(req, "endpoints", namespace, name)
+    subsets = list(endpoints.get("subsets") or ())
+    random.shuffle(subsets)
+    for subset in subsets:
+        addresses = list(subset.get("addresses") or ())
+        random.shuffle(addresses)
+        for endpoint_port in subset.get("ports") or ():
+            if (endpoint_port.get("name") or "") != port:
+                continue
+            for address in addresses:
+                if await _valid_address(req, namespace, address):
+                    return address["ip"], int(endpoint_port["port"])
+    raise errors.service_unavailable(f'no endpoints available for service "{name}"')
+
+
+async def _valid_address(req: StreamRequest, namespace: str, address: Object) -> bool:
+    """The address names a Pod of the namespace that still has its IP (upstream's isValidAddress)."""
+    ref = address.get("targetRef") or {}
+    if ref.get("kind") != "Pod" or ref.get("namespace", namespace) != namespace:
+        return False
+    try:
+        pod = await _get(req, "pods", namespace, ref.get("name") or "")
+    except errors.StatusError:
+        return False
+    ips = [p.get("ip") for p in (pod.get("status") or {}).get("podIPs") or ()]
+    return address.get("ip") in ips
 
 
 async def _relay(req: StreamRequest, url: str, verify: ssl.SSLContext | bool) -> None:

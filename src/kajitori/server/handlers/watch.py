@@ -10,6 +10,9 @@ carrying the last delivered resourceVersion is sent every
 ``BOOKMARK_INTERVAL`` seconds of quiet, never ahead of delivered events.
 Plain JSON watchers send the event's own ``json_line()``: the watch cache
 hands the same event to every watcher, so it is encoded once for all of them.
+Events come from the store in batches (those ready together); a watcher
+writes the lines of a batch as one chunk, so with many watchers and many
+writes the fan-out costs one step and one write per batch, not per event.
 """
 
 from __future__ import annotations
@@ -81,7 +84,7 @@ async def watch(scope: RequestScope) -> None:
     timeout = _timeout(scope)
     initial = _send_initial_events(scope)
     bookmarks = scope.query.get("allowWatchBookmarks", "") == "true"
-    events = scope.store.watch(scope.namespace, opts, send_initial_events=initial)
+    events = scope.store.watch_batches(scope.namespace, opts, send_initial_events=initial)
     content_type = negotiation.encode({}, scope.media)[1]
     if scope.media.type == negotiation.YAML:
         content_type = negotiation.JSON
@@ -108,44 +111,71 @@ async def _client_gone(scope: RequestScope) -> None:
             return
 
 
-async def _pump(scope: RequestScope, events: AsyncIterator[WatchEvent], bookmarks: bool) -> None:
+async def _pump(
+    scope: RequestScope, batches: AsyncIterator[list[WatchEvent]], bookmarks: bool
+) -> None:
     last_rv = 0
-    iterator = events.__aiter__()
+    iterator = batches.__aiter__()
     # Plain JSON in the stored version: each event's shared line as it is
-    # (decided once; this loop runs once per event per watcher).
+    # (decided once; this loop runs once per batch of events per watcher).
     plain = scope.store.info.conversion is None and not scope.media.transform
-    send = scope.send
     try:
         while True:
             try:
                 if bookmarks:
-                    # A timeout scope, not wait_for: no task per event (informers
+                    # A timeout scope, not wait_for: no task per batch (informers
                     # ask for bookmarks, so every event of theirs comes this way).
                     async with asyncio.timeout(BOOKMARK_INTERVAL):
-                        event = await iterator.__anext__()
+                        batch = await iterator.__anext__()
                 else:
-                    event = await iterator.__anext__()
+                    batch = await iterator.__anext__()
             except TimeoutError:
                 if last_rv:
                     await _send_event(scope, _bookmark(scope, last_rv, end=False))
                 continue
             except StopAsyncIteration:
                 return
-            if event.type == "BOOKMARK":
-                if event.extra.get("initial_events_end"):
-                    await _send_event(scope, _bookmark(scope, event.revision, end=True))
-                last_rv = max(last_rv, event.revision)
-                continue
-            last_rv = max(last_rv, event.revision)
-            obj = event.object
-            if plain and "kind" in obj and "apiVersion" in obj:
-                await send(
-                    {"type": "http.response.body", "body": event.json_line(), "more_body": True}
-                )
-            else:
-                await _send_watch_event(scope, event)
+            last_rv = await _send_batch(scope, batch, plain, last_rv)
     except errors.StatusError as exc:
         await _send_event(scope, {"type": "ERROR", "object": exc.to_status()})
+
+
+async def _send_batch(
+    scope: RequestScope, batch: list[WatchEvent], plain: bool, last_rv: int
+) -> int:
+    """Write ``batch`` as one body chunk; returns the newest resourceVersion it delivered.
+
+    Lines rendered before an error (a StatusError ends the watch with an
+    ERROR event) still go out first, in order.
+    """
+    lines: list[bytes] = []
+    try:
+        for event in batch:
+            last_rv = max(last_rv, event.revision)
+            line = _line(scope, event, plain)
+            if line is not None:
+                lines.append(line)
+    finally:
+        if lines:
+            await _send_lines(scope, lines)
+    return last_rv
+
+
+def _line(scope: RequestScope, event: WatchEvent, plain: bool) -> bytes | None:
+    """The event as this watcher sends it; None for what it does not send."""
+    if event.type == "BOOKMARK":
+        if event.extra.get("initial_events_end"):
+            return orjson.dumps(_bookmark(scope, event.revision, end=True)) + b"\n"
+        return None
+    obj = event.object
+    if plain and "kind" in obj and "apiVersion" in obj:
+        return event.json_line()  # shared by every watcher of the event
+    return _watch_line(scope, event)
+
+
+async def _send_lines(scope: RequestScope, lines: list[bytes]) -> None:
+    body = lines[0] if len(lines) == 1 else b"".join(lines)
+    await scope.send({"type": "http.response.body", "body": body, "more_body": True})
 
 
 def _bookmark(scope: RequestScope, revision: int, *, end: bool) -> Object:
@@ -172,18 +202,17 @@ def _render(scope: RequestScope, obj: Object) -> Any:
     return obj
 
 
-async def _send_watch_event(scope: RequestScope, event: WatchEvent) -> None:
+def _watch_line(scope: RequestScope, event: WatchEvent) -> bytes:
     if scope.store.info.conversion is not None:
         # An older served version: each watcher converts its own copy.
         obj = _render(scope, scope.external(event.object))
-        await _send_event(scope, {"type": event.type, "object": obj})
-        return
+        return orjson.dumps({"type": event.type, "object": obj}) + b"\n"
     if scope.media.transform:
-        await _send_event(scope, {"type": event.type, "object": _render(scope, event.object)})
-        return
+        rendered = _render(scope, event.object)
+        return orjson.dumps({"type": event.type, "object": rendered}) + b"\n"
     # Cached events already carry kind and apiVersion, so this never mutates a shared object.
     _render(scope, event.object)
-    await asgi.send_chunk(scope.send, event.json_line())
+    return event.json_line()
 
 
 async def _send_event(scope: RequestScope, event: Object) -> None:

@@ -166,7 +166,6 @@ async def test_kajitori_up_pulls_into_the_data_dirs_image_store(
     """``up --runtime oci`` pulls into <data-dir>/images; KAJITORI_OCI_IMAGES=busybox opts out."""
     monkeypatch.setenv("KAJITORI_OCI_ROOT", str(tmp_path / "oci"))
     monkeypatch.delenv("KAJITORI_OCI_IMAGES", raising=False)
-    monkeypatch.delenv("KAJITORI_OCI_NODE_NETNS", raising=False)
     made = kubelet_cmd.new_runtime("oci", data_dir=tmp_path / "data")
     assert isinstance(made, runtime.OciRuntime) and made.network is None
     assert isinstance(made.images, store_images.StoreImages)

@@ -10,9 +10,25 @@ from pathlib import Path
 import pytest
 from tests.kubelet.runtimes.oci.helpers import REASON, Harness, leaks, make_pod, sh, wait_for
 
+from kajitori.kubelet.runtimes import interface
 from kajitori.kubelet.runtimes.oci import runtime
 
 pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
+
+
+def record_events(oci: Harness) -> list[tuple[str, str, str]]:
+    """The events the runtime records through the kubelet's hooks, as (type, reason, message)."""
+    events: list[tuple[str, str, str]] = []
+
+    async def no_secret(node: str, namespace: str, name: str) -> None:
+        return None
+
+    def record(pod: dict[str, object], event_type: str, reason: str, message: str) -> None:
+        events.append((event_type, reason, message))
+
+    oci.runtime.set_kubelet_hooks(interface.KubeletHooks(record, no_secret, lambda node: ""))
+    return events
+
 
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr) F (.*)$")
 
@@ -357,12 +373,38 @@ async def test_a_missing_executable_is_a_start_error_with_runcs_message(oci: Har
 
 
 async def test_a_failing_post_start_hook_kills_the_container(oci: Harness) -> None:
-    """The container is killed (137) and the hook's failure is in the message."""
+    """The container is killed (137), the hook's failure is in the message, not in the events."""
+    events = record_events(oci)
     hook = {"postStart": {"exec": {"command": ["sh", "-c", "echo nope >&2; exit 7"]}}}
     uid = oci.start(make_pod([sh("c", "sleep 1000", lifecycle=hook)]))
     done = await oci.wait_state(uid, "c", "terminated")
     assert done.termination is not None and done.termination.exit_code == 137
     assert done.message.startswith("PostStartHookError") and "nope" in done.message
+    assert events == [
+        ("Normal", "Created", "Created container: c"),
+        ("Normal", "Started", "Started container c"),
+        ("Warning", "FailedPostStartHook", "PostStartHook failed"),
+        ("Normal", "Killing", "FailedPostStartHook"),
+    ]
+
+
+async def test_a_pods_life_records_upstreams_container_events(oci: Harness) -> None:
+    """Created, Started; on kill Killing, then FailedPreStopHook for a preStop that fails."""
+    events = record_events(oci)
+    pre_stop = {"preStop": {"exec": {"command": ["sh", "-c", "echo secret; exit 3"]}}}
+    script = "trap 'exit 0' TERM; while true; do sleep 0.05; done"
+    uid = oci.start(make_pod([sh("c", script, lifecycle=pre_stop)], name="life"))
+    await oci.wait_state(uid, "c", "running")
+    assert events == [
+        ("Normal", "Created", "Created container: c"),
+        ("Normal", "Started", "Started container c"),
+    ]
+    oci.runtime.kill_pod(uid, now=time.time(), grace_period=5)
+    await oci.wait_state(uid, "c", "terminated")
+    assert events[2:] == [
+        ("Normal", "Killing", "Stopping container c"),
+        ("Warning", "FailedPreStopHook", "PreStopHook failed"),
+    ]
 
 
 async def test_sidecars_are_stopped_after_the_main_containers(oci: Harness) -> None:

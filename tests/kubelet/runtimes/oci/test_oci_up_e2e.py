@@ -11,6 +11,7 @@ import pytest
 from tests.kubelet.runtimes.oci import helpers
 
 from kajitori.kubelet.runtimes.oci import mounts
+from kajitori.testing import node_network
 from kajitori.testing.cluster import KajitoriCluster, wait_until
 
 pytestmark = pytest.mark.skipif(helpers.REASON is not None, reason=helpers.REASON or "")
@@ -34,7 +35,10 @@ spec:
 def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[KajitoriCluster]:
     monkeypatch.setenv("KAJITORI_OCI_ROOT", str(tmp_path / "oci"))
     monkeypatch.setenv("KAJITORI_OCI_IMAGES", "busybox")  # no registry here
-    with KajitoriCluster(tmp_path / "data", extra_args=("--nodes=1", "--runtime=oci")) as running:
+    # A node network of its own (decision 0031): other tests run clusters at the same time.
+    network = node_network.up_args(node_network.cluster_name(), node_network.free_node_cidr())
+    args = ("--nodes=1", "--runtime=oci", *network)
+    with KajitoriCluster(tmp_path / "data", extra_args=args) as running:
         yield running
 
 
@@ -60,11 +64,13 @@ def test_a_pod_runs_in_a_runc_container_and_goes_away_cleanly(
     uid = pod["metadata"]["uid"]
     (status,) = pod["status"]["containerStatuses"]
     assert status["containerID"].startswith("runc://") and status["ready"] is True
-    log = tmp_path / "oci" / "logs" / f"default_hello_{uid}" / "c" / "0.log"
+    log = tmp_path / "oci" / "kajitori-worker" / "logs" / f"default_hello_{uid}" / "c" / "0.log"
     wait_until(lambda: log.exists() and "hello from hello" in log.read_text(), what="log line")
     cluster.kubectl("delete", "pod", "hello", "--wait=false")
     wait_until(lambda: get_pod(cluster) is None, timeout=20, what="pod deleted")
     wait_until(
-        lambda: not (tmp_path / "oci" / "pods" / uid).exists(), timeout=10, what="pod removed"
+        lambda: not (tmp_path / "oci" / "kajitori-worker" / "pods" / uid).exists(),
+        timeout=10,
+        what="pod removed",
     )
     assert mounts.mounts_under(tmp_path / "oci") == []

@@ -9,11 +9,20 @@
   rootfs and config.json (spec.py), ``runc create`` through the shim, ``runc
   start`` and the postStart exec hook. A create or start failure is a run
   that ended at once: exit code 128, reason ``StartError`` and runc's
-  message, as containerd reports it;
+  message, as containerd reports it, with a ``Failed`` event (``event``);
 * exits: a pidfd on each run's shim turns readable once the shim has
   written ``exit.json`` and exited; the run's exit is then read, runc's record
-  deleted and the overlay unmounted (``clean_run``);
+  deleted and the overlay unmounted (``clean_run``; for a run never started
+  it deletes until the shim is gone: that shim may still be in ``runc create``);
 * ``stop``: preStop exec hook, SIGTERM, the rest of the grace period, SIGKILL.
+
+Events are upstream kubelet's (kuberuntime_container.go), through ``event``
+(the kubelet's recorder): ``Created`` ("Created container: c") once runc
+created the run, ``Started`` ("Started container c") once it started,
+``FailedPostStartHook`` then ``Killing`` when the postStart hook fails,
+``Killing`` ("Stopping container c") as a stop begins, ``FailedPreStopHook``
+and ``ExceededGracePeriod``. Hook events carry no hook output, as upstream's
+(it may hold secrets).
 
 Every change to what a status would show goes through ``changed(pod)``.
 """
@@ -32,12 +41,21 @@ from pathlib import Path
 from typing import Any
 
 from kajitori.kubelet.runtimes import interface, simulated
-from kajitori.kubelet.runtimes.oci import images, mounts, runc, sandbox_network, spec, state
+from kajitori.kubelet.runtimes.oci import (
+    gate,
+    images,
+    mounts,
+    runc,
+    sandbox_network,
+    spec,
+    state,
+)
 from kajitori.kubelet.volumes import errors as volume_errors
 
 Object = dict[str, Any]
 
 KILL_WAIT_SECONDS = 10.0  # after SIGKILL, how long to wait for the shim's record
+HOOK_TIMED_OUT = "hook timed out"  # exec_hook's stderr when the grace period ran out first
 CGROUP_PARENT = "kajitori"
 
 
@@ -88,6 +106,8 @@ class Runs:
         changed: Callable[[state.Pod], None],
         backoff: Callable[[int], float],
         background: Callable[[Coroutine[Any, Any, None]], None],
+        event: Callable[[state.Pod, str, str, str], None] | None = None,
+        rootless: Any = None,
     ) -> None:
         self.runc = runc
         self.images = images
@@ -95,7 +115,11 @@ class Runs:
         self._changed = changed
         self._backoff = backoff
         self._background = background
+        # The kubelet's event recorder: upstream's container events (Failed on a start error).
+        self._event = event or (lambda *_: None)
         self._pidfds: set[int] = set()  # shims being watched
+        self.gate = gate.StartGate()  # sandbox and container creations at once (gate.py)
+        self.rootless = rootless  # rootless.Rootless: rootfs copies and spec changes (0033)
         # The kubelet's volume manager (kubelet/volumes/manager.py): env and mounts per container.
         self.configure: Callable[[Object, Object, Path], Awaitable[Any]] | None = None
 
@@ -133,17 +157,21 @@ class Runs:
         container.runs.append(run)
         container.reason = ""
         try:
-            self._prepare(record, container, run, rootfs, settings, extras)
-            created = await self.runc.create(
-                run.container_id,
-                bundle=run.directory,
-                log=self._log_file(record, container, run),
-                cgroup=f"{sandbox_of(record).cgroup_parent}/{run.container_id}",
-            )
+            async with self.gate.slot(gate.CONTAINER):  # as many as cores, before new sandboxes
+                if self.rootless is not None:  # no overlay without privilege: a copy per run
+                    await self.rootless.make_rootfs(rootfs, run.directory / "rootfs")
+                self._prepare(record, container, run, rootfs, settings, extras)
+                created = await self.runc.create(
+                    run.container_id,
+                    bundle=run.directory,
+                    log=self._log_file(record, container, run),
+                    cgroup=f"{sandbox_of(record).cgroup_parent}/{run.container_id}",
+                )
         except (runc.RuncError, OSError, ValueError) as exc:
             self._start_failed(record, run, str(exc))
             return
         run.shim_pid, run.init_pid = created.shim_pid, created.init_pid
+        self._event(record, "Normal", "Created", f"Created container: {container.name}")
         self._watch(record, run)
         await self._run_started(record, container, run)
 
@@ -181,6 +209,7 @@ class Runs:
         except ValueError as exc:
             container.reason, container.message = "CreateContainerConfigError", str(exc)
             container.retry_at = time.time() + self._backoff(0)
+            self._event(record, "Warning", "Failed", f"Error: {exc}")
             self._changed(record)
             return None
         user = spec.user_of(record.pod, container.spec, image_uid=image_uid, image_gid=image_gid)
@@ -216,12 +245,13 @@ class Runs:
         for name in ("rootfs", "upper", "work"):
             (run.directory / name).mkdir(parents=True, exist_ok=True)
         run.save()
-        mounts.mount_overlay(
-            run.directory / "rootfs",
-            lower=rootfs,
-            upper=run.directory / "upper",
-            work=run.directory / "work",
-        )
+        if self.rootless is None:
+            mounts.mount_overlay(
+                run.directory / "rootfs",
+                lower=rootfs,
+                upper=run.directory / "upper",
+                work=run.directory / "work",
+            )
         image, user = settings
         document = spec.container_spec(
             record.pod,
@@ -235,6 +265,8 @@ class Runs:
             **(extras or {}),
         )
         document["mounts"].extend(sandbox_network.mounts(record.directory))  # hosts, resolv.conf
+        if self.rootless is not None:
+            self.rootless.adapt(document, record.directory)
         (run.directory / "config.json").write_text(json.dumps(document))
 
     def _log_file(self, record: state.Pod, container: state.Container, run: state.Run) -> Path:
@@ -249,6 +281,8 @@ class Runs:
         run.exit_event().set()
         state.write_json(run.directory / "exit.json", {"createError": message, "finishedAt": now})
         mounts.unmount(run.directory / "rootfs")
+        # upstream's kubelet: FailedToStartContainer, "Error: <the runtime's message>".
+        self._event(record, "Warning", "Failed", f"Error: {message}")
         self._changed(record)
 
     async def _run_started(
@@ -264,6 +298,7 @@ class Runs:
             return
         run.started_at = time.time()
         run.save()
+        self._event(record, "Normal", "Started", f"Started container {container.name}")
         self._changed(record)
         if hook is not None:
             code, out, err = await self.exec_hook(run, hook, timeout=None)
@@ -272,6 +307,9 @@ class Runs:
                 run.message = (
                     f"PostStartHookError: exec {hook.get('command')} exited {code}: {err or out}"
                 )
+                # upstream: no hook output in the event (it may hold secrets), then Killing.
+                self._event(record, "Warning", "FailedPostStartHook", "PostStartHook failed")
+                self._event(record, "Normal", "Killing", "FailedPostStartHook")
                 await self.runc.kill(run.container_id, "SIGKILL")
             self._changed(record)
 
@@ -282,7 +320,7 @@ class Runs:
         try:
             code, out, err = await self.runc.exec(run.container_id, argv, timeout=timeout or 60.0)
         except TimeoutError:
-            return 124, "", "hook timed out"
+            return 124, "", HOOK_TIMED_OUT
         return code, out.decode(errors="replace"), err.decode(errors="replace")
 
     async def _forget_old_runs(self, record: state.Pod, container: state.Container) -> None:
@@ -346,24 +384,48 @@ class Runs:
             return
         run.cleaned = True
         await self.runc.delete(run.container_id)
+        if run.started_at is None:
+            # Never started: its shim may still be inside ``runc create`` (a kubelet killed
+            # mid-start), and would create the container after this delete. Delete until it ends.
+            deadline = time.monotonic() + KILL_WAIT_SECONDS
+            while state.shim_alive(run.shim_pid, run.directory) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+                await self.runc.delete(run.container_id)
         mounts.unmount(run.directory / "rootfs")
 
-    async def stop(self, record: state.Pod, container: state.Container, deadline: float) -> None:
-        """preStop, SIGTERM, the rest of the grace period, then SIGKILL."""
+    async def stop(
+        self,
+        record: state.Pod,
+        container: state.Container,
+        deadline: float,
+        *,
+        announce: bool = True,
+    ) -> None:
+        """``Killing``, preStop, SIGTERM, the rest of the grace period, then SIGKILL.
+
+        ``announce=False`` when the caller recorded its own Killing event (the
+        prober's "failed liveness probe, will be restarted").
+        """
         run = container.last
         if run is None or run.exit is not None:
             return
         if run.started_at is None:
             await self.runc.delete(run.container_id)
             return
+        if announce:
+            self._event(record, "Normal", "Killing", f"Stopping container {container.name}")
         hook = ((container.spec.get("lifecycle") or {}).get("preStop") or {}).get("exec")
         if hook is not None:
-            await self.exec_hook(run, hook, timeout=max(deadline - time.time(), 0.1))
+            code, _, err = await self.exec_hook(run, hook, timeout=max(deadline - time.time(), 0.1))
+            if code != 0 and err != HOOK_TIMED_OUT:  # upstream leaves the output out, as above
+                self._event(record, "Warning", "FailedPreStopHook", "PreStopHook failed")
         await self.runc.kill(run.container_id, "SIGTERM")
         event = run.exit_event()
         if not await wait_event(event, max(deadline - time.time(), 0.0)):
             await self.runc.kill(run.container_id, "SIGKILL")
-            await wait_event(event, KILL_WAIT_SECONDS)
+            if not await wait_event(event, KILL_WAIT_SECONDS):
+                message = "Container runtime did not kill the pod within specified grace period."
+                self._event(record, "Warning", "ExceededGracePeriod", message)
 
 
 def _image_id(image: str, config: Object) -> str:

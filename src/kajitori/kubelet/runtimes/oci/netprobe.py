@@ -24,15 +24,25 @@ import os
 import sys
 
 CLONE_NEWNET = 0x40000000
+CLONE_NEWUSER = 0x10000000
 USER_AGENT = "kube-probe/1.37"
 SERVING_STATUSES = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
 
 
 def join_netns(path: str) -> None:
+    # Rootless (decision 0033): the pod's user namespace owns its network namespace, so an
+    # unprivileged prober joins it first (``user`` beside ``net`` in the sandbox directory).
+    user = os.path.join(os.path.dirname(path), "user")
+    if os.geteuid() != 0 and os.path.exists(user):
+        _setns(user, CLONE_NEWUSER)
+    _setns(path, CLONE_NEWNET)
+
+
+def _setns(path: str, kind: int) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     fd = os.open(path, os.O_RDONLY)
     try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
+        if libc.setns(fd, kind) != 0:
             errno = ctypes.get_errno()
             raise OSError(errno, f"setns {path}: {os.strerror(errno)}")
     finally:

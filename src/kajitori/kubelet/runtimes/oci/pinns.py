@@ -1,19 +1,22 @@
 """Pin a pod sandbox's namespaces to files, as CRI-O's ``pinns`` does.
 
-Run as a program (``python -S pinns.py DIR HOSTNAME``), not imported: ``unshare(2)`` moves the calling thread into new namespaces, which
-the kubelet's own process must never do. It
+``unshare(2)`` moves the calling *thread* into new namespaces, which the
+kubelet's event loop thread must never do, so ``pin`` runs in a thread of
+its own that does only this and then ends (runc.py's ``pin_namespaces``;
+decision 0034: a thread costs ~1 ms where a ``python -S pinns.py DIR
+HOSTNAME`` process, still supported, costs ~25 ms of start-up). It
 
 1. unshares new network, IPC and UTS namespaces;
 2. sets the hostname in the new UTS namespace (the pod's hostname, which
    every container of the pod then sees) and brings loopback up in the new
-   network namespace (no other interface: CNI is not wired yet);
+   network namespace (CNI adds the pod's interface afterwards);
 3. bind-mounts each namespace onto ``DIR/net``, ``DIR/ipc`` and ``DIR/uts``,
-   so the namespaces outlive this process with nothing running in them.
+   so the namespaces outlive this thread with nothing running in them.
 
 Containers join them by path (``linux.namespaces[].path``); unmounting the
 three files releases them. No pause process means nothing to restart or
 reap after a kubelet restart. Standard library only, and only modules that
-load fast (no argparse, no socket wrapper): this runs once per pod start.
+load fast (no argparse, no socket wrapper), for the program form.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ NAMESPACES = ("net", "ipc", "uts")
 def _check(result: int, what: str) -> None:
     if result != 0:
         errno = ctypes.get_errno()
-        sys.exit(f"pinns: {what}: {os.strerror(errno)}")
+        raise OSError(errno, f"pinns: {what}: {os.strerror(errno)}")
 
 
 def loopback_up() -> None:
@@ -51,8 +54,13 @@ def loopback_up() -> None:
         sock.close()
 
 
-def main() -> None:
-    directory, hostname = sys.argv[1:3]
+def pin(directory: str, hostname: str) -> None:
+    """Unshare, name, bring up and pin; the calling thread stays in the new namespaces.
+
+    Only for a thread (or process) that ends right after: nothing else may
+    run in it, since everything it opens would be in the pod's namespaces.
+    Raises ``OSError``.
+    """
     libc = ctypes.CDLL(None, use_errno=True)
     _check(libc.unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
     _socket.sethostname(hostname)
@@ -63,6 +71,14 @@ def main() -> None:
             pass
         source = f"/proc/thread-self/ns/{name}".encode()
         _check(libc.mount(source, target.encode(), None, MS_BIND, None), f"bind {name}")
+
+
+def main() -> None:
+    directory, hostname = sys.argv[1:3]
+    try:
+        pin(directory, hostname)
+    except OSError as exc:
+        sys.exit(exc.strerror or str(exc))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Every call passes ``--root`` so the runtime never sees or touches
 containers other tools made under /run/runc. ``create`` goes through the
-shim (shim.py), which must be the container's parent; the other verbs are
+shim (shim.py), which must be the container's parent, forked by the root's
+shim factory (started here on first use); the other verbs are
 short-lived ``runc`` processes (~10–25 ms each on this machine).
 
 Verbs used (runc 1.1): ``start``, ``kill ID SIGNAL``, ``delete --force``,
@@ -16,10 +17,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import json
+import shutil
+import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
+
+from kajitori.kubelet.runtimes.oci import pinns
 
 SHIM = Path(__file__).with_name("shim.py")
 PINNS = Path(__file__).with_name("pinns.py")
@@ -27,6 +34,18 @@ CREATE_TIMEOUT = 30.0
 KILL_WAIT = 5.0
 # runc start returns once runc init is released, before it exec'd the user process.
 INIT_COMM = "runc:[2:INIT]"
+
+
+def runtime_version(binary: str = "runc") -> str:
+    """``runc://<version>`` for a Node's containerRuntimeVersion (``runc version 1.1.5+ds1``)."""
+    try:
+        out = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+    except OSError:
+        return "runc://unknown"
+    first = out.splitlines()[0] if out else ""
+    return "runc://" + (first.split()[-1] if first.startswith("runc version") else "unknown")
 
 
 class RuncError(Exception):
@@ -76,40 +95,118 @@ class Runc:
         return out
 
     async def create(self, container_id: str, *, bundle: Path, log: Path, cgroup: str) -> Created:
-        """Start the shim, which runs ``runc create``; ``RuncError`` with runc's message."""
+        """Have a shim run ``runc create``; ``RuncError`` with runc's message.
+
+        The shim is forked by the root's shim factory (shim.py, ``--factory``),
+        started on first use; a shim of its own (``python -S shim.py``) only
+        when no factory can be reached.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
-        shim = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-S",
-            str(SHIM),
-            # shim.py's positional arguments: ID BUNDLE LOG RUNC_ROOT RUNC CGROUP
-            container_id,
-            str(bundle),
-            str(log),
-            str(self.root),
-            self.binary,
-            cgroup,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        assert shim.stdout is not None
-        reading = asyncio.ensure_future(shim.stdout.readline())
+        # shim.py's positional arguments: ID BUNDLE LOG RUNC_ROOT RUNC CGROUP (absolute: the
+        # factory's working directory is /)
+        paths = (str(path.absolute()) for path in (bundle, log, self.root))
+        args = [container_id, *paths, self._resolved(), cgroup]
+        creating = asyncio.ensure_future(self._shim_report(args))
         try:
-            line = (await asyncio.shield(reading)).decode(errors="replace").strip()
+            line = await asyncio.shield(creating)
         except asyncio.CancelledError:
             # Let the shim finish creating, so whoever cleans up finds the container (and its
             # shim.pid) instead of racing a runc create still under way.
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(reading, CREATE_TIMEOUT)
-                await shim.wait()
+                await asyncio.wait_for(creating, CREATE_TIMEOUT)
             raise
-        await shim.wait()  # the shim's first process exits at once; the shim itself lives on
         verb, _, rest = line.partition(" ")
         if verb != "created":
             raise RuncError(rest or "the shim exited before creating the container")
         shim_pid = int((bundle / "shim.pid").read_text())
         return Created(shim_pid=shim_pid, init_pid=int(rest))
+
+    async def _shim_report(self, args: list[str]) -> str:
+        """Start a shim and return its report line (``created PID`` or ``error MESSAGE``)."""
+        connection = await self._factory_shim(args)
+        if connection is not None:
+            reader, writer = connection
+            try:
+                return (await reader.readline()).decode(errors="replace").strip()
+            finally:
+                writer.close()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-S",
+            str(SHIM),
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        assert process.stdout is not None
+        line = await process.stdout.readline()
+        await process.wait()  # the shim's first process exits at once; the shim lives on
+        return line.decode(errors="replace").strip()
+
+    def _resolved(self) -> str:
+        """The runc binary's path: a factory's PATH is the one of the kubelet that started it."""
+        return shutil.which(self.binary) or self.binary
+
+    def _factory_name(self) -> str:
+        """The abstract socket of this root's factory, for this shim.py (a changed one is new)."""
+        stat = SHIM.stat()
+        key = (
+            f"{sys.executable}\0{SHIM}\0{stat.st_mtime_ns}\0{stat.st_size}\0{self.root.absolute()}"
+        )
+        return "kajitori-shim-factory-" + hashlib.sha256(key.encode()).hexdigest()[:24]
+
+    async def _factory_shim(
+        self, args: list[str]
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """Ask the factory for a shim: the connection it reports on, or None.
+
+        None only when no shim was forked (no "ok" came back), so the caller
+        may start one of its own; a factory that was just leaving (idle) is
+        started again once.
+        """
+        name = self._factory_name()
+        for attempt in range(2):
+            try:
+                reader, writer = await asyncio.open_unix_connection("\0" + name)
+            except OSError:
+                if attempt or not await self._start_factory(name):
+                    return None
+                continue
+            try:
+                writer.write("\0".join(args).encode() + b"\n")
+                await writer.drain()
+                ok = await asyncio.wait_for(reader.readline(), CREATE_TIMEOUT)
+            except OSError:
+                ok = b""
+            except TimeoutError:
+                # It may still fork the shim: starting another could create the container twice.
+                writer.close()
+                raise RuncError("the shim factory did not answer") from None
+            if ok == b"ok\n":
+                return reader, writer
+            writer.close()
+            if attempt or not await self._start_factory(name):
+                return None
+        return None
+
+    async def _start_factory(self, name: str) -> bool:
+        """Start the factory (it daemonizes); whether one is now listening."""
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-S",
+                str(SHIM),
+                "--factory",
+                name,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            out, _ = await asyncio.wait_for(process.communicate(), CREATE_TIMEOUT)
+        except (OSError, TimeoutError):
+            return False
+        return out.strip() in (b"ready", b"exists")
 
     async def start(self, container_id: str, *, init_pid: int, timeout: float = 5.0) -> None:
         """``runc start``, then wait until init has exec'd the container's process.
@@ -154,24 +251,37 @@ class Runc:
 
 
 async def pin_namespaces(directory: Path, *, hostname: str) -> None:
-    """Make the pod's network, IPC and UTS namespaces under ``directory`` (see pinns.py)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-S",
-        str(PINNS),
-        str(directory),
-        hostname,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    communicating = asyncio.ensure_future(process.communicate())
+    """Make the pod's network, IPC and UTS namespaces under ``directory`` (see pinns.py).
+
+    ``pinns.pin`` runs in a new thread that ends right after, so no other
+    work ever runs in the pod's namespaces (an executor's threads are reused).
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle(error: Exception | None) -> None:
+        if done.done():
+            return
+        if error is None:
+            done.set_result(None)
+        else:
+            message = error.strerror if isinstance(error, OSError) else None
+            done.set_exception(RuncError(message or str(error) or "pinning namespaces failed"))
+
+    def work() -> None:
+        error = None
+        try:
+            pinns.pin(str(directory), hostname)
+        except Exception as exc:  # whatever it is, the waiting pod worker must hear of it
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
+            loop.call_soon_threadsafe(settle, error)
+
+    threading.Thread(target=work, name="kajitori-pinns", daemon=True).start()
     try:
-        _, err = await asyncio.shield(communicating)
+        await asyncio.shield(done)
     except asyncio.CancelledError:
         # Its bind mounts must exist before whoever cleans up looks for them.
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(communicating, CREATE_TIMEOUT)
+            await asyncio.wait_for(done, CREATE_TIMEOUT)
         raise
-    if process.returncode != 0:
-        raise RuncError(err.decode(errors="replace").strip() or "pinning namespaces failed")

@@ -32,7 +32,20 @@ pod had: runc containers, mounts, cgroups, namespaces, files.
 
 Containers survive the runtime: a new ``OciRuntime`` over the same root
 reads the pods back from disk (state.py), finds the shims still running
-and watches them again.
+and watches them again. A run the old kubelet created but never started
+(it died mid-start) is deleted and the container started again at once,
+whatever the restart policy (upstream restarts a container left in the
+created state); a sandbox whose CNI ADD may have been cut short is DELed
+and ADDed again; and before the first ADD, the CNI attachments of sandboxes
+the runtime no longer holds are released (``SandboxNetwork.gc``).
+
+Faults are reported as upstream's kubelet does, through
+``KubeletHooks.record_event``: ``Failed`` (``Error: <message>``) for a start
+or config error, ``BackOff`` once per exit a container waits out,
+``FailedCreatePodSandBox`` when the sandbox cannot be made and
+``SandboxChanged`` when a pod that ran lost its sandbox (a reboot took its
+namespaces) and gets a new one; each run's Created/Started/Killing are
+containers.py's.
 """
 
 from __future__ import annotations
@@ -48,11 +61,12 @@ from pathlib import Path
 from typing import Any
 
 from kajitori.kubelet.images import puller, registry, store
-from kajitori.kubelet.network import pod_network
+from kajitori.kubelet.network import cni, pod_network
 from kajitori.kubelet.runtimes import interface, simulated
 from kajitori.kubelet.runtimes.oci import (
     busybox,
     containers,
+    gate,
     images,
     mounts,
     probes,
@@ -62,6 +76,7 @@ from kajitori.kubelet.runtimes.oci import (
     state,
     store_images,
 )
+from kajitori.kubelet.runtimes.oci import rootless as rootless_mode
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +104,12 @@ class OciRuntime:
         backoff_base: float = DEFAULT_BACKOFF_BASE,
         backoff_cap: float = DEFAULT_BACKOFF_CAP,
         network: sandbox_network.SandboxNetwork | None = None,
+        rootless: rootless_mode.Rootless | None = None,
     ) -> None:
         self.root = root
         self.images = images
         self.network = network
+        self.rootless = rootless  # not root: user namespaces, no cgroups, no CNI (0033)
         self.hooks: interface.KubeletHooks | None = None
         self._ips: dict[str, str] = {}  # pod uid → its IP on the pod network
         self.runc = runc.Runc(root / "runc", binary=runc_binary)
@@ -102,6 +119,7 @@ class OciRuntime:
         self._on_change: Callable[[str], None] | None = None
         self._removals: set[asyncio.Task[None]] = set()
         self._probe_kills: set[asyncio.Task[None]] = set()  # liveness stops under way
+        self._sandbox_changed: set[str] = set()  # pods whose SandboxChanged event was recorded
         self.runs = containers.Runs(
             runc=self.runc,
             images=images,
@@ -109,9 +127,19 @@ class OciRuntime:
             changed=self._changed,
             backoff=self._backoff,
             background=self._background,
+            event=self._event,
+            rootless=rootless,
         )
         (root / "pods").mkdir(parents=True, exist_ok=True)
+        self._reattach: set[str] = set()  # restored pods whose ADD may be half done
         self._load()
+        # CNI attachments of sandboxes that are gone (removed while no runtime ran, or a
+        # kubelet killed mid-ADD) are released once, before this runtime ADDs anything.
+        self._network_gc: asyncio.Task[None] | None = None
+        with contextlib.suppress(RuntimeError):  # no running loop: the first ADD starts it
+            asyncio.get_running_loop()
+            if network is not None:
+                self._start_network_gc()
 
     # ----- the Runtime protocol ----------------------------------------------
 
@@ -164,6 +192,7 @@ class OciRuntime:
 
     def remove_pod(self, uid: str) -> None:
         record = self._pods.pop(uid, None)
+        self._sandbox_changed.discard(uid)
         if record is None:
             return
         record.removing = True
@@ -218,7 +247,9 @@ class OciRuntime:
             grace_period = DEFAULT_GRACE_SECONDS if pod_grace is None else float(pod_grace)
         log.info("pod %s: stopping container %s (%s)", record.name, container, reason)
         # Not a _background task: aclose cancels it with the workers, as it does a pod's _kill.
-        task = asyncio.ensure_future(self.runs.stop(record, found, time.time() + grace_period))
+        # The prober recorded upstream's Killing event for this stop ("failed liveness probe").
+        stopping = self.runs.stop(record, found, time.time() + grace_period, announce=False)
+        task = asyncio.ensure_future(stopping)
         self._probe_kills.add(task)
         task.add_done_callback(self._probe_kills.discard)
 
@@ -260,8 +291,8 @@ class OciRuntime:
         run = container.last
         if run is None or run.exit is None or record.killing or record.failed:
             return False
-        if container.kind == "sidecar":
-            return True
+        if container.kind == "sidecar" or _never_started(run):
+            return True  # upstream restarts a container left created or unknown whatever the policy
         policy = (record.pod.get("spec") or {}).get("restartPolicy") or "Always"
         if container.kind == "init":
             return policy != "Never" and run.exit.exit_code != 0
@@ -272,6 +303,8 @@ class OciRuntime:
             return None
         run = container.last
         assert run is not None and run.exit is not None
+        if _never_started(run):
+            return run.exit.finished_at  # nothing ran, so nothing failed: no back-off
         return run.exit.finished_at + self._backoff(self._backoff_exponent(container, run))
 
     def _backoff_exponent(self, container: state.Container, run: state.Run) -> int:
@@ -300,6 +333,19 @@ class OciRuntime:
         waiting = (
             "ContainerCreating" if container.kind != "regular" or initialized else "PodInitializing"
         )
+        run = container.last
+        if run is not None and _never_started(run) and self._restarts(record, container):
+            # Restarted at once (no back-off): it is being created again, not crash-looping.
+            return interface.ContainerStatus(
+                name=container.name,
+                image=run.image or str(container.spec.get("image") or ""),
+                image_id=run.image_id,
+                container_id=run.uri,
+                state="waiting",
+                reason="ContainerCreating",
+                restart_count=run.number,
+                last_termination=run.exit,
+            )
         return state.container_status(
             container,
             waiting_reason=waiting,
@@ -313,6 +359,25 @@ class OciRuntime:
         if container.kind == "sidecar":
             return run is not None and run.started_at is not None
         return run is not None and run.exit is not None and run.exit.exit_code == 0
+
+    def _event(self, record: state.Pod, event_type: str, reason: str, message: str) -> None:
+        if self.hooks is not None and not record.removing:
+            self.hooks.record_event(record.pod, event_type, reason, message)
+
+    def _announce_backoff(self, record: state.Pod) -> None:
+        """Upstream's BackOff event, once per exit a container waits out before restarting."""
+        now = time.time()
+        for container in record.containers.values():
+            run = container.last
+            restart_at = self._restart_at(record, container)
+            if run is None or restart_at is None or restart_at <= now:
+                continue
+            if container.backoff_announced != run.number:
+                container.backoff_announced = run.number
+                message = (
+                    f"Back-off restarting failed container {container.name} in pod {record.name}"
+                )
+                self._event(record, "Warning", "BackOff", message)
 
     def _changed(self, record: state.Pod) -> None:
         if record.wake is not None:
@@ -337,6 +402,7 @@ class OciRuntime:
                 record.wake.clear()
                 if await self._step(record):
                     continue
+                self._announce_backoff(record)
                 await containers.wait_event(record.wake, self._next_timer(record))
             if not record.removing:
                 await self._kill(record)
@@ -354,7 +420,8 @@ class OciRuntime:
     async def _step(self, record: state.Pod) -> bool:
         """Take the next action the pod needs; ``False`` when there is nothing to do yet."""
         if not record.sandbox_ready:
-            return await self._create_sandbox(record)
+            async with self.runs.gate.slot(gate.SANDBOX):  # after containers under way (gate.py)
+                return await self._create_sandbox(record)
         if record.failed:
             return False
         for container in record.of_kind("init", "sidecar"):
@@ -388,15 +455,20 @@ class OciRuntime:
     async def _create_sandbox(self, record: state.Pod) -> bool:
         nsdir = record.directory / "ns"
         if not all((nsdir / name).exists() for name in ("net", "ipc", "uts")):
+            ran = any(c.runs for c in record.containers.values())
+            if ran and record.uid not in self._sandbox_changed:
+                self._sandbox_changed.add(record.uid)  # once, not at every retry of a failing one
+                message = "Pod sandbox changed, it will be killed and re-created."
+                self._event(record, "Normal", "SandboxChanged", message)
             mounts.unmount_all(nsdir)
             nsdir.mkdir(parents=True, exist_ok=True)
             try:
-                await runc.pin_namespaces(nsdir, hostname=spec.hostname_of(record.pod))
+                pin = runc.pin_namespaces if self.rootless is None else self.rootless.pin_namespaces
+                await pin(nsdir, hostname=spec.hostname_of(record.pod))
+                if self.rootless is not None:
+                    self._event(record, *rootless_mode.limits_event(record.pod))
             except runc.RuncError as exc:
-                for container in record.containers.values():
-                    container.message = f"failed to create pod sandbox: {exc}"
-                    container.retry_at = time.time() + 1.0
-                self._changed(record)
+                self._sandbox_failed(record, exc)
                 return False
         if self.network is not None and not await self._attach(record):
             return False
@@ -414,20 +486,55 @@ class OciRuntime:
             return True
         node = str((record.pod.get("spec") or {}).get("nodeName") or "")
         cidr = self.hooks.pod_cidr(node) if self.hooks is not None else ""
+        if self._network_gc is None:
+            self._start_network_gc()
+        assert self._network_gc is not None
+        if not self._network_gc.done():  # its live set must not miss a sandbox ADDed meanwhile
+            await asyncio.wait({self._network_gc})
         try:
             if not cidr:
                 raise pod_network.NetworkSetupError(f"node {node!r} has no podCIDR yet")
+            if record.uid in self._reattach:  # an ADD cut short: DEL what it made, then ADD anew
+                await self.network.teardown(record.uid, record.directory / "ns/net", cidr)
+                self._reattach.discard(record.uid)
             ip = await self.network.setup(record.pod, record.uid, record.directory / "ns/net", cidr)
             self.network.write_files(record.directory, record.pod, ip)
         except (pod_network.NetworkSetupError, OSError) as exc:
-            for container in record.containers.values():
-                container.message = f"failed to create pod sandbox: {exc}"
-                container.retry_at = time.time() + 1.0
-            self._changed(record)
+            self._sandbox_failed(record, exc)
             return False
         state.write_json(saved, {"podCIDR": cidr, "ip": ip})
         self._ips[record.uid] = ip
         return True
+
+    def _sandbox_failed(self, record: state.Pod, exc: Exception) -> None:
+        """Upstream's FailedCreatePodSandBox; the pod's containers wait and it retries in 1 s."""
+        for container in record.containers.values():
+            container.message = f"failed to create pod sandbox: {exc}"
+            container.retry_at = time.time() + 1.0
+        # Repeats are aggregated by the recorder (one Event, its count going up).
+        self._event(
+            record, "Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}"
+        )
+        self._changed(record)
+
+    def _start_network_gc(self) -> None:
+        task = asyncio.ensure_future(self._gc_network())
+        self._network_gc = task
+        self._removals.add(task)  # aclose waits for it as for a removal
+        task.add_done_callback(self._removals.discard)
+
+    async def _gc_network(self) -> None:
+        """DEL cached attachments and IPAM reservations of sandboxes this runtime does not hold."""
+        if self.network is None:
+            return
+        live = {uid for uid in self._pods if uid not in self._reattach}
+        try:
+            released = await self.network.gc(live)
+        except (cni.PluginError, pod_network.NetworkSetupError, OSError) as exc:
+            log.warning("oci runtime: CNI garbage collection failed: %s", exc)
+            return
+        if released:
+            log.info("oci runtime: released the CNI attachments of gone sandboxes: %s", released)
 
     async def _kill(self, record: state.Pod) -> None:
         spec_ = record.pod.get("spec") or {}
@@ -457,6 +564,8 @@ class OciRuntime:
         )
         await self._detach(record)
         mounts.unmount_all(record.directory)
+        if self.rootless is not None:
+            self.rootless.release(record.directory / "ns")
         shutil.rmtree(record.directory, ignore_errors=True)
         shutil.rmtree(state.pod_log_dir(self.root / "logs", record), ignore_errors=True)
         mounts.remove_cgroups(f"/{containers.CGROUP_PARENT}/pod{record.uid}")
@@ -504,6 +613,7 @@ class OciRuntime:
                 self._ips[record.uid] = str(saved.get("ip") or "")
             elif self.network is not None:
                 record.sandbox_ready = False  # attach it (again) at the next step
+                self._reattach.add(record.uid)
             for container in record.containers.values():
                 runs_dir = directory / "containers" / container.name
                 numbers = sorted(int(p.name) for p in runs_dir.glob("*") if p.name.isdigit())
@@ -512,6 +622,11 @@ class OciRuntime:
                     for n in numbers[-2:]
                 ]
             self._pods[record.uid] = record
+
+
+def _never_started(run: state.Run) -> bool:
+    """A run created but never started, found so after a restart (the kubelet died mid-start)."""
+    return run.started_at is None and run.exit is not None and run.exit.reason == state.UNKNOWN[0]
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
@@ -525,10 +640,10 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 
 def check_host(runc_binary: str = "runc") -> str | None:
     """Why this machine cannot run the oci runtime, or ``None`` when it can."""
-    if os.geteuid() != 0:
-        return "the oci runtime needs root (rootless runc is not supported yet)"
     if shutil.which(runc_binary) is None:
         return f"the oci runtime needs {runc_binary} (Debian package runc)"
+    if os.geteuid() != 0:  # rootless: only if this user may have user namespaces
+        return rootless_mode.check_host()
     return None
 
 
@@ -548,11 +663,20 @@ def new_runtime(
     problem = check_host()
     if problem is not None:
         raise RuntimeError(problem)
+    if os.geteuid() != 0:
+        if network is not None:
+            log.warning("oci runtime: rootless, so pods have loopback only (no CNI without root)")
+        network = None
+        options.setdefault("rootless", rootless_mode.Rootless())
+        root.mkdir(parents=True, exist_ok=True)
+        root.chmod(0o700)  # tmpfs-less volumes keep secrets on disk here
     provider: images.ImageProvider
     if image_store is None:
         provider = busybox.BusyboxImages(root / "images")
     else:
-        manager = puller.ImageManager(store.ImageStore(image_store), registry.RegistryClient())
+        # Registry CAs as containerd's certs.d, beside the store: <data-dir>/certs.d (0032).
+        client = registry.RegistryClient(hosts_dir=image_store.parent / "certs.d")
+        manager = puller.ImageManager(store.ImageStore(image_store), client)
         provider = store_images.StoreImages(manager)
     attach = None if network is None else sandbox_network.SandboxNetwork(network)
     return OciRuntime(root, provider, network=attach, **options)

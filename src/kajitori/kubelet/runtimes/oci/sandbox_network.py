@@ -8,9 +8,13 @@ and mounts into every container (pkg/kubelet/kubelet_pods.go
 * ``setup(pod, uid, netns, pod_cidr)`` — ADD the sandbox's pinned network
   namespace to the node's pod network (``network.pod_network.PodNetwork``
   over the conflist of the node's podCIDR; one ``PodNetwork`` per CIDR) and
-  return the pod's IP. hostNetwork pods are not attached;
+  return the pod's IP. hostNetwork pods are not attached: with a node
+  namespace they join it (their "host") and report the node's IP;
 * ``teardown(uid, netns)`` — DEL (idempotent, also after a restart: the CNI
   result cache remembers the attachment);
+* ``gc(live)`` — when a runtime starts: DEL the cached attachments of
+  sandboxes not in ``live`` and drop IPAM reservations nobody owns (pods
+  removed while no runtime ran, a kubelet killed mid-ADD);
 * ``write_files(directory, pod, ip)`` — ``resolv.conf`` (dns.py, from the
   node's own resolv.conf and the cluster DNS) and ``hosts`` (localhost
   lines, the pod's IP with its hostname, hostAliases) in the pod's
@@ -26,7 +30,11 @@ node. Without a ``SandboxNetwork`` the runtime leaves pods on loopback.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import ipaddress
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,7 +45,9 @@ from kajitori.kubelet.runtimes.oci import spec
 
 Object = dict[str, Any]
 
+NETNS_DIR = "/run/netns"  # where ``ip netns add`` pins named namespaces
 HOSTS_FILE = "hosts"
+GC_PLACEHOLDER_CIDR = "192.0.2.0/24"  # TEST-NET-1: never ADDed, only for a GC with no cache
 RESOLV_FILE = "resolv.conf"
 # upstream's managedHostsFileContent header and IPv6 localhost block.
 HOSTS_HEADER = "# Kubernetes-managed hosts file.\n"
@@ -64,6 +74,8 @@ class NetworkOptions:
     cluster_domain: str = dns.CLUSTER_DOMAIN
     host_resolv_conf: Path = Path("/etc/resolv.conf")
     host_hosts: Path = Path("/etc/hosts")
+    # The node's InternalIP: a hostNetwork pod joins ``host_netns`` and reports it (decision 0031).
+    node_ip: str = ""
 
 
 class SandboxNetwork:
@@ -88,6 +100,7 @@ class SandboxNetwork:
                 cni_path=self.options.cni_path,
                 cache_dir=self.options.state_dir / "results",
                 host_netns=self.options.host_netns,
+                loopback=False,  # pinns.py brought lo up in the sandbox
             )
             self._networks[pod_cidr] = found
         return found
@@ -95,7 +108,11 @@ class SandboxNetwork:
     async def setup(self, pod: Object, uid: str, netns: Path, pod_cidr: str) -> str:
         """ADD the sandbox; its IP ("" for a hostNetwork pod). Raises ``NetworkSetupError``."""
         if (pod.get("spec") or {}).get("hostNetwork"):
-            return ""
+            if self.options.host_netns is None:
+                return ""
+            # The node namespace is the pod's "host": swap the pinned namespace for it.
+            await _bind_netns(netns, Path(NETNS_DIR) / self.options.host_netns)
+            return self.options.node_ip
         meta = pod.get("metadata") or {}
         status = await self._network(pod_cidr).setup(
             uid,
@@ -107,9 +124,33 @@ class SandboxNetwork:
 
     async def teardown(self, uid: str, netns: Path, pod_cidr: str) -> None:
         """DEL the sandbox (a no-op for a pod that was never attached)."""
-        if not pod_cidr:
+        if not pod_cidr or self._is_node_netns(netns):  # hostNetwork: never DEL the node's eth0
             return
         await self._network(pod_cidr).teardown(uid, str(netns) if netns.exists() else "")
+
+    def _is_node_netns(self, netns: Path) -> bool:
+        if self.options.host_netns is None:
+            return False
+        try:
+            mine, node = os.stat(netns), os.stat(Path(NETNS_DIR) / self.options.host_netns)
+        except OSError:
+            return False
+        return (mine.st_dev, mine.st_ino) == (node.st_dev, node.st_ino)
+
+    async def gc(self, live: set[str]) -> list[str]:
+        """Release what sandboxes not in ``live`` still hold; the orphan IPs freed."""
+        # DEL needs the network's conflist; its podCIDR is in the cached results (the
+        # reservations alone need none: the placeholder only names their directory).
+        return await self._network(self._cached_cidr() or GC_PLACEHOLDER_CIDR).gc(live)
+
+    def _cached_cidr(self) -> str:
+        name = pod_network.NETWORK_NAME
+        for path in sorted((self.options.state_dir / "results").glob(f"{name}-*-eth0.json")):
+            with contextlib.suppress(OSError, ValueError, KeyError, IndexError, TypeError):
+                entry = json.loads(path.read_text())
+                address = entry["result"]["ips"][0]["address"]
+                return str(ipaddress.ip_interface(address).network)
+        return ""
 
     def write_files(self, directory: Path, pod: Object, ip: str) -> None:
         """The pod's resolv.conf and hosts under ``directory``."""
@@ -181,6 +222,17 @@ def mounts(directory: Path) -> list[Object]:
                 }
             )
     return found
+
+
+async def _bind_netns(target: Path, source: Path) -> None:
+    """Make ``target`` (a pinned namespace file) refer to the namespace at ``source``."""
+    for argv in (["umount", str(target)], ["mount", "--bind", str(source), str(target)]):
+        process = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        output, _ = await process.communicate()
+        if process.returncode != 0 and argv[0] == "mount":
+            raise OSError(f"{' '.join(argv)}: {output.decode(errors='replace').strip()}")
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -86,6 +86,7 @@ class Container:
     pull_failures: int = 0
     poststart_pending: bool = False
     backoff: tuple[int, int] | None = None  # (run number, back-off exponent after that run)
+    backoff_announced: int = -1  # the run whose restart back-off was last reported (BackOff)
 
     @property
     def name(self) -> str:
