@@ -30,3 +30,29 @@ async def test_repeated_events_are_aggregated_by_count(admin: rest.Client) -> No
     assert synced["source"] == {"component": "test-controller"}
     assert synced["involvedObject"]["uid"] == target["metadata"]["uid"]
     assert mine["Failed"]["count"] == 1
+
+
+async def test_a_containers_event_carries_its_field_path_and_is_counted_apart(
+    admin: rest.Client,
+) -> None:
+    """fieldPath names the container (upstream's GenerateContainerRef) and is in the dedup key."""
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "fielded", "namespace": "default", "uid": "fielded-uid"},
+    }
+    recorder = events.EventRecorder(admin, component="kubelet", host="node-1")
+    recorder.start()
+    try:
+        for _ in range(2):
+            recorder.event(pod, "Normal", "Pulled", "present", field_path="spec.containers{c}")
+        recorder.event(pod, "Normal", "Pulled", "present", field_path="spec.initContainers{i}")
+        recorder.event(pod, "Normal", "Pulled", "present")  # about the pod itself
+        await recorder.flush()
+    finally:
+        await recorder.stop()
+    listed = await admin.list(rest.EVENTS, namespace="default")
+    mine = [e for e in listed["items"] if e["involvedObject"].get("name") == "fielded"]
+    counts = {e["involvedObject"].get("fieldPath"): e["count"] for e in mine}
+    assert counts == {"spec.containers{c}": 2, "spec.initContainers{i}": 1, None: 1}
+    assert all(e["involvedObject"]["kind"] == "Pod" for e in mine)

@@ -172,8 +172,17 @@ def test_kubectl_get_events_tells_a_pods_life_as_upstreams_kubelet_does(
         ("Normal", "Killing", "Stopping container life"),
     ]
     assert {e["involvedObject"]["kind"] for e in events} == {"Pod"}
+    # The kubelet's are about the container (upstream's fieldPath), the scheduler's the pod.
+    paths = {e["reason"]: e["involvedObject"].get("fieldPath") for e in events}
+    assert paths["Scheduled"] is None
+    assert {paths[reason] for _, reason, _ in kubelet} == {"spec.containers{life}"}
     table = cluster.kubectl("get", "events", "--field-selector", selector).stdout
     assert "Started container life" in table and "pod/life" in table
+    wide = cluster.kubectl("get", "events", "-o", "wide", "--field-selector", selector).stdout
+    header, *rows = wide.splitlines()
+    assert "SUBOBJECT" in header.split()
+    started = [row for row in rows if "Started container life" in row]
+    assert len(started) == 1 and "spec.containers{life}" in started[0].split()
 
 
 def test_a_stopped_node_goes_unknown_is_tainted_and_its_pods_are_evicted(

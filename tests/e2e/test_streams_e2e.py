@@ -390,3 +390,34 @@ def test_oci_containers_logs_and_exec(tmp_path: Path, monkeypatch: pytest.Monkey
         assert (inside.returncode, inside.stdout) == (4, "real\n")
         assert up.kubectl("exec", "-i", "real", "--", "cat", stdin="typed\n").stdout == "typed\n"
         up.kubectl("delete", "pod", "real", "--timeout=30s")
+
+
+async def test_attach_to_a_completed_pod_says_why(cluster: StreamingCluster) -> None:
+    """kubectl retries a refused WebSocket with SPDY: that answer must carry the real reason."""
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "done",
+            "annotations": {"kajitori.io/simulate-runtime-seconds": "0.1"},
+        },
+        "spec": {
+            "nodeName": "kajitori-worker",
+            "restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "x"}],
+        },
+    }
+    await cluster.admin.create(rest.PODS, pod, namespace="default")
+    deadline = time.monotonic() + 15
+    while (await cluster.admin.get(rest.PODS, "done", namespace="default")).get("status", {}).get(
+        "phase"
+    ) != "Succeeded":
+        assert time.monotonic() < deadline, "pod never Succeeded"
+        await asyncio.sleep(0.05)
+    # kubectl checks the phase itself first; a request that raced the pod's end reaches the
+    # server, here as a plain (non-upgrade) request, which is what kubectl's SPDY retry is to us.
+    path = "/api/v1/namespaces/default/pods/done/attach?stdout=true"
+    code, _, err = await kubectl(cluster.kubeconfig, "get", "--raw", path)
+    assert code == 1
+    assert "cannot attach to a container in a completed pod; current phase is Succeeded" in err
+    assert "Upgrade request required" not in err

@@ -160,12 +160,12 @@ async def test_manager_readiness_drives_ready_and_pod_conditions() -> None:
 
 async def test_manager_startup_gates_liveness_which_then_kills() -> None:
     fake = FakeRuntime()
-    events: list[tuple[str, str, str]] = []
-    manager = prober.ProberManager(
-        fake,
-        on_change=lambda uid: None,
-        record=lambda pod, kind, reason, message: events.append((kind, reason, message)),
-    )
+    events: list[tuple[str, str, str, str]] = []
+
+    def record(pod: Any, kind: str, reason: str, message: str, /, *, field_path: str = "") -> None:
+        events.append((field_path, kind, reason, message))
+
+    manager = prober.ProberManager(fake, on_change=lambda uid: None, record=record)
     pod = pod_with(
         startup=probe("started", failureThreshold=100),
         liveness=probe("alive", failureThreshold=2),
@@ -179,8 +179,10 @@ async def test_manager_startup_gates_liveness_which_then_kills() -> None:
         fake.answers[("app", "started")] = True
         await wait_for(lambda: fake.kills, timeout=5.0, what="a liveness kill")
         assert fake.kills == [("app", 7.0)]
-        assert ("Warning", "Unhealthy", "Liveness probe failed: alive said no") in events
+        app = "spec.containers{app}"  # upstream's fieldPath: the probed container's
+        assert (app, "Warning", "Unhealthy", "Liveness probe failed: alive said no") in events
         assert (
+            app,
             "Normal",
             "Killing",
             "Container app failed liveness probe, will be restarted",

@@ -189,6 +189,7 @@ class Events:
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, str, str, str]] = []
+        self.paths: list[str] = []  # each event's involvedObject.fieldPath (take keeps them)
 
     def hooks(self) -> interface.KubeletHooks:
         async def no_secret(node: str, namespace: str, name: str) -> None:
@@ -196,9 +197,19 @@ class Events:
 
         return interface.KubeletHooks(self._record, no_secret, lambda node: "10.244.0.0/24")
 
-    def _record(self, pod: dict[str, Any], event_type: str, reason: str, message: str) -> None:
+    def _record(
+        self,
+        pod: dict[str, Any],
+        event_type: str,
+        reason: str,
+        message: str,
+        /,
+        *,
+        field_path: str = "",
+    ) -> None:
         assert pod["spec"]["nodeName"] == "node-1"  # the kubelet picks the node's recorder by it
         self.seen.append((pod["metadata"]["name"], event_type, reason, message))
+        self.paths.append(field_path)
 
     def take(self) -> list[tuple[str, str, str]]:
         """The events since the last take, without the pod's name."""
@@ -250,6 +261,8 @@ def test_a_pods_life_records_upstreams_events_in_order() -> None:
     runtime.kill_pod("u1", now=T0 + 18.0)
     runtime.sync_pod(pod, now=T0 + 19.0)
     assert events.take() == [("Normal", "Killing", "Stopping container c")]
+    # Every one is about the container, as upstream's GenerateContainerRef makes it.
+    assert events.paths == ["spec.containers{c}"] * 9
 
 
 def test_a_node_pulls_an_image_once_and_init_containers_are_announced_first() -> None:
@@ -277,6 +290,7 @@ def test_a_node_pulls_an_image_once_and_init_containers_are_announced_first() ->
         ("Normal", "Created", "Created container: c"),
         ("Normal", "Started", "Started container c"),
     ]
+    assert events.paths[-7:] == ["spec.initContainers{init}"] * 4 + ["spec.containers{c}"] * 3
 
 
 def test_under_always_every_run_pulls_and_without_hooks_nothing_is_recorded() -> None:

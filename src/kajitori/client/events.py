@@ -4,8 +4,8 @@ Owns how a component reports what it did: ``recorder.event(obj, "Normal",
 "Reason", "message")`` returns at once and a background task writes the
 Event, so a controller never waits on (or fails because of) its own
 reporting. As upstream's EventCorrelator does, an identical event (same
-involved object, type, reason, message and source) seen again is not
-written anew: the existing Event's ``count`` goes up and its
+involved object and its fieldPath, type, reason, message and source) seen
+again is not written anew: the existing Event's ``count`` goes up and its
 ``lastTimestamp`` moves, by a patch. Events about cluster-scoped objects go
 to the ``default`` namespace, as upstream's.
 
@@ -73,14 +73,29 @@ class EventRecorder:
         """Wait until every event recorded so far has been written (or given up on)."""
         await self._pending.join()
 
-    def event(self, obj: Object, event_type: EventType, reason: str, message: str) -> None:
-        """Record that ``reason``/``message`` happened to ``obj``; never blocks or raises."""
+    def event(
+        self,
+        obj: Object,
+        event_type: EventType,
+        reason: str,
+        message: str,
+        *,
+        field_path: str = "",
+    ) -> None:
+        """Record that ``reason``/``message`` happened to ``obj``; never blocks or raises.
+
+        ``field_path`` names a part of ``obj`` the event is about, as upstream's
+        ObjectReference.fieldPath (the kubelet's ``spec.containers{name}``).
+        """
         try:
-            self._pending.put_nowait(self._new_event(obj, event_type, reason, message))
+            event = self._new_event(obj, event_type, reason, message, field_path)
+            self._pending.put_nowait(event)
         except asyncio.QueueFull:
             log.warning("event dropped (too many pending): %s %s", reason, message)
 
-    def _new_event(self, obj: Object, event_type: str, reason: str, message: str) -> Object:
+    def _new_event(
+        self, obj: Object, event_type: str, reason: str, message: str, field_path: str
+    ) -> Object:
         meta = obj.get("metadata") or {}
         involved = {
             "kind": obj.get("kind", ""),
@@ -89,6 +104,7 @@ class EventRecorder:
             "uid": meta.get("uid", ""),
             "apiVersion": obj.get("apiVersion", ""),
             "resourceVersion": meta.get("resourceVersion", ""),
+            "fieldPath": field_path,
         }
         now = _now()
         return {
@@ -163,6 +179,7 @@ def _key(event: Object) -> EventKey:
         involved.get("name", ""),
         involved.get("uid", ""),
         involved.get("apiVersion", ""),
+        involved.get("fieldPath", ""),  # upstream's getEventKey: a container's events apart
         event["type"],
         event["reason"],
         event["message"],

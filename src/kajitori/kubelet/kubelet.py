@@ -462,8 +462,10 @@ class KubeletHost:
 
     # ----- hooks for the runtime (interface.KubeletHooks) ----------------------
 
-    def _record_event(self, pod: Object, event_type: str, reason: str, message: str) -> None:
-        """An Event about ``pod`` from its node's kubelet (source ``kubelet``, host the node)."""
+    def _record_event(
+        self, pod: Object, event_type: str, reason: str, message: str, *, field_path: str = ""
+    ) -> None:
+        """An Event about ``pod`` (or its container at ``field_path``) from its node's kubelet."""
         node = index_by_node_name(pod)[0]
         client = self._node_clients.get(node)
         if client is None:
@@ -475,7 +477,7 @@ class KubeletHost:
             self._recorders[node] = recorder
         involved = {"apiVersion": "v1", "kind": "Pod", "metadata": pod.get("metadata") or {}}
         kind = "Warning" if event_type == "Warning" else "Normal"
-        recorder.event(involved, kind, reason, message)
+        recorder.event(involved, kind, reason, message, field_path=field_path)
 
     async def _get_secret(self, node: str, namespace: str, name: str) -> Object | None:
         client = self._node_clients.get(node, self.client)

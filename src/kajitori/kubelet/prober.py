@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 Object = dict[str, Any]
 Kind = Literal["liveness", "readiness", "startup"]
 KINDS: tuple[Kind, ...] = ("startup", "liveness", "readiness")
-Recorder = Callable[[Object, str, str, str], None]  # (pod, type, reason, message)
+Recorder = interface.RecordEvent  # (pod, type, reason, message, field_path=...)
 
 MAX_OUTPUT = 10 * 1024  # upstream's maxProbeOutputLength: longer output is trimmed
 
@@ -288,10 +288,12 @@ class ProberManager:
         verdict = worker.record(outcome, self.clock())
         title = worker.kind.capitalize()
         if not ok:
-            self._event(uid, "Warning", "Unhealthy", f"{title} probe failed: {output[:MAX_OUTPUT]}")
+            message = f"{title} probe failed: {output[:MAX_OUTPUT]}"
+            self._event(uid, name, "Warning", "Unhealthy", message)
         if verdict.kill:
             self._event(
                 uid,
+                name,
                 "Normal",
                 "Killing",
                 f"Container {name} failed {worker.kind} probe, will be restarted",
@@ -311,7 +313,8 @@ class ProberManager:
         )
         return None if grace is None else float(grace)
 
-    def _event(self, uid: str, kind: str, reason: str, message: str) -> None:
+    def _event(self, uid: str, container: str, kind: str, reason: str, message: str) -> None:
         pod = self._specs.get(uid)
         if self.record is not None and pod is not None:
-            self.record(pod, kind, reason, message)
+            field_path = interface.container_field_path(pod, container)
+            self.record(pod, kind, reason, message, field_path=field_path)

@@ -21,8 +21,8 @@ before a trailing newline, which Go's does not.
 from __future__ import annotations
 
 import ipaddress
+import random
 import re
-import secrets
 from collections.abc import Callable
 
 NameValidator = Callable[[str, bool], list[str]]
@@ -486,4 +486,6 @@ def validate_path_segment_name(name: str, prefix: bool) -> list[str]:
 def simple_name_generator(base: str) -> str:
     """A name for ``generateName``: the base cut to 58 characters plus 5 random ones."""
     base = base[:MAX_GENERATED_NAME_LENGTH]
-    return base + "".join(secrets.choice(_NAME_ALPHABET) for _ in range(_RANDOM_LENGTH))
+    # Upstream draws these from math/rand (a name, not a secret): one call, and
+    # no urandom syscall per character.
+    return base + "".join(random.choices(_NAME_ALPHABET, k=_RANDOM_LENGTH))

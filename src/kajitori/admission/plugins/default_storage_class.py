@@ -17,7 +17,7 @@ Classes are read through ``list_classes`` (the storageclasses store).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kajitori.registry.generic.request import RequestContext
 
@@ -51,6 +51,10 @@ def default_class(classes: list[Object]) -> Object | None:
 
 
 class DefaultStorageClass:
+    # What admit / validate act on (chain.py skips the plugin elsewhere).
+    ADMITS: ClassVar[frozenset[tuple[str, str]]] = frozenset({("", "persistentvolumeclaims")})
+    VALIDATES: ClassVar[frozenset[tuple[str, str]]] = frozenset()
+
     def __init__(self, list_classes: ClassLister) -> None:
         self.list_classes = list_classes
 

@@ -13,7 +13,7 @@ afterwards, and the ones added here are already there.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kajitori.registry.generic.request import RequestContext
 
@@ -36,6 +36,10 @@ def _tolerates_key(toleration: Object, key: str) -> bool:
 
 
 class DefaultTolerationSeconds:
+    # What admit / validate act on (chain.py skips the plugin elsewhere).
+    ADMITS: ClassVar[frozenset[tuple[str, str]]] = frozenset({("", "pods")})
+    VALIDATES: ClassVar[frozenset[tuple[str, str]]] = frozenset()
+
     def __init__(
         self,
         *,

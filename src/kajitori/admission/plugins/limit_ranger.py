@@ -26,7 +26,7 @@ live lookup when the cache has none).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kajitori.api import quota
 from kajitori.machinery import errors
@@ -47,6 +47,12 @@ MAX_MILLI_VALUE = (2**63 - 1) // 1000
 
 class LimitRanger:
     """The ``LimitRanger`` admission plugin (mutating and validating)."""
+
+    # What admit / validate act on (chain.py skips the plugin elsewhere).
+    ADMITS: ClassVar[frozenset[tuple[str, str]]] = frozenset({("", "pods")})
+    VALIDATES: ClassVar[frozenset[tuple[str, str]]] = frozenset(
+        {("", "pods"), ("", "persistentvolumeclaims")}
+    )
 
     def __init__(self, lookup: StoreLookup) -> None:
         self.lookup = lookup

@@ -19,7 +19,7 @@ Classes are read through ``list_classes`` (the priorityclasses store).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kajitori.api.scheduling_v1 import defaults, validation
 from kajitori.machinery import errors
@@ -47,6 +47,12 @@ def default_class(classes: list[Object]) -> Object | None:
 
 
 class Priority:
+    # What admit / validate act on (chain.py skips the plugin elsewhere).
+    ADMITS: ClassVar[frozenset[tuple[str, str]]] = frozenset({("", "pods")})
+    VALIDATES: ClassVar[frozenset[tuple[str, str]]] = frozenset(
+        {("scheduling.k8s.io", "priorityclasses")}
+    )
+
     def __init__(self, list_classes: ClassLister) -> None:
         self.list_classes = list_classes
 

@@ -25,9 +25,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import random
-import secrets
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kajitori.machinery import errors
 from kajitori.registry.generic.request import RequestContext
@@ -54,6 +53,10 @@ _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 class ServiceAccount:
     """The ``ServiceAccount`` admission plugin (mutating on pod create)."""
+
+    # What admit / validate act on (chain.py skips the plugin elsewhere).
+    ADMITS: ClassVar[frozenset[tuple[str, str]]] = frozenset({("", "pods")})
+    VALIDATES: ClassVar[frozenset[tuple[str, str]]] = frozenset()
 
     def __init__(self, get_service_account: ServiceAccountGetter) -> None:
         self.get_service_account = get_service_account
@@ -170,6 +173,8 @@ def token_volume(name: str) -> Object:
 
 def _volume_name(taken: set[Any]) -> str:
     while True:
-        name = VOLUME_PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(5))
+        # Upstream draws these from math/rand: a name, not a secret, so no
+        # urandom syscall per character.
+        name = VOLUME_PREFIX + "".join(random.choices(_ALPHABET, k=5))
         if name not in taken:
             return name

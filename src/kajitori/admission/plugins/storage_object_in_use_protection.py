@@ -11,7 +11,7 @@ storage from under a workload.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kajitori.registry.generic.request import RequestContext
 
@@ -29,6 +29,10 @@ _FINALIZERS = {
 
 
 class StorageObjectInUseProtection:
+    # What admit / validate act on (chain.py skips the plugin elsewhere).
+    ADMITS: ClassVar[frozenset[tuple[str, str]]] = frozenset(("", plural) for plural in _FINALIZERS)
+    VALIDATES: ClassVar[frozenset[tuple[str, str]]] = frozenset()
+
     async def admit(
         self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
     ) -> None:

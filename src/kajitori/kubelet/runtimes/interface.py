@@ -113,18 +113,50 @@ class NotifyingRuntime(Protocol):
     def set_on_change(self, callback: Callable[[str], None]) -> None: ...
 
 
+class RecordEvent(Protocol):
+    """Records an Event about ``pod``; ``field_path`` names its container (see below)."""
+
+    def __call__(
+        self,
+        pod: Object,
+        event_type: str,
+        reason: str,
+        message: str,
+        /,
+        *,
+        field_path: str = "",
+    ) -> None: ...
+
+
+def container_field_path(pod: Object, name: str) -> str:
+    """The fieldPath of container ``name`` in ``pod``, as upstream's GenerateContainerRef.
+
+    ``spec.containers{name}``, ``spec.initContainers{name}`` or
+    ``spec.ephemeralContainers{name}``, looked up in that order; a container
+    the spec does not hold is "implicitly required", as upstream names it.
+    """
+    spec = pod.get("spec") or {}
+    for field in ("containers", "initContainers", "ephemeralContainers"):
+        for index, container in enumerate(spec.get(field) or ()):
+            if (container.get("name") or "") == name:
+                return f"spec.{field}{{{name}}}" if name else f"spec.{field}[{index}]"
+    return f"implicitly required container {name}"
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class KubeletHooks:
     """What a runtime may ask of the kubelet that runs it (never of the API directly).
 
-    ``record_event(pod, type, reason, message)`` records an Event about the
-    pod (upstream's kubelet records image pulls this way); ``get_secret(node,
+    ``record_event(pod, type, reason, message, field_path=...)`` records an
+    Event about the pod, or one of its containers when ``field_path`` (from
+    ``container_field_path``) is given (upstream's kubelet records image
+    pulls this way); ``get_secret(node,
     namespace, name)`` reads a Secret as the pod's node (``None`` when it does
     not exist); ``pod_cidr(node)`` is the node's ``spec.podCIDR`` (``""`` while
     node IPAM has not set it).
     """
 
-    record_event: Callable[[Object, str, str, str], None]
+    record_event: RecordEvent
     get_secret: Callable[[str, str, str], Awaitable[Object | None]]
     pod_cidr: Callable[[str], str]
 

@@ -213,7 +213,7 @@ class SimulatedRuntime:
             for container in record.containers:
                 if self._timeline(record, container, now)[0].state == "running":
                     name = container.get("name") or ""
-                    self._event(record, "Normal", "Killing", f"Stopping container {name}")
+                    self._event(record, name, "Normal", "Killing", f"Stopping container {name}")
         record.killed_at = now
 
     def remove_pod(self, uid: str) -> None:
@@ -250,12 +250,21 @@ class SimulatedRuntime:
         self._refilled = now
         return self._tokens >= 1.0
 
-    def _event(self, record: _Pod, event_type: str, reason: str, message: str) -> None:
+    def _event(
+        self, record: _Pod, container: str, event_type: str, reason: str, message: str
+    ) -> None:
+        """An event about ``record``'s ``container`` (all of this runtime's are a container's)."""
         assert self.hooks is not None
         self._tokens -= 1.0  # a told pod's events all go out, into debt if need be
         meta = {"name": record.name, "namespace": record.namespace, "uid": record.uid}
-        pod = {"metadata": meta, "spec": {"nodeName": record.node}}
-        self.hooks.record_event(pod, event_type, reason, message)
+        spec = {
+            "nodeName": record.node,
+            "initContainers": record.init_containers,
+            "containers": record.containers,
+        }
+        pod = {"metadata": meta, "spec": spec}
+        field_path = interface.container_field_path(pod, container)
+        self.hooks.record_event(pod, event_type, reason, message, field_path=field_path)
 
     def _announce(self, record: _Pod, now: float) -> None:
         """Record the events of every step taken since the last sync (see the module docstring)."""
@@ -281,7 +290,7 @@ class SimulatedRuntime:
                     f"Back-off restarting failed container {name} in pod "
                     f"{record.name}_{record.namespace}({record.uid})"
                 )
-                self._event(record, "Warning", "BackOff", message)
+                self._event(record, name, "Warning", "BackOff", message)
 
     def _pull(self, record: _Pod, container: Object, now: float) -> float | None:
         """``Pulling`` when the node lacks the image or the policy is Always: when it began."""
@@ -291,7 +300,8 @@ class SimulatedRuntime:
         if policy == "Never" or (policy != "Always" and key in self._node_images):
             return None
         self._node_images.add(key)
-        self._event(record, "Normal", "Pulling", f'Pulling image "{image}"')
+        name = container.get("name") or ""
+        self._event(record, name, "Normal", "Pulling", f'Pulling image "{image}"')
         return now
 
     def _announce_run(
@@ -301,22 +311,22 @@ class SimulatedRuntime:
         name = container.get("name") or ""
         image = container.get("image") or ""
         if began is None:
-            self._event(
-                record, "Normal", "Pulled", f'Container image "{image}" already present on machine'
-            )
+            message = f'Container image "{image}" already present on machine'
+            self._event(record, name, "Normal", "Pulled", message)
         else:
             from kajitori.kubelet.images.puller import go_duration  # only once a pull is shown
 
             took = go_duration(max(started - began, 0.0))
             self._event(
                 record,
+                name,
                 "Normal",
                 "Pulled",
                 f'Successfully pulled image "{image}" in {took} ({took} including waiting). '
                 f"Image size: {image_size(image)} bytes.",
             )
-        self._event(record, "Normal", "Created", f"Created container: {name}")
-        self._event(record, "Normal", "Started", f"Started container {name}")
+        self._event(record, name, "Normal", "Created", f"Created container: {name}")
+        self._event(record, name, "Normal", "Started", f"Started container {name}")
 
     # ----- status -------------------------------------------------------------
 

@@ -371,8 +371,6 @@ def _exec_params(req: StreamRequest, *, attach: bool) -> list[tuple[str, str]]:
 
 async def _pod_upgrade(req: StreamRequest) -> None:
     info = req.info
-    if not req.websocket:
-        raise errors.bad_request("Upgrade request required")
     pod = await _get(req, "pods", info.namespace, info.name)
     kind = info.subresource
     if kind == "portforward":
@@ -389,6 +387,11 @@ async def _pod_upgrade(req: StreamRequest) -> None:
             )
         params = _exec_params(req, attach=kind == "attach")
         path = f"/{kind}/{info.namespace}/{info.name}/{container}"
+    if not req.websocket:
+        # Checked after the pod's own checks, as upstream's registry validates before the
+        # proxy upgrades: kubectl, retrying with SPDY after a refused WebSocket, then shows
+        # why (e.g. a completed pod) rather than this.
+        raise errors.bad_request("Upgrade request required")
     host, port = await _kubelet_of(req, _node_of(pod))
     assert req.kubelet is not None
     target = urllib.parse.quote(path) + "?" + urllib.parse.urlencode(params)

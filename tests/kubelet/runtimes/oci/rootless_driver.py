@@ -72,7 +72,7 @@ async def scenario(root: Path, archive_path: Path) -> Object:
     oci = runtime.new_runtime(root / "oci", image_store=images)
     oci.set_kubelet_hooks(
         interface.KubeletHooks(
-            record_event=lambda p, t, r, m: events.append([p["metadata"]["name"], t, r, m]),
+            record_event=lambda p, t, r, m, **_: events.append([p["metadata"]["name"], t, r, m]),
             get_secret=no_secret,
             pod_cidr=lambda node: "",
         )

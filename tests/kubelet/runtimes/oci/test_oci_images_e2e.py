@@ -107,7 +107,8 @@ async def test_a_pod_with_a_dockerconfigjson_pull_secret_pulls_and_runs_the_imag
 
     async def pulled_events() -> Object | None:
         seen = await events_of(admin, "pulled")
-        return {"seen": seen} if any(r == "Pulled" for _, r, _ in seen) else None
+        reasons = {r for _, r, _ in seen}  # events are written asynchronously: wait for all
+        return {"seen": seen} if {"Pulled", "Started"} <= reasons else None
 
     seen = (await eventually(pulled_events))["seen"]
     assert ("Normal", "Pulling", f'Pulling image "{image}"') in seen
@@ -117,6 +118,14 @@ async def test_a_pod_with_a_dockerconfigjson_pull_secret_pulls_and_runs_the_imag
         r"\([0-9.]+m?s including waiting\)\. Image size: [0-9]+ bytes\.",
         pulled,
     ), pulled
+    # The pull's events are about the container (upstream's fieldPath), as its others.
+    listed = await admin.list(rest.EVENTS, namespace="default")
+    paths = {
+        e["reason"]: e["involvedObject"].get("fieldPath")
+        for e in listed["items"]
+        if e["involvedObject"].get("name") == "pulled"
+    }
+    assert paths["Pulling"] == paths["Pulled"] == paths["Started"] == "spec.containers{c}"
 
 
 async def test_without_the_secret_the_pull_fails_then_backs_off_with_upstreams_messages(

@@ -163,7 +163,7 @@ async def test_a_restarted_runtime_reports_the_same_ip_and_releases_it_on_remova
     """The IP survives in network.json; removal by the new runtime DELs veth and reservation."""
     cidr = "10.244.7.0/24"
     hooks = interface.KubeletHooks(
-        record_event=lambda *_: None, get_secret=_no_secret, pod_cidr=lambda _: cidr
+        record_event=lambda *_, **__: None, get_secret=_no_secret, pod_cidr=lambda _: cidr
     )
     async with netns.Namespaces() as namespaces:
         node_ns = await namespaces.add("node")

@@ -16,15 +16,28 @@ from kajitori.kubelet.runtimes.oci import runtime
 pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 
 
-def record_events(oci: Harness) -> list[tuple[str, str, str]]:
-    """The events the runtime records through the kubelet's hooks, as (type, reason, message)."""
+def record_events(oci: Harness, paths: list[str] | None = None) -> list[tuple[str, str, str]]:
+    """The events the runtime records through the kubelet's hooks, as (type, reason, message).
+
+    Their involvedObject.fieldPath go to ``paths``, when given.
+    """
     events: list[tuple[str, str, str]] = []
 
     async def no_secret(node: str, namespace: str, name: str) -> None:
         return None
 
-    def record(pod: dict[str, object], event_type: str, reason: str, message: str) -> None:
+    def record(
+        pod: dict[str, object],
+        event_type: str,
+        reason: str,
+        message: str,
+        /,
+        *,
+        field_path: str = "",
+    ) -> None:
         events.append((event_type, reason, message))
+        if paths is not None:
+            paths.append(field_path)
 
     oci.runtime.set_kubelet_hooks(interface.KubeletHooks(record, no_secret, lambda node: ""))
     return events
@@ -389,22 +402,32 @@ async def test_a_failing_post_start_hook_kills_the_container(oci: Harness) -> No
 
 
 async def test_a_pods_life_records_upstreams_container_events(oci: Harness) -> None:
-    """Created, Started; on kill Killing, then FailedPreStopHook for a preStop that fails."""
-    events = record_events(oci)
+    """Created, Started (init container first); on kill Killing, then FailedPreStopHook.
+
+    Each is about its container: fieldPath spec.initContainers{setup} or
+    spec.containers{c}, as upstream's kubelet records them.
+    """
+    paths: list[str] = []
+    events = record_events(oci, paths)
     pre_stop = {"preStop": {"exec": {"command": ["sh", "-c", "echo secret; exit 3"]}}}
     script = "trap 'exit 0' TERM; while true; do sleep 0.05; done"
-    uid = oci.start(make_pod([sh("c", script, lifecycle=pre_stop)], name="life"))
+    init = sh("setup", "true")
+    pod = make_pod([sh("c", script, lifecycle=pre_stop)], name="life", initContainers=[init])
+    uid = oci.start(pod)
     await oci.wait_state(uid, "c", "running")
     assert events == [
+        ("Normal", "Created", "Created container: setup"),
+        ("Normal", "Started", "Started container setup"),
         ("Normal", "Created", "Created container: c"),
         ("Normal", "Started", "Started container c"),
     ]
     oci.runtime.kill_pod(uid, now=time.time(), grace_period=5)
     await oci.wait_state(uid, "c", "terminated")
-    assert events[2:] == [
+    assert events[4:] == [
         ("Normal", "Killing", "Stopping container c"),
         ("Warning", "FailedPreStopHook", "PreStopHook failed"),
     ]
+    assert paths == ["spec.initContainers{setup}"] * 2 + ["spec.containers{c}"] * 4
 
 
 async def test_sidecars_are_stopped_after_the_main_containers(oci: Harness) -> None:

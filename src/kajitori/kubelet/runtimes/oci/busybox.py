@@ -80,7 +80,9 @@ class BusyboxImages:
         self.busybox = busybox
         self._lock = asyncio.Lock()
 
-    async def ensure(self, image: str, pull_policy: str, pod: Object) -> tuple[Path, Object]:
+    async def ensure(
+        self, image: str, pull_policy: str, pod: Object, *, field_path: str = ""
+    ) -> tuple[Path, Object]:
         if not is_busybox(image) or not self.busybox.exists():
             raise images.ImagePullError(
                 f'failed to pull and unpack image "{image}": only busybox images are '

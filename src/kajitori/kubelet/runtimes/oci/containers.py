@@ -38,7 +38,7 @@ import shutil
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from kajitori.kubelet.runtimes import interface, simulated
 from kajitori.kubelet.runtimes.oci import (
@@ -94,6 +94,21 @@ def sandbox_of(record: state.Pod) -> spec.Sandbox:
     )
 
 
+class EventSink(Protocol):
+    """The runtime's event recorder; ``container`` names the container an event is about."""
+
+    def __call__(
+        self,
+        record: state.Pod,
+        event_type: str,
+        reason: str,
+        message: str,
+        /,
+        *,
+        container: str = "",
+    ) -> None: ...
+
+
 class Runs:
     """Starts, watches and stops container runs for the runtime."""
 
@@ -106,7 +121,7 @@ class Runs:
         changed: Callable[[state.Pod], None],
         backoff: Callable[[int], float],
         background: Callable[[Coroutine[Any, Any, None]], None],
-        event: Callable[[state.Pod, str, str, str], None] | None = None,
+        event: EventSink | None = None,
         rootless: Any = None,
     ) -> None:
         self.runc = runc
@@ -116,7 +131,7 @@ class Runs:
         self._backoff = backoff
         self._background = background
         # The kubelet's event recorder: upstream's container events (Failed on a start error).
-        self._event = event or (lambda *_: None)
+        self._event: EventSink = event or (lambda *_, **__: None)
         self._pidfds: set[int] = set()  # shims being watched
         self.gate = gate.StartGate()  # sandbox and container creations at once (gate.py)
         self.rootless = rootless  # rootless.Rootless: rootfs copies and spec changes (0033)
@@ -168,10 +183,16 @@ class Runs:
                     cgroup=f"{sandbox_of(record).cgroup_parent}/{run.container_id}",
                 )
         except (runc.RuncError, OSError, ValueError) as exc:
-            self._start_failed(record, run, str(exc))
+            self._start_failed(record, container, run, str(exc))
             return
         run.shim_pid, run.init_pid = created.shim_pid, created.init_pid
-        self._event(record, "Normal", "Created", f"Created container: {container.name}")
+        self._event(
+            record,
+            "Normal",
+            "Created",
+            f"Created container: {container.name}",
+            container=container.name,
+        )
         self._watch(record, run)
         await self._run_started(record, container, run)
 
@@ -181,7 +202,8 @@ class Runs:
         image = str(container.spec.get("image") or "")
         policy = str(container.spec.get("imagePullPolicy") or "IfNotPresent")
         try:
-            pulled = await self.images.ensure(image, policy, record.pod)
+            field_path = interface.container_field_path(record.pod, container.name)
+            pulled = await self.images.ensure(image, policy, record.pod, field_path=field_path)
         except images.ImagePullError as exc:
             backoff = self._backoff(container.pull_failures)
             container.pull_failures += 1
@@ -209,7 +231,7 @@ class Runs:
         except ValueError as exc:
             container.reason, container.message = "CreateContainerConfigError", str(exc)
             container.retry_at = time.time() + self._backoff(0)
-            self._event(record, "Warning", "Failed", f"Error: {exc}")
+            self._event(record, "Warning", "Failed", f"Error: {exc}", container=container.name)
             self._changed(record)
             return None
         user = spec.user_of(record.pod, container.spec, image_uid=image_uid, image_gid=image_gid)
@@ -274,7 +296,9 @@ class Runs:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
-    def _start_failed(self, record: state.Pod, run: state.Run, message: str) -> None:
+    def _start_failed(
+        self, record: state.Pod, container: state.Container, run: state.Run, message: str
+    ) -> None:
         now = time.time()
         run.exit = interface.Termination(128, "StartError", now, now, run.uri)
         run.message = message
@@ -282,7 +306,7 @@ class Runs:
         state.write_json(run.directory / "exit.json", {"createError": message, "finishedAt": now})
         mounts.unmount(run.directory / "rootfs")
         # upstream's kubelet: FailedToStartContainer, "Error: <the runtime's message>".
-        self._event(record, "Warning", "Failed", f"Error: {message}")
+        self._event(record, "Warning", "Failed", f"Error: {message}", container=container.name)
         self._changed(record)
 
     async def _run_started(
@@ -294,11 +318,12 @@ class Runs:
             await self.runc.start(run.container_id, init_pid=run.init_pid or 0)
         except runc.RuncError as exc:
             await self.runc.delete(run.container_id)
-            self._start_failed(record, run, str(exc))
+            self._start_failed(record, container, run, str(exc))
             return
         run.started_at = time.time()
         run.save()
-        self._event(record, "Normal", "Started", f"Started container {container.name}")
+        message = f"Started container {container.name}"
+        self._event(record, "Normal", "Started", message, container=container.name)
         self._changed(record)
         if hook is not None:
             code, out, err = await self.exec_hook(run, hook, timeout=None)
@@ -308,8 +333,11 @@ class Runs:
                     f"PostStartHookError: exec {hook.get('command')} exited {code}: {err or out}"
                 )
                 # upstream: no hook output in the event (it may hold secrets), then Killing.
-                self._event(record, "Warning", "FailedPostStartHook", "PostStartHook failed")
-                self._event(record, "Normal", "Killing", "FailedPostStartHook")
+                failed = "FailedPostStartHook"
+                self._event(
+                    record, "Warning", failed, "PostStartHook failed", container=container.name
+                )
+                self._event(record, "Normal", "Killing", failed, container=container.name)
                 await self.runc.kill(run.container_id, "SIGKILL")
             self._changed(record)
 
@@ -413,19 +441,25 @@ class Runs:
             await self.runc.delete(run.container_id)
             return
         if announce:
-            self._event(record, "Normal", "Killing", f"Stopping container {container.name}")
+            message = f"Stopping container {container.name}"
+            self._event(record, "Normal", "Killing", message, container=container.name)
         hook = ((container.spec.get("lifecycle") or {}).get("preStop") or {}).get("exec")
         if hook is not None:
             code, _, err = await self.exec_hook(run, hook, timeout=max(deadline - time.time(), 0.1))
             if code != 0 and err != HOOK_TIMED_OUT:  # upstream leaves the output out, as above
-                self._event(record, "Warning", "FailedPreStopHook", "PreStopHook failed")
+                failed = "PreStopHook failed"
+                self._event(
+                    record, "Warning", "FailedPreStopHook", failed, container=container.name
+                )
         await self.runc.kill(run.container_id, "SIGTERM")
         event = run.exit_event()
         if not await wait_event(event, max(deadline - time.time(), 0.0)):
             await self.runc.kill(run.container_id, "SIGKILL")
             if not await wait_event(event, KILL_WAIT_SECONDS):
                 message = "Container runtime did not kill the pod within specified grace period."
-                self._event(record, "Warning", "ExceededGracePeriod", message)
+                self._event(
+                    record, "Warning", "ExceededGracePeriod", message, container=container.name
+                )
 
 
 def _image_id(image: str, config: Object) -> str:

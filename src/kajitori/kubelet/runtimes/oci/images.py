@@ -32,10 +32,13 @@ class ImagePullError(Exception):
 
 
 class ImageProvider(Protocol):
-    async def ensure(self, image: str, pull_policy: str, pod: Object) -> tuple[Path, Object]:
+    async def ensure(
+        self, image: str, pull_policy: str, pod: Object, *, field_path: str = ""
+    ) -> tuple[Path, Object]:
         """The image's unpacked rootfs and its config blob, pulling it per ``pull_policy``.
 
-        ``pod`` is there for credentials (imagePullSecrets, service account).
+        ``pod`` is there for credentials (imagePullSecrets, service account);
+        ``field_path`` is the container's, for the pull events' fieldPath.
         Raises ``ImagePullError`` with upstream's message when it cannot.
         """
         ...

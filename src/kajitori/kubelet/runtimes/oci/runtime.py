@@ -360,9 +360,13 @@ class OciRuntime:
             return run is not None and run.started_at is not None
         return run is not None and run.exit is not None and run.exit.exit_code == 0
 
-    def _event(self, record: state.Pod, event_type: str, reason: str, message: str) -> None:
+    def _event(
+        self, record: state.Pod, event_type: str, reason: str, message: str, *, container: str = ""
+    ) -> None:
+        """An event about the pod, or its ``container`` (upstream's fieldPath) when named."""
         if self.hooks is not None and not record.removing:
-            self.hooks.record_event(record.pod, event_type, reason, message)
+            field_path = interface.container_field_path(record.pod, container) if container else ""
+            self.hooks.record_event(record.pod, event_type, reason, message, field_path=field_path)
 
     def _announce_backoff(self, record: state.Pod) -> None:
         """Upstream's BackOff event, once per exit a container waits out before restarting."""
@@ -377,7 +381,7 @@ class OciRuntime:
                 message = (
                     f"Back-off restarting failed container {container.name} in pod {record.name}"
                 )
-                self._event(record, "Warning", "BackOff", message)
+                self._event(record, "Warning", "BackOff", message, container=container.name)
 
     def _changed(self, record: state.Pod) -> None:
         if record.wake is not None:

@@ -47,13 +47,15 @@ class StoreImages:
     def set_kubelet_hooks(self, hooks: interface.KubeletHooks) -> None:
         self.hooks = hooks
 
-    async def ensure(self, image: str, pull_policy: str, pod: Object) -> tuple[Path, Object]:
+    async def ensure(
+        self, image: str, pull_policy: str, pod: Object, *, field_path: str = ""
+    ) -> tuple[Path, Object]:
         keyring = await self._keyring(pod)
         uid = str((pod.get("metadata") or {}).get("uid") or "")
 
         def record(event_type: str, reason: str, message: str, /) -> None:
             if self.hooks is not None:
-                self.hooks.record_event(pod, event_type, reason, message)
+                self.hooks.record_event(pod, event_type, reason, message, field_path=field_path)
 
         policy = pull_policy if pull_policy in ("Always", "IfNotPresent", "Never") else None
         try:
