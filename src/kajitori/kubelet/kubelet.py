@@ -331,7 +331,7 @@ class KubeletHost:
             self.queue.add(informer.meta_namespace_key(pod))
 
     def _delete_pod(self, pod: Object | informer.DeletedFinalStateUnknown) -> None:
-        obj = pod.obj if isinstance(pod, informer.DeletedFinalStateUnknown) else pod
+        obj = informer.unwrap(pod)
         self._enqueue_pod(obj)
 
     async def sync_pod(self, key: str) -> None:

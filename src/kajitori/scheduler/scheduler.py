@@ -274,12 +274,6 @@ def is_assigned(pod: Object) -> bool:
     return bool((pod.get("spec") or {}).get("nodeName"))
 
 
-def _unwrap(obj: Object | informer.DeletedFinalStateUnknown) -> Object:
-    if isinstance(obj, informer.DeletedFinalStateUnknown):
-        return obj.obj
-    return obj
-
-
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -334,7 +328,9 @@ class Scheduler:
             informer.EventHandler(
                 on_add=self._set_node,
                 on_update=lambda _, new: self._set_node(new),
-                on_delete=lambda obj: self.cache.remove_node(_unwrap(obj)["metadata"]["name"]),
+                on_delete=lambda obj: self.cache.remove_node(
+                    informer.unwrap(obj)["metadata"]["name"]
+                ),
             )
         )
 
@@ -431,7 +427,7 @@ class Scheduler:
             self.queue.delete(new)
 
     def _delete_pod(self, obj: Object | informer.DeletedFinalStateUnknown) -> None:
-        pod = _unwrap(obj)
+        pod = informer.unwrap(obj)
         self.assumed.pop(scheduling_queue.pod_key(pod), None)
         self.cache.remove_pod(scheduling_queue.pod_key(pod))
         self.queue.delete(pod)

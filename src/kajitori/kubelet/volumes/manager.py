@@ -370,7 +370,7 @@ class VolumeManager:
         return target
 
     async def _claim(self, pod: Object, name: str, source: Object) -> Path:
-        namespace = (pod.get("metadata") or {}).get("namespace") or "default"
+        namespace = _namespace(pod)
         claim_name = source.get("claimName", "")
         claim = await self.source.get_pvc(namespace, claim_name)
         if claim is None:
@@ -439,35 +439,15 @@ class VolumeManager:
     async def _secret(
         self, pod: Object, name: str, source: Object, mode: int, secret_name: str
     ) -> dict[str, atomic_writer.FileProjection]:
-        namespace = (pod.get("metadata") or {}).get("namespace") or "default"
-        found = await self.source.get_secret(namespace, secret_name)
-        if found is None:
-            if source.get("optional"):
-                return {}
-            raise VolumeError(name, f'secret "{secret_name}" not found')
-        try:
-            return _items(_secret_bytes(found), source.get("items"), mode, "secret")
-        except KeyError as exc:
-            if source.get("optional"):
-                return {}
-            raise VolumeError(name, str(exc.args[0])) from None
+        found = await self.source.get_secret(_namespace(pod), secret_name)
+        return _keyed_files(name, source, mode, "secret", secret_name, found, _secret_bytes)
 
     async def _configmap(
         self, pod: Object, name: str, source: Object, mode: int
     ) -> dict[str, atomic_writer.FileProjection]:
-        namespace = (pod.get("metadata") or {}).get("namespace") or "default"
         cm_name = source.get("name", "")
-        found = await self.source.get_configmap(namespace, cm_name)
-        if found is None:
-            if source.get("optional"):
-                return {}
-            raise VolumeError(name, f'configmap "{cm_name}" not found')
-        try:
-            return _items(_configmap_bytes(found), source.get("items"), mode, "configmap")
-        except KeyError as exc:
-            if source.get("optional"):
-                return {}
-            raise VolumeError(name, str(exc.args[0])) from None
+        found = await self.source.get_configmap(_namespace(pod), cm_name)
+        return _keyed_files(name, source, mode, "configmap", cm_name, found, _configmap_bytes)
 
     @staticmethod
     def _downward(
@@ -504,7 +484,7 @@ class VolumeManager:
         audience = part.get("audience")
         try:
             token = await self.source.create_token(
-                (pod.get("metadata") or {}).get("namespace") or "default",
+                _namespace(pod),
                 spec.get("serviceAccountName") or "default",
                 audiences=[audience] if audience else [],
                 expiration_seconds=int(part.get("expirationSeconds") or DEFAULT_TOKEN_SECONDS),
@@ -523,3 +503,29 @@ def _kind(volume: Object) -> str:
         if key != "name":
             return key
     return ""
+
+
+def _namespace(pod: Object) -> str:
+    return (pod.get("metadata") or {}).get("namespace") or "default"
+
+
+def _keyed_files(
+    volume: str,
+    source: Object,
+    mode: int,
+    kind: str,
+    object_name: str,
+    found: Object | None,
+    to_bytes: Callable[[Object], dict[str, bytes]],
+) -> dict[str, atomic_writer.FileProjection]:
+    """A Secret's or ConfigMap's files; nothing when it (or a key) is missing but optional."""
+    if found is None:
+        if source.get("optional"):
+            return {}
+        raise VolumeError(volume, f'{kind} "{object_name}" not found')
+    try:
+        return _items(to_bytes(found), source.get("items"), mode, kind)
+    except KeyError as exc:
+        if source.get("optional"):
+            return {}
+        raise VolumeError(volume, str(exc.args[0])) from None
