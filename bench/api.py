@@ -19,7 +19,8 @@ process pinned to core 1, and measures, at concurrency 1, 16 and 64:
   ``EtcdBackend`` against the same etcd;
 * ``kajitori up`` time from spawn to its ready line and to the first
   successful HTTPS request, on a fresh data directory (``cold``: PKI and
-  database created) and again on the same one (``warm``), and the server's
+  database created; kajitori's bytecode compiled, as an install leaves it)
+  and again on the same one (``warm``), and the server's
   VmRSS one second after the warm start (``idle``) and its high-water mark at
   the end (``peak``).
 
@@ -40,7 +41,9 @@ import argparse
 import asyncio
 import dataclasses
 import datetime
+import functools
 import json
+import os
 import ssl
 import sys
 import tempfile
@@ -373,7 +376,29 @@ async def bench_backend(kind: str, plan: Plan, workdir: Path) -> dict[str, Any]:
             await asyncio.to_thread(etcd.stop)
 
 
+@functools.cache
+def bytecode_as_installed() -> None:
+    """Let the timed servers load compiled modules, as an installed kajitori does.
+
+    ``pip install`` compiles a package's modules and an editable install's
+    first import writes them, so a user's ``kajitori up`` loads bytecode; one
+    untimed start and stop, once per run, makes sure it exists before any
+    start is timed. Under ``PYTHONDONTWRITEBYTECODE`` (set on this project's
+    shared machines) nothing would be written and every timed start would
+    recompile each of kajitori's modules from source, 0.3-0.5 s no user
+    spends: the servers then get a bytecode cache of their own,
+    ``bench/results/pycache``, outside the source tree.
+    """
+    if os.environ.pop("PYTHONDONTWRITEBYTECODE", ""):
+        os.environ["PYTHONPYCACHEPREFIX"] = str(RESULTS_DIR / "pycache")
+    with tempfile.TemporaryDirectory(prefix="bench-api-primer-") as primer_dir:
+        primer = common.ServerProcess(Path(primer_dir))
+        primer.start()
+        primer.stop()
+
+
 async def _bench_server(kind: str, plan: Plan, data_dir: Path, extra: list[str]) -> dict[str, Any]:
+    bytecode_as_installed()
     cold = common.ServerProcess(data_dir, extra_args=extra)
     cold.start()
     cold.stop()
@@ -420,13 +445,16 @@ def targets(kind: str, result: dict[str, Any]) -> list[dict[str, Any]]:
     noop = _at(ops["noop"], 64)["rps"]
     create, get = _at(ops["create"], 64)["rps"], _at(ops["get"], 64)["rps"]
     raw = result["raw_writes"]["writes_per_second"]
-    checks = [
-        ("create_vs_noop", "creates/s at c=64 ≥ 40% of no-op req/s", create / noop, 0.40, ">="),
-        ("get_vs_noop", "gets/s at c=64 ≥ 60% of no-op req/s", get / noop, 0.60, ">="),
-    ]
+    # Creates on etcd are judged against etcd's own put rate (decision 0044): its floor alone
+    # is below 50% of the no-op route here, so the no-op ratio could not tell kajitori apart.
+    checks = []
     if kind == "etcd":
         wording = "creates/s at c=64 ≥ 50% of raw etcd puts at c=64"
         checks.append(("create_vs_raw_etcd", wording, create / raw, 0.50, ">="))
+    else:
+        wording = "creates/s at c=64 ≥ 40% of no-op req/s"
+        checks.append(("create_vs_noop", wording, create / noop, 0.40, ">="))
+    checks.append(("get_vs_noop", "gets/s at c=64 ≥ 60% of no-op req/s", get / noop, 0.60, ">="))
     for row in result["watch"]:
         c, watchers = row["concurrency"], row["watchers"]
         wording = f"watch p99 < 50 ms, {watchers} watchers, writes at c={c}"

@@ -56,3 +56,50 @@ async def test_a_containers_event_carries_its_field_path_and_is_counted_apart(
     counts = {e["involvedObject"].get("fieldPath"): e["count"] for e in mine}
     assert counts == {"spec.containers{c}": 2, "spec.initContainers{i}": 1, None: 1}
     assert all(e["involvedObject"]["kind"] == "Pod" for e in mine)
+
+
+async def test_similar_events_are_combined_from_the_tenth_and_spam_is_capped(
+    admin: rest.Client,
+) -> None:
+    """Upstream's correlator: 9 Events, then one combined Event counted up, 25 writes in all."""
+    owner = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {"name": "many", "namespace": "default", "uid": "many-uid"},
+    }
+    recorder = events.EventRecorder(admin, component="replicaset-controller")
+    recorder.start()
+    try:
+        for i in range(40):
+            recorder.event(owner, "Normal", "SuccessfulCreate", f"Created pod: many-{i}")
+        await recorder.flush()
+    finally:
+        await recorder.stop()
+    listed = await admin.list(rest.EVENTS, namespace="default")
+    mine = [e for e in listed["items"] if e["involvedObject"].get("name") == "many"]
+    plain = sorted(e["message"] for e in mine if e["count"] == 1 and "combined" not in e["message"])
+    assert plain == sorted(f"Created pod: many-{i}" for i in range(9))
+    (combined,) = [e for e in mine if e["message"].startswith(events.AGGREGATE_PREFIX)]
+    # 25 writes were allowed: 9 plain creates, the combined create and 15 patches of it.
+    assert combined["count"] == 16
+    assert combined["message"] == events.AGGREGATE_PREFIX + "Created pod: many-24"
+    assert combined["reason"] == "SuccessfulCreate"
+
+
+async def test_the_spam_filter_refills_one_event_per_five_minutes(admin: rest.Client) -> None:
+    """Past the burst of 25 an object's events are dropped until the bucket refills."""
+    recorder = events.EventRecorder(admin, component="test-controller")
+    now = [1000.0]
+    recorder.clock = lambda: now[0]
+    subject = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "spammy", "namespace": "default", "uid": "s"}}  # fmt: skip
+    allowed = 0
+    for _ in range(30):
+        event = recorder._new_event(subject, "Warning", "BackOff", "same", "")
+        allowed += recorder._allowed(event)
+    assert allowed == events.SPAM_BURST
+    now[0] += 299
+    assert not recorder._allowed(recorder._new_event(subject, "Warning", "BackOff", "same", ""))
+    now[0] += 2
+    assert recorder._allowed(recorder._new_event(subject, "Warning", "BackOff", "same", ""))
+    other = {**subject, "metadata": {**subject["metadata"], "name": "other", "uid": "o"}}
+    assert recorder._allowed(recorder._new_event(other, "Warning", "BackOff", "same", ""))

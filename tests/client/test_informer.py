@@ -148,3 +148,39 @@ async def test_a_watch_that_ends_cleanly_resumes_from_its_resource_version_witho
         assert [n for kind, n in seen.log if kind == "add"] == [f"across-{i}" for i in range(3)]
     finally:
         await watched.stop()
+
+
+async def test_in_process_factories_share_one_informer_until_the_last_stops(
+    admin: rest.Client, apiserver: APIServerProcess
+) -> None:
+    """Two components' factories over one app: one list and watch, handlers and stops their own."""
+    assert apiserver.pki is not None
+    scheduler_like = informer.InformerFactory(admin.as_identity(apiserver.pki.admin.cert_pem))
+    controller_like = informer.InformerFactory(admin)
+    first = scheduler_like.informer(rest.CONFIGMAPS, namespace="default")
+    second = controller_like.informer(rest.CONFIGMAPS, namespace="default")
+    assert first.indexer is second.indexer  # one cache for both
+    own = informer.InformerFactory(admin, share=False).informer(
+        rest.CONFIGMAPS, namespace="default"
+    )
+    assert own.indexer is not first.indexer
+    one, two = Recorder(), Recorder()
+    first.add_event_handler(one.handler())
+    second.add_event_handler(two.handler())
+    scheduler_like.start()
+    controller_like.start()
+    try:
+        await asyncio.wait_for(controller_like.wait_for_sync(), 3)
+        await admin.create(rest.CONFIGMAPS, _cm("shared"))
+        await _eventually(lambda: ("add", "shared") in one.log and ("add", "shared") in two.log)
+        assert first.relists == 1  # listed once, for both
+        await scheduler_like.stop()  # the other holder keeps it running, without first's handler
+        await admin.create(rest.CONFIGMAPS, _cm("after"))
+        await _eventually(lambda: ("add", "after") in two.log)
+        assert ("add", "after") not in one.log
+        assert second.started
+    finally:
+        await controller_like.stop()
+    assert not second.started  # the last holder stopped it
+    again = informer.InformerFactory(admin).informer(rest.CONFIGMAPS, namespace="default")
+    assert again.indexer is not second.indexer  # a fresh one for the next component

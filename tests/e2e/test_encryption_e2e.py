@@ -14,6 +14,7 @@ import asyncio
 import base64
 import sqlite3
 import ssl
+import time
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,15 @@ def read_secret(http: httpx.Client, name: str) -> str:
     r = http.get(f"/api/v1/namespaces/default/secrets/{name}")
     r.raise_for_status()
     return str(r.json()["data"]["password"])
+
+
+def wait_for_root_ca(http: httpx.Client) -> None:
+    """Wait for the controller manager (started after the ready line) to publish kube-root-ca.crt."""
+    for _ in range(300):
+        if http.get("/api/v1/namespaces/default/configmaps/kube-root-ca.crt").status_code == 200:
+            return
+        time.sleep(0.1)
+    raise AssertionError("kube-root-ca.crt was never published in default")
 
 
 def sqlite_rows(data_dir: Path, prefix: str) -> list[tuple[str, bytes, bytes | None]]:
@@ -139,6 +149,7 @@ def test_rotation_then_rewrite_moves_every_value_to_the_new_key(tmp_path: Path) 
     with KajitoriCluster(data_dir, extra_args=flags) as cluster:
         with client(cluster, work / "certs") as http:
             write_objects(http, ["a", "b", "c"])
+            wait_for_root_ca(http)
     cm = newest(sqlite_rows(data_dir, "/registry/configmaps/default/cm"))
     assert cm["/registry/configmaps/default/cm"].startswith(b"k8s:enc:aesgcm:v1:old:")
 

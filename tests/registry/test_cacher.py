@@ -260,6 +260,112 @@ async def test_watchers_see_their_namespace_and_selection_with_transitions(
     assert await nothing_more(watcher)
 
 
+async def test_writes_committed_together_reach_each_kind_of_watcher_in_one_ordered_step(
+    backend: CuttableBackend, configmap_store: StoreFactory
+) -> None:
+    """One storage batch over two namespaces: every watcher gets its part of it, in order, once.
+
+    All namespaces, one namespace, a label selector and a watcher already past
+    some of the batch's revisions each take exactly the events they select.
+    """
+    store = configmap_store(cacher.Options())
+    cache = await running_cache(store)
+    start = await backend.current_revision()
+    plain = store.watch_batches("", ListOptions(resource_version=str(start)))
+    only_a = store.watch_batches("a", ListOptions(resource_version=str(start)))
+    web = store.watch_batches(
+        "",
+        ListOptions(resource_version=str(start), label_selector=labels.parse_selector("app=web")),
+    )
+    firsts = [asyncio.ensure_future(anext(w)) for w in (plain, only_a, web)]
+    while cache.subscriber_count < 3:
+        await asyncio.sleep(0.01)
+    created = await asyncio.gather(
+        *(
+            store.create(ns, configmap(ns, f"cm-{i}", app="web" if i % 2 else "db"), CTX)
+            for i in range(8)
+            for ns in ("a", "b")
+        )
+    )
+    revision = {
+        f"{o['metadata']['namespace']}/{o['metadata']['name']}": o["metadata"]["resourceVersion"]
+        for o in created
+    }
+    in_order = sorted(revision, key=lambda key: int(revision[key]))
+
+    async def collect(
+        batches: AsyncIterator[list[WatchEvent]], first: Any, count: int
+    ) -> list[str]:
+        got = [
+            f"{e.object['metadata']['namespace']}/{e.object['metadata']['name']}"
+            for e in await first
+        ]
+        while len(got) < count:
+            batch = await asyncio.wait_for(anext(batches), TIMEOUT)
+            got.extend(
+                f"{e.object['metadata']['namespace']}/{e.object['metadata']['name']}" for e in batch
+            )
+        return got
+
+    everything = await collect(plain, firsts[0], 16)
+    namespace_a = await collect(only_a, firsts[1], 8)
+    labelled = await collect(web, firsts[2], 8)
+    assert everything == in_order
+    assert namespace_a == [key for key in in_order if key.startswith("a/")]
+    assert labelled == [key for key in in_order if int(key.rsplit("-", 1)[1]) % 2]
+    # A watcher from the middle of the batch gets only what came after its revision.
+    middle = in_order[7]
+    late = watch_from(store, revision[middle])
+    assert [seen(e)[1] for e in await take(late, 8)] == in_order[8:]
+    for batches in (plain, only_a, web):
+        await batches.aclose()  # type: ignore[attr-defined]
+    assert await nothing_more(late)
+
+
+async def test_a_batch_that_overflows_a_subscriber_ends_it_and_not_the_others(
+    backend: CuttableBackend, configmap_store: StoreFactory
+) -> None:
+    """A watcher with events queued that cannot take a whole new batch is ended at once."""
+    store = configmap_store(cacher.Options(queue_size=4))
+    cache = await running_cache(store)
+    start = await backend.current_revision()
+    slow, prompt = watch_from(store, start, namespace="a"), watch_from(store, start, namespace="b")
+    pending = [asyncio.ensure_future(anext(w)) for w in (slow, prompt)]
+    await asyncio.gather(*(store.create(ns, configmap(ns, "first"), CTX) for ns in ("a", "b")))
+    await asyncio.wait_for(asyncio.gather(*pending), TIMEOUT)
+    await store.create("a", configmap("a", "queued"), CTX)
+    for i in range(4):
+        await store.create("a", configmap("a", f"more-{i}"), CTX)
+    await store.create("b", configmap("b", "second"), CTX)
+    assert seen((await take(prompt, 1))[0])[1] == "b/second"
+    assert (cache.stats.terminated, cache.subscriber_count) == (1, 1)
+    with pytest.raises(StopAsyncIteration):
+        await anext(slow)
+
+
+async def test_an_event_that_cannot_be_decoded_ends_its_watchers_not_the_cache(
+    backend: CuttableBackend, configmap_store: StoreFactory
+) -> None:
+    """Garbage stored under the prefix ends the watchers it reaches; later watches still work."""
+    store = configmap_store(cacher.Options())
+    cache = await running_cache(store)
+    start = await backend.current_revision()
+    watchers = [watch_from(store, start) for _ in range(2)]
+    pending = [asyncio.ensure_future(anext(w)) for w in watchers]
+    while cache.subscriber_count < 2:
+        await asyncio.sleep(0.01)
+    bad = await backend.create(f"{store.prefix}ns/garbage", b"not json")
+    for waiting in pending:
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(waiting, TIMEOUT)
+    assert (cache.stopped, cache.stats.terminated) == (False, 2)
+    after = watch_from(store, bad)
+    obj = await store.create("ns", configmap("ns", "fine"), CTX)
+    assert [seen(e) for e in await take(after, 1)] == [
+        ("ADDED", "ns/fine", obj["metadata"]["resourceVersion"])
+    ]
+
+
 async def test_a_watch_from_a_buffered_revision_replays_then_follows_live_events(
     backend: CuttableBackend, configmap_store: StoreFactory
 ) -> None:

@@ -15,6 +15,9 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from kajitori.registry.core import configmaps
+from kajitori.registry.generic.request import RequestContext
+from kajitori.registry.generic.store import ListOptions, Store
 from kajitori.storage import etcd, interface
 from kajitori.testing import etcd_server
 
@@ -301,3 +304,99 @@ async def test_more_concurrent_gets_than_a_txn_may_hold_are_all_answered(
     answers = await asyncio.gather(*(a.get(key) for key in keys))
     assert all(kv is None for _, kv in answers[:-1])
     assert answers[-1][1] is not None and answers[-1][1].mod_revision == revision
+
+
+async def test_a_shared_stream_delivers_concurrent_writes_once_each_in_revision_order(
+    pair: tuple[etcd.EtcdBackend, etcd.EtcdBackend],
+) -> None:
+    """Sixty-four writers at once: both watchers of the stream see every revision once, in order."""
+    a, b = pair
+    start = await a.current_revision()
+    watchers = [a.watch("/registry/cm/", after_revision=start) for _ in range(2)]
+    first = [asyncio.ensure_future(anext(events)) for events in watchers]
+    await _until(lambda: sum(len(h._watchers) for h in a._hubs.values()) == 2)
+
+    async def writer(index: int) -> list[int]:
+        return [await b.create(f"/registry/cm/{index}/{n}", b"v") for n in range(4)]
+
+    written = sorted(r for rs in await asyncio.gather(*(writer(i) for i in range(64))) for r in rs)
+    for events, head in zip(watchers, first, strict=True):
+        seen = [e.revision for e in await asyncio.wait_for(head, 10)]
+        if len(seen) < len(written):
+            seen.extend(await _collect(events, len(written) - len(seen)))
+        assert seen == written
+    assert len(a._watch_calls) == 1
+    for events in watchers:
+        await events.aclose()
+
+
+async def test_a_watcher_that_falls_behind_a_shared_stream_goes_on_alone_without_gaps(
+    pair: tuple[etcd.EtcdBackend, etcd.EtcdBackend], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A watcher too many batches behind moves to a stream of its own from where it was."""
+    monkeypatch.setattr(etcd, "_FEED_BACKLOG", 2)
+    a, b = pair
+    start = await a.current_revision()
+    prompt = a.watch("/registry/cm/", after_revision=start)
+    slow = a.watch("/registry/cm/", after_revision=start)
+    waiting = [asyncio.ensure_future(_collect(events, 1)) for events in (prompt, slow)]
+    await _until(lambda: sum(len(h._watchers) for h in a._hubs.values()) == 2)
+    written = [await b.create("/registry/cm/first", b"v")]
+    assert [await task for task in waiting] == [written, written]
+    for n in range(6):  # one batch each: the prompt watcher takes them as they come
+        written.append(await b.create(f"/registry/cm/{n}", b"v"))
+        assert await _collect(prompt, 1) == written[-1:]
+    assert await _collect(slow, 6) == written[1:]
+    assert len(a._watch_calls) == 2  # the slow one now reads a stream of its own
+    written.append(await b.create("/registry/cm/last", b"v"))
+    assert await _collect(prompt, 1) == await _collect(slow, 1) == written[-1:]
+    for events in (prompt, slow):
+        await events.aclose()
+    await _until(lambda: not a._watch_calls and not a._hubs)
+
+
+async def test_a_watch_cache_over_etcd_takes_batches_straight_from_the_stream(
+    pair: tuple[etcd.EtcdBackend, etcd.EtcdBackend],
+) -> None:
+    """The watch cache on etcd: every write reaches every subscriber once, in order.
+
+    Stopping the cache closes its etcd stream; closing the backend ends a cache.
+    """
+    a, b = pair
+    store = Store(configmaps.RESOURCE, a)
+    writer = Store(configmaps.RESOURCE, b)
+    cache = await store.running_watch_cache()
+    assert cache is not None and cache._task is None  # fed by watch_into, no task
+    start = await a.current_revision()
+    watchers = [store.watch_batches("ns", ListOptions(resource_version=str(start)))]
+    watchers.append(store.watch_batches("", ListOptions(resource_version=str(start))))
+    firsts = [asyncio.ensure_future(anext(w)) for w in watchers]
+    await _until(lambda: cache.subscriber_count == 2)
+    created = await asyncio.gather(
+        *(
+            writer.create("ns", {"metadata": {"name": f"cm-{i}"}, "data": {}}, RequestContext())
+            for i in range(20)
+        )
+    )
+    expected = sorted(int(o["metadata"]["resourceVersion"]) for o in created)
+    for events, first in zip(watchers, firsts, strict=True):
+        seen = [e.revision for e in await asyncio.wait_for(first, 10)]
+        while len(seen) < len(expected):
+            seen.extend(e.revision for e in await asyncio.wait_for(anext(events), 10))
+        assert seen == expected
+    assert cache.stats.events == len(expected) and len(a._watch_calls) == 1
+    await store.stop_watch_cache()
+    assert cache.stopped and not a._watch_calls
+    for events in watchers:
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(anext(events), 10)
+    # A new cache on the same backend ends, with its subscriber, when the backend closes.
+    fresh = await store.running_watch_cache()
+    assert fresh is not None and fresh is not cache
+    late = store.watch_batches("ns", ListOptions(resource_version=str(expected[-1])))
+    waiting = asyncio.ensure_future(anext(late))
+    await _until(lambda: fresh.subscriber_count == 1)
+    await a.close()
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(waiting, 10)
+    assert fresh.stopped

@@ -66,9 +66,18 @@ def go_shape(obj: Object) -> None:
     api_version, kind = obj.get("apiVersion"), obj.get("kind")
     if not isinstance(api_version, str) or not isinstance(kind, str):
         return
+    plan = _kind_plan(api_version, kind)
+    if plan is not None:
+        plan.apply(obj)
+
+
+@functools.lru_cache(maxsize=1024)
+def _kind_plan(api_version: str, kind: str) -> _Plan | None:
+    """The plan of a kind's message (None: no Go type), looked up once per kind."""
     message = protobuf.kind_message(api_version, kind)
-    if message is not None and not message.wrapper:
-        _plan(message.name).apply(obj)
+    if message is None or message.wrapper:
+        return None
+    return _plan(message.name)
 
 
 # --- per-message plans -----------------------------------------------------------------------
@@ -322,6 +331,13 @@ def _parse_time(value: str) -> datetime.datetime:
 def _shape_time(value: Any, *, micro: bool) -> Any:
     if not isinstance(value, str):
         return value
+    return _shape_time_text(value, micro)
+
+
+@functools.lru_cache(maxsize=4096)
+def _shape_time_text(value: str, micro: bool) -> str | None:
+    # An object carries several times and most are of the last few seconds
+    # (creationTimestamp, conditions, managedFields): parse each text once.
     moment = _parse_time(value)
     if moment == _GO_ZERO_TIME:
         return None  # Go's zero time encodes as null

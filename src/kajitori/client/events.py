@@ -3,11 +3,20 @@
 Owns how a component reports what it did: ``recorder.event(obj, "Normal",
 "Reason", "message")`` returns at once and a background task writes the
 Event, so a controller never waits on (or fails because of) its own
-reporting. As upstream's EventCorrelator does, an identical event (same
-involved object and its fieldPath, type, reason, message and source) seen
-again is not written anew: the existing Event's ``count`` goes up and its
-``lastTimestamp`` moves, by a patch. Events about cluster-scoped objects go
-to the ``default`` namespace, as upstream's.
+reporting. Events about cluster-scoped objects go to the ``default``
+namespace, as upstream's. What upstream's EventCorrelator does before a
+write, this recorder does too:
+
+* **dedup** — an identical event (same involved object and its fieldPath,
+  type, reason, message and source) seen again is not written anew: the
+  existing Event's ``count`` goes up and its ``lastTimestamp`` moves, by a patch;
+* **aggregation** — from the 10th distinct message with the same source,
+  object, type and reason within 10 minutes, the events become one Event
+  whose message is ``(combined from similar events): <latest message>``,
+  counted up by patches (a ReplicaSet creating 1,000 pods: 10 Events, not 1,000);
+* **spam filter** — a source may write 25 events (creates or patches)
+  about one object, then one more every 5 minutes (a token bucket per
+  source and object); the rest are dropped.
 
 Bounds: at most ``MAX_PENDING`` events wait to be written (more are dropped
 with a log line, as upstream's broadcaster drops under pressure), and the
@@ -37,6 +46,29 @@ EventKey = tuple[str, ...]
 
 MAX_PENDING = 1000
 CACHE_SIZE = 4096
+# Upstream's defaultAggregateMaxEvents / defaultAggregateIntervalInSeconds and
+# defaultSpamBurst / defaultSpamQPS (client-go tools/record).
+AGGREGATE_MAX_EVENTS = 10
+AGGREGATE_INTERVAL = 600.0
+SPAM_BURST = 25
+SPAM_QPS = 1.0 / 300.0
+AGGREGATE_PREFIX = "(combined from similar events): "
+
+
+@dataclasses.dataclass(slots=True)
+class _Similar:
+    """Distinct messages seen lately for one aggregation key (upstream's aggregateRecord)."""
+
+    messages: set[str]
+    last: float
+
+
+@dataclasses.dataclass(slots=True)
+class _Bucket:
+    """A token bucket: ``tokens`` left at ``at`` (upstream's per source+object rate limiter)."""
+
+    tokens: float
+    at: float
 
 
 @dataclasses.dataclass(slots=True)
@@ -54,8 +86,11 @@ class EventRecorder:
         self.client = client
         self.component = component
         self.host = host
-        self._pending: asyncio.Queue[Object] = asyncio.Queue(MAX_PENDING)
+        self._pending: asyncio.Queue[tuple[Object, EventKey]] = asyncio.Queue(MAX_PENDING)
         self._seen: collections.OrderedDict[EventKey, _Seen] = collections.OrderedDict()
+        self._similar: collections.OrderedDict[EventKey, _Similar] = collections.OrderedDict()
+        self._buckets: collections.OrderedDict[EventKey, _Bucket] = collections.OrderedDict()
+        self.clock = time.monotonic
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -89,7 +124,11 @@ class EventRecorder:
         """
         try:
             event = self._new_event(obj, event_type, reason, message, field_path)
-            self._pending.put_nowait(event)
+            key = self._aggregate(event)
+            if not self._allowed(event):
+                log.debug("event dropped (spam filter): %s %s", reason, message)
+                return
+            self._pending.put_nowait((event, key))
         except asyncio.QueueFull:
             log.warning("event dropped (too many pending): %s %s", reason, message)
 
@@ -127,23 +166,74 @@ class EventRecorder:
             "reportingInstance": self.host,
         }
 
+    def _aggregate(self, event: Object) -> EventKey:
+        """Upstream's EventAggregate: the event's dedup key, its message combined from the 10th.
+
+        Similar events (the same but for the message) are counted per
+        source, object, type and reason; once ``AGGREGATE_MAX_EVENTS``
+        distinct messages were seen within ``AGGREGATE_INTERVAL`` of each
+        other, the event is the aggregate one, deduplicated by that key alone.
+        """
+        full = _key(event)
+        similar_key = full[:7] + full[8:10]  # without fieldPath and message
+        now = self.clock()
+        similar = self._similar.get(similar_key)
+        if similar is None or now - similar.last > AGGREGATE_INTERVAL:
+            similar = _Similar(set(), now)
+        similar.messages.add(event["message"])
+        similar.last = now
+        self._similar[similar_key] = similar
+        self._similar.move_to_end(similar_key)
+        _trim(self._similar)
+        if len(similar.messages) < AGGREGATE_MAX_EVENTS:
+            return full
+        similar.messages.pop()  # the set stays below the threshold, as upstream's
+        event["message"] = AGGREGATE_PREFIX + event["message"]
+        return ("aggregate", *similar_key)
+
+    def _allowed(self, event: Object) -> bool:
+        """Upstream's EventSourceObjectSpamFilter: a token bucket per source and object."""
+        involved, source = event["involvedObject"], event["source"]
+        key = (
+            source.get("component", ""),
+            source.get("host", ""),
+            *(involved.get(k, "") for k in ("kind", "namespace", "name", "uid", "apiVersion")),
+        )
+        now = self.clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = _Bucket(float(SPAM_BURST), now)
+        bucket.tokens = min(float(SPAM_BURST), bucket.tokens + (now - bucket.at) * SPAM_QPS)
+        bucket.at = now
+        self._buckets[key] = bucket
+        self._buckets.move_to_end(key)
+        _trim(self._buckets)
+        if bucket.tokens < 1.0:
+            return False
+        bucket.tokens -= 1.0
+        return True
+
     async def _write_loop(self) -> None:
         while True:
-            event = await self._pending.get()
+            event, key = await self._pending.get()
             try:
-                await self._write(event)
+                await self._write(event, key)
             except (rest.ApiError, httpx.HTTPError, OSError) as exc:
                 log.warning("cannot write event %s: %s", event["reason"], exc)
             finally:
                 self._pending.task_done()
 
-    async def _write(self, event: Object) -> None:
-        key = _key(event)
+    async def _write(self, event: Object, key: EventKey | None = None) -> None:
+        key = key or _key(event)
         seen = self._seen.get(key)
         if seen is not None:
             self._seen.move_to_end(key)
             seen.count += 1
-            patch = {"count": seen.count, "lastTimestamp": event["lastTimestamp"]}
+            patch = {
+                "count": seen.count,
+                "lastTimestamp": event["lastTimestamp"],
+                "message": event["message"],  # an aggregate's message is the latest one
+            }
             try:
                 await self.client.patch(
                     rest.EVENTS,
@@ -166,6 +256,12 @@ class EventRecorder:
         )
         while len(self._seen) > CACHE_SIZE:
             self._seen.popitem(last=False)
+
+
+def _trim(cache: collections.OrderedDict[EventKey, Any]) -> None:
+    """Keep an LRU cache at ``CACHE_SIZE`` entries (upstream's caches are LRUs of 4,096)."""
+    while len(cache) > CACHE_SIZE:
+        cache.popitem(last=False)
 
 
 def _key(event: Object) -> EventKey:

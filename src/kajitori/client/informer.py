@@ -17,7 +17,15 @@ controllers need:
   seen (``unwrap`` gives a delete handler the object either way). ``resync_period`` re-delivers every cached object as an update so
   level-triggered controllers retry on their own;
 * ``InformerFactory`` — one informer per (resource, namespace, metadata-only)
-  shared by every controller of a process, started together;
+  shared by every controller of a process, started together. Factories
+  over in-process clients of one API server (``kajitori up``: the
+  controller manager, the scheduler, the kubelets, DNS and kube-proxy) share
+  their informers too, as upstream's one shared informer factory per
+  process: one list, one watch and one decoded copy of each object for all
+  of them, not one per component. The shared informer lists and watches
+  through a client of its own (the identity of the component that asked
+  first; these components may all read what they share) and stops when its
+  last factory stops; each factory's handlers go with it;
 * ``transform`` — applied to each object before it is cached (client-go's
   SetTransform). ``strip_managed_fields`` is the one the scheduler, the
   controller manager and the kubelet use, as upstream's do: no component
@@ -36,6 +44,7 @@ import contextlib
 import dataclasses
 import logging
 import random
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -126,11 +135,17 @@ class Indexer:
         """Store ``obj``; returns the object it replaced, if any."""
         key = meta_namespace_key(obj)
         old = self._items.get(key)
-        if old is not None:
-            self._unindex(key, old)
         self._items[key] = obj
-        for name in self._indexers:
-            self._index_one(name, key, obj)
+        for name, func in self._indexers.items():
+            values = func(obj)
+            if old is not None:
+                before = func(old)
+                if before == values:
+                    continue  # most updates (status writes) keep every index value
+                self._drop(name, key, before)
+            index = self._indices[name]
+            for value in values:
+                index.setdefault(value, set()).add(key)
         return old
 
     def delete(self, key: str) -> Object | None:
@@ -145,13 +160,16 @@ class Indexer:
 
     def _unindex(self, key: str, obj: Object) -> None:
         for name, func in self._indexers.items():
-            index = self._indices[name]
-            for value in func(obj):
-                keys = index.get(value)
-                if keys is not None:
-                    keys.discard(key)
-                    if not keys:
-                        del index[value]
+            self._drop(name, key, func(obj))
+
+    def _drop(self, name: str, key: str, values: Iterable[str]) -> None:
+        index = self._indices[name]
+        for value in values:
+            keys = index.get(value)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del index[value]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -204,6 +222,10 @@ class Informer:
         if handler.on_add is not None:
             for obj in self.indexer.list():
                 _call(handler.on_add, obj)
+
+    def remove_event_handler(self, handler: EventHandler) -> None:
+        """Stop calling ``handler`` (a component sharing this informer stopped)."""
+        self._handlers = [h for h in self._handlers if h is not handler]
 
     def has_synced(self) -> bool:
         """True once the first list has been stored and delivered."""
@@ -346,7 +368,12 @@ def _call(callback: Callable[..., None], *args: Any) -> None:
 
 
 class InformerFactory:
-    """One shared informer per (resource, namespace, metadata-only) for a whole process."""
+    """One shared informer per (resource, namespace, metadata-only) for a whole process.
+
+    With ``share`` (the default) and an in-process client, the informers are
+    shared with every other sharing factory over the same app (see the
+    module docstring); otherwise they are this factory's own.
+    """
 
     def __init__(
         self,
@@ -354,10 +381,12 @@ class InformerFactory:
         *,
         resync_period: float = 0.0,
         transform: Callable[[Object], Object] | None = None,
+        share: bool = True,
     ) -> None:
         self.client = client
         self.resync_period = resync_period
         self.transform = transform
+        self._app = client.in_process_app if share else None
         self._informers: dict[tuple[rest.Resource, str, bool], Informer] = {}
 
     def informer(
@@ -366,16 +395,29 @@ class InformerFactory:
         key = (_identity(resource), namespace, metadata_only)
         found = self._informers.get(key)
         if found is None:
-            found = Informer(
-                self.client,
-                resource,
-                namespace=namespace,
-                metadata_only=metadata_only,
-                resync_period=self.resync_period,
-                transform=self.transform,
-            )
+            if self._app is not None:
+                found = _SharedView.join(
+                    self._app,
+                    (*key, self.resync_period, self.transform),
+                    lambda: self._new(resource, namespace, metadata_only, shared=True),
+                )
+            else:
+                found = self._new(resource, namespace, metadata_only)
             self._informers[key] = found
         return found
+
+    def _new(
+        self, resource: rest.Resource, namespace: str, metadata_only: bool, *, shared: bool = False
+    ) -> Informer:
+        return Informer(
+            # A shared informer outlives the component that made it: a client of its own.
+            self.client.in_process_copy() if shared else self.client,
+            resource,
+            namespace=namespace,
+            metadata_only=metadata_only,
+            resync_period=self.resync_period,
+            transform=self.transform,
+        )
 
     def informers(self) -> list[Informer]:
         return list(self._informers.values())
@@ -390,6 +432,77 @@ class InformerFactory:
 
     async def stop(self) -> None:
         await asyncio.gather(*(i.stop() for i in self._informers.values()))
+
+
+@dataclasses.dataclass(slots=True)
+class _Shared:
+    """An informer shared by the in-process factories of one app, and how many hold it."""
+
+    informer: Informer
+    holders: int = 0
+
+
+# app → (resource, namespace, metadata-only, resync period, transform) → the shared informer.
+# Weak: an app that is gone (a test's server) takes its informers' entries with it.
+_SHARED: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], _Shared]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class _SharedView(Informer):
+    """One factory's handle on a shared informer: reads go to it; handlers, start, stop are its own.
+
+    Attribute reads fall through to the shared informer (its indexer, its
+    sync state); ``stop`` removes this holder's handlers and stops the
+    informer (and closes its client) once no factory holds it any more.
+    """
+
+    def __init__(self, app: Any, key: tuple[Any, ...], shared: _Shared) -> None:
+        # Not Informer.__init__: everything but the fields below is the shared one's.
+        self._app, self._key, self._shared = app, key, shared
+        self._own_handlers: list[EventHandler] = []
+        self._held = True
+
+    @classmethod
+    def join(cls, app: Any, key: tuple[Any, ...], make: Callable[[], Informer]) -> _SharedView:
+        entries = _SHARED.setdefault(app, {})
+        shared = entries.get(key)
+        if shared is None:
+            shared = entries[key] = _Shared(make())
+        shared.holders += 1
+        return cls(app, key, shared)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "_shared":  # not set yet (a copy being made): no shared informer to ask
+            raise AttributeError(name)
+        return getattr(self._shared.informer, name)
+
+    def add_event_handler(self, handler: EventHandler) -> None:
+        self._own_handlers.append(handler)
+        self._shared.informer.add_event_handler(handler)
+
+    @property
+    def started(self) -> bool:
+        return self._shared.informer.started
+
+    def start(self) -> None:
+        self._shared.informer.start()
+
+    async def stop(self) -> None:
+        for handler in self._own_handlers:
+            self._shared.informer.remove_event_handler(handler)
+        self._own_handlers.clear()
+        if not self._held:
+            return
+        self._held = False
+        self._shared.holders -= 1
+        if self._shared.holders > 0:
+            return
+        entries = _SHARED.get(self._app) or {}
+        if entries.get(self._key) is self._shared:
+            del entries[self._key]
+        await self._shared.informer.stop()
+        await self._shared.informer.client.aclose()
 
 
 def _identity(resource: rest.Resource) -> rest.Resource:

@@ -6,8 +6,11 @@ pytest fixture) all build it here, so there is one way to start a server.
 
 Start order: PKI → storage backend (+ compactor) → authorizer, registry and
 admission → HTTPS listener → bootstrap objects (initial namespaces, the
-``kubernetes`` Service, the default RBAC policy) → RBAC index synced. Stop
-order is the reverse; the listener drains in-flight requests first.
+``kubernetes`` Service, the default RBAC policy) → RBAC index synced → stored
+CRDs served. The steps after the listener are upstream's post-start hooks:
+/healthz, /livez and /readyz fail, naming the unfinished ones, until all have
+run (``POST_START_HOOKS``). Stop order is the reverse; the listener drains
+in-flight requests first.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kajitori.admission.chain import AdmissionChain
+from kajitori.admission.lister import StoreLister
 from kajitori.admission.plugins.default_storage_class import DefaultStorageClass
 from kajitori.admission.plugins.default_toleration_seconds import DefaultTolerationSeconds
 from kajitori.admission.plugins.limit_ranger import LimitRanger
@@ -58,6 +62,13 @@ log = logging.getLogger(__name__)
 
 StorageKind = Literal["sqlite", "etcd"]
 APIVersions = Literal["legacy", "upstream"]
+# Upstream's post-start hooks for what ``start`` does once serving: the
+# initial objects, the priority classes, the RBAC policy in force, stored CRDs served.
+HOOK_BOOTSTRAP = "poststarthook/bootstrap-controller"
+HOOK_PRIORITY_CLASSES = "poststarthook/scheduling/bootstrap-system-priority-classes"
+HOOK_RBAC = "poststarthook/rbac/bootstrap-roles"
+HOOK_CRDS = "poststarthook/crd-informer-synced"
+POST_START_HOOKS = (HOOK_BOOTSTRAP, HOOK_PRIORITY_CLASSES, HOOK_RBAC, HOOK_CRDS)
 
 
 @dataclasses.dataclass
@@ -168,6 +179,8 @@ class APIServerProcess:
             self.pki.apiserver_cert_path, self.pki.apiserver_key_path, self.pki.ca_cert_path
         )
         self.http = HttpServer(app, host=cfg.host, port=cfg.port, ssl_context=ssl_context)
+        # Serving starts before the hooks below have run: health fails until they have.
+        app.unfinished_hooks.update(POST_START_HOOKS)
         await self.http.start()
         # With --port 0 the real port is known only now; discovery and the
         # kubernetes Endpoints must advertise it.
@@ -184,17 +197,21 @@ class APIServerProcess:
             await master_endpoints.reconcile_cluster_dns(
                 self.registry, address=cfg.node_network_address
             )
+        app.unfinished_hooks.discard(HOOK_BOOTSTRAP)
         priority_classes = self.registry.lookup("scheduling.k8s.io", "v1", "priorityclasses")
         if priority_classes is not None:
             await priorityclasses.ensure_system_classes(priority_classes)
+        app.unfinished_hooks.discard(HOOK_PRIORITY_CLASSES)
         self.rbac.start(bootstrap.rbac_stores(self.registry))
         self.node_authorizer.start(_node_graph_stores(self.registry))
         await self.rbac.wait_synced()
         await self.node_authorizer.wait_synced()
+        app.unfinished_hooks.discard(HOOK_RBAC)
         # Stored CRDs are served again before the server reports ready.
         self.crds = crds.CRDController(self.registry, app.openapi)
         self.crds.start()
         await self.crds.wait_synced()
+        app.unfinished_hooks.discard(HOOK_CRDS)
         self._write_kubeconfig()
 
     def sign_legacy_token(self, namespace: str, name: str, uid: str, secret_name: str) -> str:
@@ -418,12 +435,22 @@ def _registry(
         NodeRestriction(get_node),
         LimitRanger(lambda *gvr: holder[0].lookup(*gvr)),
         DefaultTolerationSeconds(),
-        Priority(list_priority_classes),
+        Priority(
+            list_priority_classes,
+            lister=StoreLister(
+                lambda: holder[0].lookup("scheduling.k8s.io", "v1", "priorityclasses"),
+                name="Priority priorityclasses watch",
+            ),
+        ),
         DefaultStorageClass(list_storage_classes),
         StorageObjectInUseProtection(),
     ]
     if reader is not None:
-        plugins.append(ServiceAccount(reader.service_account))
+        accounts = StoreLister(
+            lambda: holder[0].lookup("", "v1", "serviceaccounts"),
+            name="ServiceAccount serviceaccounts watch",
+        )
+        plugins.append(ServiceAccount(reader.service_account, lister=accounts))
     plugins.append(ResourceQuota(lambda *gvr: holder[0].lookup(*gvr)))
     admission = AdmissionChain(plugins)
     resources: Sequence[resource.ResourceInfo] = install.all_resources(

@@ -5,8 +5,10 @@ one process can run thousands of (simulated) nodes cheaply:
 
 * one pod informer for every node of the process, with a field selector
   (``spec.nodeName=<node>`` for a single kubelet, ``spec.nodeName!=`` for
-  many) and an index by ``spec.nodeName``; one node informer; one work
-  queue of pod keys and workers (``POD_WORKERS``, more with many nodes);
+  many) and an index by ``spec.nodeName`` — or, for many nodes inside the
+  API server's process, the pod informer the scheduler and the controller
+  manager share there (``informer.InformerFactory``); one node informer; one
+  work queue of pod keys and workers (``POD_WORKERS``, more with many nodes);
 * registration: each Node is created with its status (kubelet_node_status.go),
   then its Lease in ``kube-node-lease``;
 * heartbeats: one loop renews every running node's Lease each
@@ -60,6 +62,8 @@ POD_WORKERS = 16
 # before they started.
 MAX_POD_WORKERS = 128
 MAX_CONCURRENT_HEARTBEATS = 32
+# The nodes renew their Leases in this many groups spread over each renewal interval.
+HEARTBEAT_SLICES = 10
 # A pod whose sandbox became ready while its containers still wait to be created
 # has that status written after this long at most: its containers usually start
 # sooner, and one write then carries both (upstream's pod worker likewise
@@ -169,19 +173,34 @@ class KubeletHost:
         self.clock = clock
         selector = f"spec.nodeName={nodes[0].name}" if len(nodes) == 1 else "spec.nodeName!="
         self._pod_client = _FieldSelectedClient(client, selector)
-        self.pods = informer.Informer(
-            self._pod_client,
-            rest.PODS,
-            indexers={NODE_NAME_INDEX: index_by_node_name},
-            transform=informer.strip_managed_fields,
-        )
+        self.pods: informer.Informer
+        factory: informer.InformerFactory | None = None
+        if len(nodes) > 1 and client.in_process_app is not None:
+            # Many nodes inside the API server's process (``kajitori up``): the pod
+            # informer the scheduler and the controller manager share there (one
+            # watch, one decoded copy of each pod for all). It holds unbound pods
+            # too; ``_enqueue_pod`` looks only at pods bound to these nodes.
+            factory = informer.InformerFactory(client, transform=informer.strip_managed_fields)
+            self.pods = factory.informer(rest.PODS)
+            self.pods.indexer.add_indexers({NODE_NAME_INDEX: index_by_node_name})
+        else:
+            self.pods = informer.Informer(
+                self._pod_client,
+                rest.PODS,
+                indexers={NODE_NAME_INDEX: index_by_node_name},
+                transform=informer.strip_managed_fields,
+            )
         # A lone kubelet may read only its own Node (the Node authorizer's rule).
         node_reader = (
             _FieldSelectedClient(client, f"metadata.name={nodes[0].name}")
             if len(nodes) == 1
             else client
         )
-        self.node_informer = informer.Informer(node_reader, rest.NODES)
+        self.node_informer = (
+            informer.Informer(node_reader, rest.NODES)
+            if factory is None
+            else factory.informer(rest.NODES)  # shared in process, as the pods
+        )
         self.queue: workqueue.RateLimitingQueue[str] = workqueue.RateLimitingQueue(
             name="kubelet-pods"
         )
@@ -192,7 +211,7 @@ class KubeletHost:
         self.pods.add_event_handler(
             informer.EventHandler(
                 on_add=self._enqueue_pod,
-                on_update=lambda _, new: self._enqueue_pod(new),
+                on_update=self._update_pod,
                 on_delete=self._delete_pod,
             )
         )
@@ -301,11 +320,28 @@ class KubeletHost:
                 log.warning("node %s: heartbeat failed: %s", state.config.name, exc)
 
     async def _heartbeat_loop(self) -> None:
+        """Renew every node once per ``lease_duration / 4``, spread over that interval.
+
+        Upstream each kubelet renews on its own clock; here the nodes of one
+        process renew in ``HEARTBEAT_SLICES`` groups, one group every slice of
+        the interval, and a round starts one interval after the previous one
+        started (not after it ended): a thousand renewals at once made a burst
+        every 10 s, and a round slowed by a busy server pushed every Lease
+        later each time, towards the node monitor's grace period.
+        """
+        loop = asyncio.get_running_loop()
         interval = self.lease_duration / 4
+        began = loop.time()
         while True:
-            await asyncio.sleep(interval)
+            began += interval
+            await asyncio.sleep(max(began - loop.time(), 0.0))
             due = [s for s in self.nodes.values() if s.registered and not s.stopped]
-            await asyncio.gather(*(self._heartbeat(state) for state in due))
+            slices = min(HEARTBEAT_SLICES, max(len(due), 1))
+            for index in range(slices):
+                await asyncio.sleep(max(began + interval * index / slices - loop.time(), 0.0))
+                group = due[index::slices]
+                await asyncio.gather(*(self._heartbeat(state) for state in group))
+            began = max(began, loop.time() - interval)  # far behind: do not catch up in a rush
 
     def _update_node(self, node: Object) -> None:
         state = self.nodes.get(node["metadata"]["name"])
@@ -329,6 +365,14 @@ class KubeletHost:
     def _enqueue_pod(self, pod: Object) -> None:
         if index_by_node_name(pod)[0] in self.nodes:
             self.queue.add(informer.meta_namespace_key(pod))
+
+    def _update_pod(self, old: Object, new: Object) -> None:
+        # A change of status alone (most often the echo of this kubelet's own
+        # write) starts no sync, as upstream's pod config source hands such
+        # updates to reconcile, not to the pod worker: what the runtime does
+        # next is already scheduled (``next_change``).
+        if not _only_status_changed(old, new):
+            self._enqueue_pod(new)
 
     def _delete_pod(self, pod: Object | informer.DeletedFinalStateUnknown) -> None:
         obj = informer.unwrap(pod)
@@ -510,6 +554,25 @@ class KubeletHost:
         state = self.nodes.get(node)
         if state is not None:
             state.pod_ips.pop(uid, None)
+
+
+# What upstream's pod config compares to tell an update the pod worker must see
+# (podsDifferSemantically) from a status change; plus the uid (a pod recreated).
+_SYNCED_METADATA = (
+    "uid",
+    "labels",
+    "annotations",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+)
+
+
+def _only_status_changed(old: Object, new: Object) -> bool:
+    """Whether ``new`` differs from ``old`` in nothing a pod sync acts on."""
+    if old.get("spec") != new.get("spec"):
+        return False
+    old_meta, new_meta = old.get("metadata") or {}, new.get("metadata") or {}
+    return all(old_meta.get(field) == new_meta.get(field) for field in _SYNCED_METADATA)
 
 
 def _sandbox_progress_only(old: Object, new: Object) -> bool:

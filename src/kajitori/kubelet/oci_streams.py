@@ -3,22 +3,28 @@
 An adapter over what the runtime already shows (``log_path``, the ``runc``
 state root and binary) and over the pod's status (``containerID`` is
 ``runc://<id>``), so the kubelet API (``kubelet/server.py``) serves real
-containers without the runtime knowing about HTTP. Not yet here: a terminal
-(``runc exec -t`` needs a console socket; with ``tty`` the process runs on
-pipes, stderr merged into stdout), ``attach`` (the shim owns the container's
-stdio) and port-forward (entering the pod's network namespace needs
-``setns``, which Python has from 3.12).
+containers without the runtime knowing about HTTP. Attach follows the
+running container's log from its end (the shim owns the container's stdio and
+copies it there): what the container writes from then on, until it exits; to
+an exited container it answers "container ... not found in pod ...", as
+upstream's kubelet does.
+Not yet here: a terminal (``runc exec -t`` needs a console socket; with
+``tty`` the process runs on pipes, stderr merged into stdout), stdin for
+attach (containers get none) and port-forward (entering the pod's network
+namespace needs ``setns``, which Python has from 3.12).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from kajitori.kubelet import streaming
+from kajitori.kubelet.runtimes import interface
 
 Object = dict[str, Any]
 
@@ -110,8 +116,36 @@ class OciStreaming:
         )
         return RuncProcess(process, tty=tty)
 
-    async def attach(self, pod: Object, container: str, *, stdin: bool, tty: bool) -> RuncProcess:
-        raise streaming.StreamingError("attach is not supported by the oci runtime yet")
+    async def attach(
+        self, pod: Object, container: str, *, stdin: bool, tty: bool
+    ) -> streaming.LogAttach:
+        uid = pod["metadata"]["uid"]
+        current = self._current(uid, container)
+        # The runtime's own view, not the pod's status: that lags an exit by a status write.
+        if current is None or current.state != "running":
+            raise streaming.StreamingError(streaming.not_running(pod, container), 500)
+        try:
+            path: Path = self.runtime.log_path(uid, container, current.restart_count)
+        except KeyError:  # removed since
+            raise streaming.StreamingError(streaming.not_running(pod, container), 500) from None
+
+        def running() -> bool:
+            now = self._current(uid, container)
+            return (
+                now is not None
+                and now.state == "running"
+                and now.container_id == current.container_id
+            )
+
+        return streaming.LogAttach(path, running=running, tty=tty)
+
+    def _current(self, uid: str, container: str) -> interface.ContainerStatus | None:
+        """The runtime's ContainerStatus of ``container`` now (None if it holds no such)."""
+        status = self.runtime.get_pod_status(uid, now=time.time())
+        if status is None:
+            return None
+        every = (*status.init_containers, *status.containers)
+        return next((c for c in every if c.name == container), None)
 
     async def port_forward(
         self, pod: Object, port: int

@@ -4,8 +4,17 @@
 ``/containerLogs``, ``/exec``, ``/attach`` and ``/portForward`` through (upstream:
 the CRI's ExecSync/Exec/Attach/PortForward and the log files the runtime
 writes under /var/log/pods). Any runtime can offer it: the oci runtime over
-runc, ``SimulatedStreaming`` for simulated pods (synthetic logs, no exec),
-and a fake in the tests that runs commands as local processes.
+runc, ``SimulatedStreaming`` for simulated pods (synthetic logs, a silent
+attach, no exec), and a fake in the tests that runs commands as local processes.
+
+Attach follows upstream's kubelet: it reaches only a running container (to
+an exited one it answers "container ... not found in pod ...", and ``kubectl
+run -i`` falls back to the logs), and its end reports Success whatever the
+container's exit code (the CRI streaming server's ServeAttach writes none). A runtime
+that answered attach with an error while the container ran made kubectl
+print the container's output twice: once from the logs it reads before
+attaching, once from the logs it falls back to (their ``sinceTime`` has
+whole seconds only).
 
 Log files are in the CRI format (one line each)::
 
@@ -20,6 +29,7 @@ limitBytes and follow.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime
 import os
@@ -28,6 +38,8 @@ import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
+
+from kajitori.kubelet.runtimes import simulated
 
 Object = dict[str, Any]
 
@@ -81,7 +93,10 @@ class StreamingRuntime(Protocol):
     async def attach(
         self, pod: Object, container: str, *, stdin: bool, tty: bool
     ) -> ContainerProcess:
-        """The container's main process streams; StreamingError when it cannot."""
+        """The running container's main process streams; StreamingError when it cannot.
+
+        Its ``wait`` gives 0 when the attach ends, whatever the container's exit code.
+        """
 
     async def port_forward(
         self, pod: Object, port: int
@@ -225,16 +240,89 @@ async def _more(handle: Any, path: Path, offset: int, running: Callable[[], bool
         await asyncio.sleep(FOLLOW_POLL_SECONDS)
 
 
+class LogAttach:
+    """An attach that follows a running container's CRI log: the output from now on.
+
+    For a runtime whose shim owns the container's stdio and copies it into
+    the log (the oci runtime): what the container writes after the attach
+    comes as the shim logs it, stdout and stderr apart (both on stdout with a
+    terminal), until ``running()`` turns false and the rest of the file is
+    read. Stdin is dropped (such containers have none); ``kill`` (the client
+    left) ends only this attach.
+    """
+
+    def __init__(self, path: Path, *, running: Callable[[], bool], tty: bool) -> None:
+        self.stdout: asyncio.StreamReader | None = asyncio.StreamReader()
+        self.stderr: asyncio.StreamReader | None = None if tty else asyncio.StreamReader()
+        self._running = running
+        try:
+            offset = path.stat().st_size  # what came before is the logs' to show
+        except OSError:
+            offset = 0
+        self._task = asyncio.ensure_future(self._follow(path, offset))
+
+    async def _follow(self, path: Path, offset: int) -> None:
+        pending = b""
+        try:
+            with open(path, "rb") as handle:
+                while True:
+                    ended = not self._running()  # looked at before the read: nothing is missed
+                    handle.seek(offset)
+                    data = handle.read(_READ_CHUNK)
+                    offset += len(data)
+                    lines = (pending + data).split(b"\n")
+                    pending = lines.pop()
+                    self._feed(lines)
+                    if not data and ended:
+                        return
+                    if not data:
+                        await asyncio.sleep(FOLLOW_POLL_SECONDS)
+        except OSError:
+            return  # the log went with the container
+        finally:
+            for reader in (self.stdout, self.stderr):
+                if reader is not None:
+                    reader.feed_eof()
+
+    def _feed(self, lines: list[bytes]) -> None:
+        for line in lines:
+            entry = parse_line(line)
+            if entry is None:
+                continue
+            target = self.stderr if entry.stream == "stderr" else self.stdout
+            out = entry.content if entry.partial else entry.content + b"\n"
+            (target or self.stdout).feed_data(out)  # type: ignore[union-attr]
+
+    async def write_stdin(self, data: bytes) -> None:
+        """Dropped: the container has no stdin."""
+
+    def close_stdin(self) -> None:
+        """Nothing to close."""
+
+    def resize(self, width: int, height: int) -> None:
+        """No terminal to resize."""
+
+    async def wait(self) -> int:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(self._task)
+        return 0
+
+    def kill(self) -> None:
+        self._task.cancel()
+
+
 # ----- simulated pods ----------------------------------------------------------------
 
 
 class SimulatedStreaming:
     """Streams for the ``simulated`` runtime: a few synthetic log lines, and no processes.
 
-    Nothing runs in a simulated container, so exec, attach and port-forward
-    answer as a kubelet whose runtime cannot (a 400 with the reason); logs say
-    what the timeline did, written once per container run into a temporary
-    directory so they go through the same CRI parsing as real logs.
+    Nothing runs in a simulated container, so exec and port-forward answer as
+    a kubelet whose runtime cannot (a 400 with the reason). Attach reaches a
+    running container's (silent) main process as upstream's would: no output,
+    stdin read and dropped, and the stream ends when the timeline ends the run.
+    Logs say what the timeline did, written once per container run into a
+    temporary directory so they go through the same CRI parsing as real logs.
     """
 
     def __init__(self, directory: Path | None = None) -> None:
@@ -280,12 +368,81 @@ class SimulatedStreaming:
     async def attach(
         self, pod: Object, container: str, *, stdin: bool, tty: bool
     ) -> ContainerProcess:
-        raise StreamingError(_no_processes("attach", pod, container))
+        status = _container_status(pod, container) or {}
+        running = (status.get("state") or {}).get("running")
+        if running is None:
+            raise StreamingError(not_running(pod, container), 500)
+        return SilentProcess(_run_ends_in(pod, running), tty=tty)
 
     async def port_forward(
         self, pod: Object, port: int
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         raise StreamingError(_no_processes("port-forward", pod, ""))
+
+
+def not_running(pod: Object, container: str) -> str:
+    """Upstream kubelet's answer (a 500) to an attach to a container that is not running."""
+    meta = pod["metadata"]
+    return f"container {container} not found in pod {meta['name']}_{meta['namespace']}"
+
+
+class SilentProcess:
+    """An attached process that writes nothing and ends after ``ends_in`` seconds (None: never).
+
+    Stdin is taken and dropped, as a process that does not read it; ``kill``
+    (the client left) only ends this attach, never the container.
+    """
+
+    def __init__(self, ends_in: float | None, *, tty: bool) -> None:
+        self.stdout: asyncio.StreamReader | None = asyncio.StreamReader()
+        self.stderr: asyncio.StreamReader | None = None if tty else asyncio.StreamReader()
+        self._ended = asyncio.Event()
+        self._timer = (
+            None if ends_in is None else asyncio.get_running_loop().call_later(ends_in, self.kill)
+        )
+
+    async def write_stdin(self, data: bytes) -> None:
+        """Dropped: nothing in a simulated container reads it."""
+
+    def close_stdin(self) -> None:
+        """Nothing to close."""
+
+    def resize(self, width: int, height: int) -> None:
+        """No terminal to resize."""
+
+    async def wait(self) -> int:
+        await self._ended.wait()
+        return 0
+
+    def kill(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        for reader in (self.stdout, self.stderr):
+            if reader is not None:
+                reader.feed_eof()
+        self._ended.set()
+
+
+def _run_ends_in(pod: Object, running: Object) -> float | None:
+    """Seconds until the simulated run started at ``running.startedAt`` ends (None: never).
+
+    The timeline's rule (``runtimes/simulated.py``): the run lasts the
+    runtime annotation's seconds when either annotation is set. ``startedAt``
+    has whole seconds, so the end may come up to a second early, when the
+    container is about to end anyway.
+    """
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    runtime = annotations.get(simulated.RUNTIME_SECONDS_ANNOTATION)
+    if runtime is None and annotations.get(simulated.EXIT_CODE_ANNOTATION) is None:
+        return None
+    try:
+        seconds = max(float(runtime or 0), 0.0)
+    except ValueError:
+        return None  # the timeline ignores a malformed annotation: the container runs on
+    started = running.get("startedAt")
+    now = datetime.datetime.now(datetime.UTC).timestamp()
+    begun = parse_rfc3339(started) if started else now
+    return max(begun + seconds - now, 0.0)
 
 
 def _no_processes(what: str, pod: Object, container: str) -> str:

@@ -68,13 +68,34 @@ def validate_label_name(name: str, path: field.Path) -> field.ErrorList:
     return field.ErrorList(field.invalid(path, name, msg) for msg in names.is_qualified_name(name))
 
 
+# Label keys and values that passed (bounded): the same few labels are on most
+# objects written, and a valid text stays valid.
+_VALID_LABEL_KEYS: set[str] = set()
+_VALID_LABEL_VALUES: set[str] = set()
+_VALID_TEXT_LIMIT = 8192
+
+
+def _remember_valid(seen: set[str], text: str) -> None:
+    if len(seen) >= _VALID_TEXT_LIMIT:
+        seen.clear()
+    seen.add(text)
+
+
 def validate_labels(labels: Mapping[str, str] | None, path: field.Path) -> field.ErrorList:
     """Label keys and values; errors name the map, not the key (upstream quirk)."""
     errs = field.ErrorList()
     for key, value in _mapping(labels).items():
-        errs.extend(validate_label_name(key, path))
         text = value if isinstance(value, str) else ""
-        errs.extend(field.invalid(path, text, msg) for msg in names.is_valid_label_value(text))
+        if key in _VALID_LABEL_KEYS and text in _VALID_LABEL_VALUES:
+            continue
+        key_errs = validate_label_name(key, path)
+        value_problems = names.is_valid_label_value(text)
+        if not key_errs:
+            _remember_valid(_VALID_LABEL_KEYS, key)
+        if not value_problems:
+            _remember_valid(_VALID_LABEL_VALUES, text)
+        errs.extend(key_errs)
+        errs.extend(field.invalid(path, text, msg) for msg in value_problems)
     return errs
 
 
@@ -296,6 +317,8 @@ def validate_managed_fields(entries: Any, path: field.Path) -> field.ErrorList:
     errs = field.ErrorList()
     for i, raw in enumerate(_sequence(entries)):
         entry = _mapping(raw)
+        if _plainly_valid_entry(entry):
+            continue
         item = path.index(i)
         operation = _text(entry, "operation")
         if not operation:
@@ -311,6 +334,21 @@ def validate_managed_fields(entries: Any, path: field.Path) -> field.ErrorList:
         if len(_text(entry, "subresource").encode()) > MAX_SUBRESOURCE_NAME_LENGTH:
             errs.append(field.too_long(item.child("subresource"), "", MAX_SUBRESOURCE_NAME_LENGTH))
     return errs
+
+
+def _plainly_valid_entry(entry: Mapping[str, Any]) -> bool:
+    """The usual entry, which the checks above pass, told without building their paths."""
+    manager = entry.get("manager")
+    subresource = entry.get("subresource", "")
+    return (
+        entry.get("operation") in ("Apply", "Update")
+        and entry.get("fieldsType", "") in ("", "FieldsV1")
+        and isinstance(manager, str)
+        and manager.isprintable()
+        and len(manager) * 4 <= FIELD_MANAGER_MAX_LENGTH  # bytes: at most 4 per character
+        and isinstance(subresource, str)
+        and len(subresource) * 4 <= MAX_SUBRESOURCE_NAME_LENGTH
+    )
 
 
 # --- create ---------------------------------------------------------------------
@@ -336,9 +374,10 @@ def _validate_name(
     if not name:
         errs.append(field.required(path.child("name"), "name or generateName is required"))
     else:
-        errs.extend(
-            field.invalid(path.child("name"), name, msg) for msg in name_validator(name, False)
-        )
+        problems = name_validator(name, False)
+        if problems:  # the path only when there is something to report
+            name_path = path.child("name")
+            errs.extend(field.invalid(name_path, name, msg) for msg in problems)
     return errs
 
 
@@ -354,10 +393,18 @@ def _validate_namespace(
         return field.ErrorList()
     if not namespace:
         return field.ErrorList([field.required(path.child("namespace"))])
-    return field.ErrorList(
-        field.invalid(path.child("namespace"), namespace, msg)
-        for msg in names.validate_namespace_name(namespace, False)
-    )
+    if namespace in _VALID_NAMESPACES:
+        return field.ErrorList()
+    problems = names.validate_namespace_name(namespace, False)
+    if not problems:
+        _remember_valid(_VALID_NAMESPACES, namespace)
+        return field.ErrorList()
+    namespace_path = path.child("namespace")
+    return field.ErrorList(field.invalid(namespace_path, namespace, msg) for msg in problems)
+
+
+# Namespace names that passed (bounded, as the label texts above).
+_VALID_NAMESPACES: set[str] = set()
 
 
 def _generation(meta: Mapping[str, Any]) -> int:

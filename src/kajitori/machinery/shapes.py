@@ -11,11 +11,15 @@ the same structure with other names and values), so the write path
 remembers, per schema, which shapes a check has already passed and skips
 the walk for them.
 
-``signature`` is conservative: objects holding lists (whose ownership and
-unknown fields depend on item values such as list-map keys) or integers
-outside int32 (whose Go type check depends on the value) get no signature,
-and every check then runs in full as before. Key order is part of the
-shape, because the checks report the *first* problem in key order.
+``signature`` is conservative: objects holding lists (whose ownership
+depends on item values such as list-map keys) or integers outside int32
+(whose Go type check depends on the value) get no signature, and every check
+then runs in full as before. ``body_signature`` also describes lists (each
+item's shape, in order): the type check and unknown-field pruning read a
+list item by item through the one item schema, so for them a list's shape is
+the shapes of its items, and pods and workloads (which all hold lists) share
+shapes too. Key order is part of the shape, because the checks report the
+*first* problem in key order.
 """
 
 from __future__ import annotations
@@ -36,6 +40,43 @@ def signature(value: dict[str, Any]) -> Hashable | None:
         return _dict_shape(value)
     except _NoShape:
         return None
+
+
+def body_signature(value: dict[str, Any]) -> Hashable | None:
+    """``signature`` that also describes lists; for checks blind to item values (see module).
+
+    The content of ``metadata.managedFields[].fieldsV1`` is left out: its keys
+    name list items by value (``k:{"name":"kube-api-access-x7k2p"}``), so it
+    would give every pod a shape of its own, and both checks that use this
+    signature skip it (FieldsV1 has its own decoder in Go, and its schema is
+    a free-form object with nothing to prune).
+    """
+    try:
+        meta = value.get("metadata")
+        if type(meta) is dict and type(meta.get("managedFields")) is list:
+            return (_body_shape({**value, "metadata": _opaque_fields_v1(meta)}),)
+        return _body_shape(value)
+    except _NoShape:
+        return None
+
+
+class _Opaque:
+    """Stands for a value whose content is not part of the shape (see ``body_signature``)."""
+
+    __slots__ = ()
+
+
+# Its own type, so no JSON value's code equals it; a signature holding it is
+# wrapped once more (above) so that it never equals one without it.
+_OPAQUE: Any = _Opaque()
+
+
+def _opaque_fields_v1(meta: dict[str, Any]) -> dict[str, Any]:
+    entries = [
+        {**entry, "fieldsV1": _OPAQUE} if type(entry) is dict and "fieldsV1" in entry else entry
+        for entry in meta["managedFields"]
+    ]
+    return {**meta, "managedFields": entries}
 
 
 def _dict_shape(value: dict[str, Any]) -> tuple[Any, ...]:
@@ -62,6 +103,42 @@ def _dict_shape(value: dict[str, Any]) -> tuple[Any, ...]:
         out.append(key)
         out.append(code)
     return tuple(out)
+
+
+def _body_shape(value: dict[str, Any]) -> tuple[Any, ...]:
+    out: list[Any] = []
+    for key, item in value.items():
+        out.append(key)
+        out.append(_value_shape(item))
+    return tuple(out)
+
+
+# A list's code is a tuple starting with this int: a map's code is a tuple of
+# (key, code) pairs whose first element is a string key, so the two never meet.
+_LIST = 0
+
+
+def _value_shape(item: Any) -> Any:
+    kind = type(item)
+    if kind is str:
+        return "s"
+    if kind is dict:
+        return _body_shape(item) if item else "{}"
+    if kind is list:
+        return (_LIST, *map(_value_shape, item))
+    if kind is bool:
+        return "b"
+    if item is None:
+        return "n"
+    if kind is int:
+        if not -_INT32 <= item < _INT32:
+            raise _NoShape
+        return "i"
+    if kind is float:
+        return "f"
+    if item is _OPAQUE:
+        return item
+    raise _NoShape  # anything that is not plain JSON
 
 
 class ShapeMemo:

@@ -32,7 +32,10 @@ class Cache:
         # node name → pod key → the pod object added to that node's NodeInfo
         self._placed: dict[str, dict[str, Object]] = {}
         self._node_of: dict[str, str] = {}  # pod key → node name
-        self._sorted: list[framework.NodeInfo] | None = None
+        self._sorted: framework.NodeList | None = None
+        # The NodeInfos holding pods with required anti-affinity, kept as pods come
+        # and go (InterPodAffinity's PreFilter reads it instead of scanning every node).
+        self._with_anti_affinity: dict[str, framework.NodeInfo] = {}
 
     # --- nodes --------------------------------------------------------------------
 
@@ -43,11 +46,13 @@ class Cache:
         for pod in self._placed.get(name, {}).values():
             info.add_pod(pod)
         self._infos[name] = info
+        self._note_anti_affinity(info)
         self._sorted = None
 
     def remove_node(self, name: str) -> None:
         """The node is gone; its pods stay recorded in case it comes back."""
         if self._infos.pop(name, None) is not None:
+            self._with_anti_affinity.pop(name, None)
             self._sorted = None
 
     # --- pods ---------------------------------------------------------------------
@@ -66,6 +71,7 @@ class Cache:
         info = self._infos.get(node)
         if info is not None:
             info.add_pod(pod)
+            self._note_anti_affinity(info)
 
     def _replace(self, key: str, node: str, pod: Object) -> bool:
         """Swap the object of a pod that stays on ``node`` with the same spec (a status update)."""
@@ -89,6 +95,13 @@ class Cache:
         info = self._infos.get(node)
         if info is not None:
             info.remove_pod(pod)
+            self._note_anti_affinity(info)
+
+    def _note_anti_affinity(self, info: framework.NodeInfo) -> None:
+        if info.pods_with_required_anti_affinity:
+            self._with_anti_affinity[info.name] = info
+        else:
+            self._with_anti_affinity.pop(info.name, None)
 
     def node_of(self, key: str) -> str:
         """The node ``key`` is counted on ("" when none)."""
@@ -96,8 +109,9 @@ class Cache:
 
     # --- reading ------------------------------------------------------------------
 
-    def node_infos(self) -> list[framework.NodeInfo]:
+    def node_infos(self) -> framework.NodeList:
         """Every known node's NodeInfo, sorted by name (the list is reused until nodes change)."""
         if self._sorted is None:
-            self._sorted = sorted(self._infos.values(), key=lambda info: info.name)
+            infos = sorted(self._infos.values(), key=lambda info: info.name)
+            self._sorted = framework.NodeList(infos, self._with_anti_affinity)
         return self._sorted

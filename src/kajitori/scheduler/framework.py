@@ -178,12 +178,42 @@ class NodeInfo:
     # tainted, the usual case in a large cluster.
     unschedulable: bool = dataclasses.field(default=False, init=False, compare=False)
     taints: tuple[Mapping[str, Any], ...] = dataclasses.field(default=(), init=False, compare=False)
+    # Read for hundreds of nodes per pod by NodeResourcesFit's Filter and the two
+    # resource scores, so kept as plain ints, recomputed (``_refresh``) whenever
+    # a pod is added or removed: room left for cpu, memory and pods, allocatable
+    # cpu and memory, and the non-zero (scoring) requests of the node's pods.
+    free_cpu: int = dataclasses.field(default=0, init=False, compare=False)
+    free_memory: int = dataclasses.field(default=0, init=False, compare=False)
+    free_pods: int = dataclasses.field(default=0, init=False, compare=False)
+    allocatable_cpu: int = dataclasses.field(default=0, init=False, compare=False)
+    allocatable_memory: int = dataclasses.field(default=0, init=False, compare=False)
+    non_zero_cpu: int = dataclasses.field(default=0, init=False, compare=False)
+    non_zero_memory: int = dataclasses.field(default=0, init=False, compare=False)
+    # Scores of this node as it is now, by (scorer, pod requests): pods of one
+    # ReplicaSet ask for the same, and between two of them most nodes did not
+    # change, so a rollout computes each node's score once per change, not per
+    # pod. Cleared by ``_refresh``.
+    score_memo: dict[tuple[str, int, int], int] = dataclasses.field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         self.name = self.node["metadata"]["name"]
         spec = self.node.get("spec") or {}
         self.unschedulable = bool(spec.get("unschedulable"))
         self.taints = tuple(spec.get("taints") or ())
+        self._refresh()
+
+    def _refresh(self) -> None:
+        allocatable, requested, non_zero = self.allocatable, self.requested, self.non_zero_requested
+        self.allocatable_cpu = allocatable.get("cpu", 0)
+        self.allocatable_memory = allocatable.get("memory", 0)
+        self.free_cpu = self.allocatable_cpu - requested.get("cpu", 0)
+        self.free_memory = self.allocatable_memory - requested.get("memory", 0)
+        self.free_pods = allocatable.get("pods", 0) - len(self.pods)
+        self.non_zero_cpu = non_zero.get("cpu", 0)
+        self.non_zero_memory = non_zero.get("memory", 0)
+        self.score_memo.clear()
 
     @property
     def labels(self) -> Mapping[str, str]:
@@ -198,11 +228,24 @@ class NodeInfo:
 
     def add_pod(self, pod: Object) -> None:
         self.pods.append(pod)
-        _add(self.requested, pod_requests(pod))
-        _add(self.non_zero_requested, pod_requests(pod, non_zero=True))
-        self.used_ports.extend(host_ports(pod))
-        if has_required_anti_affinity(pod):
-            self.pods_with_required_anti_affinity.append(pod)
+        self._count(pod, 1)
+        self._refresh()
+
+    def _count(self, pod: Object, sign: int) -> None:
+        """Add (``sign`` 1) or take back (-1) ``pod``'s requests, host ports and anti-affinity."""
+        requested, non_zero = pod_requests(pod), pod_requests(pod, non_zero=True)
+        if sign < 0:
+            requested = {k: -v for k, v in requested.items()}
+            non_zero = {k: -v for k, v in non_zero.items()}
+        _add(self.requested, requested)
+        _add(self.non_zero_requested, non_zero)
+        if sign > 0:
+            self.used_ports.extend(host_ports(pod))
+            if has_required_anti_affinity(pod):
+                self.pods_with_required_anti_affinity.append(pod)
+            return
+        for port in host_ports(pod):
+            self.used_ports.remove(port)
 
     def remove_pod(self, pod: Object) -> None:
         """Take back what ``add_pod(pod)`` added (``pod`` is the object that was added)."""
@@ -210,10 +253,8 @@ class NodeInfo:
         self.pods_with_required_anti_affinity = [
             p for p in self.pods_with_required_anti_affinity if p is not pod
         ]
-        _add(self.requested, {k: -v for k, v in pod_requests(pod).items()})
-        _add(self.non_zero_requested, {k: -v for k, v in pod_requests(pod, non_zero=True).items()})
-        for port in host_ports(pod):
-            self.used_ports.remove(port)
+        self._count(pod, -1)
+        self._refresh()
 
     def replace_pod(self, old: Object, new: Object) -> bool:
         """Put ``new`` where ``old`` was added when their specs are equal (no re-summing).
@@ -245,6 +286,48 @@ class NodeInfo:
             if pod["metadata"].get("uid") not in gone:
                 copy.add_pod(pod)
         return copy
+
+
+class NodeList(list[NodeInfo]):
+    """The cache's snapshot: the NodeInfos, plus what PreFilters would otherwise scan for.
+
+    Whether any node is cordoned and which taint effects occur are fixed for
+    one list (a changed node makes a new one); the nodes holding pods with
+    required anti-affinity are a live mapping the cache keeps current as pods
+    come and go. Plain lists (tests, preemption's what-ifs) are scanned instead.
+    """
+
+    def __init__(
+        self, infos: Iterable[NodeInfo], with_anti_affinity: Mapping[str, NodeInfo]
+    ) -> None:
+        super().__init__(infos)
+        self.cordoned = any(info.unschedulable for info in self)
+        self.taint_effects = frozenset(
+            taint.get("effect") for info in self for taint in info.taints
+        )
+        self.with_anti_affinity = with_anti_affinity
+
+
+def any_cordoned(nodes: list[NodeInfo]) -> bool:
+    """Whether some node is ``spec.unschedulable``."""
+    if isinstance(nodes, NodeList):
+        return nodes.cordoned
+    return any(info.unschedulable for info in nodes)
+
+
+def has_taint_effect(nodes: list[NodeInfo], effects: Iterable[str]) -> bool:
+    """Whether some node has a taint with one of ``effects``."""
+    wanted = set(effects)
+    if isinstance(nodes, NodeList):
+        return not wanted.isdisjoint(nodes.taint_effects)
+    return any(taint.get("effect") in wanted for info in nodes for taint in info.taints)
+
+
+def nodes_with_anti_affinity(nodes: list[NodeInfo]) -> Iterable[NodeInfo]:
+    """The nodes (of ``nodes``) holding pods with required pod anti-affinity."""
+    if isinstance(nodes, NodeList):
+        return nodes.with_anti_affinity.values()
+    return [info for info in nodes if info.pods_with_required_anti_affinity]
 
 
 def has_required_anti_affinity(pod: Object) -> bool:

@@ -41,6 +41,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
+import itertools
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -182,22 +183,76 @@ def find_feasible(
             diagnosis.pre_filter_message = ", ".join(status.reasons)
             diagnosis.node_statuses = {n.name: status for n in nodes}
             return [], diagnosis
-    filters = [(p.filter, p.name) for p in profile.filters if id(p) not in skipped]
-    feasible: list[framework.NodeInfo] = []
+    active = [p for p in profile.filters if id(p) not in skipped]
+    filters = [(p.filter, p.name) for p in active]
     ordered = nodes[start:] + nodes[:start] if start else nodes
     limit = limit or len(ordered)
-    success = framework.SUCCESS
+    batched = [getattr(p, "filter_many", None) for p in active]
+    if active and all(batched):
+        feasible = _filter_batched(pod, ordered, batched, filters, state, diagnosis, limit)
+        if feasible is not None:
+            return feasible, diagnosis
+    feasible = []
     for info in ordered:
-        for check, plugin_name in filters:
-            status = check(state, pod, info)
-            if status is not success and not status.ok:
-                diagnosis.node_statuses[info.name] = dataclasses.replace(status, plugin=plugin_name)
-                break
-        else:
+        if _filter_one(pod, info, filters, state, diagnosis):
             feasible.append(info)
             if len(feasible) >= limit:
                 break
     return feasible, diagnosis
+
+
+_Filters = list[tuple[Any, str]]
+
+
+def _filter_one(
+    pod: Object,
+    info: framework.NodeInfo,
+    filters: _Filters,
+    state: framework.CycleState,
+    diagnosis: framework.Diagnosis,
+) -> bool:
+    """Run the Filters on one node; False (and its status recorded) when one rejects it."""
+    success = framework.SUCCESS
+    for check, plugin_name in filters:
+        status = check(state, pod, info)
+        if status is not success and not status.ok:
+            diagnosis.node_statuses[info.name] = dataclasses.replace(status, plugin=plugin_name)
+            return False
+    return True
+
+
+def _filter_batched(
+    pod: Object,
+    ordered: list[framework.NodeInfo],
+    batched: list[Any],
+    filters: _Filters,
+    state: framework.CycleState,
+    diagnosis: framework.Diagnosis,
+    limit: int,
+) -> list[framework.NodeInfo] | None:
+    """Filter with each plugin's ``filter_many`` over runs of nodes; None if one declines.
+
+    Each run is as long as the fits still wanted, so the search stops at the
+    same node as the one-by-one loop; a node some plugin rejects goes through
+    the Filters one by one, which records its status (the reasons) as before.
+    """
+    # Whether a plugin declines depends on the pod alone: asked with no nodes, it says.
+    if any(filter_many(state, pod, []) is None for filter_many in batched):
+        return None
+    feasible: list[framework.NodeInfo] = []
+    position = 0
+    while position < len(ordered) and len(feasible) < limit:
+        run = ordered[position : position + limit - len(feasible)]
+        masks: list[list[bool]] = [filter_many(state, pod, run) for filter_many in batched]
+        mask = masks[0] if len(masks) == 1 else [all(fits) for fits in zip(*masks, strict=True)]
+        if all(mask):
+            feasible.extend(run)
+        else:
+            for info, fits in zip(run, mask, strict=True):
+                if fits or _filter_one(pod, info, filters, state, diagnosis):
+                    feasible.append(info)
+        position += len(run)
+    return feasible
 
 
 def score_nodes(
@@ -213,6 +268,7 @@ def _score_totals(
 ) -> list[int]:
     """``score_nodes`` as a list in the order of ``feasible`` (lists: this runs per pod)."""
     totals = [0] * len(feasible)
+    first = True
     for plugin in profile.scorers:
         # A scorer may skip itself for this pod (upstream's PreScore returning
         # Skip) when it would give every node the same score.
@@ -230,7 +286,11 @@ def _score_totals(
             plugin.normalize(state, pod, scores)
             values = list(scores.values())  # normalize rewrites values, keeping the order
         weight = plugin.weight
-        totals = [total + value * weight for total, value in zip(totals, values, strict=True)]
+        if first and weight == 1:
+            totals = list(values)  # the usual first scorer: nothing to add to yet
+        else:
+            totals = [total + value * weight for total, value in zip(totals, values, strict=True)]
+        first = False
     return totals
 
 
@@ -264,7 +324,10 @@ def place_pod(
         return feasible[0].name, processed
     totals = _score_totals(pod, feasible, profile, state)
     best = max(totals)
-    return min(feasible[i].name for i, total in enumerate(totals) if total == best), processed
+    if totals.count(best) == 1:
+        return feasible[totals.index(best)].name, processed
+    names = [info.name for info in feasible]
+    return min(itertools.compress(names, [total == best for total in totals])), processed
 
 
 # --- the component ----------------------------------------------------------------

@@ -33,7 +33,13 @@ from kajitori.registry.authorization import authorizer as authz
 from kajitori.registry.generic.request import UserInfo
 from kajitori.server import asgi, negotiation, openapi_v2
 from kajitori.server.apis import APIRegistry
-from kajitori.server.discovery import Discovery, health, not_found_path, version_info
+from kajitori.server.discovery import (
+    HEALTH_CHECKS,
+    Discovery,
+    health,
+    not_found_path,
+    version_info,
+)
 from kajitori.server.filters.audit import AuditFilter
 from kajitori.server.handlers import patch, resources, streams, watch
 from kajitori.server.handlers.scope import RequestScope, new_context
@@ -57,6 +63,7 @@ _HANDLERS: dict[str, Handler] = {
 
 _TABLE_TRANSFORMS = frozenset(("Table", "PartialObjectMetadata", "PartialObjectMetadataList"))
 _HEALTH = ("/healthz", "/livez", "/readyz")
+_NOSNIFF = ("x-content-type-options", "nosniff")
 
 
 class APIServer:
@@ -81,6 +88,9 @@ class APIServer:
         self.discovery = Discovery(registry, server_address)
         self.openapi = OpenAPIV3(registry.resources())
         self.openapi_v2 = OpenAPIV2(registry.resources())
+        # Post-start hooks still running (``APIServerProcess.start`` names and
+        # clears them): until none is left, /healthz, /livez and /readyz fail.
+        self.unfinished_hooks: set[str] = set()
 
     async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         if scope["type"] == "lifespan":
@@ -178,6 +188,12 @@ class APIServer:
         if request.method not in ("GET", "HEAD"):
             raise errors.method_not_allowed()
         if path in _HEALTH or any(path.startswith(p + "/") for p in _HEALTH):
+            failed = _unfinished(path, self.unfinished_hooks)
+            if failed is not None:
+                await asgi.send_response(
+                    send, 500, failed, "text/plain; charset=utf-8", headers=[_NOSNIFF]
+                )
+                return
             await health(request, send, query)
             return
         if path == "/version":
@@ -279,6 +295,22 @@ class APIServer:
                 request, send, info, query, self.registry.lookup, self.kubelet_client
             )
         )
+
+
+def _unfinished(path: str, hooks: set[str]) -> bytes | None:
+    """Upstream's failing health body while post-start hooks run, else None.
+
+    The whole endpoint lists every check, the unfinished ones with their
+    reason withheld (it is public); one check's own endpoint gives the reason.
+    """
+    if not hooks:
+        return None
+    endpoint, _, check = path.strip("/").partition("/")
+    if check:
+        return b"internal server error: not finished\n" if check in hooks else None
+    lines = [f"[+]{name} ok" for name in HEALTH_CHECKS if name not in hooks]
+    lines += [f"[-]{name} failed: reason withheld" for name in sorted(hooks)]
+    return ("\n".join(lines) + f"\n{endpoint} check failed\n").encode()
 
 
 def _websocket_denial(send: asgi.Send) -> asgi.Send:

@@ -15,15 +15,22 @@ The request shapes follow upstream's ``storage/etcd3/store.go``:
 * range = one ``Range`` from ``start_after + "\\0"`` to the end of the prefix,
   at a revision, with a limit;
 * watch = a gRPC ``Watch`` stream, ``start_revision = after_revision + 1``
-  with ``prev_kv``. A thread reads it (``_ThreadedWatch``) and the event loop
-  takes everything read since its last turn as one batch: read on the loop,
-  a stream got one response per loop turn, so under load (one event per
-  write, many requests per turn) it fell seconds behind etcd. Local watchers of the same
-  prefix share one stream (``_WatchHub``): its events are decoded once and
-  handed to each of them. A watcher joins a running stream when it has
-  delivered nothing after the watcher's revision yet (so nothing is missed);
-  otherwise, or when a watcher falls ``_HUB_BACKLOG`` batches behind, it gets
-  a stream of its own from where it is.
+  with ``prev_kv``, opened as a server stream: the one create request, then
+  the client half-closes (etcd keeps a watch stream open until it is
+  cancelled; it only stops reading requests). A thread reads it on a blocking
+  channel whose server streams are read by the calling thread itself
+  (``SingleThreadedUnaryStream``: no spin thread, one GIL hand-over per
+  response instead of three) and hands what arrived to the event loop in one
+  callback, scheduled only when none is pending (``_StreamReader``). Read on
+  the loop, a stream got one response per loop turn, so under load (one
+  response per write) it fell seconds behind etcd. The callback decodes the
+  events once and hands them to each local watcher of the prefix at once
+  (``_Feed``), with no task between the stream and the watchers. A watcher
+  joins a running stream when it has delivered nothing after the watcher's
+  revision yet (so nothing is missed); otherwise, or when a watcher falls
+  ``_FEED_BACKLOG`` batches behind, it gets a stream of its own from where it
+  is. ``watch_into`` is the same watch for a consumer that takes each batch
+  in that callback (the watch cache), a loop turn sooner than a task could.
 
 Several API servers (and several kajitori clusters, via ``prefix``) may share
 one etcd, so nothing here caches data or assumes it is the only writer:
@@ -42,10 +49,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, NoReturn
 
 import grpc
+import grpc.experimental
 from aetcd import rpc
 
 from kajitori.storage import interface
@@ -56,12 +64,18 @@ _CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", -1),
     ("grpc.enable_http_proxy", 0),
 ]
+# Watch streams are read by the thread that iterates them (no channel spin thread).
+_WATCH_CHANNEL_OPTIONS = [
+    *_CHANNEL_OPTIONS,
+    (grpc.experimental.ChannelOptions.SingleThreadedUnaryStream, 1),
+]
+_WATCH_METHOD = "/etcdserverpb.Watch/Watch"
 # Batches a watcher sharing a stream may fall behind before it moves to a
 # stream of its own (so one slow watcher neither holds up the others nor
 # makes the shared stream buffer without bound).
-_HUB_BACKLOG = 1024
-_ENDED = object()  # a shared stream's end, as its watchers' queues carry it
-_STREAM_END = object()  # a watch thread's last hand-over
+_FEED_BACKLOG = 1024
+_ENDED = object()  # a stream's end, as its watchers' inboxes carry it
+_BEHIND = object()  # "fell behind: go on alone", as a watcher's inbox carries it
 _MAX_TXN_OPS = 128
 # Batches of gets read at once; the next batch waits for one of them to come back.
 _GET_READS = 1
@@ -95,9 +109,10 @@ class EtcdBackend:
         self._channel: grpc.aio.Channel | None = None
         self._kv: Any = None
         self._sync_channel: grpc.Channel | None = None
-        self._sync_watch: Any = None
-        self._watch_calls: set[Any] = set()
-        self._hubs: dict[bytes, _WatchHub] = {}
+        self._open_watch: Any = None
+        # Open watch streams; those shared by a prefix's watchers, by full prefix.
+        self._watch_calls: set[_Feed] = set()
+        self._hubs: dict[bytes, _Feed] = {}
         # Newest-value gets waiting for the next batch, by full key; whether that
         # batch is scheduled; how many batches are being read.
         self._gets: dict[bytes, list[asyncio.Future[tuple[int, Any]]]] = {}
@@ -112,16 +127,20 @@ class EtcdBackend:
         """Open the gRPC channel and check that etcd answers."""
         self._channel = grpc.aio.insecure_channel(self.endpoint, options=_CHANNEL_OPTIONS)
         self._kv = rpc.KVStub(self._channel)
-        # Watch streams are read by threads on a blocking channel (see _ThreadedWatch).
-        self._sync_channel = grpc.insecure_channel(self.endpoint, options=_CHANNEL_OPTIONS)
-        self._sync_watch = rpc.WatchStub(self._sync_channel)
+        # Watch streams are read by threads on a blocking channel (see _StreamReader).
+        self._sync_channel = grpc.insecure_channel(self.endpoint, options=_WATCH_CHANNEL_OPTIONS)
+        self._open_watch = self._sync_channel.unary_stream(
+            _WATCH_METHOD,
+            request_serializer=rpc.WatchRequest.SerializeToString,
+            response_deserializer=rpc.WatchResponse.FromString,
+        )
         await self.current_revision()
 
     async def close(self) -> None:
         """End pending watches (they stop iterating) and close the channel."""
         self._closed = True
-        for call in list(self._watch_calls):
-            call.cancel()
+        for feed in list(self._watch_calls):
+            feed.close()
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
@@ -325,78 +344,61 @@ class EtcdBackend:
         the module docstring), else opens one of its own.
         """
         first = self._key(prefix)
-        hub = self._hubs.get(first)
-        if hub is None or hub.failed or after_revision < hub.delivered:
-            if hub is None or hub.failed:
-                hub = self._hubs[first] = _WatchHub(self, prefix, after_revision)
-            else:
-                async for batch in self._own_watch(prefix, after_revision):
-                    yield batch
-                return
-        queue = hub.join(after_revision)
+        feed = self._hubs.get(first)
+        if feed is None or feed.failed:
+            feed = self._hubs[first] = _Feed(self, prefix, after_revision)
+        elif after_revision < feed.delivered:
+            feed = _Feed(self, prefix, after_revision)
         last = after_revision
-        try:
-            while True:
-                item = await queue.get()
-                if item is _ENDED:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                if item is None:  # fell behind: go on alone from the last batch given
-                    break
-                last = item[-1].revision
-                yield item
-        finally:
-            hub.leave(queue)
-        async for batch in self._own_watch(prefix, last):
-            yield batch
+        while True:
+            inbox = feed.join(last)
+            try:
+                while True:
+                    item = await inbox.get()
+                    if item is _ENDED:
+                        return
+                    if item is _BEHIND:
+                        break
+                    if isinstance(item, BaseException):
+                        raise item
+                    last = item[-1].revision
+                    yield item
+            finally:
+                feed.leave(inbox)
+            # Fell behind the shared stream: go on alone from the last batch given.
+            feed = _Feed(self, prefix, last)
 
-    async def _own_watch(
-        self, prefix: str, after_revision: int
-    ) -> AsyncIterator[list[interface.Event]]:
-        """One gRPC watch stream of ``prefix`` for one watcher."""
+    def watch_into(
+        self,
+        prefix: str,
+        *,
+        after_revision: int,
+        deliver: Callable[[list[interface.Event]], None],
+        end: Callable[[BaseException | None], None],
+    ) -> Callable[[], None]:
+        """``watch``'s batches handed to ``deliver`` on the loop as they arrive.
+
+        For a consumer that works on each batch at once (the watch cache): the
+        batch reaches it in the loop callback that took it from the stream,
+        not a loop turn later in a task of its own. ``end`` is called once,
+        with the error that ended the watch or None (the backend closed); a
+        ``deliver`` that raises ends the watch with its error. Returns a
+        function that stops the watch (``end`` is then not called). Same
+        stream sharing, order and exactly-once delivery as ``watch``.
+        """
         first = self._key(prefix)
-        create = rpc.WatchCreateRequest(
-            key=first or b"\0",
-            range_end=_prefix_end(first),
-            start_revision=after_revision + 1,
-            prev_kv=True,
-        )
-        assert self._sync_watch is not None, "start() first"
-        call = _ThreadedWatch(self._sync_watch, rpc.WatchRequest(create_request=create))
-        self._watch_calls.add(call)
-        try:
-            while True:
-                try:
-                    responses = await call.responses()
-                except grpc.RpcError as error:
-                    if self._closed and error.code() == grpc.StatusCode.CANCELLED:
-                        return
-                    raise interface.StorageError(
-                        f"etcd {self.endpoint}: {error.code().name}: {error.details()}"
-                    ) from None
-                if responses is None:
-                    if self._closed:
-                        return
-                    raise interface.StorageError("etcd ended the watch stream")
-                events: list[interface.Event] = []
-                for response in responses:
-                    if response.compact_revision:
-                        raise interface.CompactedError(after_revision, response.compact_revision)
-                    if response.canceled:
-                        raise interface.StorageError(
-                            f"etcd canceled the watch: {response.cancel_reason}"
-                        )
-                    events.extend(self._event_from(event) for event in response.events)
-                if events:
-                    yield events
-        finally:
-            self._watch_calls.discard(call)
-            call.cancel()
+        feed = self._hubs.get(first)
+        if feed is None or feed.failed:
+            feed = self._hubs[first] = _Feed(self, prefix, after_revision)
+        elif after_revision < feed.delivered:
+            feed = _Feed(self, prefix, after_revision)
+        sink = _Sink(deliver, end)
+        feed.attach(sink, after_revision)
+        return lambda: feed.leave(sink)
 
-    def _forget_hub(self, hub: _WatchHub) -> None:
-        key = self._key(hub.prefix)
-        if self._hubs.get(key) is hub:
+    def _forget_hub(self, feed: _Feed) -> None:
+        key = self._key(feed.prefix)
+        if self._hubs.get(key) is feed:
             del self._hubs[key]
 
     # -- helpers -------------------------------------------------------------
@@ -491,128 +493,259 @@ def _compare(key: bytes, target: int, result: int, revision: int) -> Any:
     return compare
 
 
-class _WatchHub:
-    """One shared watch stream of a prefix and the local watchers it feeds.
-
-    ``delivered`` is the revision up to which batches have been handed out:
-    a watcher from revision R may join while ``R >= delivered``, since every
-    event after R is then still to come. Each watcher gets the part of each
-    batch after its own revision. The stream stops when the last watcher
-    leaves; an error ends every watcher with it.
-    """
-
-    def __init__(self, backend: EtcdBackend, prefix: str, after_revision: int) -> None:
-        self.backend = backend
-        self.prefix = prefix
-        self.delivered = after_revision
-        self.failed = False
-        self._watchers: dict[asyncio.Queue[Any], int] = {}
-        self._task = asyncio.ensure_future(self._run(after_revision))
-
-    def join(self, after_revision: int) -> asyncio.Queue[Any]:
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._watchers[queue] = after_revision
-        return queue
-
-    def leave(self, queue: asyncio.Queue[Any]) -> None:
-        self._watchers.pop(queue, None)
-        if not self._watchers:
-            self.failed = True  # no longer joinable
-            self.backend._forget_hub(self)
-            self._task.cancel()
-
-    async def _run(self, after_revision: int) -> None:
-        try:
-            async for batch in self.backend._own_watch(self.prefix, after_revision):
-                self.delivered = batch[-1].revision
-                for queue, after in list(self._watchers.items()):
-                    if queue.qsize() >= _HUB_BACKLOG:
-                        self._watchers.pop(queue)
-                        queue.put_nowait(None)
-                        continue
-                    mine = (
-                        batch
-                        if batch[0].revision > after
-                        else [e for e in batch if e.revision > after]
-                    )
-                    if mine:
-                        queue.put_nowait(mine)
-            # _own_watch ends only when the backend closes: so do the watchers.
-            end: object = _ENDED
-        except asyncio.CancelledError:
-            return
-        except Exception as exc:  # every watcher of the stream fails with it
-            end = exc
-        self.failed = True
-        self.backend._forget_hub(self)
-        for queue in self._watchers:
-            queue.put_nowait(end)
-
-
 def _retrieve(task: asyncio.Task[None]) -> None:
     """Errors of a batched read reach its callers; the task's own copy is dropped."""
     if not task.cancelled():
         task.exception()
 
 
-class _ThreadedWatch:
-    """One etcd watch stream read by a thread; the loop takes what arrived, in order.
+class _Sink:
+    """A local watcher that takes each batch (or its end) at once, in the feed's callback.
 
-    The thread blocks on the stream (a blocking gRPC channel) and hands each
-    response to the loop; ``responses()`` returns every response received
-    since the last call (None once etcd ended the stream), or raises the
-    stream's ``grpc.RpcError``. ``cancel()`` ends the stream and the thread.
+    It never falls behind (nothing queues), so it never leaves for a stream
+    of its own; a ``deliver`` that raises ends it with that error.
     """
 
-    def __init__(self, stub: Any, create: Any) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._received: collections.deque[Any] = collections.deque()
-        self._ready = asyncio.Event()
-        self._end: BaseException | None = None
-        self._ended = False
-        self._stop = threading.Event()
-        self._call = stub.Watch(self._requests(create))
-        threading.Thread(target=self._read, name="kajitori-etcd-watch", daemon=True).start()
+    __slots__ = ("_deliver", "_end", "feed")
 
-    def _requests(self, create: Any) -> Iterator[Any]:
-        yield create
-        # Closing our side would end the watch: hold it open until cancelled.
-        self._stop.wait()
+    def __init__(
+        self,
+        deliver: Callable[[list[interface.Event]], None],
+        end: Callable[[BaseException | None], None],
+    ) -> None:
+        self._deliver = deliver
+        self._end = end
+        self.feed: _Feed | None = None
+
+    def __len__(self) -> int:
+        return 0
+
+    def put(self, item: Any) -> None:
+        if isinstance(item, list):
+            try:
+                self._deliver(item)
+            except Exception as exc:
+                if self.feed is not None:
+                    self.feed.leave(self)
+                self._end(exc)
+        elif item is _ENDED:
+            self._end(None)
+        elif isinstance(item, BaseException):
+            self._end(item)
+
+
+class _Inbox:
+    """One local watcher's queue of batches (or its end), filled by its feed's callback."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: collections.deque[Any] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, item: Any) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> Any:
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.popleft()
+
+
+class _Feed:
+    """One etcd watch stream of a prefix and the local watchers it feeds.
+
+    ``delivered`` is the revision up to which batches have been handed out:
+    a watcher from revision R may join while ``R >= delivered``, since every
+    event after R is then still to come. Each watcher gets the part of each
+    batch after its own revision. The stream stops when the last watcher
+    leaves; an error ends every watcher with it. A feed shared by the
+    prefix's watchers is the backend's hub for it; one opened for a single
+    watcher (from an older revision, or after it fell behind) is not.
+    """
+
+    def __init__(self, backend: EtcdBackend, prefix: str, after_revision: int) -> None:
+        self.backend = backend
+        self.prefix = prefix
+        self.after = after_revision
+        self.delivered = after_revision
+        self.failed = False
+        self._watchers: dict[_Inbox | _Sink, int] = {}
+        first = backend._key(prefix)
+        create = rpc.WatchCreateRequest(
+            key=first or b"\0",
+            range_end=_prefix_end(first),
+            start_revision=after_revision + 1,
+            prev_kv=True,
+        )
+        assert backend._open_watch is not None, "start() first"
+        self._reader = _StreamReader(
+            backend._open_watch, rpc.WatchRequest(create_request=create), self._receive
+        )
+        backend._watch_calls.add(self)
+
+    def join(self, after_revision: int) -> _Inbox:
+        inbox = _Inbox()
+        self._watchers[inbox] = after_revision
+        return inbox
+
+    def attach(self, sink: _Sink, after_revision: int) -> None:
+        sink.feed = self
+        self._watchers[sink] = after_revision
+
+    def leave(self, watcher: _Inbox | _Sink) -> None:
+        self._watchers.pop(watcher, None)
+        if not self._watchers:
+            self._stop()
+
+    def _receive(self, responses: list[Any], end: object) -> None:
+        """The loop's side of the stream: responses in order, then perhaps its end."""
+        if self.failed:
+            return
+        events: list[interface.Event] = []
+        failure: BaseException | None = None
+        for response in responses:
+            if response.compact_revision:
+                failure = interface.CompactedError(self.after, response.compact_revision)
+                break
+            if response.canceled:
+                failure = interface.StorageError(
+                    f"etcd canceled the watch: {response.cancel_reason}"
+                )
+                break
+            if response.events:
+                events.extend(map(self.backend._event_from, response.events))
+        if events:
+            self._deliver(events)
+        if failure is None and end is not _NOT_ENDED:
+            failure = self._ending(end)
+        if failure is not None:
+            self._finish(failure)
+
+    def _deliver(self, batch: list[interface.Event]) -> None:
+        self.delivered = batch[-1].revision
+        first = batch[0].revision
+        for inbox, after in list(self._watchers.items()):
+            if len(inbox) >= _FEED_BACKLOG:
+                self._watchers.pop(inbox)
+                inbox.put(_BEHIND)
+                continue
+            mine = batch if first > after else [e for e in batch if e.revision > after]
+            if mine:
+                inbox.put(mine)
+
+    def _ending(self, end: Any) -> BaseException | None:
+        """What the stream's end means for its watchers: None for a clean end."""
+        backend = self.backend
+        if isinstance(end, grpc.RpcError):
+            if backend._closed and end.code() == grpc.StatusCode.CANCELLED:
+                return None
+            return interface.StorageError(
+                f"etcd {backend.endpoint}: {end.code().name}: {end.details()}"
+            )
+        if backend._closed:
+            return None
+        return interface.StorageError("etcd ended the watch stream")
+
+    def _finish(self, failure: BaseException | None) -> None:
+        """End every watcher (cleanly for None, else with ``failure``) and the stream."""
+        end: object = _ENDED if failure is None else failure
+        watchers = list(self._watchers)
+        self._watchers.clear()
+        self._stop()
+        for inbox in watchers:
+            inbox.put(end)
+
+    def close(self) -> None:
+        """The backend is closing: end every watcher cleanly."""
+        self._finish(None)
+
+    def _stop(self) -> None:
+        if not self.failed:
+            self.failed = True  # no longer joinable
+            self.backend._forget_hub(self)
+        self.backend._watch_calls.discard(self)
+        self._reader.cancel()
+
+
+_NOT_ENDED = object()  # a hand-over whose stream goes on
+
+
+class _StreamReader:
+    """One etcd watch stream read by a thread; the loop takes what arrived, in order.
+
+    The thread blocks on the stream and appends each response to a deque; a
+    callback on the loop (scheduled only when none is pending, so a burst
+    costs one wake-up) passes every response received so far to
+    ``receive(responses, end)``. ``end`` is ``_NOT_ENDED`` while the stream
+    goes on, then the stream's ``grpc.RpcError`` or None (etcd ended it).
+    ``cancel()`` ends the stream and the thread.
+    """
+
+    def __init__(self, open_stream: Any, create: Any, receive: Any) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._receive = receive
+        self._received: collections.deque[Any] = collections.deque()
+        self._scheduled = False
+        self._cancelled = False
+        self._call = open_stream(create)
+        threading.Thread(target=self._read, name="kajitori-etcd-watch", daemon=True).start()
 
     def _read(self) -> None:
         end: BaseException | None = None
         try:
             for response in self._call:
-                self._hand_over(response)
+                self._received.append(response)
+                self._wake()
         except grpc.RpcError as error:
             end = error
-        self._hand_over(_STREAM_END, end)
+        self._received.append(_StreamEnd(end))
+        self._wake()
 
-    def _hand_over(self, response: Any, end: BaseException | None = None) -> None:
+    def _wake(self) -> None:
+        # Only this thread sets the flag and only the loop clears it (before
+        # it drains the deque), so every response is taken by some callback.
+        if self._scheduled:
+            return
+        self._scheduled = True
         try:
-            self._loop.call_soon_threadsafe(self._receive, response, end)
+            self._loop.call_soon_threadsafe(self._take)
         except RuntimeError:  # the loop has closed: nobody is waiting
-            self._stop.set()
+            self._call.cancel()
 
-    def _receive(self, response: Any, end: BaseException | None) -> None:
-        if response is _STREAM_END:
-            self._ended, self._end = True, end
-        else:
-            self._received.append(response)
-        self._ready.set()
-
-    async def responses(self) -> list[Any] | None:
-        while not self._received:
-            if self._ended:
-                if self._end is not None:
-                    raise self._end
-                return None
-            self._ready.clear()
-            await self._ready.wait()
-        taken = list(self._received)
-        self._received.clear()
-        return taken
+    def _take(self) -> None:
+        self._scheduled = False
+        received = self._received
+        responses: list[Any] = []
+        end: Any = _NOT_ENDED
+        while received:
+            item = received.popleft()
+            if isinstance(item, _StreamEnd):
+                end = item.error
+                break
+            responses.append(item)
+        if (responses or end is not _NOT_ENDED) and not self._cancelled:
+            self._receive(responses, end)
 
     def cancel(self) -> None:
-        self._stop.set()
+        self._cancelled = True
         self._call.cancel()
+
+
+class _StreamEnd:
+    """A reader thread's last hand-over: the stream's error, or None."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error

@@ -18,16 +18,22 @@ LimitRange of the namespace:
   from one range are reported together as ``[a, b]``.
 
 Pod updates are not checked (containers' resources are immutable), nor
-objects being deleted. LimitRanges are read from storage on each request,
-so a new range applies at once (upstream reads an informer cache, with a
-live lookup when the cache has none).
+objects being deleted. LimitRanges are read from a lister (``admission.lister``,
+a watch of the limitranges store), as upstream reads an informer cache; a new
+range written through this server applies at once (the lister answers only
+once its watch has shown that write, storage until then). A namespace the
+lister holds no range for is read from storage, at most once per
+``LIVE_LOOKUP_SECONDS`` (upstream's liveLookupCache), since a range written
+through another API server may not have reached the watch yet.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from kajitori.admission.lister import StoreLister
 from kajitori.api import quota
 from kajitori.machinery import errors
 from kajitori.machinery.quantity import Quantity
@@ -41,6 +47,11 @@ Object = dict[str, Any]
 StoreLookup = Callable[[str, str, str], "Store | None"]
 
 ANNOTATION = "kubernetes.io/limit-ranger"
+# Upstream's liveTTL: how long a storage read of a namespace the lister holds
+# no range for is trusted.
+LIVE_LOOKUP_SECONDS = 30.0
+# Upstream's liveLookupCache size (namespaces whose storage read is remembered).
+LIVE_LOOKUP_ENTRIES = 10_000
 # Upstream's resource.MaxMilliValue: beyond it values are compared in whole units.
 MAX_MILLI_VALUE = (2**63 - 1) // 1000
 
@@ -56,6 +67,11 @@ class LimitRanger:
 
     def __init__(self, lookup: StoreLookup) -> None:
         self.lookup = lookup
+        self.lister = StoreLister(
+            lambda: lookup("", "v1", "limitranges"), name="LimitRanger limitranges watch"
+        )
+        # namespace -> (monotonic expiry, the ranges storage held).
+        self._live: dict[str, tuple[float, list[Object]]] = {}
 
     async def admit(
         self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
@@ -90,11 +106,26 @@ class LimitRanger:
         return None
 
     async def _limit_ranges(self, obj: Object) -> list[Object]:
-        ranges = self.lookup("", "v1", "limitranges")
+        """The namespace's ranges: the lister's, else storage's (see the module)."""
         namespace = str((obj.get("metadata") or {}).get("namespace") or "")
-        if ranges is None or not namespace:
+        if not namespace:
             return []
-        return (await ranges.list(namespace, ListOptions())).items
+        cached = self.lister.cached_list(namespace)
+        if cached:
+            return cached
+        if cached is not None:  # current, and no range: storage, remembered a while
+            live = self._live.get(namespace)
+            if live is not None and live[0] > time.monotonic():
+                return live[1]
+        ranges = self.lookup("", "v1", "limitranges")
+        if ranges is None:
+            return []
+        items = (await ranges.list(namespace, ListOptions())).items
+        if cached is not None:
+            if len(self._live) >= LIVE_LOOKUP_ENTRIES:
+                self._live.clear()
+            self._live[namespace] = (time.monotonic() + LIVE_LOOKUP_SECONDS, items)
+        return items
 
 
 def _is(store: Store, plural: str) -> bool:

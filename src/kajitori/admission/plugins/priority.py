@@ -13,7 +13,10 @@ As upstream's plugin (plugin/pkg/admission/priority):
 * the system classes may not be deleted (upstream refuses that in the
   PriorityClass REST storage; the answer is the same Forbidden).
 
-Classes are read through ``list_classes`` (the priorityclasses store).
+Classes are read through ``list_classes`` (the priorityclasses store); given
+a ``lister`` (``admission.lister``), a pod's class is looked up there first,
+as upstream's plugin reads its informer, and storage is read only when the
+lister cannot answer or does not hold the class named.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from kajitori.admission.lister import StoreLister
 from kajitori.api.scheduling_v1 import defaults, validation
 from kajitori.machinery import errors
 from kajitori.registry.generic.request import RequestContext
@@ -53,8 +57,9 @@ class Priority:
         {("scheduling.k8s.io", "priorityclasses")}
     )
 
-    def __init__(self, list_classes: ClassLister) -> None:
+    def __init__(self, list_classes: ClassLister, *, lister: StoreLister | None = None) -> None:
         self.list_classes = list_classes
+        self.lister = lister
 
     async def admit(
         self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
@@ -99,7 +104,7 @@ class Priority:
     async def _resolve(self, pod: Object) -> tuple[str, int, str]:
         """(class name, priority, preemption policy) for ``pod``."""
         wanted = pod["spec"].get("priorityClassName") or ""
-        classes = await self.list_classes()
+        classes = await self._classes(wanted)
         if not wanted:
             found = default_class(classes)
             if found is None:
@@ -112,6 +117,15 @@ class Priority:
                 )
         policy = found.get("preemptionPolicy") or defaults.PREEMPT_LOWER_PRIORITY
         return found["metadata"]["name"], int(found.get("value") or 0), policy
+
+    async def _classes(self, wanted: str) -> list[Object]:
+        """Every class, from the lister when it is current and holds ``wanted`` (if any)."""
+        cached = self.lister.cached_list("") if self.lister is not None else None
+        if cached is not None and (
+            not wanted or any(c["metadata"]["name"] == wanted for c in cached)
+        ):
+            return cached
+        return await self.list_classes()
 
     async def validate(
         self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext

@@ -17,7 +17,10 @@ Upstream: plugin/pkg/admission/serviceaccount/admission.go. On pod CREATE:
    init container that does not mount something there already;
 4. a pod without ``imagePullSecrets`` gets the account's.
 
-The account is read through an injected getter; the plugin holds no cache.
+The account is read through an injected getter; given a ``lister``
+(``admission.lister``), from there first, as upstream reads its informer,
+and through the getter (storage) when the lister cannot answer or does not
+hold the account (upstream's live lookup for an account created a moment ago).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from kajitori.admission.lister import StoreLister
 from kajitori.machinery import errors
 from kajitori.registry.generic.request import RequestContext
 
@@ -58,8 +62,11 @@ class ServiceAccount:
     ADMITS: ClassVar[frozenset[tuple[str, str]]] = frozenset({("", "pods")})
     VALIDATES: ClassVar[frozenset[tuple[str, str]]] = frozenset()
 
-    def __init__(self, get_service_account: ServiceAccountGetter) -> None:
+    def __init__(
+        self, get_service_account: ServiceAccountGetter, *, lister: StoreLister | None = None
+    ) -> None:
         self.get_service_account = get_service_account
+        self.lister = lister
 
     async def admit(
         self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
@@ -95,6 +102,10 @@ class ServiceAccount:
         for attempt in range(attempts):
             if attempt:
                 await asyncio.sleep(0.1 + random.random() * 0.1)
+            if self.lister is not None:
+                account = self.lister.cached_get(namespace, name)
+                if account is not None:
+                    return account
             account = await self.get_service_account(namespace, name)
             if account is not None:
                 return account

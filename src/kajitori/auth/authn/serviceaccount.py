@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime
+import functools
 import hashlib
 import time
 import uuid
@@ -128,8 +129,13 @@ class TokenIssuer:
     def __init__(self, key: SigningKey, *, issuer: str = ISSUER) -> None:
         self.key = key
         self.issuer = issuer
-        self._private = serialization.load_pem_private_key(key.private_pem, password=None)
         self._headers = {"kid": key.key_id}
+
+    @functools.cached_property
+    def _private(self) -> Any:
+        # Loaded on first use: OpenSSL checks an RSA key's primes on load (about
+        # 40 ms), which every start would otherwise pay before it can serve.
+        return serialization.load_pem_private_key(self.key.private_pem, password=None)
 
     def issue(
         self,

@@ -48,7 +48,7 @@ def index(position: int) -> str:
 
 
 @functools.lru_cache(maxsize=65536)
-def _sort_key(element: str) -> tuple[int, Any]:
+def sort_key(element: str) -> tuple[int, Any]:
     """Upstream's element order; memoised, as the same few elements recur in every object."""
     kind = _KIND_ORDER.get(element[:1], 4)
     if kind == 3:
@@ -56,7 +56,40 @@ def _sort_key(element: str) -> tuple[int, Any]:
     return kind, element[2:]
 
 
+_sort_key = sort_key
+
+
+# Recent encodings and decodings, both ways (bounded; started over when full).
+# An object's entries are decoded and encoded again on each of its writes, and
+# most entries (other managers', a status write's view of the creator's) come
+# back unchanged: a pod's create entry is decoded at its binding's and status
+# writes and encoded again unchanged at each status write.
+_MEMO_LIMIT = 4096
+_ENCODED: dict[FieldSet, bytes] = {}
+_DECODED: dict[bytes, FieldSet] = {}
+
+
 def to_fields_v1(paths: Iterable[Path]) -> dict[str, Any]:
+    """``_to_fields_v1``, remembered for recent field sets (a fresh object each call)."""
+    if not isinstance(paths, frozenset):
+        return _to_fields_v1(paths)
+    encoded = _ENCODED.get(paths)
+    if encoded is not None:
+        tree: dict[str, Any] = orjson.loads(encoded)
+        return tree
+    tree = _to_fields_v1(paths)
+    if len(_ENCODED) >= _MEMO_LIMIT:
+        _ENCODED.clear()
+    encoded = _ENCODED[paths] = orjson.dumps(tree)
+    if () not in paths:  # the root is the one path FieldsV1 cannot carry
+        # What this entry decodes to when it is read back with its object.
+        if len(_DECODED) >= _MEMO_LIMIT:
+            _DECODED.clear()
+        _DECODED[encoded] = paths
+    return tree
+
+
+def _to_fields_v1(paths: Iterable[Path]) -> dict[str, Any]:
     """Encode a field set as the nested FieldsV1 object.
 
     Paths are inserted in upstream's element order, so every node's keys come
@@ -89,6 +122,41 @@ def from_fields_v1(tree: Any) -> FieldSet:
     """Decode FieldsV1; a malformed tree raises ``FieldsV1Error``."""
     if not isinstance(tree, dict):
         raise FieldsV1Error("FieldsV1 must be an object")
+    try:
+        key = orjson.dumps(tree)
+    except TypeError:  # not plain JSON (an in-process caller's object): no memo
+        return _from_fields_v1(tree)
+    fields = _DECODED.get(key)
+    if fields is None:
+        fields = _from_fields_v1(tree)
+        if len(_DECODED) >= _MEMO_LIMIT:
+            _DECODED.clear()
+        _DECODED[key] = fields
+        if _canonical(tree):  # what encoding the set gives: remember it that way too
+            if len(_ENCODED) >= _MEMO_LIMIT:
+                _ENCODED.clear()
+            _ENCODED[fields] = key
+    return fields
+
+
+def _canonical(node: dict[str, Any]) -> bool:
+    """Whether ``to_fields_v1`` writes exactly this tree (key order included) for its set."""
+    previous: tuple[int, Any] | None = None
+    for element, child in node.items():
+        if element == ".":
+            if previous is not None or len(node) == 1:
+                return False  # "." comes first, and only beside children
+            continue
+        current = _sort_key(element)
+        if previous is not None and not previous < current:
+            return False
+        previous = current
+        if child and not _canonical(child):
+            return False
+    return True
+
+
+def _from_fields_v1(tree: dict[str, Any]) -> FieldSet:
     out: set[Path] = set()
     _collect(tree, (), out)
     return frozenset(out)

@@ -95,6 +95,18 @@ class Scope:
     reset: tuple[fieldpath.Path, ...] = ()
     only: tuple[fieldpath.Path, ...] = ()
 
+    @property
+    def only_top_fields(self) -> frozenset[str] | None:
+        """Names of the top-level fields ``only`` lets in, if it is made of such fields alone."""
+        if not self.only or any(len(p) != 1 or not p[0].startswith("f:") for p in self.only):
+            return None
+        return frozenset(p[0][2:] for p in self.only)
+
+    @property
+    def reset_top_fields(self) -> frozenset[str]:
+        """Names of the top-level fields ``reset`` shuts out whole."""
+        return frozenset(p[0][2:] for p in self.reset if len(p) == 1 and p[0].startswith("f:"))
+
     def keeps(self, path: fieldpath.Path) -> bool:
         # Plain loops: this runs once per path of every object written.
         if path in _STRIPPED or path[:2] == _MANAGED_FIELDS:
@@ -204,6 +216,12 @@ def _flat(
 ) -> typed.Flat:
     if not obj:
         return {}
+    if not strict:
+        # Top-level fields the scope cannot own are not walked at all (a pod's
+        # spec on a status write); ``strict`` must see the whole object's lists.
+        obj = _top_fields_in_scope(obj, scope)
+        if not obj:
+            return {}
     meta = obj.get("metadata")
     if isinstance(meta, dict) and "managedFields" in meta:
         # managedFields are never owned, and walking them (a large free-form tree of
@@ -212,6 +230,53 @@ def _flat(
         obj = {**obj, "metadata": trimmed}
     flat = typed.flatten(obj, schema, strict=strict)
     return {p: n for p, n in flat.items() if scope.keeps(p)}
+
+
+def _top_fields_in_scope(obj: Object, scope: Scope) -> Object:
+    """``obj`` without the top-level fields every path of which ``scope.keeps`` refuses."""
+    only = scope.only_top_fields
+    if only is not None:
+        return {k: v for k, v in obj.items() if k in only}
+    reset = scope.reset_top_fields
+    if reset:
+        return {k: v for k, v in obj.items() if k not in reset}
+    return obj
+
+
+def created_fields_v1(
+    obj: Object, schema: SchemaNode | None, scope: Scope = WHOLE
+) -> dict[str, Any] | None:
+    """The FieldsV1 a create's manager owns (``{}``: nothing), or None if not worked out here.
+
+    Equal to ``encode(update(None, obj, [], ...))``'s fieldsV1, without its
+    flat map and comparison (``typed.owned_tree``). Scopes other than whole
+    top-level fields (``WHOLE``, status only, all but status) answer None.
+    """
+    only = scope.only_top_fields
+    if scope.only and only is None:
+        return None
+    if len(scope.reset_top_fields) != len(scope.reset):
+        return None
+    obj = _top_fields_in_scope(obj, scope)
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    if not obj:
+        return {}
+    if typed.atomic_object(schema):
+        return None
+    tree = typed.owned_tree(obj, schema)
+    # What ``Scope.keeps`` refuses once the scope's top-level fields are gone: the
+    # exact paths of ``_STRIPPED`` (their children, if any, stay owned).
+    for path in _STRIPPED:
+        node: Any = tree
+        for element in path:
+            node = node[1].get(element)
+            if node is None:
+                break
+        else:
+            node[0] = False
+    return typed.fields_v1(tree)
 
 
 def update(

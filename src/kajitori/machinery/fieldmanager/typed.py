@@ -83,6 +83,11 @@ def _atomic_object(schema: SchemaNode | None) -> bool:
     return schema is not None and schema.map_type == "atomic"
 
 
+def atomic_object(schema: SchemaNode | None) -> bool:
+    """Whether an object under ``schema`` is owned whole (``x-kubernetes-map-type: atomic``)."""
+    return _atomic_object(schema)
+
+
 def _is_struct(schema: SchemaNode | None) -> bool:
     return schema is not None and bool(schema.properties) and not schema.has_open_properties
 
@@ -126,6 +131,98 @@ def flatten(value: Any, schema: SchemaNode | None, *, strict: bool = False) -> F
     """Every path of ``value`` and what is there. ``strict`` refuses duplicate list keys."""
     out: Flat = {}
     _walk(value, schema, (), out, strict)
+    return out
+
+
+# ----- what a create owns, as a FieldsV1 tree -------------------------------------
+
+# A node of an ownership tree: [owned, {element: child node}].
+OwnedNode = list[Any]
+
+
+def owned_tree(value: dict[str, Any], schema: SchemaNode | None) -> OwnedNode:
+    """``flatten``'s ownable paths (leaves, list items, granular maps) as a tree.
+
+    The same walk as ``flatten`` (same list kinds, keys and fallbacks, never
+    strict), but building the nested FieldsV1 shape directly: a create owns
+    every ownable path of its object, and going through the flat map, a
+    comparison with nothing and the FieldsV1 encoding cost more than the walk.
+    ``value`` must be a non-empty object under a granular schema (a kind's
+    root); ``fields_v1`` encodes the tree.
+    """
+    root: OwnedNode = [False, {}]
+    _own_fields(value, schema, root[1])
+    return root
+
+
+def _own(
+    value: Any, schema: SchemaNode | None, children: dict[str, OwnedNode], element: str
+) -> None:
+    if isinstance(value, dict):
+        if not value or _atomic_object(schema):
+            children[element] = [True, {}]
+            return
+        node: OwnedNode = [not _is_struct(schema), {}]
+        children[element] = node
+        _own_fields(value, schema, node[1])
+        return
+    if isinstance(value, list):
+        _own_list(value, schema, children, element)
+        return
+    children[element] = [True, {}]
+
+
+def _own_fields(
+    value: dict[str, Any], schema: SchemaNode | None, children: dict[str, OwnedNode]
+) -> None:
+    for name, child in value.items():
+        if isinstance(child, dict | list):
+            _own(child, _child(schema, name), children, "f:" + name)
+        else:
+            children["f:" + name] = [True, {}]
+
+
+def _own_list(
+    value: list[Any], schema: SchemaNode | None, children: dict[str, OwnedNode], element: str
+) -> None:
+    kind, keys = list_kind(schema)
+    if kind == "atomic" or not value:
+        children[element] = [True, {}]
+        return
+    items = schema.items() if schema is not None else None
+    try:
+        elements = [item_element(item, kind, keys, items) for item in value]
+    except TypedError:
+        children[element] = [True, {}]
+        return
+    if _first_duplicate(elements) is not None:
+        children[element] = [True, {}]
+        return
+    node: OwnedNode = [True, {}]
+    children[element] = node
+    below = node[1]
+    for item_element_, item in zip(elements, value, strict=True):
+        if kind == "set" or not isinstance(item, dict):
+            below[item_element_] = [True, {}]
+            continue
+        item_node: OwnedNode = [True, {}]
+        below[item_element_] = item_node
+        _own_fields(item, items, item_node[1])
+
+
+def fields_v1(node: OwnedNode) -> dict[str, Any]:
+    """The FieldsV1 of an ownership tree, as ``fieldpath.to_fields_v1`` writes it."""
+    out: dict[str, Any] = {}
+    children = node[1]
+    for element in sorted(children, key=fieldpath.sort_key):
+        child = children[element]
+        encoded = fields_v1(child) if child[1] else {}
+        if encoded:
+            if child[0]:
+                encoded = {".": {}, **encoded}
+        elif not child[0]:
+            continue  # neither owned nor holding anything owned
+        out[element] = encoded
     return out
 
 

@@ -12,10 +12,10 @@ a pod that is already assigned or being deleted is a 409 Conflict on
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 from kajitori.machinery import errors, field
+from kajitori.registry.generic import hooks
 from kajitori.storage import interface as storage
 
 Object = dict[str, Any]
@@ -29,13 +29,10 @@ def validate_binding(binding: Object) -> field.ErrorList:
     """Upstream's ValidatePodBinding: the target must name a Node."""
     errs = field.ErrorList()
     target = binding.get("target") or {}
-    path = field.Path("target")
     if target.get("kind") not in (None, "", "Node"):
-        errs.append(
-            field.invalid(path.child("kind"), target.get("kind"), "must be empty or 'Node'")
-        )
+        errs.append(field.invalid("target.kind", target.get("kind"), "must be empty or 'Node'"))
     if not target.get("name"):
-        errs.append(field.required(path.child("name"), ""))
+        errs.append(field.required("target.name", ""))
     return errs
 
 
@@ -101,7 +98,7 @@ def _bind(pod: Object, binding: Object) -> str:
 
 def _set_scheduled(status: Object) -> None:
     """Upstream's UpdatePodCondition(PodScheduled=True): transition time only on change."""
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = hooks.now_rfc3339()
     conditions = status.setdefault("conditions", [])
     for condition in conditions:
         if condition.get("type") == "PodScheduled":

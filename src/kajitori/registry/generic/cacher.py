@@ -8,7 +8,13 @@ event, and on etcd a hundred gRPC watch streams.
 
 * **One storage watch.** ``Store`` creates the cache on the first watch of
   its resource. It watches the resource's whole prefix from the revision
-  that is current when it starts.
+  that is current when it starts. A backend with ``watch_into`` (etcd)
+  hands each batch to the cache in the loop callback that took it from
+  storage; otherwise a task iterates ``Backend.watch``. Either way each
+  storage batch is dispatched in one step: every subscriber gets its part
+  of it with one wake-up, and watchers without selectors share one list of
+  views per batch. Fewer loop turns between storage and the watchers' pumps
+  is most of what watch latency is made of when the loop is saturated.
 * **A ring of recent events.** The last ``Options.capacity`` events (1024 by
   default) are kept as ``store.DecodedEvent``s: each object is decoded at
   most once, when some watcher first needs it, and each view of it (type and
@@ -48,7 +54,7 @@ import asyncio
 import collections
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -119,7 +125,8 @@ class Subscription:
         self._unfiltered = opts.label_selector is None and opts.field_selector is None
         self._pending: collections.deque[WatchEvent] = collections.deque()
         self._live: collections.deque[WatchEvent] = collections.deque()
-        self._wakeup = asyncio.Event()
+        # The future the consumer waits on while nothing is queued (one per wait).
+        self._waiter: asyncio.Future[None] | None = None
 
     def view_of(self, change: DecodedEvent) -> WatchEvent | None:
         """What this subscriber sees of ``change``, or None."""
@@ -139,15 +146,28 @@ class Subscription:
 
     def offer(self, change: DecodedEvent) -> bool:
         """Queue a live event; False when the queue is full (the caller ends us)."""
+        return self.offer_many([change], None)
+
+    def offer_many(self, changes: list[DecodedEvent], unfiltered: list[WatchEvent] | None) -> bool:
+        """Queue live events (in order) with one wake-up; False when they do not fit.
+
+        ``unfiltered``: the views of ``changes`` for watchers without
+        selectors, when the caller has them (shared by all such watchers).
+        A subscriber that cannot take them all is ended, as it would have
+        been at the first one that did not fit (ending drops what is queued).
+        """
         if self.ended:
             return True
-        view = self.view_of(change)
-        if view is None:
+        if unfiltered is not None and self._unfiltered and changes[0].revision > self.after:
+            views = unfiltered
+        else:
+            views = [view for change in changes if (view := self.view_of(change)) is not None]
+        if not views:
             return True
-        if len(self._live) >= self._cache.options.queue_size:
+        if len(self._live) + len(views) > self._cache.options.queue_size:
             return False
-        self._live.append(view)
-        self._wakeup.set()
+        self._live.extend(views)
+        self._wake()
         return True
 
     def end(self) -> None:
@@ -155,7 +175,19 @@ class Subscription:
         self.ended = True
         self._pending.clear()
         self._live.clear()
-        self._wakeup.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _wait(self) -> None:
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
 
     def close(self) -> None:
         """The watcher is gone; leave the cache."""
@@ -176,8 +208,7 @@ class Subscription:
                 return batch
             if self.ended:
                 return []
-            self._wakeup.clear()
-            await self._wakeup.wait()
+            await self._wait()
 
     def __aiter__(self) -> AsyncIterator[WatchEvent]:
         return self
@@ -190,8 +221,7 @@ class Subscription:
                 return self._live.popleft()
             if self.ended:
                 raise StopAsyncIteration
-            self._wakeup.clear()
-            await self._wakeup.wait()
+            await self._wait()
 
 
 class WatchCache:
@@ -209,7 +239,10 @@ class WatchCache:
         self._subscribers: dict[str, set[Subscription]] = {}
         self._count = 0
         self._started: asyncio.Future[None] | None = None
+        # The storage watch: a task iterating it, or a backend delivering into
+        # _append directly (``watch_into``); _stop_watch ends either.
         self._task: asyncio.Task[None] | None = None
+        self._stop_watch: Callable[[], object] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle: asyncio.TimerHandle | None = None
 
@@ -236,16 +269,28 @@ class WatchCache:
 
     async def _open(self) -> None:
         self._loop = asyncio.get_running_loop()
+        backend = self.source.backend
         try:
-            revision = await self.source.backend.current_revision()
+            revision = await backend.current_revision()
         except BaseException:
             self.stopped = True
             raise
         self._oldest = revision
-        stream = self.source.backend.watch(self.source.prefix, after_revision=revision)
-        self._task = self._loop.create_task(
-            self._run(stream), name=f"watch cache {self.source.prefix}"
-        )
+        watch_into = getattr(backend, "watch_into", None)
+        if watch_into is not None:
+            # Batches are dispatched in the callback that takes them from storage.
+            self._stop_watch = watch_into(
+                self.source.prefix,
+                after_revision=revision,
+                deliver=self._append,
+                end=self._storage_ended,
+            )
+        else:
+            stream = backend.watch(self.source.prefix, after_revision=revision)
+            self._task = self._loop.create_task(
+                self._run(stream), name=f"watch cache {self.source.prefix}"
+            )
+            self._stop_watch = self._task.cancel
         self._schedule_idle_stop()
 
     async def stop(self) -> None:
@@ -258,17 +303,28 @@ class WatchCache:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        elif self._stop_watch is not None:
+            self._stop_watch()
+            self._shut_down()
 
     async def _run(self, stream: AsyncIterator[list[storage.Event]]) -> None:
         try:
             async for batch in stream:
                 self._append(batch)
-            _log.info("watch cache %s: storage watch ended", self.source.prefix)
         except Exception as exc:  # whatever ended it, the subscribers must end
-            _log.warning("watch cache %s: storage watch failed: %s", self.source.prefix, exc)
+            self._storage_ended(exc)
+        else:
+            self._storage_ended(None)
         finally:
             self._shut_down()
             await stream.aclose()  # type: ignore[attr-defined]
+
+    def _storage_ended(self, exc: BaseException | None) -> None:
+        if exc is None:
+            _log.info("watch cache %s: storage watch ended", self.source.prefix)
+        else:
+            _log.warning("watch cache %s: storage watch failed: %s", self.source.prefix, exc)
+        self._shut_down()
 
     def _shut_down(self) -> None:
         """End every subscriber; they resume from their last revision on a new cache."""
@@ -291,10 +347,12 @@ class WatchCache:
 
     def _stop_if_idle(self) -> None:
         self._idle = None
-        if self._count == 0 and self._task is not None:
+        if self._count == 0 and self._stop_watch is not None:
             # Stopped now, so that no new watch joins a cache that is closing.
             self.stopped = True
-            self._task.cancel()
+            self._stop_watch()
+            if self._task is None:
+                self._shut_down()
 
     # ----- subscribers ---------------------------------------------------
 
@@ -304,7 +362,7 @@ class WatchCache:
         None when the cache cannot: it has stopped, or events after
         ``after`` have already left the ring (the caller watches storage).
         """
-        if self.stopped or self._task is None or after < self._oldest:
+        if self.stopped or self._stop_watch is None or after < self._oldest:
             return None
         namespace = namespace if self.source.info.namespaced else ""
         subscription = Subscription(self, namespace=namespace, opts=opts, after=after)
@@ -333,23 +391,53 @@ class WatchCache:
     # ----- events --------------------------------------------------------
 
     def _append(self, batch: list[storage.Event]) -> None:
-        for event in batch:
-            change = self.source.decode_event(event)
-            self._ring.append(change)
-            if len(self._ring) > self.options.capacity:
-                self._oldest = self._ring.popleft().revision
-            self.stats.events += 1
-            if self._count:
-                self._dispatch(change)
+        changes = [self.source.decode_event(event) for event in batch]
+        ring = self._ring
+        ring.extend(changes)
+        while len(ring) > self.options.capacity:
+            self._oldest = ring.popleft().revision
+        self.stats.events += len(changes)
+        if self._count:
+            self._dispatch(changes)
 
-    def _dispatch(self, change: DecodedEvent) -> None:
-        targets = list(self._subscribers.get("", ()))
-        namespace = self._namespace_of(change)
-        if namespace:
-            targets.extend(self._subscribers.get(namespace, ()))
+    def _dispatch(self, changes: list[DecodedEvent]) -> None:
+        """Hand a storage batch to its subscribers: each gets its part in one step.
+
+        Watchers of every namespace take the whole batch; watchers of one
+        namespace take that namespace's events (revision order is kept).
+        """
+        everywhere = self._subscribers.get("", ())
+        if everywhere:
+            self._offer(list(everywhere), changes)
+        namespaces = len(self._subscribers) - (1 if everywhere else 0)
+        if not self.source.info.namespaced or not namespaces:
+            return
+        by_namespace: dict[str, list[DecodedEvent]] = {}
+        for change in changes:
+            namespace = self._namespace_of(change)
+            if namespace and namespace in self._subscribers:
+                by_namespace.setdefault(namespace, []).append(change)
+        for namespace, its_changes in by_namespace.items():
+            self._offer(list(self._subscribers.get(namespace, ())), its_changes)
+
+    def _offer(self, targets: list[Subscription], changes: list[DecodedEvent]) -> None:
+        if not targets:
+            return
+        # The views a watcher without selectors sees, worked out once for all of them.
+        unfiltered: list[WatchEvent] | None = None
+        plain = next((s for s in targets if s._unfiltered), None)
+        if plain is not None:
+            event_type = self.source.event_type
+            # An object that cannot be decoded fails each watcher on its own, below.
+            with contextlib.suppress(Exception):
+                unfiltered = [
+                    view
+                    for change in changes
+                    if (view := change.unfiltered_view(event_type, plain.opts)) is not None
+                ]
         for subscription in targets:
             try:
-                kept_up = subscription.offer(change)
+                kept_up = subscription.offer_many(changes, unfiltered)
             except Exception:  # one watcher's filter must not stop the others
                 _log.exception("watch cache %s: filtering failed", self.source.prefix)
                 kept_up = False

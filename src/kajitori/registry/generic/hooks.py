@@ -41,6 +41,7 @@ from kajitori.machinery import names as namegen
 from kajitori.machinery.fieldmanager import managers
 from kajitori.registry.generic.request import RequestContext
 from kajitori.registry.generic.strategy import Strategy
+from kajitori.registry.generic.uids import new_uid
 from kajitori.registry.resource import ResourceInfo, Rollback
 
 if TYPE_CHECKING:
@@ -158,8 +159,6 @@ def _fill_system_metadata(info: ResourceInfo, obj: Object) -> None:
     meta = obj["metadata"]
     if not meta.get("name") and meta.get("generateName"):
         meta["name"] = namegen.simple_name_generator(meta["generateName"])
-    from kajitori.registry.generic.store import new_uid
-
     meta["uid"] = new_uid()
     meta["creationTimestamp"] = now_rfc3339()
     for transient in (
@@ -238,10 +237,14 @@ async def before_update(
 def ownership_scope(info: ResourceInfo, subresource: str) -> managers.Scope:
     """What a write through this endpoint may own: status only via ``/status``."""
     if subresource == "status":
-        return managers.Scope(only=(("f:status",),))
+        return _STATUS_ONLY
     if not subresource and info.status is not None:
-        return managers.Scope(reset=(("f:status",),))
+        return _NOT_STATUS
     return managers.WHOLE
+
+
+_STATUS_ONLY = managers.Scope(only=(("f:status",),))
+_NOT_STATUS = managers.Scope(reset=(("f:status",),))
 
 
 def track_managed_fields(
@@ -262,20 +265,8 @@ def track_managed_fields(
         entries = _stored_entries(old)
     schema = definitions.schema_for(*info.storage_gvk)
     scope = ownership_scope(info, subresource)
-    shape: Any = None
-    if old is None and not entries:
-        # A create's entry owns every field the object has: the same fields for every
-        # object of one shape, so they are worked out once per shape (machinery.shapes).
-        body = {k: v for k, v in meta.items() if k != "managedFields"}
-        shape = shapes.signature({**obj, "metadata": body})
-        if shape is not None:
-            shape = (shape, subresource, scope.reset, scope.only)
-            fields_v1 = _CREATE_FIELDS.get(schema, shape)
-            if fields_v1 is not None:
-                meta["managedFields"] = [
-                    _update_entry(ctx.field_manager, info.group_version, subresource, fields_v1)
-                ]
-                return
+    if old is None and not entries and _track_create(info, obj, ctx, schema, scope, subresource):
+        return
     updated = managers.update(
         old,
         obj,
@@ -291,25 +282,61 @@ def track_managed_fields(
         meta["managedFields"] = managers.encode(updated)
     else:
         meta.pop("managedFields", None)
-    if shape is not None and len(updated) == 1:
-        _CREATE_FIELDS.put(schema, shape, orjson.dumps(meta["managedFields"][0]["fieldsV1"]))
+
+
+def _track_create(
+    info: ResourceInfo,
+    obj: Object,
+    ctx: RequestContext,
+    schema: Any,
+    scope: managers.Scope,
+    subresource: str,
+) -> bool:
+    """A create's entry: it owns every field the object has (False: take the general path).
+
+    Those are the same fields for every object of one shape, so they are
+    remembered per shape (machinery.shapes); objects with lists (no shape)
+    get them from one walk (``managers.created_fields_v1``).
+    """
+    meta = obj["metadata"]
+    body = {k: v for k, v in meta.items() if k != "managedFields"}
+    shape = shapes.signature({**obj, "metadata": body})
+    if shape is not None:
+        shape = (shape, subresource, scope.reset, scope.only)
+        encoded = _CREATE_FIELDS.get(schema, shape)
+        if encoded is not None:
+            fields_v1 = orjson.loads(encoded)
+            _set_create_entry(meta, ctx.field_manager, info.group_version, subresource, fields_v1)
+            return True
+    fields_v1 = managers.created_fields_v1(obj, schema, scope)
+    if fields_v1 is None:
+        return False
+    if shape is not None:
+        _CREATE_FIELDS.put(schema, shape, orjson.dumps(fields_v1))
+    _set_create_entry(meta, ctx.field_manager, info.group_version, subresource, fields_v1)
+    return True
 
 
 # The fieldsV1 (encoded) a create's manager gets, per schema and object shape.
 _CREATE_FIELDS = shapes.ShapeMemo()
 
 
-def _update_entry(manager: str, api_version: str, subresource: str, fields_v1: bytes) -> Object:
-    """One ``Update`` entry as ``managers.encode`` writes it, with ``fields_v1`` decoded."""
+def _set_create_entry(
+    meta: Object, manager: str, api_version: str, subresource: str, fields_v1: Object
+) -> None:
+    """managedFields of one ``Update`` entry, as ``managers.encode`` writes it; none if empty."""
+    if not fields_v1:
+        meta.pop("managedFields", None)
+        return
     entry: Object = {"manager": manager, "operation": managers.UPDATE}
     if api_version:
         entry["apiVersion"] = api_version
     entry["time"] = now_rfc3339()
     entry["fieldsType"] = "FieldsV1"
-    entry["fieldsV1"] = orjson.loads(fields_v1)
+    entry["fieldsV1"] = fields_v1
     if subresource:
         entry["subresource"] = subresource
-    return entry
+    meta["managedFields"] = [entry]
 
 
 def _requested_entries(raw: Any, subresource: str) -> list[managers.Entry] | None:

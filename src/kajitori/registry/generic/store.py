@@ -34,7 +34,6 @@ import asyncio
 import base64
 import binascii
 import datetime
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -44,6 +43,7 @@ import orjson
 from kajitori.machinery import errors
 from kajitori.registry.generic import cacher, hooks
 from kajitori.registry.generic.request import RequestContext
+from kajitori.registry.generic.uids import _UID_BATCH, new_uid  # noqa: F401  (re-exported)
 from kajitori.registry.resource import ResourceInfo, Rollback
 from kajitori.storage import interface as storage
 
@@ -238,6 +238,10 @@ class Store:
         self._watch_cache: cacher.WatchCache | None = None
         self._encoded: dict[str, tuple[int, bytes]] = {}
         self._encoded_bytes = 0
+        # The revision of this store's newest write through this process: a
+        # reader of a watch (an admission plugin's lister) that has not seen
+        # it yet reads storage instead.
+        self.written_revision = 0
 
     # ----- keys and codec -------------------------------------------------
 
@@ -390,8 +394,13 @@ class Store:
         except BaseException:
             await _undo(rollbacks)
             raise
+        self._written(revision)
         obj["metadata"]["resourceVersion"] = str(revision)
         return obj
+
+    def _written(self, revision: int) -> None:
+        if revision > self.written_revision:
+            self.written_revision = revision
 
     async def update(
         self,
@@ -408,15 +417,13 @@ class Store:
         if not precondition_rv and not strategy.allow_unconditional_update():
             raise hooks.invalid_missing_resource_version(self.info, name)
 
-        async def replace(current: Object) -> Object:
-            return new
-
         try:
             return await self.guaranteed_update(
                 namespace,
                 name,
-                replace,
+                None,
                 ctx,
+                replacement=new,
                 subresource=subresource,
                 precondition_rv=precondition_rv,
                 allow_create=strategy.allow_create_on_update(),
@@ -430,19 +437,22 @@ class Store:
         self,
         namespace: str,
         name: str,
-        mutate: Mutation,
+        mutate: Mutation | None,
         ctx: RequestContext,
         *,
         subresource: str = "",
         precondition_rv: str = "",
         allow_create: bool = False,
         applied: bool = False,
+        replacement: Object | None = None,
     ) -> tuple[Object, bool]:
         """Read, mutate, validate and compare-and-swap, retrying lost races.
 
         ``mutate`` gets a private copy of the current object and returns the
-        desired one. With ``precondition_rv`` a race is a 409 Conflict, not
-        a retry (the client asked for that exact version).
+        desired one; a PUT passes ``replacement`` instead (the desired object
+        whatever is stored, so no private copy is decoded for it). With
+        ``precondition_rv`` a race is a 409 Conflict, not a retry (the client
+        asked for that exact version).
         """
         key = self.key(namespace, name)
         for _ in range(_GUARANTEED_UPDATE_ATTEMPTS):
@@ -452,7 +462,11 @@ class Store:
                 raise errors.conflict(self.gr, name)
             rollbacks: list[Rollback] = []
             try:
-                desired = await mutate(self.decode(current_kv))
+                if mutate is None:
+                    assert replacement is not None
+                    desired = replacement
+                else:
+                    desired = await mutate(self.decode(current_kv))
                 obj = await hooks.before_update(
                     self,
                     desired,
@@ -479,6 +493,7 @@ class Store:
             except BaseException:
                 await _undo(rollbacks)
                 raise
+            self._written(revision)
             obj["metadata"]["resourceVersion"] = str(revision)
             await self._release(current, obj)
             if hooks.should_delete_after_update(self.info, obj):
@@ -511,11 +526,12 @@ class Store:
                 return DeleteResult(plan.updated or current, plan.updated is None)
             if plan.updated is None:
                 try:
-                    await self.backend.delete(key, expected_revision=kv.mod_revision)
+                    revision, _ = await self.backend.delete(key, expected_revision=kv.mod_revision)
                 except storage.RevisionConflictError:
                     continue
                 except storage.StorageError as exc:
                     raise self._translate(exc, name) from exc
+                self._written(revision)
                 await self._release(current)
                 return DeleteResult(current, True)
             if plan.updated == current:
@@ -528,6 +544,7 @@ class Store:
                 continue
             except storage.StorageError as exc:
                 raise self._translate(exc, name) from exc
+            self._written(revision)
             plan.updated["metadata"]["resourceVersion"] = str(revision)
             return DeleteResult(plan.updated, False)
         raise errors.conflict(self.gr, name, "too many concurrent updates, please retry")
@@ -536,10 +553,11 @@ class Store:
         key = self.key(namespace, name)
         rv = int(obj["metadata"]["resourceVersion"])
         try:
-            await self.backend.delete(key, expected_revision=rv)
+            revision, _ = await self.backend.delete(key, expected_revision=rv)
         except storage.StorageError:
             # Someone changed it again (e.g. re-added a finalizer); their write wins.
             return
+        self._written(revision)
         await self._release(obj)
 
     async def _release(self, obj: Object, keep: Object | None = None) -> None:
@@ -817,26 +835,6 @@ async def _undo(rollbacks: list[Rollback]) -> None:
     for rollback in reversed(rollbacks):
         await rollback()
     rollbacks.clear()
-
-
-# Random bytes for uids, read from the OS a batch at a time: one urandom call
-# per create was a measurable part of its cost. Cleared in a forked child so
-# that two processes never hand out the same uid.
-_UID_BATCH = 256
-_uid_bytes: list[bytes] = []
-os.register_at_fork(after_in_child=_uid_bytes.clear)
-
-
-def new_uid() -> str:
-    """A random (version 4) UUID in its canonical text form, as ``uuid.uuid4``."""
-    if not _uid_bytes:
-        raw = os.urandom(16 * _UID_BATCH)
-        _uid_bytes.extend(raw[i : i + 16] for i in range(0, len(raw), 16))
-    b = bytearray(_uid_bytes.pop())
-    b[6] = (b[6] & 0x0F) | 0x40  # version 4
-    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = b.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 async def sleep_forever() -> None:

@@ -85,7 +85,9 @@ class InterPodAffinity:
         # (upstream's PreFilter returns Skip then too).
         state[_NODES_KEY] = nodes
         existing = [
-            (other, info) for info in nodes for other in info.pods_with_required_anti_affinity
+            (other, info)
+            for info in framework.nodes_with_anti_affinity(nodes)
+            for other in info.pods_with_required_anti_affinity
         ]
         own = _terms(pod, "podAffinity", REQUIRED) or _terms(pod, "podAntiAffinity", REQUIRED)
         if not existing and not own:

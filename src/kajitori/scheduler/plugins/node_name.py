@@ -24,6 +24,13 @@ class NodeName:
             return framework.Status(framework.Code.SKIP)
         return framework.SUCCESS
 
+    def filter_many(
+        self, state: framework.CycleState, pod: dict[str, Any], nodes: list[framework.NodeInfo]
+    ) -> list[bool]:
+        """Whether each node passes ``filter``."""
+        wanted = (pod.get("spec") or {}).get("nodeName")
+        return [not wanted or wanted == n.name for n in nodes]
+
     def filter(
         self, state: framework.CycleState, pod: dict[str, Any], node: framework.NodeInfo
     ) -> framework.Status:

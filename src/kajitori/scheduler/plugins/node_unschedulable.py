@@ -22,9 +22,16 @@ class NodeUnschedulable:
         self, state: framework.CycleState, pod: dict[str, Any], nodes: list[framework.NodeInfo]
     ) -> framework.Status:
         """Skip Filter when no node is cordoned: it would pass every node."""
-        if not any(info.unschedulable for info in nodes):
+        if not framework.any_cordoned(nodes):
             return framework.Status(framework.Code.SKIP)
         return framework.SUCCESS
+
+    def filter_many(
+        self, state: framework.CycleState, pod: dict[str, Any], nodes: list[framework.NodeInfo]
+    ) -> list[bool]:
+        """Whether each node passes ``filter``: schedulable nodes without a call."""
+        check, success = self.filter, framework.SUCCESS
+        return [not n.unschedulable or check(state, pod, n) is success for n in nodes]
 
     def filter(
         self, state: framework.CycleState, pod: dict[str, Any], node: framework.NodeInfo

@@ -49,18 +49,16 @@ class TaintToleration:
         self, state: framework.CycleState, pod: dict[str, Any], nodes: list[framework.NodeInfo]
     ) -> framework.Status:
         """Skip Filter when no node has a NoSchedule or NoExecute taint: all would pass."""
-        for info in nodes:
-            if info.taints and any(t.get("effect") in FILTER_EFFECTS for t in info.taints):
-                return framework.SUCCESS
+        if framework.has_taint_effect(nodes, FILTER_EFFECTS):
+            return framework.SUCCESS
         return framework.Status(framework.Code.SKIP)
 
     def pre_score(
         self, state: framework.CycleState, pod: dict[str, Any], nodes: list[framework.NodeInfo]
     ) -> framework.Status:
         """Skip scoring when no node has a PreferNoSchedule taint: every node would tie."""
-        for info in nodes:
-            if info.taints and any(t.get("effect") == "PreferNoSchedule" for t in info.taints):
-                return framework.SUCCESS
+        if framework.has_taint_effect(nodes, ("PreferNoSchedule",)):
+            return framework.SUCCESS
         return framework.Status(framework.Code.SKIP)
 
     def filter(
@@ -75,6 +73,13 @@ class TaintToleration:
                 )
                 return framework.unschedulable(reason, unresolvable=True)
         return framework.SUCCESS
+
+    def filter_many(
+        self, state: framework.CycleState, pod: dict[str, Any], nodes: list[framework.NodeInfo]
+    ) -> list[bool]:
+        """Whether each node passes ``filter``: untainted nodes without a call."""
+        check, success = self.filter, framework.SUCCESS
+        return [not n.taints or check(state, pod, n) is success for n in nodes]
 
     def score(
         self, state: framework.CycleState, pod: dict[str, Any], node: framework.NodeInfo

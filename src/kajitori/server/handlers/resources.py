@@ -24,9 +24,12 @@ from kajitori.server.handlers.scope import RequestScope
 Object = dict[str, Any]
 
 # Shapes of bodies (per schema) that passed the Go type check, and that held no
-# unknown fields: a body of a shape seen before skips that walk.
+# unknown fields: a body of a shape seen before skips that walk. Both checks
+# read list items through one item schema, so lists are part of the shape
+# (``shapes.body_signature``): pods and workloads of one shape skip them too.
 _TYPES_OK = shapes.ShapeMemo()
 _NOTHING_UNKNOWN = shapes.ShapeMemo()
+_UNSET: Any = object()
 
 
 # ----- reads ------------------------------------------------------------------
@@ -168,12 +171,16 @@ async def decode_object(scope: RequestScope) -> Object:
     # An older served version (apps/v1beta1, ...) is defaulted in its own
     # version and converted; the stored version's schema checks the rest.
     obj = scope.internal(obj)
-    check_decodable(scope, obj)
-    handle_unknown_fields(scope, obj)
+    # One shape serves both checks: the Go shaping in check_decodable only adds,
+    # drops (when null or empty) and rewrites declared fields, so a body has the
+    # unknown fields after it that its shape had before.
+    shape = shapes.body_signature(obj)
+    check_decodable(scope, obj, shape)
+    handle_unknown_fields(scope, obj, shape)
     return obj
 
 
-def check_decodable(scope: RequestScope, obj: Object) -> None:
+def check_decodable(scope: RequestScope, obj: Object, shape: Any = _UNSET) -> None:
     """Problems upstream's decoder finds before validation (e.g. bad base64) are 400s.
 
     A decodable object is then shaped, in place, as upstream's Go types
@@ -182,7 +189,8 @@ def check_decodable(scope: RequestScope, obj: Object) -> None:
     info = scope.store.info
     schema = definitions.schema_for(*info.storage_gvk)
     # A shape that passed the type check before passes it again (machinery.shapes).
-    shape = shapes.signature(obj)
+    if shape is _UNSET:
+        shape = shapes.body_signature(obj)
     problem = None
     if not _TYPES_OK.get(schema, shape):
         problem = typecheck.first_type_error(obj, schema, info.kind)
@@ -244,8 +252,12 @@ def check_kind(scope: RequestScope, obj: Any) -> None:
     obj["apiVersion"] = info.group_version
 
 
-def handle_unknown_fields(scope: RequestScope, obj: Object) -> None:
-    """Drop undeclared fields; Strict refuses them, Warn reports them (upstream's messages)."""
+def handle_unknown_fields(scope: RequestScope, obj: Object, shape: Any = _UNSET) -> None:
+    """Drop undeclared fields; Strict refuses them, Warn reports them (upstream's messages).
+
+    ``shape``: ``obj``'s ``shapes.body_signature``, or that of the body it was
+    shaped from by ``check_decodable`` (which has the same unknown fields).
+    """
     info = scope.store.info
     # Custom resources prune against their CRD's schema (registry.apiextensions).
     prune_unknown = getattr(info.strategy, "prune_unknown", None)
@@ -253,7 +265,8 @@ def handle_unknown_fields(scope: RequestScope, obj: Object) -> None:
         unknown = prune_unknown(obj)
     else:
         schema = definitions.schema_for(*info.storage_gvk)
-        shape = shapes.signature(obj)
+        if shape is _UNSET:
+            shape = shapes.body_signature(obj)
         if _NOTHING_UNKNOWN.get(schema, shape):
             return
         unknown = pruning.prune_unknown(obj, schema)

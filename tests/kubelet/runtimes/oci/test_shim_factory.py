@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.kubelet.runtimes.oci.helpers import REASON, Harness, _shims, make_pod, sh
+from tests.kubelet.runtimes.oci.helpers import REASON, Harness, _shims, make_pod, sh, wait_for
 
 from kajitori.client import rest
 from kajitori.cmd import kubelet as kubelet_cmd
@@ -108,13 +108,35 @@ async def test_without_a_factory_the_runtime_starts_a_shim_of_its_own(oci: Harne
         await impostor.wait_closed()
 
 
+class _HeldImages:
+    """The runtime's images, whose ``ensure`` waits for ``go``: a pod's container does not start
+    (its sandbox does) until the test lets it."""
+
+    def __init__(self, images: Any) -> None:
+        self.images = images
+        self.go = asyncio.Event()
+
+    async def ensure(self, *args: Any, **kwargs: Any) -> Any:
+        await self.go.wait()
+        return await self.images.ensure(*args, **kwargs)
+
+
 async def test_a_pods_ready_sandbox_is_written_with_its_running_containers(
     admin: rest.Client, oci: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The kubelet holds a sandbox-only status change: Pending, then Running, two writes."""
+    """The kubelet holds a sandbox-only status change: Pending, then Running, two writes.
+
+    Each step waits for what it expects, never for a time: the container is held back
+    until the kubelet has seen the sandbox ready and held that change (not written), so
+    no sync can see the container half created (a containerID while still waiting,
+    which is more than the sandbox and is written at once).
+    """
     monkeypatch.setattr(kubelet, "SANDBOX_STATUS_DELAY", 60.0)  # never expires in this test
+    held_images = _HeldImages(oci.runtime.runs.images)
+    monkeypatch.setattr(oci.runtime.runs, "images", held_images)
     host = kubelet.KubeletHost(admin, kubelet_cmd.node_configs(1), oci.runtime)
     await host.start()
+    seen: list[Object] = []
     try:
         body = {
             "apiVersion": "v1",
@@ -127,21 +149,44 @@ async def test_a_pods_ready_sandbox_is_written_with_its_running_containers(
             },
         }
         created = await admin.create(rest.PODS, body, namespace="default")
-        seen: list[Object] = []
         watch = admin.watch(
             rest.PODS,
             namespace="default",
             resource_version=created["metadata"]["resourceVersion"],
             field_selector="metadata.name=held",
         )
-        async for event in watch:
-            seen.append(event["object"]["status"])
-            if seen[-1].get("phase") == "Running":
-                break
-        await watch.aclose()
+        events = aiter(watch)
+        try:
+            # The kubelet's first write: Pending, the containers being created.
+            while not seen or not seen[-1].get("containerStatuses"):
+                seen.append((await asyncio.wait_for(anext(events), 30))["object"]["status"])
+            uid = created["metadata"]["uid"]
+            await wait_for(
+                lambda: _sandbox_ready(oci, uid) and "default/held" in host._held,
+                timeout=30,
+                what="the kubelet holding the sandbox-only change",
+            )
+            # Held, not written: the API still has the sandbox not ready.
+            now = await admin.get(rest.PODS, "held", namespace="default")
+            assert _condition(now["status"], "PodReadyToStartContainers") == "False"
+            held_images.go.set()
+            while seen[-1].get("phase") != "Running":
+                seen.append((await asyncio.wait_for(anext(events), 30))["object"]["status"])
+        finally:
+            await watch.aclose()
     finally:
+        held_images.go.set()
         await host.stop()
     kubelet_writes = [s for s in seen if s.get("containerStatuses")]
     assert [s["phase"] for s in kubelet_writes] == ["Pending", "Running"]
-    ready = {c["type"]: c["status"] for c in kubelet_writes[0]["conditions"]}
-    assert ready["PodReadyToStartContainers"] == "False"
+    assert _condition(kubelet_writes[0], "PodReadyToStartContainers") == "False"
+    assert _condition(kubelet_writes[1], "PodReadyToStartContainers") == "True"
+
+
+def _sandbox_ready(oci: Harness, uid: str) -> bool:
+    found = oci.runtime.get_pod_status(uid, now=0.0)
+    return found is not None and found.sandbox_ready
+
+
+def _condition(status: Object, kind: str) -> str:
+    return {c["type"]: c["status"] for c in status.get("conditions") or ()}.get(kind, "")

@@ -464,7 +464,11 @@ class OciRuntime:
                 self._sandbox_changed.add(record.uid)  # once, not at every retry of a failing one
                 message = "Pod sandbox changed, it will be killed and re-created."
                 self._event(record, "Normal", "SandboxChanged", message)
-            mounts.unmount_all(nsdir)
+            if nsdir.exists():
+                # What is left of an earlier (or half-made) sandbox. A new pod has no ns
+                # directory and so nothing mounted there: skipping the read of the whole
+                # mount table (which grows with every pod) saves ~5 ms of a wave's start.
+                mounts.unmount_all(nsdir)
             nsdir.mkdir(parents=True, exist_ok=True)
             try:
                 pin = runc.pin_namespaces if self.rootless is None else self.rootless.pin_namespaces
