@@ -445,7 +445,7 @@ def targets(kind: str, result: dict[str, Any]) -> list[dict[str, Any]]:
     noop = _at(ops["noop"], 64)["rps"]
     create, get = _at(ops["create"], 64)["rps"], _at(ops["get"], 64)["rps"]
     raw = result["raw_writes"]["writes_per_second"]
-    # Creates on etcd are judged against etcd's own put rate (decision 0044): its floor alone
+    # Creates on etcd are judged against etcd's own put rate (decision 0043): its floor alone
     # is below 50% of the no-op route here, so the no-op ratio could not tell kajitori apart.
     checks = []
     if kind == "etcd":

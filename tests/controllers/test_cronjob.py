@@ -245,7 +245,12 @@ async def test_a_cronjob_creates_one_job_per_scheduled_minute(
 async def test_forbid_waits_for_the_active_job_and_replace_swaps_it(
     admin: rest.Client, controllers: manager.ControllerManager, clock: FakeClock
 ) -> None:
-    """Forbid: no second Job while one runs; Replace: the running one is deleted first."""
+    """Forbid: no second Job while one runs; Replace: the running one is deleted first.
+
+    As upstream, a run skipped under Forbid does not become the last schedule time, so once the
+    policy is Replace the skipped run is still due: the controller replaces the running Job with
+    that run's Job without waiting for the next schedule.
+    """
     await admin.create(rest.CRONJOBS, _cronjob("solo", concurrencyPolicy="Forbid"))
     await _advance(admin, clock, "solo", 61)
     (first,) = await _eventually(lambda: _n_jobs(admin, 1))
@@ -255,14 +260,15 @@ async def test_forbid_waits_for_the_active_job_and_replace_swaps_it(
     await admin.patch(
         rest.CRONJOBS, "solo", {"spec": {"concurrencyPolicy": "Replace"}}, namespace=NS
     )
-    await _advance(admin, clock, "solo", 60)
 
     async def replaced() -> list[Object] | None:
         jobs = await _jobs(admin)
         names = [j["metadata"]["name"] for j in jobs]
         return jobs if len(jobs) == 1 and first["metadata"]["name"] not in names else None
 
-    await _eventually(replaced)
+    (second,) = await _eventually(replaced)
+    skipped_run = int(first["metadata"]["name"].rsplit("-", 1)[1]) + 1
+    assert second["metadata"]["name"] == f"solo-{skipped_run}"
     assert await _eventually(lambda: _events(admin, "SuccessfulDelete")) == [
         f"Deleted job {first['metadata']['name']}"
     ]
