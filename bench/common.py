@@ -20,6 +20,7 @@ import platform
 import re
 import socket
 import ssl
+import statistics
 import subprocess
 import sys
 import time
@@ -48,6 +49,20 @@ def percentile(values: Sequence[float], fraction: float) -> float:
         return 0.0
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def summary_ms(values: Sequence[float]) -> dict[str, float]:
+    """p50, p90, p99 and max of durations in seconds, in milliseconds ({} when there are none)."""
+    ms = [v * 1000 for v in values]
+    if not ms:
+        return {}
+    return {
+        "n": len(ms),
+        "p50": round(statistics.median(ms), 1),
+        "p90": round(percentile(ms, 0.90), 1),
+        "p99": round(percentile(ms, 0.99), 1),
+        "max": round(max(ms), 1),
+    }
 
 
 def machine() -> dict[str, Any]:

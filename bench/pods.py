@@ -66,7 +66,6 @@ import os
 import resource
 import secrets
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -117,20 +116,6 @@ def skip_reason() -> str | None:
     if not CNI_BRIDGE.exists():
         return "needs the CNI plugins (containernetworking-plugins)"
     return None
-
-
-def summary_ms(values: list[float]) -> dict[str, float]:
-    """p50, p90, p99 and max of durations in seconds, in milliseconds."""
-    ms = [v * 1000 for v in values]
-    if not ms:
-        return {}
-    return {
-        "n": len(ms),
-        "p50": round(statistics.median(ms), 1),
-        "p90": round(common.percentile(ms, 0.90), 1),
-        "p99": round(common.percentile(ms, 0.99), 1),
-        "max": round(max(ms), 1),
-    }
 
 
 # -- floors ------------------------------------------------------------------------
@@ -192,7 +177,7 @@ async def cni_per_pod(root: Path, runs: int) -> dict[str, Any]:
             await network.teardown(f"uid-{n}", nsdir / "net", "10.250.0.0/24")
             dels.append(time.perf_counter() - began)
             mounts.unmount_all(nsdir)
-    return {"add_ms": summary_ms(adds), "del_ms": summary_ms(dels)}
+    return {"add_ms": common.summary_ms(adds), "del_ms": common.summary_ms(dels)}
 
 
 async def wave_floor(plan: Plan, directory: Path, rootfs: Path, report: dict[str, Any]) -> None:
@@ -356,9 +341,9 @@ class Driver:
         return {
             "pods": self.plan.pods,
             "parallel": self.plan.parallel,
-            "create_to_ready_ms": summary_ms(list(latencies)),
-            "create_to_bound_ms": summary_ms(bound),
-            "create_to_running_ms": summary_ms(running),
+            "create_to_ready_ms": common.summary_ms(list(latencies)),
+            "create_to_bound_ms": common.summary_ms(bound),
+            "create_to_running_ms": common.summary_ms(running),
             "all_ready_s": round(elapsed, 2),
             "pods_per_second": round(self.plan.pods / elapsed, 1),
             "other_cpu_cores": contention.other_cpu_cores(),
@@ -369,7 +354,7 @@ class Driver:
         latencies = [
             await self.start_pod(f"one-{n}", ["sleep", "3600"]) for n in range(self.plan.sequential)
         ]
-        return summary_ms(latencies)
+        return common.summary_ms(latencies)
 
     async def exec_once(self, pod: str, argv: list[str]) -> bytes:
         """One exec through the API server; the command's stdout."""
@@ -407,7 +392,7 @@ class Driver:
             began = time.perf_counter()
             await self.exec_once(pod, ["true"])
             times.append(time.perf_counter() - began)
-        return {**summary_ms(times), "other_cpu_cores": contention.other_cpu_cores()}
+        return {**common.summary_ms(times), "other_cpu_cores": contention.other_cpu_cores()}
 
     async def log_throughput(self) -> dict[str, Any]:
         """MB/s of a container's output through pods/log?follow, from trigger to last byte."""
@@ -611,7 +596,9 @@ async def run(plan: Plan, directory: Path) -> dict[str, Any]:
     rootfs, _ = await images.ensure(IMAGE, "IfNotPresent", {})
     _progress("floor: runc run")
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
-    report["floor_runc_run_ms"] = summary_ms(runc_run_floor(directory, rootfs, plan.floor_runs))
+    report["floor_runc_run_ms"] = common.summary_ms(
+        runc_run_floor(directory, rootfs, plan.floor_runs)
+    )
     now = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_used = now.ru_utime + now.ru_stime - used.ru_utime - used.ru_stime
     report["floor_runc_run_ms"]["cpu_per_run"] = round(cpu_used / plan.floor_runs * 1000, 1)
@@ -686,7 +673,7 @@ async def measure_cluster(
     report["exec_ms"]["server_cpu_ms"] = round((server.cpu_seconds() - server_before) * per_exec, 1)
     target = driver.times.objects["pod-0"]
     container_id = f"{target['metadata']['uid']}-c-0"
-    report["floor_runc_exec_ms"] = summary_ms(
+    report["floor_runc_exec_ms"] = common.summary_ms(
         runc_exec_floor(oci_root / "runc", container_id, plan.execs)
     )
     _progress(f"log streaming, {plan.log_mib} MiB")

@@ -289,7 +289,7 @@ class WaveFloor:
             "waves": waves,
             "parallel": parallel,
             "at_once": at_once,
-            "ready_ms": _summary(latencies),
+            "ready_ms": common.summary_ms(latencies),
             "steps_p50_ms": {
                 name: round(statistics.median(p.steps[name] for p in started) * 1000, 1)
                 for name in STEPS
@@ -360,17 +360,6 @@ def _rusage() -> tuple[float, float]:
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
-
-
-def _summary(values: list[float]) -> dict[str, float]:
-    ms = [v * 1000 for v in values]
-    return {
-        "n": len(ms),
-        "p50": round(statistics.median(ms), 1),
-        "p90": round(common.percentile(ms, 0.90), 1),
-        "p99": round(common.percentile(ms, 0.99), 1),
-        "max": round(max(ms), 1),
-    }
 
 
 def idle_estimate(report: dict[str, Any], at_once: int) -> dict[str, float] | None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from kajitori.client import rest
 from kajitori.cmd.apiserver import APIServerConfig, APIServerProcess
 from kajitori.testing.cluster import KajitoriCluster
 
@@ -29,3 +30,16 @@ async def apiserver(tmp_path: Path) -> AsyncIterator[APIServerProcess]:
         yield process
     finally:
         await process.stop()
+
+
+@pytest.fixture
+async def admin(apiserver: APIServerProcess) -> AsyncIterator[rest.Client]:
+    """An in-process client acting as the cluster admin (directories may override it)."""
+    assert apiserver.http is not None and apiserver.pki is not None
+    client = rest.Client.in_process(
+        apiserver.http.app, client_cert_pem=apiserver.pki.admin.cert_pem
+    )
+    try:
+        yield client
+    finally:
+        await client.aclose()

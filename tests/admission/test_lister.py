@@ -16,7 +16,6 @@ import pytest
 
 from kajitori.admission.lister import StoreLister
 from kajitori.client import rest
-from kajitori.cmd.apiserver import APIServerProcess
 from kajitori.registry.core import limitranges
 from kajitori.registry.generic.request import RequestContext
 from kajitori.registry.generic.store import DeleteOptions, Store
@@ -77,18 +76,6 @@ async def test_the_lister_answers_from_its_watch_and_never_behind_a_write(store:
     await _until(lambda: lister.cached_get("a", "new") is not None)
     assert lister.cached_get("a", "old") is None
     await lister.stop()
-
-
-@pytest.fixture
-async def admin(apiserver: APIServerProcess) -> AsyncIterator[rest.Client]:
-    assert apiserver.http is not None and apiserver.pki is not None
-    client = rest.Client.in_process(
-        apiserver.http.app, client_cert_pem=apiserver.pki.admin.cert_pem
-    )
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 def _pod(name: str, **spec: Any) -> Object:

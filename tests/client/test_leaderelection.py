@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
 from kajitori.client import leaderelection, rest
-from kajitori.cmd.apiserver import APIServerProcess
 
 FAST = {"lease_duration": 1.0, "renew_deadline": 0.6, "retry_period": 0.1}
-
-
-@pytest.fixture
-async def admin(apiserver: APIServerProcess) -> AsyncIterator[rest.Client]:
-    assert apiserver.http is not None and apiserver.pki is not None
-    client = rest.Client.in_process(
-        apiserver.http.app, client_cert_pem=apiserver.pki.admin.cert_pem
-    )
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 def _config(identity: str) -> leaderelection.Config:

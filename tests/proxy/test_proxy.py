@@ -157,18 +157,6 @@ async def _eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0
 
 
 @pytest.fixture
-async def admin(apiserver: APIServerProcess) -> AsyncIterator[rest.Client]:
-    assert apiserver.http is not None and apiserver.pki is not None
-    client = rest.Client.in_process(
-        apiserver.http.app, client_cert_pem=apiserver.pki.admin.cert_pem
-    )
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
 async def topology(tmp_path: Path) -> AsyncIterator[tuple[netns.Namespaces, str, str, str]]:
     """node routes between client (10.244.9.2) and backend (10.244.10.2, serving HTTP on 8080).
 

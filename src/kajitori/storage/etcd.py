@@ -343,12 +343,7 @@ class EtcdBackend:
         Shares the prefix's stream with other local watchers when it can (see
         the module docstring), else opens one of its own.
         """
-        first = self._key(prefix)
-        feed = self._hubs.get(first)
-        if feed is None or feed.failed:
-            feed = self._hubs[first] = _Feed(self, prefix, after_revision)
-        elif after_revision < feed.delivered:
-            feed = _Feed(self, prefix, after_revision)
+        feed = self._feed_for(prefix, after_revision)
         last = after_revision
         while True:
             inbox = feed.join(last)
@@ -386,15 +381,21 @@ class EtcdBackend:
         function that stops the watch (``end`` is then not called). Same
         stream sharing, order and exactly-once delivery as ``watch``.
         """
+        feed = self._feed_for(prefix, after_revision)
+        sink = _Sink(deliver, end)
+        feed.attach(sink, after_revision)
+        return lambda: feed.leave(sink)
+
+    def _feed_for(self, prefix: str, after_revision: int) -> _Feed:
+        """The prefix's shared stream, or a stream of its own for a watcher it cannot serve."""
         first = self._key(prefix)
         feed = self._hubs.get(first)
         if feed is None or feed.failed:
             feed = self._hubs[first] = _Feed(self, prefix, after_revision)
         elif after_revision < feed.delivered:
+            # It has already passed this revision: replay from etcd alone.
             feed = _Feed(self, prefix, after_revision)
-        sink = _Sink(deliver, end)
-        feed.attach(sink, after_revision)
-        return lambda: feed.leave(sink)
+        return feed
 
     def _forget_hub(self, feed: _Feed) -> None:
         key = self._key(feed.prefix)

@@ -17,6 +17,7 @@ close: ``(1 - std) * 100``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from kajitori.scheduler import framework
@@ -75,6 +76,26 @@ def least_allocated(node: framework.NodeInfo, cpu: int, memory: int) -> int:
     if capacity and used <= capacity:
         total += (capacity - used) * top // capacity
     return total // len(SCORED_RESOURCES)
+
+
+def memoized_scores(
+    plugin: str,
+    nodes: list[framework.NodeInfo],
+    cpu: int,
+    memory: int,
+    compute: Callable[[framework.NodeInfo], int],
+) -> list[int]:
+    """Each node's score for a pod asking ``cpu`` and ``memory``, computed once per node.
+
+    The memo lives on the ``NodeInfo`` and is cleared when its pods change.
+    """
+    key = (plugin, cpu, memory)
+    scores = [node.score_memo.get(key) for node in nodes]
+    if None in scores:
+        for index, node in enumerate(nodes):
+            if scores[index] is None:
+                scores[index] = node.score_memo[key] = compute(node)
+    return scores  # type: ignore[return-value]  # no None left
 
 
 class NodeResourcesFit:
@@ -161,13 +182,9 @@ class NodeResourcesFit:
         """``score`` of each node, in order, from each node's precomputed sums (and memo)."""
         requests = non_zero_requests(state, pod)
         cpu, memory = requests.get("cpu", 0), requests.get("memory", 0)
-        key = (self.name, cpu, memory)
-        scores = [node.score_memo.get(key) for node in nodes]
-        if None in scores:
-            for index, node in enumerate(nodes):
-                if scores[index] is None:
-                    scores[index] = node.score_memo[key] = least_allocated(node, cpu, memory)
-        return scores  # type: ignore[return-value]  # no None left
+        return memoized_scores(
+            self.name, nodes, cpu, memory, lambda node: least_allocated(node, cpu, memory)
+        )
 
     def normalize(
         self, state: framework.CycleState, pod: dict[str, Any], scores: dict[str, int]
@@ -206,14 +223,13 @@ class BalancedAllocation:
         """``score`` of each node, in order, from each node's precomputed sums (and memo)."""
         requests = non_zero_requests(state, pod)
         cpu, memory = requests.get("cpu", 0), requests.get("memory", 0)
-        key = (self.name, cpu, memory)
-        scores = [node.score_memo.get(key) for node in nodes]
-        if None in scores:
-            for index, node in enumerate(nodes):
-                if scores[index] is None:
-                    value = self._balanced(state, pod, node, cpu, memory)
-                    scores[index] = node.score_memo[key] = value
-        return scores  # type: ignore[return-value]  # no None left
+        return memoized_scores(
+            self.name,
+            nodes,
+            cpu,
+            memory,
+            lambda node: self._balanced(state, pod, node, cpu, memory),
+        )
 
     def _balanced(
         self,
