@@ -41,8 +41,18 @@ Targets (2-core machine): at least 300 pods/s scheduled, 10,000 pods
 Running within 60 s, under 1.5 GiB RSS at 10,000 pods, flat memory at
 100,000. The machine is shared: the report carries the load average at the
 start and the CPU other processes used during each phase
-(``other_cpu_cores``). ``--profile DIR`` records the server with py-spy
+(``other_cpu_cores``). The rollout also reports ``api_requests_per_pod``:
+the server's ``apiserver_request_total`` (``/metrics``) scraped before and
+after it, by verb and resource, over the pods rolled out. ``--profile DIR`` records the server with py-spy
 during the rollout and the burst (do not quote timings from such a run).
+
+``--split`` runs the cluster as upstream deploys it: ``kajitori apiserver``
+pinned to core 0, and ``kajitori controller-manager``, ``kajitori
+scheduler`` and ``kajitori kubelet --nodes N`` (decision 0049) as processes
+of their own beside the driver on core 1, over HTTPS. The server figures are
+then sums over the four processes (CPU, VmRSS, VmHWM: the sum of each one's
+peak), and each phase adds ``cpu_s_by_process``; ``rss_mib_by_process`` at
+the end.
 
 It prints a table and writes ``bench/results/scale-<timestamp>.json``.
 """
@@ -68,6 +78,8 @@ import orjson
 
 from bench import common, loadgen
 from kajitori.client import informer, kubeconfig, rest
+from kajitori.controllers import nodeipam
+from kajitori.server import metrics
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 NAMESPACE = "bench-scale"
@@ -101,6 +113,7 @@ class Plan:
     lease_seconds: int
     timeout: float
     profile_dir: Path | None
+    split: bool = False
 
 
 # -- what the driver sees ----------------------------------------------------------
@@ -274,6 +287,12 @@ class Run:
         for each in self.informers:
             await each.stop()
         await self.client.aclose()
+
+    async def api_requests(self) -> dict[str, float]:
+        """The API server's requests so far by "VERB resource[/subresource]" (from /metrics)."""
+        response = await self.client.http.get("/metrics")
+        response.raise_for_status()
+        return metrics.requests_by_verb_resource(response.text)
 
     async def namespace(self, name: str) -> None:
         body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
@@ -510,6 +529,114 @@ class _Profiling:
                 print(f"    {share:6.1%}  {name}", file=sys.stderr)
 
 
+# -- the split cluster -------------------------------------------------------------
+
+
+class SplitCluster(common.ServerProcess):
+    """``kajitori apiserver`` and the components in processes of their own (``--split``).
+
+    Looks to ``Run`` like the one ``up`` process: ``cpu_times`` and
+    ``status_kb`` are sums over all four; ``pid`` is the API server's (py-spy).
+    """
+
+    def __init__(self, data_dir: Path, plan: Plan) -> None:
+        super().__init__(data_dir)
+        self.plan = plan
+        self.components: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "kajitori", "apiserver", "--data-dir", str(self.data_dir)]
+        began = time.perf_counter()
+        with (self.data_dir / "server.log").open("a") as log:
+            self.process = subprocess.Popen(
+                [*cmd, "--port", "0"], stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1
+            )
+        common.pin(common.SERVER_CORE, self.process.pid)
+        self.port = self._read_ready_line(timeout)
+        self.ready_line_seconds = time.perf_counter() - began
+        self._first_request(timeout)
+        self.first_request_seconds = time.perf_counter() - began
+        for name, args in self._component_args().items():
+            with (self.data_dir / f"{name}.log").open("a") as log:
+                child = subprocess.Popen(
+                    [sys.executable, "-m", "kajitori", *args], stdout=log, stderr=log
+                )
+            common.pin(common.CLIENT_CORE, child.pid)  # the API server keeps its core
+            self.components[name] = child
+
+    def _component_args(self) -> dict[str, list[str]]:
+        admin = str(self.data_dir / "kubeconfig")
+        simulator = str(self.data_dir / "node-simulator.kubeconfig")
+        cidr = nodeipam.cluster_cidr_for(self.plan.nodes)  # as ``up --nodes`` chooses it
+        return {
+            "controller-manager": ["controller-manager", "--kubeconfig", admin,
+                                   "--leader-elect=false", "--cluster-cidr", cidr],
+            "scheduler": ["scheduler", "--kubeconfig", admin, "--leader-elect=false"],
+            "kubelet": ["kubelet", "--kubeconfig", simulator, "--nodes", str(self.plan.nodes),
+                        "--node-lease-duration-seconds", str(self.plan.lease_seconds)],
+        }  # fmt: skip
+
+    def pids(self) -> dict[str, int]:
+        return {"apiserver": self.pid, **{n: c.pid for n, c in self.components.items()}}
+
+    def cpu_times(self) -> tuple[float, float]:
+        times = [_cpu_times(pid) for pid in self.pids().values()]
+        return sum(t[0] for t in times), sum(t[1] for t in times)
+
+    def status_kb(self, field: str) -> int:
+        return sum(_status_kb(pid, field) for pid in self.pids().values())
+
+    def stop(self) -> None:
+        for child in self.components.values():
+            if child.poll() is None:
+                child.terminate()
+        for name, child in self.components.items():
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+            if child.returncode not in (0, -15):
+                log = (self.data_dir / f"{name}.log").read_text()[-2000:]
+                _progress(f"{name} exited with {child.returncode}:\n{log}")
+        self.components = {}
+        super().stop()
+
+
+def _cpu_times(pid: int) -> tuple[float, float]:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def _status_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def by_process(server: common.ServerProcess) -> dict[str, int]:
+    """Each process of the cluster by pid: ``up`` alone, or the split cluster's four."""
+    return server.pids() if isinstance(server, SplitCluster) else {"up": server.pid}
+
+
+def cpu_by_process(server: common.ServerProcess) -> dict[str, float]:
+    return {name: sum(_cpu_times(pid)) for name, pid in by_process(server).items()}
+
+
+def cpu_spent(before: dict[str, float], server: common.ServerProcess) -> dict[str, float]:
+    """CPU seconds each process used since ``before`` (``cpu_by_process``)."""
+    now = cpu_by_process(server)
+    return {name: round(now[name] - before.get(name, 0.0), 2) for name in now}
+
+
+def rss_by_process(server: common.ServerProcess) -> dict[str, float]:
+    pids = by_process(server)
+    return {name: round(_status_kb(pid, "VmRSS") / _MIB, 1) for name, pid in pids.items()}
+
+
 # -- the run -----------------------------------------------------------------------
 
 
@@ -519,6 +646,8 @@ async def run(plan: Plan, workdir: Path) -> dict[str, Any]:
     args = ["--nodes", str(plan.nodes), "--runtime", "simulated"]
     args += ["--node-lease-duration-seconds", str(plan.lease_seconds)]
     server = common.ServerProcess(workdir / "server", extra_args=args)
+    if plan.split:
+        server = SplitCluster(workdir / "server", plan)
     spawned = time.perf_counter()
     server.start(timeout=plan.timeout)
     phases: dict[str, Any] = {}
@@ -526,15 +655,21 @@ async def run(plan: Plan, workdir: Path) -> dict[str, Any]:
     try:
         phases["startup"] = await bench.nodes_ready(spawned)
         _progress(f"startup: {phases['startup']}")
+        before = cpu_by_process(server)
+        requests_before = await bench.api_requests()
         phases["rollout"] = await bench.rollout()
+        _per_pod(phases["rollout"], cpu_spent(before, server))
+        _requests_per_pod(phases["rollout"], requests_before, await bench.api_requests())
         _progress(f"rollout: {phases['rollout']}")
         if plan.burst:
+            before = cpu_by_process(server)
             phases["burst"] = await bench.burst()
+            _per_pod(phases["burst"], cpu_spent(before, server))
             _progress(f"burst: {phases['burst']}")
         if plan.statefulset:
             phases["statefulset"] = await bench.ordered_statefulset()
             _progress(f"statefulset: {phases['statefulset']}")
-        phases["end"] = bench.memory.now()
+        phases["end"] = {**bench.memory.now(), "rss_mib_by_process": rss_by_process(server)}
         if plan.soak_seconds > 0:
             running = plan.pods + plan.burst + plan.statefulset
             phases["soak"] = await bench.soak(running)
@@ -558,7 +693,8 @@ async def run(plan: Plan, workdir: Path) -> dict[str, Any]:
 def print_report(report: dict[str, Any]) -> None:
     plan, phases = report["plan"], report["phases"]
     load = report["machine"]["load_average_at_start"]
-    print(f"kajitori up --nodes {plan['nodes']} --runtime simulated (load average {load})")
+    shape = "apiserver + 3 component processes" if plan.get("split") else "one process"
+    print(f"{plan['nodes']} simulated nodes, {shape} (load average {load})")
     start = phases["startup"]
     print(f"{'phase':<28}{'figure':>12}  target")
     rows = [
@@ -575,6 +711,9 @@ def print_report(report: dict[str, Any]) -> None:
         ),
         ("  bind rate (pods/s)", roll.get("bind_rate", 0), ""),
         ("  max unbound backlog", roll.get("max_unbound_backlog", 0), ""),
+        ("  CPU per pod (ms)", roll.get("cpu_ms_per_pod", "-"), ""),
+        *_by_process_rows(roll),
+        *_requests_rows(roll),
         (
             "  RSS / HWM (MiB)",
             f"{roll['rss_mib']}/{roll['hwm_mib']}",
@@ -594,6 +733,8 @@ def print_report(report: dict[str, Any]) -> None:
         rows.append((f"StatefulSet {sts['replicas']} Ready (s)", sts["all_ready_s"], ""))
     end = phases["end"]
     rows.append(("end RSS / HWM (MiB)", f"{end['rss_mib']}/{end['hwm_mib']}", ""))
+    if len(end.get("rss_mib_by_process", {})) > 1:
+        rows += [(f"  RSS {n} (MiB)", v, "") for n, v in end["rss_mib_by_process"].items()]
     if "soak" in phases:
         soak = phases["soak"]
         rows += [
@@ -631,6 +772,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--profile", type=Path, help="py-spy the server into this directory")
     parser.add_argument(
+        "--split",
+        action="store_true",
+        help="API server, controller manager, scheduler and kubelets in separate processes",
+    )
+    parser.add_argument(
         "--output", type=Path, help="JSON path (default bench/results/scale-<ts>.json)"
     )
     args = parser.parse_args(argv)
@@ -650,6 +796,7 @@ def main(argv: list[str] | None = None) -> None:
         lease_seconds=args.lease_seconds,
         timeout=args.timeout,
         profile_dir=args.profile,
+        split=args.split,
     )
     with tempfile.TemporaryDirectory(prefix="kajitori-bench-scale-") as directory:
         report = asyncio.run(run(plan, Path(directory)))
@@ -659,6 +806,38 @@ def main(argv: list[str] | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=1) + "\n")
     print(f"\nwrote {path}")
+
+
+def _per_pod(row: dict[str, Any], spent: dict[str, float]) -> None:
+    """The phase's CPU per pod summed over the cluster's processes, and each one's CPU."""
+    row["cpu_ms_per_pod"] = round(row["server_cpu_s"] * 1000 / max(row["pods"], 1), 2)
+    row["cpu_s_by_process"] = spent
+
+
+def _requests_per_pod(
+    row: dict[str, Any], before: dict[str, float], after: dict[str, float]
+) -> None:
+    """The phase's API requests per pod by verb and resource, most frequent first."""
+    pods = max(row["pods"], 1)
+    spent = {k: v - before.get(k, 0.0) for k, v in after.items()}
+    per_pod = {k: round(n / pods, 2) for k, n in spent.items() if n > 0}
+    row["api_requests_per_pod"] = dict(sorted(per_pod.items(), key=lambda kv: -kv[1]))
+
+
+def _requests_rows(row: dict[str, Any]) -> list[tuple[str, Any, str]]:
+    per_pod = row.get("api_requests_per_pod", {})
+    if not per_pod:
+        return []
+    rows: list[tuple[str, Any, str]] = [
+        ("  API requests per pod", round(sum(per_pod.values()), 2), "")
+    ]
+    rows += [(f"    {k}", v, "") for k, v in per_pod.items() if v >= 0.05]
+    return rows
+
+
+def _by_process_rows(row: dict[str, Any]) -> list[tuple[str, Any, str]]:
+    spent = row.get("cpu_s_by_process", {})
+    return [(f"  CPU {n} (s)", v, "") for n, v in spent.items()] if len(spent) > 1 else []
 
 
 def _progress(message: str) -> None:

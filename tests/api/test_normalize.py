@@ -330,6 +330,42 @@ def test_shaping_twice_changes_nothing() -> None:
     assert _shaped(pod) == pod
 
 
+def test_remembered_shapes_are_fresh_and_equal_to_a_first_shaping() -> None:
+    """A repeated spec or container is shaped from memory: the same result, a new object."""
+    spec = {
+        "containers": [{**_CONTAINER, "resources": {"limits": {"cpu": 0.1, "memory": "1Gi"}}}],
+        "tolerations": [{"key": "k", "operator": "Exists", "tolerationSeconds": None}],
+    }
+    first = _shaped(_pod(copy.deepcopy(spec)))
+    again = _pod(copy.deepcopy(spec))
+    normalize.go_shape(again)
+    assert again == first
+    third = _pod(copy.deepcopy(spec))
+    normalize.go_shape(third)
+    assert third["spec"] == first["spec"]
+    assert third["spec"] is not again["spec"]
+    third["spec"]["containers"][0]["name"] = "changed"
+    assert again["spec"]["containers"][0]["name"] == _CONTAINER["name"]
+
+
+def test_remembered_shapes_tell_numbers_from_booleans_and_floats() -> None:
+    """Values equal in Python but not in JSON (1, 1.0, true) are remembered apart."""
+    shaped = []
+    for grace in (1, 1.0, True):
+        pod = _pod({"containers": [dict(_CONTAINER)], "terminationGracePeriodSeconds": grace})
+        normalize.go_shape(pod)
+        shaped.append(pod["spec"]["terminationGracePeriodSeconds"])
+    assert [type(v) for v in shaped] == [int, float, bool]
+
+
+def test_an_invalid_quantity_raises_every_time_it_is_shaped() -> None:
+    """Nothing is remembered of a value that failed to shape."""
+    for _ in range(2):
+        pod = _pod({"containers": [{**_CONTAINER, "resources": {"requests": {"cpu": "abc"}}}]})
+        with pytest.raises(ValueError):
+            normalize.go_shape(pod)
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [

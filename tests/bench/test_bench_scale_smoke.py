@@ -45,4 +45,32 @@ def test_scale_bench_runs_every_phase(tmp_path: Path) -> None:
         assert phases["rollout"][figure] > 0 and phases["end"][figure] > 0
     assert {"bind_rate", "max_unbound_backlog", "all_running_s"} <= set(phases["rollout"])
     assert {"create_rate", "bind_rate", "bind_vs_create"} <= set(phases["burst"])
+    # From the server's /metrics: every pod was created and bound through the API once.
+    per_pod = phases["rollout"]["api_requests_per_pod"]
+    assert per_pod["POST pods"] >= 1.0 and per_pod["POST pods/binding"] >= 1.0
     assert "pods Running" in done.stdout
+
+
+def test_scale_bench_split_runs_every_phase(tmp_path: Path) -> None:
+    """``--split``: API server, controller manager, scheduler and kubelets as four processes."""
+    output = tmp_path / "scale-split.json"
+    command = [sys.executable, "-m", "bench.scale", "--split", "--nodes", "5", "--pods", "30"]
+    command += ["--deployments", "2", "--burst", "10", "--statefulset", "2", "--timeout", "120"]
+    done = subprocess.run(
+        [*command, "--output", str(output)], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(output.read_text())
+    assert report["plan"]["split"] is True
+    phases = report["phases"]
+    assert phases["startup"]["nodes_ready"] == 5
+    assert phases["rollout"]["pods_running"] == 30
+    assert phases["burst"]["pods_running"] == 10
+    processes = {"apiserver", "controller-manager", "scheduler", "kubelet"}
+    for phase in ("rollout", "burst"):
+        spent = phases[phase]["cpu_s_by_process"]
+        assert set(spent) == processes
+        # Counted over the phase and a little around it: at least the phase's summed CPU.
+        assert sum(spent.values()) >= phases[phase]["server_cpu_s"] - 0.1
+    assert set(phases["end"]["rss_mib_by_process"]) == processes
+    assert phases["end"]["rss_mib"] >= max(phases["end"]["rss_mib_by_process"].values())

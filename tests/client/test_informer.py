@@ -184,3 +184,27 @@ async def test_in_process_factories_share_one_informer_until_the_last_stops(
     assert not second.started  # the last holder stopped it
     again = informer.InformerFactory(admin).informer(rest.CONFIGMAPS, namespace="default")
     assert again.indexer is not second.indexer  # a fresh one for the next component
+
+
+async def test_existing_finds_a_full_informer_made_here_or_by_a_sharing_factory(
+    admin: rest.Client, apiserver: APIServerProcess
+) -> None:
+    """``existing`` never makes an informer: it answers one this factory or another
+    in-process factory made (the garbage collector reuses it), and not metadata-only ones."""
+    assert apiserver.pki is not None
+    collector_like = informer.InformerFactory(admin)
+    assert collector_like.existing(rest.PODS) is None
+    assert collector_like.informers() == []
+    collector_like.informer(rest.SECRETS, metadata_only=True)
+    assert collector_like.existing(rest.SECRETS) is None
+    own = collector_like.informer(rest.CONFIGMAPS)
+    assert collector_like.existing(rest.CONFIGMAPS) is own
+
+    scheduler_like = informer.InformerFactory(admin.as_identity(apiserver.pki.admin.cert_pem))
+    theirs = scheduler_like.informer(rest.PODS)
+    found = collector_like.existing(rest.PODS)
+    assert found is not None and found.indexer is theirs.indexer
+    unshared = informer.InformerFactory(admin, share=False)
+    assert unshared.existing(rest.PODS) is None
+    await scheduler_like.stop()
+    await collector_like.stop()

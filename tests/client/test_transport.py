@@ -156,6 +156,22 @@ async def test_an_error_answered_in_process_is_an_api_error(
     assert caught.value.reason == "NotFound"
 
 
+async def test_a_write_whose_answer_is_not_decoded_still_happens_and_still_fails(
+    admin: rest.Client,
+) -> None:
+    """``decode=False`` (a kubelet's status write): ``{}`` comes back, the write is done,
+    and an error answer is still an ``ApiError``."""
+    body = {"metadata": {"name": "quiet", "namespace": "default"}, "data": {}}
+    created = await admin.create(rest.CONFIGMAPS, body)
+    changed = {**created, "data": {"a": "1"}}
+    assert await admin.update(rest.CONFIGMAPS, changed, decode=False) == {}
+    stored = await admin.get(rest.CONFIGMAPS, "quiet", namespace="default")
+    assert stored["data"] == {"a": "1"}
+    with pytest.raises(rest.ApiError) as caught:
+        await admin.update(rest.CONFIGMAPS, changed, decode=False)  # stale resourceVersion
+    assert caught.value.conflict
+
+
 async def test_watch_lines_split_or_joined_across_chunks_decode_as_events() -> None:
     """Events are cut at newlines whatever the chunking (over HTTPS chunks fall anywhere)."""
 

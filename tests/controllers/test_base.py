@@ -10,7 +10,10 @@ list or re-list does (``_replace``), so no server is needed.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, cast
+
+import pytest
 
 from kajitori.client import informer, rest, workqueue
 from kajitori.controllers import base
@@ -54,6 +57,30 @@ async def test_requeue_after_looks_again_later_without_counting_a_failure() -> N
     assert len(queue) == 0
     await base.process_item(queue, sync, await asyncio.wait_for(queue.get(), 1))
     assert seen == [0, 0]
+
+
+async def test_requeue_rate_limited_backs_off_quietly_until_a_success_forgets(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``RequeueRateLimited`` re-adds after the key's growing back-off, logs nothing, and a
+    later success resets the back-off."""
+    caplog.set_level(logging.DEBUG)
+    queue: workqueue.RateLimitingQueue[str] = workqueue.RateLimitingQueue()
+    seen: list[int] = []
+
+    async def sync(key: str) -> None:
+        seen.append(queue.num_requeues(key))
+        if len(seen) < 3:
+            raise base.RequeueRateLimited("not yet")
+
+    queue.add("k")
+    await base.process_item(queue, sync, await queue.get(), name="test")
+    assert len(queue) == 0  # waiting out its back-off
+    for _ in range(2):
+        await base.process_item(queue, sync, await asyncio.wait_for(queue.get(), 1), name="test")
+    assert seen == [0, 1, 2]
+    assert queue.num_requeues("k") == 0
+    assert "failed" not in caplog.text
 
 
 async def test_a_key_re_added_during_sync_is_synced_again_afterwards() -> None:

@@ -201,3 +201,50 @@ async def test_a_crashing_pod_restarts_with_a_growing_restart_count(
     found = await eventually(restarted_twice)
     assert found["status"]["phase"] == "Running"
     assert found["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"] == 1
+
+
+async def test_a_pod_whose_containers_start_at_once_gets_one_status_write(
+    admin: rest.Client,
+) -> None:
+    """With no start delay the first sync finds the containers running: one pods/status
+    write takes the pod from its scheduled status to Running (upstream's status manager
+    writes each status it generates, and there is only one)."""
+    writes: list[Object] = []
+
+    class Counting(rest.Client):
+        async def update_status(
+            self, resource: rest.Resource, body: Object, **kwargs: Any
+        ) -> Object:
+            if resource == rest.PODS:
+                writes.append(body["status"])
+            return await super().update_status(resource, body, **kwargs)
+
+    node_client = Counting(admin.http)
+    runtime = simulated.SimulatedRuntime(start_delay=0.0)
+    running = kubelet.KubeletHost(
+        admin, kubelet_cmd.node_configs(1), runtime, client_for=lambda _: node_client
+    )
+    await running.start()
+    try:
+        await admin.create(rest.PODS, pod("at-once", "kajitori-worker"))
+
+        async def in_running() -> Object | None:
+            found = await admin.get(rest.PODS, "at-once", namespace="default")
+            return found if (found.get("status") or {}).get("phase") == "Running" else None
+
+        await eventually(in_running)
+        # The write's echo reaches the informer and must start nothing more.
+        await running.pods.wait_for_sync()
+        await eventually(lambda: _settled(running))
+        assert [w["phase"] for w in writes] == ["Running"]
+    finally:
+        await running.stop()
+
+
+async def _settled(host: kubelet.KubeletHost) -> Object | None:
+    queue = host.queue
+    found = await host.client.get(rest.PODS, "at-once", namespace="default")
+    echoed = host.pods.indexer.get("default/at-once") or {}
+    same = echoed.get("metadata", {}).get("resourceVersion") == found["metadata"]["resourceVersion"]
+    idle = len(queue) == 0 and not queue._processing and not queue._waiting
+    return {} if same and idle else None

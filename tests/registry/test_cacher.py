@@ -40,6 +40,30 @@ class CuttableBackend(SqliteBackend):
     def watch(self, prefix: str, *, after_revision: int) -> AsyncIterator[list[storage.Event]]:
         return self._cuttable(super().watch(prefix, after_revision=after_revision))
 
+    def watch_into(
+        self,
+        prefix: str,
+        *,
+        after_revision: int,
+        deliver: Callable[[list[storage.Event]], None],
+        end: Callable[[BaseException | None], None],
+    ) -> Callable[[], None]:
+        """The watch the cache uses; cutting it stops it and ends it with an error."""
+        stop = super().watch_into(prefix, after_revision=after_revision, deliver=deliver, end=end)
+        cut = asyncio.ensure_future(self.cut.wait())
+
+        def on_cut(_: object) -> None:
+            if not cut.cancelled():
+                stop()
+                end(storage.StorageError("watch stream ended"))
+
+        def stop_both() -> None:
+            cut.cancel()
+            stop()
+
+        cut.add_done_callback(on_cut)
+        return stop_both
+
     async def _cuttable(
         self, stream: AsyncIterator[list[storage.Event]]
     ) -> AsyncIterator[list[storage.Event]]:
@@ -465,6 +489,60 @@ async def test_each_event_is_encoded_once_for_all_plain_json_watchers(
     assert len({id(line) for line in lines}) == 5 * lines_per_event
     assert lines[0].startswith(b'{"type":"ADDED","object":{') and lines[0].endswith(b"}\n")
     assert len(set(lines)) == 5
+
+
+async def test_plain_watchers_of_a_namespace_share_each_batch_and_its_encoded_body(
+    backend: CuttableBackend, configmap_store: StoreFactory
+) -> None:
+    """Watchers without selectors get one Batch per storage batch, its body encoded once.
+
+    A watcher with a selector gets its own selection; one that fell behind
+    by several batches takes them as one, in order, made of the shared ones.
+    """
+    store = configmap_store(cacher.Options())
+    cache = await running_cache(store)
+    start = await backend.current_revision()
+    plain = [watch_batches_from(store, start, namespace="ns") for _ in range(3)]
+    web = watch_batches_from(store, start, namespace="ns", label_selector="app=web")
+    firsts = [asyncio.ensure_future(anext(w)) for w in (*plain, web)]
+    await until(lambda: cache.subscriber_count == 4)
+    created = await asyncio.gather(
+        *(
+            store.create("ns", configmap("ns", f"cm-{i}", app=("web", "db")[i % 2]), CTX)
+            for i in range(6)
+        )
+    )
+    batches = [await asyncio.wait_for(first, TIMEOUT) for first in firsts]
+    shared, selected = batches[0], batches[3]
+    assert all(batch is shared for batch in batches[:3])
+    assert isinstance(shared, cacher.Batch) and shared.json_body() is shared.json_body()
+    assert shared.json_body() == b"".join(event.json_line() for event in shared)
+    names = [o["metadata"]["name"] for o in created]
+    assert [e.object["metadata"]["name"] for e in shared] == names[: len(shared)]
+    assert {e.object["metadata"]["labels"]["app"] for e in selected} == {"web"}
+    # Take the rest of the concurrent creates (they may have been committed in several batches).
+    for watcher, batch in zip(plain, batches, strict=False):
+        seen = len(batch)
+        while seen < len(created):
+            seen += len(await asyncio.wait_for(anext(watcher), TIMEOUT))
+    # The first watcher now falls behind by three single-write batches.
+    revisions = []
+    for i in range(3):
+        obj = await store.create("ns", configmap("ns", f"late-{i}"), CTX)
+        revisions.append(int(obj["metadata"]["resourceVersion"]))
+        singles = [await asyncio.wait_for(anext(w), TIMEOUT) for w in plain[1:]]
+        assert singles[0] is singles[1]
+    behind = await asyncio.wait_for(anext(plain[0]), TIMEOUT)
+    assert [e.revision for e in behind] == revisions
+    assert behind.json_body() == b"".join(event.json_line() for event in behind)
+
+
+def watch_batches_from(
+    store: Store, revision: int, *, namespace: str, label_selector: str | None = None
+) -> AsyncIterator[list[WatchEvent]]:
+    selector = labels.parse_selector(label_selector) if label_selector else None
+    opts = ListOptions(resource_version=str(revision), label_selector=selector)
+    return store.watch_batches(namespace, opts)
 
 
 async def test_the_cache_ends_its_watchers_and_restarts_after_its_storage_watch_ends(

@@ -690,3 +690,26 @@ async def test_kubectl_reads_version_over_tls_with_the_admin_client_certificate(
     assert process.returncode == 0, stderr.decode()
     assert json.loads(stdout)["serverVersion"]["gitVersion"] == "v1.37.0-kajitori"
     assert identities and identities[0] == ("kubernetes-admin", ["system:masters"])
+
+
+async def test_keep_alive_connection_closes_after_idle_timeout_not_while_in_use(
+    start_server: StartServer, cluster_pki: pki.ClusterPKI, tmp_path: Path
+) -> None:
+    """Requests spaced under the keep-alive timeout reuse one connection for longer than the
+    timeout; once nothing arrives for the timeout, the server closes it."""
+    server = await start_server(echo_app, keep_alive_timeout=0.3)
+    context = client_context(cluster_pki, tmp_path)
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", server.port, ssl=context, server_hostname="localhost"
+    )
+    request = b"GET /x HTTP/1.1\r\nhost: h\r\ncontent-length: 0\r\n\r\n"
+    for _ in range(5):  # 5 x 0.15 s: well past one timeout, never idle for one
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+        await asyncio.sleep(0.15)
+    # Now idle: the server closes the connection (EOF) within a few timeouts.
+    assert await asyncio.wait_for(reader.read(), timeout=3.0) == b""
+    writer.close()

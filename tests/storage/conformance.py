@@ -287,6 +287,86 @@ async def test_watch_under_concurrent_writers_sees_every_write_once_in_order(
         assert [e.revision for e in events] == written
 
 
+async def test_watches_of_nested_and_partial_prefixes_see_exactly_their_keys(
+    backend: interface.Backend,
+) -> None:
+    """Each watch gets the writes under its own prefix, nested, partial or empty, in order."""
+    start = await backend.current_revision()
+    prefixes = ["", "/np/", "/np/a/", "/np/a", "/np/a/x/", "/nq/"]
+    watches = {p: backend.watch(p, after_revision=start) for p in prefixes}
+    pending = {p: asyncio.ensure_future(anext(w)) for p, w in watches.items()}
+    await asyncio.sleep(0.05)  # let every watch subscribe, so the writes arrive live
+    keys = ["/np/a/1", "/np/ab/2", "/np/b/3", "/nq/4", "/np/a/x/5", "/np/a", "/other/6"]
+    created = await asyncio.gather(*(backend.create(k, b"") for k in keys))
+    revisions = dict(zip(keys, created, strict=True))
+    for prefix, watch in watches.items():
+        expected = sorted(r for k, r in revisions.items() if k.startswith(prefix))
+        seen = [e.revision for e in await asyncio.wait_for(pending[prefix], _TIMEOUT)]
+        seen += [e.revision for e in await _collect(watch, len(expected) - len(seen))]
+        await watch.aclose()  # type: ignore[attr-defined]
+        assert seen == expected, prefix
+
+
+async def test_watch_into_hands_every_write_over_once_in_order(backend: interface.Backend) -> None:
+    """``watch_into`` from now and from the past: each write once, in order; stop ends it."""
+    r0 = await backend.create("/wi/seed", b"")
+    missed = [await backend.create(f"/wi/m{i}", b"") for i in range(3)]
+    now, past = [], []
+    ends: list[BaseException | None] = []
+    stops = [
+        backend.watch_into(  # type: ignore[attr-defined]
+            "/wi/", after_revision=after, deliver=into.extend, end=ends.append
+        )
+        for after, into in ((missed[-1], now), (r0, past))
+    ]
+
+    async def writer(n: int) -> list[int]:
+        return [await backend.create(f"/wi/{n}/{i}", b"v") for i in range(10)]
+
+    await backend.create("/wj/outside", b"")
+    written = sorted(r for revs in await asyncio.gather(*map(writer, range(8))) for r in revs)
+    async with asyncio.timeout(_TIMEOUT):
+        while len(now) < len(written) or len(past) < len(missed) + len(written):
+            await asyncio.sleep(0.01)
+    for stop in stops:
+        stop()
+    await backend.create("/wi/after-stop", b"")
+    await asyncio.sleep(0.1)
+    assert [e.revision for e in now] == written
+    assert [e.revision for e in past] == missed + written
+    assert ends == []
+
+
+async def test_watch_into_ends_with_the_error_of_deliver_or_cleanly_at_close(
+    backend: interface.Backend,
+) -> None:
+    """A ``deliver`` that raises ends its own watch with that error; close ends the rest with None."""
+    start = await backend.current_revision()
+    ends: dict[str, BaseException | None] = {}
+    got: list[interface.Event] = []
+
+    def failing(batch: list[interface.Event]) -> None:
+        raise ValueError("consumer failed")
+
+    for name, deliver in (("failing", failing), ("fine", got.extend)):
+        backend.watch_into(  # type: ignore[attr-defined]
+            "/we/",
+            after_revision=start,
+            deliver=deliver,
+            end=lambda exc, name=name: ends.setdefault(name, exc),
+        )
+    rev = await backend.create("/we/a", b"")
+    async with asyncio.timeout(_TIMEOUT):
+        while not got or "failing" not in ends:
+            await asyncio.sleep(0.01)
+    assert isinstance(ends["failing"], ValueError) and "fine" not in ends
+    await backend.close()
+    async with asyncio.timeout(_TIMEOUT):
+        while "fine" not in ends:
+            await asyncio.sleep(0.01)
+    assert ends["fine"] is None and [e.revision for e in got] == [rev]
+
+
 async def test_reads_at_a_future_revision_fail(backend: interface.Backend) -> None:
     """get/range at a revision newer than the store raise FutureRevisionError."""
     rev = await backend.create("/f/a", b"1")

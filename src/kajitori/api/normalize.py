@@ -40,6 +40,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from kajitori.api import protobuf
 from kajitori.api.core_v1.validation import secrets
 from kajitori.machinery import quantity
@@ -239,12 +241,52 @@ def _shaper(name: str) -> _Shaper | None:
     message = protobuf.message(name)
     if message.wrapper:
         return _shape_wrapper
+    if name in _REMEMBERED:
+        return functools.partial(_shape_remembered, name, {})
     return functools.partial(_shape_struct, name)
 
 
 def _shape_struct(name: str, value: Any) -> Any:
     if isinstance(value, dict):
         _plan(name).apply(value)
+    return value
+
+
+# Messages whose values repeat from write to write: every pod of a workload
+# carries its template's containers and, until it is scheduled, its spec; a
+# pod's spec comes back unchanged in each of its status writes; and the
+# parts admission and the kubelet add are alike from pod to pod. Shaping is a
+# pure function of the value (key order included), so the shaped JSON is
+# remembered per value's JSON, and a repeat costs an encode and a decode of
+# the value instead of a walk of it through the plans.
+_REMEMBERED = frozenset(
+    f"k8s.io.api.core.v1.{name}"
+    for name in (
+        "PodSpec",
+        "Container",
+        "ProjectedVolumeSource",  # the service-account token volume of every pod
+        "Toleration",  # not-ready and unreachable, added to every pod
+        "PodCondition",  # the kubelet's conditions, the same for pods started together
+    )
+)
+_REMEMBERED_MAX = 1024  # values per message; started over when full
+
+
+def _shape_remembered(name: str, memo: dict[bytes, bytes], value: Any) -> Any:
+    """``_shape_struct`` through ``memo`` (each call hands out a fresh object)."""
+    if not isinstance(value, dict):
+        return value
+    try:
+        key = orjson.dumps(value)
+    except TypeError:  # not plain JSON (e.g. an integer beyond 64 bits): no memo
+        return _shape_struct(name, value)
+    shaped = memo.get(key)
+    if shaped is not None:
+        return orjson.loads(shaped)
+    _plan(name).apply(value)  # raises for a value that cannot be decoded: nothing remembered
+    if len(memo) >= _REMEMBERED_MAX:
+        memo.clear()
+    memo[key] = orjson.dumps(value)
     return value
 
 

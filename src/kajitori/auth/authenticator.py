@@ -19,23 +19,52 @@ from kajitori.auth.authn import anonymous, union, x509
 from kajitori.registry.generic.request import UserInfo
 
 AUTHENTICATED = union.AUTHENTICATED
+_REMEMBERED_CERTIFICATES = 1024
 
 
 class Authenticator:
-    """Request credentials → user; ``tokens`` also answers TokenReview."""
+    """Request credentials → user; ``tokens`` also answers TokenReview.
+
+    ``certificates``, when given, must be the authenticator ``request`` asks
+    first (as ``new_authenticator`` composes them): then a client certificate
+    that named a user once names the same user on every later request, so the
+    answer is remembered per certificate and the headers are not even read.
+    A connection presents one certificate for its life, so this is in effect
+    a per-connection user.
+    """
 
     def __init__(
-        self, request: union.RequestAuthenticator, *, tokens: union.TokenAuthenticator
+        self,
+        request: union.RequestAuthenticator,
+        *,
+        tokens: union.TokenAuthenticator,
+        certificates: x509.X509 | None = None,
     ) -> None:
         self.request = request
         self.tokens = tokens
+        self.certificates = certificates
+        self._by_certificate: dict[bytes | str, UserInfo] = {}
 
     async def authenticate(self, scope: Mapping[str, Any]) -> UserInfo | None:
         """The caller's identity, ANONYMOUS without credentials, None for bad credentials."""
+        cert = _client_certificate(scope)
+        if cert is not None:
+            known = self._by_certificate.get(cert)
+            if known is not None:
+                return known
         try:
-            return await self.request.authenticate(credentials_from_scope(scope))
+            user = await self.request.authenticate(credentials_from_scope(scope))
         except union.AuthenticationError:
             return None
+        if cert is not None and user is not None and self._names_user(cert):
+            if len(self._by_certificate) >= _REMEMBERED_CERTIFICATES:
+                self._by_certificate.clear()
+            self._by_certificate[cert] = user
+        return user
+
+    def _names_user(self, cert: bytes | str) -> bool:
+        # Asked first, the certificate authenticator answered this request's user.
+        return self.certificates is not None and self.certificates.knows(cert)
 
 
 def new_authenticator(
@@ -43,12 +72,21 @@ def new_authenticator(
 ) -> Authenticator:
     """x509, then bearer tokens through ``token_authenticators`` in order, then anonymous."""
     tokens = union.TokenUnion(token_authenticators)
+    certificates = x509.X509()
     request: union.RequestAuthenticator = union.WithAuthenticatedGroup(
-        union.Union([x509.X509(), union.BearerToken(tokens)])
+        union.Union([certificates, union.BearerToken(tokens)])
     )
     if allow_anonymous:
         request = anonymous.FailOnError(request, anonymous.Anonymous())
-    return Authenticator(request, tokens=tokens)
+    return Authenticator(request, tokens=tokens, certificates=certificates)
+
+
+def _client_certificate(scope: Mapping[str, Any]) -> bytes | str | None:
+    """The client's own certificate from the scope's TLS extension, if it presented one."""
+    extensions = scope.get("extensions")
+    tls = extensions.get("tls") if extensions else None
+    chain = tls.get("client_cert_chain") if tls else None
+    return chain[0] if chain else None
 
 
 def credentials_from_scope(scope: Mapping[str, Any]) -> union.Credentials:

@@ -28,7 +28,7 @@ class PrivilegedGroups:
         self.groups = frozenset(groups)
 
     def _privileged(self, user: UserInfo) -> bool:
-        return any(g in self.groups for g in user.groups)
+        return not self.groups.isdisjoint(user.groups)
 
     def authorize(self, attrs: Attributes) -> tuple[Decision, str]:
         return ("Allow", "") if self._privileged(attrs.user) else ("NoOpinion", "")

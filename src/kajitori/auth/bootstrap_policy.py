@@ -709,6 +709,13 @@ def cluster_role_bindings() -> list[Object]:
             "system:kajitori:simulated-kubelets",
             [_subject("User", "system:kajitori:simulated-kubelets")],
         ),
+        # kajitori's own: ``kajitori kubelet --nodes N`` in another process acts for all its
+        # nodes as one user, with a kubelet's rules on every node (as KWOK; decision 0049).
+        _binding(
+            "system:node",
+            [_subject("User", "system:kajitori:node-simulator")],
+            name="system:kajitori:node-simulator",
+        ),
         _binding(
             "system:service-account-issuer-discovery",
             [_subject("Group", "system:serviceaccounts")],

@@ -6,7 +6,8 @@ server in-process) and prints how to point kubectl at it.
 ``kajitori apiserver`` runs just the API server, e.g. on shared etcd.
 ``kajitori scheduler --kubeconfig K`` runs a standalone scheduler against K.
 ``kajitori up --nodes N --runtime simulated`` also registers N simulated
-nodes; ``kajitori kubelet --kubeconfig K --node-name X`` runs one standalone.
+nodes; ``kajitori kubelet --kubeconfig K --node-name X`` runs one standalone,
+``--nodes N`` many in one process (decision 0049).
 """
 
 from __future__ import annotations
@@ -90,13 +91,20 @@ def _parser() -> argparse.ArgumentParser:
         help="controllers to run: '*' for all, 'name' to add one, '-name' to leave one out "
         "(default: %(default)s)",
     )
+    manager_cmd.add_argument(
+        "--cluster-cidr",
+        default="",
+        help="the pod network node IPAM cuts into one /24 per node (default: 10.244.0.0/16)",
+    )
     for cmd in (scheduler_cmd, manager_cmd):
         cmd.add_argument(
             "--kubeconfig", type=Path, required=True, help="kubeconfig of the API server to use"
         )
         _add_leader_election_flags(cmd)
         cmd.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
-    _add_node_flags(sub.choices["up"], sub.add_parser("kubelet", help="run one simulated kubelet"))
+    _add_node_flags(
+        sub.choices["up"], sub.add_parser("kubelet", help="run simulated kubelets (one or --nodes)")
+    )
     return parser
 
 
@@ -184,8 +192,24 @@ def _add_node_flags(up: argparse.ArgumentParser, kubelet: argparse.ArgumentParse
         help="--runtime oci: no bridge or node namespaces; pods get loopback only",
     )
     kubelet.add_argument("--kubeconfig", type=Path, required=True, help="kubeconfig to use")
-    kubelet.add_argument("--node-name", required=True, help="name of the Node to register")
-    kubelet.add_argument("--node-ip", default="172.18.0.2", help="the node's InternalIP")
+    names = kubelet.add_mutually_exclusive_group(required=True)
+    names.add_argument("--node-name", help="name of the one Node to register")
+    names.add_argument(
+        "--nodes",
+        type=int,
+        help="register this many simulated nodes in this process, named as up names them "
+        "(with the node-simulator.kubeconfig of the API server's data dir)",
+    )
+    kubelet.add_argument(
+        "--node-name-prefix",
+        default="kajitori-worker",
+        help="--nodes: the nodes are <prefix>, <prefix>2, ... (default: %(default)s)",
+    )
+    kubelet.add_argument(
+        "--node-ip",
+        default="172.18.0.2",
+        help="the node's InternalIP (--nodes: the first node's; the next count up)",
+    )
     kubelet.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     for cmd in (up, kubelet):
         cmd.add_argument(
@@ -454,17 +478,38 @@ async def _start_kubelets(
 
 async def _run_kubelet(args: argparse.Namespace) -> int:
     from kajitori.cmd import kubelet
+    from kajitori.kubelet import node_status
 
+    if args.nodes is not None and args.nodes < 1:
+        print("kajitori: --nodes must be at least 1", file=sys.stderr)
+        return 2
     stop = _stop_on_signals()
-    await kubelet.run(
+    if args.nodes is None:
+        configs = [node_status.NodeConfig(name=args.node_name, internal_ip=args.node_ip)]
+    else:
+        configs = kubelet.node_configs(
+            args.nodes, prefix=args.node_name_prefix, first_ip=args.node_ip
+        )
+    _tune_gc()
+    await kubelet.run_nodes(
         args.kubeconfig,
-        args.node_name,
+        configs,
         stop,
         runtime=args.runtime,
-        internal_ip=args.node_ip,
         lease_duration=args.node_lease_duration_seconds,
     )
     return 0
+
+
+def _tune_gc() -> None:
+    """A component's informers hold every object it watches: collect young objects less often.
+
+    As ``_serve`` does (see there): with Python's default thresholds full
+    collections re-scan that heap every few seconds. Start-up's objects
+    (modules) are frozen out of the scans.
+    """
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 def _start_scheduler(process: APIServerProcess) -> Scheduler:
@@ -500,6 +545,7 @@ async def _run_scheduler(args: argparse.Namespace) -> int:
     from kajitori.cmd import scheduler
 
     stop = _stop_on_signals()
+    _tune_gc()
     election = _election(args, "kube-scheduler")
     kept = await scheduler.run(args.kubeconfig, stop, election=election)
     return 0 if kept else _lost_leadership("kube-scheduler")
@@ -515,9 +561,11 @@ async def _run_controller_manager(args: argparse.Namespace) -> int:
         print(f"kajitori: {exc}", file=sys.stderr)
         return 2
     stop = _stop_on_signals()
+    _tune_gc()
     election = _election(args, manager.COMPONENT)
+    options = {"nodeipam": {"cluster_cidr": args.cluster_cidr}} if args.cluster_cidr else None
     kept = await controller_manager.run(
-        args.kubeconfig, stop, controllers=controllers, election=election
+        args.kubeconfig, stop, controllers=controllers, election=election, options=options
     )
     return 0 if kept else _lost_leadership(manager.COMPONENT)
 

@@ -30,6 +30,7 @@ import collections
 import contextlib
 import dataclasses
 import datetime
+import functools
 import logging
 import time
 from typing import Any, Literal
@@ -283,4 +284,10 @@ def _key(event: Object) -> EventKey:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _second(int(time.time()))
+
+
+@functools.lru_cache(maxsize=4)
+def _second(seconds: int) -> str:
+    """metav1.Time of a whole second: events come in bursts, formatted once a second."""
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

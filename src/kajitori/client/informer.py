@@ -406,6 +406,17 @@ class InformerFactory:
             self._informers[key] = found
         return found
 
+    def existing(self, resource: rest.Resource, *, namespace: str = "") -> Informer | None:
+        """The full-object informer of ``resource`` this factory, or a factory it shares
+        with, already made; ``None`` when there is none (none is made)."""
+        key = (_identity(resource), namespace, False)
+        if key in self._informers:
+            return self._informers[key]
+        shared = _SHARED.get(self._app, {}) if self._app is not None else {}
+        if (*key, self.resync_period, self.transform) in shared:
+            return self.informer(resource, namespace=namespace)
+        return None
+
     def _new(
         self, resource: rest.Resource, namespace: str, metadata_only: bool, *, shared: bool = False
     ) -> Informer:

@@ -19,6 +19,7 @@ informers learn that they must re-list.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import dataclasses
 import re
@@ -169,6 +170,21 @@ def is_conflict(exc: BaseException) -> bool:
     return isinstance(exc, ApiError) and exc.conflict
 
 
+# client-go multiplexes a component's requests over one HTTP/2 connection; over HTTP/1.1
+# each request in flight needs a connection of its own. httpx's pool keeps 20 idle
+# connections, and httpcore (1.0) closes an idle one whenever the pool holds more than
+# that many connections *in all*, watch streams included: a controller manager with 35
+# watches paid a TLS handshake, on both sides, for every request. And at each request's
+# start and end the pool checks every idle connection's socket (~0.1 ms each). So a
+# client has at most MAX_IN_FLIGHT requests (not watches) in flight, which bounds its
+# idle connections, and keeps them all, up to 60 s (the API server closes them after 90).
+# The API server serves on one core: more in flight from one client buys no throughput.
+MAX_IN_FLIGHT = 8
+HTTPS_LIMITS = httpx.Limits(
+    max_connections=None, max_keepalive_connections=None, keepalive_expiry=60
+)
+
+
 class Client:
     """An async API client over one httpx transport; close it with ``aclose``."""
 
@@ -183,6 +199,7 @@ class Client:
         self.default_namespace = default_namespace
         # httpx request extensions sent with every request (see ``as_identity``).
         self.extensions = dict(extensions or {})
+        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)  # over HTTPS (see HTTPS_LIMITS)
         # In process, plain requests skip httpx (``InProcessTransport.call``) but send
         # the client's default headers (User-Agent names the field manager) as httpx would.
         direct = getattr(http, "_transport", None)
@@ -203,6 +220,7 @@ class Client:
             verify=config.ssl_context(),
             headers=headers,
             timeout=DEFAULT_TIMEOUT,
+            limits=HTTPS_LIMITS,
         )
         return cls(http, default_namespace=config.namespace)
 
@@ -306,16 +324,28 @@ class Client:
         return await self.request("POST", path, body=body)
 
     async def update(
-        self, resource: Resource, body: Object, *, namespace: str = "", subresource: str = ""
+        self,
+        resource: Resource,
+        body: Object,
+        *,
+        namespace: str = "",
+        subresource: str = "",
+        decode: bool = True,
     ) -> Object:
-        """PUT ``body`` (its ``metadata.resourceVersion`` makes it a compare-and-swap)."""
+        """PUT ``body`` (its ``metadata.resourceVersion`` makes it a compare-and-swap).
+
+        ``decode=False``: the answer is not decoded and ``{}`` returned, for a
+        caller that never reads it (a kubelet's status write: a whole pod).
+        """
         meta = body.get("metadata") or {}
         ns = namespace or _namespace_of(resource, body)
         path = resource.path(namespace=ns, name=meta.get("name", ""), subresource=subresource)
-        return await self.request("PUT", path, body=body)
+        return await self.request("PUT", path, body=body, decode=decode)
 
-    async def update_status(self, resource: Resource, body: Object) -> Object:
-        return await self.update(resource, body, subresource="status")
+    async def update_status(
+        self, resource: Resource, body: Object, *, decode: bool = True
+    ) -> Object:
+        return await self.update(resource, body, subresource="status", decode=decode)
 
     async def patch(
         self,
@@ -429,28 +459,31 @@ class Client:
         params: Mapping[str, str] | None = None,
         content_type: str = "application/json",
         accept: str | None = None,
+        decode: bool = True,
     ) -> Object:
-        """One request; the decoded JSON answer, or ``ApiError`` for a non-2xx status."""
+        """One request; the decoded JSON answer (``{}`` unless ``decode``), or ``ApiError``
+        for a non-2xx status."""
         if self._direct is not None:
             return await self._request_direct(
-                self._direct, method, path, body, params, content_type, accept
+                self._direct, method, path, body, params, content_type, accept, decode
             )
         headers = {"Accept": accept or "application/json"}
         content = None
         if body is not None:
             content = orjson.dumps(body)
             headers["Content-Type"] = content_type
-        response = await self.http.request(
-            method,
-            path,
-            content=content,
-            params=params,
-            headers=headers,
-            extensions=self.extensions or None,
-        )
+        async with self._in_flight:
+            response = await self.http.request(
+                method,
+                path,
+                content=content,
+                params=params,
+                headers=headers,
+                extensions=self.extensions or None,
+            )
         if response.status_code >= 300:
             raise _error(response)
-        decoded: Object = orjson.loads(response.content) if response.content else {}
+        decoded: Object = orjson.loads(response.content) if response.content and decode else {}
         return decoded
 
     async def _request_direct(
@@ -462,6 +495,7 @@ class Client:
         params: Mapping[str, str] | None,
         content_type: str,
         accept: str | None,
+        decode: bool = True,
     ) -> Object:
         """``request`` in process: the same request, without httpx's URL and message objects."""
         headers = [*self._direct_headers, (b"accept", (accept or "application/json").encode())]
@@ -479,7 +513,7 @@ class Client:
         status, answer = await direct.call(method, target, headers, content, self.extensions)
         if status >= 300:
             raise _error(httpx.Response(status, content=answer))
-        decoded: Object = orjson.loads(answer) if answer else {}
+        decoded: Object = orjson.loads(answer) if answer and decode else {}
         return decoded
 
 

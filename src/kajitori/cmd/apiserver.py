@@ -69,6 +69,8 @@ HOOK_PRIORITY_CLASSES = "poststarthook/scheduling/bootstrap-system-priority-clas
 HOOK_RBAC = "poststarthook/rbac/bootstrap-roles"
 HOOK_CRDS = "poststarthook/crd-informer-synced"
 POST_START_HOOKS = (HOOK_BOOTSTRAP, HOOK_PRIORITY_CLASSES, HOOK_RBAC, HOOK_CRDS)
+# The user of ``node-simulator.kubeconfig``; bootstrap RBAC binds system:node to it (0049).
+NODE_SIMULATOR_USER = "system:kajitori:node-simulator"
 
 
 @dataclasses.dataclass
@@ -104,6 +106,11 @@ class APIServerConfig:
     @property
     def kubeconfig_path(self) -> Path:
         return self.data_dir / "kubeconfig"
+
+    @property
+    def node_simulator_kubeconfig_path(self) -> Path:
+        """For ``kajitori kubelet --nodes N`` in another process (decision 0049)."""
+        return self.data_dir / "node-simulator.kubeconfig"
 
 
 class APIServerProcess:
@@ -227,6 +234,18 @@ class APIServerProcess:
             ca_pem=self.pki.ca.cert_pem,
             client_cert_pem=self.pki.admin.cert_pem,
             client_key_pem=self.pki.admin.key_pem,
+        )
+        # The simulated nodes of another process: one user for all of them, bound to the
+        # system:node role cluster-wide (decision 0049). Issued afresh at each start (~1 ms).
+        simulator = pki.issue_client_cert(self.pki.ca, user=NODE_SIMULATOR_USER, groups=())
+        kubeconfig.write_kubeconfig(
+            self.config.node_simulator_kubeconfig_path,
+            server_url=self.url,
+            ca_pem=self.pki.ca.cert_pem,
+            client_cert_pem=simulator.cert_pem,
+            client_key_pem=simulator.key_pem,
+            user_name=NODE_SIMULATOR_USER,
+            context_name=f"{NODE_SIMULATOR_USER}@kajitori",
         )
 
     async def stop(self, grace: float = 5.0) -> None:

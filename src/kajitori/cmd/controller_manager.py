@@ -96,16 +96,18 @@ async def run(
     *,
     controllers: Sequence[str] = manager.DEFAULT_CONTROLLERS,
     election: leaderelection.Config | None = LEADER_ELECTION,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> bool:
     """Run the controllers over HTTPS until ``stop_event`` is set.
 
     With ``election`` (upstream's --leader-elect, on by default) they run
     only while this process holds the ``kube-controller-manager`` Lease.
+    ``options`` as ``start_in_process``'s (e.g. node IPAM's cluster CIDR).
     Returns False when leadership was lost (upstream then exits non-zero).
     """
     config = kubeconfig.load_kubeconfig(kubeconfig_path)
     client = rest.Client.from_kubeconfig(config)
-    options = {"root-ca-cert-publisher": {"ca_pem": config.ca_pem or b""}}
+    options = {**(options or {}), "root-ca-cert-publisher": {"ca_pem": config.ca_pem or b""}}
 
     async def lead() -> None:
         controller_manager = manager.ControllerManager(

@@ -10,6 +10,12 @@ Composition root for ``kubelet.KubeletHost``. Two ways in:
   ``system:node:<name>``, so the Node authorizer and NodeRestriction hold;
 * ``run(kubeconfig_path, node_name, stop_event)`` — ``kajitori kubelet``:
   one node over HTTPS, as the kubeconfig's user;
+* ``run_nodes(kubeconfig_path, node_configs(N), stop_event)`` — ``kajitori
+  kubelet --nodes N``: N simulated nodes over HTTPS in one process, as KWOK
+  runs them, named as ``up`` names its workers. The same ``KubeletHost``
+  (one pod informer for all nodes); every node writes as the kubeconfig's
+  one user, meant to be ``<data-dir>/node-simulator.kubeconfig``'s
+  ``system:kajitori:node-simulator`` (decision 0049);
 * ``start_in_process(app, ca, nodes=N, runtime="oci", network=...)`` — ``up
   --runtime oci`` on its node network (``kubelet/network/node_network.py``):
   per node an oci runtime, a kubelet API on InternalIP:10250 inside the
@@ -24,6 +30,7 @@ import ipaddress
 import os
 import shutil
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
 
 from kajitori.auth import pki
@@ -48,16 +55,24 @@ NODE_NETWORK = ipaddress.ip_network("172.18.0.0/16")
 DEFAULT_START_SECONDS = 0.5
 
 
-def worker_name(index: int) -> str:
+WORKER_PREFIX = f"{CLUSTER_NAME}-worker"
+FIRST_NODE_IP = str(NODE_NETWORK.network_address + 2)
+
+
+def worker_name(index: int, prefix: str = WORKER_PREFIX) -> str:
     """kind's worker names: ``kajitori-worker``, ``kajitori-worker2``, ..."""
-    return f"{CLUSTER_NAME}-worker" + (str(index + 1) if index else "")
+    return prefix + (str(index + 1) if index else "")
 
 
-def node_configs(count: int) -> list[node_status.NodeConfig]:
-    """``count`` simulated workers with InternalIPs counted up from 172.18.0.2."""
-    base = int(NODE_NETWORK.network_address) + 2
+def node_configs(
+    count: int, *, prefix: str = WORKER_PREFIX, first_ip: str = FIRST_NODE_IP
+) -> list[node_status.NodeConfig]:
+    """``count`` simulated workers with InternalIPs counted up from ``first_ip`` (172.18.0.2)."""
+    base = int(ipaddress.ip_address(first_ip))
     return [
-        node_status.NodeConfig(name=worker_name(i), internal_ip=str(ipaddress.ip_address(base + i)))
+        node_status.NodeConfig(
+            name=worker_name(i, prefix), internal_ip=str(ipaddress.ip_address(base + i))
+        )
         for i in range(count)
     ]
 
@@ -303,14 +318,34 @@ async def run(
     stop_event: asyncio.Event,
     *,
     runtime: str = "simulated",
-    internal_ip: str = "172.18.0.2",
+    internal_ip: str = FIRST_NODE_IP,
     lease_duration: int = node_status.DEFAULT_LEASE_DURATION,
 ) -> None:
     """Run one kubelet for ``node_name`` over HTTPS until ``stop_event`` is set."""
-    client = rest.Client.from_kubeconfig(kubeconfig.load_kubeconfig(kubeconfig_path))
     config = node_status.NodeConfig(name=node_name, internal_ip=internal_ip)
+    await run_nodes(
+        kubeconfig_path, [config], stop_event, runtime=runtime, lease_duration=lease_duration
+    )
+
+
+async def run_nodes(
+    kubeconfig_path: Path | str,
+    configs: Sequence[node_status.NodeConfig],
+    stop_event: asyncio.Event,
+    *,
+    runtime: str = "simulated",
+    lease_duration: int = node_status.DEFAULT_LEASE_DURATION,
+) -> None:
+    """Run the kubelets of ``configs`` over HTTPS, all as the kubeconfig's user, until stopped.
+
+    One node: it watches only its own Node and pods, so a ``system:node:<name>``
+    kubeconfig is enough. Several: one pod watch for all of them (pods bound
+    anywhere), so the user must read every pod and write every node's status,
+    Lease and Events: ``system:kajitori:node-simulator`` (decision 0049).
+    """
+    client = rest.Client.from_kubeconfig(kubeconfig.load_kubeconfig(kubeconfig_path))
     host = kubelet.KubeletHost(
-        client, [config], new_runtime(runtime), lease_duration=lease_duration
+        client, list(configs), new_runtime(runtime), lease_duration=lease_duration
     )
     try:
         await host.start()

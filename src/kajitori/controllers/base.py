@@ -18,6 +18,9 @@ This module owns that shape once:
   - success → ``forget`` (the key's backoff starts again from 5 ms);
   - ``RequeueAfter`` → look again after the given delay, without counting a
     failure (upstream's namespace controller does this while content remains);
+  - ``RequeueRateLimited`` → look again after the key's back-off, as after a
+    failure but logged as none (the garbage collector polling an owner its
+    informer has not shown yet);
   - any other exception → ``add_rate_limited`` (exponential backoff per key),
     or, once ``max_retries`` requeues have failed (upstream's ``maxRetries``
     where a controller has one: Deployment and endpoints 15, tokens 10), the
@@ -53,6 +56,10 @@ class RequeueAfter(Exception):
     def __init__(self, delay: float, reason: str = "") -> None:
         super().__init__(reason or f"requeue after {delay:.1f}s")
         self.delay = delay
+
+
+class RequeueRateLimited(Exception):
+    """Raised by ``sync`` to have its key looked at again after its back-off (no error)."""
 
 
 async def run_workers(
@@ -91,6 +98,8 @@ async def process_item(
         await sync(key)
     except RequeueAfter as requeue:
         queue.add_after(key, requeue.delay)
+    except RequeueRateLimited:
+        queue.add_rate_limited(key)
     except Exception as exc:
         retries = queue.num_requeues(key)
         if max_retries is not None and retries >= max_retries:

@@ -1,17 +1,29 @@
 """The garbage collector: deletes dependents of deleted owners, in the three propagation modes.
 
 Mirrors upstream's pkg/controller/garbagecollector, simplified: a graph of
-owner → dependents built from metadata-only informers over every resource
-that can be listed, watched and deleted (events excepted, as upstream), and
-two work queues of object UIDs.
+owner → dependents built from informers over every resource that can be
+listed, watched and deleted (events excepted, as upstream) — the full-object
+informer other controllers share where one exists, else a metadata-only
+one — and two work queues of object UIDs.
 
+* what gets verified (upstream's graph builder): a dependent whose owner
+  the graph already holds is taken on trust — it is looked at again only
+  when that owner goes away or starts a foreground or orphan deletion. An
+  owner the graph does not hold yet becomes a *virtual* node, queued once:
+  looked up live, it is dropped if absent (its dependents are then queued),
+  and looked up again with back-off until its informer shows it. A
+  reference that does not match the owner the graph holds (another
+  namespace, kind, apiVersion or name) has its dependent queued.
 * ``attempt_to_delete`` (upstream attemptToDeleteItem): an object whose
   owners are all gone (no object at the owner's name with the owner's UID)
   is deleted, with the policy its own finalizers ask for (background by
   default); an owner that still exists keeps it, and references to owners
   that are gone or being deleted in the foreground are removed from it
   instead. Owners are looked up live, never from the cache, so a dependent
-  is never collected because the owner's informer lags behind.
+  is never collected because the owner's informer lags behind; an owner
+  found absent (or seen deleted with dependents) is remembered in a small
+  cache (upstream's absentOwnerCache) so its other dependents skip the
+  lookup.
 * foreground deletion: an owner being deleted with the ``foregroundDeletion``
   finalizer first has its dependents deleted (in the foreground themselves
   when they have dependents); the finalizer is removed, letting the API
@@ -28,6 +40,7 @@ would let a foreground owner go before dependents it has not seen yet.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import logging
 from collections.abc import Awaitable, Iterable
@@ -46,6 +59,10 @@ FOREGROUND_FINALIZER = "foregroundDeletion"
 IGNORED_RESOURCES = frozenset({("", "events"), ("events.k8s.io", "events")})
 REQUIRED_VERBS = frozenset({"list", "watch", "delete", "get", "patch"})
 _CONFLICT_RETRIES = 5
+# Upstream's absentOwnerCache size (garbagecollector.go, NewReferenceCache(500)).
+ABSENT_OWNER_CACHE_SIZE = 500
+# (API group, kind, namespace, name, uid) of an owner: what a lookup of it asks for.
+OwnerKey = tuple[str, str, str, str, str]
 
 
 @dataclasses.dataclass(slots=True)
@@ -59,6 +76,13 @@ class Node:
     owners: list[Object]
     deleting: bool
     finalizers: tuple[str, ...]
+    api_version: str = ""
+    kind: str = ""
+    # Known only from a dependent's reference (upstream's virtual node) until observed.
+    virtual: bool = False
+    # Other apiVersions the object was seen under: kajitori serves apps' Deployments,
+    # ReplicaSets and DaemonSets as extensions/v1beta1 too, and both are monitored.
+    aliases: frozenset[str] = frozenset()
 
     @property
     def deleting_dependents(self) -> bool:
@@ -83,7 +107,37 @@ def node_from(resource: rest.Resource, obj: Object) -> Node:
         owners=list(meta.get("ownerReferences") or ()),
         deleting=bool(meta.get("deletionTimestamp")),
         finalizers=tuple(meta.get("finalizers") or ()),
+        api_version=resource.api_version,
+        kind=resource.kind,
     )
+
+
+def matches(owner: Node, dependent: Node, ref: Object) -> bool:
+    """Whether ``ref`` names ``owner`` as the graph knows it (upstream's coordinates check)."""
+    if owner.namespace and owner.namespace != dependent.namespace:
+        return False
+    api_version = ref.get("apiVersion")
+    return (
+        (api_version == owner.api_version or api_version in owner.aliases)
+        and ref.get("kind") == owner.kind
+        and ref.get("name") == owner.name
+    )
+
+
+def reference_diffs(
+    old: list[Object], new: list[Object]
+) -> tuple[list[Object], list[Object], list[tuple[Object, Object]]]:
+    """References (added, removed, changed as (old, new) pairs), matched by owner UID."""
+    before = {ref.get("uid", ""): ref for ref in old}
+    added: list[Object] = []
+    changed: list[tuple[Object, Object]] = []
+    for ref in new:
+        previous = before.pop(ref.get("uid", ""), None)
+        if previous is None:
+            added.append(ref)
+        elif previous != ref:
+            changed.append((previous, ref))
+    return added, list(before.values()), changed
 
 
 class Graph:
@@ -141,6 +195,8 @@ class GarbageCollector(base.QueueController[str]):
         self.attempt_to_delete = self.queue
         self.attempt_to_orphan = self.new_queue("garbage_collector_attempt_to_orphan")
         self._by_group_kind: dict[tuple[str, str], rest.Resource] = {}
+        # Owners known to be gone, oldest first (upstream's absentOwnerCache, an LRU).
+        self._absent: collections.OrderedDict[OwnerKey, None] = collections.OrderedDict()
         self._synced = asyncio.Event()
         self._stopped = asyncio.Event()
 
@@ -202,8 +258,15 @@ class GarbageCollector(base.QueueController[str]):
         return resources
 
     def _monitor(self, resource: rest.Resource) -> informer.Informer:
+        # As upstream's GC (its informer factory's ForResource): the full-object
+        # informer other controllers already hold where there is one, whose
+        # objects carry the metadata needed, else a metadata-only one of its own.
+        # Pods, ReplicaSets and the like then cost no second watch.
+        source = self.informers.existing(resource) or self.informers.informer(
+            resource, metadata_only=True
+        )
         return self.watch(
-            self.informers.informer(resource, metadata_only=True),
+            source,
             on_change=lambda obj: self._observe(resource, obj),
             on_delete=self._forget,
         )
@@ -215,8 +278,15 @@ class GarbageCollector(base.QueueController[str]):
         if not node.uid:
             return
         old = self.graph.upsert(node)
-        if node.owners and (old is None or old.owners != node.owners):
-            self.attempt_to_delete.add(node.uid)
+        if old is not None and old.virtual:
+            self._check_dependents_of(node)
+            old = None  # what follows treats it as first seen, as upstream
+        elif old is not None and (old.aliases or old.api_version != node.api_version):
+            node.aliases = (old.aliases | {old.api_version}) - {node.api_version}
+        added, removed, changed = reference_diffs(old.owners if old else [], node.owners)
+        if added:
+            self._add_to_owners(node, added)
+        self._wake_unblocked_owners(removed, changed)
         if node.deleting_dependents and (old is None or not old.deleting_dependents):
             self.attempt_to_delete.add(node.uid)
             for dependent in self.graph.dependents(node.uid):
@@ -230,10 +300,100 @@ class GarbageCollector(base.QueueController[str]):
     def _forget(self, obj: Object) -> None:
         uid = (obj.get("metadata") or {}).get("uid") or ""
         removed = self.graph.remove(uid)
-        for dependent in self.graph.dependents(uid):
+        dependents = self.graph.dependents(uid)
+        if removed is not None and dependents:
+            for key in _keys_of(removed):
+                self._remember_absent(key)
+        for dependent in dependents:
             self.attempt_to_delete.add(dependent.uid)
         if removed is not None:
             self._wake_foreground_owners(removed.owners)
+
+    def _add_to_owners(self, node: Node, refs: list[Object]) -> None:
+        """Queue what new references need verified (upstream's addDependentToOwners).
+
+        An owner not in the graph becomes a virtual node, queued to be looked
+        up; a known owner the reference does not match queues the dependent.
+        A dependent whose owners the graph holds as referenced costs nothing.
+        """
+        verify_dependent = False
+        for ref in refs:
+            owner = self.graph.nodes.get(ref.get("uid", ""))
+            if owner is None:
+                virtual = self._virtual_owner(node, ref)
+                if virtual is None:  # no resource to look it up in: the dependent retries
+                    verify_dependent = True
+                    continue
+                self.graph.upsert(virtual)
+                self.attempt_to_delete.add(virtual.uid)
+            elif not matches(owner, node, ref):
+                if not owner.virtual and owner.namespace and owner.namespace != node.namespace:
+                    self._report_invalid_namespace(node, ref)
+                verify_dependent = True
+        if verify_dependent:
+            self.attempt_to_delete.add(node.uid)
+
+    def _virtual_owner(self, dependent: Node, ref: Object) -> Node | None:
+        """A placeholder for the owner ``ref`` names; None when no monitored resource serves it."""
+        group = ref.get("apiVersion", "").rpartition("/")[0]
+        resource = self._by_group_kind.get((group, ref.get("kind", "")))
+        if resource is None or (resource.namespaced and not dependent.namespace):
+            return None
+        return Node(
+            resource=resource,
+            namespace=dependent.namespace if resource.namespaced else "",
+            name=ref.get("name", ""),
+            uid=ref.get("uid", ""),
+            owners=[],
+            deleting=False,
+            finalizers=(),
+            api_version=ref.get("apiVersion", ""),
+            kind=ref.get("kind", ""),
+            virtual=True,
+        )
+
+    def _check_dependents_of(self, observed: Node) -> None:
+        """A virtual owner is observed: queue dependents whose reference does not match it."""
+        for dependent in self.graph.dependents(observed.uid):
+            for ref in dependent.owners:
+                if ref.get("uid") == observed.uid and not matches(observed, dependent, ref):
+                    if observed.namespace and observed.namespace != dependent.namespace:
+                        self._report_invalid_namespace(dependent, ref)
+                    self.attempt_to_delete.add(dependent.uid)
+                    break
+
+    def _report_invalid_namespace(self, dependent: Node, ref: Object) -> None:
+        """Upstream's OwnerRefInvalidNamespace warning on the dependent."""
+        involved = {
+            "apiVersion": dependent.api_version,
+            "kind": dependent.kind,
+            "metadata": {
+                "namespace": dependent.namespace,
+                "name": dependent.name,
+                "uid": dependent.uid,
+            },
+        }
+        owner = (
+            f"[{ref.get('apiVersion', '')}/{ref.get('kind', '')}, namespace: "
+            f"{dependent.namespace}, name: {ref.get('name', '')}, uid: {ref.get('uid', '')}]"
+        )
+        message = f'ownerRef {owner} does not exist in namespace "{dependent.namespace}"'
+        self.recorder.event(involved, "Warning", "OwnerRefInvalidNamespace", message)
+
+    def _wake_unblocked_owners(
+        self, removed: list[Object], changed: list[tuple[Object, Object]]
+    ) -> None:
+        """Owners a dependent stopped blocking (upstream's addUnblockedOwnersToDeleteQueue)."""
+        unblocked = [r for r in removed if r.get("blockOwnerDeletion")]
+        unblocked += [
+            new
+            for old, new in changed
+            if old.get("blockOwnerDeletion") and not new.get("blockOwnerDeletion")
+        ]
+        for ref in unblocked:
+            owner = self.graph.nodes.get(ref.get("uid", ""))
+            if owner is not None:
+                self.attempt_to_delete.add(owner.uid)
 
     def _wake_foreground_owners(self, refs: Iterable[Object]) -> None:
         for ref in refs:
@@ -250,6 +410,9 @@ class GarbageCollector(base.QueueController[str]):
     async def _attempt_to_delete(self, uid: str) -> None:
         node = self.graph.nodes.get(uid)
         if node is None:
+            return
+        if node.virtual:
+            await self._verify_virtual(node)
             return
         latest = await self._latest(node)
         if latest is None:
@@ -278,6 +441,23 @@ class GarbageCollector(base.QueueController[str]):
             await self._delete(node, "Foreground")
         else:
             await self._delete(node, "Background")
+
+    async def _verify_virtual(self, node: Node) -> None:
+        """Look up an owner known only from references: drop it if absent, else wait to see it."""
+        if await self._latest(node) is None:
+            if self.graph.nodes.get(node.uid) is node:
+                self.graph.remove(node.uid)
+            dependents = self.graph.dependents(node.uid)
+            if dependents:
+                for key in _keys_of(node):
+                    self._remember_absent(key)
+            for dependent in dependents:
+                self.attempt_to_delete.add(dependent.uid)
+            return
+        if self.graph.nodes.get(node.uid) is node:
+            # It exists but its informer has not shown it: look again after a back-off
+            # (upstream keeps polling an unobserved node, issue 56121).
+            raise base.RequeueRateLimited(f"{node.kind} {node.name} not observed yet")
 
     async def _process_deleting_dependents(self, node: Node, latest: Object) -> None:
         """An owner in foreground deletion: delete its dependents, or let it go when none block."""
@@ -320,13 +500,27 @@ class GarbageCollector(base.QueueController[str]):
         if resource.namespaced and not node.namespace:
             return None  # a cluster-scoped object cannot be owned by a namespaced one
         namespace = node.namespace if resource.namespaced else ""
+        key = (group, ref.get("kind", ""), namespace, ref.get("name", ""), ref.get("uid", ""))
+        if key in self._absent:
+            self._absent.move_to_end(key)
+            return None
         try:
             owner = await self.client.get(resource, ref.get("name", ""), namespace=namespace)
         except rest.ApiError as exc:
             if exc.not_found:
+                self._remember_absent(key)
                 return None
             raise
-        return owner if owner["metadata"].get("uid") == ref.get("uid") else None
+        if owner["metadata"].get("uid") != ref.get("uid"):
+            self._remember_absent(key)
+            return None
+        return owner
+
+    def _remember_absent(self, key: OwnerKey) -> None:
+        self._absent[key] = None
+        self._absent.move_to_end(key)
+        if len(self._absent) > ABSENT_OWNER_CACHE_SIZE:
+            self._absent.popitem(last=False)
 
     async def _latest(self, node: Node) -> Object | None:
         try:
@@ -418,6 +612,12 @@ class GarbageCollector(base.QueueController[str]):
         for dependent in self.graph.dependents(uid):
             await self._remove_owner_refs(dependent, [uid])
         await self._remove_finalizer(node, latest, ORPHAN_FINALIZER)
+
+
+def _keys_of(node: Node) -> list[OwnerKey]:
+    """The absent-owner cache keys of ``node``: one per apiVersion it was seen under."""
+    groups = {v.rpartition("/")[0] for v in (node.api_version, *node.aliases)}
+    return [(group, node.kind, node.namespace, node.name, node.uid) for group in sorted(groups)]
 
 
 def _collectable(resource: rest.Resource) -> bool:

@@ -112,6 +112,11 @@ def reconcile_taints(node: Object, now: str) -> list[Object] | None:
     return kept
 
 
+def _no_execute_taints(node: Object) -> list[Object]:
+    taints = (node.get("spec") or {}).get("taints") or ()
+    return [t for t in taints if t.get("effect") == "NoExecute"]
+
+
 def tolerates(toleration: Object, taint: Object) -> bool:
     """Upstream's Toleration.ToleratesTaint."""
     effect = toleration.get("effect") or ""
@@ -182,18 +187,38 @@ class NodeLifecycleController(base.QueueController[str]):
         self._eviction_since: dict[str, float] = {}  # pod UID → first seen needing eviction
         self._stopping = asyncio.Event()
         self.nodes = self.watch(
-            informers.informer(rest.NODES),
-            on_add=self.enqueue,
-            on_update=lambda _, new: self.enqueue(new),
+            informers.informer(rest.NODES), on_add=self._add_node, on_update=self._update_node
         )
         self.leases = self.watch(informers.informer(rest.LEASES, namespace=NODE_LEASE_NAMESPACE))
         self.pods = informers.informer(rest.PODS)
         self.pods.indexer.add_indexers(
             {NODE_NAME_INDEX: lambda pod: [(pod.get("spec") or {}).get("nodeName") or ""]}
         )
-        self.watch(
-            self.pods, on_add=self._enqueue_pod, on_update=lambda _, new: self._enqueue_pod(new)
-        )
+        self.watch(self.pods, on_add=self._enqueue_pod, on_update=self._update_pod)
+
+    def _add_node(self, node: Object) -> None:
+        self.enqueue(node)
+        self._enqueue_pods_on(node["metadata"]["name"])
+
+    def _update_node(self, old: Object, new: Object) -> None:
+        self.enqueue(new)
+        # As upstream's taint manager (NodeUpdated): a node's pods are looked at
+        # again only when its NoExecute taints change, not on every heartbeat.
+        if _no_execute_taints(old) != _no_execute_taints(new):
+            self._enqueue_pods_on(new["metadata"]["name"])
+
+    def _enqueue_pods_on(self, node_name: str) -> None:
+        for pod in self.pods.indexer.by_index(NODE_NAME_INDEX, node_name):
+            self._enqueue_pod(pod)
+
+    def _update_pod(self, old: Object, new: Object) -> None:
+        # Upstream's PodUpdated: only a new node or new tolerations can change
+        # what the taints mean for a pod (its status writes cannot).
+        old_spec, new_spec = old.get("spec") or {}, new.get("spec") or {}
+        if old_spec.get("nodeName") != new_spec.get("nodeName") or old_spec.get(
+            "tolerations"
+        ) != new_spec.get("tolerations"):
+            self._enqueue_pod(new)
 
     def _enqueue_pod(self, pod: Object) -> None:
         if (pod.get("spec") or {}).get("nodeName"):
@@ -249,9 +274,7 @@ class NodeLifecycleController(base.QueueController[str]):
             body.setdefault("spec", {})["taints"] = taints
             if not taints:
                 body["spec"].pop("taints")
-            node = await self.client.update(rest.NODES, body)
-        for pod in self.pods.indexer.by_index(NODE_NAME_INDEX, name):
-            self._enqueue_pod(pod)
+            await self.client.update(rest.NODES, body)  # its pods are queued when it is seen
 
     async def _mark_unknown(self, node: Object, *, never: bool) -> Object:
         reason, message = (

@@ -462,8 +462,9 @@ class KubeletHost:
         if key is not None:
             self._held.pop(key, None)
         # A shallow copy: only ``status`` is replaced, and the body is only serialized.
+        # The answer (the whole pod) is not read: the informer brings it back anyway.
         body = {**pod, "status": new}
-        await self._node_clients[state.config.name].update_status(rest.PODS, body)
+        await self._node_clients[state.config.name].update_status(rest.PODS, body, decode=False)
 
     async def _terminate(self, pod: Object, state: NodeState, now: float) -> None:
         meta = pod["metadata"]

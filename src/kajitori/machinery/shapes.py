@@ -27,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any
 
+import orjson
+
 _INT32 = 1 << 31
 
 
@@ -54,10 +56,44 @@ def body_signature(value: dict[str, Any]) -> Hashable | None:
     try:
         meta = value.get("metadata")
         if type(meta) is dict and type(meta.get("managedFields")) is list:
-            return (_body_shape({**value, "metadata": _opaque_fields_v1(meta)}),)
-        return _body_shape(value)
+            return (_top_shape({**value, "metadata": _opaque_fields_v1(meta)}),)
+        return _top_shape(value)
     except _NoShape:
         return None
+
+
+def _top_shape(value: dict[str, Any]) -> tuple[Any, ...]:
+    """``_body_shape`` of a whole body, its ``spec`` through ``_SPEC_SHAPES``."""
+    out: list[Any] = []
+    for key, item in value.items():
+        out.append(key)
+        if key == "spec" and type(item) is dict and item:
+            out.append(_spec_shape(item))
+        else:
+            out.append(_value_shape(item))
+    return tuple(out)
+
+
+# The shapes of recent specs, by their JSON. A spec is most of a pod's or a
+# workload's body, and every pod of a ReplicaSet is created with its
+# template's spec; a shape is a pure function of the JSON text (keys, their
+# order, scalar types, int32 range), and an immutable tuple, so it is shared.
+_SPEC_SHAPES: dict[bytes, tuple[Any, ...]] = {}
+_SPEC_SHAPES_MAX = 1024  # started over when full
+
+
+def _spec_shape(spec: dict[str, Any]) -> tuple[Any, ...]:
+    try:
+        key = orjson.dumps(spec)
+    except TypeError:  # not plain JSON (an integer beyond 64 bits, a key not a string)
+        return _body_shape(spec)
+    shape = _SPEC_SHAPES.get(key)
+    if shape is None:
+        shape = _body_shape(spec)  # _NoShape: nothing remembered
+        if len(_SPEC_SHAPES) >= _SPEC_SHAPES_MAX:
+            _SPEC_SHAPES.clear()
+        _SPEC_SHAPES[key] = shape
+    return shape
 
 
 class _Opaque:

@@ -7,6 +7,7 @@ is one ``send`` of status and headers and one or more of body.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -80,6 +81,12 @@ def _header_list(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
 
 
+@functools.lru_cache(maxsize=64)
+def _content_type_header(content_type: str) -> tuple[bytes, bytes]:
+    # Responses carry a handful of content types: each encoded once.
+    return (b"content-type", content_type.encode("latin-1"))
+
+
 async def send_response(
     send: Send,
     status: int,
@@ -88,12 +95,10 @@ async def send_response(
     *,
     headers: list[tuple[str, str]] | None = None,
 ) -> None:
-    all_headers = [("content-type", content_type), ("content-length", str(len(body)))]
+    raw = [_content_type_header(content_type), (b"content-length", b"%d" % len(body))]
     if headers:
-        all_headers.extend(headers)
-    await send(
-        {"type": "http.response.start", "status": status, "headers": _header_list(all_headers)}
-    )
+        raw += _header_list(headers)
+    await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -119,6 +119,7 @@ class HttpServer:
         self._server: asyncio.Server | None = None
         self._connections: set[_HttpProtocol] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._pending_heads: list[_HttpCycle] = []
         self._stopped = asyncio.Event()
 
     async def start(self) -> None:
@@ -187,6 +188,21 @@ class HttpServer:
         if pending:
             await asyncio.wait(pending)
 
+    def flush_head_soon(self, cycle: _HttpCycle) -> None:
+        """Write ``cycle``'s response head on the next loop turn if no body has taken it by then.
+
+        One loop callback serves every response started in a turn (at
+        concurrency 64 that is dozens), rather than one callback each.
+        """
+        if not self._pending_heads:
+            asyncio.get_running_loop().call_soon(self._flush_heads)
+        self._pending_heads.append(cycle)
+
+    def _flush_heads(self) -> None:
+        pending, self._pending_heads = self._pending_heads, []
+        for cycle in pending:
+            cycle.flush_head()
+
     def _spawn(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -211,7 +227,13 @@ class _HttpProtocol(asyncio.Protocol):
         self._writable = asyncio.Event()
         self._writable.set()
         self._reading_paused = False
+        # The keep-alive timer: one per connection, armed when the connection
+        # goes idle and left running while requests come and go; when it fires
+        # early (the connection was busy, or went idle again later) it re-arms
+        # itself for what remains. A timer set and cancelled per request cost
+        # a heap push and a cancelled handle for every request.
         self._idle: asyncio.TimerHandle | None = None
+        self._idle_since: float | None = None  # None while a request is in progress
         self._closing = False  # no further requests on this connection
         self._websocket: _WebSocketSession | None = None
         self._discard_input = False
@@ -230,9 +252,7 @@ class _HttpProtocol(asyncio.Protocol):
         self._arm_idle_timer()
 
     def data_received(self, data: bytes) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
+        self._idle_since = None
         if self._websocket is not None:
             self._websocket.feed(data)
             return
@@ -279,7 +299,10 @@ class _HttpProtocol(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name.lower(), value))
-        self._count_header_bytes(len(name) + len(value))
+        # Counted inline (not through _count_header_bytes): this runs for every header.
+        self._header_bytes += len(name) + len(value)
+        if self._header_bytes > MAX_HEADER_BYTES:
+            raise httptools.HttpParserError("request headers too large")
 
     def on_headers_complete(self) -> None:
         scope = self._request_scope()
@@ -472,9 +495,19 @@ class _HttpProtocol(asyncio.Protocol):
         self.close()
 
     def _arm_idle_timer(self) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
-        self._idle = self.loop.call_later(self._server.keep_alive_timeout, self.close)
+        self._idle_since = now = self.loop.time()
+        if self._idle is None:
+            self._idle = self.loop.call_at(now + self._server.keep_alive_timeout, self._idle_check)
+
+    def _idle_check(self) -> None:
+        self._idle = None
+        if self._idle_since is None:
+            return  # busy: armed again when its response is done
+        deadline = self._idle_since + self._server.keep_alive_timeout
+        if self.loop.time() >= deadline:
+            self.close()
+        else:
+            self._idle = self.loop.call_at(deadline, self._idle_check)
 
 
 class _HttpCycle:
@@ -489,6 +522,7 @@ class _HttpCycle:
         "_head",
         "_proto",
         "_received",
+        "_task",
         "_too_large",
         "body_delivered",
         "close_when_request_complete",
@@ -517,9 +551,12 @@ class _HttpCycle:
         self._chunks: list[bytes] = []
         self._buffered = 0
         self._received = 0
-        self._event = asyncio.Event()
+        # Made only when receive() has to wait: most requests arrive whole with
+        # their headers, and their receive() never does.
+        self._event: asyncio.Event | None = None
         self._head: tuple[int, Sequence[tuple[bytes, bytes]]] | None = None
         self._framing = ""
+        self._task: asyncio.Task[None] | None = None
         self.body_delivered = False
         self.request_complete = False
         self.close_when_request_complete = False
@@ -532,8 +569,12 @@ class _HttpCycle:
     def start(self) -> None:
         if self._too_large:
             self._answer_too_large()
-        else:
-            self._proto.spawn(self._run())
+            return
+        # As HttpServer._spawn, but the task leaves the server's set itself (in
+        # _run), which saves a done callback, one more loop callback per request.
+        tasks = self._proto._server._tasks
+        self._task = self._proto.loop.create_task(self._run())
+        tasks.add(self._task)
 
     def feed_body(self, body: bytes) -> None:
         self._received += len(body)
@@ -552,17 +593,17 @@ class _HttpCycle:
         self._buffered += len(body)
         if self._buffered > _READ_HIGH_WATER:
             self._proto.pause_reading()
-        self._event.set()
+        self._wake()
 
     def finish_body(self) -> None:
         self.request_complete = True
-        self._event.set()
+        self._wake()
         if self.close_when_request_complete:
             self._proto.close()
 
     def on_disconnect(self) -> None:
         self.disconnected = True
-        self._event.set()
+        self._wake()
 
     # -- the ASGI callables -----------------------------------------------
 
@@ -579,6 +620,8 @@ class _HttpCycle:
             if self.response_complete:
                 return {"type": "http.disconnect"}
             self._proto.resume_reading()
+            if self._event is None:
+                self._event = asyncio.Event()
             self._event.clear()
             await self._event.wait()
 
@@ -594,7 +637,7 @@ class _HttpCycle:
             # Headers go out with the first body chunk (one TLS record for a
             # whole small response) or, if the app pauses first, as soon as it
             # yields: a watch with no events yet still gets its 200 at once.
-            self._proto.loop.call_soon(self._flush_head)
+            self._proto._server.flush_head_soon(self)
         elif kind == "http.response.body":
             if not self.response_started or self.response_complete:
                 raise RuntimeError("http.response.body outside a response")
@@ -603,13 +646,19 @@ class _HttpCycle:
             if not more_body:
                 self._complete()
             else:
+                if message.get("flush"):  # nothing more this turn (a watch batch): write it now
+                    self._proto.flush()
                 await self._proto.drain()
         else:
             raise RuntimeError(f"unexpected ASGI message {kind!r} on an HTTP connection")
 
     # -- internals --------------------------------------------------------
 
-    def _flush_head(self) -> None:
+    def _wake(self) -> None:
+        if self._event is not None:
+            self._event.set()
+
+    def flush_head(self) -> None:
         if self._head is not None and not self.disconnected:
             self._write_body(b"", more_body=True)
 
@@ -637,6 +686,9 @@ class _HttpCycle:
             if not self.response_complete and not self.disconnected:
                 log.error("ASGI app returned without completing the response")
                 self._fail()
+        finally:
+            if self._task is not None:
+                self._proto._server._tasks.discard(self._task)
 
     def _fail(self) -> None:
         if self.response_started:
@@ -666,7 +718,7 @@ class _HttpCycle:
 
     def _complete(self) -> None:
         self.response_complete = True
-        self._event.set()
+        self._wake()
         self._proto.on_response_complete(self)
 
     def _write_body(self, body: bytes, *, more_body: bool) -> None:

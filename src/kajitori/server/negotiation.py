@@ -14,7 +14,7 @@ gets 406.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -41,17 +41,18 @@ class MediaType:
 
     type: str
     params: tuple[tuple[str, str], ...] = ()
+    # "" for the object itself, or "Table", "PartialObjectMetadata", ... (the
+    # ``as`` parameter): read several times per request, so found once here.
+    transform: str = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "transform", self.param("as"))
 
     def param(self, name: str) -> str:
         for key, value in self.params:
             if key == name:
                 return value
         return ""
-
-    @property
-    def transform(self) -> str:
-        """ "" for the object itself, or "Table", "PartialObjectMetadata", ... ."""
-        return self.param("as")
 
 
 def parse_media_types(header: str) -> list[MediaType]:
@@ -116,10 +117,17 @@ def dump_yaml(body: Any) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=64)
+def _body_media(content_type: str) -> tuple[str, bool]:
+    # Clients send the same few Content-Types: each is read once.
+    media = content_type.split(";")[0].strip().lower()
+    return media, protobuf.is_protobuf(media)
+
+
 def decode_body(data: bytes, content_type: str) -> Any:
     """Parse a request body as JSON or YAML by its Content-Type; 400 on bad data."""
-    media = content_type.split(";")[0].strip().lower()
-    if protobuf.is_protobuf(media):
+    media, is_protobuf = _body_media(content_type)
+    if is_protobuf:
         try:
             return protobuf.decode(data)
         except ValueError as exc:

@@ -25,7 +25,11 @@ alternatives are recorded in docs/decisions/0002-sqlite-storage.md; in short:
   while SQLite works, so the event loop keeps running.
 * **Watch.** Since only this process writes, the writer hands each committed
   batch's events to the event loop, which offers them to every subscriber's
-  bounded queue: no polling. A watch from the past first reads history from
+  bounded queue: no polling. Subscribers are indexed by prefix, so a batch is
+  split once per watched prefix, not filtered once per watch. ``watch_into``
+  (the watch cache's way in, as on etcd) hands the batch to its consumer in
+  that same callback, before the writers are acknowledged, so the watchers
+  are woken no later than the writers. A watch from the past first reads history from
   the table, then drains its queue, dropping revisions it already delivered;
   because it subscribes *before* reading history, nothing falls in between.
   A subscriber whose queue overflows is never waited for: its queue is
@@ -49,7 +53,7 @@ import os
 import queue
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import IO, Any, Literal
 
 from kajitori.storage import interface
@@ -151,11 +155,9 @@ class _Subscriber:
         self.closed = False
         self.wakeup = asyncio.Event()
 
-    def offer(self, events: list[interface.Event]) -> None:
+    def offer(self, matching: list[interface.Event]) -> None:
+        """Queue the events of a batch under this prefix (the caller filtered them)."""
         if self.overflowed:
-            return
-        matching = [e for e in events if e.kv.key.startswith(self.prefix)]
-        if not matching:
             return
         if len(self.events) + len(matching) > self.capacity:
             # Never wait for a slow consumer: drop its queue, it re-reads the log.
@@ -163,6 +165,10 @@ class _Subscriber:
             self.events.clear()
         else:
             self.events.extend(matching)
+        self.wakeup.set()
+
+    def end(self) -> None:
+        self.closed = True
         self.wakeup.set()
 
     def resync(self) -> None:
@@ -175,6 +181,118 @@ class _Subscriber:
         self.events.clear()
         self.wakeup.clear()
         return batch
+
+
+class _Sink:
+    """A ``watch_into`` consumer: takes each batch under its prefix in the commit's callback.
+
+    Nothing queues, so it never overflows; a ``deliver`` that raises ends it
+    with that error.
+    """
+
+    def __init__(
+        self,
+        backend: SqliteBackend,
+        prefix: str,
+        after: int,
+        deliver: Callable[[list[interface.Event]], None],
+        end: Callable[[BaseException | None], None],
+    ) -> None:
+        self.prefix = prefix
+        self._after = after
+        self._backend = backend
+        self._deliver = deliver
+        self._end = end
+        self.closed = False
+
+    def offer(self, matching: list[interface.Event]) -> None:
+        if self.closed:
+            return
+        if matching[0].revision <= self._after:  # only a watch from a future revision
+            matching = [event for event in matching if event.revision > self._after]
+            if not matching:
+                return
+        try:
+            self._deliver(matching)
+        except Exception as exc:
+            self.stop()
+            self._end(exc)
+
+    def end(self) -> None:
+        """The backend closed: the watch ends cleanly."""
+        if not self.closed:
+            self.closed = True
+            self._end(None)
+
+    def stop(self) -> None:
+        """The consumer stopped watching (``end`` is not called)."""
+        self.closed = True
+        self._backend._unsubscribe(self)
+
+
+class _Subscribers:
+    """Every live watch of the backend, indexed by prefix.
+
+    A committed batch is split once per watched prefix, not once per watch:
+    a prefix ending in "/" (every prefix the registry watches) is found by
+    looking up each "/"-ended head of an event's key, up to the deepest such
+    prefix watched; other prefixes (rare) are tested one by one.
+    """
+
+    def __init__(self) -> None:
+        self._by_prefix: dict[str, list[_Subscriber | _Sink]] = {}
+        self._loose: list[str] = []  # watched prefixes that do not end in "/"
+        self._depth = 0  # the most "/"s in a watched prefix ending in "/"
+
+    def __iter__(self) -> Iterator[_Subscriber | _Sink]:
+        return (sub for subs in list(self._by_prefix.values()) for sub in subs)
+
+    def add(self, sub: _Subscriber | _Sink) -> None:
+        # New lists, here and in discard, so that a batch being handed out is not disturbed.
+        subs = self._by_prefix.get(sub.prefix)
+        self._by_prefix[sub.prefix] = [*(subs or ()), sub]
+        if subs is None:
+            self._reindex()
+
+    def discard(self, sub: _Subscriber | _Sink) -> None:
+        subs = self._by_prefix.get(sub.prefix)
+        if subs is None or sub not in subs:
+            return
+        self._by_prefix[sub.prefix] = [other for other in subs if other is not sub]
+        if not self._by_prefix[sub.prefix]:
+            del self._by_prefix[sub.prefix]
+            self._reindex()
+
+    def _reindex(self) -> None:
+        prefixes = [p for p in self._by_prefix if p]
+        self._loose = [p for p in prefixes if not p.endswith("/")]
+        self._depth = max((p.count("/") for p in prefixes if p.endswith("/")), default=0)
+
+    def publish(self, events: list[interface.Event]) -> None:
+        """Offer each watch the events of ``events`` under its prefix, in order."""
+        by_prefix = self._by_prefix
+        if not by_prefix:
+            return
+        groups: dict[str, list[interface.Event]] = {}
+        if "" in by_prefix:
+            groups[""] = events
+        depth, loose = self._depth, self._loose
+        for event in events:
+            key = event.kv.key
+            end = 0
+            for _ in range(depth):
+                end = key.find("/", end) + 1
+                if not end:
+                    break
+                head = key[:end]
+                if head in by_prefix:
+                    groups.setdefault(head, []).append(event)
+            for prefix in loose:
+                if key.startswith(prefix):
+                    groups.setdefault(prefix, []).append(event)
+        for prefix, matching in groups.items():
+            for sub in by_prefix.get(prefix, ()):
+                sub.offer(matching)
 
 
 class SqliteBackend:
@@ -204,7 +322,7 @@ class SqliteBackend:
         self._readers: concurrent.futures.ThreadPoolExecutor | None = None
         self._reader_local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
-        self._subscribers: set[_Subscriber] = set()
+        self._subscribers = _Subscribers()
         self._lock_file: IO[str] | None = None
         self._inline: sqlite3.Connection | None = None
         # Both advance on the event loop, after the commit they describe.
@@ -237,9 +355,8 @@ class SqliteBackend:
         if self._closed:
             return
         self._closed = True
-        for sub in self._subscribers:
-            sub.closed = True
-            sub.wakeup.set()
+        for sub in list(self._subscribers):
+            sub.end()
         if self._writer is not None:
             self._queue.put(None)
             await asyncio.to_thread(self._writer.join)
@@ -429,8 +546,10 @@ class SqliteBackend:
         """On the loop: publish a committed batch, then acknowledge its writers."""
         if events:
             self._published_revision = events[-1].revision
-            for sub in self._subscribers:
-                sub.offer(events)
+            # Watch-cache sinks take the batch here, before the writers hear of
+            # their commit: the events reach the watchers' connections no later
+            # than the answers reach the writers.
+            self._subscribers.publish(events)
         for write in writes:
             _settle(write.future, write.result, write.error)
 
@@ -438,6 +557,58 @@ class SqliteBackend:
 
     def watch(self, prefix: str, *, after_revision: int) -> AsyncIterator[list[interface.Event]]:
         return self._watch(prefix, after_revision)
+
+    def watch_into(
+        self,
+        prefix: str,
+        *,
+        after_revision: int,
+        deliver: Callable[[list[interface.Event]], None],
+        end: Callable[[BaseException | None], None],
+    ) -> Callable[[], None]:
+        """``watch``'s batches handed to ``deliver`` as they are committed.
+
+        For a consumer that works on each batch at once (the watch cache): a
+        batch reaches it in the loop callback that publishes the commit, not
+        a loop turn later in a task of its own. ``end`` is called once, with
+        the error that ended the watch or None (the backend closed); a
+        ``deliver`` that raises ends the watch with its error. Returns a
+        function that stops the watch (``end`` is then not called). A watch
+        from an older revision first replays history, through a task.
+        """
+        if self._closed or after_revision >= self._published_revision:
+            sink = _Sink(self, prefix, after_revision, deliver, end)
+            if self._closed:
+                sink.end()
+            else:
+                self._subscribers.add(sink)
+            return sink.stop
+        assert self._loop is not None, "start() first"
+        task = self._loop.create_task(self._watch_into(prefix, after_revision, deliver, end))
+        return task.cancel
+
+    async def _watch_into(
+        self,
+        prefix: str,
+        after_revision: int,
+        deliver: Callable[[list[interface.Event]], None],
+        end: Callable[[BaseException | None], None],
+    ) -> None:
+        stream = self._watch(prefix, after_revision)
+        try:
+            async for batch in stream:
+                deliver(batch)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            end(exc)
+        else:
+            end(None)
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+
+    def _unsubscribe(self, sub: _Subscriber | _Sink) -> None:
+        self._subscribers.discard(sub)
 
     async def _watch(
         self, prefix: str, after_revision: int

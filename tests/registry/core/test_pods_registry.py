@@ -87,6 +87,24 @@ def test_main_endpoint_keeps_status_and_status_endpoint_keeps_spec() -> None:
     assert status_update["status"] == {"phase": "Running", "qosClass": "BestEffort"}
 
 
+def test_status_endpoint_defaults_only_a_spec_that_differs_from_the_stored_one() -> None:
+    """Defaulting a status body's spec equal to the stored one is skipped (it is a no-op)."""
+    old = _pod(nodeName="n1")
+    assert pods.RESOURCE.status is not None
+    echo = copy.deepcopy(old)
+    pods.RESOURCE.status.set_defaults_for_update(echo, old)
+    assert echo == old
+    bare = copy.deepcopy(old)
+    for key in ("dnsPolicy", "restartPolicy", "schedulerName"):
+        del bare["spec"][key]
+    pods.RESOURCE.status.set_defaults_for_update(bare, old)
+    assert bare["spec"] == old["spec"]  # defaulted, as the admission plugins saw it before
+    main = copy.deepcopy(bare)
+    del main["spec"]["dnsPolicy"]
+    pods.STRATEGY.set_defaults_for_update(main, old)
+    assert main["spec"]["dnsPolicy"] == "ClusterFirst"
+
+
 @pytest.mark.parametrize(
     ("node", "phase", "grace", "requested", "expected"),
     [
@@ -242,3 +260,20 @@ def test_pod_resource_declaration() -> None:
     assert fields["spec.hostNetwork"] == "false"
     assert fields["spec.restartPolicy"] == "Always"
     assert fields["spec.schedulerName"] == "default-scheduler"
+
+
+def test_pods_of_one_template_are_defaulted_alike_into_objects_of_their_own() -> None:
+    """A repeated spec is defaulted from memory: equal to the first, not shared with it."""
+    template = {"containers": [{"name": "app", "image": "nginx", "ports": [{"containerPort": 80}]}]}
+    first: Object = {"metadata": {"name": "a"}, "spec": copy.deepcopy(template)}
+    second: Object = {"metadata": {"name": "b"}, "spec": copy.deepcopy(template)}
+    pods.STRATEGY.set_defaults(first)
+    pods.STRATEGY.set_defaults(second)
+    assert second["spec"] == first["spec"]
+    assert first["spec"]["containers"][0]["imagePullPolicy"] == "Always"
+    assert first["spec"]["containers"][0]["ports"][0]["protocol"] == "TCP"
+    second["spec"]["containers"][0]["image"] = "changed"
+    assert first["spec"]["containers"][0]["image"] == "nginx"
+    host: Object = {"metadata": {}, "spec": {**copy.deepcopy(template), "hostNetwork": True}}
+    pods.STRATEGY.set_defaults(host)
+    assert host["spec"]["containers"][0]["ports"][0]["hostPort"] == 80

@@ -37,3 +37,7 @@ class X509:
             self._users.clear()
         found = self._users[cert] = UserInfo(user, tuple(groups))
         return found
+
+    def knows(self, cert: bytes | str) -> bool:
+        """Whether ``cert`` was read before and named a user (so it names the same one again)."""
+        return cert in self._users

@@ -214,6 +214,15 @@ def encode(entries: Iterable[Entry]) -> list[Object]:
 def _flat(
     obj: Object | None, schema: SchemaNode | None, scope: Scope, *, strict: bool = False
 ) -> typed.Flat:
+    obj = _walked(obj, scope, strict=strict)
+    if not obj:
+        return {}
+    flat = typed.flatten(obj, schema, strict=strict)
+    return {p: n for p, n in flat.items() if scope.keeps(p)}
+
+
+def _walked(obj: Object | None, scope: Scope, *, strict: bool = False) -> Object:
+    """What of ``obj`` is walked for ``scope`` (``{}``: nothing)."""
     if not obj:
         return {}
     if not strict:
@@ -228,8 +237,25 @@ def _flat(
         # every manager's fieldsV1) cost more than the rest of the object.
         trimmed = {k: v for k, v in meta.items() if k != "managedFields"}
         obj = {**obj, "metadata": trimmed}
-    flat = typed.flatten(obj, schema, strict=strict)
-    return {p: n for p, n in flat.items() if scope.keeps(p)}
+    return obj
+
+
+def _change(
+    old: Object | None, new: Object, schema: SchemaNode | None, scope: Scope
+) -> typed.Comparison:
+    """``typed.compare`` of both objects' flat forms for ``scope``, unchanged parts unwalked."""
+    old_walked, new_walked = _walked(old, scope), _walked(new, scope)
+    if not old_walked or not new_walked:
+        return typed.compare(_flat(old, schema, scope), _flat(new, schema, scope))
+    # Whether a path is added, modified or removed depends on that path alone,
+    # so keeping the scope's paths after comparing is the same as before.
+    found = typed.diff(old_walked, new_walked, schema)
+    keeps = scope.keeps
+    return typed.Comparison(
+        frozenset(p for p in found.added if keeps(p)),
+        frozenset(p for p in found.modified if keeps(p)),
+        frozenset(p for p in found.removed if keeps(p)),
+    )
 
 
 def _top_fields_in_scope(obj: Object, scope: Scope) -> Object:
@@ -292,15 +318,19 @@ def update(
     scope: Scope = WHOLE,
 ) -> list[Entry]:
     """Ownership after a non-apply write of ``new`` over ``old`` (None: a create)."""
-    change = typed.compare(_flat(old, schema, scope), _flat(new, schema, scope))
+    change = _change(old, new, schema, scope)
     identity = (manager, UPDATE, api_version, subresource)
     out: list[Entry] = []
     own: Entry | None = None
+    touched = change.changed | change.removed
     for entry in entries:
         if entry.identity == identity:
             own = entry
             continue
-        kept = entry.fields - change.changed - change.removed
+        if entry.fields and entry.fields.isdisjoint(touched):
+            out.append(entry)  # untouched: the same set (its encoding is remembered by it)
+            continue
+        kept = entry.fields - touched
         if kept:
             out.append(dataclasses.replace(entry, fields=kept))
     before = own.fields if own is not None else fieldpath.EMPTY

@@ -23,6 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
+import orjson
+
 from kajitori.machinery.fieldmanager import fieldpath
 from kajitori.machinery.schema import SchemaNode
 
@@ -337,6 +339,152 @@ def compare(old: Flat, new: Flat) -> Comparison:
         if n.kind in _OWNABLE and (p not in new or new[p].kind not in _OWNABLE)
     }
     return Comparison(frozenset(added), frozenset(modified), frozenset(removed))
+
+
+def diff(old: Any, new: Any, schema: SchemaNode | None) -> Comparison:
+    """``compare(flatten(old, schema), flatten(new, schema))``, skipping what both share.
+
+    A status write changes a few fields of a status that is otherwise what
+    was stored; flattening both whole to compare them cost most of its
+    managedFields work. Here granular maps and associative lists present on
+    both sides are walked together, and a part equal on both sides (the same
+    JSON, so the same paths and values) is not walked at all. Anything else
+    is flattened and compared as before, so the answer is the same.
+    """
+    added: set[fieldpath.Path] = set()
+    modified: set[fieldpath.Path] = set()
+    removed: set[fieldpath.Path] = set()
+    out = (added, modified, removed)
+    if _same(old, new):
+        pass
+    elif type(old) is dict and type(new) is dict and old and new and not _atomic_object(schema):
+        # The root gets no node of its own (``_walk``); below it, both sides have the same one.
+        _diff_fields(old, new, schema, (), out)
+    else:
+        _compare_into(_flat_at(old, schema, ()), _flat_at(new, schema, ()), out)
+    return Comparison(frozenset(added), frozenset(modified), frozenset(removed))
+
+
+_Sets = tuple[set[fieldpath.Path], set[fieldpath.Path], set[fieldpath.Path]]
+
+
+def _same(a: Any, b: Any) -> bool:
+    """The same JSON: ``==`` alone would equate 1, 1.0 and true, which name items differently."""
+    if a is b:
+        return True
+    if a != b:
+        return False
+    try:
+        return bool(orjson.dumps(a) == orjson.dumps(b))
+    except TypeError:  # not plain JSON: let the walk decide
+        return False
+
+
+def _diff_fields(
+    old: dict[str, Any],
+    new: dict[str, Any],
+    schema: SchemaNode | None,
+    path: fieldpath.Path,
+    out: _Sets,
+) -> None:
+    """The fields of two granular maps (or associative list items), as ``_walk_fields``."""
+    for name, child in new.items():
+        child_path = (*path, "f:" + name)
+        if name in old:
+            _diff_value(old[name], child, _child(schema, name), child_path, out)
+        else:
+            _compare_into({}, _flat_at(child, _child(schema, name), child_path), out)
+    for name, child in old.items():
+        if name not in new:
+            child_path = (*path, "f:" + name)
+            _compare_into(_flat_at(child, _child(schema, name), child_path), {}, out)
+
+
+def _diff_value(
+    old: Any, new: Any, schema: SchemaNode | None, path: fieldpath.Path, out: _Sets
+) -> None:
+    """One non-root value on both sides (``_walk``'s cases)."""
+    if not isinstance(old, dict | list) and not isinstance(new, dict | list):
+        if old != new:  # two leaves: modified as ``compare`` sees it (1 == 1.0 is no change)
+            out[1].add(path)
+        return
+    if _same(old, new):
+        return
+    if type(old) is dict and type(new) is dict and old and new and not _atomic_object(schema):
+        # Both are a struct or a map node of the same kind here: no change at ``path``.
+        _diff_fields(old, new, schema, path, out)
+        return
+    if type(old) is list and type(new) is list and _diff_list(old, new, schema, path, out):
+        return
+    _compare_into(_flat_at(old, schema, path), _flat_at(new, schema, path), out)
+
+
+def _diff_list(
+    old: list[Any], new: list[Any], schema: SchemaNode | None, path: fieldpath.Path, out: _Sets
+) -> bool:
+    """Two associative lists item by item (False: not both walked as maps; compare whole)."""
+    kind, keys = list_kind(schema)
+    if kind == "atomic" or not old or not new:
+        return False
+    items = schema.items() if schema is not None else None
+    try:
+        old_elements = [item_element(item, kind, keys, items) for item in old]
+        new_elements = [item_element(item, kind, keys, items) for item in new]
+    except TypedError:
+        return False
+    if _first_duplicate(old_elements) is not None or _first_duplicate(new_elements) is not None:
+        return False
+    # Both are a "map" node at ``path``: no change there.
+    old_items = dict(zip(old_elements, old, strict=True))
+    for element, item in zip(new_elements, new, strict=True):
+        item_path = (*path, element)
+        before = old_items.pop(element, _ABSENT)
+        if before is _ABSENT:
+            _compare_into({}, _flat_item(item, kind, items, item_path), out)
+        elif _same(before, item):
+            continue
+        elif kind != "set" and type(before) is dict and type(item) is dict:
+            _diff_fields(before, item, items, item_path, out)  # both "item" nodes
+        else:
+            _compare_into(
+                _flat_item(before, kind, items, item_path),
+                _flat_item(item, kind, items, item_path),
+                out,
+            )
+    for element, item in old_items.items():
+        _compare_into(_flat_item(item, kind, items, (*path, element)), {}, out)
+    return True
+
+
+_ABSENT: Any = object()
+
+
+def _flat_at(value: Any, schema: SchemaNode | None, path: fieldpath.Path) -> Flat:
+    """What ``flatten`` records for ``value`` at ``path`` (a field's value or the root)."""
+    out: Flat = {}
+    if path and not isinstance(value, dict | list):
+        out[path] = Node("leaf", value)  # as ``_walk_fields`` records a scalar field
+    else:
+        _walk(value, schema, path, out, False)
+    return out
+
+
+def _flat_item(item: Any, kind: ListKind, items: SchemaNode | None, path: fieldpath.Path) -> Flat:
+    """What ``_walk_list`` records for one item of an associative list."""
+    out: Flat = {}
+    if kind == "set" or not isinstance(item, dict):
+        out[path] = Node("leaf", item)
+    else:
+        out[path] = Node("item")
+        _walk_fields(item, items, path, out, False)
+    return out
+
+
+def _compare_into(old: Flat, new: Flat, out: _Sets) -> None:
+    found = compare(old, new)
+    out[0].update(found.added)
+    out[1].update(found.modified)
+    out[2].update(found.removed)
 
 
 def merge(live: Any, config: Any, schema: SchemaNode | None) -> Any:

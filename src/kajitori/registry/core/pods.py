@@ -18,6 +18,8 @@ import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from kajitori.api import definitions
 from kajitori.api.core_v1 import defaults
 from kajitori.api.core_v1 import validation as common
@@ -97,11 +99,53 @@ def _scheduling_gated_condition(pod: Object) -> None:
     )
 
 
+class _DefaultedSpecs:
+    """Defaulted pod specs, remembered per spec's JSON (key order included).
+
+    ``defaults.set_defaults_pod`` is a pure function of the spec, and the
+    pods of a ReplicaSet, Job or StatefulSet arrive with their template's spec
+    byte for byte. A repeat costs an encode and a decode of the spec instead
+    of the defaulting walk, and gets a fresh object. At most ``MAX`` specs;
+    started over when full.
+    """
+
+    MAX = 1024
+
+    def __init__(self) -> None:
+        self._specs: dict[bytes, bytes] = {}
+
+    def spec_of(self, pod: Object) -> Object:
+        """``pod``'s spec defaulted: the same object defaulted in place, or a remembered copy."""
+        spec: Object = pod["spec"]
+        try:
+            key = orjson.dumps(spec)
+        except TypeError:  # not plain JSON: default it as it is
+            defaults.set_defaults_pod(pod)
+            return spec
+        known = self._specs.get(key)
+        if known is not None:
+            remembered: Object = orjson.loads(known)
+            return remembered
+        defaults.set_defaults_pod(pod)
+        if len(self._specs) >= self.MAX:
+            self._specs.clear()
+        self._specs[key] = orjson.dumps(spec)
+        return spec
+
+
+_DEFAULTED = _DefaultedSpecs()
+
+
 class PodStrategy(strategies.Strategy):
     """Create/update/delete rules of ``pods``."""
 
     def set_defaults(self, obj: Object) -> None:
-        defaults.set_defaults_pod(obj)
+        spec = obj.get("spec")
+        if not isinstance(spec, dict):
+            return
+        # Pod defaulting reads and writes the spec alone: every pod a workload
+        # creates from one template is defaulted once (see ``_DefaultedSpecs``).
+        obj["spec"] = _DEFAULTED.spec_of(obj)
 
     def prepare_for_create(self, obj: Object) -> None:
         obj["status"] = {"phase": "Pending", "qosClass": pod_qos_class(obj)}
@@ -158,6 +202,15 @@ def pod_warnings(pod: Object) -> list[str]:
 
 class PodStatusStrategy(PodStrategy):
     """``pods/status``: the spec and owner references stay as stored; QoS is backfilled."""
+
+    def set_defaults_for_update(self, obj: Object, old: Object) -> None:
+        # Pod defaulting touches only the spec, which ``prepare_for_update``
+        # replaces by the stored one. A kubelet sends the spec back as it read
+        # it, and defaulting the stored (already defaulted) spec changes
+        # nothing, so only a spec that differs is defaulted, for the admission
+        # plugins that run in between to see what they saw before.
+        if obj.get("spec") != old.get("spec"):
+            self.set_defaults(obj)
 
     def prepare_for_update(self, obj: Object, old: Object) -> None:
         obj["spec"] = old.get("spec")

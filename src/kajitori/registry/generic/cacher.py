@@ -8,12 +8,14 @@ event, and on etcd a hundred gRPC watch streams.
 
 * **One storage watch.** ``Store`` creates the cache on the first watch of
   its resource. It watches the resource's whole prefix from the revision
-  that is current when it starts. A backend with ``watch_into`` (etcd)
+  that is current when it starts. A backend with ``watch_into`` (etcd, SQLite)
   hands each batch to the cache in the loop callback that took it from
-  storage; otherwise a task iterates ``Backend.watch``. Either way each
-  storage batch is dispatched in one step: every subscriber gets its part
-  of it with one wake-up, and watchers without selectors share one list of
-  views per batch. Fewer loop turns between storage and the watchers' pumps
+  storage (etcd: the stream's reader callback; SQLite: the commit's);
+  otherwise a task iterates ``Backend.watch``. Either way each storage batch
+  is dispatched in one step: every subscriber gets its part of it with one
+  wake-up, and watchers without selectors of one namespace (or of all) share
+  one ``Batch`` of views per storage batch, whose JSON body is encoded once
+  for all of them. Fewer loop turns between storage and the watchers' pumps
   is most of what watch latency is made of when the loop is saturated.
 * **A ring of recent events.** The last ``Options.capacity`` events (1024 by
   default) are kept as ``store.DecodedEvent``s: each object is decoded at
@@ -106,12 +108,60 @@ class Stats:
     terminated: int = 0
 
 
+_UNSET = object()
+
+
+class Batch(list["WatchEvent"]):
+    """Events a subscriber takes together, in revision order; shared, never mutate.
+
+    The cache hands one ``Batch`` per storage batch to all the subscribers
+    without selectors of a namespace (or of all namespaces), so its
+    ``json_body`` (every event's shared JSON line, joined) is encoded once for
+    all of them: a watch handler then sends the same bytes to each, and the
+    work per watcher per batch no longer grows with the events in it. A
+    subscriber that fell behind by several batches takes them as one
+    ``Batch`` made of those ``parts``, whose body joins theirs.
+    """
+
+    __slots__ = ("_body", "_parts")
+
+    def __init__(self, events: Iterable[WatchEvent] = (), parts: list[Batch] | None = None) -> None:
+        super().__init__(events)
+        self._body: bytes | object | None = _UNSET
+        self._parts = parts
+
+    def json_body(self) -> bytes | None:
+        """The events' ``json_line()``s joined, worked out once; None if one has none.
+
+        An event has none when it is a BOOKMARK or its object lacks ``kind``
+        or ``apiVersion`` (a watch handler renders such events itself).
+        """
+        if self._body is _UNSET:
+            self._body = self._encode()
+        return self._body  # type: ignore[return-value]
+
+    def _encode(self) -> bytes | None:
+        if self._parts is not None:
+            bodies = [part.json_body() for part in self._parts]
+            return b"".join(b for b in bodies if b is not None) if None not in bodies else None
+        if not all(_plain(event) for event in self):
+            return None
+        return b"".join([event.json_line() for event in self])
+
+
+def _plain(event: WatchEvent) -> bool:
+    obj = event.object
+    return event.type != "BOOKMARK" and "kind" in obj and "apiVersion" in obj
+
+
 class Subscription:
     """One API watch served by the cache: its backlog from the ring, then live events.
 
-    Iterating yields ``WatchEvent``s shared with other subscribers (never
-    mutate them). Iteration ends when the subscription fell ``queue_size``
-    events behind, when the cache stopped, or after ``close``.
+    ``next_batch`` hands over everything queued as one ``Batch``; iterating
+    yields the events one by one. Either way the events are shared with
+    other subscribers (never mutate them). Iteration ends when the
+    subscription fell ``queue_size`` events behind, when the cache stopped,
+    or after ``close``.
     """
 
     def __init__(self, cache: WatchCache, *, namespace: str, opts: ListOptions, after: int) -> None:
@@ -123,8 +173,13 @@ class Subscription:
         self._cache = cache
         # Without selectors every such watcher sees an event the same way (computed once).
         self._unfiltered = opts.label_selector is None and opts.field_selector is None
-        self._pending: collections.deque[WatchEvent] = collections.deque()
-        self._live: collections.deque[WatchEvent] = collections.deque()
+        # The ring's events for this subscriber (not counted in its bound), then
+        # live batches as offered, often the very Batch other subscribers hold.
+        self._backlog = Batch()
+        self._live: collections.deque[Batch] = collections.deque()
+        self._live_count = 0
+        # Events taken by ``__anext__`` from a batch and not yet yielded.
+        self._iterating: collections.deque[WatchEvent] = collections.deque()
         # The future the consumer waits on while nothing is queued (one per wait).
         self._waiter: asyncio.Future[None] | None = None
 
@@ -142,13 +197,13 @@ class Subscription:
         for change in changes:
             view = self.view_of(change)
             if view is not None:
-                self._pending.append(view)
+                self._backlog.append(view)
 
     def offer(self, change: DecodedEvent) -> bool:
         """Queue a live event; False when the queue is full (the caller ends us)."""
         return self.offer_many([change], None)
 
-    def offer_many(self, changes: list[DecodedEvent], unfiltered: list[WatchEvent] | None) -> bool:
+    def offer_many(self, changes: list[DecodedEvent], unfiltered: Batch | None) -> bool:
         """Queue live events (in order) with one wake-up; False when they do not fit.
 
         ``unfiltered``: the views of ``changes`` for watchers without
@@ -161,20 +216,23 @@ class Subscription:
         if unfiltered is not None and self._unfiltered and changes[0].revision > self.after:
             views = unfiltered
         else:
-            views = [view for change in changes if (view := self.view_of(change)) is not None]
+            views = Batch(view for change in changes if (view := self.view_of(change)) is not None)
         if not views:
             return True
-        if len(self._live) + len(views) > self._cache.options.queue_size:
+        if self._live_count + len(views) > self._cache.options.queue_size:
             return False
-        self._live.extend(views)
+        self._live.append(views)
+        self._live_count += len(views)
         self._wake()
         return True
 
     def end(self) -> None:
         """Stop at once: queued events are dropped, the iterator finishes."""
         self.ended = True
-        self._pending.clear()
+        self._backlog = Batch()
         self._live.clear()
+        self._live_count = 0
+        self._iterating.clear()
         self._wake()
 
     def _wake(self) -> None:
@@ -194,34 +252,52 @@ class Subscription:
         self.end()
         self._cache.unsubscribe(self)
 
-    async def next_batch(self) -> list[WatchEvent]:
-        """Every event queued now, in order (waiting for one if none); [] once ended.
+    def _take(self) -> Batch | None:
+        """Everything queued as one batch, or None."""
+        live = self._live
+        if self._backlog:
+            parts = [self._backlog, *live]
+            self._backlog = Batch()
+        elif len(live) == 1:
+            parts = [live[0]]
+        elif live:
+            parts = list(live)
+        else:
+            return None
+        live.clear()
+        self._live_count = 0
+        if len(parts) == 1:
+            return parts[0]
+        return Batch((event for part in parts for event in part), parts)
+
+    async def next_batch(self) -> Batch:
+        """Every event queued now, in order (waiting for one if none); empty once ended.
 
         The batched form of iteration: a watch handler sends them all at once
         instead of taking one event per step.
         """
         while True:
-            if self._pending or self._live:
-                batch = [*self._pending, *self._live]
-                self._pending.clear()
-                self._live.clear()
+            if self._iterating:  # only when iteration and batches are mixed
+                batch = Batch(self._iterating)
+                self._iterating.clear()
+                return batch
+            batch = self._take()
+            if batch is not None:
                 return batch
             if self.ended:
-                return []
+                return Batch()
             await self._wait()
 
     def __aiter__(self) -> AsyncIterator[WatchEvent]:
         return self
 
     async def __anext__(self) -> WatchEvent:
-        while True:
-            if self._pending:
-                return self._pending.popleft()
-            if self._live:
-                return self._live.popleft()
-            if self.ended:
+        while not self._iterating:
+            batch = await self.next_batch()
+            if not batch:
                 raise StopAsyncIteration
-            await self._wait()
+            self._iterating.extend(batch)
+        return self._iterating.popleft()
 
 
 class WatchCache:
@@ -423,18 +499,19 @@ class WatchCache:
     def _offer(self, targets: list[Subscription], changes: list[DecodedEvent]) -> None:
         if not targets:
             return
-        # The views a watcher without selectors sees, worked out once for all of them.
-        unfiltered: list[WatchEvent] | None = None
+        # The views a watcher without selectors sees, worked out once for all of
+        # them: one Batch, whose JSON body is then encoded once for all of them.
+        unfiltered: Batch | None = None
         plain = next((s for s in targets if s._unfiltered), None)
         if plain is not None:
             event_type = self.source.event_type
             # An object that cannot be decoded fails each watcher on its own, below.
             with contextlib.suppress(Exception):
-                unfiltered = [
+                unfiltered = Batch(
                     view
                     for change in changes
                     if (view := change.unfiltered_view(event_type, plain.opts)) is not None
-                ]
+                )
         for subscription in targets:
             try:
                 kept_up = subscription.offer_many(changes, unfiltered)

@@ -212,7 +212,7 @@ async def before_update(
     meta = obj.setdefault("metadata", {})
     old_meta = old["metadata"]
     _check_identity(info, meta, old_meta)
-    strategy.set_defaults(obj)
+    strategy.set_defaults_for_update(obj, old)
     await store.admission.admit(store, "UPDATE", obj, old, ctx)
     _carry_system_metadata(meta, old_meta)
     strategy.prepare_for_update(obj, old)

@@ -41,6 +41,7 @@ from typing import Any, Protocol
 import orjson
 
 from kajitori.machinery import errors
+from kajitori.machinery import names as namegen
 from kajitori.registry.generic import cacher, hooks
 from kajitori.registry.generic.request import RequestContext
 from kajitori.registry.generic.uids import _UID_BATCH, new_uid  # noqa: F401  (re-exported)
@@ -68,6 +69,7 @@ _LIST_CHUNK = 500
 _ENCODED_CACHE_BYTES = 8 * 1024 * 1024
 _ENCODED_CACHE_MAX_OBJECT = 64 * 1024
 _GUARANTEED_UPDATE_ATTEMPTS = 32
+_NAME_GENERATION_ATTEMPTS = 8  # upstream's maxNameGenerationCreateAttempts
 _UNSET = object()
 # A watch's initial state (resourceVersion unset or "0") goes out in lists of this many events.
 _INITIAL_BATCH = 500
@@ -382,21 +384,41 @@ class Store:
     ) -> Object:
         """``applied``: a server-side apply already set managedFields (hooks skip that step)."""
         rollbacks: list[Rollback] = []
+        meta = obj.get("metadata")
+        generated = (
+            isinstance(meta, dict) and not meta.get("name") and bool(meta.get("generateName"))
+        )
         try:
             obj = await hooks.before_create(self, namespace, obj, ctx, rollbacks, applied=applied)
             if ctx.dry_run:
                 return obj
-            key = self.key(namespace, obj["metadata"]["name"])
-            try:
-                revision = await self.backend.create(key, self.encode(obj, key))
-            except storage.StorageError as exc:
-                raise self._translate(exc, obj["metadata"]["name"]) from exc
+            revision = await self._create_kv(namespace, obj, generated)
         except BaseException:
             await _undo(rollbacks)
             raise
         self._written(revision)
         obj["metadata"]["resourceVersion"] = str(revision)
         return obj
+
+    async def _create_kv(self, namespace: str, obj: Object, generated: bool) -> int:
+        """Store the new object; a generated name that is taken is generated again.
+
+        Upstream's RetryGenerateName (GA in 1.32): up to 8 attempts in all
+        before the AlreadyExists of the last name is the answer. Only the
+        name changes between attempts (nothing else derives from it here).
+        """
+        meta = obj["metadata"]
+        for attempt in range(_NAME_GENERATION_ATTEMPTS):
+            key = self.key(namespace, meta["name"])
+            try:
+                return await self.backend.create(key, self.encode(obj, key))
+            except storage.KeyExistsError as exc:
+                if not generated or attempt == _NAME_GENERATION_ATTEMPTS - 1:
+                    raise self._translate(exc, meta["name"]) from exc
+                meta["name"] = namegen.simple_name_generator(meta["generateName"])
+            except storage.StorageError as exc:
+                raise self._translate(exc, meta["name"]) from exc
+        raise AssertionError("unreachable")
 
     def _written(self, revision: int) -> None:
         if revision > self.written_revision:

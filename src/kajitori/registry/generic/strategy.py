@@ -35,6 +35,14 @@ class Strategy:
         create, update and the result of a patch.
         """
 
+    def set_defaults_for_update(self, obj: Object, old: Object) -> None:
+        """``set_defaults`` for an update of ``old``; a strategy may skip what it discards.
+
+        A status endpoint puts the stored spec back (``prepare_for_update``),
+        so defaulting a body's spec that equals the stored one is wasted work.
+        """
+        self.set_defaults(obj)
+
     def prepare_for_create(self, obj: Object) -> None:
         """Clear what a client may not set on create (usually ``status``), in place."""
 

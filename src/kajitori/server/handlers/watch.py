@@ -13,6 +13,10 @@ hands the same event to every watcher, so it is encoded once for all of them.
 Events come from the store in batches (those ready together); a watcher
 writes the lines of a batch as one chunk, so with many watchers and many
 writes the fan-out costs one step and one write per batch, not per event.
+A batch from the watch cache (``cacher.Batch``) is usually the very list
+every watcher without selectors of that namespace got, and its body is
+encoded once for all of them: per watcher, a batch costs the same whatever
+the number of events in it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 import orjson
 
 from kajitori.machinery import errors
+from kajitori.registry.generic import cacher
 from kajitori.registry.generic.store import WatchEvent
 from kajitori.server import asgi, negotiation
 from kajitori.server.handlers import resources, transform
@@ -148,6 +153,12 @@ async def _send_batch(
     Lines rendered before an error (a StatusError ends the watch with an
     ERROR event) still go out first, in order.
     """
+    if plain and isinstance(batch, cacher.Batch) and batch:
+        # From the watch cache: the body is encoded once for every watcher given this batch.
+        body = batch.json_body()
+        if body is not None:
+            await _send_body(scope, body)
+            return max(last_rv, batch[-1].revision)
     lines: list[bytes] = []
     try:
         for event in batch:
@@ -174,8 +185,13 @@ def _line(scope: RequestScope, event: WatchEvent, plain: bool) -> bytes | None:
 
 
 async def _send_lines(scope: RequestScope, lines: list[bytes]) -> None:
-    body = lines[0] if len(lines) == 1 else b"".join(lines)
-    await scope.send({"type": "http.response.body", "body": body, "more_body": True})
+    await _send_body(scope, lines[0] if len(lines) == 1 else b"".join(lines))
+
+
+async def _send_body(scope: RequestScope, body: bytes) -> None:
+    # "flush": the server writes the chunk now rather than a loop turn later
+    # with others of that turn; a watcher sends one chunk per wake-up anyway.
+    await scope.send({"type": "http.response.body", "body": body, "more_body": True, "flush": True})
 
 
 def _bookmark(scope: RequestScope, revision: int, *, end: bool) -> Object:
