@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kajitori.client import rest
+from kajitori.client import events, informer, rest
 from kajitori.cmd.apiserver import APIServerConfig, APIServerProcess
 from kajitori.controllers import manager, node_lifecycle, nodeipam
 
@@ -273,3 +274,29 @@ async def test_the_default_toleration_seconds_plugin_adds_five_minute_toleration
         (node_lifecycle.NOT_READY, 300),
         (node_lifecycle.UNREACHABLE, 7),
     ]
+
+
+async def test_built_on_a_synced_node_informer_it_looks_at_the_pods_of_each_known_node(
+    admin: rest.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A shared node informer that already holds nodes calls the new controller's node handler
+    while it is being built; that handler reads the pod index, which must exist by then."""
+    await make_node(admin, "known")
+    await admin.create(rest.PODS, bound_pod("p", "known", []), namespace="default")
+    factory = informer.InformerFactory(admin, share=False)
+    for resource in (rest.NODES, rest.PODS):
+        source = factory.informer(resource)
+        source.start()
+        await source.wait_for_sync()
+    recorder = events.EventRecorder(admin, component="test")
+    try:
+        with caplog.at_level(logging.ERROR, logger="kajitori.client.informer"):
+            controller = node_lifecycle.NodeLifecycleController(
+                client=admin, informers=factory, recorder=recorder
+            )
+        assert not [r for r in caplog.records if "handler failed" in r.getMessage()]
+        queued = len(controller.eviction_queue)
+        assert queued >= 1  # the pod on the known node, enqueued for a taint check
+    finally:
+        for resource in (rest.NODES, rest.PODS):
+            await factory.informer(resource).stop()

@@ -186,15 +186,17 @@ class NodeLifecycleController(base.QueueController[str]):
         self._probes: dict[str, _Probe] = {}
         self._eviction_since: dict[str, float] = {}  # pod UID → first seen needing eviction
         self._stopping = asyncio.Event()
-        self.nodes = self.watch(
-            informers.informer(rest.NODES), on_add=self._add_node, on_update=self._update_node
-        )
-        self.leases = self.watch(informers.informer(rest.LEASES, namespace=NODE_LEASE_NAMESPACE))
+        # Pods first: a shared node informer that has already synced calls
+        # _add_node for every node as soon as it is watched, and that looks pods up.
         self.pods = informers.informer(rest.PODS)
         self.pods.indexer.add_indexers(
             {NODE_NAME_INDEX: lambda pod: [(pod.get("spec") or {}).get("nodeName") or ""]}
         )
         self.watch(self.pods, on_add=self._enqueue_pod, on_update=self._update_pod)
+        self.nodes = self.watch(
+            informers.informer(rest.NODES), on_add=self._add_node, on_update=self._update_node
+        )
+        self.leases = self.watch(informers.informer(rest.LEASES, namespace=NODE_LEASE_NAMESPACE))
 
     def _add_node(self, node: Object) -> None:
         self.enqueue(node)
