@@ -604,6 +604,21 @@ class SplitCluster(common.ServerProcess):
         super().stop()
 
 
+def logged_errors(data_dir: Path) -> dict[str, Any]:
+    """ERROR lines the cluster's processes logged (``*.log`` in its data dir).
+
+    A handler that raises is logged, not fatal, so a run can look fine while
+    a controller misbehaves: the count is part of every report.
+    """
+    count, first = 0, ""
+    for log in sorted(data_dir.glob("*.log")):
+        for line in log.read_text(errors="replace").splitlines():
+            if " ERROR " in line:
+                count += 1
+                first = first or f"{log.name}: {line[:300]}"
+    return {"count": count, "first": first}
+
+
 def _cpu_times(pid: int) -> tuple[float, float]:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     tick = os.sysconf("SC_CLK_TCK")
@@ -676,6 +691,7 @@ async def run(plan: Plan, workdir: Path) -> dict[str, Any]:
     finally:
         await bench.close()
         server.stop()
+    phases["end"] = {**phases.get("end", {}), "server_log_errors": logged_errors(server.data_dir)}
     return {
         "benchmark": "scale",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -741,8 +757,12 @@ def print_report(report: dict[str, Any]) -> None:
             (f"soak {soak['pods_running']} pods RSS", soak["rss_mib"], ""),
             ("  RSS slope (MiB/min)", soak["rss_slope_mib_per_minute"], "~0"),
         ]
+    errors = end.get("server_log_errors") or {"count": 0, "first": ""}
+    rows.append(("ERROR lines in server logs", errors["count"], "0"))
     for name, value, target in rows:
         print(f"{name:<28}{value!s:>12}  {target}")
+    if errors["first"]:
+        print(f"first: {errors['first']}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -49,6 +49,8 @@ def test_scale_bench_runs_every_phase(tmp_path: Path) -> None:
     per_pod = phases["rollout"]["api_requests_per_pod"]
     assert per_pod["POST pods"] >= 1.0 and per_pod["POST pods/binding"] >= 1.0
     assert "pods Running" in done.stdout
+    # A controller handler that raises is only logged: the run must have logged no error.
+    assert phases["end"]["server_log_errors"] == {"count": 0, "first": ""}
 
 
 def test_scale_bench_split_runs_every_phase(tmp_path: Path) -> None:
@@ -74,3 +76,4 @@ def test_scale_bench_split_runs_every_phase(tmp_path: Path) -> None:
         assert sum(spent.values()) >= phases[phase]["server_cpu_s"] - 0.1
     assert set(phases["end"]["rss_mib_by_process"]) == processes
     assert phases["end"]["rss_mib"] >= max(phases["end"]["rss_mib_by_process"].values())
+    assert phases["end"]["server_log_errors"] == {"count": 0, "first": ""}
