@@ -176,9 +176,23 @@ async def topology(tmp_path: Path) -> AsyncIterator[tuple[netns.Namespaces, str,
         await spaces.spawn(
             backend, sys.executable, "-m", "http.server", "8080", "--directory", str(tmp_path)
         )
+        await _listening(spaces, backend, 8080)
         yield spaces, node, client, backend
     assert netns.host_counts() == before
     assert await nftables.Nftables().show() == ""
+
+
+async def _listening(spaces: netns.Namespaces, namespace: str, port: int) -> None:
+    """Wait until something in ``namespace`` accepts TCP on ``port`` (a server just spawned
+    takes a while to start, longer on a busy machine with no bytecode cache)."""
+    probe = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=1).close()"
+    for _ in range(100):
+        try:
+            await spaces.exec(namespace, sys.executable, "-S", "-c", probe)
+            return
+        except netns.CommandError:
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"nothing listens on port {port} in {namespace}")
 
 
 @root_only
