@@ -44,7 +44,7 @@ import orjson
 
 from kajitori.api import protobuf
 from kajitori.api.core_v1.validation import secrets
-from kajitori.machinery import quantity
+from kajitori.machinery import quantity, shapes
 
 Object = dict[str, Any]
 _Step = Callable[[Object], None]
@@ -242,7 +242,7 @@ def _shaper(name: str) -> _Shaper | None:
     if message.wrapper:
         return _shape_wrapper
     if name in _REMEMBERED:
-        return functools.partial(_shape_remembered, name, {})
+        return functools.partial(_shape_remembered, name, shapes.JsonMemo(_REMEMBERED_MAX))
     return functools.partial(_shape_struct, name)
 
 
@@ -272,21 +272,18 @@ _REMEMBERED = frozenset(
 _REMEMBERED_MAX = 1024  # values per message; started over when full
 
 
-def _shape_remembered(name: str, memo: dict[bytes, bytes], value: Any) -> Any:
+def _shape_remembered(name: str, memo: shapes.JsonMemo, value: Any) -> Any:
     """``_shape_struct`` through ``memo`` (each call hands out a fresh object)."""
     if not isinstance(value, dict):
         return value
-    try:
-        key = orjson.dumps(value)
-    except TypeError:  # not plain JSON (e.g. an integer beyond 64 bits): no memo
+    key = memo.key(value)
+    if key is None:
         return _shape_struct(name, value)
     shaped = memo.get(key)
     if shaped is not None:
         return orjson.loads(shaped)
     _plan(name).apply(value)  # raises for a value that cannot be decoded: nothing remembered
-    if len(memo) >= _REMEMBERED_MAX:
-        memo.clear()
-    memo[key] = orjson.dumps(value)
+    memo.put(key, orjson.dumps(value))
     return value
 
 

@@ -29,8 +29,6 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
-import datetime
-import functools
 import logging
 import time
 from typing import Any, Literal
@@ -38,6 +36,7 @@ from typing import Any, Literal
 import httpx
 
 from kajitori.client import rest
+from kajitori.machinery import times
 
 log = logging.getLogger(__name__)
 
@@ -284,10 +283,4 @@ def _key(event: Object) -> EventKey:
 
 
 def _now() -> str:
-    return _second(int(time.time()))
-
-
-@functools.lru_cache(maxsize=4)
-def _second(seconds: int) -> str:
-    """metav1.Time of a whole second: events come in bursts, formatted once a second."""
-    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return times.now_rfc3339()

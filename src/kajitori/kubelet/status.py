@@ -13,27 +13,19 @@ identical status (the kubelet writes only when it differs).
 
 from __future__ import annotations
 
-import datetime
-import functools
 from typing import Any
 
 from kajitori.kubelet.runtimes import interface
+from kajitori.machinery import times
 
 Object = dict[str, Any]
 
 
 def rfc3339(seconds: float) -> str:
     """A metav1.Time (whole seconds, UTC)."""
-    return _rfc3339(int(seconds))
-
-
-# A status is generated at every pod sync, several times over, and most of
-# its times fall on the same few seconds: formatting them was a visible part
-# of a simulated kubelet's work.
-@functools.lru_cache(maxsize=1024)
-def _rfc3339(seconds: int) -> str:
-    moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # A status is generated at every pod sync, several times over, and most of
+    # its times fall on the same few seconds: ``times`` formats each once.
+    return times.rfc3339(int(seconds))
 
 
 def _termination(term: interface.Termination) -> Object:

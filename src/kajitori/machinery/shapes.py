@@ -74,25 +74,14 @@ def _top_shape(value: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(out)
 
 
-# The shapes of recent specs, by their JSON. A spec is most of a pod's or a
-# workload's body, and every pod of a ReplicaSet is created with its
-# template's spec; a shape is a pure function of the JSON text (keys, their
-# order, scalar types, int32 range), and an immutable tuple, so it is shared.
-_SPEC_SHAPES: dict[bytes, tuple[Any, ...]] = {}
-_SPEC_SHAPES_MAX = 1024  # started over when full
-
-
 def _spec_shape(spec: dict[str, Any]) -> tuple[Any, ...]:
-    try:
-        key = orjson.dumps(spec)
-    except TypeError:  # not plain JSON (an integer beyond 64 bits, a key not a string)
+    key = JsonMemo.key(spec)
+    if key is None:
         return _body_shape(spec)
-    shape = _SPEC_SHAPES.get(key)
+    shape: tuple[Any, ...] | None = _SPEC_SHAPES.get(key)
     if shape is None:
         shape = _body_shape(spec)  # _NoShape: nothing remembered
-        if len(_SPEC_SHAPES) >= _SPEC_SHAPES_MAX:
-            _SPEC_SHAPES.clear()
-        _SPEC_SHAPES[key] = shape
+        _SPEC_SHAPES.put(key, shape)
     return shape
 
 
@@ -177,6 +166,39 @@ def _value_shape(item: Any) -> Any:
     raise _NoShape  # anything that is not plain JSON
 
 
+class JsonMemo:
+    """Answers of a pure function of a JSON value, by the value's JSON text; bounded.
+
+    The text includes key order, so equal texts are the same input. ``key``
+    is None for a value that is not plain JSON (an integer beyond 64 bits,
+    a key that is not a string): such a value is never remembered. When
+    ``limit`` entries are held the memo starts over.
+    """
+
+    def __init__(self, limit: int = 1024) -> None:
+        self._limit = limit
+        self._seen: dict[bytes, Any] = {}
+
+    @staticmethod
+    def key(value: Any) -> bytes | None:
+        try:
+            return orjson.dumps(value)
+        except TypeError:
+            return None
+
+    def get(self, key: bytes) -> Any:
+        """The remembered answer, or None."""
+        return self._seen.get(key)
+
+    def put(self, key: bytes, answer: Any) -> None:
+        if len(self._seen) >= self._limit:
+            self.clear()
+        self._seen[key] = answer
+
+    def clear(self) -> None:
+        self._seen.clear()
+
+
 class ShapeMemo:
     """What a check answered for each (schema, shape) pair it has seen; bounded.
 
@@ -205,3 +227,10 @@ class ShapeMemo:
         if len(self._seen) >= self._limit:
             self._seen.clear()
         self._seen[(id(schema), shape)] = (schema, answer)
+
+
+# The shapes of recent specs. A spec is most of a pod's or a workload's body,
+# and every pod of a ReplicaSet is created with its template's spec; a shape
+# is a pure function of the JSON text (keys, their order, scalar types, int32
+# range), and an immutable tuple, so it is shared.
+_SPEC_SHAPES = JsonMemo()

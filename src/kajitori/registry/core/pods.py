@@ -24,7 +24,7 @@ from kajitori.api import definitions
 from kajitori.api.core_v1 import defaults
 from kajitori.api.core_v1 import validation as common
 from kajitori.api.core_v1.validation import pods as validation
-from kajitori.machinery import field
+from kajitori.machinery import field, shapes
 from kajitori.registry import resource
 from kajitori.registry.core import pod_binding
 from kajitori.registry.generic import strategy as strategies
@@ -99,41 +99,26 @@ def _scheduling_gated_condition(pod: Object) -> None:
     )
 
 
-class _DefaultedSpecs:
-    """Defaulted pod specs, remembered per spec's JSON (key order included).
-
-    ``defaults.set_defaults_pod`` is a pure function of the spec, and the
-    pods of a ReplicaSet, Job or StatefulSet arrive with their template's spec
-    byte for byte. A repeat costs an encode and a decode of the spec instead
-    of the defaulting walk, and gets a fresh object. At most ``MAX`` specs;
-    started over when full.
-    """
-
-    MAX = 1024
-
-    def __init__(self) -> None:
-        self._specs: dict[bytes, bytes] = {}
-
-    def spec_of(self, pod: Object) -> Object:
-        """``pod``'s spec defaulted: the same object defaulted in place, or a remembered copy."""
-        spec: Object = pod["spec"]
-        try:
-            key = orjson.dumps(spec)
-        except TypeError:  # not plain JSON: default it as it is
-            defaults.set_defaults_pod(pod)
-            return spec
-        known = self._specs.get(key)
-        if known is not None:
-            remembered: Object = orjson.loads(known)
-            return remembered
-        defaults.set_defaults_pod(pod)
-        if len(self._specs) >= self.MAX:
-            self._specs.clear()
-        self._specs[key] = orjson.dumps(spec)
-        return spec
+# Defaulted pod specs (JSON) by the spec's JSON. ``defaults.set_defaults_pod``
+# is a pure function of the spec, and the pods of a ReplicaSet, Job or
+# StatefulSet arrive with their template's spec byte for byte: a repeat costs
+# an encode and a decode of the spec instead of the defaulting walk, and gets
+# a fresh object.
+_DEFAULTED_SPECS = shapes.JsonMemo()
 
 
-_DEFAULTED = _DefaultedSpecs()
+def _defaulted_spec(pod: Object) -> Object:
+    """``pod``'s spec defaulted: the same object defaulted in place, or a remembered copy."""
+    spec: Object = pod["spec"]
+    key = _DEFAULTED_SPECS.key(spec)
+    known = None if key is None else _DEFAULTED_SPECS.get(key)
+    if known is not None:
+        remembered: Object = orjson.loads(known)
+        return remembered
+    defaults.set_defaults_pod(pod)
+    if key is not None:
+        _DEFAULTED_SPECS.put(key, orjson.dumps(spec))
+    return spec
 
 
 class PodStrategy(strategies.Strategy):
@@ -144,8 +129,8 @@ class PodStrategy(strategies.Strategy):
         if not isinstance(spec, dict):
             return
         # Pod defaulting reads and writes the spec alone: every pod a workload
-        # creates from one template is defaulted once (see ``_DefaultedSpecs``).
-        obj["spec"] = _DEFAULTED.spec_of(obj)
+        # creates from one template is defaulted once (see ``_DEFAULTED_SPECS``).
+        obj["spec"] = _defaulted_spec(obj)
 
     def prepare_for_create(self, obj: Object) -> None:
         obj["status"] = {"phase": "Pending", "qosClass": pod_qos_class(obj)}

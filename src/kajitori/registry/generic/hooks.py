@@ -29,7 +29,6 @@ its strategy's hooks.
 from __future__ import annotations
 
 import datetime
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -39,6 +38,7 @@ from kajitori.api import definitions
 from kajitori.machinery import errors, field, shapes
 from kajitori.machinery import names as namegen
 from kajitori.machinery.fieldmanager import managers
+from kajitori.machinery.times import now_rfc3339
 from kajitori.registry.generic.request import RequestContext
 from kajitori.registry.generic.strategy import Strategy
 from kajitori.registry.generic.uids import new_uid
@@ -92,19 +92,6 @@ def strategy_for(info: ResourceInfo, subresource: str) -> Strategy:
     if subresource == "status" and info.status is not None:
         return info.status
     return info.extra_strategies.get(subresource, info.strategy)
-
-
-# The current second's RFC 3339 text, formatted once per second (every create
-# and update stamps one).
-_now_text: tuple[int, str] = (-1, "")
-
-
-def now_rfc3339() -> str:
-    global _now_text
-    second = int(time.time())
-    if _now_text[0] != second:
-        _now_text = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
-    return _now_text[1]
 
 
 # ----- create ---------------------------------------------------------------
