@@ -27,6 +27,25 @@ client library's informers and times, in one run:
   backlog. The create rate of the same run is the floor the scheduler is
   compared with: ``bind_vs_create`` near 1.0 means the scheduler keeps up
   with the API server's writes;
+* **scheduler on a backlog** (upstream scheduler_perf's way: the pods
+  exist first, then the scheduler works through them): ``--backlog`` pods
+  (default as many as ``--burst``) created with ``schedulerName:
+  bench-backlog-scheduler``, which the cluster's default scheduler leaves
+  alone (upstream: a scheduler takes only the pods that name it). Once the
+  driver sees them all, it starts ``kajitori scheduler --config`` with a
+  ``KubeSchedulerConfiguration`` whose profile has that name, as a process
+  of its own on core 1, and counts pods bound per second from its first
+  bind to its last, with that process's CPU per pod over the same span
+  (``scheduler_cpu_ms_per_pod``; its inverse, ``scheduler_pods_per_cpu_s``,
+  is the rate a core of its own would allow) and its share of a core
+  (``scheduler_cpu_cores``: near 1.0, the scheduler itself is the limit;
+  well below, it waits on the API server, whose CPU over the same span is
+  ``cluster_cpu_ms_per_pod``). The CPU span starts at the first bind, when
+  up to 32 bindings are already in flight, so it leaves out those pods'
+  decisions (under 2% of a 2,000-pod backlog). The pods then run on the
+  simulated nodes like the others; once its Events are written (beyond
+  1,000 pending it drops them, as upstream's broadcaster does) the
+  scheduler process is stopped;
 * **StatefulSet**: a 100-replica ``OrderedReady`` StatefulSet, from its
   creation to ``readyReplicas == 100`` (each pod waits for the one before to
   be Ready, so this is 100 round trips through controller, scheduler and
@@ -44,7 +63,8 @@ start and the CPU other processes used during each phase
 (``other_cpu_cores``). The rollout also reports ``api_requests_per_pod``:
 the server's ``apiserver_request_total`` (``/metrics``) scraped before and
 after it, by verb and resource, over the pods rolled out. ``--profile DIR`` records the server with py-spy
-during the rollout and the burst (do not quote timings from such a run).
+during the rollout and the burst, and the backlog's scheduler process while it binds (do not quote
+timings from such a run).
 
 ``--split`` runs the cluster as upstream deploys it: ``kajitori apiserver``
 pinned to core 0, and ``kajitori controller-manager``, ``kajitori
@@ -70,7 +90,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +104,8 @@ from kajitori.server import metrics
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 NAMESPACE = "bench-scale"
 BURST_NAMESPACE = "bench-scale-burst"
+BACKLOG_NAMESPACE = "bench-scale-backlog"
+BACKLOG_SCHEDULER = "bench-backlog-scheduler"
 STATEFUL_NAMESPACE = "bench-scale-sts"
 STATEFUL_REPLICAS = 100
 BURST_CONCURRENCY = 16
@@ -114,6 +136,7 @@ class Plan:
     timeout: float
     profile_dir: Path | None
     split: bool = False
+    backlog: int = 0
 
 
 # -- what the driver sees ----------------------------------------------------------
@@ -127,6 +150,8 @@ class PodTimes:
         self.bound: dict[str, float] = {}
         self.running: dict[str, float] = {}
         self.changed = asyncio.Event()
+        # Called with the count of pods bound each time one more is seen bound.
+        self.on_bound: Callable[[int], None] | None = None
 
     def handler(self) -> informer.EventHandler:
         return informer.EventHandler(
@@ -137,8 +162,10 @@ class PodTimes:
         now = time.perf_counter()
         key = informer.meta_namespace_key(pod)
         self.seen.setdefault(key, now)
-        if (pod.get("spec") or {}).get("nodeName"):
-            self.bound.setdefault(key, now)
+        if (pod.get("spec") or {}).get("nodeName") and key not in self.bound:
+            self.bound[key] = now
+            if self.on_bound is not None:
+                self.on_bound(len(self.bound))
         if (pod.get("status") or {}).get("phase") == "Running":
             if key not in self.running:
                 self.running[key] = now
@@ -245,14 +272,32 @@ def statefulset(replicas: int) -> dict[str, Any]:
     }
 
 
-def burst_pod(index: int) -> bytes:
+def burst_pod(index: int, *, prefix: str = "burst", scheduler_name: str = "") -> bytes:
+    spec = pod_spec()
+    if scheduler_name:
+        spec["schedulerName"] = scheduler_name
     body = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": f"burst-{index}", "labels": {APP_LABEL: "burst"}},
-        "spec": pod_spec(),
+        "metadata": {"name": f"{prefix}-{index}", "labels": {APP_LABEL: prefix}},
+        "spec": spec,
     }
     return orjson.dumps(body)
+
+
+def backlog_scheduler_config(path: Path) -> Path:
+    """The second scheduler's ``KubeSchedulerConfiguration``: one profile, no election."""
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "kubescheduler.config.k8s.io/v1",
+                "kind": "KubeSchedulerConfiguration",
+                "profiles": [{"schedulerName": BACKLOG_SCHEDULER}],
+                "leaderElection": {"leaderElect": False},
+            }
+        )
+    )
+    return path
 
 
 def split(total: int, parts: int) -> list[int]:
@@ -356,7 +401,7 @@ class Run:
         cpu_before = self.server.cpu_seconds()
         began = time.perf_counter()
         sizes = split(self.plan.pods, self.plan.deployments)
-        with _Profiling(self.plan.profile_dir, self.server, "rollout", 30):
+        with _Profiling(self.plan.profile_dir, self.server.pid, "rollout", 30):
             await asyncio.gather(
                 *(
                     self.client.create(rest.DEPLOYMENTS, deployment(f"app-{i}", size))
@@ -390,7 +435,7 @@ class Run:
         contention = common.Contention()
         cpu_before = self.server.cpu_seconds()
         began = time.perf_counter()
-        with _Profiling(self.plan.profile_dir, self.server, "burst", 10):
+        with _Profiling(self.plan.profile_dir, self.server.pid, "burst", 10):
             created = await loadgen.run(
                 host="127.0.0.1", port=self.server.port, ssl_context=self.context,
                 connections=BURST_CONCURRENCY, total_requests=count,
@@ -418,6 +463,93 @@ class Run:
             )
         row["bind_vs_create"] = round(row.get("bind_rate", 0.0) / max(row["create_rate"], 1e-9), 3)
         return row
+
+    async def backlog(self) -> dict[str, Any]:
+        """Pods for a second scheduler, created first; then that scheduler's own bind rate."""
+        count = self.plan.backlog
+        await self.namespace(BACKLOG_NAMESPACE)
+        times = self.watch_pods(BACKLOG_NAMESPACE)
+        await self.informers[-1].wait_for_sync()
+        bodies = [
+            burst_pod(i, prefix="backlog", scheduler_name=BACKLOG_SCHEDULER) for i in range(count)
+        ]
+        path = f"/api/v1/namespaces/{BACKLOG_NAMESPACE}/pods"
+        deadline = time.perf_counter() + self.plan.timeout
+        created = await loadgen.run(
+            host="127.0.0.1", port=self.server.port, ssl_context=self.context,
+            connections=BURST_CONCURRENCY, total_requests=count,
+            make_request=lambda i: ("POST", path, _JSON, bodies[i]),
+        )  # fmt: skip
+        if created.statuses.get(201) != count:
+            raise RuntimeError(f"backlog creates: {dict(created.statuses)}")
+        while len(times.seen) < count:
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"backlog: {len(times.seen)}/{count} pods seen")
+            await asyncio.sleep(0.05)
+        if times.bound:
+            raise RuntimeError(f"the default scheduler bound {len(times.bound)} backlog pods")
+        scheduler = _BacklogScheduler(self.server.data_dir)
+        marks: dict[str, tuple[float, float]] = {}
+
+        def mark(bound: int) -> None:
+            # The CPU of the scheduler and of the cluster at its first and last bind.
+            if bound in (1, count):
+                when = "first" if bound == 1 else "last"
+                marks[when] = (scheduler.cpu_seconds(), self.server.cpu_seconds())
+
+        times.on_bound = mark
+        contention = common.Contention()
+        spawned = time.perf_counter()
+        scheduler.start()
+        try:
+            await _bound(times, 1, deadline, scheduler)
+            # The profile starts with the binds: start-up (imports, the first list) is not in it.
+            with _Profiling(self.plan.profile_dir, scheduler.pid, "backlog-scheduler", 15):
+                await _bound(times, count, deadline, scheduler)
+            other = contention.other_cpu_cores()
+            last = await times.wait_running(count, deadline, "backlog")
+            # Its Events are written one at a time behind the binds (those beyond
+            # 1,000 waiting are dropped, as upstream's broadcaster drops them):
+            # stopping it while it still writes would cut a request off.
+            events = await self._settled_events(BACKLOG_NAMESPACE, "Scheduled", count, deadline)
+        finally:
+            times.on_bound = None
+            total_cpu = scheduler.stop()
+        row = {"pods": count, **rates(times, spawned)}
+        row["all_running_s"] = round(last - spawned, 2)
+        row["pods_running"] = len(times.running)
+        span = max(times.bound.values()) - min(times.bound.values())
+        (first_cpu, first_server), (last_cpu, last_server) = marks["first"], marks["last"]
+        binds = max(count - 1, 1)
+        row["scheduler_cpu_ms_per_pod"] = round((last_cpu - first_cpu) * 1000 / binds, 2)
+        row["scheduler_cpu_cores"] = round((last_cpu - first_cpu) / max(span, 1e-9), 2)
+        # What one core of its own would let it bind, were the API server not the limit.
+        row["scheduler_pods_per_cpu_s"] = round(binds / max(last_cpu - first_cpu, 1e-9), 1)
+        row["scheduler_cpu_s_to_first_bind"] = round(first_cpu, 2)
+        row["scheduler_cpu_s_total"] = round(total_cpu, 2)
+        # The rest of the cluster (API server, controllers, kubelets) over the same span.
+        row["cluster_cpu_ms_per_pod"] = round((last_server - first_server) * 1000 / binds, 2)
+        row["cluster_cpu_cores"] = round((last_server - first_server) / max(span, 1e-9), 2)
+        row["other_cpu_cores"] = other
+        row["scheduled_events"] = events
+        return row
+
+    async def _settled_events(
+        self, namespace: str, reason: str, count: int, deadline: float
+    ) -> int:
+        """How many ``reason`` Events exist once there are ``count`` or 2 s add none."""
+        selector = f"reason={reason}"
+        seen, since = -1, time.perf_counter()
+        while True:
+            found = await self.client.list(
+                rest.EVENTS, namespace=namespace, field_selector=selector, metadata_only=True
+            )
+            now, total = time.perf_counter(), len(found.get("items") or ())
+            if total >= count or (total == seen and now - since >= 2.0) or now > deadline:
+                return total
+            if total != seen:
+                seen, since = total, now
+            await asyncio.sleep(0.25)
 
     async def ordered_statefulset(self) -> dict[str, Any]:
         """A ``plan.statefulset``-replica OrderedReady StatefulSet, to all Ready."""
@@ -495,13 +627,66 @@ def slope(points: Iterable[tuple[float, float]]) -> float:
     return round(cov / max(var, 1e-9) * 60, 3)
 
 
-class _Profiling:
-    """py-spy on the server for ``seconds`` of a phase, when a directory was given."""
+async def _bound(
+    times: PodTimes, count: int, deadline: float, scheduler: _BacklogScheduler
+) -> None:
+    """Wait until ``count`` pods are bound (or the scheduler exited, or the deadline passed)."""
+    while len(times.bound) < count:
+        if time.perf_counter() > deadline or scheduler.exited():
+            raise TimeoutError(f"backlog: {len(times.bound)}/{count} bound")
+        await asyncio.sleep(0.02)
 
-    def __init__(
-        self, directory: Path | None, server: common.ServerProcess, phase: str, seconds: int
-    ) -> None:
-        self.directory, self.server, self.phase, self.seconds = directory, server, phase, seconds
+
+class _BacklogScheduler:
+    """``kajitori scheduler --config`` for the backlog phase, on the driver's core."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> None:
+        config = backlog_scheduler_config(self.data_dir / "backlog-scheduler.json")
+        command = [sys.executable, "-m", "kajitori", "scheduler", "--config", str(config),
+                   "--kubeconfig", str(self.data_dir / "kubeconfig")]  # fmt: skip
+        # Its log sits with the cluster's, so its ERROR lines are counted with theirs.
+        with (self.data_dir / "backlog-scheduler.log").open("a") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=log)
+        common.pin(common.CLIENT_CORE, self.process.pid)
+
+    def exited(self) -> bool:
+        return self.process is None or self.process.poll() is not None
+
+    def cpu_seconds(self) -> float:
+        return sum(_cpu_times(self.pid))
+
+    def stop(self) -> float:
+        """Stop it; the CPU seconds it used in all."""
+        if self.process is None:
+            return 0.0
+        spent = self.cpu_seconds() if not self.exited() else 0.0
+        if not self.exited():
+            self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.returncode not in (0, -15):
+            log = (self.data_dir / "backlog-scheduler.log").read_text()[-2000:]
+            _progress(f"backlog scheduler exited with {self.process.returncode}:\n{log}")
+        return spent
+
+
+class _Profiling:
+    """py-spy on process ``pid`` for ``seconds`` of a phase, when a directory was given."""
+
+    def __init__(self, directory: Path | None, pid: int, phase: str, seconds: int) -> None:
+        self.directory, self.pid, self.phase, self.seconds = directory, pid, phase, seconds
         self.process: subprocess.Popen[bytes] | None = None
         self.output = Path()
 
@@ -511,7 +696,7 @@ class _Profiling:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.output = self.directory / f"scale-{self.phase}.txt"
         self.process = subprocess.Popen(
-            ["py-spy", "record", "--pid", str(self.server.pid), "--duration", str(self.seconds),
+            ["py-spy", "record", "--pid", str(self.pid), "--duration", str(self.seconds),
              "--rate", "100", "--nonblocking", "--gil", "--format", "raw",
              "--output", str(self.output)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -681,12 +866,15 @@ async def run(plan: Plan, workdir: Path) -> dict[str, Any]:
             phases["burst"] = await bench.burst()
             _per_pod(phases["burst"], cpu_spent(before, server))
             _progress(f"burst: {phases['burst']}")
+        if plan.backlog:
+            phases["backlog"] = await bench.backlog()
+            _progress(f"backlog: {phases['backlog']}")
         if plan.statefulset:
             phases["statefulset"] = await bench.ordered_statefulset()
             _progress(f"statefulset: {phases['statefulset']}")
         phases["end"] = {**bench.memory.now(), "rss_mib_by_process": rss_by_process(server)}
         if plan.soak_seconds > 0:
-            running = plan.pods + plan.burst + plan.statefulset
+            running = plan.pods + plan.burst + plan.backlog + plan.statefulset
             phases["soak"] = await bench.soak(running)
     finally:
         await bench.close()
@@ -744,6 +932,22 @@ def print_report(report: dict[str, Any]) -> None:
             ("  binds/s after creates", burst.get("bind_rate_after_creates", "-"), ""),
             ("  all Running (s)", burst["all_running_s"], ""),
         ]
+    if "backlog" in phases:
+        backlog = phases["backlog"]
+        rows += [
+            (
+                f"backlog {backlog['pods']}: binds/s",
+                backlog.get("bind_rate", 0),
+                f">= {TARGETS['pods_scheduled_per_second']}",
+            ),
+            ("  scheduler CPU/pod (ms)", backlog["scheduler_cpu_ms_per_pod"], ""),
+            ("  scheduler CPU (cores)", backlog["scheduler_cpu_cores"], ""),
+            ("  scheduler pods/CPU-s", backlog["scheduler_pods_per_cpu_s"], ""),
+            ("  cluster CPU/pod (ms)", backlog["cluster_cpu_ms_per_pod"], ""),
+            ("  cluster CPU (cores)", backlog["cluster_cpu_cores"], ""),
+            ("  all Running (s)", backlog["all_running_s"], ""),
+            ("  Scheduled events written", backlog["scheduled_events"], ""),
+        ]
     if "statefulset" in phases:
         sts = phases["statefulset"]
         rows.append((f"StatefulSet {sts['replicas']} Ready (s)", sts["all_ready_s"], ""))
@@ -774,6 +978,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pods", type=int, help="Deployment replicas in all (default 10000)")
     parser.add_argument("--deployments", type=int, default=10, help="Deployments sharing --pods")
     parser.add_argument("--burst", type=int, help="pods created directly (default --pods / 5)")
+    parser.add_argument(
+        "--backlog", type=int, help="pods for a second scheduler started after (default --burst)"
+    )
     parser.add_argument(
         "--statefulset", type=int, help="OrderedReady StatefulSet replicas (default 100)"
     )
@@ -818,6 +1025,7 @@ def main(argv: list[str] | None = None) -> None:
         profile_dir=args.profile,
         split=args.split,
     )
+    plan = dataclasses.replace(plan, backlog=plan.burst if args.backlog is None else args.backlog)
     with tempfile.TemporaryDirectory(prefix="kajitori-bench-scale-") as directory:
         report = asyncio.run(run(plan, Path(directory)))
     print_report(report)

@@ -34,7 +34,7 @@ def test_scale_bench_runs_every_phase(tmp_path: Path) -> None:
     assert report["benchmark"] == "scale"
     assert report["plan"]["nodes"] == 20 and report["plan"]["pods"] == 200
     phases = report["phases"]
-    assert set(phases) == {"startup", "rollout", "burst", "statefulset", "end"}
+    assert set(phases) == {"startup", "rollout", "burst", "backlog", "statefulset", "end"}
     assert phases["startup"]["nodes_ready"] == 20
     assert phases["rollout"]["pods_running"] == 200
     assert phases["rollout"]["pods_bound"] == 200
@@ -45,6 +45,11 @@ def test_scale_bench_runs_every_phase(tmp_path: Path) -> None:
         assert phases["rollout"][figure] > 0 and phases["end"][figure] > 0
     assert {"bind_rate", "max_unbound_backlog", "all_running_s"} <= set(phases["rollout"])
     assert {"create_rate", "bind_rate", "bind_vs_create"} <= set(phases["burst"])
+    # The backlog (as many pods as the burst) waited for the second scheduler, which bound all.
+    backlog = phases["backlog"]
+    assert backlog["pods"] == backlog["pods_bound"] == backlog["pods_running"] == 40
+    assert backlog["scheduler_cpu_s_total"] > 0 and backlog["scheduled_events"] > 0
+    assert {"bind_rate", "scheduler_cpu_ms_per_pod", "cluster_cpu_ms_per_pod"} <= set(backlog)
     # From the server's /metrics: every pod was created and bound through the API once.
     per_pod = phases["rollout"]["api_requests_per_pod"]
     assert per_pod["POST pods"] >= 1.0 and per_pod["POST pods/binding"] >= 1.0
@@ -68,6 +73,7 @@ def test_scale_bench_split_runs_every_phase(tmp_path: Path) -> None:
     assert phases["startup"]["nodes_ready"] == 5
     assert phases["rollout"]["pods_running"] == 30
     assert phases["burst"]["pods_running"] == 10
+    assert phases["backlog"]["pods_running"] == 10
     processes = {"apiserver", "controller-manager", "scheduler", "kubelet"}
     for phase in ("rollout", "burst"):
         spent = phases[phase]["cpu_s_by_process"]

@@ -72,6 +72,22 @@ async def test_add_after_delivers_later_and_the_earliest_request_wins() -> None:
     assert len(queue) == 0
 
 
+async def test_idle_only_once_nothing_is_queued_processing_or_delayed() -> None:
+    """``idle`` stays false while a key is queued, held by a worker or waiting on a delay."""
+    queue: workqueue.RateLimitingQueue[str] = workqueue.RateLimitingQueue()
+    assert queue.idle()
+    queue.add_after("k", 10.0)
+    assert len(queue) == 0 and not queue.idle()  # delayed
+    queue.add("k")
+    assert not queue.idle()  # queued
+    key = await queue.get()
+    assert len(queue) == 0 and not queue.idle()  # processing
+    queue.done(key)
+    assert not queue.idle()  # the 10 s delay is still pending
+    queue.shut_down()
+    assert queue.idle()
+
+
 async def test_shut_down_drops_delayed_keys() -> None:
     """Keys still waiting on a delay never arrive after shutdown."""
     queue: workqueue.RateLimitingQueue[str] = workqueue.RateLimitingQueue()

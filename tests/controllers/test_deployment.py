@@ -14,6 +14,7 @@ from tests.controllers.conftest import StartControllers
 from kajitori.client import events, rest
 from kajitori.controllers import manager
 from kajitori.controllers.common import deployment_util, pod_util
+from kajitori.machinery import times
 
 Object = dict[str, Any]
 NS = "default"
@@ -50,7 +51,7 @@ async def _make_ready(client: rest.Client, pod: Object) -> None:
     condition = {
         "type": "Ready",
         "status": "True",
-        "lastTransitionTime": pod_util.format_time(pod_util.now()),
+        "lastTransitionTime": times.now_rfc3339(),
     }
     await client.patch(
         rest.PODS,
@@ -290,3 +291,45 @@ async def test_old_replica_sets_beyond_the_revision_history_limit_are_deleted(
     await _eventually(lambda: _n_rses(admin, "hist", 2))
     revisions = [deployment_util.revision(rs) for rs in await _rses(admin, "hist")]
     assert revisions == [2, 3]
+
+
+async def test_a_scaled_up_deployment_past_its_progress_deadline_is_not_synced_in_a_loop(
+    admin: rest.Client, controllers: manager.ControllerManager
+) -> None:
+    """Complete, then scaled up with pods that never become ready, past progressDeadlineSeconds.
+
+    Upstream never times such a rollout out (its Progressing reason stays
+    NewReplicaSetAvailable); the controller once re-queued it at once on every
+    sync, a spin that starved everything else in the process.
+    """
+    await admin.create(rest.DEPLOYMENTS, _deployment("stuck", 1, progressDeadlineSeconds=1))
+    pod = await _eventually(lambda: _one_pod(admin, "stuck"))
+    await _make_ready(admin, pod)
+    await _eventually(lambda: _complete(admin, "stuck"))
+    await admin.patch(rest.DEPLOYMENTS, "stuck", {"spec": {"replicas": 3}}, namespace=NS)
+    await _eventually(lambda: _has_pods(admin, "stuck", 3))
+    await asyncio.sleep(1.5)  # past the deadline measured from the last progress
+    controller = controllers.controllers["deployment"]
+    syncs = 0
+    real_sync = controller.sync
+
+    async def counting_sync(key: str) -> None:
+        nonlocal syncs
+        syncs += 1
+        await real_sync(key)
+
+    controller.sync = counting_sync  # type: ignore[method-assign]
+    await asyncio.sleep(1.0)
+    d = await _get(admin, "stuck")
+    assert _conditions(d)["Progressing"][1] == "NewReplicaSetAvailable"
+    assert syncs < 5, f"{syncs} syncs in a second with nothing changing"
+
+
+async def _one_pod(client: rest.Client, app: str) -> Object | None:
+    items = (await client.list(rest.PODS, namespace=NS, label_selector=f"app={app}"))["items"]
+    return items[0] if len(items) == 1 else None
+
+
+async def _has_pods(client: rest.Client, app: str, count: int) -> bool:
+    items = (await client.list(rest.PODS, namespace=NS, label_selector=f"app={app}"))["items"]
+    return len(items) == count

@@ -68,8 +68,7 @@ async def _until_async(check: Callable[[], Awaitable[bool]], what: str) -> None:
 
 
 def _settled(gc: garbage_collector.GarbageCollector) -> bool:
-    queue = gc.attempt_to_delete
-    return len(queue) == 0 and not queue._processing and not queue._waiting
+    return gc.attempt_to_delete.idle()
 
 
 async def _configmap(
@@ -175,6 +174,28 @@ async def test_an_owner_the_graph_has_not_seen_yet_keeps_its_dependent(
 
     await admin.delete(rest.CONFIGMAPS, "lagging-owner", namespace="default")
     await _until_gone(admin, "kept-dependent")
+
+
+async def test_an_object_first_seen_without_owners_is_verified_when_it_gains_one(
+    admin: rest.Client, collector: tuple[garbage_collector.GarbageCollector, Lookups]
+) -> None:
+    """Seen first with no owner (the graph only holds it), then updated to name an owner
+    that never existed: the new reference is verified and the object collected; an update
+    that names no owner again costs nothing."""
+    gc, lookups = collector
+    plain = await _configmap(admin, "plain")
+    await _until(lambda: _observed(gc, plain), "the object in the graph")
+    plain["metadata"]["labels"] = {"touched": "yes"}
+    plain = await admin.update(rest.CONFIGMAPS, plain, namespace="default")
+    await _ghost_dependent(admin, gc)  # the update is observed by now (one watch, in order)
+    assert lookups.of("plain") == 0
+    assert await _exists(admin, "plain")
+
+    never = {"apiVersion": "v1", "kind": "ConfigMap", "name": "never", "uid": "never-uid"}
+    plain["metadata"]["ownerReferences"] = [never]
+    await admin.update(rest.CONFIGMAPS, plain, namespace="default")
+    await _until_gone(admin, "plain")
+    assert lookups.of("never") == 1
 
 
 async def test_a_reference_to_an_owner_in_another_namespace_is_verified(

@@ -13,7 +13,8 @@ from tests.controllers.conftest import StartControllers
 from kajitori.client import events, informer, rest
 from kajitori.cmd.apiserver import APIServerProcess
 from kajitori.controllers import manager, replicaset
-from kajitori.controllers.common import pod_control, pod_util
+from kajitori.controllers.common import pod_control
+from kajitori.machinery import times
 
 Object = dict[str, Any]
 NS = "default"
@@ -179,7 +180,7 @@ async def test_available_replicas_wait_for_min_ready_seconds(
     """With minReadySeconds 1, a pod ready just now is ready but becomes available only later."""
     await admin.create(rest.REPLICASETS, _rs("slow", 1, min_ready=1))
     (pod,) = await _eventually(lambda: _n_pods(admin, "slow", 1))
-    now = pod_util.format_time(pod_util.now())
+    now = times.now_rfc3339()
     await admin.patch(
         rest.PODS,
         pod["metadata"]["name"],

@@ -242,9 +242,7 @@ async def test_a_pod_whose_containers_start_at_once_gets_one_status_write(
 
 
 async def _settled(host: kubelet.KubeletHost) -> Object | None:
-    queue = host.queue
     found = await host.client.get(rest.PODS, "at-once", namespace="default")
     echoed = host.pods.indexer.get("default/at-once") or {}
     same = echoed.get("metadata", {}).get("resourceVersion") == found["metadata"]["resourceVersion"]
-    idle = len(queue) == 0 and not queue._processing and not queue._waiting
-    return {} if same and idle else None
+    return {} if same and host.queue.idle() else None

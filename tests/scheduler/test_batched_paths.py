@@ -9,7 +9,7 @@ import pytest
 from tests.scheduler import helpers
 
 from kajitori.scheduler import cache, framework, scheduler
-from kajitori.scheduler.plugins import inter_pod_affinity, node_resources_fit
+from kajitori.scheduler.plugins import inter_pod_affinity, node_resources_fit, taint_toleration
 
 Object = dict[str, Any]
 make_node, make_pod, info = helpers.make_node, helpers.make_pod, helpers.info
@@ -143,3 +143,81 @@ def test_the_cache_snapshot_knows_cordons_taints_and_anti_affinity() -> None:
     assert list(framework.nodes_with_anti_affinity(nodes.node_infos())) == []
     nodes.set_node(make_node("c", unschedulable=True))
     assert framework.any_cordoned(nodes.node_infos())
+
+
+def test_remembered_score_totals_place_every_pod_as_plain_sums_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pods of a few sizes placed one after another through the cache land on the same nodes
+    whether each node's weighted score total is remembered between pods or summed afresh."""
+    rng = random.Random(7)
+    sizes = [{"cpu": "100m", "memory": "64Mi"}, {"cpu": "1", "memory": "1Gi"}, None]
+    pods = [make_pod(f"p{i}", requests=rng.choice(sizes)) for i in range(400)]
+    # Past 100 nodes: the sampled search and its moving start index are exercised too.
+    cpus = [rng.choice(["2", "4", "8"]) for _ in range(130)]
+    placements = []
+    for remembered in (True, False):
+        if not remembered:
+            monkeypatch.setattr(scheduler, "_totals_key", lambda *_: None)
+        nodes = cache.Cache()
+        for i, cpu in enumerate(cpus):
+            nodes.set_node(make_node(f"n{i:03d}", cpu=cpu))
+        start, chosen = 0, []
+        profile = scheduler.default_profile()
+        for pod in pods:
+            snapshot = nodes.node_infos()
+            node, processed = scheduler.place_pod(pod, snapshot, profile, start=start)
+            start = (start + processed) % len(snapshot)
+            bound = {**pod, "spec": {**pod["spec"], "nodeName": node}}
+            nodes.set_pod(f"default/{pod['metadata']['name']}", bound)
+            chosen.append(node)
+        placements.append(chosen)
+    assert placements[0] == placements[1]
+    assert len(set(placements[0])) > 50  # the scores really steered the pods around
+
+
+def test_taint_pre_score_skips_only_when_no_feasible_node_has_a_soft_taint() -> None:
+    soft = [{"key": "k", "effect": "PreferNoSchedule"}]
+    plugin = taint_toleration.TaintToleration()
+    pod = make_pod()
+    skip = framework.Code.SKIP
+    for tainted_node, expected in ((None, skip), ("b", skip), ("a", framework.Code.SUCCESS)):
+        nodes = cache.Cache()
+        for name in ("a", "b"):
+            nodes.set_node(make_node(name, taints=soft if name == tainted_node else None))
+        state: framework.CycleState = {}
+        plugin.pre_filter(state, pod, nodes.node_infos())
+        feasible = [n for n in nodes.node_infos() if n.name == "a"]
+        assert plugin.pre_score(state, pod, feasible).code == expected, tainted_node
+        # Without PreFilter's note (preemption's what-ifs, tests) the nodes are scanned.
+        assert plugin.pre_score({}, pod, feasible).code == expected, tainted_node
+
+
+def test_parsed_amounts_are_remembered_per_resource_kind(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(framework, "_AMOUNTS", {})
+    monkeypatch.setattr(framework, "_AMOUNTS_MAX", 3)
+    assert framework.amount("cpu", "1") == 1000
+    assert framework.amount("memory", "1") == 1  # the same text, not the cpu's answer
+    assert framework.amount("cpu", "250m") == 250
+    assert framework.amount("memory", "1Ki") == 1024  # full: forgotten, then remembered anew
+    assert len(framework._AMOUNTS) == 1
+    assert framework.amount("cpu", 2) == 2000  # numbers are parsed, not remembered
+    with pytest.raises(ValueError):
+        framework.amount("cpu", "1 core")
+
+
+def test_ties_go_to_the_first_name_through_the_cache_snapshot_as_through_a_list() -> None:
+    """The snapshot's shortcut (its order is known) picks the tie a full scan of names picks."""
+    nodes = cache.Cache()
+    for i in range(130):  # identical nodes, so every feasible node ties
+        nodes.set_node(make_node(f"n{i:03d}", cpu="1" if i % 7 == 3 else "4"))
+    snapshot = nodes.node_infos()
+    profile = scheduler.default_profile()
+    pod = make_pod(requests={"cpu": "2"})  # the 1-cpu nodes do not fit
+    for start in range(0, 130, 3):
+        fast = scheduler.place_pod(pod, snapshot, profile, start=start)
+        assert fast == scheduler.place_pod(pod, list(snapshot), profile, start=start), start
+    # Where the search wrapped past n129 to n000, the smallest name wins over the start's.
+    assert scheduler.place_pod(pod, snapshot, profile, start=100)[0] == "n000"
+    assert scheduler.place_pod(pod, snapshot, profile, start=0)[0] == "n000"
+    assert scheduler.place_pod(pod, snapshot, profile, start=3)[0] == "n004"

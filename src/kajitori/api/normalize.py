@@ -44,7 +44,7 @@ import orjson
 
 from kajitori.api import protobuf
 from kajitori.api.core_v1.validation import secrets
-from kajitori.machinery import quantity, shapes
+from kajitori.machinery import quantity, shapes, times
 
 Object = dict[str, Any]
 _Step = Callable[[Object], None]
@@ -380,8 +380,7 @@ def _shape_time_text(value: str, micro: bool) -> str | None:
     moment = _parse_time(value)
     if moment == _GO_ZERO_TIME:
         return None  # Go's zero time encodes as null
-    text = f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}"
-    return f"{text}.{moment.microsecond:06d}Z" if micro else f"{text}Z"
+    return times.format_micro_time(moment) if micro else times.format_time(moment)
 
 
 _SPECIAL_SHAPERS: dict[str, _Shaper] = {

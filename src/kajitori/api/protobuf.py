@@ -44,7 +44,7 @@ from typing import Any
 
 import orjson
 
-from kajitori.machinery import quantity
+from kajitori.machinery import quantity, times
 
 CONTENT_TYPE = "application/vnd.kubernetes.protobuf"
 MAGIC = b"k8s\x00"
@@ -468,8 +468,7 @@ def _int_field(fields: _Occurrences, number: int, path: str, *, bits: int = 64) 
 def _decode_time(fields: _Occurrences, path: str) -> str | None:
     if not fields:
         return None  # the zero time, which Go renders as null
-    seconds = _int_field(fields, 1, path)
-    return _format_time(_EPOCH + datetime.timedelta(seconds=seconds), micro=False)
+    return times.rfc3339(_int_field(fields, 1, path))
 
 
 def _decode_micro_time(fields: _Occurrences, path: str) -> str | None:
@@ -477,14 +476,9 @@ def _decode_micro_time(fields: _Occurrences, path: str) -> str | None:
         return None
     seconds = _int_field(fields, 1, path)
     micros = _int_field(fields, 2, path, bits=32) // 1000
-    return _format_time(
-        _EPOCH + datetime.timedelta(seconds=seconds, microseconds=micros), micro=True
+    return times.format_micro_time(
+        _EPOCH + datetime.timedelta(seconds=seconds, microseconds=micros)
     )
-
-
-def _format_time(moment: datetime.datetime, *, micro: bool) -> str:
-    text = f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}"
-    return f"{text}.{moment.microsecond:06d}Z" if micro else f"{text}Z"
 
 
 def _decode_quantity(fields: _Occurrences, path: str) -> str:

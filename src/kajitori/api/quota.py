@@ -29,7 +29,7 @@ import datetime
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from kajitori.machinery import quantity
+from kajitori.machinery import quantity, times
 from kajitori.machinery.quantity import Quantity
 
 Object = dict[str, Any]
@@ -284,13 +284,6 @@ def compute_usage(requests: Mapping[str, Quantity], limits: Mapping[str, Quantit
     return out
 
 
-def _parse_time(text: str) -> datetime.datetime | None:
-    try:
-        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def pod_charged(pod: Object, now: datetime.datetime) -> bool:
     """False for terminal pods and pods past their deletion grace (upstream QuotaV1Pod)."""
     if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
@@ -299,7 +292,7 @@ def pod_charged(pod: Object, now: datetime.datetime) -> bool:
     deleted = meta.get("deletionTimestamp")
     grace = meta.get("deletionGracePeriodSeconds")
     if deleted and grace is not None:
-        at = _parse_time(str(deleted))
+        at = times.parse_time(str(deleted))
         if at is not None and now > at + datetime.timedelta(seconds=int(grace)):
             return False
     return True

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from kajitori.cmd.node_network import ClusterNetwork
     from kajitori.controllers.manager import ControllerManager
     from kajitori.kubelet.kubelet import KubeletHost
+    from kajitori.scheduler.config import SchedulerConfig
     from kajitori.scheduler.scheduler import Scheduler
 
 DEFAULT_DATA_DIR = Path(os.environ.get("KAJITORI_DATA_DIR", Path.home() / ".kajitori"))
@@ -84,6 +85,13 @@ def _parser() -> argparse.ArgumentParser:
             "-v", "--verbose", action="store_true", help="log requests and debug detail"
         )
     scheduler_cmd = sub.add_parser("scheduler", help="run only the scheduler")
+    scheduler_cmd.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="a KubeSchedulerConfiguration (kubescheduler.config.k8s.io/v1): its profile's "
+        "schedulerName and leaderElection; --leader-elect* flags given override the latter",
+    )
     manager_cmd = sub.add_parser("controller-manager", help="run only the controller manager")
     manager_cmd.add_argument(
         "--controllers",
@@ -543,12 +551,46 @@ def _election(args: argparse.Namespace, name: str) -> LeaderElectionConfig | Non
 
 async def _run_scheduler(args: argparse.Namespace) -> int:
     from kajitori.cmd import scheduler
+    from kajitori.scheduler import config
 
+    try:
+        settings = config.load(args.config) if args.config else config.SchedulerConfig()
+    except config.ConfigError as exc:
+        print(f"kajitori: scheduler --config: {exc}", file=sys.stderr)
+        return 2
     stop = _stop_on_signals()
     _tune_gc()
-    election = _election(args, "kube-scheduler")
-    kept = await scheduler.run(args.kubeconfig, stop, election=election)
+    election = _scheduler_election(args, settings)
+    kept = await scheduler.run(
+        args.kubeconfig, stop, election=election, scheduler_name=settings.scheduler_name
+    )
     return 0 if kept else _lost_leadership("kube-scheduler")
+
+
+def _scheduler_election(
+    args: argparse.Namespace, settings: SchedulerConfig
+) -> LeaderElectionConfig | None:
+    """The config file's leaderElection, with the --leader-elect* flags given over it.
+
+    As upstream's ApplyLeaderElectionTo; a flag counts as given when it differs
+    from its default (argparse cannot tell an explicit default apart).
+    """
+    defaults = _parser().parse_args(["scheduler", "--kubeconfig", "-"])
+    elect = settings.leader_elect
+    if args.leader_elect != defaults.leader_elect:
+        elect = args.leader_elect
+    if not elect:
+        return None
+    overrides = {
+        field: getattr(args, flag)
+        for field, flag in (
+            ("lease_duration", "leader_elect_lease_duration"),
+            ("renew_deadline", "leader_elect_renew_deadline"),
+            ("retry_period", "leader_elect_retry_period"),
+        )
+        if getattr(args, flag) != getattr(defaults, flag)
+    }
+    return dataclasses.replace(settings.election, **overrides)
 
 
 async def _run_controller_manager(args: argparse.Namespace) -> int:

@@ -7,7 +7,8 @@ watch) and subresources, and turning every non-2xx answer into one
 wire form (dicts), as everywhere in kajitori.
 
 The client is transport-agnostic: ``Client.from_kubeconfig`` speaks HTTPS
-with the kubeconfig's CA and client certificate; ``Client.in_process``
+with the kubeconfig's CA and client certificate, through our own lean
+HTTP/1.1 client (``client.http1``, decision 0050); ``Client.in_process``
 calls an ASGI app directly (``client.transport``) for components running
 inside ``kajitori up``. Both go through the server's authentication,
 authorization and admission, so a component behaves the same either way.
@@ -30,7 +31,7 @@ from typing import Any, Literal
 import httpx
 import orjson
 
-from kajitori.client import kubeconfig, transport
+from kajitori.client import http1, kubeconfig, transport
 
 Object = dict[str, Any]
 PatchType = Literal["json", "merge", "strategic"]
@@ -204,20 +205,34 @@ class Client:
         # the client's default headers (User-Agent names the field manager) as httpx would.
         direct = getattr(http, "_transport", None)
         self._direct = direct if isinstance(direct, transport.InProcessTransport) else None
+        # Over HTTPS, requests and watches skip httpx too (decision 0050), with the
+        # same default headers (User-Agent, Authorization) but not httpx's
+        # Accept-Encoding: nothing here decodes a compressed answer.
+        self._pool = http.pool if isinstance(http, http1.PooledAsyncClient) else None
         self._direct_headers = [
             (name.lower(), value)
             for name, value in http.headers.raw
             # Nothing is compressed in process: answers are read as sent.
             if name.lower() not in (b"accept", b"content-type", b"accept-encoding", b"connection")
-        ] + [(b"host", transport.HOST.encode("ascii"))]
+        ]
+        self._pool_headers = list(self._direct_headers)
+        self._direct_headers.append((b"host", transport.HOST.encode("ascii")))
 
     @classmethod
     def from_kubeconfig(cls, config: kubeconfig.KubeConfig) -> Client:
         """HTTPS to ``config.server`` with its CA, client certificate or bearer token."""
         headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
-        http = httpx.AsyncClient(
+        context = config.ssl_context()
+        pool = http1.Pool(
+            config.server,
+            context,
+            timeout=DEFAULT_TIMEOUT,
+            keepalive_expiry=HTTPS_LIMITS.keepalive_expiry or 60.0,
+        )
+        http = http1.PooledAsyncClient(
+            pool,
             base_url=config.server,
-            verify=config.ssl_context(),
+            verify=context,
             headers=headers,
             timeout=DEFAULT_TIMEOUT,
             limits=HTTPS_LIMITS,
@@ -391,7 +406,7 @@ class Client:
         path = resource.path(namespace=namespace)
         return await self.request("DELETE", path, body=body, params=params)
 
-    async def watch(
+    def watch(
         self,
         resource: Resource,
         *,
@@ -406,6 +421,7 @@ class Client:
         """Events of the collection until the server ends the stream.
 
         Raises ``ApiError`` for a refused watch and for an ``ERROR`` event.
+        Nothing is sent before the first event is asked for.
         """
         params = _params(
             watch="true",
@@ -415,12 +431,39 @@ class Client:
             fieldSelector=field_selector,
             allowWatchBookmarks="true" if allow_bookmarks else "",
         )
-        headers = {"Accept": METADATA_ACCEPT if metadata_only else "application/json"}
+        accept = METADATA_ACCEPT if metadata_only else "application/json"
+        path = resource.path(namespace=namespace)
+        if self._pool is not None:
+            return self._watch_pool(self._pool, _target(path, params), accept)
+        return self._watch_httpx(path, params, accept)
+
+    async def _watch_pool(
+        self, pool: http1.Pool, target: str, accept: str
+    ) -> AsyncIterator[Object]:
+        """``watch`` over HTTPS (``client.http1``); an early exit drops the connection."""
+        headers = [*self._pool_headers, (b"accept", accept.encode())]
+        stream = await pool.stream("GET", target, headers)
+        events = _events(stream)
+        try:
+            if stream.status >= 300:
+                raise _error(_response(stream.status, stream.reason, await stream.read()))
+            async for event in events:
+                if event.get("type") == "ERROR":
+                    raise ApiError(event.get("object") or {})
+                yield event
+        finally:
+            await events.aclose()  # type: ignore[attr-defined]
+            stream.close()
+
+    async def _watch_httpx(
+        self, path: str, params: Mapping[str, str], accept: str
+    ) -> AsyncIterator[Object]:
+        """``watch`` through httpx (in process: the flow-controlled ASGI exchange)."""
         request = self.http.build_request(
             "GET",
-            resource.path(namespace=namespace),
+            path,
             params=params,
-            headers=headers,
+            headers={"Accept": accept},
             timeout=httpx.Timeout(DEFAULT_TIMEOUT, read=None),
             extensions=self.extensions or None,
         )
@@ -467,6 +510,10 @@ class Client:
             return await self._request_direct(
                 self._direct, method, path, body, params, content_type, accept, decode
             )
+        if self._pool is not None:
+            return await self._request_pool(
+                self._pool, method, path, body, params, content_type, accept, decode
+            )
         headers = {"Accept": accept or "application/json"}
         content = None
         if body is not None:
@@ -504,16 +551,36 @@ class Client:
             content = orjson.dumps(body)
             headers.append((b"content-type", content_type.encode()))
             headers.append((b"content-length", str(len(content)).encode()))
-        target = (
-            path if _PATH_SAFE.fullmatch(path) else urllib.parse.quote(path, safe=_PATH_SAFE_CHARS)
-        )
-        if params:
-            query = urllib.parse.urlencode(params, quote_via=urllib.parse.quote)
-            target += ("&" if "?" in target else "?") + query
+        target = _target(path, params)
         status, answer = await direct.call(method, target, headers, content, self.extensions)
         if status >= 300:
             raise _error(httpx.Response(status, content=answer))
         decoded: Object = orjson.loads(answer) if answer and decode else {}
+        return decoded
+
+    async def _request_pool(
+        self,
+        pool: http1.Pool,
+        method: str,
+        path: str,
+        body: Any,
+        params: Mapping[str, str] | None,
+        content_type: str,
+        accept: str | None,
+        decode: bool,
+    ) -> Object:
+        """``request`` over HTTPS (``client.http1``), at most MAX_IN_FLIGHT at a time."""
+        headers = [*self._pool_headers, (b"accept", (accept or "application/json").encode())]
+        content = None
+        if body is not None:
+            content = orjson.dumps(body)
+            headers.append((b"content-type", content_type.encode()))
+        target = _target(path, params)
+        async with self._in_flight:
+            answer = await pool.request(method, target, headers, content)
+        if answer.status >= 300:
+            raise _error(_response(answer.status, answer.reason, answer.body))
+        decoded: Object = orjson.loads(answer.body) if answer.body and decode else {}
         return decoded
 
 
@@ -538,6 +605,20 @@ async def _events(chunks: AsyncIterator[bytes]) -> AsyncIterator[Object]:
                 yield orjson.loads(line)
     if tail.strip():
         yield orjson.loads(tail)
+
+
+def _target(path: str, params: Mapping[str, str] | None) -> str:
+    """The request target: the path, quoted where needed, and the query."""
+    target = path if _PATH_SAFE.fullmatch(path) else urllib.parse.quote(path, safe=_PATH_SAFE_CHARS)
+    if params:
+        query = urllib.parse.urlencode(params, quote_via=urllib.parse.quote)
+        target += ("&" if "?" in target else "?") + query
+    return target
+
+
+def _response(status: int, reason: bytes, body: bytes) -> httpx.Response:
+    """An httpx response for ``_error``, with the reason phrase the server sent (as httpx keeps it)."""
+    return httpx.Response(status, content=body, extensions={"reason_phrase": reason})
 
 
 def _quote(segment: str) -> str:

@@ -137,6 +137,10 @@ class RateLimitingQueue(Generic[T]):
     def shutting_down(self) -> bool:
         return self._shutting_down
 
+    def idle(self) -> bool:
+        """Nothing queued, being processed or waiting out a delay: all work so far is done."""
+        return not self._queue and not self._processing and not self._waiting
+
     def add(self, item: T) -> None:
         if self._shutting_down or item in self._dirty:
             return

@@ -10,7 +10,10 @@ Composition root for kube-scheduler's equivalent, shaped like
   ClusterRole (pods/binding, pods/status, events, reads of nodes and pods);
 * ``run(kubeconfig_path, stop)`` — ``kajitori scheduler --kubeconfig K``,
   a standalone scheduler talking HTTPS to the API server K names; several
-  elect one leader through the ``kube-scheduler`` Lease.
+  elect one leader through the ``kube-scheduler`` Lease. With ``--config``
+  (a ``KubeSchedulerConfiguration``, ``scheduler/config.py``) its profile's
+  ``schedulerName`` says which pods it takes, so a second scheduler can run
+  beside the cluster's default one.
 """
 
 from __future__ import annotations
@@ -46,15 +49,17 @@ async def run(
     stop_event: asyncio.Event,
     *,
     election: leaderelection.Config | None = LEADER_ELECTION,
+    scheduler_name: str = scheduler.COMPONENT,
 ) -> bool:
-    """Schedule over HTTPS until ``stop_event`` is set, while holding the Lease.
+    """Schedule pods naming ``scheduler_name`` over HTTPS until ``stop_event`` is set.
 
-    Returns False when leadership was lost (upstream then exits non-zero).
+    While holding the Lease, when ``election`` is given. Returns False when
+    leadership was lost (upstream then exits non-zero).
     """
     client = rest.Client.from_kubeconfig(kubeconfig.load_kubeconfig(kubeconfig_path))
 
     async def lead() -> None:
-        component = scheduler.Scheduler(client)
+        component = scheduler.Scheduler(client, scheduler_name=scheduler_name)
         component.start()
         try:
             await stop_event.wait()

@@ -36,6 +36,7 @@ from typing import Any
 from kajitori.client import events, informer, rest
 from kajitori.controllers import base, cron_schedule
 from kajitori.controllers.common import controller_ref, pod_control, pod_util
+from kajitori.machinery import times
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,8 @@ def job_name(cronjob_name: str, scheduled: datetime.datetime) -> str:
 
 
 def _earliest(cronjob: Object) -> datetime.datetime:
-    last = pod_util.parse_time((cronjob.get("status") or {}).get("lastScheduleTime"))
-    created = pod_util.parse_time((cronjob.get("metadata") or {}).get("creationTimestamp"))
+    last = times.parse_time((cronjob.get("status") or {}).get("lastScheduleTime"))
+    created = times.parse_time((cronjob.get("metadata") or {}).get("creationTimestamp"))
     return last or created or datetime.datetime.fromtimestamp(0, datetime.UTC)
 
 
@@ -407,7 +408,7 @@ class CronJobController(base.QueueController[str]):
         active = list(status.get("active") or [])
         if any(ref.get("name") == name for ref in active) or status.get(
             "lastScheduleTime"
-        ) == pod_util.format_time(scheduled):
+        ) == times.format_time(scheduled):
             return False
         policy = spec.get("concurrencyPolicy") or "Allow"
         if policy == "Forbid" and active:
@@ -445,7 +446,7 @@ class CronJobController(base.QueueController[str]):
         )
         status = cronjob["status"]
         _set_active(status, [*(status.get("active") or []), object_reference(job)])
-        status["lastScheduleTime"] = pod_util.format_time(scheduled)
+        status["lastScheduleTime"] = times.format_time(scheduled)
         return True
 
     async def _record_existing(
@@ -469,7 +470,7 @@ class CronJobController(base.QueueController[str]):
         status = cronjob["status"]
         if not any(ref.get("uid") == job["metadata"]["uid"] for ref in status.get("active") or []):
             _set_active(status, [*(status.get("active") or []), object_reference(job)])
-        status["lastScheduleTime"] = pod_util.format_time(scheduled)
+        status["lastScheduleTime"] = times.format_time(scheduled)
         return True
 
     async def _delete_job(self, cronjob: Object, name: str) -> bool:
@@ -506,7 +507,7 @@ class CronJobController(base.QueueController[str]):
 
 
 def _after(a: str, b: str) -> bool:
-    first, second = pod_util.parse_time(a), pod_util.parse_time(b)
+    first, second = times.parse_time(a), times.parse_time(b)
     return first is not None and second is not None and first > second
 
 

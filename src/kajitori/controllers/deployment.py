@@ -40,7 +40,7 @@ from kajitori.client import events, informer, rest
 from kajitori.controllers import base
 from kajitori.controllers.common import controller_ref, pod_util
 from kajitori.controllers.common import deployment_util as util
-from kajitori.machinery import labels
+from kajitori.machinery import labels, times
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,8 @@ Object = dict[str, Any]
 
 API_VERSION = "apps/v1"
 KIND = "Deployment"
+# How soon a rollout whose progress deadline is about to pass is looked at again.
+STUCK_RECHECK_SECONDS = 1.0
 
 
 class DeploymentController(base.QueueController[str]):
@@ -176,13 +178,8 @@ class DeploymentController(base.QueueController[str]):
     async def _claim_replica_sets(self, d: Object) -> list[Object]:
         namespace = d["metadata"].get("namespace", "")
         selector = labels.selector_from_label_selector(d["spec"]["selector"])
-        manager = controller_ref.ControllerRefManager(
-            self.client,
-            controller=d,
-            api_version=API_VERSION,
-            kind=KIND,
-            selector=selector,
-            can_adopt=controller_ref.recheck_deletion(self.client, rest.DEPLOYMENTS, d),
+        manager = controller_ref.manager_for(
+            self.client, rest.DEPLOYMENTS, owner=d, selector=selector
         )
         candidates = self.rs_informer.indexer.by_index(informer.NAMESPACE_INDEX, namespace)
         claimed = await manager.claim(rest.REPLICASETS, candidates)
@@ -556,14 +553,21 @@ class DeploymentController(base.QueueController[str]):
             or util.deployment_complete(d, d.get("status") or {})
         ):
             return
-        if current.get("reason") == "ProgressDeadlineExceeded":
+        if current.get("reason") in ("ProgressDeadlineExceeded", "NewReplicaSetAvailable"):
+            # A rollout recorded as complete cannot time out (``deployment_timed_out``
+            # answers no for it, as upstream's DeploymentTimedOut does): a scaled-up
+            # Deployment waiting for its pods has nothing for a deadline check to find.
             return
-        since = pod_util.parse_time(current.get("lastUpdateTime"))
+        since = times.parse_time(current.get("lastUpdateTime"))
         if since is None:
             return
         after = (since + datetime.timedelta(seconds=deadline) - now).total_seconds()
         key = informer.meta_namespace_key(d)
         if after < 1:
-            self.queue.add(key)
+            # Upstream re-adds the key rate-limited here, but the sync's success then
+            # forgets its backoff, so the check repeats every 5 ms until the deadline
+            # decides. In a process shared with the API server that spin starved the
+            # pods it waited for (decision 0053); once a second is soon enough.
+            self.queue.add_after(key, STUCK_RECHECK_SECONDS)
         else:
             self.queue.add_after(key, after)

@@ -45,7 +45,7 @@ from kajitori.api.policy_v1 import helpers
 from kajitori.client import events, informer, rest
 from kajitori.controllers import base
 from kajitori.controllers.common import controller_ref, pod_util
-from kajitori.machinery import labels
+from kajitori.machinery import labels, times
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def build_disrupted_pods(
         pod = by_name.get(name)
         if pod is None or pod["metadata"].get("deletionTimestamp"):
             continue
-        since = pod_util.parse_time(stamp)
+        since = times.parse_time(stamp)
         if since is None:
             continue
         expires = since + DELETION_TIMEOUT

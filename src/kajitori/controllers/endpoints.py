@@ -32,6 +32,7 @@ from typing import Any
 
 from kajitori.client import events, informer, rest
 from kajitori.controllers.common import endpoints_util, pod_util
+from kajitori.machinery import times
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +278,7 @@ class EndpointsController(endpoints_util.ServiceEndpointsController):
         current = self.endpoints_informer.indexer.get(key)
         if not needs_write(current, subsets, service):
             return
-        text = endpoints_util.format_trigger_time(trigger) if trigger else None
+        text = times.format_time(trigger) if trigger else None
         await self._write(current, new_endpoints(current, service, subsets, text))
 
     async def _write(self, current: Object | None, endpoints: Object) -> None:

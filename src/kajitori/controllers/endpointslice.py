@@ -42,6 +42,7 @@ from typing import Any
 from kajitori.client import events, informer, rest
 from kajitori.controllers import base
 from kajitori.controllers.common import controller_ref, endpoints_util, pod_util
+from kajitori.machinery import times
 
 log = logging.getLogger(__name__)
 
@@ -402,7 +403,7 @@ class EndpointSliceController(endpoints_util.ServiceEndpointsController):
         # Step 2.
         desired = desired_endpoints(service, pods, self.node_informer.indexer)
         trigger = self.triggers.compute(service, pods)
-        text = endpoints_util.format_trigger_time(trigger) if trigger else None
+        text = times.format_time(trigger) if trigger else None
         # Step 3.
         result = plan(service, existing, desired, trigger=text)
         updated = {s["metadata"]["name"] for s in (*result.update, *result.delete)}

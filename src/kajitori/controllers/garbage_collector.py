@@ -43,7 +43,7 @@ import asyncio
 import collections
 import dataclasses
 import logging
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
 
 from kajitori.client import events, informer, rest
@@ -73,7 +73,9 @@ class Node:
     namespace: str
     name: str
     uid: str
-    owners: list[Object]
+    # A tuple, never changed in place: the shared empty tuple for most objects (no
+    # list of their own to allocate and for Python's collector to track).
+    owners: tuple[Object, ...]
     deleting: bool
     finalizers: tuple[str, ...]
     api_version: str = ""
@@ -104,12 +106,19 @@ def node_from(resource: rest.Resource, obj: Object) -> Node:
         namespace=meta.get("namespace") or "",
         name=meta.get("name") or "",
         uid=meta.get("uid") or "",
-        owners=list(meta.get("ownerReferences") or ()),
+        owners=tuple(meta.get("ownerReferences") or ()),
         deleting=bool(meta.get("deletionTimestamp")),
         finalizers=tuple(meta.get("finalizers") or ()),
         api_version=resource.api_version,
         kind=resource.kind,
     )
+
+
+def _plain(node: Node) -> bool:
+    """Whether the graph has nothing to do for ``node`` but hold it (``_observe``'s fast path):
+    an observed object (not a placeholder, no other apiVersions) that names no owner and
+    is not being deleted."""
+    return not (node.owners or node.deleting or node.virtual or node.aliases)
 
 
 def matches(owner: Node, dependent: Node, ref: Object) -> bool:
@@ -125,7 +134,7 @@ def matches(owner: Node, dependent: Node, ref: Object) -> bool:
 
 
 def reference_diffs(
-    old: list[Object], new: list[Object]
+    old: Sequence[Object], new: Sequence[Object]
 ) -> tuple[list[Object], list[Object], list[tuple[Object, Object]]]:
     """References (added, removed, changed as (old, new) pairs), matched by owner UID."""
     before = {ref.get("uid", ""): ref for ref in old}
@@ -278,12 +287,17 @@ class GarbageCollector(base.QueueController[str]):
         if not node.uid:
             return
         old = self.graph.upsert(node)
+        if _plain(node) and (old is None or (_plain(old) and old.api_version == node.api_version)):
+            # Most objects reference no owner and are not being deleted, before and
+            # after: no reference to verify, no owner to wake, nothing to queue.
+            # Being in the graph (for dependents that name it later) is all.
+            return
         if old is not None and old.virtual:
             self._check_dependents_of(node)
             old = None  # what follows treats it as first seen, as upstream
         elif old is not None and (old.aliases or old.api_version != node.api_version):
             node.aliases = (old.aliases | {old.api_version}) - {node.api_version}
-        added, removed, changed = reference_diffs(old.owners if old else [], node.owners)
+        added, removed, changed = reference_diffs(old.owners if old else (), node.owners)
         if added:
             self._add_to_owners(node, added)
         self._wake_unblocked_owners(removed, changed)
@@ -344,7 +358,7 @@ class GarbageCollector(base.QueueController[str]):
             namespace=dependent.namespace if resource.namespaced else "",
             name=ref.get("name", ""),
             uid=ref.get("uid", ""),
-            owners=[],
+            owners=(),
             deleting=False,
             finalizers=(),
             api_version=ref.get("apiVersion", ""),

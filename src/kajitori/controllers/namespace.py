@@ -29,6 +29,7 @@ from typing import Any
 
 from kajitori.client import events, informer, rest, workqueue
 from kajitori.controllers import base
+from kajitori.machinery import times
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ class NamespaceController(base.QueueController[str]):
     async def _update_conditions(self, namespace: Object, report: ContentReport) -> Object:
         status = namespace.get("status") or {}
         current = status.get("conditions") or []
-        wanted = merge_conditions(current, deletion_conditions(report), now=_now())
+        wanted = merge_conditions(current, deletion_conditions(report), now=times.now_rfc3339())
         if wanted == current:
             return namespace
         updated = copy.deepcopy(namespace)
@@ -189,10 +190,9 @@ def _raise_unless_empty(name: str, report: ContentReport) -> None:
 
 
 def _seconds_until(meta: Object, now: datetime.datetime) -> float:
-    raw = meta.get("deletionTimestamp")
-    if not raw:
+    when = times.parse_time(meta.get("deletionTimestamp"))
+    if when is None:
         return 0.0
-    when = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00"))
     return max((when - now).total_seconds(), 0.0)
 
 
@@ -260,7 +260,3 @@ def merge_conditions(current: list[Object], wanted: list[Object], *, now: str) -
         )
         merged.append(old if same and old is not None else {**condition, "lastTransitionTime": now})
     return merged
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

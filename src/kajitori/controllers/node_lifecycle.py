@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import copy
 import dataclasses
-import datetime
 import logging
 import time
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from typing import Any
 
 from kajitori.client import events, informer, rest
 from kajitori.controllers import base
+from kajitori.machinery import times
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +60,6 @@ _MANAGED_KEYS = frozenset(
 )
 _UNKNOWN_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
 NODE_NAME_INDEX = "spec.nodeName"
-
-
-def _now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def ready_condition(node: Object) -> Object | None:
@@ -270,7 +266,7 @@ class NodeLifecycleController(base.QueueController[str]):
         if self._probe_age(node) > self.grace_period and (ready or {}).get("status") != "Unknown":
             node = await self._mark_unknown(node, never=ready is None)
             await self._mark_pods_not_ready(name)
-        taints = reconcile_taints(node, _now_rfc3339())
+        taints = reconcile_taints(node, times.now_rfc3339())
         if taints is not None:
             body = copy.deepcopy(node)
             body.setdefault("spec", {})["taints"] = taints
@@ -284,7 +280,7 @@ class NodeLifecycleController(base.QueueController[str]):
             if never
             else ("NodeStatusUnknown", "Kubelet stopped posting node status.")
         )
-        now = _now_rfc3339()
+        now = times.now_rfc3339()
         conditions = copy.deepcopy((node.get("status") or {}).get("conditions") or [])
         by_type = {c.get("type"): c for c in conditions}
         for kind in _UNKNOWN_CONDITIONS:
@@ -316,7 +312,7 @@ class NodeLifecycleController(base.QueueController[str]):
             changed = False
             for condition in conditions:
                 if condition.get("type") == "Ready" and condition.get("status") != "False":
-                    condition.update(status="False", lastTransitionTime=_now_rfc3339())
+                    condition.update(status="False", lastTransitionTime=times.now_rfc3339())
                     changed = True
             if changed:
                 meta = pod["metadata"]
@@ -366,7 +362,7 @@ class NodeLifecycleController(base.QueueController[str]):
                 "status": "True",
                 "reason": "DeletionByTaintManager",
                 "message": "Taint manager: deleting due to NoExecute taint",
-                "lastTransitionTime": _now_rfc3339(),
+                "lastTransitionTime": times.now_rfc3339(),
             }
         )
         self.recorder.event(

@@ -40,7 +40,7 @@ from typing import Any
 from kajitori.client import events, informer, rest
 from kajitori.controllers import base
 from kajitori.controllers.common import controller_ref, expectations, pod_control, pod_util
-from kajitori.machinery import labels
+from kajitori.machinery import labels, times
 
 log = logging.getLogger(__name__)
 
@@ -155,11 +155,11 @@ def _uid(pod: Object) -> str:
 
 
 def _ready_since(pod: Object) -> datetime.datetime | None:
-    return pod_util.parse_time((pod_util.ready_condition(pod) or {}).get("lastTransitionTime"))
+    return times.parse_time((pod_util.ready_condition(pod) or {}).get("lastTransitionTime"))
 
 
 def _created(pod: Object) -> datetime.datetime | None:
-    return pod_util.parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
+    return times.parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
 
 
 def pods_to_delete(
@@ -207,7 +207,7 @@ def calculate_status(
             {
                 "type": "ReplicaFailure",
                 "status": "True",
-                "lastTransitionTime": pod_util.format_time(now),
+                "lastTransitionTime": times.format_time(now),
                 "reason": "FailedCreate" if error.diff < 0 else "FailedDelete",
                 "message": error.message,
             }
@@ -387,13 +387,8 @@ class ReplicaSetController(base.QueueController[str]):
         owned = index(CONTROLLER_INDEX, f"{namespace}/{rs['metadata'].get('uid', '')}")
         orphans = index(CONTROLLER_INDEX, f"{namespace}/")
         candidates = [pod for pod in owned + orphans if pod_util.is_active(pod)]
-        manager = controller_ref.ControllerRefManager(
-            self.client,
-            controller=rs,
-            api_version=API_VERSION,
-            kind=KIND,
-            selector=selector,
-            can_adopt=controller_ref.recheck_deletion(self.client, rest.REPLICASETS, rs),
+        manager = controller_ref.manager_for(
+            self.client, rest.REPLICASETS, owner=rs, selector=selector
         )
         return await manager.claim(rest.PODS, candidates)
 

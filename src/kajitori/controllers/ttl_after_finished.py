@@ -20,6 +20,7 @@ from typing import Any
 from kajitori.client import events, informer, rest
 from kajitori.controllers import base
 from kajitori.controllers.common import pod_util
+from kajitori.machinery import times
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ def finish_time(job: Object) -> datetime.datetime | None:
     """When the Job's Complete or Failed condition became True; None if not finished."""
     for condition in (job.get("status") or {}).get("conditions") or ():
         if condition.get("type") in ("Complete", "Failed") and condition.get("status") == "True":
-            return pod_util.parse_time(condition.get("lastTransitionTime"))
+            return times.parse_time(condition.get("lastTransitionTime"))
     return None
 
 

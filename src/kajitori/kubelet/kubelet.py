@@ -47,6 +47,7 @@ from kajitori.client import events, informer, rest, workqueue
 from kajitori.controllers import base
 from kajitori.kubelet import lifecycle, node_status, prober, status
 from kajitori.kubelet.runtimes import interface
+from kajitori.machinery import times
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +295,7 @@ class KubeletHost:
                 )
         # Copies of the two levels changed (the last answer stays as it was if this fails).
         lease = {**lease, "spec": dict(lease["spec"])}
-        lease["spec"]["renewTime"] = node_status.micro_time(now)
+        lease["spec"]["renewTime"] = times.format_micro_time(now)
         lease["spec"]["holderIdentity"] = state.config.name
         lease["spec"]["leaseDurationSeconds"] = self.lease_duration
         try:

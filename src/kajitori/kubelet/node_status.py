@@ -18,6 +18,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from kajitori.machinery import times
+
 Object = dict[str, Any]
 
 KUBELET_VERSION = "v1.37.0"
@@ -94,19 +96,10 @@ def _os_image() -> str:
     return "Linux"
 
 
-def micro_time(moment: datetime.datetime) -> str:
-    """A metav1.MicroTime."""
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def rfc3339(moment: datetime.datetime) -> str:
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def node_conditions(old: list[Object], now: datetime.datetime) -> list[Object]:
     """Healthy conditions; a condition keeps its transition time while its status holds."""
     previous = {c.get("type"): c for c in old}
-    stamp = rfc3339(now)
+    stamp = times.format_time(now)
     conditions = []
     for kind, reason, message in _HEALTHY_CONDITIONS:
         status = "True" if kind == "Ready" else "False"
@@ -194,7 +187,7 @@ def node_lease(node: Object, *, duration: int, now: datetime.datetime) -> Object
         "spec": {
             "holderIdentity": meta["name"],
             "leaseDurationSeconds": duration,
-            "renewTime": micro_time(now),
+            "renewTime": times.format_micro_time(now),
         },
     }
 

@@ -40,12 +40,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kajitori.kubelet.runtimes import simulated
+from kajitori.machinery import times
 
 Object = dict[str, Any]
 
 # How often a followed log file is looked at for more lines.
 FOLLOW_POLL_SECONDS = 0.1
 _READ_CHUNK = 64 * 1024
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_MICROSECOND = datetime.timedelta(microseconds=1)
 
 
 class StreamingError(Exception):
@@ -155,8 +158,9 @@ def parse_rfc3339(text: str) -> float:
 
 
 def format_rfc3339_nano(moment: float) -> str:
+    """The CRI log time of ``moment``, to the microsecond as datetime rounds a float."""
     stamp = datetime.datetime.fromtimestamp(moment, tz=datetime.UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
+    return times.format_nano_time((stamp - _EPOCH) // _MICROSECOND * 1000)
 
 
 def cri_line(stream: str, content: bytes, moment: float, *, partial: bool = False) -> bytes:

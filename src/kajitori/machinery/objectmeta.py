@@ -14,13 +14,12 @@ returned in upstream's order, so the first cause a client sees is the same.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
 
-from kajitori.machinery import field, names
+from kajitori.machinery import field, names, times
 
 FIELD_IMMUTABLE_ERROR_MSG = "field is immutable"
 TOTAL_ANNOTATION_SIZE_LIMIT_B = 256 * (1 << 10)
@@ -457,18 +456,9 @@ def validate_object_meta(
 # --- update ---------------------------------------------------------------------
 
 
-def _parse_time(value: Any) -> datetime.datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def _semantically_equal(new: Any, old: Any) -> bool:
     # apiequality.Semantic compares metav1.Time by instant, not by spelling.
-    new_time, old_time = _parse_time(new), _parse_time(old)
+    new_time, old_time = times.parse_time(new), times.parse_time(old)
     if new_time is not None and old_time is not None:
         return new_time == old_time
     return bool(new == old)

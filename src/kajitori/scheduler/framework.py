@@ -75,10 +75,28 @@ def unschedulable(*reasons: str, unresolvable: bool = False) -> Status:
 # --- quantities -----------------------------------------------------------------
 
 
+# Parsed amounts by (is cpu, quantity text): a cluster's pods and nodes repeat a
+# handful of quantities ("100m", "128Mi"), and the scheduler sums every pod's
+# requests when it is placed, assumed and re-read. Bounded: cleared when full.
+_AMOUNTS: dict[tuple[bool, str], int] = {}
+_AMOUNTS_MAX = 4096
+
+
 def amount(name: str, value: Any) -> int:
     """A resource amount as an int: milli-units for cpu, whole units otherwise."""
+    cpu = name == "cpu"
+    if isinstance(value, str):
+        key = (cpu, value)
+        known = _AMOUNTS.get(key)
+        if known is not None:
+            return known
     parsed = quantity.parse_quantity(value)
-    return parsed.milli_value() if name == "cpu" else parsed.value()
+    result: int = parsed.milli_value() if cpu else parsed.value()
+    if isinstance(value, str):
+        if len(_AMOUNTS) >= _AMOUNTS_MAX:
+            _AMOUNTS.clear()
+        _AMOUNTS[key] = result
+    return result
 
 
 def resource_list(values: Mapping[str, Any] | None) -> dict[str, int]:
@@ -189,11 +207,11 @@ class NodeInfo:
     allocatable_memory: int = dataclasses.field(default=0, init=False, compare=False)
     non_zero_cpu: int = dataclasses.field(default=0, init=False, compare=False)
     non_zero_memory: int = dataclasses.field(default=0, init=False, compare=False)
-    # Scores of this node as it is now, by (scorer, pod requests): pods of one
-    # ReplicaSet ask for the same, and between two of them most nodes did not
-    # change, so a rollout computes each node's score once per change, not per
-    # pod. Cleared by ``_refresh``.
-    score_memo: dict[tuple[str, int, int], int] = dataclasses.field(
+    # Scores of this node as it is now, by scorer (or weighted set of scorers) and
+    # pod requests, as text: pods of one ReplicaSet ask for the same, and between
+    # two of them most nodes did not change, so a rollout computes each node's
+    # score once per change, not per pod. Cleared by ``_refresh``.
+    score_memo: dict[str, int] = dataclasses.field(
         default_factory=dict, init=False, compare=False, repr=False
     )
 

@@ -12,7 +12,9 @@ task pops a pod at a time and runs a scheduling cycle:
 3. ``schedule_pod`` (pure) runs PreFilter, Filter and Score over it; from
    100 nodes on, Filter stops after ``num_feasible_nodes_to_find`` fits
    and each cycle starts where the last one stopped (upstream's
-   percentageOfNodesToScore and nextStartNodeIndex);
+   percentageOfNodesToScore and nextStartNodeIndex); a node's weighted
+   score total is remembered until its pods change, when every scorer
+   allows it (decision 0052);
 4. on a fit the pod is assumed and bound (``POST pods/{name}/binding``;
    the API server sets ``PodScheduled=True``) and a ``Scheduled`` event
    says ``Successfully assigned ns/name to node``. The binding runs in a
@@ -38,6 +40,7 @@ scheduler's business.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import dataclasses
 import datetime
@@ -267,14 +270,55 @@ def _score_totals(
     pod: Object, feasible: list[framework.NodeInfo], profile: Profile, state: framework.CycleState
 ) -> list[int]:
     """``score_nodes`` as a list in the order of ``feasible`` (lists: this runs per pod)."""
+    # A scorer may skip itself for this pod (upstream's PreScore returning
+    # Skip) when it would give every node the same score.
+    scorers = []
+    for plugin in profile.scorers:
+        pre_score = getattr(plugin, "pre_score", None)
+        if pre_score is None or pre_score(state, pod, feasible).code != framework.Code.SKIP:
+            scorers.append(plugin)
+    key = _totals_key(pod, scorers, state)
+    if key is None:
+        return _weighted_sums(pod, feasible, scorers, state)
+    # Every scorer left scores a node from that node alone and ``key``: the weighted
+    # sum is remembered per node until its pods change (``NodeInfo.score_memo``), so
+    # between two pods asking the same only the nodes that changed are scored.
+    totals = [info.score_memo.get(key) for info in feasible]
+    if None in totals:
+        missing = [info for info, total in zip(feasible, totals, strict=True) if total is None]
+        computed = iter(_weighted_sums(pod, missing, scorers, state))
+        for index, total in enumerate(totals):
+            if total is None:
+                totals[index] = feasible[index].score_memo[key] = next(computed)
+    return totals  # type: ignore[return-value]  # no None left
+
+
+def _totals_key(
+    pod: Object, scorers: Sequence[framework.ScorePlugin], state: framework.CycleState
+) -> str | None:
+    """A text naming the scorers, their weights and what each scores by; None if one cannot."""
+    parts = []
+    for plugin in scorers:
+        score_key = getattr(plugin, "score_key", None)
+        if score_key is None or getattr(plugin, "normalizes", True):
+            return None
+        part = score_key(state, pod)
+        if part is None:
+            return None
+        parts.append(f"{plugin.name}*{plugin.weight}:{part}")
+    return "+".join(parts) if parts else None
+
+
+def _weighted_sums(
+    pod: Object,
+    feasible: list[framework.NodeInfo],
+    scorers: Sequence[framework.ScorePlugin],
+    state: framework.CycleState,
+) -> list[int]:
+    """Each node's scores (normalized where the plugin does) times their weights, summed."""
     totals = [0] * len(feasible)
     first = True
-    for plugin in profile.scorers:
-        # A scorer may skip itself for this pod (upstream's PreScore returning
-        # Skip) when it would give every node the same score.
-        pre_score = getattr(plugin, "pre_score", None)
-        if pre_score is not None and pre_score(state, pod, feasible).code == framework.Code.SKIP:
-            continue
+    for plugin in scorers:
         # ``score_many``: the plugin's scores for all nodes in one call, where it has one.
         score_many = getattr(plugin, "score_many", None)
         if score_many is not None:
@@ -324,10 +368,31 @@ def place_pod(
         return feasible[0].name, processed
     totals = _score_totals(pod, feasible, profile, state)
     best = max(totals)
+    first = totals.index(best)
+    if isinstance(nodes, framework.NodeList):
+        return _first_tie_by_name(feasible, totals, best, first), processed
     if totals.count(best) == 1:
-        return feasible[totals.index(best)].name, processed
+        return feasible[first].name, processed
     names = [info.name for info in feasible]
     return min(itertools.compress(names, [total == best for total in totals])), processed
+
+
+def _first_tie_by_name(
+    feasible: list[framework.NodeInfo], totals: list[int], best: int, first: int
+) -> str:
+    """The smallest name among the nodes scoring ``best``, without reading every name.
+
+    ``feasible`` follows the name-sorted snapshot (a ``NodeList``) from the
+    cycle's start index, wrapping once: names rise, drop once below the first
+    one, and rise again. So the smallest tied name is the first tie after that
+    drop, if there is one, else the first tie. Homogeneous clusters tie on
+    hundreds of nodes per pod, and building every name cost as much as scoring.
+    """
+    head = feasible[0].name
+    wrap = bisect.bisect_left(feasible, True, lo=first, key=lambda info: info.name < head)
+    with contextlib.suppress(ValueError):
+        first = totals.index(best, wrap)
+    return feasible[first].name
 
 
 # --- the component ----------------------------------------------------------------

@@ -9,7 +9,6 @@ what a user starts.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -17,6 +16,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
+
+from kajitori.testing import kubectl
 
 READY_MARKER = "kajitori is ready at "
 
@@ -98,20 +99,9 @@ class KajitoriCluster:
         timeout: float = 60.0,
     ) -> subprocess.CompletedProcess[str]:
         """Run the real kubectl against this cluster."""
-        full_env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **(env or {})}
-        result = subprocess.run(
-            ["kubectl", *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env=full_env,
-            timeout=timeout,
+        return kubectl.run(
+            self.kubeconfig, args, stdin=stdin, check=check, env=env, timeout=timeout
         )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}"
-            )
-        return result
 
     def wait_for_namespace_defaults(self, namespace: str, timeout: float = 20.0) -> None:
         """Wait until the controllers gave ``namespace`` what every namespace gets.

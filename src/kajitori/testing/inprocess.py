@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import os
 import shutil
 import subprocess
 import threading
@@ -35,6 +34,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
+
+from kajitori.testing import kubectl
 
 if TYPE_CHECKING:
     from kubernetes import client as k8s_client
@@ -232,20 +233,7 @@ class InProcessCluster:
         timeout: float = 60.0,
     ) -> subprocess.CompletedProcess[str]:
         """Run the real kubectl against this cluster; AssertionError on failure when ``check``."""
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
-        result = subprocess.run(
-            ["kubectl", *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=timeout,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}"
-            )
-        return result
+        return kubectl.run(self.kubeconfig, args, stdin=stdin, check=check, timeout=timeout)
 
     def __enter__(self) -> InProcessCluster:
         return self.start()

@@ -9,8 +9,9 @@ when its status changes (``meta.SetStatusCondition``).
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
+
+from kajitori.machinery import times
 
 Object = dict[str, Any]
 
@@ -18,10 +19,6 @@ DISRUPTION_ALLOWED = "DisruptionAllowed"
 SUFFICIENT_PODS = "SufficientPods"
 INSUFFICIENT_PODS = "InsufficientPods"
 SYNC_FAILED = "SyncFailed"
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def set_condition(status: Object, condition: Object) -> None:
@@ -32,11 +29,11 @@ def set_condition(status: Object, condition: Object) -> None:
             if existing.get("status") != condition["status"] or not existing.get(
                 "lastTransitionTime"
             ):
-                existing["lastTransitionTime"] = _now()
+                existing["lastTransitionTime"] = times.now_rfc3339()
             existing.update(condition)
             break
     else:
-        conditions.append({**condition, "lastTransitionTime": _now()})
+        conditions.append({**condition, "lastTransitionTime": times.now_rfc3339()})
     status["conditions"] = conditions
 
 

@@ -20,6 +20,7 @@ import re
 from collections.abc import Sequence
 
 from kajitori.auth.authn import serviceaccount, union
+from kajitori.machinery import times
 from kajitori.registry.generic.request import UserInfo
 
 NAMESPACE = "kube-system"
@@ -80,9 +81,8 @@ def _decoded(secret: dict[str, object]) -> dict[str, str]:
 def _expired(expiration: str) -> bool:
     if not expiration:
         return False
-    try:
-        when = datetime.datetime.fromisoformat(expiration.replace("Z", "+00:00"))
-    except ValueError:
+    when = times.parse_time(expiration)
+    if when is None:
         return True  # upstream treats an unparsable expiration as expired
     if when.tzinfo is None:
         when = when.replace(tzinfo=datetime.UTC)

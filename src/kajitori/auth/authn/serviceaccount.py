@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import datetime
 import functools
 import hashlib
 import time
@@ -41,6 +40,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kajitori.auth.authn import union
+from kajitori.machinery import times
 from kajitori.registry.generic.request import UserInfo
 
 Object = dict[str, Any]
@@ -330,18 +330,11 @@ def _deleted(obj: Object) -> bool:
     stamp = (obj.get("metadata") or {}).get("deletionTimestamp")
     if not stamp:
         return False
-    try:
-        when = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except (AttributeError, ValueError):
+    when = times.parse_time(stamp)
+    if when is None:
         return True
     return when.timestamp() < time.time() - LEEWAY_SECONDS
 
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
-
-
-def expiration_timestamp(expires: int) -> str:
-    """RFC 3339 (seconds) for an expiry in Unix seconds, as metav1.Time renders."""
-    when = datetime.datetime.fromtimestamp(expires, datetime.UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -110,6 +110,24 @@ def recheck_deletion(client: rest.Client, resource: rest.Resource, controller: O
     return can_adopt
 
 
+def manager_for(
+    client: rest.Client, resource: rest.Resource, *, owner: Object, selector: labels.Selector
+) -> ControllerRefManager:
+    """The manager ``owner`` (an object of ``resource``) claims with, as every workload controller.
+
+    Adoption waits for ``recheck_deletion``, as upstream's callers all pass
+    ``RecheckDeletionTimestamp``; apiVersion and kind are ``resource``'s.
+    """
+    return ControllerRefManager(
+        client,
+        controller=owner,
+        api_version=resource.api_version,
+        kind=resource.kind,
+        selector=selector,
+        can_adopt=recheck_deletion(client, resource, owner),
+    )
+
+
 class AdoptionRefused(Exception):
     """The controller is gone or being deleted, so it may not adopt anything."""
 

@@ -32,7 +32,8 @@ from typing import Any
 
 import orjson
 
-from kajitori.controllers.common import controller_ref, pod_util
+from kajitori.controllers.common import controller_ref
+from kajitori.machinery import times
 
 Object = dict[str, Any]
 
@@ -332,7 +333,7 @@ def condition(obj: Object, kind: str) -> Object | None:
 def new_condition(
     kind: str, status_: str, reason: str, message: str, *, now: datetime.datetime
 ) -> Object:
-    stamp = pod_util.format_time(now)
+    stamp = times.format_time(now)
     return {
         "type": kind,
         "status": status_,
@@ -452,7 +453,7 @@ def deployment_timed_out(deployment: Object, *, now: datetime.datetime) -> bool:
         return False
     if progressing.get("reason") == "ProgressDeadlineExceeded":
         return True
-    since = pod_util.parse_time(progressing.get("lastUpdateTime"))
+    since = times.parse_time(progressing.get("lastUpdateTime"))
     return since is not None and since + datetime.timedelta(seconds=deadline) < now
 
 

@@ -26,7 +26,7 @@ from typing import Any
 from kajitori.client import events, informer, rest
 from kajitori.controllers import base
 from kajitori.controllers.common import pod_util
-from kajitori.machinery import labels
+from kajitori.machinery import labels, times
 
 Object = dict[str, Any]
 
@@ -127,10 +127,6 @@ def services_selecting(services: informer.Indexer, pod: Object) -> list[Object]:
     return found
 
 
-def format_trigger_time(when: datetime.datetime) -> str:
-    return pod_util.format_time(when)
-
-
 @dataclasses.dataclass(slots=True)
 class _ServiceState:
     pod_times: dict[str, datetime.datetime]
@@ -156,9 +152,7 @@ class TriggerTimeTracker:
         earliest: datetime.datetime | None = None
         pod_times: dict[str, datetime.datetime] = {}
         for pod in pods:
-            when = pod_util.parse_time(
-                (pod_util.ready_condition(pod) or {}).get("lastTransitionTime")
-            )
+            when = times.parse_time((pod_util.ready_condition(pod) or {}).get("lastTransitionTime"))
             if when is None:
                 continue
             name = pod["metadata"]["name"]
@@ -166,7 +160,7 @@ class TriggerTimeTracker:
             seen = previous.pod_times.get(name) if previous else None
             if seen is None or when > seen:
                 earliest = when if earliest is None else min(earliest, when)
-        created = pod_util.parse_time((service.get("metadata") or {}).get("creationTimestamp"))
+        created = times.parse_time((service.get("metadata") or {}).get("creationTimestamp"))
         if created is not None and (
             previous is None or previous.service_time is None or created > previous.service_time
         ):

@@ -5,7 +5,8 @@
 * available: ready for at least ``minReadySeconds`` (``IsPodAvailable``),
   measured from the Ready condition's ``lastTransitionTime``.
 
-Times are RFC 3339 strings on the wire and aware UTC datetimes here.
+Times are RFC 3339 strings on the wire (read and written by machinery.times)
+and aware UTC datetimes here.
 """
 
 from __future__ import annotations
@@ -13,22 +14,11 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from kajitori.machinery import times
+
 Object = dict[str, Any]
 
 OWNER_UID_INDEX = "controller-uid"
-
-
-def parse_time(value: str | None) -> datetime.datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def format_time(when: datetime.datetime) -> str:
-    return when.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def now() -> datetime.datetime:
@@ -61,7 +51,7 @@ def is_available(pod: Object, min_ready_seconds: int, at: datetime.datetime) -> 
     if min_ready_seconds <= 0:
         return True
     condition = ready_condition(pod) or {}
-    since = parse_time(condition.get("lastTransitionTime"))
+    since = times.parse_time(condition.get("lastTransitionTime"))
     if since is None:
         return False
     return since + datetime.timedelta(seconds=min_ready_seconds) < at

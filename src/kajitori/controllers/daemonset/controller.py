@@ -309,13 +309,8 @@ class DaemonSetController(base.QueueController[str]):
 
     async def _claim_pods(self, ds: Object, selector: labels.Selector) -> list[Object]:
         namespace = ds["metadata"].get("namespace", "")
-        manager = controller_ref.ControllerRefManager(
-            self.client,
-            controller=ds,
-            api_version=API_VERSION,
-            kind=KIND,
-            selector=selector,
-            can_adopt=controller_ref.recheck_deletion(self.client, rest.DAEMONSETS, ds),
+        manager = controller_ref.manager_for(
+            self.client, rest.DAEMONSETS, owner=ds, selector=selector
         )
         cached = self.pod_informer.indexer.by_index(informer.NAMESPACE_INDEX, namespace)
         return await manager.claim(rest.PODS, cached)

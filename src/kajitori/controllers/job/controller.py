@@ -39,7 +39,7 @@ from kajitori.controllers import base, replicaset
 from kajitori.controllers.common import controller_ref, expectations, pod_control, pod_util
 from kajitori.controllers.job import planning, policy
 from kajitori.controllers.job import status as job_status
-from kajitori.machinery import labels
+from kajitori.machinery import labels, times
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +200,7 @@ class JobController(base.QueueController[str]):
         status = job.setdefault("status", {})
         new_start = status.get("startTime") is None and not policy.is_suspended(job)
         if new_start:
-            status["startTime"] = pod_util.format_time(now)
+            status["startTime"] = times.format_time(now)
         ctx.finished, deadline_in = planning.finished_condition(ctx, now=now)
         if deadline_in is not None:
             self.queue.add_after(key, deadline_in)
@@ -247,14 +247,7 @@ class JobController(base.QueueController[str]):
     async def _claim_pods(self, job: Object, selector: labels.Selector) -> list[Object]:
         namespace = job["metadata"].get("namespace", "")
         candidates = self.pod_informer.indexer.by_index(informer.NAMESPACE_INDEX, namespace)
-        manager = controller_ref.ControllerRefManager(
-            self.client,
-            controller=job,
-            api_version=API_VERSION,
-            kind=KIND,
-            selector=selector,
-            can_adopt=controller_ref.recheck_deletion(self.client, rest.JOBS, job),
-        )
+        manager = controller_ref.manager_for(self.client, rest.JOBS, owner=job, selector=selector)
         claimed = await manager.claim(rest.PODS, candidates)
         # Adopted pods count as tracked from now on, as upstream adds the
         # finalizer when adopting (removing an absent finalizer is a no-op).
@@ -314,7 +307,7 @@ class JobController(base.QueueController[str]):
         if changed:
             self.recorder.event(job, "Normal", "Resumed", "Job resumed")
             # activeDeadlineSeconds counts continuous activity: restart the clock.
-            status["startTime"] = pod_util.format_time(now)
+            status["startTime"] = times.format_time(now)
         return changed
 
     async def _manage(self, key: str, ctx: job_status.SyncContext) -> tuple[int, Exception | None]:

@@ -28,6 +28,7 @@ from kajitori.controllers import replicaset
 from kajitori.controllers.common import controller_ref, pod_control, pod_util
 from kajitori.controllers.job import policy
 from kajitori.controllers.job import status as job_status
+from kajitori.machinery import times
 
 Object = dict[str, Any]
 Context = job_status.SyncContext
@@ -126,7 +127,7 @@ def past_backoff_limit_on_failure(ctx: Context) -> bool:
 def deadline_remaining(job: Object, *, now: datetime.datetime) -> float | None:
     """Seconds left of ``activeDeadlineSeconds`` (None: no deadline or suspended)."""
     deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
-    start = pod_util.parse_time((job.get("status") or {}).get("startTime"))
+    start = times.parse_time((job.get("status") or {}).get("startTime"))
     if deadline is None or start is None or policy.is_suspended(job):
         return None
     return int(deadline) - (now - start).total_seconds()

@@ -23,7 +23,7 @@ import datetime
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from kajitori.controllers.common import pod_util
+from kajitori.machinery import times
 
 Object = dict[str, Any]
 
@@ -172,13 +172,13 @@ def finish_time(pod: Object, now: datetime.datetime) -> datetime.datetime:
     """When a terminated pod finished: its latest container end, else deletion, else now."""
     status = pod.get("status") or {}
     ends = [
-        pod_util.parse_time((_terminated(c) or {}).get("finishedAt"))
+        times.parse_time((_terminated(c) or {}).get("finishedAt"))
         for c in status.get("containerStatuses") or ()
     ]
     found = [t for t in ends if t is not None]
     if found:
         return max(found)
-    deleted = pod_util.parse_time((pod.get("metadata") or {}).get("deletionTimestamp"))
+    deleted = times.parse_time((pod.get("metadata") or {}).get("deletionTimestamp"))
     return deleted or now
 
 

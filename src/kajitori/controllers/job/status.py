@@ -17,8 +17,8 @@ import dataclasses
 import datetime
 from typing import Any
 
-from kajitori.controllers.common import pod_util
 from kajitori.controllers.job import policy
+from kajitori.machinery import times
 
 Object = dict[str, Any]
 
@@ -26,7 +26,7 @@ Object = dict[str, Any]
 def new_condition(
     kind: str, status: str, reason: str, message: str, *, now: datetime.datetime
 ) -> Object:
-    stamp = pod_util.format_time(now)
+    stamp = times.format_time(now)
     return {
         "type": kind,
         "status": status,
@@ -68,7 +68,7 @@ def ensure_condition(
             message,
         ):
             return False
-        stamp = pod_util.format_time(now)
+        stamp = times.format_time(now)
         conditions[index] = {
             **found,
             "status": value,

@@ -197,13 +197,8 @@ class StatefulSetController(base.QueueController[str]):
             for pod in self.pod_informer.indexer.by_index(informer.NAMESPACE_INDEX, namespace)
             if utils.is_member_of(sts, pod)
         ]
-        manager = controller_ref.ControllerRefManager(
-            self.client,
-            controller=sts,
-            api_version=API_VERSION,
-            kind=KIND,
-            selector=selector,
-            can_adopt=controller_ref.recheck_deletion(self.client, rest.STATEFULSETS, sts),
+        manager = controller_ref.manager_for(
+            self.client, rest.STATEFULSETS, owner=sts, selector=selector
         )
         return await manager.claim(rest.PODS, candidates)
 

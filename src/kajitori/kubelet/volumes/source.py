@@ -11,11 +11,11 @@ give them a dict-backed source. ``None`` from a getter means "not found".
 from __future__ import annotations
 
 import dataclasses
-import datetime
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from kajitori.client import rest
+from kajitori.machinery import times
 
 Object = dict[str, Any]
 
@@ -126,9 +126,10 @@ class ClientObjectSource:
         )
         answer = await self.client.request("POST", path, body=body)
         status = answer.get("status") or {}
-        expires = datetime.datetime.fromisoformat(
-            str(status.get("expirationTimestamp")).replace("Z", "+00:00")
-        )
+        stamp = status.get("expirationTimestamp")
+        expires = times.parse_time(stamp)
+        if expires is None:  # not the status in the message: it holds the token
+            raise ValueError(f"TokenRequest answered expirationTimestamp {stamp!r}")
         return Token(str(status.get("token") or ""), expires.timestamp())
 
     async def event(self, pod: Object, kind: str, reason: str, message: str) -> None:
@@ -136,7 +137,7 @@ class ClientObjectSource:
             self.record_event(pod, kind, reason, message)
             return
         meta = pod.get("metadata") or {}
-        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = times.now_rfc3339()
         body = {
             "apiVersion": "v1",
             "kind": "Event",

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from kajitori.api.apiextensions_v1 import defaults, validation
-from kajitori.machinery import field
+from kajitori.machinery import field, times
 from kajitori.registry import resource
 from kajitori.registry.generic import strategy as strategies
 
@@ -57,20 +57,18 @@ class CRDStrategy(strategies.SpecWithStatusStrategy):
 
 def set_condition(obj: Object, type_: str, status: str, reason: str, message: str) -> None:
     """Set one status condition, keeping lastTransitionTime when the status is unchanged."""
-    from kajitori.registry.generic.hooks import now_rfc3339
-
     conditions: list[Object] = obj.setdefault("status", {}).setdefault("conditions", [])
     for condition in conditions:
         if condition.get("type") == type_:
             if condition.get("status") != status:
-                condition["lastTransitionTime"] = now_rfc3339()
+                condition["lastTransitionTime"] = times.now_rfc3339()
             condition.update(status=status, reason=reason, message=message)
             return
     conditions.append(
         {
             "type": type_,
             "status": status,
-            "lastTransitionTime": now_rfc3339(),
+            "lastTransitionTime": times.now_rfc3339(),
             "reason": reason,
             "message": message,
         }

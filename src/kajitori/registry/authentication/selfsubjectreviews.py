@@ -7,9 +7,9 @@ a creation timestamp of now.
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
+from kajitori.machinery import times
 from kajitori.registry import resource
 from kajitori.registry.generic import strategy as strategies
 from kajitori.registry.generic.request import RequestContext
@@ -26,7 +26,7 @@ async def create(namespace: str, obj: Object, ctx: RequestContext) -> Object:
         user_info["groups"] = list(user.groups)
     if user.extra:
         user_info["extra"] = {k: list(v) for k, v in user.extra}
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = times.now_rfc3339()
     return {
         "kind": "SelfSubjectReview",
         "apiVersion": "authentication.k8s.io/v1",

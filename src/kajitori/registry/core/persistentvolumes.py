@@ -16,16 +16,12 @@ from typing import Any
 from kajitori.api import definitions
 from kajitori.api.core_v1 import defaults
 from kajitori.api.core_v1.validation import persistentvolumes as validation
-from kajitori.machinery import field
+from kajitori.machinery import field, times
 from kajitori.registry import resource
 from kajitori.registry.generic import strategy as strategies
 from kajitori.registry.generic import table as tables
 
 Object = dict[str, Any]
-
-
-def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class PersistentVolumeStrategy(strategies.SpecWithStatusStrategy):
@@ -35,7 +31,7 @@ class PersistentVolumeStrategy(strategies.SpecWithStatusStrategy):
         defaults.set_defaults_persistent_volume(obj)
 
     def prepare_for_create(self, obj: Object) -> None:
-        obj["status"] = {"phase": "Pending", "lastPhaseTransitionTime": now_rfc3339()}
+        obj["status"] = {"phase": "Pending", "lastPhaseTransitionTime": times.now_rfc3339()}
 
     def validate(self, obj: Object) -> field.ErrorList:
         return validation.validate_persistent_volume(obj)
@@ -59,7 +55,7 @@ class PersistentVolumeStatusStrategy(strategies.StatusStrategy):
             if new_time is None and old_time is not None:
                 status["lastPhaseTransitionTime"] = old_time
         elif new_time is None or new_time == old_time:
-            status["lastPhaseTransitionTime"] = now_rfc3339()
+            status["lastPhaseTransitionTime"] = times.now_rfc3339()
 
     def validate_update(self, obj: Object, old: Object) -> field.ErrorList:
         return validation.validate_persistent_volume_status_update(obj, old)

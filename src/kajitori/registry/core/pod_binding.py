@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kajitori.machinery import errors, field
-from kajitori.registry.generic import hooks
+from kajitori.machinery import errors, field, times
 from kajitori.storage import interface as storage
 
 Object = dict[str, Any]
@@ -98,7 +97,7 @@ def _bind(pod: Object, binding: Object) -> str:
 
 def _set_scheduled(status: Object) -> None:
     """Upstream's UpdatePodCondition(PodScheduled=True): transition time only on change."""
-    now = hooks.now_rfc3339()
+    now = times.now_rfc3339()
     conditions = status.setdefault("conditions", [])
     for condition in conditions:
         if condition.get("type") == "PodScheduled":

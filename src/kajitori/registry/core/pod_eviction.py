@@ -32,12 +32,11 @@ know each other's stores).
 from __future__ import annotations
 
 import dataclasses
-import datetime
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from kajitori.api.policy_v1 import helpers
-from kajitori.machinery import errors, labels
+from kajitori.machinery import errors, labels, times
 from kajitori.registry import resource
 from kajitori.registry.generic.request import RequestContext, UserInfo
 from kajitori.registry.generic.store import DeleteOptions, ListOptions, Store
@@ -170,10 +169,6 @@ def _check_eviction(name: str, eviction: Object) -> None:
         raise errors.bad_request(f"not a Eviction object: {version} {eviction.get('kind')}")
     if ((eviction.get("metadata") or {}).get("name") or "") != name:
         raise errors.bad_request("name in URL does not match name in Eviction object")
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Eviction:
@@ -350,10 +345,10 @@ def _set_disruption_target(status: Object) -> None:
     for condition in conditions:
         if condition.get("type") == "DisruptionTarget":
             if condition.get("status") != "True":
-                condition["lastTransitionTime"] = _now()
+                condition["lastTransitionTime"] = times.now_rfc3339()
             condition.update(wanted)
             return
-    conditions.append({**wanted, "lastProbeTime": None, "lastTransitionTime": _now()})
+    conditions.append({**wanted, "lastProbeTime": None, "lastTransitionTime": times.now_rfc3339()})
 
 
 def _decremented(budget: Object, pod_name: str, *, dry_run: bool) -> Object:
@@ -384,5 +379,8 @@ def _decremented(budget: Object, pod_name: str, *, dry_run: bool) -> Object:
     if allowed - 1 == 0:
         helpers.update_disruption_allowed_condition(status)
     if not dry_run:
-        status["disruptedPods"] = {**(status.get("disruptedPods") or {}), pod_name: _now()}
+        status["disruptedPods"] = {
+            **(status.get("disruptedPods") or {}),
+            pod_name: times.now_rfc3339(),
+        }
     return {**budget, "status": status}

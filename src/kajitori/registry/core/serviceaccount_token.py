@@ -18,11 +18,10 @@ root passes a ``Signer`` in; other objects are read through ``get_object``.
 from __future__ import annotations
 
 import copy
-import datetime
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
-from kajitori.machinery import errors, field
+from kajitori.machinery import errors, field, times
 
 Object = dict[str, Any]
 ObjectGetter = Callable[[str, str, str], Awaitable[Object | None]]
@@ -67,7 +66,7 @@ def token_request_handler(
             expiration_seconds=spec["expirationSeconds"],
             bound=bound,
         )
-        request["status"] = {"token": token, "expirationTimestamp": _rfc3339(expires)}
+        request["status"] = {"token": token, "expirationTimestamp": times.rfc3339(expires)}
         return request
 
     return create
@@ -133,7 +132,3 @@ async def _bound_object(
             "record. The object might have been deleted and then recreated",
         )
     return kind, name, uid
-
-
-def _rfc3339(expires: int) -> str:
-    return datetime.datetime.fromtimestamp(expires, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

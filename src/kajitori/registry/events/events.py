@@ -19,11 +19,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from kajitori.api import events_v1
-from kajitori.api.apps_v1 import printing
 from kajitori.api.events_v1 import defaults
 from kajitori.api.events_v1.validation import events as validation
 from kajitori.machinery import field
 from kajitori.registry import resource
+from kajitori.registry.core import events as core_events
 from kajitori.registry.generic import strategy as strategies
 from kajitori.registry.generic import table as tables
 
@@ -46,72 +46,13 @@ class EventStrategy(strategies.Strategy):
         return True
 
 
-_EVENT = "io.k8s.api.core.v1.Event"
-
-COLUMNS = (
-    tables.Column("Last Seen", description=printing.doc(_EVENT, "lastTimestamp")),
-    tables.Column("Type", description=printing.doc(_EVENT, "type")),
-    tables.Column("Reason", description=printing.doc(_EVENT, "reason")),
-    tables.Column("Object", description=printing.doc(_EVENT, "involvedObject")),
-    tables.Column(
-        "Subobject",
-        priority=1,
-        description=printing.doc("io.k8s.api.core.v1.ObjectReference", "fieldPath"),
-    ),
-    tables.Column("Source", priority=1, description=printing.doc(_EVENT, "source")),
-    tables.Column("Message", description=printing.doc(_EVENT, "message")),
-    tables.Column("First Seen", priority=1, description=printing.doc(_EVENT, "firstTimestamp")),
-    tables.Column("Count", priority=1, description=printing.doc(_EVENT, "count")),
-    tables.Column("Name", priority=1, format="name", description=tables.NAME_COLUMN.description),
-)
-
-
-def _since(value: Any, now: datetime.datetime) -> str:
-    when = tables.parse_time(value)
-    return "<unknown>" if when is None else tables.human_duration(now - when)
-
-
-def _source(event: Object) -> str:
-    source = event.get("source") or {}
-    component = source.get("component") or event.get("reportingComponent") or ""
-    instance = source.get("host") or event.get("reportingInstance") or ""
-    return f"{component}, {instance}" if instance else component
-
-
-def _times_and_count(event: Object, now: datetime.datetime) -> tuple[str, str, int]:
-    first_time = event.get("firstTimestamp") or event.get("eventTime")
-    first = _since(first_time, now)
-    last = _since(event["lastTimestamp"], now) if event.get("lastTimestamp") else first
-    count = event.get("count") or 0
-    series = event.get("series")
-    if isinstance(series, dict):
-        last = _since(series.get("lastObservedTime"), now)
-        count = series.get("count") or 0
-    elif count == 0:
-        # Singleton events carry no count in the new API.
-        count = 1
-    return first, last, int(count)
+# Upstream prints both kinds with printEvent: the same columns.
+COLUMNS = core_events.COLUMNS
 
 
 def event_row(obj: Object, now: datetime.datetime) -> Sequence[tables.Cell]:
     """printEvent on the core-shaped view of an events.k8s.io Event."""
-    event = events_v1.to_core_event(obj)
-    first, last, count = _times_and_count(event, now)
-    involved = event.get("involvedObject") or {}
-    kind = str(involved.get("kind") or "").lower()
-    target = f"{kind}/{involved['name']}" if involved.get("name") else kind
-    return [
-        last,
-        event.get("type", ""),
-        event.get("reason", ""),
-        target,
-        involved.get("fieldPath", ""),
-        _source(event),
-        str(event.get("message") or "").strip(),
-        first,
-        count,
-        tables.name(event),
-    ]
+    return core_events.event_row(events_v1.to_core_event(obj), now)
 
 
 RESOURCE = resource.ResourceInfo(

@@ -78,6 +78,13 @@ def least_allocated(node: framework.NodeInfo, cpu: int, memory: int) -> int:
     return total // len(SCORED_RESOURCES)
 
 
+def score_key(state: framework.CycleState, pod: dict[str, Any]) -> str:
+    """What both resource scores of a node depend on besides the node: the pod's
+    non-zero cpu and memory requests (``framework.NodeInfo.score_memo``)."""
+    requests = non_zero_requests(state, pod)
+    return f"{requests.get('cpu', 0)}:{requests.get('memory', 0)}"
+
+
 def memoized_scores(
     plugin: str,
     nodes: list[framework.NodeInfo],
@@ -89,7 +96,8 @@ def memoized_scores(
 
     The memo lives on the ``NodeInfo`` and is cleared when its pods change.
     """
-    key = (plugin, cpu, memory)
+    # Text, not a tuple: a str caches its hash, and this key is looked up per node.
+    key = f"{plugin}:{cpu}:{memory}"
     scores = [node.score_memo.get(key) for node in nodes]
     if None in scores:
         for index, node in enumerate(nodes):
@@ -102,6 +110,7 @@ class NodeResourcesFit:
     name = "NodeResourcesFit"
     weight = 1
     normalizes = False  # scores are already 0..100: ``normalize`` does nothing
+    score_key = staticmethod(score_key)
 
     def pre_filter(
         self, state: framework.CycleState, pod: dict[str, Any], nodes: list[framework.NodeInfo]
@@ -196,6 +205,7 @@ class BalancedAllocation:
     name = "NodeResourcesBalancedAllocation"
     weight = 1
     normalizes = False  # scores are already 0..100: ``normalize`` does nothing
+    score_key = staticmethod(score_key)
 
     def score(
         self, state: framework.CycleState, pod: dict[str, Any], node: framework.NodeInfo

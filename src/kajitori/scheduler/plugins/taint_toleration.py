@@ -15,6 +15,11 @@ from typing import Any
 from kajitori.scheduler import framework
 
 FILTER_EFFECTS = ("NoSchedule", "NoExecute")
+SCORE_EFFECTS = ("PreferNoSchedule",)
+# Whether any node of the cycle's snapshot has a PreferNoSchedule taint, noted at
+# PreFilter (which sees the whole snapshot, where the answer is known without a
+# scan) for PreScore (which sees only the feasible nodes, a subset).
+_PREFERRED_KEY = "TaintToleration.preferNoSchedule"
 
 
 def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
@@ -49,6 +54,7 @@ class TaintToleration:
         self, state: framework.CycleState, pod: dict[str, Any], nodes: list[framework.NodeInfo]
     ) -> framework.Status:
         """Skip Filter when no node has a NoSchedule or NoExecute taint: all would pass."""
+        state[_PREFERRED_KEY] = framework.has_taint_effect(nodes, SCORE_EFFECTS)
         if framework.has_taint_effect(nodes, FILTER_EFFECTS):
             return framework.SUCCESS
         return framework.Status(framework.Code.SKIP)
@@ -57,7 +63,9 @@ class TaintToleration:
         self, state: framework.CycleState, pod: dict[str, Any], nodes: list[framework.NodeInfo]
     ) -> framework.Status:
         """Skip scoring when no node has a PreferNoSchedule taint: every node would tie."""
-        if framework.has_taint_effect(nodes, ("PreferNoSchedule",)):
+        if state.get(_PREFERRED_KEY) is False:
+            return framework.Status(framework.Code.SKIP)  # none in the whole snapshot
+        if framework.has_taint_effect(nodes, SCORE_EFFECTS):
             return framework.SUCCESS
         return framework.Status(framework.Code.SKIP)
 

@@ -35,7 +35,7 @@ import orjson
 import yaml
 
 from kajitori.api import protobuf
-from kajitori.machinery import errors, field
+from kajitori.machinery import errors, field, times
 from kajitori.registry.generic.request import UserInfo
 from kajitori.server import asgi
 from kajitori.server.request_info import RequestInfo
@@ -452,7 +452,7 @@ class _Record:
         self.decision = decision
         self.sink = sink
         self.audit_id = request.header("audit-id") or str(uuid.uuid4())
-        self.received = _micro_time()
+        self.received = times.now_micro_time()
         self.user = _user(user)
         self.status = 0
         self.content_type = ""
@@ -531,7 +531,7 @@ class _Record:
             if response_obj is not None:
                 event["responseObject"] = self._loggable(response_obj)
         event["requestReceivedTimestamp"] = self.received
-        event["stageTimestamp"] = _micro_time()
+        event["stageTimestamp"] = times.now_micro_time()
         return event
 
     def _request_object(self) -> Any:
@@ -613,8 +613,3 @@ def _source_ips(request: asgi.Request) -> list[str]:
         if ip and ip not in ips:
             ips.append(ip)
     return ips
-
-
-def _micro_time() -> str:
-    """metav1.MicroTime: RFC 3339 with microseconds, UTC."""
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

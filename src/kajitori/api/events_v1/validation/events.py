@@ -15,7 +15,7 @@ from typing import Any
 
 from kajitori.api.apps_v1.validation import common
 from kajitori.api.core_v1 import validation as core_validation
-from kajitori.machinery import field, names
+from kajitori.machinery import field, names, times
 
 Object = dict[str, Any]
 
@@ -127,12 +127,8 @@ def validate_event(event: Object) -> field.ErrorList:
 
 def _micro(value: Any) -> datetime.datetime | str | None:
     # eventTime may change below microsecond precision (kubernetes#111928).
-    if not isinstance(value, str):
-        return value
-    try:
-        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return value
+    parsed = times.parse_time(value)
+    return value if parsed is None else parsed
 
 
 # (events.k8s.io field, upstream path) checked for immutability, in upstream's

@@ -82,6 +82,7 @@ class Args:
 
 def timestamp() -> str:
     """RFC 3339 with nanoseconds, UTC, as CRI log lines carry it."""
+    # Not machinery.times: the shim runs with -S and the standard library only.
     ns = time.time_ns()
     seconds, nanos = divmod(ns, 1_000_000_000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos:09d}Z"
