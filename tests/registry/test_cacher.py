@@ -595,3 +595,152 @@ async def until(condition: Callable[[], bool]) -> None:
             await asyncio.sleep(0.01)
 
     await asyncio.wait_for(spin(), TIMEOUT)
+
+
+async def test_a_selecting_watcher_costs_one_decode_per_write_not_two(
+    backend: CuttableBackend, configmap_store: StoreFactory
+) -> None:
+    """An update's object before it is the previous write's object, restamped, not decoded again.
+
+    A watcher with a selector tests every update against the object before it
+    (to tell MODIFIED from ADDED or DELETED); the ring already holds that
+    object, decoded for the previous event of the key.
+    """
+    store = configmap_store(cacher.DEFAULT_OPTIONS)
+    decoded: list[int] = []
+    decode = store._decode_watched
+
+    def counting(kv: storage.KeyValue, revision: int) -> Object:
+        decoded.append(kv.mod_revision)
+        return decode(kv, revision)
+
+    store._decode_watched = counting  # type: ignore[method-assign]
+    await store.running_watch_cache()
+    selector = labels.parse_selector("app=web")
+    watcher = watch_from(store, await backend.current_revision(), label_selector=selector)
+    first = asyncio.ensure_future(anext(watcher))
+    await store.create("a", configmap("a", "one", app="web"), CTX)
+    for tier in ("x", "y"):
+        await relabel(store, "a", "one", app="web", tier=tier)
+    await relabel(store, "a", "one", app="db")  # out of the selection: DELETED
+    out_rv = str(await backend.current_revision())
+    await relabel(store, "a", "one", app="web")  # back in: ADDED
+    await store.delete("a", "one", DeleteOptions(), CTX)
+    gone_rv = str(await backend.current_revision())
+    events = [await asyncio.wait_for(first, TIMEOUT), *await take(watcher, 5)]
+
+    assert [e.type for e in events] == [
+        "ADDED",
+        "MODIFIED",
+        "MODIFIED",
+        "DELETED",
+        "ADDED",
+        "DELETED",
+    ]
+    # The object before leaving the selection, at the revision that took it out.
+    left = events[3].object
+    assert left["metadata"]["labels"] == {"app": "web", "tier": "y"}
+    assert left["metadata"]["resourceVersion"] == out_rv
+    # ... while the event that wrote it keeps its own resourceVersion.
+    assert events[2].object["metadata"]["resourceVersion"] == str(events[2].revision)
+    assert events[2].object["metadata"]["labels"] == left["metadata"]["labels"]
+    assert events[5].object["metadata"]["resourceVersion"] == gone_rv
+    assert events[5].object["metadata"]["labels"] == {"app": "web"}
+    assert events[5].json_line() == events[5].json_line()
+    # One decode per write (five), none for the delete or for any "before".
+    assert len(decoded) == 5, decoded
+    assert len(set(decoded)) == 5
+
+
+class CountingGets:
+    """Counts the backend's point reads (``get``) while installed."""
+
+    def __init__(self, backend: CuttableBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        get = backend.get
+
+        async def counting(key: str, *args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return await get(key, *args, **kwargs)
+
+        monkeypatch.setattr(backend, "get", counting)
+
+
+async def created_and_cached(store: Store, name: str, **labels_: str) -> Object:
+    """Create a ConfigMap and wait until the watch cache has dispatched it."""
+    cache = await running_cache(store)
+    watcher = watch_from(store, await store.backend.current_revision(), namespace="ns")
+    first = asyncio.ensure_future(anext(watcher))
+    obj = await store.create("ns", configmap("ns", name, **labels_), CTX)
+    await asyncio.wait_for(first, TIMEOUT)
+    await watcher.aclose()  # type: ignore[attr-defined]
+    assert cache.newest_value(store.key("ns", name)) is not None
+    return obj
+
+
+def add_label(key: str, value: str) -> Callable[[Object], Any]:
+    async def mutate(current: Object) -> Object:
+        current["metadata"].setdefault("labels", {})[key] = value
+        return current
+
+    return mutate
+
+
+async def test_an_update_takes_the_current_object_from_the_watch_cache_not_storage(
+    backend: CuttableBackend, configmap_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = configmap_store(cacher.DEFAULT_OPTIONS)
+    created = await created_and_cached(store, "one", app="web")
+    gets = CountingGets(backend, monkeypatch)
+
+    obj, _ = await store.guaranteed_update("ns", "one", add_label("tier", "a"), CTX)
+    replaced = configmap("ns", "one", app="db")
+    replaced["metadata"]["resourceVersion"] = obj["metadata"]["resourceVersion"]
+    await asyncio.sleep(0)  # the commit's callback has run: the cache has the update
+    again, _ = await store.update("ns", "one", replaced, CTX)
+
+    assert gets.count == 0
+    assert obj["metadata"]["labels"] == {"app": "web", "tier": "a"}
+    assert int(obj["metadata"]["resourceVersion"]) > int(created["metadata"]["resourceVersion"])
+    assert again["metadata"]["labels"] == {"app": "db"}
+    stored = await store.get("ns", "one")
+    assert stored["metadata"]["labels"] == {"app": "db"}
+    assert stored["metadata"]["resourceVersion"] == again["metadata"]["resourceVersion"]
+
+
+async def test_a_stale_cached_object_is_checked_against_storage_before_it_decides(
+    backend: CuttableBackend, configmap_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache that lags a write: the update still applies to, and is judged by, the newest."""
+    store = configmap_store(cacher.DEFAULT_OPTIONS)
+    await created_and_cached(store, "one", app="web")
+    cache = await running_cache(store)
+    key = store.key("ns", "one")
+    stale = cache.newest_value(key)
+    monkeypatch.setattr(cache, "newest_value", lambda _: stale)
+    newer, _ = await store.guaranteed_update("ns", "one", add_label("tier", "a"), CTX)
+    rv = newer["metadata"]["resourceVersion"]
+
+    # A precondition on the newest version holds, although the cache has an older one.
+    obj, _ = await store.guaranteed_update(
+        "ns", "one", add_label("zone", "b"), CTX, precondition_rv=rv
+    )
+    assert obj["metadata"]["labels"] == {"app": "web", "tier": "a", "zone": "b"}
+    # ... and one on the older version is a conflict, as before.
+    with pytest.raises(errors.StatusError) as caught:
+        await store.guaranteed_update(
+            "ns", "one", add_label("x", "y"), CTX, precondition_rv=str(stale.mod_revision)
+        )
+    assert caught.value.code == 409
+    # A no-op judged against the stale guess is judged again against storage: the
+    # answer is the newest object, not the cache's older one.
+    unchanged, _ = await store.guaranteed_update("ns", "one", no_change, CTX)
+    assert unchanged["metadata"]["resourceVersion"] == obj["metadata"]["resourceVersion"]
+    assert unchanged["metadata"]["labels"] == {"app": "web", "tier": "a", "zone": "b"}
+    assert (await store.get("ns", "one"))["metadata"]["resourceVersion"] == obj["metadata"][
+        "resourceVersion"
+    ]
+
+
+async def no_change(current: Object) -> Object:
+    return current

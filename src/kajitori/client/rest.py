@@ -433,9 +433,42 @@ class Client:
         )
         accept = METADATA_ACCEPT if metadata_only else "application/json"
         path = resource.path(namespace=namespace)
+        if self._direct is not None:
+            return self._watch_direct(self._direct, _target(path, params), accept)
         if self._pool is not None:
             return self._watch_pool(self._pool, _target(path, params), accept)
         return self._watch_httpx(path, params, accept)
+
+    async def _watch_direct(
+        self, direct: transport.InProcessTransport, target: str, accept: str
+    ) -> AsyncIterator[Object]:
+        """``watch`` in process: the app's chunks straight from ``InProcessTransport.stream``.
+
+        No httpx request, response or byte-stream layers between the app and
+        the decoder. The server sends each batch of events as one chunk of
+        whole lines, so a chunk is decoded as it comes (a line split across
+        chunks, which our server never sends, is still joined).
+        """
+        headers = [*self._direct_headers, (b"accept", accept.encode())]
+        stream = await direct.stream("GET", target, headers, self.extensions)
+        try:
+            if stream.status >= 300:
+                raise _error(httpx.Response(stream.status, content=await stream.read()))
+            tail = b""
+            next_chunk = stream.next_chunk
+            while (chunk := await next_chunk()) is not None:
+                if tail or not chunk.endswith(b"\n"):
+                    chunk, tail = _whole_lines(tail + chunk)
+                for event in _decode_lines(chunk):
+                    if event.get("type") == "ERROR":
+                        raise ApiError(event.get("object") or {})
+                    yield event
+            for event in _decode_lines(tail):
+                if event.get("type") == "ERROR":
+                    raise ApiError(event.get("object") or {})
+                yield event
+        finally:
+            await stream.aclose()
 
     async def _watch_pool(
         self, pool: http1.Pool, target: str, accept: str
@@ -587,8 +620,9 @@ class Client:
 async def _events(chunks: AsyncIterator[bytes]) -> AsyncIterator[Object]:
     """Newline-delimited JSON events from a byte stream, decoded as bytes.
 
-    In process every chunk is one whole event; over HTTPS lines may be split
-    or joined anyhow. (httpx's ``aiter_lines`` decodes each chunk to text and
+    For watches over HTTPS and through httpx, where lines may be split or
+    joined anyhow (in process ``_watch_direct`` decodes the server's chunks
+    of whole lines as they come). (httpx's ``aiter_lines`` decodes each chunk to text and
     scans it for every kind of line break first: a large part of an
     informer's work per event.)
     """
@@ -605,6 +639,19 @@ async def _events(chunks: AsyncIterator[bytes]) -> AsyncIterator[Object]:
                 yield orjson.loads(line)
     if tail.strip():
         yield orjson.loads(tail)
+
+
+def _whole_lines(data: bytes) -> tuple[bytes, bytes]:
+    """``data`` cut after its last newline: the whole lines, and the rest."""
+    head, newline, rest = data.rpartition(b"\n")
+    return head + newline, rest
+
+
+def _decode_lines(chunk: bytes) -> list[Object]:
+    """The JSON events of whole newline-terminated lines (one line: the usual live event)."""
+    if chunk.find(b"\n") == len(chunk) - 1 > 0:
+        return [orjson.loads(chunk)]
+    return [orjson.loads(line) for line in chunk.split(b"\n") if line.strip()]
 
 
 def _target(path: str, params: Mapping[str, str] | None) -> str:

@@ -20,9 +20,11 @@ Closing the response (or a reader leaving a watch early) delivers
 has gone.
 
 ``InProcessTransport.call`` is the same exchange for a request whose
-answer is read whole, without httpx's request and response objects:
-``rest.Client`` sends every plain request that way in process (decision
-0038), streams still go through httpx.
+answer is read whole, and ``InProcessTransport.stream`` for one whose body
+is read as it comes (a watch), both without httpx's request and response
+objects: ``rest.Client`` sends every plain request (decision 0038) and
+every watch (decision 0050) that way in process. ``handle_async_request``
+serves any other httpx use of the transport.
 """
 
 from __future__ import annotations
@@ -110,8 +112,47 @@ class InProcessTransport(httpx.AsyncBaseTransport):
         runs in a task of its own, as for ``handle_async_request``, so a
         caller that is cancelled does not cancel the request half-way.
         """
+        scope = self._direct_scope(method, target, headers, extensions)
+        exchange = _WholeExchange(body)
+        task = asyncio.ensure_future(self._run_whole(scope, exchange))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # The request goes on without its caller; its outcome is nobody's to raise.
+            task.add_done_callback(_discard_outcome)
+            raise
+        return exchange.status, b"".join(exchange.chunks)
+
+    async def stream(
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[bytes, bytes]],
+        extensions: Mapping[str, Any] | None = None,
+    ) -> Stream:
+        """A request without a body whose answer is read as the app sends it (a watch).
+
+        Returns once the app has started its response (``status``,
+        ``headers``); the body is the returned ``Stream``'s chunks, each one
+        the app's ``send`` as it was sent, with the same bounded buffer and
+        the same ``http.disconnect`` on ``aclose`` as ``handle_async_request``.
+        An app that fails before answering raises ``httpx.ReadError``.
+        """
+        scope = self._direct_scope(method, target, headers, extensions)
+        exchange = _Exchange(self.app, scope, b"", self.max_buffered_chunks)
+        await exchange.start()
+        return Stream(exchange)
+
+    def _direct_scope(
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[bytes, bytes]],
+        extensions: Mapping[str, Any] | None,
+    ) -> Scope:
+        """The scope of ``call`` and ``stream``: ``target`` is the quoted path and query."""
         raw_path, _, query = target.partition("?")
-        scope: Scope = {
+        return {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.3"},
             "http_version": "1.1",
@@ -126,15 +167,6 @@ class InProcessTransport(httpx.AsyncBaseTransport):
             "server": (HOST, 443),
             "extensions": {"tls": self._tls_for_pem((extensions or {}).get(CLIENT_CERT_EXTENSION))},
         }
-        exchange = _WholeExchange(body)
-        task = asyncio.ensure_future(self._run_whole(scope, exchange))
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            # The request goes on without its caller; its outcome is nobody's to raise.
-            task.add_done_callback(_discard_outcome)
-            raise
-        return exchange.status, b"".join(exchange.chunks)
 
     async def _run_whole(self, scope: Scope, exchange: _WholeExchange) -> None:
         try:
@@ -225,9 +257,11 @@ class _Exchange:
         self.closed = False
         self.error: BaseException | None = None
         self._started = asyncio.Event()
-        self._readable = asyncio.Event()
-        self._writable = asyncio.Event()
         self._disconnected = asyncio.Event()
+        # The reader waiting for a chunk, the app waiting for room: bare futures, not
+        # Events, as each is awaited once per chunk of a watch (~1 µs less per event).
+        self._reader: asyncio.Future[None] | None = None
+        self._writer: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -248,7 +282,7 @@ class _Exchange:
         finally:
             self.finished = True
             self._started.set()
-            self._readable.set()
+            _wake(self._reader)
 
     async def _receive(self) -> Message:
         if self.body is not None:
@@ -266,32 +300,36 @@ class _Exchange:
         if message["type"] != "http.response.body" or self.closed:
             return
         while len(self.chunks) >= self.limit and not self.closed:
-            self._writable.clear()
-            await self._writable.wait()
+            self._writer = asyncio.get_running_loop().create_future()
+            await self._writer
         if message.get("body"):
             self.chunks.append(message["body"])
         if not message.get("more_body", False):
             self.finished = True
-        self._readable.set()
+        _wake(self._reader)
 
-    async def chunks_until_done(self) -> AsyncIterator[bytes]:
+    async def next_chunk(self) -> bytes | None:
+        """The next chunk the app sent, waiting for it; None once the body is complete."""
         while True:
-            while self.chunks:
+            if self.chunks:
                 chunk = self.chunks.popleft()
-                self._writable.set()
-                yield chunk
+                _wake(self._writer)
+                return chunk
             if self.finished:
                 if self.error is not None:
                     raise httpx.ReadError(f"in-process app failed: {self.error!r}")
-                return
-            self._readable.clear()
-            if not self.chunks and not self.finished:
-                await self._readable.wait()
+                return None
+            self._reader = asyncio.get_running_loop().create_future()
+            await self._reader
+
+    async def chunks_until_done(self) -> AsyncIterator[bytes]:
+        while (chunk := await self.next_chunk()) is not None:
+            yield chunk
 
     async def close(self) -> None:
         self.closed = True
         self._disconnected.set()
-        self._writable.set()
+        _wake(self._writer)
         task = self._task
         if task is None or task.done():
             return
@@ -299,6 +337,12 @@ class _Exchange:
         if not task.done():
             task.cancel()
             await asyncio.wait({task})
+
+
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    """Resolve ``waiter`` if someone still waits on it (a resolved one is left as it is)."""
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
 
 
 class _ResponseStream(httpx.AsyncByteStream):
@@ -311,3 +355,38 @@ class _ResponseStream(httpx.AsyncByteStream):
 
     async def aclose(self) -> None:
         await self.exchange.close()
+
+
+class Stream:
+    """A streamed answer of ``InProcessTransport.stream``: ``status``, ``headers``, then chunks.
+
+    Iterating yields the body's chunks as the app sends them, as does
+    awaiting ``next_chunk()`` (None at the end: one coroutine fewer per chunk,
+    which a watch reads per event); ``aclose`` (which the reader must call)
+    tells the app the client has gone and waits, up to a grace period, for
+    it to finish.
+    """
+
+    __slots__ = ("_exchange", "headers", "next_chunk", "status")
+
+    def __init__(self, exchange: _Exchange) -> None:
+        self._exchange = exchange
+        self.status = exchange.status
+        self.headers = exchange.headers
+        self.next_chunk = exchange.next_chunk
+
+    def __aiter__(self) -> Stream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = await self._exchange.next_chunk()
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
+
+    async def read(self) -> bytes:
+        """The rest of the body (an error answer)."""
+        return b"".join([chunk async for chunk in self])
+
+    async def aclose(self) -> None:
+        await self._exchange.close()

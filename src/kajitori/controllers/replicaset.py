@@ -193,11 +193,15 @@ def calculate_status(
     fully_labeled = sum(
         1 for p in pods if template_labels.items() <= ((p["metadata"].get("labels") or {}).items())
     )
+    ready = [p for p in pods if pod_util.is_ready(p)]
     status: Object = {
         "replicas": len(pods),
         "fullyLabeledReplicas": fully_labeled,
-        "readyReplicas": sum(1 for p in pods if pod_util.is_ready(p)),
-        "availableReplicas": sum(1 for p in pods if pod_util.is_available(p, min_ready, now)),
+        "readyReplicas": len(ready),
+        # Available is ready for minReadySeconds, so only ready pods are asked.
+        "availableReplicas": len(ready)
+        if min_ready <= 0
+        else sum(1 for p in ready if pod_util.is_available(p, min_ready, now)),
     }
     old = rs.get("status") or {}
     conditions = [dict(c) for c in old.get("conditions") or ()]

@@ -43,13 +43,13 @@ import asyncio
 import bisect
 import contextlib
 import dataclasses
-import datetime
 import itertools
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 from kajitori.client import events, informer, rest
+from kajitori.machinery import times
 from kajitori.scheduler import cache as scheduler_cache
 from kajitori.scheduler import framework
 from kajitori.scheduler import queue as scheduling_queue
@@ -402,10 +402,6 @@ def is_assigned(pod: Object) -> bool:
     return bool((pod.get("spec") or {}).get("nodeName"))
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class Scheduler:
     """Schedules pods for ``scheduler_name``; ``start()``, then ``await stop()``."""
 
@@ -700,7 +696,7 @@ class Scheduler:
             "status": "True",
             "reason": "PreemptionByScheduler",
             "message": f"{self.scheduler_name}: preempting to accommodate a higher priority pod",
-            "lastTransitionTime": _now(),
+            "lastTransitionTime": times.now_rfc3339(),
         }
         with contextlib.suppress(rest.ApiError):
             await self.client.patch(
@@ -748,7 +744,7 @@ class Scheduler:
             "lastTransitionTime": (
                 old.get("lastTransitionTime") if old.get("status") == "False" else None
             )
-            or _now(),
+            or times.now_rfc3339(),
         }
         patch: Object = {"status": {"conditions": [condition]}}
         if nominated:

@@ -45,6 +45,7 @@ from kajitori.server.discovery import (
 from kajitori.server.filters.audit import AuditFilter
 from kajitori.server.handlers import patch, resources, streams, watch
 from kajitori.server.handlers.scope import RequestScope, new_context
+from kajitori.server.http import ClientDisconnected
 from kajitori.server.openapi import OpenAPIV2, OpenAPIV3
 from kajitori.server.request_info import RequestInfo, new_request_info, parse_query
 
@@ -108,6 +109,11 @@ class APIServer:
         request = asgi.Request(scope, receive)
         try:
             await self._serve(request, send)
+        except ClientDisconnected:
+            # The peer went away before its answer was written: there is nobody to
+            # answer, and it is not the server's failure (upstream's handlers see a
+            # failed write and log nothing at error level).
+            log.debug("client went away during %s %s", request.method, request.path)
         except errors.StatusError as exc:
             await asgi.send_status_error(send, exc)
         except Exception as exc:  # panic recovery: never leak a stack trace to clients

@@ -12,9 +12,10 @@ extensions DaemonSet's ``spec.templateGeneration``.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
+
+import orjson
 
 Object = dict[str, Any]
 Defaulter = Callable[[Object], None]
@@ -88,7 +89,9 @@ def upgrade(obj: Object, defaults: Defaulter) -> Object:
 
 def downgrade(obj: Object, api_version: str, *, template_generation: bool = False) -> Object:
     """A stored apps/v1 object as ``api_version`` (a new object; ``obj`` is untouched)."""
-    out = copy.deepcopy(obj)
+    # A stored object was encoded by orjson, so a round trip copies it exactly, about ten
+    # times faster than copy.deepcopy (every old-version watcher takes this per event).
+    out = orjson.loads(orjson.dumps(obj))
     out["apiVersion"] = api_version
     annotations = (out.get("metadata") or {}).get("annotations") or {}
     rollback = annotations.pop(ROLLBACK_TO_ANNOTATION, None)

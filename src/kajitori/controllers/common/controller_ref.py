@@ -161,6 +161,10 @@ class ControllerRefManager:
         claimed: list[Object] = []
         errors: list[Exception] = []
         for obj in objects:
+            if self._already_ours(obj):
+                # The common case, with nothing to write: skip the coroutine per object.
+                claimed.append(obj)
+                continue
             try:
                 if await self._claim_one(resource, obj):
                     claimed.append(obj)
@@ -169,6 +173,14 @@ class ControllerRefManager:
         if errors:
             raise errors[0]
         return claimed
+
+    def _already_ours(self, obj: Object) -> bool:
+        """Whether ``obj``'s controller reference is ours and our selector matches it."""
+        meta = obj.get("metadata") or {}
+        for ref in meta.get("ownerReferences") or ():
+            if ref.get("controller"):
+                return ref.get("uid") == self._uid and self.selector.matches(meta.get("labels"))
+        return False
 
     async def _claim_one(self, resource: rest.Resource, obj: Object) -> bool:
         ref = controller_of(obj)

@@ -40,8 +40,12 @@ def ready_condition(pod: Object) -> Object | None:
 
 
 def is_ready(pod: Object) -> bool:
-    condition = ready_condition(pod)
-    return condition is not None and condition.get("status") == "True"
+    # Read in place, not through ready_condition's copy: controllers ask this of every
+    # pod they own on every sync.
+    for condition in (pod.get("status") or {}).get("conditions") or ():
+        if condition.get("type") == "Ready":
+            return condition.get("status") == "True"
+    return False
 
 
 def is_available(pod: Object, min_ready_seconds: int, at: datetime.datetime) -> bool:

@@ -310,6 +310,9 @@ class WatchCache:
         # Set once the cache stops for good; the Store then builds a new one.
         self.stopped = False
         self._ring: collections.deque[DecodedEvent] = collections.deque()
+        # The newest event in the ring per key: the next change of that key
+        # takes its object as its own ``previous`` (``DecodedEvent.follow``).
+        self._newest: dict[str, DecodedEvent] = {}
         # The cache serves watches from any revision at or after this one.
         self._oldest = 0
         self._subscribers: dict[str, set[Subscription]] = {}
@@ -430,6 +433,16 @@ class WatchCache:
             if self._task is None:
                 self._shut_down()
 
+    def newest_value(self, key: str) -> storage.KeyValue | None:
+        """``key``'s value as of its newest event in the ring; None if none is there.
+
+        What storage held when that event was dispatched: a write committed
+        since may not have reached the cache yet, so callers treat it as a
+        guess (``Store.guaranteed_update``). None after a delete.
+        """
+        change = self._newest.get(key)
+        return None if change is None else change.event.kv
+
     # ----- subscribers ---------------------------------------------------
 
     def subscribe(self, namespace: str, opts: ListOptions, *, after: int) -> Subscription | None:
@@ -468,10 +481,24 @@ class WatchCache:
 
     def _append(self, batch: list[storage.Event]) -> None:
         changes = [self.source.decode_event(event) for event in batch]
+        newest = self._newest
+        for change in changes:
+            key = change.event.kv.key
+            prior = newest.get(key)
+            if prior is not None:
+                change.follow(prior)
+            if change.event.type == "DELETE":
+                newest.pop(key, None)
+            else:
+                newest[key] = change
         ring = self._ring
         ring.extend(changes)
         while len(ring) > self.options.capacity:
-            self._oldest = ring.popleft().revision
+            evicted = ring.popleft()
+            self._oldest = evicted.revision
+            key = evicted.event.kv.key
+            if newest.get(key) is evicted:
+                del newest[key]
         self.stats.events += len(changes)
         if self._count:
             self._dispatch(changes)

@@ -166,7 +166,7 @@ class DecodedEvent:
     ``DecodedEvent`` among all its watchers, so none of this may be mutated.
     """
 
-    __slots__ = ("_current", "_decode", "_previous", "_unfiltered", "_views", "event")
+    __slots__ = ("_current", "_decode", "_previous", "_prior", "_unfiltered", "_views", "event")
 
     def __init__(
         self, event: storage.Event, decode: Callable[[storage.KeyValue, int], Object]
@@ -175,6 +175,10 @@ class DecodedEvent:
         self._decode = decode
         self._current: Object | None = None
         self._previous: Object | None = None
+        # The event that wrote the value ``prev_kv`` holds, when the watch
+        # cache still had it (``follow``): ``previous`` is then made from its
+        # object instead of decoding ``prev_kv`` again.
+        self._prior: DecodedEvent | None = None
         self._views: dict[str, WatchEvent] = {}
         self._unfiltered: WatchEvent | object | None = _UNSET
 
@@ -192,9 +196,28 @@ class DecodedEvent:
     def previous(self) -> Object:
         """Only for events with a ``prev_kv`` (``Store.event_type`` checks)."""
         if self._previous is None:
-            assert self.event.prev_kv is not None
-            self._previous = self._decode(self.event.prev_kv, self.event.revision)
+            prior = self._prior
+            if prior is not None:
+                self._prior = None
+                self._previous = _restamped(prior.current, self.event.revision)
+            else:
+                assert self.event.prev_kv is not None
+                self._previous = self._decode(self.event.prev_kv, self.event.revision)
         return self._previous
+
+    def follow(self, prior: DecodedEvent) -> None:
+        """``prior`` wrote the value this event's ``prev_kv`` holds (same key and revision).
+
+        Its object is this event's ``previous`` but for the resourceVersion:
+        a watcher with selectors tests every update against the object
+        before it, which would otherwise be decoded twice (once as
+        ``prior``'s, once as ``prev_kv``). ``prior`` lets go of its own
+        prior, so that events never hold a chain of older ones alive.
+        """
+        prev_kv = self.event.prev_kv
+        if prev_kv is not None and prior.event.kv.mod_revision == prev_kv.mod_revision:
+            self._prior = prior
+            prior._prior = None
 
     def unfiltered_view(
         self, event_type: Callable[[DecodedEvent, Any], str | None], opts: Any
@@ -211,6 +234,14 @@ class DecodedEvent:
             obj = self.previous if type_ == "DELETED" else self.current
             event = self._views[type_] = WatchEvent(type_, obj, self.event.revision)
         return event
+
+
+def _restamped(obj: Object, revision: int) -> Object:
+    """``obj`` at ``revision``: new top and metadata dicts, everything below shared (read-only)."""
+    copy = dict(obj)
+    meta = copy["metadata"] = dict(obj["metadata"])
+    meta["resourceVersion"] = str(revision)
+    return copy
 
 
 def now_rfc3339() -> str:
@@ -477,10 +508,22 @@ class Store:
         asked for that exact version).
         """
         key = self.key(namespace, name)
+        # The first guess at the current object is the watch cache's (upstream's
+        # cacher.GuaranteedUpdate passes it as cachedExistingObject): no storage
+        # read for most updates. A guess that fails a precondition, fails the
+        # update or leaves it unchanged is checked against storage first, as
+        # upstream's origStateIsCurrent; one that lost a race is a conflict below.
+        guess = not ctx.dry_run
         for _ in range(_GUARANTEED_UPDATE_ATTEMPTS):
-            current_kv = await self._read_for_update(key, name)
+            current_kv = self._cached_for_update(key) if guess else None
+            guessed = current_kv is not None
+            guess = False
+            if current_kv is None:
+                current_kv = await self._read_for_update(key, name)
             current = self.decode(current_kv)
             if precondition_rv and precondition_rv != current["metadata"]["resourceVersion"]:
+                if guessed and await self._moved_on(key, name, current_kv):
+                    continue
                 raise errors.conflict(self.gr, name)
             rollbacks: list[Rollback] = []
             try:
@@ -500,6 +543,8 @@ class Store:
                 )
                 if hooks.unchanged(obj, current) or ctx.dry_run:
                     await _undo(rollbacks)
+                    if guessed and await self._moved_on(key, name, current_kv):
+                        continue
                     return obj, False
                 revision = await self.backend.update(
                     key, self.encode(obj, key), expected_revision=current_kv.mod_revision
@@ -509,6 +554,11 @@ class Store:
                 if precondition_rv:
                     raise errors.conflict(self.gr, name) from None
                 continue
+            except errors.StatusError:
+                await _undo(rollbacks)
+                if guessed and await self._moved_on(key, name, current_kv):
+                    continue
+                raise
             except storage.StorageError as exc:
                 await _undo(rollbacks)
                 raise self._translate(exc, name) from exc
@@ -522,6 +572,17 @@ class Store:
                 await self._delete_now(namespace, name, obj)
             return obj, False
         raise errors.conflict(self.gr, name, "too many concurrent updates, please retry")
+
+    def _cached_for_update(self, key: str) -> storage.KeyValue | None:
+        """The watch cache's newest value of ``key``, if it has one (a guess: it may lag)."""
+        cache = self._watch_cache
+        if cache is None or cache.stopped:
+            return None
+        return cache.newest_value(key)
+
+    async def _moved_on(self, key: str, name: str, guess: storage.KeyValue) -> bool:
+        """Whether storage holds a newer ``key`` than the cached ``guess`` (then: try again)."""
+        return (await self._read_for_update(key, name)).mod_revision != guess.mod_revision
 
     async def _read_for_update(self, key: str, name: str) -> storage.KeyValue:
         try:
