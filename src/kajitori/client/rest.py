@@ -276,7 +276,7 @@ class Client:
         assert self._direct is not None, "not an in-process client"
         pem = self.extensions.get(transport.CLIENT_CERT_EXTENSION)
         return Client.in_process(
-            self._direct.app, client_cert_pem=pem or self._direct.tls["client_cert_chain"][0]
+            self._direct.app, client_cert_pem=pem or self._direct.client_cert_pem
         )
 
     async def aclose(self) -> None:

@@ -76,6 +76,8 @@ class InProcessTransport(httpx.AsyncBaseTransport):
             if isinstance(client_cert_pem, bytes)
             else client_cert_pem
         )
+        # The identity this transport presents unless a request names another.
+        self.client_cert_pem = pem
         self.tls = {
             "server_cert": None,
             "client_cert_chain": [pem],
