@@ -225,16 +225,21 @@ class ServerProcess:
     def stop(self) -> None:
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         if self.process.stdout is not None:
             self.process.stdout.close()
         self.process = None
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float = 15.0) -> int:
+    """SIGTERM ``process`` if it still runs, SIGKILL it after ``timeout`` s; its exit status."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
 
 
 def client_ssl_context(data_dir: Path) -> ssl.SSLContext:

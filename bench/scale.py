@@ -672,16 +672,9 @@ class _BacklogScheduler:
         if self.process is None:
             return 0.0
         spent = self.cpu_seconds() if not self.exited() else 0.0
-        if not self.exited():
-            self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        if self.process.returncode not in (0, -15):
+        if (status := common.stop_process(self.process)) not in (0, -15):
             log = (self.data_dir / "backlog-scheduler.log").read_text()[-2000:]
-            _progress(f"backlog scheduler exited with {self.process.returncode}:\n{log}")
+            _progress(f"backlog scheduler exited with {status}:\n{log}")
         return spent
 
 

@@ -172,12 +172,36 @@ async def test_a_write_whose_answer_is_not_decoded_still_happens_and_still_fails
     assert caught.value.conflict
 
 
-async def test_watch_lines_split_or_joined_across_chunks_decode_as_events() -> None:
-    """Events are cut at newlines whatever the chunking (over HTTPS chunks fall anywhere)."""
+WATCH_CHUNKS = (b'{"a":1}\n{"b"', b":2}\n", b'{"c":', b"3}\n\n", b'{"d":4}')
 
-    async def chunks() -> Any:
-        for chunk in (b'{"a":1}\n{"b"', b":2}\n", b'{"c":', b"3}\n\n", b'{"d":4}'):
+
+async def _chunked_watch_app(scope: Any, receive: Any, send: Any) -> None:
+    await receive()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    for chunk in WATCH_CHUNKS:
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _chunked_watch_response(request: httpx.Request) -> httpx.Response:
+    async def body() -> Any:
+        for chunk in WATCH_CHUNKS:
             yield chunk
 
-    events = [event async for event in rest._events(chunks())]
+    return httpx.Response(200, content=body())
+
+
+@pytest.mark.parametrize("via", ["in-process", "httpx"])
+async def test_watch_lines_split_or_joined_across_chunks_decode_as_events(via: str) -> None:
+    """Events are cut at newlines whatever the chunking (over HTTPS chunks fall anywhere),
+    and a last line without its newline is still an event, on every transport."""
+    if via == "in-process":
+        client = rest.Client.in_process(_chunked_watch_app, client_cert_pem=CERT)
+    else:
+        mock = httpx.MockTransport(_chunked_watch_response)
+        client = rest.Client(httpx.AsyncClient(transport=mock, base_url="https://mock"))
+    try:
+        events = [event async for event in client.watch(rest.CONFIGMAPS)]
+    finally:
+        await client.aclose()
     assert events == [{"a": 1}, {"b": 2}, {"c": 3}, {"d": 4}]

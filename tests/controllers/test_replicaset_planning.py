@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime
+import random
 from typing import Any
 
 import pytest
 
-from kajitori.client import rest
+from kajitori.client import informer, rest
 from kajitori.controllers import replicaset
-from kajitori.controllers.common import controller_ref, expectations, pod_control
+from kajitori.controllers.common import controller_ref, expectations, pod_control, pod_util
 
 Object = dict[str, Any]
 NOW = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.UTC)
@@ -202,3 +203,42 @@ def test_a_create_refused_by_a_terminating_namespace_is_recognised(
     status = {"code": 403, "reason": "Forbidden", "details": {"causes": causes}}
     assert pod_control.namespace_terminating(rest.ApiError(status)) is expected
     assert not pod_control.namespace_terminating(ValueError("x"))
+
+
+def _random_pod(rng: random.Random, index: int) -> Object:
+    pod = _pod(
+        f"p{index}",
+        phase=rng.choice(["Pending", "Running", "Succeeded", "Failed"]),
+        ready_for=rng.choice([None, 5, 3600]),
+        labels=rng.choice([{"app": "a"}, {"app": "a", "tier": "t"}, {"tier": "t"}]),
+    )
+    pod["metadata"]["namespace"] = "ns"
+    pod["metadata"]["ownerReferences"] = [
+        {"uid": rng.choice(["rs-1", "rs-2"]), "controller": True, "kind": "ReplicaSet"}
+    ]
+    if rng.random() < 0.1:
+        pod["metadata"]["deletionTimestamp"] = _at(1)
+    return pod
+
+
+def test_the_owned_pod_tally_kept_by_events_counts_as_a_walk_over_the_pods() -> None:
+    """Random adds, updates and deletes: the indexer's tally gives the status a full count gives."""
+    rng = random.Random(7)
+    indexer = informer.Indexer({replicaset.CONTROLLER_INDEX: replicaset.index_by_controller})
+    indexer.add_tally(
+        replicaset.OWNED_TALLY, replicaset.index_by_controller, replicaset.owned_summary
+    )
+    for step in range(600):
+        if step % 7 == 3 and len(indexer):
+            indexer.delete(rng.choice(indexer.keys()))
+        else:
+            indexer.upsert(_random_pod(rng, rng.randrange(60)))
+        for owner in ("rs-1", "rs-2"):
+            owned = indexer.by_index(replicaset.CONTROLLER_INDEX, f"ns/{owner}")
+            active = [p for p in owned if pod_util.is_active(p)]
+            tally = indexer.tally(replicaset.OWNED_TALLY, f"ns/{owner}")
+            assert tally == replicaset.tally_pods(active)
+            for rs in (_rs(), _rs(minReadySeconds=60)):
+                counted = replicaset.count_tally(rs, tally, now=NOW, pods=active.copy)
+                assert counted == replicaset.count_pods(rs, active, now=NOW)
+    assert indexer.tally(replicaset.OWNED_TALLY, "ns/nobody") == {}

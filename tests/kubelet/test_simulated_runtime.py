@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from typing import Any
 
 import pytest
@@ -325,26 +326,26 @@ def test_under_always_every_run_pulls_and_without_hooks_nothing_is_recorded() ->
     assert quiet.get_pod_status("u1", now=T0 + 2.0) is not None
 
 
-def test_new_pods_are_told_while_the_event_budget_lasts() -> None:
-    """A pod's story is all or nothing: told while tokens remain, untold once they ran out."""
+def test_every_pods_story_is_told_however_many_start_at_once() -> None:
+    """As the real kubelet: each pod's events, however many pods a node starts in one instant.
+
+    (An earlier shared token bucket told only as many as wall-clock time allowed; 0058.)
+    """
     events = Events()
-    runtime = simulated.SimulatedRuntime(event_qps=1.0, event_burst=4)
+    runtime = simulated.SimulatedRuntime()
     runtime.set_kubelet_hooks(events.hooks())
-    pods = [on_node(make_pod(), name=name, uid=name) for name in ("a", "b", "c")]
-    runtime.sync_pod(pods[0], now=T0)  # Pulling, Pulled, Created, Started: the whole burst
-    runtime.sync_pod(pods[1], now=T0 + 0.5)  # half a token: not told, ever
-    runtime.kill_pod("a", now=T0 + 0.5)  # a told pod's Killing still goes out (into debt)
-    runtime.sync_pod(pods[1], now=T0 + 10.0)
-    runtime.kill_pod("b", now=T0 + 10.0)
-    runtime.sync_pod(pods[2], now=T0 + 10.0)  # the debt repaid, tokens again; image present
-    told = [(name, reason) for name, _, reason, _ in events.seen]
-    assert told == [
-        ("a", "Pulling"),
-        ("a", "Pulled"),
-        ("a", "Created"),
-        ("a", "Started"),
-        ("a", "Killing"),
-        ("c", "Pulled"),
-        ("c", "Created"),
-        ("c", "Started"),
-    ]
+    count = 200
+    for i in range(count):
+        runtime.sync_pod(on_node(make_pod(), name=f"p{i}", uid=f"u{i}"), now=T0)
+    for i in range(count):
+        runtime.kill_pod(f"u{i}", now=T0 + 1.0)
+    told = collections.Counter(reason for _, _, reason, _ in events.seen)
+    # The node pulls its image once; every pod is then Pulled, Created, Started and Killing.
+    assert told == {
+        "Pulling": 1,
+        "Pulled": count,
+        "Created": count,
+        "Started": count,
+        "Killing": count,
+    }
+    assert {name for name, _, _, _ in events.seen} == {f"p{i}" for i in range(count)}

@@ -46,3 +46,37 @@ def test_the_memo_answers_per_schema_and_shape_and_starts_over_when_full() -> No
     memo.put(schema, shapes.signature({"b": "x"}), "c")  # third entry: the memo starts over
     assert memo.get(schema, shape) is None
     assert memo.get(schema, shapes.signature({"b": "x"})) == "c"
+
+
+def test_a_json_memo_keeps_the_recently_used_across_a_turnover() -> None:
+    for digest in (False, True):
+        memo = shapes.JsonMemo(limit=2, digest=digest)
+        a, b, c, d = (shapes.JsonMemo.key({"v": n}) for n in range(4))
+        assert a is not None and b is not None and c is not None and d is not None
+        memo.put(a, "A")
+        memo.put(b, "B")
+        assert memo.get(a) == "A"
+        memo.put(c, "C")  # full: a and b become the old generation
+        assert memo.get(a) == "A"  # found there, moved back
+        memo.put(d, "D")  # full again (c, a): b was never used again and is gone
+        assert memo.get(b) is None
+        assert (memo.get(a), memo.get(c), memo.get(d)) == ("A", "C", "D")
+        assert memo.get(shapes.JsonMemo.key({"v": 9}) or b"") is None
+        memo.clear()
+        assert memo.get(a) is None
+
+
+def test_json_memo_keys_are_exact_texts_and_unchanged_is_an_answer() -> None:
+    memo = shapes.JsonMemo(digest=True)
+    texts = [shapes.JsonMemo.key(v) for v in ({"a": 1}, {"a": 1.0}, {"a": True}, {"a": "1"})]
+    for i, text in enumerate(texts):
+        assert text is not None
+        memo.put(text, i)
+    assert [memo.get(t) for t in texts if t is not None] == [0, 1, 2, 3]
+    assert shapes.JsonMemo.key({"a": 1 << 70}) is None  # not plain JSON: never remembered
+    unchanged = shapes.JsonMemo.key({"b": 2})
+    assert unchanged is not None
+    memo.put(unchanged, shapes.UNCHANGED)
+    assert memo.get(unchanged) is shapes.UNCHANGED
+    shapes.clear_json_memos()
+    assert memo.get(unchanged) is None

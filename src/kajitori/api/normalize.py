@@ -242,7 +242,8 @@ def _shaper(name: str) -> _Shaper | None:
     if message.wrapper:
         return _shape_wrapper
     if name in _REMEMBERED:
-        return functools.partial(_shape_remembered, name, shapes.JsonMemo(_REMEMBERED_MAX))
+        memo = shapes.JsonMemo(_REMEMBERED_MAX, digest=True)
+        return functools.partial(_shape_remembered, name, memo)
     return functools.partial(_shape_struct, name)
 
 
@@ -258,7 +259,9 @@ def _shape_struct(name: str, value: Any) -> Any:
 # parts admission and the kubelet add are alike from pod to pod. Shaping is a
 # pure function of the value (key order included), so the shaped JSON is
 # remembered per value's JSON, and a repeat costs an encode and a decode of
-# the value instead of a walk of it through the plans.
+# the value instead of a walk of it through the plans. A value that was
+# already shaped (a spec sent back as the server stored it) is remembered as
+# ``shapes.UNCHANGED``: a repeat costs the encode alone and keeps the value.
 _REMEMBERED = frozenset(
     f"k8s.io.api.core.v1.{name}"
     for name in (
@@ -269,21 +272,24 @@ _REMEMBERED = frozenset(
         "PodCondition",  # the kubelet's conditions, the same for pods started together
     )
 )
-_REMEMBERED_MAX = 1024  # values per message; started over when full
+_REMEMBERED_MAX = 1024  # values per message and generation (``shapes.JsonMemo``)
 
 
 def _shape_remembered(name: str, memo: shapes.JsonMemo, value: Any) -> Any:
-    """``_shape_struct`` through ``memo`` (each call hands out a fresh object)."""
+    """``_shape_struct`` through ``memo`` (a fresh object, or ``value`` if shaping keeps it)."""
     if not isinstance(value, dict):
         return value
     key = memo.key(value)
     if key is None:
         return _shape_struct(name, value)
     shaped = memo.get(key)
+    if shaped is shapes.UNCHANGED:
+        return value
     if shaped is not None:
         return orjson.loads(shaped)
     _plan(name).apply(value)  # raises for a value that cannot be decoded: nothing remembered
-    memo.put(key, orjson.dumps(value))
+    text = orjson.dumps(value)
+    memo.put(key, shapes.UNCHANGED if text == key else text)
     return value
 
 

@@ -5,7 +5,9 @@ controllers need:
 
 * ``Indexer`` — objects by ``namespace/name`` key (``name`` for cluster
   objects), plus named secondary indices (``by_index``), e.g. by namespace
-  or by owner UID;
+  or by owner UID, and tallies (``tally``): per index value, how many
+  objects have each summary (a ReplicaSet's pods counted by readiness and
+  labels, kept current event by event instead of recounted on every sync);
 * ``Informer`` — lists the collection, then watches from the list's
   resourceVersion, updating the indexer and calling handlers. It re-lists
   when the server answers 410 Gone (an ``ERROR`` event: our resourceVersion
@@ -45,7 +47,7 @@ import dataclasses
 import logging
 import random
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
 import httpx
@@ -56,6 +58,8 @@ log = logging.getLogger(__name__)
 
 Object = dict[str, Any]
 IndexFunc = Callable[[Object], Iterable[str]]
+# What a tally counts an object as; None leaves it out.
+SummaryFunc = Callable[[Object], Hashable | None]
 
 NAMESPACE_INDEX = "namespace"
 # client-go's reflector: watches last minWatchTimeout (5 min) to twice that,
@@ -103,6 +107,7 @@ class Indexer:
         self._items: dict[str, Object] = {}
         self._indexers: dict[str, IndexFunc] = {NAMESPACE_INDEX: index_by_namespace}
         self._indices: dict[str, dict[str, set[str]]] = {NAMESPACE_INDEX: {}}
+        self._tallies: dict[str, _Tally] = {}
         if indexers:
             self.add_indexers(indexers)
 
@@ -113,6 +118,20 @@ class Indexer:
             self._indices[name] = {}
             for key, obj in self._items.items():
                 self._index_one(name, key, obj)
+
+    def add_tally(self, name: str, groups: IndexFunc, summary: SummaryFunc) -> None:
+        """Count objects by ``summary`` within each of their ``groups`` (existing ones too)."""
+        tally = _Tally(groups, summary)
+        for obj in self._items.values():
+            tally.count(obj, 1)
+        self._tallies[name] = tally
+
+    def has_tally(self, name: str) -> bool:
+        return name in self._tallies
+
+    def tally(self, name: str, group: str) -> Mapping[Hashable, int]:
+        """How many objects of ``group`` have each summary (read-only; absent: none)."""
+        return self._tallies[name].counts.get(group, {})
 
     def get(self, key: str) -> Object | None:
         return self._items.get(key)
@@ -136,6 +155,8 @@ class Indexer:
         key = meta_namespace_key(obj)
         old = self._items.get(key)
         self._items[key] = obj
+        for tally in self._tallies.values():
+            tally.replace(old, obj)
         for name, func in self._indexers.items():
             values = func(obj)
             if old is not None:
@@ -152,6 +173,8 @@ class Indexer:
         old = self._items.pop(key, None)
         if old is not None:
             self._unindex(key, old)
+            for tally in self._tallies.values():
+                tally.count(old, -1)
         return old
 
     def _index_one(self, name: str, key: str, obj: Object) -> None:
@@ -170,6 +193,40 @@ class Indexer:
                 keys.discard(key)
                 if not keys:
                     del index[value]
+
+
+class _Tally:
+    """Per group, how many objects have each summary; updated as the indexer changes."""
+
+    def __init__(self, groups: IndexFunc, summary: SummaryFunc) -> None:
+        self.groups = groups
+        self.summary = summary
+        self.counts: dict[str, dict[Hashable, int]] = {}
+
+    def count(self, obj: Object, delta: int) -> None:
+        self._add(self.groups(obj), self.summary(obj), delta)
+
+    def replace(self, old: Object | None, new: Object) -> None:
+        groups, summary = self.groups(new), self.summary(new)
+        if old is not None:
+            old_groups, old_summary = self.groups(old), self.summary(old)
+            if old_groups == groups and old_summary == summary:
+                return  # most updates change neither
+            self._add(old_groups, old_summary, -1)
+        self._add(groups, summary, 1)
+
+    def _add(self, groups: Iterable[str], summary: Hashable | None, delta: int) -> None:
+        if summary is None:
+            return
+        for group in groups:
+            counts = self.counts.setdefault(group, {})
+            total = counts.get(summary, 0) + delta
+            if total:
+                counts[summary] = total
+            else:
+                del counts[summary]
+                if not counts:
+                    del self.counts[group]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

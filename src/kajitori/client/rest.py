@@ -23,9 +23,10 @@ from __future__ import annotations
 import asyncio
 import builtins
 import dataclasses
+import functools
 import re
 import urllib.parse
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal
 
 import httpx
@@ -45,6 +46,8 @@ PATCH_CONTENT_TYPES: Mapping[str, str] = {
 # Metadata-only lists and watches: the server strips everything but
 # apiVersion, kind and metadata, which is all the garbage collector needs.
 METADATA_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+# A watch's body as its transport reads it: the next chunk (None at the end), and close.
+_Body = tuple[Callable[[], Awaitable[bytes | None]], Callable[[], Awaitable[None]]]
 # Names and paths made only of these need no quoting (nearly all of them): a regex
 # match is far cheaper than urllib's quote, which every in-process request ran.
 _UNRESERVED = re.compile(r"[A-Za-z0-9._~-]*")
@@ -433,65 +436,51 @@ class Client:
         )
         accept = METADATA_ACCEPT if metadata_only else "application/json"
         path = resource.path(namespace=namespace)
+        opening: Callable[[], Awaitable[_Body]]
         if self._direct is not None:
-            return self._watch_direct(self._direct, _target(path, params), accept)
-        if self._pool is not None:
-            return self._watch_pool(self._pool, _target(path, params), accept)
-        return self._watch_httpx(path, params, accept)
+            opening = functools.partial(
+                self._open_direct, self._direct, _target(path, params), accept
+            )
+        elif self._pool is not None:
+            opening = functools.partial(self._open_pool, self._pool, _target(path, params), accept)
+        else:
+            opening = functools.partial(self._open_httpx, path, params, accept)
+        return _watch_events(opening)
 
-    async def _watch_direct(
+    async def _open_direct(
         self, direct: transport.InProcessTransport, target: str, accept: str
-    ) -> AsyncIterator[Object]:
-        """``watch`` in process: the app's chunks straight from ``InProcessTransport.stream``.
+    ) -> _Body:
+        """A watch in process: the app's chunks straight from ``InProcessTransport.stream``.
 
         No httpx request, response or byte-stream layers between the app and
-        the decoder. The server sends each batch of events as one chunk of
-        whole lines, so a chunk is decoded as it comes (a line split across
-        chunks, which our server never sends, is still joined).
+        the decoder, and no coroutine per chunk but ``next_chunk``'s.
         """
         headers = [*self._direct_headers, (b"accept", accept.encode())]
         stream = await direct.stream("GET", target, headers, self.extensions)
+        if stream.status < 300:
+            return stream.next_chunk, stream.aclose
         try:
-            if stream.status >= 300:
-                raise _error(httpx.Response(stream.status, content=await stream.read()))
-            tail = b""
-            next_chunk = stream.next_chunk
-            while (chunk := await next_chunk()) is not None:
-                if tail or not chunk.endswith(b"\n"):
-                    chunk, tail = _whole_lines(tail + chunk)
-                for event in _decode_lines(chunk):
-                    if event.get("type") == "ERROR":
-                        raise ApiError(event.get("object") or {})
-                    yield event
-            for event in _decode_lines(tail):
-                if event.get("type") == "ERROR":
-                    raise ApiError(event.get("object") or {})
-                yield event
+            raise _error(httpx.Response(stream.status, content=await stream.read()))
         finally:
             await stream.aclose()
 
-    async def _watch_pool(
-        self, pool: http1.Pool, target: str, accept: str
-    ) -> AsyncIterator[Object]:
-        """``watch`` over HTTPS (``client.http1``); an early exit drops the connection."""
+    async def _open_pool(self, pool: http1.Pool, target: str, accept: str) -> _Body:
+        """A watch over HTTPS (``client.http1``); an early exit drops the connection."""
         headers = [*self._pool_headers, (b"accept", accept.encode())]
         stream = await pool.stream("GET", target, headers)
-        events = _events(stream)
+        if stream.status < 300:
+
+            async def close() -> None:
+                stream.close()
+
+            return functools.partial(anext, stream, None), close
         try:
-            if stream.status >= 300:
-                raise _error(_response(stream.status, stream.reason, await stream.read()))
-            async for event in events:
-                if event.get("type") == "ERROR":
-                    raise ApiError(event.get("object") or {})
-                yield event
+            raise _error(_response(stream.status, stream.reason, await stream.read()))
         finally:
-            await events.aclose()  # type: ignore[attr-defined]
             stream.close()
 
-    async def _watch_httpx(
-        self, path: str, params: Mapping[str, str], accept: str
-    ) -> AsyncIterator[Object]:
-        """``watch`` through httpx (in process: the flow-controlled ASGI exchange)."""
+    async def _open_httpx(self, path: str, params: Mapping[str, str], accept: str) -> _Body:
+        """A watch through httpx (a client built on another httpx transport)."""
         request = self.http.build_request(
             "GET",
             path,
@@ -501,17 +490,12 @@ class Client:
             extensions=self.extensions or None,
         )
         response = await self.http.send(request, stream=True)
-        events = _events(response.aiter_bytes())
+        if response.status_code < 300:
+            return functools.partial(anext, response.aiter_bytes(), None), response.aclose
         try:
-            if response.status_code >= 300:
-                await response.aread()
-                raise _error(response)
-            async for event in events:
-                if event.get("type") == "ERROR":
-                    raise ApiError(event.get("object") or {})
-                yield event
+            await response.aread()
+            raise _error(response)
         finally:
-            await events.aclose()  # type: ignore[attr-defined]
             await response.aclose()
 
     # ----- discovery --------------------------------------------------------
@@ -617,41 +601,41 @@ class Client:
         return decoded
 
 
-async def _events(chunks: AsyncIterator[bytes]) -> AsyncIterator[Object]:
-    """Newline-delimited JSON events from a byte stream, decoded as bytes.
+async def _watch_events(opening: Callable[[], Awaitable[_Body]]) -> AsyncIterator[Object]:
+    """The events of a watch, whichever transport reads its body; closes the body at the end.
 
-    For watches over HTTPS and through httpx, where lines may be split or
-    joined anyhow (in process ``_watch_direct`` decodes the server's chunks
-    of whole lines as they come). (httpx's ``aiter_lines`` decodes each chunk to text and
-    scans it for every kind of line break first: a large part of an
-    informer's work per event.)
+    ``opening`` sends the request and answers the body's ``(next_chunk,
+    close)``, or raises ``ApiError`` for a refused watch; it is called at the
+    first ``__anext__``, so nothing is sent before an event is asked for. An
+    ``ERROR`` event (410 Expired, ...) is raised as ``ApiError``. The body is
+    newline-delimited JSON, decoded as bytes (httpx's ``aiter_lines`` decodes
+    each chunk to text and scans it for every kind of line break first: a
+    large part of an informer's work per event). Our server sends each batch
+    of events as one chunk of whole lines, so such a chunk is decoded as it
+    comes; a line split across chunks (TLS records, another server) is
+    joined first.
     """
-    tail = b""
-    async for chunk in chunks:
-        if tail:
-            chunk, tail = tail + chunk, b""
-        if not chunk.endswith(b"\n"):
-            chunk, _, tail = chunk.rpartition(b"\n")
-            if not chunk:
-                continue
-        for line in chunk.split(b"\n"):
-            if line.strip():
-                yield orjson.loads(line)
-    if tail.strip():
-        yield orjson.loads(tail)
-
-
-def _whole_lines(data: bytes) -> tuple[bytes, bytes]:
-    """``data`` cut after its last newline: the whole lines, and the rest."""
-    head, newline, rest = data.rpartition(b"\n")
-    return head + newline, rest
-
-
-def _decode_lines(chunk: bytes) -> list[Object]:
-    """The JSON events of whole newline-terminated lines (one line: the usual live event)."""
-    if chunk.find(b"\n") == len(chunk) - 1 > 0:
-        return [orjson.loads(chunk)]
-    return [orjson.loads(line) for line in chunk.split(b"\n") if line.strip()]
+    next_chunk, close = await opening()
+    try:
+        tail = b""
+        ended = False
+        while not ended:
+            chunk = await next_chunk()
+            if chunk is None:  # the body's end; its last line may lack its newline
+                ended, chunk, tail = True, tail, b""
+            elif tail or not chunk.endswith(b"\n"):
+                chunk, _, tail = (tail + chunk).rpartition(b"\n")
+            # One whole line (the usual live event) is decoded as it is, without a copy.
+            lines = (chunk,) if chunk.find(b"\n") == len(chunk) - 1 else chunk.split(b"\n")
+            for line in lines:
+                if not line or line.isspace():
+                    continue
+                event = orjson.loads(line)
+                if event.get("type") == "ERROR":
+                    raise ApiError(event.get("object") or {})
+                yield event
+    finally:
+        await close()
 
 
 def _target(path: str, params: Mapping[str, str] | None) -> str:

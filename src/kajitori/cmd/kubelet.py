@@ -343,12 +343,19 @@ async def run_nodes(
     anywhere), so the user must read every pod and write every node's status,
     Lease and Events: ``system:kajitori:node-simulator`` (decision 0049).
     """
-    client = rest.Client.from_kubeconfig(kubeconfig.load_kubeconfig(kubeconfig_path))
+    config = kubeconfig.load_kubeconfig(kubeconfig_path)
+    client = rest.Client.from_kubeconfig(config)
+    event_client = rest.Client.from_kubeconfig(config)  # upstream's kubelet: one for Events
     host = kubelet.KubeletHost(
-        client, list(configs), new_runtime(runtime), lease_duration=lease_duration
+        client,
+        list(configs),
+        new_runtime(runtime),
+        lease_duration=lease_duration,
+        event_client=event_client,
     )
     try:
         await host.start()
         await stop_event.wait()
     finally:
         await stop(host)
+        await event_client.aclose()

@@ -6,7 +6,11 @@ ReplicaSet key:
 1. read the ReplicaSet from the informer cache (gone → forget its expectations);
 2. take the namespace's active pods from the pod cache and claim them
    (``common.controller_ref``): adopt matching orphans, release owned pods
-   that stopped matching;
+   that stopped matching. When there is nothing to adopt or release, the
+   claim is skipped and the owned pods are only counted: the pod cache
+   keeps a tally of each ReplicaSet's active pods by readiness and labels
+   (``OWNED_TALLY``), so a sync of a 10,000-pod ReplicaSet does not walk
+   10,000 pods after every pod update;
 3. if the expectations for this key are satisfied (the cache has seen our
    previous creates and deletes) and the ReplicaSet is not being deleted,
    create or delete the difference (``manage_replicas``), at most
@@ -29,13 +33,14 @@ upstream's LogarithmicScaleDown, with the UID breaking ties inside a bucket.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import datetime
 import functools
 import logging
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
 
 from kajitori.client import events, informer, rest
 from kajitori.controllers import base
@@ -56,12 +61,24 @@ _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
 # Pods by "<namespace>/<controller uid>" ("<namespace>/" for orphans): the only
 # pods a ReplicaSet can claim, found without walking its whole namespace.
 CONTROLLER_INDEX = "replicaset.controllerUID"
+# Active pods by the same key, counted by (ready, labels): ``owned_summary``.
+OWNED_TALLY = "replicaset.ownedPods"
+
+PodSummary = tuple[bool, frozenset[tuple[str, str]]]
 
 
 def index_by_controller(pod: Object) -> list[str]:
     ref = controller_ref.controller_of(pod)
     namespace = (pod.get("metadata") or {}).get("namespace", "")
     return [f"{namespace}/{(ref or {}).get('uid', '')}"]
+
+
+def owned_summary(pod: Object) -> PodSummary | None:
+    """What the tally counts an active pod as: its readiness and its labels."""
+    if not pod_util.is_active(pod):
+        return None
+    pod_labels = (pod.get("metadata") or {}).get("labels") or {}
+    return pod_util.is_ready(pod), frozenset(pod_labels.items())
 
 
 # ----- pure planning ---------------------------------------------------------
@@ -183,25 +200,86 @@ def pods_to_delete(
     return [pod for pod, _ in ranked[:count]]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class PodCounts:
+    """The counters of a ReplicaSet's status."""
+
+    replicas: int
+    fully_labeled: int
+    ready: int
+    available: int
+
+
+def _template_labels(rs: Object) -> Object:
+    template = (rs.get("spec") or {}).get("template") or {}
+    return (template.get("metadata") or {}).get("labels") or {}
+
+
+def _min_ready_seconds(rs: Object) -> int:
+    return int((rs.get("spec") or {}).get("minReadySeconds") or 0)
+
+
+def count_pods(rs: Object, pods: Sequence[Object], *, now: datetime.datetime) -> PodCounts:
+    """Count ``pods`` (the ReplicaSet's active pods) as its status does."""
+    template_labels = _template_labels(rs).items()
+    min_ready = _min_ready_seconds(rs)
+    fully_labeled = sum(
+        1 for p in pods if template_labels <= ((p["metadata"].get("labels") or {}).items())
+    )
+    ready = [p for p in pods if pod_util.is_ready(p)]
+    return PodCounts(
+        replicas=len(pods),
+        fully_labeled=fully_labeled,
+        ready=len(ready),
+        # Available is ready for minReadySeconds, so only ready pods are asked.
+        available=len(ready)
+        if min_ready <= 0
+        else sum(1 for p in ready if pod_util.is_available(p, min_ready, now)),
+    )
+
+
+def tally_pods(pods: Sequence[Object]) -> dict[PodSummary, int]:
+    """The tally ``owned_summary`` gives ``pods`` (the ReplicaSet's active pods)."""
+    return collections.Counter(s for s in map(owned_summary, pods) if s is not None)
+
+
+def count_tally(
+    rs: Object,
+    tally: Mapping[PodSummary, int],
+    *,
+    now: datetime.datetime,
+    pods: Callable[[], Sequence[Object]],
+) -> PodCounts:
+    """``count_pods`` from the tally of ``owned_summary``; ``pods`` only for minReadySeconds."""
+    template_labels = frozenset(_template_labels(rs).items())
+    replicas = fully_labeled = ready = 0
+    for summary, count in tally.items():
+        is_ready, pod_labels = summary
+        replicas += count
+        ready += count if is_ready else 0
+        fully_labeled += count if template_labels <= pod_labels else 0
+    min_ready = _min_ready_seconds(rs)
+    if min_ready > 0:
+        return count_pods(rs, pods(), now=now)
+    return PodCounts(replicas, fully_labeled, ready, ready)
+
+
 def calculate_status(
     rs: Object, pods: Sequence[Object], *, now: datetime.datetime, error: ManageError | None
 ) -> Object:
     """The status ``pods`` give ``rs`` (``observedGeneration`` is set when it is written)."""
-    spec = rs.get("spec") or {}
-    template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
-    min_ready = int(spec.get("minReadySeconds") or 0)
-    fully_labeled = sum(
-        1 for p in pods if template_labels.items() <= ((p["metadata"].get("labels") or {}).items())
-    )
-    ready = [p for p in pods if pod_util.is_ready(p)]
+    return status_for(rs, count_pods(rs, pods, now=now), now=now, error=error)
+
+
+def status_for(
+    rs: Object, counts: PodCounts, *, now: datetime.datetime, error: ManageError | None
+) -> Object:
+    """The status ``counts`` give ``rs``, with its ``ReplicaFailure`` condition."""
     status: Object = {
-        "replicas": len(pods),
-        "fullyLabeledReplicas": fully_labeled,
-        "readyReplicas": len(ready),
-        # Available is ready for minReadySeconds, so only ready pods are asked.
-        "availableReplicas": len(ready)
-        if min_ready <= 0
-        else sum(1 for p in ready if pod_util.is_available(p, min_ready, now)),
+        "replicas": counts.replicas,
+        "fullyLabeledReplicas": counts.fully_labeled,
+        "readyReplicas": counts.ready,
+        "availableReplicas": counts.available,
     }
     old = rs.get("status") or {}
     conditions = [dict(c) for c in old.get("conditions") or ()]
@@ -278,6 +356,8 @@ class ReplicaSetController(base.QueueController[str]):
         )
         self.pod_informer = informers.informer(rest.PODS)
         self.pod_informer.indexer.add_indexers({CONTROLLER_INDEX: index_by_controller})
+        if not self.pod_informer.indexer.has_tally(OWNED_TALLY):
+            self.pod_informer.indexer.add_tally(OWNED_TALLY, index_by_controller, owned_summary)
         self.watch(
             self.pod_informer,
             on_add=self._add_pod,
@@ -373,15 +453,52 @@ class ReplicaSetController(base.QueueController[str]):
         except labels.SelectorError as exc:
             log.warning("replicaset %s has an invalid selector: %s", key, exc)
             return
-        pods = await self._claim_pods(rs, selector)
+        listed: list[Object] | None = None
+        tally = self._tally_if_nothing_to_claim(rs, selector)
+        if tally is None:
+            listed = await self._claim_pods(rs, selector)
+            tally = tally_pods(listed)
+
+        def active_pods() -> list[Object]:
+            return listed if listed is not None else self._owned_active(rs)
+
         error: ManageError | None = None
         if needs_sync and not controller_ref.is_being_deleted(rs):
-            error = await self._manage_replicas(key, rs, pods)
-        status = calculate_status(rs, pods, now=pod_util.now(), error=error)
-        updated = await self._update_status(rs, status)
+            replicas = sum(tally.values())
+            error = await self._manage_replicas(key, rs, replicas, active_pods)
+        now = pod_util.now()
+        counts = count_tally(rs, tally, now=now, pods=active_pods)
+        updated = await self._update_status(rs, status_for(rs, counts, now=now, error=error))
         if error is not None:
             raise RuntimeError(error.message)
         self._requeue_for_availability(key, updated)
+
+    def _tally_if_nothing_to_claim(
+        self, rs: Object, selector: labels.Selector
+    ) -> Mapping[PodSummary, int] | None:
+        """The owned pods' tally when a claim would adopt and release nothing, else None.
+
+        That is: every active owned pod's labels still match the selector and
+        no active orphan of the namespace matches it.
+        """
+        namespace = rs["metadata"].get("namespace", "")
+        indexer = self.pod_informer.indexer
+        owner = f"{namespace}/{rs['metadata'].get('uid', '')}"
+        tally = cast(Mapping[PodSummary, int], indexer.tally(OWNED_TALLY, owner))
+        for _, pod_labels in tally:
+            if not selector.matches(dict(pod_labels)):
+                return None
+        for orphan in indexer.by_index(CONTROLLER_INDEX, f"{namespace}/"):
+            if pod_util.is_active(orphan) and selector.matches(orphan["metadata"].get("labels")):
+                return None
+        return tally
+
+    def _owned_active(self, rs: Object) -> list[Object]:
+        namespace = rs["metadata"].get("namespace", "")
+        owned = self.pod_informer.indexer.by_index(
+            CONTROLLER_INDEX, f"{namespace}/{rs['metadata'].get('uid', '')}"
+        )
+        return [pod for pod in owned if pod_util.is_active(pod)]
 
     async def _claim_pods(self, rs: Object, selector: labels.Selector) -> list[Object]:
         namespace = rs["metadata"].get("namespace", "")
@@ -397,13 +514,14 @@ class ReplicaSetController(base.QueueController[str]):
         return await manager.claim(rest.PODS, candidates)
 
     async def _manage_replicas(
-        self, key: str, rs: Object, pods: list[Object]
+        self, key: str, rs: Object, replicas: int, pods: Callable[[], list[Object]]
     ) -> ManageError | None:
-        diff = len(pods) - desired_replicas(rs)
+        """Create or delete the difference; ``pods`` lists the active ones, when deleting."""
+        diff = replicas - desired_replicas(rs)
         if diff < 0:
             return await self._create_pods(key, rs, min(-diff, self.burst_replicas))
         if diff > 0:
-            return await self._delete_pods(key, rs, pods, min(diff, self.burst_replicas))
+            return await self._delete_pods(key, rs, pods(), min(diff, self.burst_replicas))
         return None
 
     async def _create_pods(self, key: str, rs: Object, count: int) -> ManageError | None:

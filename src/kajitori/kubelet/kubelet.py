@@ -132,8 +132,13 @@ class KubeletHost:
         workers: int = POD_WORKERS,
         clock: Any = time.time,
         client_for: Callable[[str], rest.Client] | None = None,
+        event_client: rest.Client | None = None,
     ) -> None:
         self.client = client
+        # Upstream's kubelet writes Events through a client of their own (kubeDeps.EventClient,
+        # eventRecordQPS), so a burst of them never queues its status writes; over HTTPS a
+        # client has MAX_IN_FLIGHT requests at a time. None: each node's own client.
+        self.event_client = event_client
         # Each node's writes go out as that node (system:node:<name>), so the
         # Node authorizer and NodeRestriction judge them as a real kubelet's;
         # without ``client_for`` every node writes through ``client``.
@@ -516,13 +521,14 @@ class KubeletHost:
         client = self._node_clients.get(node)
         if client is None:
             return
+        client = self.event_client or client
         recorder = self._recorders.get(node)
         if recorder is None:
             recorder = events.EventRecorder(client, component="kubelet", host=node)
             recorder.start()
             self._recorders[node] = recorder
         involved = {"apiVersion": "v1", "kind": "Pod", "metadata": pod.get("metadata") or {}}
-        kind = "Warning" if event_type == "Warning" else "Normal"
+        kind: events.EventType = "Warning" if event_type == "Warning" else "Normal"
         recorder.event(involved, kind, reason, message, field_path=field_path)
 
     async def _get_secret(self, node: str, namespace: str, name: str) -> Object | None:

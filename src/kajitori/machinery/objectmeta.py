@@ -98,6 +98,10 @@ def validate_labels(labels: Mapping[str, str] | None, path: field.Path) -> field
     return errs
 
 
+# Annotation keys that passed (bounded, as the label texts above).
+_VALID_ANNOTATION_KEYS: set[str] = set()
+
+
 def annotations_size(annotations: Mapping[str, str] | None) -> int:
     """Bytes counted against the annotation budget: every key plus every value."""
     total = 0
@@ -112,8 +116,13 @@ def validate_annotations(
     """Annotation keys (qualified names, case-insensitive) and the 256 KiB budget."""
     errs = field.ErrorList()
     for key in _mapping(annotations):
+        if key in _VALID_ANNOTATION_KEYS:
+            continue
         # Case does not matter for annotation keys, so check the lowered key.
-        errs.extend(field.invalid(path, key, msg) for msg in names.is_qualified_name(key.lower()))
+        problems = names.is_qualified_name(key.lower())
+        if not problems:
+            _remember_valid(_VALID_ANNOTATION_KEYS, key)
+        errs.extend(field.invalid(path, key, msg) for msg in problems)
     if annotations_size(annotations) > TOTAL_ANNOTATION_SIZE_LIMIT_B:
         errs.append(field.too_long(path, "", TOTAL_ANNOTATION_SIZE_LIMIT_B))
     return errs
@@ -457,6 +466,8 @@ def validate_object_meta(
 
 
 def _semantically_equal(new: Any, old: Any) -> bool:
+    if new == old:  # what nearly every update sends; equal texts name one instant
+        return True
     # apiequality.Semantic compares metav1.Time by instant, not by spelling.
     new_time, old_time = times.parse_time(new), times.parse_time(old)
     if new_time is not None and old_time is not None:
@@ -475,10 +486,15 @@ def _validate_immutables(
     new: Mapping[str, Any], old: Mapping[str, Any], path: field.Path
 ) -> field.ErrorList:
     errs = field.ErrorList()
+    # The paths are built only for a field that changed (nearly never).
     for key in ("name", "namespace", "uid"):
-        errs.extend(validate_immutable_field(_text(new, key), _text(old, key), path.child(key)))
+        new_text, old_text = _text(new, key), _text(old, key)
+        if new_text != old_text:
+            errs.extend(validate_immutable_field(new_text, old_text, path.child(key)))
     for key in ("creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
-        errs.extend(validate_immutable_field(new.get(key), old.get(key), path.child(key)))
+        new_value, old_value = new.get(key), old.get(key)
+        if not _semantically_equal(new_value, old_value):
+            errs.extend(validate_immutable_field(new_value, old_value, path.child(key)))
     return errs
 
 

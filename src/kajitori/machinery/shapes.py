@@ -20,10 +20,17 @@ list item by item through the one item schema, so for them a list's shape is
 the shapes of its items, and pods and workloads (which all hold lists) share
 shapes too. Key order is part of the shape, because the checks report the
 *first* problem in key order.
+
+``JsonMemo`` is the value-level companion: answers of a pure function by the
+value's exact JSON text (Go shaping, pod defaulting, the pod validators'
+"passed" verdicts), ``UNCHANGED`` standing for "gave its input back"
+(decision 0057).
 """
 
 from __future__ import annotations
 
+import hashlib
+import weakref
 from collections.abc import Hashable
 from typing import Any
 
@@ -81,6 +88,10 @@ def _spec_shape(spec: dict[str, Any]) -> tuple[Any, ...]:
     shape: tuple[Any, ...] | None = _SPEC_SHAPES.get(key)
     if shape is None:
         shape = _body_shape(spec)  # _NoShape: nothing remembered
+        # Specs that differ only in values (a workload's pods) share one tuple.
+        if len(_SPEC_SHAPE_TUPLES) >= _SPEC_SHAPE_TUPLES_MAX:
+            _SPEC_SHAPE_TUPLES.clear()
+        shape = _SPEC_SHAPE_TUPLES.setdefault(shape, shape)
         _SPEC_SHAPES.put(key, shape)
     return shape
 
@@ -166,18 +177,44 @@ def _value_shape(item: Any) -> Any:
     raise _NoShape  # anything that is not plain JSON
 
 
+class _Unchanged:
+    """The answer "the function gave its input back as it was" (see ``JsonMemo``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+# A remembered answer that costs no copy of the value: a caller that finds it
+# keeps the value it holds (equal text, so the same answer).
+UNCHANGED: Any = _Unchanged()
+
+
 class JsonMemo:
     """Answers of a pure function of a JSON value, by the value's JSON text; bounded.
 
     The text includes key order, so equal texts are the same input. ``key``
     is None for a value that is not plain JSON (an integer beyond 64 bits,
-    a key that is not a string): such a value is never remembered. When
-    ``limit`` entries are held the memo starts over.
+    a key that is not a string): such a value is never remembered.
+
+    ``digest``: entries are held under a 16-byte BLAKE2b digest of the text
+    rather than the text, for memos of large values (a pod spec's text is
+    ~3 KB) that should remember thousands; two texts sharing a digest is a
+    2^-128 chance. Answers may be ``UNCHANGED``, which also costs no copy.
+
+    Two generations: when ``limit`` entries are held, they become the old
+    generation (the one before is dropped) and an answer found there moves
+    back. The recently used values survive a turnover, where starting over
+    forgot them all (a pod's spec comes back in its next status write).
     """
 
-    def __init__(self, limit: int = 1024) -> None:
+    def __init__(self, limit: int = 1024, *, digest: bool = False) -> None:
         self._limit = limit
+        self._digest = digest
         self._seen: dict[bytes, Any] = {}
+        self._old: dict[bytes, Any] = {}
+        _JSON_MEMOS.add(self)
 
     @staticmethod
     def key(value: Any) -> bytes | None:
@@ -186,17 +223,40 @@ class JsonMemo:
         except TypeError:
             return None
 
+    def _held(self, key: bytes) -> bytes:
+        return hashlib.blake2b(key, digest_size=16).digest() if self._digest else key
+
     def get(self, key: bytes) -> Any:
         """The remembered answer, or None."""
-        return self._seen.get(key)
+        held = self._held(key)
+        answer = self._seen.get(held)
+        if answer is None and self._old:
+            answer = self._old.pop(held, None)
+            if answer is not None:
+                self._put(held, answer)
+        return answer
 
     def put(self, key: bytes, answer: Any) -> None:
+        self._put(self._held(key), answer)
+
+    def _put(self, held: bytes, answer: Any) -> None:
         if len(self._seen) >= self._limit:
-            self.clear()
-        self._seen[key] = answer
+            self._old = self._seen
+            self._seen = {}
+        self._seen[held] = answer
 
     def clear(self) -> None:
         self._seen.clear()
+        self._old.clear()
+
+
+_JSON_MEMOS: weakref.WeakSet[JsonMemo] = weakref.WeakSet()
+
+
+def clear_json_memos() -> None:
+    """Forget every ``JsonMemo``'s answers: the next calls take the full path (tests pin them)."""
+    for memo in list(_JSON_MEMOS):
+        memo.clear()
 
 
 class ShapeMemo:
@@ -232,5 +292,10 @@ class ShapeMemo:
 # The shapes of recent specs. A spec is most of a pod's or a workload's body,
 # and every pod of a ReplicaSet is created with its template's spec; a shape
 # is a pure function of the JSON text (keys, their order, scalar types, int32
-# range), and an immutable tuple, so it is shared.
-_SPEC_SHAPES = JsonMemo()
+# range), and an immutable tuple, so it is shared. Held by digest, so that a
+# pod's spec is still known when its status writes come back after thousands
+# of other pods' writes (the tuples themselves are shared through
+# ``_SPEC_SHAPE_TUPLES``).
+_SPEC_SHAPES = JsonMemo(16384, digest=True)
+_SPEC_SHAPE_TUPLES: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+_SPEC_SHAPE_TUPLES_MAX = 1024

@@ -56,7 +56,7 @@ import grpc
 import grpc.experimental
 from aetcd import rpc
 
-from kajitori.storage import interface
+from kajitori.storage import interface, sinks
 
 # etcd answers large lists in one message; upstream lifts gRPC's 4 MiB cap too.
 _CHANNEL_OPTIONS = [
@@ -364,27 +364,14 @@ class EtcdBackend:
             feed = _Feed(self, prefix, last)
 
     def watch_into(
-        self,
-        prefix: str,
-        *,
-        after_revision: int,
-        deliver: Callable[[list[interface.Event]], None],
-        end: Callable[[BaseException | None], None],
+        self, prefix: str, *, after_revision: int, deliver: interface.Deliver, end: interface.End
     ) -> Callable[[], None]:
-        """``watch``'s batches handed to ``deliver`` on the loop as they arrive.
-
-        For a consumer that works on each batch at once (the watch cache): the
-        batch reaches it in the loop callback that took it from the stream,
-        not a loop turn later in a task of its own. ``end`` is called once,
-        with the error that ended the watch or None (the backend closed); a
-        ``deliver`` that raises ends the watch with its error. Returns a
-        function that stops the watch (``end`` is then not called). Same
-        stream sharing, order and exactly-once delivery as ``watch``.
-        """
+        """``interface.WatchInto``: a batch reaches ``deliver`` in the callback that
+        took it from the stream; the same stream sharing as ``watch``."""
         feed = self._feed_for(prefix, after_revision)
-        sink = _Sink(deliver, end)
+        sink = _Sink(prefix, after_revision, deliver, end, feed.leave)
         feed.attach(sink, after_revision)
-        return lambda: feed.leave(sink)
+        return sink.stop
 
     def _feed_for(self, prefix: str, after_revision: int) -> _Feed:
         """The prefix's shared stream, or a stream of its own for a watcher it cannot serve."""
@@ -500,39 +487,22 @@ def _retrieve(task: asyncio.Task[None]) -> None:
         task.exception()
 
 
-class _Sink:
-    """A local watcher that takes each batch (or its end) at once, in the feed's callback.
+class _Sink(sinks.Sink):
+    """A ``watch_into`` consumer as a feed's watcher: it never falls behind (nothing queues),
+    so it never leaves for a stream of its own."""
 
-    It never falls behind (nothing queues), so it never leaves for a stream
-    of its own; a ``deliver`` that raises ends it with that error.
-    """
-
-    __slots__ = ("_deliver", "_end", "feed")
-
-    def __init__(
-        self,
-        deliver: Callable[[list[interface.Event]], None],
-        end: Callable[[BaseException | None], None],
-    ) -> None:
-        self._deliver = deliver
-        self._end = end
-        self.feed: _Feed | None = None
+    __slots__ = ()
 
     def __len__(self) -> int:
         return 0
 
     def put(self, item: Any) -> None:
         if isinstance(item, list):
-            try:
-                self._deliver(item)
-            except Exception as exc:
-                if self.feed is not None:
-                    self.feed.leave(self)
-                self._end(exc)
+            self.offer(item)
         elif item is _ENDED:
-            self._end(None)
+            self.end()
         elif isinstance(item, BaseException):
-            self._end(item)
+            self.end(item)
 
 
 class _Inbox:
@@ -601,7 +571,6 @@ class _Feed:
         return inbox
 
     def attach(self, sink: _Sink, after_revision: int) -> None:
-        sink.feed = self
         self._watchers[sink] = after_revision
 
     def leave(self, watcher: _Inbox | _Sink) -> None:

@@ -22,12 +22,14 @@ Kubernetes objects.
 
 Backends: ``kajitori.storage.sqlite`` (embedded, the default) and
 ``kajitori.storage.etcd`` (a real etcd v3 cluster). Both pass the one
-conformance suite in ``tests/storage/``.
+conformance suite in ``tests/storage/``, and both also offer ``WatchInto``
+(batches handed to a callback, for the watch cache), with the parts of it
+they share in ``kajitori.storage.sinks``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -206,3 +208,26 @@ class Backend(Protocol):
 
     async def compact(self, revision: int) -> None:
         """Forget history up to and including ``revision`` (keeping live values)."""
+
+
+# A ``watch_into`` consumer: what takes each batch, and what hears the watch's end.
+Deliver = Callable[[list[Event]], None]
+End = Callable[[BaseException | None], None]
+
+
+class WatchInto(Protocol):
+    """A backend whose watches can hand their batches to a callback (both backends here)."""
+
+    def watch_into(
+        self, prefix: str, *, after_revision: int, deliver: Deliver, end: End
+    ) -> Callable[[], None]:
+        """``watch``'s batches handed to ``deliver`` on the loop as they arrive.
+
+        For a consumer that works on each batch at once (the watch cache): a
+        live batch reaches it in the loop callback where the backend learns
+        of it, not a loop turn later in a task of its own. Same order and
+        exactly-once delivery as ``watch``. ``end`` is called once, with the
+        error that ended the watch or None (the backend closed); a
+        ``deliver`` that raises ends the watch with its error. Returns a
+        function that stops the watch (``end`` is then not called).
+        """

@@ -56,7 +56,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import IO, Any, Literal
 
-from kajitori.storage import interface
+from kajitori.storage import interface, sinks
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS log (
@@ -183,53 +183,6 @@ class _Subscriber:
         return batch
 
 
-class _Sink:
-    """A ``watch_into`` consumer: takes each batch under its prefix in the commit's callback.
-
-    Nothing queues, so it never overflows; a ``deliver`` that raises ends it
-    with that error.
-    """
-
-    def __init__(
-        self,
-        backend: SqliteBackend,
-        prefix: str,
-        after: int,
-        deliver: Callable[[list[interface.Event]], None],
-        end: Callable[[BaseException | None], None],
-    ) -> None:
-        self.prefix = prefix
-        self._after = after
-        self._backend = backend
-        self._deliver = deliver
-        self._end = end
-        self.closed = False
-
-    def offer(self, matching: list[interface.Event]) -> None:
-        if self.closed:
-            return
-        if matching[0].revision <= self._after:  # only a watch from a future revision
-            matching = [event for event in matching if event.revision > self._after]
-            if not matching:
-                return
-        try:
-            self._deliver(matching)
-        except Exception as exc:
-            self.stop()
-            self._end(exc)
-
-    def end(self) -> None:
-        """The backend closed: the watch ends cleanly."""
-        if not self.closed:
-            self.closed = True
-            self._end(None)
-
-    def stop(self) -> None:
-        """The consumer stopped watching (``end`` is not called)."""
-        self.closed = True
-        self._backend._unsubscribe(self)
-
-
 class _Subscribers:
     """Every live watch of the backend, indexed by prefix.
 
@@ -240,21 +193,21 @@ class _Subscribers:
     """
 
     def __init__(self) -> None:
-        self._by_prefix: dict[str, list[_Subscriber | _Sink]] = {}
+        self._by_prefix: dict[str, list[_Subscriber | sinks.Sink]] = {}
         self._loose: list[str] = []  # watched prefixes that do not end in "/"
         self._depth = 0  # the most "/"s in a watched prefix ending in "/"
 
-    def __iter__(self) -> Iterator[_Subscriber | _Sink]:
+    def __iter__(self) -> Iterator[_Subscriber | sinks.Sink]:
         return (sub for subs in list(self._by_prefix.values()) for sub in subs)
 
-    def add(self, sub: _Subscriber | _Sink) -> None:
+    def add(self, sub: _Subscriber | sinks.Sink) -> None:
         # New lists, here and in discard, so that a batch being handed out is not disturbed.
         subs = self._by_prefix.get(sub.prefix)
         self._by_prefix[sub.prefix] = [*(subs or ()), sub]
         if subs is None:
             self._reindex()
 
-    def discard(self, sub: _Subscriber | _Sink) -> None:
+    def discard(self, sub: _Subscriber | sinks.Sink) -> None:
         subs = self._by_prefix.get(sub.prefix)
         if subs is None or sub not in subs:
             return
@@ -559,55 +512,21 @@ class SqliteBackend:
         return self._watch(prefix, after_revision)
 
     def watch_into(
-        self,
-        prefix: str,
-        *,
-        after_revision: int,
-        deliver: Callable[[list[interface.Event]], None],
-        end: Callable[[BaseException | None], None],
+        self, prefix: str, *, after_revision: int, deliver: interface.Deliver, end: interface.End
     ) -> Callable[[], None]:
-        """``watch``'s batches handed to ``deliver`` as they are committed.
-
-        For a consumer that works on each batch at once (the watch cache): a
-        batch reaches it in the loop callback that publishes the commit, not
-        a loop turn later in a task of its own. ``end`` is called once, with
-        the error that ended the watch or None (the backend closed); a
-        ``deliver`` that raises ends the watch with its error. Returns a
-        function that stops the watch (``end`` is then not called). A watch
-        from an older revision first replays history, through a task.
-        """
+        """``interface.WatchInto``: a batch reaches ``deliver`` in the callback that
+        publishes its commit; a watch from an older revision first replays history
+        (through a task)."""
         if self._closed or after_revision >= self._published_revision:
-            sink = _Sink(self, prefix, after_revision, deliver, end)
+            sink = sinks.Sink(prefix, after_revision, deliver, end, self._unsubscribe)
             if self._closed:
                 sink.end()
             else:
                 self._subscribers.add(sink)
             return sink.stop
-        assert self._loop is not None, "start() first"
-        task = self._loop.create_task(self._watch_into(prefix, after_revision, deliver, end))
-        return task.cancel
+        return sinks.drain(self._watch(prefix, after_revision), deliver, end)
 
-    async def _watch_into(
-        self,
-        prefix: str,
-        after_revision: int,
-        deliver: Callable[[list[interface.Event]], None],
-        end: Callable[[BaseException | None], None],
-    ) -> None:
-        stream = self._watch(prefix, after_revision)
-        try:
-            async for batch in stream:
-                deliver(batch)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            end(exc)
-        else:
-            end(None)
-        finally:
-            await stream.aclose()  # type: ignore[attr-defined]
-
-    def _unsubscribe(self, sub: _Subscriber | _Sink) -> None:
+    def _unsubscribe(self, sub: _Subscriber | sinks.Sink) -> None:
         self._subscribers.discard(sub)
 
     async def _watch(

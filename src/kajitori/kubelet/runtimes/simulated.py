@@ -27,19 +27,16 @@ runs, ``Pulled`` (``Successfully pulled image ... in <start delay>`` after a
 pull, ``Container image ... already present on machine`` otherwise),
 ``Created`` and ``Started``; a restart repeats Pulled/Created/Started, a
 back-off records ``BackOff`` once per exit, ``kill_pod`` records ``Killing``
-for each running container. That is four or five events per pod, written
-by the kubelet's per-node event recorders (which aggregate repeats and drop
-what exceeds their queue).
-
-Event volume is bounded as one upstream kubelet bounds its own (its
-``eventRecordQPS`` 50 and ``eventBurst`` 100), but over all the simulated
-nodes together: they share one process and one store, and an Event is a
-write like a pod status (each pod's story doubled the writes of a 1,000-pod
-rollout, and its time). A pod is told (all its events, from Pulling to
-Killing) if the token bucket holds a token when it is first synced; its
-events then always spend one each, going into debt, so a burst of new pods
-gets stories for the first twenty or so and then for about ten a second.
-Small clusters tell every pod's; ``event_qps=None`` tells all.
+for each running container. That is three events per container (four on
+a node's first pull of its image), every pod's, as the real kubelet emits
+them for the pods it runs (decision 0058; KWOK's default stages write none).
+They go through the kubelet's per-node event recorders,
+upstream's EventCorrelator (``client/events.py``), whose queue of 1,000
+pending events per node is the only drop, as upstream's broadcaster's.
+The count per pod is therefore a function of the pods alone, the same in
+``kajitori up`` and in ``kajitori kubelet --nodes N``: an earlier shared
+token bucket told only as many pods as wall-clock time allowed, so a slower
+run wrote more Events per pod.
 
 Because status is computed, not stored, thousands of pods cost one small
 record each and no timers: the kubelet asks ``next_change`` and looks again
@@ -61,10 +58,6 @@ EXIT_CODE_ANNOTATION = "kajitori.io/simulate-exit-code"
 # Upstream's container restart back-off (kubelet/pod_workers, backOffPeriod and MaxContainerBackOff).
 DEFAULT_BACKOFF_BASE = 10.0
 DEFAULT_BACKOFF_CAP = 300.0
-# Upstream kubelet's defaults (KubeletConfiguration eventRecordQPS and eventBurst), here shared
-# by every simulated node: see the module docstring.
-DEFAULT_EVENT_QPS = 50.0
-DEFAULT_EVENT_BURST = 100
 # A guard against a timeline that never advances (zero runtime and zero back-off).
 _MIN_CYCLE = 1e-3
 
@@ -157,8 +150,6 @@ class SimulatedRuntime:
         start_delay: float = 0.0,
         backoff_base: float = DEFAULT_BACKOFF_BASE,
         backoff_cap: float = DEFAULT_BACKOFF_CAP,
-        event_qps: float | None = DEFAULT_EVENT_QPS,
-        event_burst: int = DEFAULT_EVENT_BURST,
     ) -> None:
         self.start_delay = start_delay
         self.backoff_base = backoff_base
@@ -166,10 +157,6 @@ class SimulatedRuntime:
         self._pods: dict[str, _Pod] = {}
         self.hooks: interface.KubeletHooks | None = None
         self._node_images: set[tuple[str, str]] = set()  # (node, image) pulled, for Pulled events
-        self.event_qps = event_qps
-        self.event_burst = event_burst
-        self._tokens = float(event_burst)
-        self._refilled: float | None = None  # when the bucket was last topped up
 
     def set_kubelet_hooks(self, hooks: interface.KubeletHooks) -> None:
         self.hooks = hooks
@@ -195,10 +182,6 @@ class SimulatedRuntime:
             node=str(spec.get("nodeName") or ""),
         )
         if self.hooks is None:
-            return
-        if not self._tell(now):  # untold, but its node has its images from now on
-            for container in (*record.init_containers, *record.containers):
-                self._node_images.add((record.node, normalize_image(container.get("image") or "")))
             return
         record.announced = {}
         for container in record.init_containers:  # they ran at once
@@ -240,22 +223,11 @@ class SimulatedRuntime:
 
     # ----- events ------------------------------------------------------------
 
-    def _tell(self, now: float) -> bool:
-        """Whether a new pod's events are recorded: a token is left (see the module docstring)."""
-        if self.event_qps is None:
-            return True
-        if self._refilled is not None:
-            earned = max(now - self._refilled, 0.0) * self.event_qps
-            self._tokens = min(float(self.event_burst), self._tokens + earned)
-        self._refilled = now
-        return self._tokens >= 1.0
-
     def _event(
         self, record: _Pod, container: str, event_type: str, reason: str, message: str
     ) -> None:
         """An event about ``record``'s ``container`` (all of this runtime's are a container's)."""
         assert self.hooks is not None
-        self._tokens -= 1.0  # a told pod's events all go out, into debt if need be
         meta = {"name": record.name, "namespace": record.namespace, "uid": record.uid}
         spec = {
             "nodeName": record.node,

@@ -103,8 +103,10 @@ def _scheduling_gated_condition(pod: Object) -> None:
 # is a pure function of the spec, and the pods of a ReplicaSet, Job or
 # StatefulSet arrive with their template's spec byte for byte: a repeat costs
 # an encode and a decode of the spec instead of the defaulting walk, and gets
-# a fresh object.
-_DEFAULTED_SPECS = shapes.JsonMemo()
+# a fresh object. A spec that defaulting leaves as it was (a template's, which
+# the workload's own defaulting filled) is remembered as ``shapes.UNCHANGED``
+# and kept: no decode either.
+_DEFAULTED_SPECS = shapes.JsonMemo(digest=True)
 
 
 def _defaulted_spec(pod: Object) -> Object:
@@ -112,12 +114,15 @@ def _defaulted_spec(pod: Object) -> Object:
     spec: Object = pod["spec"]
     key = _DEFAULTED_SPECS.key(spec)
     known = None if key is None else _DEFAULTED_SPECS.get(key)
+    if known is shapes.UNCHANGED:
+        return spec
     if known is not None:
         remembered: Object = orjson.loads(known)
         return remembered
     defaults.set_defaults_pod(pod)
     if key is not None:
-        _DEFAULTED_SPECS.put(key, orjson.dumps(spec))
+        text = orjson.dumps(spec)
+        _DEFAULTED_SPECS.put(key, shapes.UNCHANGED if text == key else text)
     return spec
 
 

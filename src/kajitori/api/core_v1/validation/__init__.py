@@ -11,6 +11,7 @@ from ``validation.pods``.
 from __future__ import annotations
 
 import decimal
+import functools
 from typing import Any
 
 from kajitori.machinery import field, names
@@ -72,7 +73,21 @@ def nonnegative(value: Any, path: field.Path) -> field.ErrorList:
 
 
 def ip_address(value: Any, path: field.Path) -> field.ErrorList:
-    return from_details(path, value, names.is_valid_ip(str(value)))
+    text = str(value)
+    if text in _VALID_IPS:
+        return field.ErrorList()
+    details = names.is_valid_ip(text)
+    if not details:
+        if len(_VALID_IPS) >= _VALID_IPS_MAX:
+            _VALID_IPS.clear()
+        _VALID_IPS.add(text)
+    return from_details(path, value, details)
+
+
+# Address texts that passed (bounded): a pod's IPs come back in each of its
+# status writes, and a valid text stays valid.
+_VALID_IPS: set[str] = set()
+_VALID_IPS_MAX = 8192
 
 
 def enum(
@@ -117,6 +132,13 @@ def quantity_value(value: Any) -> decimal.Decimal | None:
         return decimal.Decimal(str(value))
     if not isinstance(value, str):
         return None
+    return _quantity_text_value(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _quantity_text_value(value: str) -> decimal.Decimal | None:
+    # Few distinct quantities are written (100m, 128Mi, ...) and a Decimal is
+    # immutable, so each text is parsed once.
     text = value.strip()
     number_end = 0
     while number_end < len(text) and (text[number_end] in "+-.0123456789"):

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from kajitori.api.core_v1 import validation as common
-from kajitori.machinery import field, names, objectmeta
+from kajitori.machinery import field, names, objectmeta, shapes
 
 Object = dict[str, Any]
 
@@ -109,6 +109,23 @@ def _dict(value: Any) -> Object:
     return value if isinstance(value, dict) else {}
 
 
+# Texts that passed a check with no error at all. The checks below read only
+# the JSON they are given (and the inputs named in the key), and a workload's
+# pods repeat their containers, volume sources and tolerations byte for byte,
+# so a later copy of a text that passed skips the check. A text with any
+# error is never remembered: its errors are built each time, with their
+# paths, as before. Keys are JSON texts (key order and scalar types included).
+_PASSED_CONTAINERS = shapes.JsonMemo(2048, digest=True)  # all but volumeMounts
+_PASSED_PROBES = shapes.JsonMemo(2048, digest=True)  # grace period + container
+_PASSED_VOLUME_SOURCES = shapes.JsonMemo(1024, digest=True)  # a volume but its name
+_PASSED_TOLERATIONS = shapes.JsonMemo(1024, digest=True)
+
+
+def _text_without(item: Object, key: str) -> bytes | None:
+    """``item``'s JSON text without ``key`` (None: not plain JSON, never remembered)."""
+    return shapes.JsonMemo.key({k: v for k, v in item.items() if k != key})
+
+
 # --- volumes ------------------------------------------------------------------------
 
 
@@ -119,7 +136,7 @@ def validate_volumes(volumes: Any, path: field.Path) -> tuple[dict[str, Object],
     for i, volume in enumerate(_items(volumes)):
         vol_path = path.index(i)
         name_path = vol_path.child("name")
-        vol_errs = _validate_volume_source(volume, vol_path)
+        vol_errs = _validate_volume_source_once(volume, vol_path)
         name = volume.get("name") or ""
         if not name:
             vol_errs.append(field.required(name_path))
@@ -132,6 +149,17 @@ def validate_volumes(volumes: Any, path: field.Path) -> tuple[dict[str, Object],
         else:
             valid[name] = volume
     return valid, errs
+
+
+def _validate_volume_source_once(volume: Object, path: field.Path) -> field.ErrorList:
+    """``_validate_volume_source``, skipped for a volume (but its name) that passed before."""
+    key = _text_without(volume, "name")
+    if key is not None and _PASSED_VOLUME_SOURCES.get(key):
+        return field.ErrorList()
+    errs = _validate_volume_source(volume, path)
+    if key is not None and not errs:
+        _PASSED_VOLUME_SOURCES.put(key, True)
+    return errs
 
 
 def _validate_volume_source(volume: Object, path: field.Path) -> field.ErrorList:
@@ -539,7 +567,30 @@ def _validate_lifecycle_and_probes(
 def validate_container(
     container: Object, volumes: dict[str, Object], path: field.Path
 ) -> field.ErrorList:
-    """validateContainerCommon: what every container kind (regular, init, ephemeral) must satisfy."""
+    """validateContainerCommon: what every container kind (regular, init, ephemeral) must satisfy.
+
+    Only ``volumeMounts`` depends on the pod's volumes; the rest of a container
+    that passed before is not checked again (``_PASSED_CONTAINERS``).
+    """
+    return _validate_container(container, volumes, path, _text_without(container, "volumeMounts"))
+
+
+def _validate_container(
+    container: Object, volumes: dict[str, Object], path: field.Path, key: bytes | None
+) -> field.ErrorList:
+    """``validate_container``; ``key`` is the container's text without its mounts."""
+    mounts_path = path.child("volumeMounts")
+    if key is not None and _PASSED_CONTAINERS.get(key):
+        return _validate_volume_mounts(container.get("volumeMounts"), volumes, mounts_path)
+    errs = _validate_container_before_mounts(container, path)
+    mount_errs = _validate_volume_mounts(container.get("volumeMounts"), volumes, mounts_path)
+    after = _validate_container_after_mounts(container, path)
+    if key is not None and not errs and not after:
+        _PASSED_CONTAINERS.put(key, True)
+    return errs.extend_all(mount_errs, after)
+
+
+def _validate_container_before_mounts(container: Object, path: field.Path) -> field.ErrorList:
     errs = field.ErrorList()
     name = container.get("name") or ""
     if not name:
@@ -555,13 +606,29 @@ def validate_container(
     errs.extend(_validate_ports(container.get("ports"), path.child("ports")))
     errs.extend(_validate_env(container.get("env"), path.child("env")))
     errs.extend(_validate_env_from(container.get("envFrom"), path.child("envFrom")))
-    errs.extend(
-        _validate_volume_mounts(container.get("volumeMounts"), volumes, path.child("volumeMounts"))
-    )
-    errs.extend(
-        common.enum(container.get("imagePullPolicy"), path.child("imagePullPolicy"), PULL_POLICIES)
+    return errs
+
+
+def _validate_container_after_mounts(container: Object, path: field.Path) -> field.ErrorList:
+    errs = common.enum(
+        container.get("imagePullPolicy"), path.child("imagePullPolicy"), PULL_POLICIES
     )
     errs.extend(validate_resource_requirements(container.get("resources"), path.child("resources")))
+    return errs
+
+
+def _validate_lifecycle_and_probes_once(
+    container: Object, path: field.Path, grace: Any, container_key: bytes | None
+) -> field.ErrorList:
+    """``_validate_lifecycle_and_probes``, skipped for a container and grace that passed before."""
+    grace_key = shapes.JsonMemo.key(grace)
+    # JSON texts hold no raw NUL byte, so the joined key is unambiguous.
+    key = None if container_key is None or grace_key is None else grace_key + b"\0" + container_key
+    if key is not None and _PASSED_PROBES.get(key):
+        return field.ErrorList()
+    errs = _validate_lifecycle_and_probes(container, path, grace)
+    if key is not None and not errs:
+        _PASSED_PROBES.put(key, True)
     return errs
 
 
@@ -593,12 +660,13 @@ def _validate_containers(
     seen: set[str] = set()
     for i, container in enumerate(containers):
         item_path = path.index(i)
-        errs.extend(validate_container(container, volumes, item_path))
+        text = _text_without(container, "volumeMounts")
+        errs.extend(_validate_container(container, volumes, item_path, text))
         name = container.get("name") or ""
         if name in seen:
             errs.append(field.duplicate(item_path.child("name"), name))
         seen.add(name)
-        errs.extend(_validate_lifecycle_and_probes(container, item_path, grace))
+        errs.extend(_validate_lifecycle_and_probes_once(container, item_path, grace, text))
         if container.get("restartPolicy") is not None:
             errs.append(
                 field.forbidden(
@@ -617,7 +685,8 @@ def _validate_init_containers(
     seen = {c.get("name") for c in _items(spec.get("containers"))}
     for i, container in enumerate(_items(spec.get("initContainers"))):
         item_path = path.index(i)
-        errs.extend(validate_container(container, volumes, item_path))
+        text = _text_without(container, "volumeMounts")
+        errs.extend(_validate_container(container, volumes, item_path, text))
         restart = container.get("restartPolicy")
         if restart is not None and restart != "Always":
             errs.append(field.not_supported(item_path.child("restartPolicy"), restart, ("Always",)))
@@ -628,7 +697,7 @@ def _validate_init_containers(
             seen.add(name)
         errs.extend(_host_port_conflicts([container], path))
         if restart == "Always":
-            errs.extend(_validate_lifecycle_and_probes(container, item_path, grace))
+            errs.extend(_validate_lifecycle_and_probes_once(container, item_path, grace, text))
             continue
         for key in ("lifecycle", "livenessProbe", "readinessProbe", "startupProbe"):
             if container.get(key) is not None:
@@ -645,6 +714,18 @@ def _validate_init_containers(
 
 
 def validate_tolerations(tolerations: Any, path: field.Path) -> field.ErrorList:
+    if not tolerations:
+        return field.ErrorList()
+    key = shapes.JsonMemo.key(tolerations)
+    if key is not None and _PASSED_TOLERATIONS.get(key):
+        return field.ErrorList()
+    errs = _validate_tolerations(tolerations, path)
+    if key is not None and not errs:
+        _PASSED_TOLERATIONS.put(key, True)
+    return errs
+
+
+def _validate_tolerations(tolerations: Any, path: field.Path) -> field.ErrorList:
     errs = field.ErrorList()
     for i, toleration in enumerate(_items(tolerations)):
         item_path = path.index(i)
