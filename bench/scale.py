@@ -18,7 +18,11 @@ client library's informers and times, in one run:
   ``Running``; per pod the driver records when it first saw it, saw it
   bound (``spec.nodeName``) and saw it ``Running``. The bind rate over the
   rollout and the most pods created but not yet bound are reported beside
-  it, and the server's VmRSS and VmHWM once all are Running;
+  it, and the server's VmRSS and VmHWM once all are Running. Events trail
+  the pods (each pod's are written in the background by the scheduler and
+  its kubelet), so the run then waits until no event has been written for
+  two seconds and reports the CPU and the API requests per pod again,
+  with those writes in (``settled``);
 * **scheduler throughput**: ``--burst`` pods (default a fifth of
   ``--pods``) created directly, 16 requests at a time, beside the pods
   already running. Pods bound per second are counted from the first bind to
@@ -856,6 +860,7 @@ async def run(plan: Plan, workdir: Path) -> dict[str, Any]:
         phases["rollout"] = await bench.rollout()
         _per_pod(phases["rollout"], cpu_spent(before, server))
         _requests_per_pod(phases["rollout"], requests_before, await bench.api_requests())
+        phases["rollout"]["settled"] = await _settled(bench, server, before, requests_before)
         _progress(f"rollout: {phases['rollout']}")
         if plan.burst:
             before = cpu_by_process(server)
@@ -914,6 +919,7 @@ def print_report(report: dict[str, Any]) -> None:
         ("  CPU per pod (ms)", roll.get("cpu_ms_per_pod", "-"), ""),
         *_by_process_rows(roll),
         *_requests_rows(roll),
+        *_settled_rows(roll.get("settled")),
         (
             "  RSS / HWM (MiB)",
             f"{roll['rss_mib']}/{roll['hwm_mib']}",
@@ -1032,6 +1038,35 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nwrote {path}")
 
 
+async def _settled(
+    bench: Run,
+    server: common.ServerProcess,
+    cpu_before: dict[str, float],
+    requests_before: dict[str, float],
+) -> dict[str, Any]:
+    """Once no event has been written for 2 s (at most 120 s): the rollout's cost per pod."""
+    began = time.perf_counter()
+    written, quiet_since = -1.0, began
+    while time.perf_counter() - began < 120:
+        requests = await bench.api_requests()
+        events = sum(n for k, n in requests.items() if k.endswith(" events"))
+        if events != written:
+            written, quiet_since = events, time.perf_counter()
+        elif time.perf_counter() - quiet_since >= 2:
+            break
+        await asyncio.sleep(0.5)
+    pods = bench.plan.pods
+    spent = cpu_spent(cpu_before, server)
+    row: dict[str, Any] = {
+        "pods": pods,
+        "after_running_s": round(quiet_since - began, 1),
+        "cpu_ms_per_pod": round(sum(spent.values()) * 1000 / max(pods, 1), 2),
+        "cpu_s_by_process": spent,
+    }
+    _requests_per_pod(row, requests_before, await bench.api_requests())
+    return row
+
+
 def _per_pod(row: dict[str, Any], spent: dict[str, float]) -> None:
     """The phase's CPU per pod summed over the cluster's processes, and each one's CPU."""
     row["cpu_ms_per_pod"] = round(row["server_cpu_s"] * 1000 / max(row["pods"], 1), 2)
@@ -1046,6 +1081,18 @@ def _requests_per_pod(
     spent = {k: v - before.get(k, 0.0) for k, v in after.items()}
     per_pod = {k: round(n / pods, 2) for k, n in spent.items() if n > 0}
     row["api_requests_per_pod"] = dict(sorted(per_pod.items(), key=lambda kv: -kv[1]))
+
+
+def _settled_rows(settled: dict[str, Any] | None) -> list[tuple[str, Any, str]]:
+    if not settled:
+        return []
+    rows: list[tuple[str, Any, str]] = [
+        ("  events written until (s after Running)", settled["after_running_s"], ""),
+        ("  with them: CPU per pod, all processes (ms)", settled["cpu_ms_per_pod"], ""),
+    ]
+    per_pod = settled.get("api_requests_per_pod", {})
+    rows.append(("  with them: API requests per pod", round(sum(per_pod.values()), 2), ""))
+    return rows
 
 
 def _requests_rows(row: dict[str, Any]) -> list[tuple[str, Any, str]]:

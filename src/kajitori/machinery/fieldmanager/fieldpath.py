@@ -10,11 +10,17 @@ FieldsV1 nests the elements; ``{}`` marks a path that is in the set and has
 nothing below it, and ``".": {}`` marks one that is in the set and also has
 members below it. Elements are written in upstream's order: fields, then
 keys, then values, then indexes, each sorted.
+
+Entries read back with their object are mostly left as they are: ``check``
+tells a valid, canonical tree (one ``to_fields_v1`` would write) by a digest
+when seen before, and ``edited`` adds and removes paths in such a tree
+without decoding it into a set.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -36,7 +42,17 @@ def field(name: str) -> str:
 
 
 def key(values: dict[str, Any]) -> str:
+    if len(values) == 1:
+        ((name, item),) = values.items()
+        if type(item) is str:  # (not 1, 1.0 or true: equal as keys, other elements)
+            return _one_key(name, item)
     return "k:" + orjson.dumps(dict(sorted(values.items()))).decode()
+
+
+@functools.lru_cache(maxsize=4096)
+def _one_key(name: str, item: str) -> str:
+    """Most list items are keyed by one string (name, type, ip): their elements recur."""
+    return "k:" + orjson.dumps({name: item}).decode()
 
 
 def value(item: Any) -> str:
@@ -86,6 +102,7 @@ def to_fields_v1(paths: Iterable[Path]) -> dict[str, Any]:
         if len(_DECODED) >= _MEMO_LIMIT:
             _DECODED.clear()
         _DECODED[encoded] = paths
+        note_canonical(encoded)
     return tree
 
 
@@ -137,6 +154,153 @@ def from_fields_v1(tree: Any) -> FieldSet:
                 _ENCODED.clear()
             _ENCODED[fields] = key
     return fields
+
+
+# Digests of FieldsV1 encodings known to be valid, each with whether it is canonical
+# (what ``to_fields_v1`` writes for its set). An entry is written by one request
+# and read back by the next few writes of its object, which need only know that
+# it decodes and whether it can be written back as it is: a digest answers that
+# without holding the set (~15 KB for a pod's create entry) or the text.
+_CHECK_LIMIT = 32768
+_CHECKED: dict[bytes, bool] = {}
+
+
+def _digest(encoded: bytes) -> bytes:
+    return hashlib.blake2b(encoded, digest_size=16).digest()
+
+
+def note_canonical(encoded: bytes) -> None:
+    """Remember ``encoded`` (``orjson.dumps`` of a tree this module's encoders wrote) as canonical."""
+    if len(_CHECKED) >= _CHECK_LIMIT:
+        _CHECKED.clear()
+    _CHECKED[_digest(encoded)] = True
+
+
+def check(tree: Any) -> bool:
+    """Whether a FieldsV1 tree is canonical; a malformed one raises ``FieldsV1Error``.
+
+    Canonical: exactly what ``to_fields_v1`` writes for the set it decodes to
+    (key order included), so it may be written back as it is. Answers for
+    trees seen before come from their digest.
+    """
+    if not isinstance(tree, dict):
+        raise FieldsV1Error("FieldsV1 must be an object")
+    try:
+        encoded = orjson.dumps(tree)
+    except TypeError:  # not plain JSON (an in-process caller's object): decode, never reuse
+        _from_fields_v1(tree)
+        return False
+    digest = _digest(encoded)
+    known = _CHECKED.get(digest)
+    if known is not None:
+        return known
+    from_fields_v1(tree)  # raises if malformed
+    canonical = _canonical(tree)
+    if len(_CHECKED) >= _CHECK_LIMIT:
+        _CHECKED.clear()
+    _CHECKED[digest] = canonical
+    return canonical
+
+
+def contains(tree: dict[str, Any], path: Path) -> bool:
+    """Whether the set a valid FieldsV1 ``tree`` encodes holds ``path``."""
+    return bool(_members(tree, (path,)))
+
+
+def _members(tree: dict[str, Any], paths: Iterable[Path]) -> list[Path]:
+    """Those of ``paths`` the set a valid FieldsV1 ``tree`` encodes holds (not decoded)."""
+    found: list[Path] = []
+    for path in paths:
+        node: Any = tree
+        for element in path:
+            node = node.get(element)
+            if node is None:
+                break
+        else:
+            # Present: a member if it has nothing below it or is marked "."; the root is never one.
+            if path and (not node or "." in node):
+                found.append(path)
+    return found
+
+
+def edited(tree: dict[str, Any], add: Iterable[Path], remove: Iterable[Path]) -> dict[str, Any]:
+    """``to_fields_v1((from_fields_v1(tree) | add) - remove)`` for a canonical ``tree``.
+
+    Without decoding or encoding it: the paths to add and remove are looked
+    up, and only when some change the set is a copy of ``tree`` changed in
+    place (``tree`` itself comes back otherwise). ``add`` and ``remove`` must
+    be disjoint and hold no root path. The answer is noted as canonical, as
+    ``to_fields_v1``'s are.
+    """
+    removing = _members(tree, remove)
+    adding = list(add)
+    if adding:
+        held = set(_members(tree, adding))
+        adding = [p for p in adding if p not in held]
+    if not adding and not removing:
+        return tree
+    out: dict[str, Any] = orjson.loads(orjson.dumps(tree))  # a private copy
+    for path in removing:
+        discard(out, path)
+    unsorted: dict[int, dict[str, Any]] = {}
+    for path in adding:
+        _insert(out, path, unsorted)
+    for node in unsorted.values():
+        items = sorted(node.items(), key=_item_order)
+        node.clear()
+        node.update(items)
+    note_canonical(orjson.dumps(out))
+    return out
+
+
+def _item_order(item: tuple[str, Any]) -> tuple[int, tuple[int, Any]]:
+    element = item[0]
+    return (0, (0, "")) if element == "." else (1, _sort_key(element))
+
+
+def _insert(tree: dict[str, Any], path: Path, unsorted: dict[int, dict[str, Any]]) -> None:
+    """Make ``path`` a member of the FieldsV1 ``tree``; nodes whose keys it adds are noted."""
+    node = tree
+    last = len(path) - 1
+    for depth, element in enumerate(path):
+        child = node.get(element)
+        if child is None:
+            # New: a member if it is the path's end, else a node holding the rest only.
+            child = node[element] = {}
+            unsorted[id(node)] = node
+        elif depth == last:
+            if child and "." not in child:
+                child["."] = {}  # had members below it only; now one itself
+                unsorted[id(child)] = child
+        elif not child:
+            child["."] = {}  # a member with nothing below it gets something below it
+        node = child
+
+
+def discard(tree: dict[str, Any], path: Path) -> None:
+    """Make ``path`` no member of the FieldsV1 ``tree``, keeping what is below it.
+
+    A node left with nothing is dropped, and a parent left with only its
+    ``"."`` marker becomes a member with nothing below it, as the encoding
+    of the set without ``path`` has it.
+    """
+    chain: list[tuple[dict[str, Any], str]] = []
+    node = tree
+    for element in path:
+        child = node.get(element)
+        if child is None:
+            return
+        chain.append((node, element))
+        node = child
+    if node:
+        node.pop(".", None)
+        return
+    for parent, element in reversed(chain):
+        if parent[element]:
+            if len(parent[element]) == 1 and "." in parent[element]:
+                parent[element] = {}
+            return
+        del parent[element]
 
 
 def _canonical(node: dict[str, Any]) -> bool:

@@ -25,6 +25,7 @@ managedFields), as upstream's stripMeta.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -98,14 +99,12 @@ class Scope:
     @property
     def only_top_fields(self) -> frozenset[str] | None:
         """Names of the top-level fields ``only`` lets in, if it is made of such fields alone."""
-        if not self.only or any(len(p) != 1 or not p[0].startswith("f:") for p in self.only):
-            return None
-        return frozenset(p[0][2:] for p in self.only)
+        return _only_top_fields(self.only)
 
     @property
     def reset_top_fields(self) -> frozenset[str]:
         """Names of the top-level fields ``reset`` shuts out whole."""
-        return frozenset(p[0][2:] for p in self.reset if len(p) == 1 and p[0].startswith("f:"))
+        return _reset_top_fields(self.reset)
 
     def keeps(self, path: fieldpath.Path) -> bool:
         # Plain loops: this runs once per path of every object written.
@@ -123,6 +122,19 @@ class Scope:
 
 
 WHOLE = Scope()
+
+
+# Per scope, asked on every write (a few scopes in all).
+@functools.lru_cache(maxsize=64)
+def _only_top_fields(only: tuple[fieldpath.Path, ...]) -> frozenset[str] | None:
+    if not only or any(len(p) != 1 or not p[0].startswith("f:") for p in only):
+        return None
+    return frozenset(p[0][2:] for p in only)
+
+
+@functools.lru_cache(maxsize=64)
+def _reset_top_fields(reset: tuple[fieldpath.Path, ...]) -> frozenset[str]:
+    return frozenset(p[0][2:] for p in reset if len(p) == 1 and p[0].startswith("f:"))
 
 
 class ApplyConflict(Exception):
@@ -170,42 +182,120 @@ def decode(raw: Any) -> list[Entry]:
 
 
 def _decode_entry(item: Any) -> Entry:
+    manager, operation, api_version, time, subresource, tree = _read_item(item)
+    try:
+        fields = fieldpath.from_fields_v1(tree)
+    except fieldpath.FieldsV1Error as exc:
+        raise ManagedFieldsError(str(exc)) from None
+    return Entry(manager, operation, api_version, time, fields, subresource)
+
+
+def _read_item(item: Any) -> tuple[str, str, str, str, str, Any]:
+    """An entry's manager, operation, apiVersion, time, subresource and undecoded fieldsV1."""
     if not isinstance(item, dict):
         raise ManagedFieldsError("managedFields entry must be an object")
     if item.get("fieldsType", "FieldsV1") not in ("FieldsV1", ""):
         raise ManagedFieldsError(f"unsupported fieldsType {item.get('fieldsType')!r}")
-    try:
-        fields = fieldpath.from_fields_v1(item.get("fieldsV1") or {})
-    except fieldpath.FieldsV1Error as exc:
-        raise ManagedFieldsError(str(exc)) from None
-    return Entry(
-        manager=str(item.get("manager") or ""),
-        operation=str(item.get("operation") or ""),
-        api_version=str(item.get("apiVersion") or ""),
-        time=str(item.get("time") or ""),
-        fields=fields,
-        subresource=str(item.get("subresource") or ""),
+    return (
+        str(item.get("manager") or ""),
+        str(item.get("operation") or ""),
+        str(item.get("apiVersion") or ""),
+        str(item.get("time") or ""),
+        str(item.get("subresource") or ""),
+        item.get("fieldsV1") or {},
     )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Stored:
+    """An entry as read back with its object: checked, its field set decoded only on demand.
+
+    ``tree`` is the entry's ``fieldsV1`` as read, known to decode; when
+    ``canonical`` it is exactly what ``fieldpath.to_fields_v1`` writes for its
+    set, so an entry a write leaves alone can be written back as it was read.
+    """
+
+    manager: str
+    operation: str
+    api_version: str
+    time: str
+    tree: dict[str, Any]
+    canonical: bool
+    subresource: str = ""
+
+    @property
+    def identity(self) -> tuple[str, str, str, str]:
+        version = self.api_version if self.operation == UPDATE else ""
+        return self.manager, self.operation, version, self.subresource
+
+    @property
+    def fields(self) -> fieldpath.FieldSet:
+        return fieldpath.from_fields_v1(self.tree)
+
+    def entry(self) -> Entry:
+        return Entry(
+            self.manager, self.operation, self.api_version, self.time, self.fields, self.subresource
+        )
+
+
+def read(raw: Any) -> list[Stored]:
+    """``decode``'s entries (the same checks and errors), their field sets left encoded."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ManagedFieldsError("managedFields must be a list")
+    entries: dict[tuple[str, str, str, str], Stored] = {}
+    for item in raw:
+        manager, operation, api_version, time, subresource, tree = _read_item(item)
+        try:
+            canonical = fieldpath.check(tree)
+        except fieldpath.FieldsV1Error as exc:
+            raise ManagedFieldsError(str(exc)) from None
+        stored = Stored(manager, operation, api_version, time, tree, canonical, subresource)
+        if stored.identity in entries:
+            raise ManagedFieldsError(f"duplicate manager entry {stored.entry().describe()}")
+        entries[stored.identity] = stored
+    return list(entries.values())
 
 
 def encode(entries: Iterable[Entry]) -> list[Object]:
     """The wire form, in upstream's order: appliers first, then by time, manager, version."""
-    ordered = sorted(
-        entries, key=lambda e: (e.operation, e.time, e.manager, e.api_version, e.subresource)
-    )
-    out: list[Object] = []
-    for e in ordered:
-        raw: Object = {"manager": e.manager, "operation": e.operation}
-        if e.api_version:
-            raw["apiVersion"] = e.api_version
-        if e.time:
-            raw["time"] = e.time
-        raw["fieldsType"] = "FieldsV1"
-        raw["fieldsV1"] = fieldpath.to_fields_v1(e.fields)
-        if e.subresource:
-            raw["subresource"] = e.subresource
-        out.append({k: v for k, v in raw.items() if v != ""})
-    return out
+    ordered = sorted(entries, key=_order)
+    return [
+        _wire(
+            e.manager,
+            e.operation,
+            e.api_version,
+            e.time,
+            fieldpath.to_fields_v1(e.fields),
+            e.subresource,
+        )
+        for e in ordered
+    ]
+
+
+def _order(e: Entry | Stored) -> tuple[str, str, str, str, str]:
+    return e.operation, e.time, e.manager, e.api_version, e.subresource
+
+
+def _wire(
+    manager: str,
+    operation: str,
+    api_version: str,
+    time: str,
+    fields_v1: dict[str, Any],
+    subresource: str,
+) -> Object:
+    raw: Object = {"manager": manager, "operation": operation}
+    if api_version:
+        raw["apiVersion"] = api_version
+    if time:
+        raw["time"] = time
+    raw["fieldsType"] = "FieldsV1"
+    raw["fieldsV1"] = fields_v1
+    if subresource:
+        raw["subresource"] = subresource
+    return {k: v for k, v in raw.items() if v != ""}
 
 
 # ----- the rules -----------------------------------------------------------------
@@ -250,12 +340,27 @@ def _change(
     # Whether a path is added, modified or removed depends on that path alone,
     # so keeping the scope's paths after comparing is the same as before.
     found = typed.diff(old_walked, new_walked, schema)
+    if _keeps_all_walked(scope) and not typed.atomic_object(schema):
+        return found  # (an atomic root is the one path below no top-level field)
     keeps = scope.keeps
     return typed.Comparison(
         frozenset(p for p in found.added if keeps(p)),
         frozenset(p for p in found.modified if keeps(p)),
         frozenset(p for p in found.removed if keeps(p)),
     )
+
+
+def _keeps_all_walked(scope: Scope) -> bool:
+    """Whether ``scope.keeps`` every path of what ``_walked`` leaves (not strict).
+
+    True for a scope of whole top-level fields other than those ``_STRIPPED``
+    paths start with (status only): every path walked starts with one of them.
+    """
+    only = scope.only_top_fields
+    return only is not None and not scope.reset and only.isdisjoint(_STRIPPED_TOP)
+
+
+_STRIPPED_TOP = frozenset(path[0][2:] for path in _STRIPPED) | {"metadata"}
 
 
 def _top_fields_in_scope(obj: Object, scope: Scope) -> Object:
@@ -275,7 +380,7 @@ def created_fields_v1(
     """The FieldsV1 a create's manager owns (``{}``: nothing), or None if not worked out here.
 
     Equal to ``encode(update(None, obj, [], ...))``'s fieldsV1, without its
-    flat map and comparison (``typed.owned_tree``). Scopes other than whole
+    flat map and comparison (``typed.owned_fields_v1``). Scopes other than whole
     top-level fields (``WHOLE``, status only, all but status) answer None.
     """
     only = scope.only_top_fields
@@ -291,18 +396,14 @@ def created_fields_v1(
         return {}
     if typed.atomic_object(schema):
         return None
-    tree = typed.owned_tree(obj, schema)
+    fields_v1 = typed.owned_fields_v1(obj, schema)
     # What ``Scope.keeps`` refuses once the scope's top-level fields are gone: the
     # exact paths of ``_STRIPPED`` (their children, if any, stay owned).
     for path in _STRIPPED:
-        node: Any = tree
-        for element in path:
-            node = node[1].get(element)
-            if node is None:
-                break
-        else:
-            node[0] = False
-    return typed.fields_v1(tree)
+        fieldpath.discard(fields_v1, path)
+    # Read back at the object's next writes (``read``): known canonical, not checked again.
+    fieldpath.note_canonical(orjson.dumps(fields_v1))
+    return fields_v1
 
 
 def update(
@@ -336,10 +437,68 @@ def update(
     before = own.fields if own is not None else fieldpath.EMPTY
     fields = (before | change.changed) - change.removed
     if fields:
-        touched = own is None or change.changed or change.removed
-        when = now if touched or own is None else own.time
+        when = now if own is None or change.changed or change.removed else own.time
         out.append(Entry(manager, UPDATE, api_version, when, fields, subresource))
     return out
+
+
+def update_stored(
+    old: Object | None,
+    new: Object,
+    entries: list[Stored],
+    *,
+    manager: str,
+    api_version: str,
+    schema: SchemaNode | None,
+    now: str,
+    subresource: str = "",
+    scope: Scope = WHOLE,
+) -> list[Object]:
+    """``encode(update(old, new, [e.entry() for e in entries], ...))``, touching only what changes.
+
+    Entries read in canonical form are edited as trees (``fieldpath.edited``):
+    the changed and removed paths are looked up in each, and one the write
+    takes nothing from is written back as it was read, so a kubelet's status
+    write neither decodes nor encodes the creator's entry (most of a pod's
+    managedFields), and its own entry is changed where its set changes.
+    """
+    change = _change(old, new, schema, scope)
+    identity = (manager, UPDATE, api_version, subresource)
+    touched = change.changed | change.removed
+    # Trees are edited in place of decoding and encoding them; a root path (an
+    # atomic root) is the one FieldsV1 cannot hold, so such a write takes the sets.
+    editable = () not in touched
+    rows: list[tuple[tuple[str, str, str, str, str], Object]] = []
+    own: Stored | None = None
+    for entry in entries:
+        if entry.identity == identity:
+            own = entry
+            continue
+        if not entry.tree:
+            continue  # an empty set: ``update`` drops it
+        if entry.canonical and editable:
+            kept_tree = fieldpath.edited(entry.tree, (), touched)
+        else:
+            kept_tree = fieldpath.to_fields_v1(entry.fields - touched)
+        if kept_tree:
+            rows.append((_order(entry), _wire_stored(entry, kept_tree)))
+    if own is not None and own.canonical and editable:
+        tree = fieldpath.edited(own.tree, change.changed, change.removed)
+    else:
+        before = own.fields if own is not None else fieldpath.EMPTY
+        tree = fieldpath.to_fields_v1((before | change.changed) - change.removed)
+    if tree:
+        when = now if own is None or change.changed or change.removed else own.time
+        mine = Stored(manager, UPDATE, api_version, when, tree, True, subresource)
+        rows.append((_order(mine), _wire_stored(mine, tree)))
+    rows.sort(key=lambda row: row[0])
+    return [row[1] for row in rows]
+
+
+def _wire_stored(entry: Stored, tree: dict[str, Any]) -> Object:
+    return _wire(
+        entry.manager, entry.operation, entry.api_version, entry.time, tree, entry.subresource
+    )
 
 
 def apply(

@@ -138,94 +138,74 @@ def flatten(value: Any, schema: SchemaNode | None, *, strict: bool = False) -> F
 
 # ----- what a create owns, as a FieldsV1 tree -------------------------------------
 
-# A node of an ownership tree: [owned, {element: child node}].
-OwnedNode = list[Any]
 
-
-def owned_tree(value: dict[str, Any], schema: SchemaNode | None) -> OwnedNode:
-    """``flatten``'s ownable paths (leaves, list items, granular maps) as a tree.
+def owned_fields_v1(value: dict[str, Any], schema: SchemaNode | None) -> dict[str, Any]:
+    """``flatten``'s ownable paths (leaves, list items, granular maps) as FieldsV1.
 
     The same walk as ``flatten`` (same list kinds, keys and fallbacks, never
-    strict), but building the nested FieldsV1 shape directly: a create owns
-    every ownable path of its object, and going through the flat map, a
-    comparison with nothing and the FieldsV1 encoding cost more than the walk.
-    ``value`` must be a non-empty object under a granular schema (a kind's
-    root); ``fields_v1`` encodes the tree.
+    strict), writing the nested FieldsV1 directly, in ``fieldpath.to_fields_v1``'s
+    form: a create owns every ownable path of its object, and going through
+    the flat map, a comparison with nothing and the encoding cost more than
+    the walk. ``value`` must be a non-empty object under a granular schema
+    (a kind's root).
+
+    Elements are written in order as they are made: a map's are all ``f:``
+    and a list's all ``k:`` or all ``v:``, so sorting the names is upstream's
+    order. A member with something below it gets ``"."`` first; a struct
+    (never a member) with nothing below it is left out.
     """
-    root: OwnedNode = [False, {}]
-    _own_fields(value, schema, root[1])
-    return root
+    return _fields_below(value, schema)
 
 
-def _own(
-    value: Any, schema: SchemaNode | None, children: dict[str, OwnedNode], element: str
+def _fields_below(value: dict[str, Any], schema: SchemaNode | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in sorted(value):
+        child = value[name]
+        if isinstance(child, dict | list):
+            _encode_into(out, "f:" + name, child, _child(schema, name))
+        else:
+            out["f:" + name] = {}
+    return out
+
+
+def _encode_into(
+    out: dict[str, Any], element: str, value: dict[str, Any] | list[Any], schema: SchemaNode | None
 ) -> None:
     if isinstance(value, dict):
         if not value or _atomic_object(schema):
-            children[element] = [True, {}]
+            out[element] = {}
             return
-        node: OwnedNode = [not _is_struct(schema), {}]
-        children[element] = node
-        _own_fields(value, schema, node[1])
+        below = _fields_below(value, schema)
+        if not _is_struct(schema):
+            out[element] = {".": {}, **below} if below else {}
+        elif below:
+            out[element] = below
         return
-    if isinstance(value, list):
-        _own_list(value, schema, children, element)
-        return
-    children[element] = [True, {}]
-
-
-def _own_fields(
-    value: dict[str, Any], schema: SchemaNode | None, children: dict[str, OwnedNode]
-) -> None:
-    for name, child in value.items():
-        if isinstance(child, dict | list):
-            _own(child, _child(schema, name), children, "f:" + name)
-        else:
-            children["f:" + name] = [True, {}]
-
-
-def _own_list(
-    value: list[Any], schema: SchemaNode | None, children: dict[str, OwnedNode], element: str
-) -> None:
     kind, keys = list_kind(schema)
     if kind == "atomic" or not value:
-        children[element] = [True, {}]
+        out[element] = {}
         return
     items = schema.items() if schema is not None else None
     try:
         elements = [item_element(item, kind, keys, items) for item in value]
     except TypedError:
-        children[element] = [True, {}]
+        out[element] = {}
         return
     if _first_duplicate(elements) is not None:
-        children[element] = [True, {}]
+        out[element] = {}
         return
-    node: OwnedNode = [True, {}]
-    children[element] = node
-    below = node[1]
-    for item_element_, item in zip(elements, value, strict=True):
+    node: dict[str, Any] = {".": {}}
+    for item_element_, item in sorted(zip(elements, value, strict=True), key=_first):
         if kind == "set" or not isinstance(item, dict):
-            below[item_element_] = [True, {}]
+            node[item_element_] = {}
             continue
-        item_node: OwnedNode = [True, {}]
-        below[item_element_] = item_node
-        _own_fields(item, items, item_node[1])
+        below = _fields_below(item, items)
+        node[item_element_] = {".": {}, **below} if below else {}
+    out[element] = node
 
 
-def fields_v1(node: OwnedNode) -> dict[str, Any]:
-    """The FieldsV1 of an ownership tree, as ``fieldpath.to_fields_v1`` writes it."""
-    out: dict[str, Any] = {}
-    children = node[1]
-    for element in sorted(children, key=fieldpath.sort_key):
-        child = children[element]
-        encoded = fields_v1(child) if child[1] else {}
-        if encoded:
-            if child[0]:
-                encoded = {".": {}, **encoded}
-        elif not child[0]:
-            continue  # neither owned nor holding anything owned
-        out[element] = encoded
-    return out
+def _first(pair: tuple[str, Any]) -> str:
+    return pair[0]
 
 
 def _walk(
@@ -389,15 +369,19 @@ def _diff_fields(
 ) -> None:
     """The fields of two granular maps (or associative list items), as ``_walk_fields``."""
     for name, child in new.items():
-        child_path = (*path, "f:" + name)
-        if name in old:
-            _diff_value(old[name], child, _child(schema, name), child_path, out)
+        before = old.get(name, _ABSENT)
+        if before is _ABSENT:
+            _ownable_at(child, _child(schema, name), (*path, "f:" + name), out[0])
+        elif not isinstance(child, dict | list) and not isinstance(before, dict | list):
+            # Two leaves (most fields): ``_diff_value``'s first case, without its call.
+            if before != child:
+                out[1].add((*path, "f:" + name))
         else:
-            _compare_into({}, _flat_at(child, _child(schema, name), child_path), out)
+            _diff_value(before, child, _child(schema, name), (*path, "f:" + name), out)
     for name, child in old.items():
         if name not in new:
             child_path = (*path, "f:" + name)
-            _compare_into(_flat_at(child, _child(schema, name), child_path), {}, out)
+            _ownable_at(child, _child(schema, name), child_path, out[2])
 
 
 def _diff_value(
@@ -440,7 +424,7 @@ def _diff_list(
         item_path = (*path, element)
         before = old_items.pop(element, _ABSENT)
         if before is _ABSENT:
-            _compare_into({}, _flat_item(item, kind, items, item_path), out)
+            _ownable_item(item, kind, items, item_path, out[0])
         elif _same(before, item):
             continue
         elif kind != "set" and type(before) is dict and type(item) is dict:
@@ -452,7 +436,7 @@ def _diff_list(
                 out,
             )
     for element, item in old_items.items():
-        _compare_into(_flat_item(item, kind, items, (*path, element)), {}, out)
+        _ownable_item(item, kind, items, (*path, element), out[2])
     return True
 
 
@@ -478,6 +462,81 @@ def _flat_item(item: Any, kind: ListKind, items: SchemaNode | None, path: fieldp
         out[path] = Node("item")
         _walk_fields(item, items, path, out, False)
     return out
+
+
+# A part on one side only is added or removed whole: the paths of its flat form
+# that are ownable (not structs), collected without building that form.
+
+
+def _ownable_at(
+    value: Any, schema: SchemaNode | None, path: fieldpath.Path, out: set[fieldpath.Path]
+) -> None:
+    """The ownable paths of ``_flat_at(value, schema, path)``, into ``out``."""
+    if path and not isinstance(value, dict | list):
+        out.add(path)
+    else:
+        _ownable(value, schema, path, out)
+
+
+def _ownable_item(
+    item: Any,
+    kind: ListKind,
+    items: SchemaNode | None,
+    path: fieldpath.Path,
+    out: set[fieldpath.Path],
+) -> None:
+    """The ownable paths of ``_flat_item(item, kind, items, path)``, into ``out``."""
+    out.add(path)  # a leaf or an item
+    if kind != "set" and isinstance(item, dict):
+        _ownable_fields(item, items, path, out)
+
+
+def _ownable(
+    value: Any, schema: SchemaNode | None, path: fieldpath.Path, out: set[fieldpath.Path]
+) -> None:
+    """``_walk``'s paths but its structs."""
+    if isinstance(value, dict):
+        if not value or _atomic_object(schema):
+            out.add(path)
+            return
+        if path and not _is_struct(schema):
+            out.add(path)
+        _ownable_fields(value, schema, path, out)
+        return
+    if isinstance(value, list):
+        _ownable_list(value, schema, path, out)
+        return
+    out.add(path)
+
+
+def _ownable_fields(
+    value: dict[str, Any], schema: SchemaNode | None, path: fieldpath.Path, out: set[fieldpath.Path]
+) -> None:
+    for name, child in value.items():
+        child_path = (*path, "f:" + name)
+        if isinstance(child, dict | list):
+            _ownable(child, _child(schema, name), child_path, out)
+        else:
+            out.add(child_path)
+
+
+def _ownable_list(
+    value: list[Any], schema: SchemaNode | None, path: fieldpath.Path, out: set[fieldpath.Path]
+) -> None:
+    """``_walk_list``'s paths (never strict): the list is a leaf or a map node, items below."""
+    out.add(path)
+    kind, keys = list_kind(schema)
+    if kind == "atomic" or not value:
+        return
+    items = schema.items() if schema is not None else None
+    try:
+        elements = [item_element(item, kind, keys, items) for item in value]
+    except TypedError:
+        return
+    if _first_duplicate(elements) is not None:
+        return
+    for element, item in zip(elements, value, strict=True):
+        _ownable_item(item, kind, items, (*path, element), out)
 
 
 def _compare_into(old: Flat, new: Flat, out: _Sets) -> None:

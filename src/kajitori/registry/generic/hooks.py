@@ -37,7 +37,7 @@ import orjson
 from kajitori.api import definitions
 from kajitori.machinery import errors, field, shapes
 from kajitori.machinery import names as namegen
-from kajitori.machinery.fieldmanager import managers
+from kajitori.machinery.fieldmanager import fieldpath, managers
 from kajitori.machinery.times import now_rfc3339
 from kajitori.registry.generic.request import RequestContext
 from kajitori.registry.generic.strategy import Strategy
@@ -254,7 +254,7 @@ def track_managed_fields(
     scope = ownership_scope(info, subresource)
     if old is None and not entries and _track_create(info, obj, ctx, schema, scope, subresource):
         return
-    updated = managers.update(
+    updated = managers.update_stored(
         old,
         obj,
         entries,
@@ -266,7 +266,7 @@ def track_managed_fields(
         scope=scope,
     )
     if updated:
-        meta["managedFields"] = managers.encode(updated)
+        meta["managedFields"] = updated
     else:
         meta.pop("managedFields", None)
 
@@ -292,6 +292,7 @@ def _track_create(
         shape = (shape, subresource, scope.reset, scope.only)
         encoded = _CREATE_FIELDS.get(schema, shape)
         if encoded is not None:
+            fieldpath.note_canonical(encoded)  # read back unchecked at the object's next write
             fields_v1 = orjson.loads(encoded)
             _set_create_entry(meta, ctx.field_manager, info.group_version, subresource, fields_v1)
             return True
@@ -326,20 +327,20 @@ def _set_create_entry(
     meta["managedFields"] = [entry]
 
 
-def _requested_entries(raw: Any, subresource: str) -> list[managers.Entry] | None:
+def _requested_entries(raw: Any, subresource: str) -> list[managers.Stored] | None:
     if subresource or not raw:
         return None
     try:
-        return managers.decode(raw)
+        return managers.read(raw)
     except managers.ManagedFieldsError:
         return None
 
 
-def _stored_entries(old: Object | None) -> list[managers.Entry]:
+def _stored_entries(old: Object | None) -> list[managers.Stored]:
     if old is None:
         return []
     try:
-        return managers.decode(old["metadata"].get("managedFields"))
+        return managers.read(old["metadata"].get("managedFields"))
     except managers.ManagedFieldsError:
         return []
 
