@@ -14,7 +14,7 @@ in a cluster:
    Deployment, ``deployment_util.new_replica_set``), owner reference included;
 2. ``create pods/binding`` — ``system:kube-scheduler`` binds it
    (``default_binder.DefaultBinder``);
-3. ``create events`` — the scheduler's ``Scheduled`` Event, as its event
+3. ``create events`` — the scheduler's ``Scheduled`` Event (events.k8s.io/v1), as its
    recorder writes it;
 4. ``update pods/status`` (ContainerCreating), then
 5. ``update pods/status`` (Running and Ready, with the pod IP) — the node's
@@ -59,12 +59,13 @@ from typing import Any
 
 from bench import common
 from kajitori.auth import pki
-from kajitori.client import rest
+from kajitori.client import events, rest
 from kajitori.cmd import kubelet as kubelet_cmd
 from kajitori.cmd.apiserver import APIServerConfig, APIServerProcess
 from kajitori.controllers.common import controller_ref, deployment_util, pod_control
 from kajitori.kubelet import node_status, status
 from kajitori.kubelet.runtimes import simulated
+from kajitori.machinery import times
 from kajitori.scheduler.plugins import default_binder
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -140,10 +141,9 @@ def deployment(namespace: str) -> Object:
 
 
 def scheduled_event(pod: Object, node: str) -> Object:
-    """The scheduler's ``Scheduled`` Event, in the shape its event recorder writes."""
+    """The scheduler's ``Scheduled`` Event, in the shape its events.k8s.io recorder writes."""
     meta = pod["metadata"]
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    involved = {
+    regarding = {
         "kind": "Pod",
         "namespace": meta["namespace"],
         "name": meta["name"],
@@ -152,19 +152,17 @@ def scheduled_event(pod: Object, node: str) -> Object:
         "resourceVersion": meta["resourceVersion"],
     }
     return {
-        "apiVersion": "v1",
+        "apiVersion": "events.k8s.io/v1",
         "kind": "Event",
         "metadata": {"name": f"{meta['name']}.{time.time_ns():x}", "namespace": meta["namespace"]},
-        "involvedObject": involved,
+        "eventTime": times.now_micro_time(),
+        "reportingController": SCHEDULER_NAME,
+        "reportingInstance": f"{SCHEDULER_NAME}-bench",
+        "action": "Binding",
         "reason": "Scheduled",
-        "message": f"Successfully assigned {meta['namespace']}/{meta['name']} to {node}",
-        "source": {"component": SCHEDULER_NAME},
-        "firstTimestamp": now,
-        "lastTimestamp": now,
-        "count": 1,
+        "regarding": regarding,
+        "note": f"Successfully assigned {meta['namespace']}/{meta['name']} to {node}",
         "type": "Normal",
-        "reportingComponent": SCHEDULER_NAME,
-        "reportingInstance": "",
     }
 
 
@@ -307,9 +305,9 @@ async def one_round(
         plan.concurrency,
     )
     timed("create_binding", seconds)
-    events = [scheduled_event(pod, node) for pod, node in zip(pods, nodes, strict=True)]
+    scheduled = [scheduled_event(pod, node) for pod, node in zip(pods, nodes, strict=True)]
     seconds, _ = await phase(
-        [_create(components.scheduler, rest.EVENTS, event, namespace) for event in events],
+        [_create(components.scheduler, events.EVENTS_V1, event, namespace) for event in scheduled],
         plan.concurrency,
     )
     timed("create_event", seconds)

@@ -90,16 +90,17 @@ async def test_the_spam_filter_refills_one_event_per_five_minutes(admin: rest.Cl
     """Past the burst of 25 an object's events are dropped until the bucket refills."""
     recorder = events.EventRecorder(admin, component="test-controller")
     now = [1000.0]
-    recorder.clock = lambda: now[0]
+    recorder.broadcaster.clock = lambda: now[0]
+    allowed_ = recorder.broadcaster._allowed
     subject = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "spammy", "namespace": "default", "uid": "s"}}  # fmt: skip
     allowed = 0
     for _ in range(30):
         event = recorder._new_event(subject, "Warning", "BackOff", "same", "")
-        allowed += recorder._allowed(event)
+        allowed += allowed_(event)
     assert allowed == events.SPAM_BURST
     now[0] += 299
-    assert not recorder._allowed(recorder._new_event(subject, "Warning", "BackOff", "same", ""))
+    assert not allowed_(recorder._new_event(subject, "Warning", "BackOff", "same", ""))
     now[0] += 2
-    assert recorder._allowed(recorder._new_event(subject, "Warning", "BackOff", "same", ""))
+    assert allowed_(recorder._new_event(subject, "Warning", "BackOff", "same", ""))
     other = {**subject, "metadata": {**subject["metadata"], "name": "other", "uid": "o"}}
-    assert recorder._allowed(recorder._new_event(other, "Warning", "BackOff", "same", ""))
+    assert allowed_(recorder._new_event(other, "Warning", "BackOff", "same", ""))

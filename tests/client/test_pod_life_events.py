@@ -95,8 +95,8 @@ async def test_a_pods_life_writes_upstreams_events_whatever_the_transport(
         await eventually(lambda: pods_in_phase(None, admin), 0)
         per_pod = {"Scheduled", "Pulled", "Created", "Started", "Killing"}
         expected: Tally = {
-            ("kube-controller-manager", "ReplicaSet", "SuccessfulCreate"): (REPLICAS, REPLICAS),
-            ("kube-controller-manager", "ReplicaSet", "SuccessfulDelete"): (REPLICAS, REPLICAS),
+            ("replicaset-controller", "ReplicaSet", "SuccessfulCreate"): (REPLICAS, REPLICAS),
+            ("replicaset-controller", "ReplicaSet", "SuccessfulDelete"): (REPLICAS, REPLICAS),
             # One pull per node that runs a pod; the node's other pods find the image present.
             ("kubelet", "Pod", "Pulling"): (len(nodes), len(nodes)),
             **{(source(r), "Pod", r): (REPLICAS, REPLICAS) for r in per_pod},
@@ -165,7 +165,9 @@ async def events_tally(admin: rest.Client) -> Tally:
     for event in listed["items"]:
         if event["involvedObject"].get("kind") == "Node":
             continue  # the nodes' own start-up events are not a pod's
-        key = (event["source"]["component"], event["involvedObject"]["kind"], event["reason"])
+        # The scheduler's events.k8s.io Events name their reporter only there (kubectl's fallback).
+        source = event["source"].get("component") or event["reportingComponent"]
+        key = (source, event["involvedObject"]["kind"], event["reason"])
         objects[key] += 1
         counts[key] += event.get("count") or 1
     return {key: (objects[key], counts[key]) for key in objects}

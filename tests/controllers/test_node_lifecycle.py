@@ -232,6 +232,10 @@ async def test_a_silent_node_becomes_unknown_and_tainted_unreachable(admin: rest
         (node_lifecycle.UNREACHABLE, "NoExecute"),
     }
     assert "timeAdded" in taints[(node_lifecycle.UNREACHABLE, "NoExecute")]
+    # Reported as upstream's node lifecycle controller reports it.
+    event = await eventually(lambda: event_about(admin, "n1", "NodeNotReady"))
+    assert event["source"] == {"component": "node-controller"}
+    assert event["involvedObject"]["kind"] == "Node"
 
 
 async def test_noexecute_taints_evict_pods_after_their_toleration_seconds(
@@ -258,6 +262,22 @@ async def test_noexecute_taints_evict_pods_after_their_toleration_seconds(
         assert disruption["reason"] == "DeletionByTaintManager"
     never = await admin.get(rest.PODS, "never", namespace="default")
     assert not never["metadata"].get("deletionTimestamp")
+    # Upstream's taint eviction is a controller of its own, and its Events say so.
+    event = await eventually(lambda: event_about(admin, "now", "TaintManagerEviction"))
+    assert event["source"] == {"component": "taint-eviction-controller"}
+    assert event["message"] == "Marking for deletion Pod default/now"
+
+
+async def event_about(admin: rest.Client, name: str, reason: str) -> Object | None:
+    listed = await admin.list(rest.EVENTS, namespace="default")
+    return next(
+        (
+            e
+            for e in listed["items"]
+            if e["involvedObject"].get("name") == name and e["reason"] == reason
+        ),
+        None,
+    )
 
 
 async def test_the_default_toleration_seconds_plugin_adds_five_minute_tolerations(

@@ -472,7 +472,7 @@ async def test_pods_are_created_in_order_with_their_claims_first(
     assert pod["metadata"]["labels"][utils.REVISION_LABEL] == status["updateRevision"]
     revisions = await admin.list(rest.CONTROLLERREVISIONS, namespace=NS)
     assert [r["metadata"]["name"] for r in revisions["items"]] == [status["updateRevision"]]
-    await controllers.recorder.flush()
+    await controllers.broadcaster.flush()
     listed = await admin.list(rest.EVENTS, namespace=NS)
     messages = {e["message"] for e in listed["items"] if e["involvedObject"]["name"] == "web"}
     assert "create Pod web-0 in StatefulSet web successful" in messages

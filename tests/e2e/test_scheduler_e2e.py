@@ -125,7 +125,8 @@ def test_a_pod_that_fits_nowhere_stays_pending_with_upstreams_diagnosis(
     event = wait_for(lambda: events_for(cluster, "hungry", "FailedScheduling"))[0]
     assert event["type"] == "Warning"
     assert event["message"] == expected
-    assert event["source"]["component"] == "default-scheduler"
+    # An events.k8s.io Event: the core view names its reporter in reportingComponent.
+    assert (event["source"], event["reportingComponent"]) == ({}, "default-scheduler")
     assert get_pod(cluster, "hungry")["status"]["phase"] == "Pending"
 
 

@@ -1,11 +1,16 @@
-"""An event recorder writing core/v1 Events about objects (client-go's tools/record).
+"""Event recorders: core/v1 through a correlator (tools/record), events.k8s.io/v1 in series (tools/events).
 
 Owns how a component reports what it did: ``recorder.event(obj, "Normal",
-"Reason", "message")`` returns at once and a background task writes the
-Event, so a controller never waits on (or fails because of) its own
-reporting. Events about cluster-scoped objects go to the ``default``
-namespace, as upstream's. What upstream's EventCorrelator does before a
-write, this recorder does too:
+"Reason", "message")`` returns at once and a broadcaster's background task
+writes the Event, so a controller never waits on (or fails because of) its
+own reporting. Events about cluster-scoped objects go to the ``default``
+namespace, as upstream's. Both broadcasters share one writer (``_Writer``: a
+bounded queue, one write at a time, failures logged); a process makes one
+broadcaster and a recorder per component from it, as upstream's components
+name themselves (``replicaset-controller``, ``kubelet`` on its node).
+
+``EventBroadcaster``/``EventRecorder`` write core/v1 Events (the kubelet's and
+the controllers'), doing what upstream's EventCorrelator does before a write:
 
 * **dedup** — an identical event (same involved object and its fieldPath,
   type, reason, message and source) seen again is not written anew: the
@@ -18,9 +23,14 @@ write, this recorder does too:
   about one object, then one more every 5 minutes (a token bucket per
   source and object); the rest are dropped.
 
-Bounds: at most ``MAX_PENDING`` events wait to be written (more are dropped
-with a log line, as upstream's broadcaster drops under pressure), and the
-dedup cache remembers the last ``CACHE_SIZE`` distinct events.
+``EventsBroadcaster``/``EventsRecorder`` write events.k8s.io/v1 Events (the
+scheduler's: ``reportingController``, ``reportingInstance``, ``action``,
+``note``) without a correlator; repeats of one become an EventSeries (see
+``EventsBroadcaster``). The API server stores both kinds as core/v1 Events.
+
+Bounds: at most ``MAX_PENDING`` events wait to be written per broadcaster
+(more are dropped with a log line, as upstream's broadcaster drops under
+pressure), and each cache remembers the last ``CACHE_SIZE`` distinct events.
 """
 
 from __future__ import annotations
@@ -30,7 +40,9 @@ import collections
 import contextlib
 import dataclasses
 import logging
+import socket
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import httpx
@@ -53,6 +65,11 @@ AGGREGATE_INTERVAL = 600.0
 SPAM_BURST = 25
 SPAM_QPS = 1.0 / 300.0
 AGGREGATE_PREFIX = "(combined from similar events): "
+# Upstream's finishTime and refreshTime (client-go tools/events).
+SERIES_FINISH = 360.0
+SERIES_REFRESH = 1800.0
+
+EVENTS_V1 = rest.Resource("events.k8s.io", "v1", "events", True, "Event")
 
 
 @dataclasses.dataclass(slots=True)
@@ -79,92 +96,83 @@ class _Seen:
     first_timestamp: str
 
 
-class EventRecorder:
-    """Writes Events from ``component`` (on ``host``); ``start()`` then ``await stop()``."""
+class _Writer:
+    """One bounded queue of writes and the task that makes them, one at a time.
 
-    def __init__(self, client: rest.Client, *, component: str, host: str = "") -> None:
+    What both broadcasters share: ``record`` never blocks (a full queue drops,
+    as upstream's broadcaster does under pressure), ``flush`` waits for what
+    was queued, and a failed write is logged, never raised to the recorder.
+    """
+
+    def __init__(self, client: rest.Client) -> None:
         self.client = client
-        self.component = component
-        self.host = host
-        self._pending: asyncio.Queue[tuple[Object, EventKey]] = asyncio.Queue(MAX_PENDING)
-        self._seen: collections.OrderedDict[EventKey, _Seen] = collections.OrderedDict()
-        self._similar: collections.OrderedDict[EventKey, _Similar] = collections.OrderedDict()
-        self._buckets: collections.OrderedDict[EventKey, _Bucket] = collections.OrderedDict()
+        self._pending: asyncio.Queue[Any] = asyncio.Queue(MAX_PENDING)
         self.clock = time.monotonic
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._write_loop())
+        if not self._tasks:
+            self._tasks = [asyncio.ensure_future(loop()) for loop in self._loops()]
+
+    def _loops(self) -> list[Callable[[], Awaitable[None]]]:
+        return [self._write_loop]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
 
     async def flush(self) -> None:
         """Wait until every event recorded so far has been written (or given up on)."""
         await self._pending.join()
 
-    def event(
-        self,
-        obj: Object,
-        event_type: EventType,
-        reason: str,
-        message: str,
-        *,
-        field_path: str = "",
-    ) -> None:
-        """Record that ``reason``/``message`` happened to ``obj``; never blocks or raises.
-
-        ``field_path`` names a part of ``obj`` the event is about, as upstream's
-        ObjectReference.fieldPath (the kubelet's ``spec.containers{name}``).
-        """
+    def _queue(self, item: Any, reason: str) -> None:
         try:
-            event = self._new_event(obj, event_type, reason, message, field_path)
-            key = self._aggregate(event)
-            if not self._allowed(event):
-                log.debug("event dropped (spam filter): %s %s", reason, message)
-                return
-            self._pending.put_nowait((event, key))
+            self._pending.put_nowait(item)
         except asyncio.QueueFull:
-            log.warning("event dropped (too many pending): %s %s", reason, message)
+            log.warning("event dropped (too many pending): %s", reason)
 
-    def _new_event(
-        self, obj: Object, event_type: str, reason: str, message: str, field_path: str
-    ) -> Object:
-        meta = obj.get("metadata") or {}
-        involved = {
-            "kind": obj.get("kind", ""),
-            "namespace": meta.get("namespace", ""),
-            "name": meta.get("name", ""),
-            "uid": meta.get("uid", ""),
-            "apiVersion": obj.get("apiVersion", ""),
-            "resourceVersion": meta.get("resourceVersion", ""),
-            "fieldPath": field_path,
-        }
-        now = _now()
-        return {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {
-                # Upstream: the object's name plus the time in nanoseconds, in hex.
-                "name": f"{involved['name']}.{time.time_ns():x}",
-                "namespace": involved["namespace"] or "default",
-            },
-            "involvedObject": {k: v for k, v in involved.items() if v},
-            "reason": reason,
-            "message": message,
-            "source": {k: v for k, v in (("component", self.component), ("host", self.host)) if v},
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-            "type": event_type,
-            "reportingComponent": self.component,
-            "reportingInstance": self.host,
-        }
+    async def _write_loop(self) -> None:
+        while True:
+            item = await self._pending.get()
+            try:
+                await self._write(item)
+            except (rest.ApiError, httpx.HTTPError, OSError) as exc:
+                log.warning("cannot write event: %s", exc)
+            finally:
+                self._pending.task_done()
+
+    async def _write(self, item: Any) -> None:
+        raise NotImplementedError
+
+
+class EventBroadcaster(_Writer):
+    """core/v1 Events of every recorder made by ``new_recorder``, through one correlator.
+
+    Upstream gives each controller a broadcaster of its own; one here writes
+    for all of a process's components in turn (the correlator's keys include
+    the source, so sharing it changes nothing but the caches' common bound).
+    """
+
+    def __init__(self, client: rest.Client) -> None:
+        super().__init__(client)
+        self._seen: collections.OrderedDict[EventKey, _Seen] = collections.OrderedDict()
+        self._similar: collections.OrderedDict[EventKey, _Similar] = collections.OrderedDict()
+        self._buckets: collections.OrderedDict[EventKey, _Bucket] = collections.OrderedDict()
+
+    def new_recorder(self, component: str, host: str = "") -> EventRecorder:
+        """A recorder whose Events carry ``source.component``/``host`` (upstream's EventSource)."""
+        return EventRecorder(self.client, component=component, host=host, broadcaster=self)
+
+    def record(self, event: Object) -> None:
+        key = self._aggregate(event)
+        if not self._allowed(event):
+            log.debug("event dropped (spam filter): %s %s", event["reason"], event["message"])
+            return
+        self._queue((event, key), event["reason"])
 
     def _aggregate(self, event: Object) -> EventKey:
         """Upstream's EventAggregate: the event's dedup key, its message combined from the 10th.
@@ -213,17 +221,8 @@ class EventRecorder:
         bucket.tokens -= 1.0
         return True
 
-    async def _write_loop(self) -> None:
-        while True:
-            event, key = await self._pending.get()
-            try:
-                await self._write(event, key)
-            except (rest.ApiError, httpx.HTTPError, OSError) as exc:
-                log.warning("cannot write event %s: %s", event["reason"], exc)
-            finally:
-                self._pending.task_done()
-
-    async def _write(self, event: Object, key: EventKey | None = None) -> None:
+    async def _write(self, item: tuple[Object, EventKey | None]) -> None:
+        event, key = item
         key = key or _key(event)
         seen = self._seen.get(key)
         if seen is not None:
@@ -256,6 +255,260 @@ class EventRecorder:
         )
         while len(self._seen) > CACHE_SIZE:
             self._seen.popitem(last=False)
+
+
+class EventRecorder:
+    """Writes core/v1 Events from ``component`` (on ``host``) through a broadcaster.
+
+    Without ``broadcaster`` it has one of its own (``start()``, then
+    ``await stop()``); recorders made by ``EventBroadcaster.new_recorder``
+    share theirs, which its owner starts and stops.
+    """
+
+    def __init__(
+        self,
+        client: rest.Client,
+        *,
+        component: str,
+        host: str = "",
+        broadcaster: EventBroadcaster | None = None,
+    ) -> None:
+        self.client = client
+        self.component = component
+        self.host = host
+        self.broadcaster = broadcaster or EventBroadcaster(client)
+
+    def start(self) -> None:
+        self.broadcaster.start()
+
+    async def stop(self) -> None:
+        await self.broadcaster.stop()
+
+    async def flush(self) -> None:
+        await self.broadcaster.flush()
+
+    def event(
+        self,
+        obj: Object,
+        event_type: EventType,
+        reason: str,
+        message: str,
+        *,
+        field_path: str = "",
+    ) -> None:
+        """Record that ``reason``/``message`` happened to ``obj``; never blocks or raises.
+
+        ``field_path`` names a part of ``obj`` the event is about, as upstream's
+        ObjectReference.fieldPath (the kubelet's ``spec.containers{name}``).
+        """
+        self.broadcaster.record(self._new_event(obj, event_type, reason, message, field_path))
+
+    def _new_event(
+        self, obj: Object, event_type: str, reason: str, message: str, field_path: str
+    ) -> Object:
+        involved = _reference(obj)
+        if field_path:
+            involved["fieldPath"] = field_path
+        now = _now()
+        return {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": _event_meta(involved),
+            "involvedObject": involved,
+            "reason": reason,
+            "message": message,
+            "source": {k: v for k, v in (("component", self.component), ("host", self.host)) if v},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "type": event_type,
+            "reportingComponent": self.component,
+            "reportingInstance": self.host,
+        }
+
+
+@dataclasses.dataclass(slots=True)
+class _Isomorphic:
+    """An events.k8s.io Event written lately, and its series (upstream's eventCache entry)."""
+
+    event: Object
+    observed: float  # clock() of the last occurrence
+    count: int = 1  # 1: a singleton; 2 and up: its series' count
+    last_observed: str = ""
+
+
+class EventsBroadcaster(_Writer):
+    """events.k8s.io/v1 Events of the recorders ``new_recorder`` makes (client-go tools/events).
+
+    No correlator: an event about the same object with the same type,
+    reason, action, reporting controller and instance and related object as
+    one written less than ``SERIES_FINISH`` ago (whatever its note) is an
+    isomorphic one. The second occurrence turns the first Event into an
+    EventSeries (a patch of ``series.count: 2``); later ones only count in
+    memory, and the series is written again every ``SERIES_REFRESH`` and
+    when it ends (nothing new for ``SERIES_FINISH``), as upstream's.
+    """
+
+    def __init__(self, client: rest.Client) -> None:
+        super().__init__(client)
+        self._cache: collections.OrderedDict[EventKey, _Isomorphic] = collections.OrderedDict()
+        self.finish_interval = SERIES_FINISH
+        self._last_refresh = self.clock()
+
+    def new_recorder(self, controller: str, instance: str = "") -> EventsRecorder:
+        """A recorder whose Events name ``controller`` (and ``instance``) as their reporter.
+
+        Upstream's default instance is ``<controller>-<hostname>``.
+        """
+        return EventsRecorder(self, controller, instance or f"{controller}-{socket.gethostname()}")
+
+    def _loops(self) -> list[Callable[[], Awaitable[None]]]:
+        return [self._write_loop, self._maintain_loop]
+
+    def record(self, event: Object) -> None:
+        key = _series_key(event)
+        now = self.clock()
+        known = self._cache.get(key)
+        if known is None:
+            self._cache[key] = _Isomorphic(event, now)
+            _trim(self._cache)
+            self._queue(("create", event), event["reason"])
+            return
+        self._cache.move_to_end(key)
+        known.observed = now
+        known.count += 1
+        known.last_observed = event["eventTime"]
+        if known.count == 2:  # later repeats wait for the refresh or the series' end
+            self._queue(("series", _with_series(known)), event["reason"])
+
+    async def _maintain_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.finish_interval)
+            self.finish_series()
+
+    def finish_series(self) -> None:
+        """Upstream's finishSeries and refreshExistingEventSeries, run every ``finish_interval``.
+
+        A series quiet for ``finish_interval`` is written with its final
+        count and forgotten, a singleton that old only forgotten; every
+        ``SERIES_REFRESH`` the live series are written again.
+        """
+        now = self.clock()
+        refresh = now - self._last_refresh >= SERIES_REFRESH
+        if refresh:
+            self._last_refresh = now
+        for key, known in list(self._cache.items()):
+            ended = now - known.observed >= self.finish_interval
+            if known.count > 1 and (ended or refresh):
+                self._queue(("series", _with_series(known)), known.event["reason"])
+            if ended:
+                del self._cache[key]
+
+    async def _write(self, item: tuple[str, Object]) -> None:
+        what, event = item
+        if what == "series":
+            meta = event["metadata"]
+            patch = {"series": event["series"]}
+            try:
+                await self.client.patch(
+                    EVENTS_V1,
+                    meta["name"],
+                    patch,
+                    namespace=meta["namespace"],
+                    patch_type="strategic",
+                )
+                return
+            except rest.ApiError as exc:
+                if not exc.not_found:
+                    raise
+            # The Event expired or was deleted: write it again, with its series.
+        await self.client.create(EVENTS_V1, event)
+
+
+class EventsRecorder:
+    """Writes events.k8s.io/v1 Events as ``controller`` (``instance``) through its broadcaster."""
+
+    def __init__(self, broadcaster: EventsBroadcaster, controller: str, instance: str) -> None:
+        self.broadcaster = broadcaster
+        self.controller = controller
+        self.instance = instance
+
+    def event(
+        self,
+        regarding: Object,
+        event_type: EventType,
+        reason: str,
+        action: str,
+        note: str,
+        *,
+        related: Object | None = None,
+    ) -> None:
+        """Record ``reason`` (what ``action`` found) about ``regarding``; never blocks or raises."""
+        ref = _reference(regarding)
+        event: Object = {
+            "apiVersion": "events.k8s.io/v1",
+            "kind": "Event",
+            "metadata": _event_meta(ref),
+            "eventTime": times.now_micro_time(),
+            "reportingController": self.controller,
+            "reportingInstance": self.instance,
+            "action": action,
+            "reason": reason,
+            "regarding": ref,
+            "note": note,
+            "type": event_type,
+        }
+        if related is not None:
+            event["related"] = _reference(related)
+        self.broadcaster.record(event)
+
+
+def _reference(obj: Object) -> Object:
+    """Upstream's reference.GetReference: the ObjectReference of ``obj`` (empty fields left out)."""
+    meta = obj.get("metadata") or {}
+    ref = {
+        "kind": obj.get("kind", ""),
+        "namespace": meta.get("namespace", ""),
+        "name": meta.get("name", ""),
+        "uid": meta.get("uid", ""),
+        "apiVersion": obj.get("apiVersion", ""),
+        "resourceVersion": meta.get("resourceVersion", ""),
+    }
+    return {k: v for k, v in ref.items() if v}
+
+
+def _event_meta(ref: Object) -> Object:
+    return {
+        # Upstream: the object's name plus the time in nanoseconds, in hex.
+        "name": f"{ref.get('name', '')}.{time.time_ns():x}",
+        # Events about cluster-scoped objects go to "default", as upstream's.
+        "namespace": ref.get("namespace") or "default",
+    }
+
+
+def _with_series(known: _Isomorphic) -> Object:
+    """A copy of the cached Event carrying its series (what upstream patches)."""
+    event = dict(known.event)
+    event["series"] = {"count": known.count, "lastObservedTime": known.last_observed}
+    return event
+
+
+def _series_key(event: Object) -> EventKey:
+    """Upstream's getKey: everything but the note and the time."""
+    regarding = event["regarding"]
+    related = event.get("related") or {}
+    return (
+        event["type"],
+        event["action"],
+        event["reason"],
+        event["reportingController"],
+        event["reportingInstance"],
+        *(regarding.get(k, "") for k in _REF_FIELDS),
+        *(related.get(k, "") for k in _REF_FIELDS),
+    )
+
+
+_REF_FIELDS = ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")
 
 
 def _trim(cache: collections.OrderedDict[EventKey, Any]) -> None:

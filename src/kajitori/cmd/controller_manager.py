@@ -107,11 +107,13 @@ async def run(
     """
     config = kubeconfig.load_kubeconfig(kubeconfig_path)
     client = rest.Client.from_kubeconfig(config)
+    # Upstream's kube-controller-manager writes Events through an eventClient of its own.
+    event_client = rest.Client.from_kubeconfig(config)
     options = {**(options or {}), "root-ca-cert-publisher": {"ca_pem": config.ca_pem or b""}}
 
     async def lead() -> None:
         controller_manager = manager.ControllerManager(
-            client, controllers=controllers, options=options
+            client, controllers=controllers, options=options, event_client=event_client
         )
         controller_manager.start()
         try:
@@ -122,4 +124,5 @@ async def run(
     try:
         return await leaderelection.run_elected(client, election, lead, stop_event)
     finally:
+        await event_client.aclose()
         await client.aclose()

@@ -56,10 +56,16 @@ async def run(
     While holding the Lease, when ``election`` is given. Returns False when
     leadership was lost (upstream then exits non-zero).
     """
-    client = rest.Client.from_kubeconfig(kubeconfig.load_kubeconfig(kubeconfig_path))
+    config = kubeconfig.load_kubeconfig(kubeconfig_path)
+    client = rest.Client.from_kubeconfig(config)
+    # Upstream's kube-scheduler writes Events through an eventClient of its own,
+    # so they never queue behind binds in the main client's requests in flight.
+    event_client = rest.Client.from_kubeconfig(config)
 
     async def lead() -> None:
-        component = scheduler.Scheduler(client, scheduler_name=scheduler_name)
+        component = scheduler.Scheduler(
+            client, event_client=event_client, scheduler_name=scheduler_name
+        )
         component.start()
         try:
             await stop_event.wait()
@@ -69,4 +75,5 @@ async def run(
     try:
         return await leaderelection.run_elected(client, election, lead, stop_event)
     finally:
+        await event_client.aclose()
         await client.aclose()

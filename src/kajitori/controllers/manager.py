@@ -1,7 +1,9 @@
 """The controller manager: shared informers plus the enabled controllers, started and stopped together.
 
 Owns the lifecycle upstream's kube-controller-manager gives its controllers:
-one ``InformerFactory`` and one ``EventRecorder`` shared by all of them,
+one ``InformerFactory`` shared by all of them and one ``EventBroadcaster``
+writing every controller's Events (each through a recorder naming that
+controller, ``EVENT_SOURCES``, as upstream's controllers name themselves),
 each controller constructed with ``(client=, informers=, recorder=)`` (which
 registers its informer handlers), then the informers started and each
 controller's ``run(workers)`` spawned as a task. Like upstream with
@@ -145,12 +147,41 @@ CONTROLLERS: dict[str, ControllerSpec] = {
 }
 DEFAULT_CONTROLLERS: tuple[str, ...] = tuple(CONTROLLERS)
 
+# The source.component of each controller's Events: upstream's EventSource
+# names, not always its ServiceAccount's (the disruption controller reports as
+# "controllermanager", node IPAM's range allocator as "cidrAllocator"). The
+# others record nothing upstream, nor here.
+EVENT_SOURCES: dict[str, str] = {
+    "garbagecollector": "garbage-collector-controller",
+    "replicaset": "replicaset-controller",
+    "deployment": "deployment-controller",
+    "endpoint": "endpoint-controller",
+    "endpointslice": "endpoint-slice-controller",
+    "disruption": "controllermanager",
+    "daemonset": "daemonset-controller",
+    "statefulset": "statefulset-controller",
+    "nodeipam": "cidrAllocator",
+    "nodelifecycle": "node-controller",
+    "job": "job-controller",
+    "cronjob": "cronjob-controller",
+    "ttl-after-finished": "ttl-after-finished-controller",
+    "persistentvolume-binder": "persistentvolume-controller",
+}
+
+
+def event_source(name: str) -> str:
+    """The component controller ``name`` reports its Events as."""
+    if name == "local-path-provisioner":
+        return local_path_provisioner.event_source()
+    return EVENT_SOURCES.get(name, COMPONENT)
+
 
 class ControllerManager:
     """Runs ``controllers`` (names from ``CONTROLLERS``) against the API.
 
-    ``client`` (the manager's own identity) feeds the shared informers and the
-    event recorder; ``client_for(service_account)``, when given, makes the
+    ``client`` (the manager's own identity) feeds the shared informers and,
+    without an ``event_client`` (upstream's eventClient), writes the Events;
+    ``client_for(service_account)``, when given, makes the
     client each controller acts through (upstream's
     ``--use-service-account-credentials``), else every controller uses
     ``client``. Clients made by ``client_for`` are closed by ``stop``.
@@ -164,6 +195,7 @@ class ControllerManager:
         controllers: Sequence[str] = DEFAULT_CONTROLLERS,
         resync_period: float = 0.0,
         options: Mapping[str, Mapping[str, Any]] | None = None,
+        event_client: rest.Client | None = None,
     ) -> None:
         unknown = set(controllers) - CONTROLLERS.keys()
         if unknown:
@@ -177,20 +209,20 @@ class ControllerManager:
         self.informers = informer.InformerFactory(
             client, resync_period=resync_period, transform=informer.strip_managed_fields
         )
-        self.recorder = events.EventRecorder(client, component=COMPONENT)
+        self.broadcaster = events.EventBroadcaster(event_client or client)
         self.controllers: dict[str, Controller] = {}
         self._own_clients: list[rest.Client] = []
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
         """Construct the controllers and start everything in the background."""
-        self.recorder.start()
+        self.broadcaster.start()
         for name in self.enabled:
             spec = CONTROLLERS[name]
             controller = spec.factory(
                 client=self._client_for(spec.service_account),
                 informers=self.informers,
-                recorder=self.recorder,
+                recorder=self.broadcaster.new_recorder(event_source(name)),
                 **self.options.get(name, {}),
             )
             self.controllers[name] = controller
@@ -223,7 +255,7 @@ class ControllerManager:
                 await task
         self._tasks.clear()
         await self.informers.stop()
-        await self.recorder.stop()
+        await self.broadcaster.stop()
         for client in self._own_clients:
             await client.aclose()
         self._own_clients.clear()

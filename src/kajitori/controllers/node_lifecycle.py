@@ -45,6 +45,8 @@ Object = dict[str, Any]
 DEFAULT_MONITOR_PERIOD = 5.0
 DEFAULT_GRACE_PERIOD = 40.0
 NODE_LEASE_NAMESPACE = "kube-node-lease"
+# Upstream's taint eviction runs as a controller of its own, which names its Events.
+TAINT_EVICTION_COMPONENT = "taint-eviction-controller"
 NOT_READY = "node.kubernetes.io/not-ready"
 UNREACHABLE = "node.kubernetes.io/unreachable"
 UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
@@ -173,6 +175,7 @@ class NodeLifecycleController(base.QueueController[str]):
         super().__init__()
         self.client = client
         self.recorder = recorder
+        self.eviction_recorder = recorder.broadcaster.new_recorder(TAINT_EVICTION_COMPONENT)
         self.monitor_period = node_monitor_period
         self.grace_period = node_monitor_grace_period
         self.clock = clock
@@ -365,7 +368,7 @@ class NodeLifecycleController(base.QueueController[str]):
                 "lastTransitionTime": times.now_rfc3339(),
             }
         )
-        self.recorder.event(
+        self.eviction_recorder.event(
             pod,
             "Normal",
             "TaintManagerEviction",

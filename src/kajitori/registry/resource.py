@@ -232,9 +232,6 @@ _STORAGE_PATHS: dict[tuple[str, str], str] = {
     ("", "replicationcontrollers"): "controllers",
     ("", "persistentvolumes"): "persistentvolumes",
     ("", "events"): "events",
-    # Upstream serves events.k8s.io/v1 Events from the core Event storage
-    # through conversion; until that conversion exists they live apart.
-    ("events.k8s.io", "events"): "events.k8s.io/events",
     ("apps", "deployments"): "deployments",
     ("networking.k8s.io", "ingresses"): "ingress",
     ("coordination.k8s.io", "leases"): "leases",

@@ -410,7 +410,8 @@ class Scheduler:
         client: rest.Client,
         *,
         informers: informer.InformerFactory | None = None,
-        recorder: events.EventRecorder | None = None,
+        recorder: events.EventsRecorder | None = None,
+        event_client: rest.Client | None = None,
         scheduler_name: str = framework.DEFAULT_SCHEDULER_NAME,
         profile: Profile | None = None,
         scheduling_queue_: scheduling_queue.SchedulingQueue | None = None,
@@ -420,7 +421,13 @@ class Scheduler:
         self.informers = informers or informer.InformerFactory(
             client, transform=informer.strip_managed_fields
         )
-        self.recorder = recorder or events.EventRecorder(client, component=scheduler_name)
+        # Upstream's scheduler writes events.k8s.io/v1 Events, reported by its
+        # profile's name, through a client of their own (its eventClient).
+        self._broadcaster: events.EventsBroadcaster | None = None
+        if recorder is None:
+            self._broadcaster = events.EventsBroadcaster(event_client or client)
+            recorder = self._broadcaster.new_recorder(scheduler_name)
+        self.recorder = recorder
         self.queue = scheduling_queue_ or scheduling_queue.SchedulingQueue()
         listers = volume_binding.InformerListers(self.informers)
         # A claim, volume or class that changes may let a waiting pod fit.
@@ -461,7 +468,8 @@ class Scheduler:
     # --- lifecycle ----------------------------------------------------------------
 
     def start(self) -> None:
-        self.recorder.start()
+        if self._broadcaster is not None:
+            self._broadcaster.start()
         self.informers.start()
         self._tasks = [
             asyncio.ensure_future(self._run()),
@@ -478,7 +486,8 @@ class Scheduler:
                 await task
         self._tasks.clear()
         await self.informers.stop()
-        await self.recorder.stop()
+        if self._broadcaster is not None:
+            await self._broadcaster.stop()
 
     async def _flush_loop(self) -> None:
         while True:
@@ -672,6 +681,7 @@ class Scheduler:
             _as_pod(pod),
             "Normal",
             "Scheduled",
+            "Binding",
             f"Successfully assigned {meta['namespace']}/{meta['name']} to {node}",
         )
 
@@ -716,14 +726,16 @@ class Scheduler:
             _as_pod(victim),
             "Normal",
             "Preempted",
+            "Preempting",
             f"Preempted by pod {preemptor['metadata'].get('uid', '')} on node {node}",
+            related=_as_pod(preemptor),
         )
 
     async def _record_failure(
         self, pod: Object, message: str, *, reason: str = "Unschedulable", nominated: str = ""
     ) -> None:
         """FailedScheduling event, then PodScheduled=False (and the nomination) if changed."""
-        self.recorder.event(_as_pod(pod), "Warning", "FailedScheduling", message)
+        self.recorder.event(_as_pod(pod), "Warning", "FailedScheduling", "Scheduling", message)
         status = pod.get("status") or {}
         old = next(
             (c for c in status.get("conditions") or () if c.get("type") == "PodScheduled"), {}

@@ -14,7 +14,8 @@ def test_events_are_declared_as_upstream() -> None:
     info = events.RESOURCE
     assert (info.group_version, info.plural, info.short_names) == ("events.k8s.io/v1", "events", ())
     assert info.strategy.allow_create_on_update()
-    assert info.storage_prefix() == "/registry/events.k8s.io/events/"
+    # Stored with the core Events, as upstream (through conversion).
+    assert info.storage_prefix() == "/registry/events/"
 
 
 def test_event_row_prints_the_core_view() -> None:

@@ -29,6 +29,8 @@ directory; the simulated runtime has none to remove).
 from __future__ import annotations
 
 import logging
+import socket
+import uuid
 from typing import Any, Literal
 
 from kajitori.client import events, informer, rest
@@ -47,6 +49,14 @@ SUPPORTED_ACCESS_MODES = ("ReadWriteOnce", "ReadWriteOncePod")
 NAMESPACE = "local-path-storage"
 SERVICE_ACCOUNT = "local-path-provisioner"
 ANN_PROVISIONER_SELECTED_NODE = "local.path.provisioner/selected-node"
+
+
+def event_source() -> str:
+    """The component its Events name, as the external provisioner library's.
+
+    ``<provisioner>_<host>_<uuid>``: a new uuid per start, as each of its pods has.
+    """
+    return f"{PROVISIONER_NAME}_{socket.gethostname()}_{uuid.uuid4()}"
 
 
 def volume_name(claim: Object) -> str:

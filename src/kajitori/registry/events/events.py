@@ -7,9 +7,11 @@ core Event table: LAST SEEN TYPE REASON OBJECT MESSAGE, wide SUBOBJECT SOURCE
 FIRST SEEN COUNT NAME. No short name ("ev" is core events'), and the field
 selectors of the core kind are not offered here.
 
-Upstream stores both versions in one place through conversion; until that
-conversion exists here these objects are stored apart (see
-``resource._STORAGE_PATHS``).
+Stored as upstream stores them: as core/v1 Events under ``/registry/events/``,
+converted on the way in and out (``resource.Conversion``), so an Event the
+scheduler writes through events.k8s.io is the one ``kubectl get events`` and
+``kubectl describe pod`` read through core/v1. The strategy therefore sees
+core-shaped objects and validates their events.k8s.io view.
 """
 
 from __future__ import annotations
@@ -37,13 +39,22 @@ class EventStrategy(strategies.Strategy):
         defaults.set_defaults_event(obj)
 
     def validate(self, obj: Object) -> field.ErrorList:
-        return validation.validate_event(obj)
+        return validation.validate_event(events_v1.from_core_event(obj))
 
     def validate_update(self, obj: Object, old: Object) -> field.ErrorList:
-        return validation.validate_event_update(obj, old)
+        return validation.validate_event_update(
+            events_v1.from_core_event(obj), events_v1.from_core_event(old)
+        )
 
     def allow_create_on_update(self) -> bool:
         return True
+
+
+def _to_storage(obj: Object) -> Object:
+    defaults.set_defaults_event(obj)
+    # Stored objects are normalized as upstream reads them back: the empty
+    # source and null first/last timestamps of Go's non-pointer fields.
+    return events_v1.to_core_event(obj)
 
 
 # Upstream prints both kinds with printEvent: the same columns.
@@ -63,4 +74,10 @@ RESOURCE = resource.ResourceInfo(
     namespaced=True,
     strategy=EventStrategy(),
     table=tables.Table(columns=COLUMNS, row=event_row),
+    conversion=resource.Conversion(
+        storage_group="",
+        storage_version="v1",
+        to_storage=_to_storage,
+        from_storage=events_v1.from_core_event,
+    ),
 )
