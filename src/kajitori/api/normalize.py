@@ -172,7 +172,7 @@ def _scalar_step(field: protobuf.Field) -> _Step:
 def _value_step(field: protobuf.Field) -> _Step:
     """A pointer (scalar or struct) or a non-pointer struct field."""
     key, omitempty = field.json, field.omitempty
-    shape = _canonical_bytes if field.type == "bytes" else None
+    shape: Callable[[Any], Any] | None = _canonical_bytes if field.type == "bytes" else None
     if not field.is_scalar:
         shape = _shaper(field.type)
     if field.pointer or field.is_scalar:
@@ -333,7 +333,8 @@ def _canonical_quantity(value: Any) -> str:
     if not isinstance(value, str | int | float):
         return quantity.from_json(value).canonical()  # raises: not a quantity
     # Keyed by type too: True == 1, but only the number is a quantity.
-    return _canonical_quantity_text(type(value), value)
+    kind: type = type(value)
+    return _canonical_quantity_text(kind, value)
 
 
 @functools.lru_cache(maxsize=4096)

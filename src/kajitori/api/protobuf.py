@@ -364,7 +364,7 @@ def _scalar_values(type_: str, occurrences: list[tuple[int, Any]], path: str) ->
 # --- decoding: protobuf message → JSON --------------------------------------------------------
 
 # What encoding/json writes for a zero scalar (a nil []byte is null).
-ZERO = {"string": "", "int32": 0, "int64": 0, "uint32": 0, "uint64": 0, "bool": False,
+ZERO: dict[str, Any] = {"string": "", "int32": 0, "int64": 0, "uint32": 0, "uint64": 0, "bool": False,
         "double": 0.0, "float": 0.0, "bytes": None}  # fmt: skip
 
 

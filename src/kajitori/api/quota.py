@@ -148,8 +148,12 @@ def scope_selectors(resource_quota: Object) -> list[ScopeSelector]:
 class Evaluator(Protocol):
     """How one resource is charged (upstream's quota.Evaluator)."""
 
-    group: str
-    plural: str
+    # Read-only: evaluators are frozen dataclasses or declare these as class constants.
+    @property
+    def group(self) -> str: ...
+
+    @property
+    def plural(self) -> str: ...
 
     def handles(self, operation: str) -> bool:
         """Whether a write with this operation can change usage (CREATE / UPDATE)."""

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, x448, x25519
 from cryptography.x509 import oid
 
 CA_VALIDITY = datetime.timedelta(days=3650)
@@ -379,7 +379,11 @@ def _authority_key_id(ca_cert: x509.Certificate) -> x509.AuthorityKeyIdentifier:
     try:
         ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     except x509.ExtensionNotFound:
-        return x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key())
+        key = ca_cert.public_key()
+        if isinstance(key, x25519.X25519PublicKey | x448.X448PublicKey):
+            # Key-agreement keys cannot sign: no CA carries one (ours are ECDSA, see _issue_leaf).
+            raise TypeError("the cluster CA certificate must carry a signing key") from None
+        return x509.AuthorityKeyIdentifier.from_issuer_public_key(key)
     return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
 
 

@@ -28,20 +28,22 @@ from collections.abc import Callable, Hashable
 from typing import Generic, Protocol, TypeVar
 
 T = TypeVar("T", bound=Hashable)
+# A limiter only takes items in: one for any Hashable serves a queue of str keys.
+T_contra = TypeVar("T_contra", bound=Hashable, contravariant=True)
 
 
 class ShutDown(Exception):
     """The queue was shut down; workers stop."""
 
 
-class RateLimiter(Protocol[T]):
-    def when(self, item: T) -> float:
+class RateLimiter(Protocol[T_contra]):
+    def when(self, item: T_contra) -> float:
         """Seconds to wait before ``item`` may be retried; counts a failure."""
 
-    def forget(self, item: T) -> None:
+    def forget(self, item: T_contra) -> None:
         """Clear ``item``'s failure history."""
 
-    def num_requeues(self, item: T) -> int: ...
+    def num_requeues(self, item: T_contra) -> int: ...
 
 
 class ItemExponentialFailureRateLimiter(Generic[T]):

@@ -30,8 +30,9 @@ import ipaddress
 import os
 import shutil
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from kajitori.auth import pki
 from kajitori.client import kubeconfig, rest, transport
@@ -84,6 +85,11 @@ def oci_root() -> Path:
     """
     default = OCI_ROOT if os.geteuid() == 0 else oci_rootless.default_root()
     return Path(os.environ.get("KAJITORI_OCI_ROOT") or default)
+
+
+def _pod_getter(host: kubelet.KubeletHost) -> Callable[[str, str], dict[str, Any] | None]:
+    """Looks a pod up in one kubelet's pod cache (a function per host: the caller loops)."""
+    return lambda namespace, name: host.pods.indexer.get(f"{namespace}/{name}")
 
 
 def new_runtime(
@@ -235,7 +241,7 @@ async def _start_networked(
         )
         kubelet_api.attach(
             [api],
-            get_pod=lambda namespace, name, h=host: h.pods.indexer.get(f"{namespace}/{name}"),
+            get_pod=_pod_getter(host),
             list_pods=host.pods.indexer.list,
             runtime=oci_streams.OciStreaming(made),
             client_for=client_for,

@@ -62,7 +62,9 @@ STOP_GRACE = 5.0
 
 
 class Controller(Protocol):
-    name: str
+    # Read-only: controllers declare their name as a class constant (ClassVar).
+    @property
+    def name(self) -> str: ...
 
     async def run(self, workers: int) -> None:
         """Work until ``shut_down``; may first wait for informers to sync."""

@@ -226,9 +226,10 @@ async def read_log(
                 return
             if not options.follow:
                 return
-            data = await _more(handle, path, offset, running)
-            if data is None:
+            more = await _more(handle, path, offset, running)
+            if more is None:
                 return
+            data = more
             offset += len(data)
 
 

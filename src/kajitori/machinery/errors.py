@@ -28,7 +28,7 @@ libraries branch on them::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from kajitori.machinery import field as fieldpkg
 
@@ -121,7 +121,15 @@ class StatusError(Exception):
         return details
 
 
-def _resource_details(gr: GroupResource, name: str) -> dict[str, str]:
+class _ResourceDetails(TypedDict):
+    """The keyword arguments naming the object a ``StatusError`` is about."""
+
+    name: str
+    group: str
+    kind: str
+
+
+def _resource_details(gr: GroupResource, name: str) -> _ResourceDetails:
     return {"name": name, "group": gr.group, "kind": gr.resource}
 
 

@@ -31,7 +31,7 @@ import binascii
 import dataclasses
 import os
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -144,7 +144,11 @@ class _Secretbox:
             raise TransformError("message authentication failed") from None
 
 
-_CIPHERS = {"aescbc": _AESCBC, "aesgcm": _AESGCM, "secretbox": _Secretbox}
+_CIPHERS: dict[str, Callable[[bytes], _Cipher]] = {
+    "aescbc": _AESCBC,
+    "aesgcm": _AESGCM,
+    "secretbox": _Secretbox,
+}
 
 
 # ----- transformers -----------------------------------------------------------

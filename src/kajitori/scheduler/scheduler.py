@@ -737,7 +737,7 @@ class Scheduler:
         """FailedScheduling event, then PodScheduled=False (and the nomination) if changed."""
         self.recorder.event(_as_pod(pod), "Warning", "FailedScheduling", "Scheduling", message)
         status = pod.get("status") or {}
-        old = next(
+        old: dict[str, Any] = next(
             (c for c in status.get("conditions") or () if c.get("type") == "PodScheduled"), {}
         )
         same = (old.get("status"), old.get("reason"), old.get("message")) == (

@@ -44,7 +44,7 @@ import socket
 import ssl
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 import httptools
@@ -55,8 +55,10 @@ from wsproto import utilities as ws_utilities
 
 from kajitori.machinery import errors
 
-Scope = dict[str, Any]
-Message = dict[str, Any]
+# The same shapes as kajitori.server.asgi (MutableMapping, ASGI's own typing), so
+# any app typed against either module is accepted here.
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -136,7 +136,7 @@ def _options_for(
 
 
 def _replace(
-    options: inprocess.ClusterOptions, overrides: dict[str, Any], *, what: str
+    options: inprocess.ClusterOptions, overrides: Mapping[str, Any], *, what: str
 ) -> inprocess.ClusterOptions:
     known = {field.name for field in dataclasses.fields(options)}
     unknown = sorted(set(overrides) - known)

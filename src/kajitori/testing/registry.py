@@ -32,7 +32,7 @@ import threading
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import httpx
 import jwt
@@ -175,7 +175,7 @@ class TokenServer:
 
         return Handler
 
-    def _check_basic(self, header: str) -> str | bool:
+    def _check_basic(self, header: str) -> str | Literal[False]:
         """The user for valid Basic credentials, "" for none, False for wrong ones."""
         if not header.startswith("Basic "):
             return ""

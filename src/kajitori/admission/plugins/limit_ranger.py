@@ -84,6 +84,7 @@ class LimitRanger:
     async def validate(
         self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
     ) -> None:
+        check: Callable[[Object, Object], list[str]]
         if _is(store, "pods"):
             check = validate_pod
             if operation != "CREATE":

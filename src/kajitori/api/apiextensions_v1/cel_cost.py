@@ -241,7 +241,7 @@ def estimate(source: str, schema: dict[str, Any]) -> float | None:
     node = parse(source)
     if node is None:
         return None
-    scope = {"self": schema, "oldSelf": schema}
+    scope: dict[str, dict[str, Any] | None] = {"self": schema, "oldSelf": schema}
     return _walk(node, scope).cost
 
 

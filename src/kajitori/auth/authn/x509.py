@@ -21,7 +21,7 @@ class X509:
     def __init__(self) -> None:
         # A connection presents the same certificate on every request: one
         # UserInfo per certificate, so later steps see the same object.
-        self._users: dict[str, UserInfo] = {}
+        self._users: dict[bytes | str, UserInfo] = {}
 
     async def authenticate(self, credentials: union.Credentials) -> UserInfo | None:
         if not credentials.client_cert_chain:

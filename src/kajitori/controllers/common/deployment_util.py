@@ -22,7 +22,8 @@ ReplicaSets are wire dicts; ``replicas(rs)`` is ``spec.replicas`` and
 ``status(rs, field)`` a status counter.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: it would clash with this module's
+# annotations() helper for the type checker (the future feature shares the name).
 
 import copy
 import datetime

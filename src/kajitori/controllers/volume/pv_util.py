@@ -8,7 +8,8 @@ or volume belongs to, whether a volume is bound to a claim, and
 (a node: WaitForFirstConsumer claims). No I/O here.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: it would clash with this module's
+# annotations() helper for the type checker (the future feature shares the name).
 
 from collections.abc import Iterable, Mapping
 from typing import Any

@@ -239,7 +239,8 @@ class ImageManager:
         """Try each credential in order (anonymous when none); aggregate the failures."""
         started = self._clock()
         errors: list[str] = []
-        for auth in auths or [None]:
+        anonymous: list[creds.AuthConfig | None] = [None]
+        for auth in auths or anonymous:
             try:
                 found = await self._pull_once(ref, auth)
             except PullError as exc:

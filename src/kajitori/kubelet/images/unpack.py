@@ -39,7 +39,7 @@ import stat
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_OPAQUE = ".wh..wh..opq"
@@ -54,10 +54,16 @@ class UnpackError(Exception):
     """A layer that cannot be applied safely (hostile paths, bad digest, bad format)."""
 
 
+class _Readable(Protocol):
+    """What a layer's uncompressed stream offers: gzip, zstd and plain files all read."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 class _HashingReader:
     """A read-only stream that hashes everything read through it."""
 
-    def __init__(self, raw: IO[bytes]) -> None:
+    def __init__(self, raw: _Readable) -> None:
         self._raw = raw
         self.sha256 = hashlib.sha256()
 
@@ -73,7 +79,7 @@ class _HashingReader:
 
 
 @contextlib.contextmanager
-def open_layer(path: Path) -> Iterator[IO[bytes]]:
+def open_layer(path: Path) -> Iterator[_Readable]:
     """The uncompressed tar stream of a layer blob (gzip, zstd or plain, by magic bytes)."""
     with path.open("rb") as raw:
         magic = raw.read(4)
@@ -87,7 +93,7 @@ def open_layer(path: Path) -> Iterator[IO[bytes]]:
             yield raw
 
 
-def _zstd_stream(raw: IO[bytes]) -> Iterator[IO[bytes]]:
+def _zstd_stream(raw: IO[bytes]) -> Iterator[_Readable]:
     try:
         import zstandard
     except ImportError as exc:  # an optional dependency: only zstd layers need it

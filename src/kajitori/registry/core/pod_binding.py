@@ -57,10 +57,12 @@ async def create(store: Any, namespace: str, name: str, binding: Object, ctx: An
 async def _assign(store: Any, namespace: str, name: str, binding: Object) -> None:
     key = store.key(namespace, name)
     # The watch cache's newest pod first (a guess checked against storage before
-    # refusing, as in Store.guaranteed_update), so most bindings read no storage.
+    # refusing, as in Store.guaranteed_update), so most bindings read no storage,
+    # and, when a watcher already decoded it, decode nothing either.
     guess = True
     for _ in range(_ATTEMPTS):
-        kv = store._cached_for_update(key) if guess else None
+        cached = store.cached_for_update(key) if guess else None
+        kv, shared = cached if cached is not None else (None, None)
         guessed = kv is not None
         guess = False
         if kv is None:
@@ -70,7 +72,7 @@ async def _assign(store: Any, namespace: str, name: str, binding: Object) -> Non
                 raise store._translate(exc, name) from exc
             if kv is None:
                 raise errors.not_found(store.gr, name)
-        pod = store.decode(kv)
+        pod = store.decode(kv) if shared is None else _bindable_copy(shared)
         problem = _bind(pod, binding)
         if problem:
             if guessed and await store._moved_on(key, name, kv):
@@ -88,8 +90,35 @@ async def _assign(store: Any, namespace: str, name: str, binding: Object) -> Non
     raise errors.conflict(store.gr, name, "too many concurrent updates, please retry")
 
 
+def _bindable_copy(pod: Object) -> Object:
+    """``pod`` with new dicts and lists wherever ``_bind`` or ``encode`` write; the rest shared.
+
+    ``pod`` is the watch cache's object, which its watchers share: the copy
+    has its own top level, ``metadata`` (``encode`` takes the
+    resourceVersion out and puts it back), ``annotations``, ``spec``,
+    ``status``, its ``conditions`` list and each condition. Everything else
+    (containers, volumes, ...) is only read and encoded, so it stays shared.
+    """
+    copy = dict(pod)
+    meta = copy["metadata"] = dict(pod["metadata"])
+    if "annotations" in meta and type(meta["annotations"]) is dict:
+        meta["annotations"] = dict(meta["annotations"])
+    if type(pod.get("spec")) is dict:
+        copy["spec"] = dict(pod["spec"])
+    status = pod.get("status")
+    if type(status) is dict:
+        status = copy["status"] = dict(status)
+        conditions = status.get("conditions")
+        if type(conditions) is list:
+            status["conditions"] = [dict(c) if type(c) is dict else c for c in conditions]
+    return copy
+
+
 def _bind(pod: Object, binding: Object) -> str:
-    """Assign ``pod`` in place; the reason it cannot be, or ""."""
+    """Assign ``pod`` in place; the reason it cannot be, or "".
+
+    Writes only what ``_bindable_copy`` copies (keep the two in step).
+    """
     meta = pod.setdefault("metadata", {})
     spec = pod.setdefault("spec", {})
     if meta.get("deletionTimestamp"):

@@ -30,7 +30,8 @@ event, and on etcd a hundred gRPC watch streams.
   the resource after R only if none of them has left the ring: R must be at
   least the revision of the newest evicted event (or the start revision).
   ``subscribe`` answers None otherwise, and ``Store`` falls back to its own
-  storage watch, which replays history or answers 410 Gone.
+  storage watch, which replays history or answers 410 Gone, and moves onto
+  the cache once it has caught up with what the ring holds.
 * **Subscribers.** ``subscribe`` copies the ring's events after R into the
   subscription's backlog and registers it for live events in the same step
   on the event loop, so nothing falls between them and nothing arrives
@@ -281,9 +282,9 @@ class Subscription:
                 batch = Batch(self._iterating)
                 self._iterating.clear()
                 return batch
-            batch = self._take()
-            if batch is not None:
-                return batch
+            taken = self._take()
+            if taken is not None:
+                return taken
             if self.ended:
                 return Batch()
             await self._wait()
@@ -442,6 +443,10 @@ class WatchCache:
         """
         change = self._newest.get(key)
         return None if change is None else change.event.kv
+
+    def newest(self, key: str) -> DecodedEvent | None:
+        """``key``'s newest event in the ring (``newest_value``'s), shared: never mutate it."""
+        return self._newest.get(key)
 
     # ----- subscribers ---------------------------------------------------
 

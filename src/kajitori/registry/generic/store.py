@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import builtins
 import datetime
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -205,6 +206,10 @@ class DecodedEvent:
                 self._previous = self._decode(self.event.prev_kv, self.event.revision)
         return self._previous
 
+    def decoded(self) -> Object | None:
+        """``current`` if a watcher already needed it, else None (decodes nothing)."""
+        return self._current
+
     def follow(self, prior: DecodedEvent) -> None:
         """``prior`` wrote the value this event's ``prev_kv`` holds (same key and revision).
 
@@ -275,6 +280,10 @@ class Store:
         # reader of a watch (an admission plugin's lister) that has not seen
         # it yet reads storage instead.
         self.written_revision = 0
+        # Set once the watch cache decoded a stored object without kind or
+        # apiVersion (it fills them in): its objects then no longer read as
+        # the stored ones (``cached_for_update``).
+        self._filled_kind = False
 
     # ----- keys and codec -------------------------------------------------
 
@@ -580,6 +589,23 @@ class Store:
             return None
         return cache.newest_value(key)
 
+    def cached_for_update(self, key: str) -> tuple[storage.KeyValue, Object | None] | None:
+        """``_cached_for_update``'s value and, if a watcher already decoded it, its object.
+
+        The object is what ``decode`` of the value gives, but shared with the
+        watch cache's watchers: read it, or copy what you change (never mutate
+        it, nor ``encode`` it, which rewrites ``metadata``). None for the
+        object when nobody decoded the value yet (decode it yourself, once).
+        """
+        cache = self._watch_cache
+        if cache is None or cache.stopped:
+            return None
+        change = cache.newest(key)
+        if change is None:
+            return None
+        obj = None if self._filled_kind else change.decoded()
+        return change.event.kv, obj
+
     async def _moved_on(self, key: str, name: str, guess: storage.KeyValue) -> bool:
         """Whether storage holds a newer ``key`` than the cached ``guess`` (then: try again)."""
         return (await self._read_for_update(key, name)).mod_revision != guess.mod_revision
@@ -650,7 +676,7 @@ class Store:
 
     async def delete_collection(
         self, namespace: str, list_opts: ListOptions, opts: DeleteOptions, ctx: RequestContext
-    ) -> list[Object]:
+    ) -> builtins.list[Object]:
         listed = await self.list(namespace, list_opts)
         deleted: list[Object] = []
         for obj in listed.items:
@@ -697,7 +723,7 @@ class Store:
         opts: ListOptions,
         *,
         send_initial_events: bool | None = None,
-    ) -> AsyncIterator[list[WatchEvent]]:
+    ) -> AsyncIterator[builtins.list[WatchEvent]]:
         """``watch``'s events, in lists of those ready together (never empty).
 
         A watch handler takes each list in one step and writes it at once: with
@@ -732,13 +758,32 @@ class Store:
 
     async def _watch_changes(
         self, namespace: str, after: int, opts: ListOptions, cache: cacher.WatchCache | None
-    ) -> AsyncIterator[list[WatchEvent]]:
-        """Changes after revision ``after``: from the cache if it holds them all, else storage."""
+    ) -> AsyncIterator[builtins.list[WatchEvent]]:
+        """Changes after revision ``after``: from the cache if it holds them all, else storage.
+
+        A storage watch moves to the cache at the first storage batch after
+        which the cache holds every later event: a watch from a revision just
+        before the cache started (a reflector that listed, then watched, while
+        something else was written) otherwise decoded every event of the
+        resource a second time for as long as it lived.
+        """
         subscription = cache.subscribe(namespace, opts, after=after) if cache is not None else None
         if subscription is None:
-            async for batch in self._watch_storage(self.list_prefix(namespace), after, opts):
+            joined: list[cacher.Subscription] = []
+
+            def join(revision: int) -> bool:
+                if cache is not None and (
+                    found := cache.subscribe(namespace, opts, after=revision)
+                ):
+                    joined.append(found)
+                return bool(joined)
+
+            prefix = self.list_prefix(namespace)
+            async for batch in self._watch_storage(prefix, after, opts, join):
                 yield batch
-            return
+            if not joined:
+                return
+            subscription = joined[0]
         try:
             while batch := await subscription.next_batch():
                 yield batch
@@ -769,9 +814,17 @@ class Store:
             await self._watch_cache.stop()
 
     async def _watch_storage(
-        self, prefix: str, after: int, opts: ListOptions
-    ) -> AsyncIterator[list[WatchEvent]]:
-        """A storage watch of this watcher's own: history replay, or 410 once compacted."""
+        self,
+        prefix: str,
+        after: int,
+        opts: ListOptions,
+        join: Callable[[int], bool] | None = None,
+    ) -> AsyncIterator[builtins.list[WatchEvent]]:
+        """A storage watch of this watcher's own: history replay, or 410 once compacted.
+
+        ``join(revision)``, asked after each batch (its events handed on), is
+        True when the watch continues elsewhere from that revision: it ends here.
+        """
         stream = self.backend.watch(prefix, after_revision=after)
         try:
             async for batch in stream:
@@ -779,6 +832,8 @@ class Store:
                 events = [event for event in translated if event is not None]
                 if events:
                     yield events
+                if join is not None and batch and join(batch[-1].revision):
+                    return
         except storage.CompactedError as exc:
             raise errors.too_old_resource_version(after, exc.compact_revision) from exc
         finally:
@@ -797,8 +852,10 @@ class Store:
         obj = self.decode(kv)
         obj["metadata"]["resourceVersion"] = str(revision)
         # Filled in before the object is shared, so no watcher has to add them.
-        obj.setdefault("kind", self.info.kind)
-        obj.setdefault("apiVersion", self.info.group_version)
+        if "kind" not in obj or "apiVersion" not in obj:
+            self._filled_kind = True
+            obj.setdefault("kind", self.info.kind)
+            obj.setdefault("apiVersion", self.info.group_version)
         return obj
 
     def event_type(self, change: DecodedEvent, opts: ListOptions) -> str | None:

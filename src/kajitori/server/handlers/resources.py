@@ -14,6 +14,8 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+import orjson
+
 from kajitori.api import definitions, normalize, pruning, typecheck
 from kajitori.machinery import errors, field, fields, labels, objectmeta, shapes
 from kajitori.registry.generic.store import DeleteOptions, ListOptions
@@ -152,8 +154,13 @@ def _check_resource_version_match(opts: ListOptions) -> None:
 # ----- writes -----------------------------------------------------------------
 
 
-async def decode_object(scope: RequestScope) -> Object:
-    """The request body as an object of this endpoint's kind, unknown fields handled."""
+async def decode_object(scope: RequestScope, stored: Object | None = None) -> Object:
+    """The request body as an object of this endpoint's kind, unknown fields handled.
+
+    ``stored``: an object the store holds (or held) at this name, read only.
+    A body whose ``spec`` has the JSON text of ``stored``'s is not walked
+    there (see ``_stored_spec``).
+    """
     body = await scope.request.body()
     try:
         obj = negotiation.decode_body(body, scope.request.header("content-type"))
@@ -171,13 +178,45 @@ async def decode_object(scope: RequestScope) -> Object:
     # An older served version (apps/v1beta1, ...) is defaulted in its own
     # version and converted; the stored version's schema checks the rest.
     obj = scope.internal(obj)
+    spec = _stored_spec(obj, stored)
+    if spec is not None:
+        obj["spec"] = {}  # in its place: the key keeps its position
     # One shape serves both checks: the Go shaping in check_decodable only adds,
     # drops (when null or empty) and rewrites declared fields, so a body has the
     # unknown fields after it that its shape had before.
     shape = shapes.body_signature(obj)
     check_decodable(scope, obj, shape)
     handle_unknown_fields(scope, obj, shape)
+    if spec is not None:
+        obj["spec"] = spec
     return obj
+
+
+def _stored_spec(obj: Object, stored: Object | None) -> Object | None:
+    """``obj``'s spec when its JSON text is ``stored``'s spec's, else None.
+
+    Such a spec needs neither the Go type check, nor Go shaping, nor pruning:
+    the store only ever writes a spec that came out of them (or out of
+    server code that writes Go-shaped values, such as a binding's
+    ``nodeName``), as upstream's storage only holds what its Go types
+    encode. So the checks find nothing in it and the shaping leaves it as it
+    is, and the body's other fields are checked as before. A kubelet's
+    ``pods/status`` body carries the pod's spec back as it read it.
+    """
+    if stored is None:
+        return None
+    spec = obj.get("spec")
+    if type(spec) is not dict or not spec:
+        return None
+    theirs = stored.get("spec")
+    if type(theirs) is not dict or len(theirs) != len(spec):
+        return None
+    try:
+        # Text, not ==: 1 == 1.0 == True in Python, never in Go's decoder.
+        same = orjson.dumps(spec) == orjson.dumps(theirs)
+    except TypeError:  # not plain JSON (e.g. an integer beyond 64 bits)
+        return None
+    return spec if same else None
 
 
 def check_decodable(scope: RequestScope, obj: Object, shape: Any = _UNSET) -> None:
@@ -341,11 +380,28 @@ async def update(scope: RequestScope) -> None:
         await scale.update(scope)
         return
     set_field_manager(scope, "UpdateOptions")
-    obj = await decode_object(scope)
+    obj = await decode_object(scope, _cached_object(scope))
     stored, created = await scope.store.update(
         scope.namespace, scope.info.name, obj, scope.ctx, subresource=scope.info.subresource
     )
     await scope.respond_object(201 if created else 200, stored)
+
+
+def _cached_object(scope: RequestScope) -> Object | None:
+    """For a ``status`` PUT: the watch cache's object at this name, if decoded already.
+
+    Read only (the cache's watchers share it). Only the status endpoint asks:
+    its writers (kubelets, controllers) send back the spec they read. Not for
+    custom resources: their schema (the CRD's) may have changed since the
+    object was stored, so a stored spec may hold what pruning now removes.
+    """
+    store = scope.store
+    if scope.info.subresource != "status" or not scope.info.name:
+        return None
+    if getattr(store.info.strategy, "prune_unknown", None) is not None:
+        return None
+    cached = store.cached_for_update(store.key(scope.namespace, scope.info.name))
+    return None if cached is None else cached[1]
 
 
 # ----- deletes ----------------------------------------------------------------
@@ -357,15 +413,16 @@ async def delete(scope: RequestScope) -> None:
     info = scope.store.info
     if result.deleted and not info.return_deleted_object:
         meta = result.obj["metadata"]
+        details = {"name": meta["name"], "kind": info.plural, "uid": meta.get("uid", "")}
+        if info.group:
+            details["group"] = info.group
         status = {
             "kind": "Status",
             "apiVersion": "v1",
             "metadata": {},
             "status": "Success",
-            "details": {"name": meta["name"], "kind": info.plural, "uid": meta.get("uid", "")},
+            "details": details,
         }
-        if info.group:
-            status["details"]["group"] = info.group
         await scope.respond(200, status)
         return
     await scope.respond_object(200, result.obj)

@@ -298,7 +298,7 @@ async def _pod_log(req: StreamRequest) -> None:
     async with httpx.AsyncClient(verify=req.kubelet.ssl_context, timeout=timeout) as http:
         try:
             async with http.stream(
-                "GET", f"https://{host}:{port}{path}", params=params
+                "GET", f"https://{host}:{port}{path}", params=tuple(params)
             ) as response:
                 if not 200 <= response.status_code < 300:
                     body = await _read_limited(response)

@@ -8,7 +8,7 @@ see the same field.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from kajitori.api.apps_v1.validation import common
 from kajitori.machinery import field, names
@@ -19,7 +19,7 @@ Object = dict[str, Any]
 LEASE_STRATEGIES = ("OldestEmulationVersion",)
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -445,7 +445,8 @@ def validate_secret(obj: Object) -> field.ErrorList:
         name_validator=names.name_is_dns_subdomain,
         path=field.Path("metadata"),
     )
-    data = obj.get("data") if isinstance(obj.get("data"), dict) else {}
+    raw_data = obj.get("data")
+    data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
     errs.extend(_validate_data_keys(data))
     values = decoded(data)
     if sum(len(value) for value in values.values()) > MAX_SECRET_SIZE:

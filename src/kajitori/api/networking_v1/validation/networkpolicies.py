@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Collection
-from typing import Any
+from typing import Any, TypeGuard
 
 from kajitori.api.apps_v1.validation import common
 from kajitori.machinery import field, names
@@ -26,7 +26,7 @@ def _dicts(value: Any) -> list[Object]:
     return [item if isinstance(item, dict) else {} for item in value or ()]
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

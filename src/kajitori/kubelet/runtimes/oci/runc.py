@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -243,8 +244,9 @@ class Runc:
         code, out, _ = await self.run("list", "--format", "json")
         return (json.loads(out or b"null") or []) if code == 0 else []
 
+    # ``argv`` is a Sequence, not a list: in this class body ``list`` names the method above.
     async def exec(
-        self, container_id: str, argv: list[str], *, timeout: float = 60.0
+        self, container_id: str, argv: Sequence[str], *, timeout: float = 60.0
     ) -> tuple[int, bytes, bytes]:
         """Run ``argv`` in the container; ``(exit code, stdout, stderr)``."""
         return await self.run("exec", container_id, *argv, timeout=timeout)

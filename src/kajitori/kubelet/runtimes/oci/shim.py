@@ -334,7 +334,8 @@ def factory(name: str) -> None:
     listener.settimeout(FACTORY_IDLE)
     while True:
         try:
-            fd, _ = listener._accept()
+            # typeshed omits _socket.socket._accept (the fd-returning accept used here).
+            fd, _ = listener._accept()  # type: ignore[attr-defined]
         except TimeoutError:
             break  # closing the listener frees the name; a kubelet then starts a new factory
         except OSError:
