@@ -28,7 +28,7 @@ import pytest
 
 from kajitori.api import definitions, normalize, pruning, typecheck
 from kajitori.client import rest
-from kajitori.cmd.apiserver import APIServerConfig, APIServerProcess
+from kajitori.cmd.apiserver import APIServerProcess
 from kajitori.machinery import errors
 from kajitori.registry.core import configmaps, pod_binding
 from kajitori.registry.generic.request import RequestContext
@@ -43,13 +43,9 @@ CTX = RequestContext()
 
 
 @pytest.fixture
-async def server(tmp_path: pathlib.Path) -> AsyncIterator[APIServerProcess]:
-    process = APIServerProcess(APIServerConfig(data_dir=tmp_path, port=0))
-    await process.start()
-    try:
-        yield process
-    finally:
-        await process.stop()
+def server(apiserver: APIServerProcess) -> APIServerProcess:
+    """The suite's in-process API server (tests/conftest.py), named as these tests use it."""
+    return apiserver
 
 
 @pytest.fixture
@@ -319,45 +315,52 @@ async def _attempt(
         return None, exc
 
 
-async def test_a_watch_from_before_the_watch_cache_moves_onto_it_at_its_next_event(
-    tmp_path: pathlib.Path,
-) -> None:
-    """A reflector's list, a write elsewhere, then its watch: storage first, then the cache."""
+@pytest.fixture
+async def configmap_store(tmp_path: pathlib.Path) -> AsyncIterator[tuple[SqliteBackend, Store]]:
+    """A ConfigMap store over its own SQLite backend, for the watch cache's own tests."""
     backend = SqliteBackend(tmp_path / "kajitori.db")
     await backend.start()
     store = Store(configmaps.RESOURCE, backend)
     try:
-        await store.create("ns", configmap("cm-0"), CTX)
-        listed = await backend.current_revision()
-        await backend.create("/registry/other/x", b"{}")  # moves the revision on
-        cache = await store.running_watch_cache()
-        assert cache is not None and cache.oldest_revision > listed
-        watch = store.watch("ns", ListOptions(resource_version=str(listed)))
-        first = asyncio.ensure_future(anext(watch))
-        await asyncio.sleep(0.05)
-        assert cache.subscriber_count == 0  # the cache cannot serve it yet
-        names = [f"cm-{i}" for i in range(1, 8)]
-        written = []
-        for name in names:
-            written.append(await store.create("ns", configmap(name), CTX))
-        await store.update("ns", "cm-3", configmap("cm-3", {"k": "changed"}), CTX)
-        events = [await asyncio.wait_for(first, TIMEOUT)]
-        events += [await asyncio.wait_for(anext(watch), TIMEOUT) for _ in range(len(names))]
-        assert cache.subscriber_count == 1  # moved onto the cache
-        assert [(e.type, e.object["metadata"]["name"]) for e in events] == [
-            *(("ADDED", name) for name in names),
-            ("MODIFIED", "cm-3"),
-        ]
-        revisions = [e.revision for e in events]
-        assert revisions == sorted(set(revisions))
-        assert events[0].revision == int(written[0]["metadata"]["resourceVersion"])
-        await store.delete("ns", "cm-1", DeleteOptions(), CTX)
-        gone = await asyncio.wait_for(anext(watch), TIMEOUT)
-        assert (gone.type, gone.object["metadata"]["name"]) == ("DELETED", "cm-1")
-        await watch.aclose()  # type: ignore[attr-defined]
+        yield backend, store
     finally:
         await store.stop_watch_cache()
         await backend.close()
+
+
+async def test_a_watch_from_before_the_watch_cache_moves_onto_it_at_its_next_event(
+    configmap_store: tuple[SqliteBackend, Store],
+) -> None:
+    """A reflector's list, a write elsewhere, then its watch: storage first, then the cache."""
+    backend, store = configmap_store
+    await store.create("ns", configmap("cm-0"), CTX)
+    listed = await backend.current_revision()
+    await backend.create("/registry/other/x", b"{}")  # moves the revision on
+    cache = await store.running_watch_cache()
+    assert cache is not None and cache.oldest_revision > listed
+    watch = store.watch("ns", ListOptions(resource_version=str(listed)))
+    first = asyncio.ensure_future(anext(watch))
+    await asyncio.sleep(0.05)
+    assert cache.subscriber_count == 0  # the cache cannot serve it yet
+    names = [f"cm-{i}" for i in range(1, 8)]
+    written = []
+    for name in names:
+        written.append(await store.create("ns", configmap(name), CTX))
+    await store.update("ns", "cm-3", configmap("cm-3", {"k": "changed"}), CTX)
+    events = [await asyncio.wait_for(first, TIMEOUT)]
+    events += [await asyncio.wait_for(anext(watch), TIMEOUT) for _ in range(len(names))]
+    assert cache.subscriber_count == 1  # moved onto the cache
+    assert [(e.type, e.object["metadata"]["name"]) for e in events] == [
+        *(("ADDED", name) for name in names),
+        ("MODIFIED", "cm-3"),
+    ]
+    revisions = [e.revision for e in events]
+    assert revisions == sorted(set(revisions))
+    assert events[0].revision == int(written[0]["metadata"]["resourceVersion"])
+    await store.delete("ns", "cm-1", DeleteOptions(), CTX)
+    gone = await asyncio.wait_for(anext(watch), TIMEOUT)
+    assert (gone.type, gone.object["metadata"]["name"]) == ("DELETED", "cm-1")
+    await watch.aclose()  # type: ignore[attr-defined]
 
 
 def configmap(name: str, data: dict[str, str] | None = None) -> Object:
@@ -370,33 +373,25 @@ def configmap(name: str, data: dict[str, str] | None = None) -> Object:
 
 
 async def test_the_cached_object_is_offered_only_while_it_reads_as_the_stored_one(
-    tmp_path: pathlib.Path,
+    configmap_store: tuple[SqliteBackend, Store],
 ) -> None:
     """Once the cache filled in a missing kind, its objects are no longer the stored bytes."""
-    backend = SqliteBackend(tmp_path / "kajitori.db")
-    await backend.start()
-    store = Store(configmaps.RESOURCE, backend)
-    try:
-        await backend.create("/registry/other/seed", b"{}")  # a revision above 0
-        await store.running_watch_cache()
-        watch = store.watch(
-            "ns", ListOptions(resource_version=str(await backend.current_revision()))
-        )
-        first = asyncio.ensure_future(anext(watch))
-        await store.create("ns", configmap("plain"), CTX)
-        await asyncio.wait_for(first, TIMEOUT)
-        cached = store.cached_for_update(store.key("ns", "plain"))
-        assert cached is not None and cached[1] is not None
-        assert cached[1] == store.decode(cached[0])
+    backend, store = configmap_store
+    await backend.create("/registry/other/seed", b"{}")  # a revision above 0
+    await store.running_watch_cache()
+    watch = store.watch("ns", ListOptions(resource_version=str(await backend.current_revision())))
+    first = asyncio.ensure_future(anext(watch))
+    await store.create("ns", configmap("plain"), CTX)
+    await asyncio.wait_for(first, TIMEOUT)
+    cached = store.cached_for_update(store.key("ns", "plain"))
+    assert cached is not None and cached[1] is not None
+    assert cached[1] == store.decode(cached[0])
 
-        bare = orjson.dumps({"metadata": {"name": "bare", "namespace": "ns"}, "data": {}})
-        await backend.create(store.key("ns", "bare"), bare)  # as an old writer left it
-        event = await asyncio.wait_for(anext(watch), TIMEOUT)
-        assert event.object["kind"] == "ConfigMap"  # filled in for the watchers
-        for name in ("bare", "plain"):
-            cached = store.cached_for_update(store.key("ns", name))
-            assert cached is not None and cached[1] is None  # decode it yourself
-        await watch.aclose()  # type: ignore[attr-defined]
-    finally:
-        await store.stop_watch_cache()
-        await backend.close()
+    bare = orjson.dumps({"metadata": {"name": "bare", "namespace": "ns"}, "data": {}})
+    await backend.create(store.key("ns", "bare"), bare)  # as an old writer left it
+    event = await asyncio.wait_for(anext(watch), TIMEOUT)
+    assert event.object["kind"] == "ConfigMap"  # filled in for the watchers
+    for name in ("bare", "plain"):
+        cached = store.cached_for_update(store.key("ns", name))
+        assert cached is not None and cached[1] is None  # decode it yourself
+    await watch.aclose()  # type: ignore[attr-defined]
