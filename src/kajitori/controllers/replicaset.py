@@ -67,10 +67,23 @@ OWNED_TALLY = "replicaset.ownedPods"
 PodSummary = tuple[bool, frozenset[tuple[str, str]]]
 
 
+def controller_key(namespace: str, uid: str) -> str:
+    """A ``CONTROLLER_INDEX`` value: a controller's pods (uid "": the namespace's orphans)."""
+    return f"{namespace}/{uid}"
+
+
 def index_by_controller(pod: Object) -> list[str]:
     ref = controller_ref.controller_of(pod)
     namespace = (pod.get("metadata") or {}).get("namespace", "")
-    return [f"{namespace}/{(ref or {}).get('uid', '')}"]
+    return [controller_key(namespace, (ref or {}).get("uid", ""))]
+
+
+def _owned_key(rs: Object) -> str:
+    return controller_key(rs["metadata"].get("namespace", ""), rs["metadata"].get("uid", ""))
+
+
+def _orphans_key(rs: Object) -> str:
+    return controller_key(rs["metadata"].get("namespace", ""), "")
 
 
 def owned_summary(pod: Object) -> PodSummary | None:
@@ -481,33 +494,27 @@ class ReplicaSetController(base.QueueController[str]):
         That is: every active owned pod's labels still match the selector and
         no active orphan of the namespace matches it.
         """
-        namespace = rs["metadata"].get("namespace", "")
         indexer = self.pod_informer.indexer
-        owner = f"{namespace}/{rs['metadata'].get('uid', '')}"
-        tally = cast(Mapping[PodSummary, int], indexer.tally(OWNED_TALLY, owner))
+        tally = cast(Mapping[PodSummary, int], indexer.tally(OWNED_TALLY, _owned_key(rs)))
         for _, pod_labels in tally:
             if not selector.matches(dict(pod_labels)):
                 return None
-        for orphan in indexer.by_index(CONTROLLER_INDEX, f"{namespace}/"):
-            if pod_util.is_active(orphan) and selector.matches(orphan["metadata"].get("labels")):
+        for orphan in self._active_pods(_orphans_key(rs)):
+            if selector.matches(orphan["metadata"].get("labels")):
                 return None
         return tally
 
     def _owned_active(self, rs: Object) -> list[Object]:
-        namespace = rs["metadata"].get("namespace", "")
-        owned = self.pod_informer.indexer.by_index(
-            CONTROLLER_INDEX, f"{namespace}/{rs['metadata'].get('uid', '')}"
-        )
-        return [pod for pod in owned if pod_util.is_active(pod)]
+        return self._active_pods(_owned_key(rs))
+
+    def _active_pods(self, controller: str) -> list[Object]:
+        pods = self.pod_informer.indexer.by_index(CONTROLLER_INDEX, controller)
+        return [pod for pod in pods if pod_util.is_active(pod)]
 
     async def _claim_pods(self, rs: Object, selector: labels.Selector) -> list[Object]:
-        namespace = rs["metadata"].get("namespace", "")
         # Only its own pods and the namespace's orphans can be claimed; pods of
         # other controllers would be skipped by the claim anyway.
-        index = self.pod_informer.indexer.by_index
-        owned = index(CONTROLLER_INDEX, f"{namespace}/{rs['metadata'].get('uid', '')}")
-        orphans = index(CONTROLLER_INDEX, f"{namespace}/")
-        candidates = [pod for pod in owned + orphans if pod_util.is_active(pod)]
+        candidates = self._owned_active(rs) + self._active_pods(_orphans_key(rs))
         manager = controller_ref.manager_for(
             self.client, rest.REPLICASETS, owner=rs, selector=selector
         )

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import orjson
 
@@ -75,18 +75,28 @@ class Entry:
 
     @property
     def identity(self) -> tuple[str, str, str, str]:
-        """Appliers are one manager whatever version they apply (upstream's identifier)."""
-        version = self.api_version if self.operation == UPDATE else ""
-        return self.manager, self.operation, version, self.subresource
+        return _identity(self.manager, self.operation, self.api_version, self.subresource)
 
     def describe(self) -> str:
-        """How upstream names this manager in a conflict."""
-        text = orjson.dumps(self.manager).decode()
-        if self.subresource:
-            text += f" with subresource {orjson.dumps(self.subresource).decode()}"
-        if self.operation == UPDATE:
-            text += f" using {self.api_version}"
-        return text
+        return _describe(self.manager, self.operation, self.api_version, self.subresource)
+
+
+def _identity(
+    manager: str, operation: str, api_version: str, subresource: str
+) -> tuple[str, str, str, str]:
+    """Appliers are one manager whatever version they apply (upstream's identifier)."""
+    version = api_version if operation == UPDATE else ""
+    return manager, operation, version, subresource
+
+
+def _describe(manager: str, operation: str, api_version: str, subresource: str) -> str:
+    """How upstream names this manager in a conflict."""
+    text = orjson.dumps(manager).decode()
+    if subresource:
+        text += f" with subresource {orjson.dumps(subresource).decode()}"
+    if operation == UPDATE:
+        text += f" using {api_version}"
+    return text
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -168,13 +178,21 @@ def message(conflicts: list[tuple[Entry, fieldpath.Path]]) -> str:
 
 def decode(raw: Any) -> list[Entry]:
     """Entries from ``metadata.managedFields``; malformed ones raise ``ManagedFieldsError``."""
+    return _unique_entries(raw, _decode_entry)
+
+
+_E = TypeVar("_E", "Entry", "Stored")
+
+
+def _unique_entries(raw: Any, read_one: Callable[[Any], _E]) -> list[_E]:
+    """``read_one`` of each item of ``raw``, refusing a list or a manager seen twice."""
     if raw is None:
         return []
     if not isinstance(raw, list):
         raise ManagedFieldsError("managedFields must be a list")
-    entries: dict[tuple[str, str, str, str], Entry] = {}
+    entries: dict[tuple[str, str, str, str], _E] = {}
     for item in raw:
-        entry = _decode_entry(item)
+        entry = read_one(item)
         if entry.identity in entries:
             raise ManagedFieldsError(f"duplicate manager entry {entry.describe()}")
         entries[entry.identity] = entry
@@ -225,8 +243,10 @@ class Stored:
 
     @property
     def identity(self) -> tuple[str, str, str, str]:
-        version = self.api_version if self.operation == UPDATE else ""
-        return self.manager, self.operation, version, self.subresource
+        return _identity(self.manager, self.operation, self.api_version, self.subresource)
+
+    def describe(self) -> str:
+        return _describe(self.manager, self.operation, self.api_version, self.subresource)
 
     @property
     def fields(self) -> fieldpath.FieldSet:
@@ -240,22 +260,16 @@ class Stored:
 
 def read(raw: Any) -> list[Stored]:
     """``decode``'s entries (the same checks and errors), their field sets left encoded."""
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise ManagedFieldsError("managedFields must be a list")
-    entries: dict[tuple[str, str, str, str], Stored] = {}
-    for item in raw:
-        manager, operation, api_version, time, subresource, tree = _read_item(item)
-        try:
-            canonical = fieldpath.check(tree)
-        except fieldpath.FieldsV1Error as exc:
-            raise ManagedFieldsError(str(exc)) from None
-        stored = Stored(manager, operation, api_version, time, tree, canonical, subresource)
-        if stored.identity in entries:
-            raise ManagedFieldsError(f"duplicate manager entry {stored.entry().describe()}")
-        entries[stored.identity] = stored
-    return list(entries.values())
+    return _unique_entries(raw, _read_stored)
+
+
+def _read_stored(item: Any) -> Stored:
+    manager, operation, api_version, time, subresource, tree = _read_item(item)
+    try:
+        canonical = fieldpath.check(tree)
+    except fieldpath.FieldsV1Error as exc:
+        raise ManagedFieldsError(str(exc)) from None
+    return Stored(manager, operation, api_version, time, tree, canonical, subresource)
 
 
 def encode(entries: Iterable[Entry]) -> list[Object]:

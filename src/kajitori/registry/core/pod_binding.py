@@ -66,12 +66,7 @@ async def _assign(store: Any, namespace: str, name: str, binding: Object) -> Non
         guessed = kv is not None
         guess = False
         if kv is None:
-            try:
-                _, kv = await store.backend.get(key)
-            except storage.StorageError as exc:
-                raise store._translate(exc, name) from exc
-            if kv is None:
-                raise errors.not_found(store.gr, name)
+            kv = await store._read_for_update(key, name)
         pod = store.decode(kv) if shared is None else _bindable_copy(shared)
         problem = _bind(pod, binding)
         if problem:

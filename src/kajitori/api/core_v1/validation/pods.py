@@ -17,6 +17,7 @@ claims, Windows/Linux OS-specific rules, sysctls.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -121,6 +122,18 @@ _PASSED_VOLUME_SOURCES = shapes.JsonMemo(1024, digest=True)  # a volume but its 
 _PASSED_TOLERATIONS = shapes.JsonMemo(1024, digest=True)
 
 
+def _checked_once(
+    passed: shapes.JsonMemo, key: bytes | None, check: Callable[[], field.ErrorList]
+) -> field.ErrorList:
+    """``check()``, unless ``key``'s text passed it before; remembered once it passes."""
+    if key is not None and passed.get(key):
+        return field.ErrorList()
+    errs = check()
+    if key is not None and not errs:
+        passed.put(key, True)
+    return errs
+
+
 def _text_without(item: Object, key: str) -> bytes | None:
     """``item``'s JSON text without ``key`` (None: not plain JSON, never remembered)."""
     return shapes.JsonMemo.key({k: v for k, v in item.items() if k != key})
@@ -153,13 +166,11 @@ def validate_volumes(volumes: Any, path: field.Path) -> tuple[dict[str, Object],
 
 def _validate_volume_source_once(volume: Object, path: field.Path) -> field.ErrorList:
     """``_validate_volume_source``, skipped for a volume (but its name) that passed before."""
-    key = _text_without(volume, "name")
-    if key is not None and _PASSED_VOLUME_SOURCES.get(key):
-        return field.ErrorList()
-    errs = _validate_volume_source(volume, path)
-    if key is not None and not errs:
-        _PASSED_VOLUME_SOURCES.put(key, True)
-    return errs
+    return _checked_once(
+        _PASSED_VOLUME_SOURCES,
+        _text_without(volume, "name"),
+        lambda: _validate_volume_source(volume, path),
+    )
 
 
 def _validate_volume_source(volume: Object, path: field.Path) -> field.ErrorList:
@@ -624,12 +635,9 @@ def _validate_lifecycle_and_probes_once(
     grace_key = shapes.JsonMemo.key(grace)
     # JSON texts hold no raw NUL byte, so the joined key is unambiguous.
     key = None if container_key is None or grace_key is None else grace_key + b"\0" + container_key
-    if key is not None and _PASSED_PROBES.get(key):
-        return field.ErrorList()
-    errs = _validate_lifecycle_and_probes(container, path, grace)
-    if key is not None and not errs:
-        _PASSED_PROBES.put(key, True)
-    return errs
+    return _checked_once(
+        _PASSED_PROBES, key, lambda: _validate_lifecycle_and_probes(container, path, grace)
+    )
 
 
 def _host_port_conflicts(containers: list[Object], path: field.Path) -> field.ErrorList:
@@ -716,13 +724,11 @@ def _validate_init_containers(
 def validate_tolerations(tolerations: Any, path: field.Path) -> field.ErrorList:
     if not tolerations:
         return field.ErrorList()
-    key = shapes.JsonMemo.key(tolerations)
-    if key is not None and _PASSED_TOLERATIONS.get(key):
-        return field.ErrorList()
-    errs = _validate_tolerations(tolerations, path)
-    if key is not None and not errs:
-        _PASSED_TOLERATIONS.put(key, True)
-    return errs
+    return _checked_once(
+        _PASSED_TOLERATIONS,
+        shapes.JsonMemo.key(tolerations),
+        lambda: _validate_tolerations(tolerations, path),
+    )
 
 
 def _validate_tolerations(tolerations: Any, path: field.Path) -> field.ErrorList:
