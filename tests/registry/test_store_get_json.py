@@ -67,3 +67,56 @@ async def test_the_cache_stays_within_its_byte_budget(
     assert store._encoded_bytes <= 2000
     assert store._encoded_bytes == sum(len(data) for _, data in store._encoded.values())
     assert "/registry/configmaps/default/c5" in store._encoded  # the newest is kept
+
+
+async def test_a_remembered_read_never_outlives_a_write(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GETs answered without a storage read (the backend's read generations) always show
+    the newest acknowledged write, with writes racing the reads and the generations'
+    map pruned every few writes."""
+    import asyncio
+    import random
+
+    from kajitori.storage import sqlite
+
+    monkeypatch.setattr(sqlite, "_READ_GENERATIONS_MAX", 3)
+    backend = store.backend
+    reads_from_storage = 0
+    real_get = backend.get
+
+    async def counting_get(key: str, **kwargs: object) -> object:
+        nonlocal reads_from_storage
+        reads_from_storage += 1
+        return await real_get(key, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(backend, "get", counting_get)
+    names = [f"cm-{i}" for i in range(4)]
+    acknowledged: dict[str, str] = {}
+    for name in names:
+        await store.create("default", _configmap(name, "0"), CTX)
+        acknowledged[name] = "0"
+    rng = random.Random(3)
+
+    async def writer(name: str) -> None:
+        for step in range(1, 40):
+            value = str(step)
+            await store.update("default", name, _configmap(name, value), CTX)
+            acknowledged[name] = value
+            await asyncio.sleep(0)
+
+    async def reader() -> None:
+        for _ in range(400):
+            name = rng.choice(names)
+            seen_before = acknowledged[name]
+            data = orjson.loads(await store.get_json("default", name))["data"]["k"]
+            # Never older than what was acknowledged before the read began.
+            assert int(data) >= int(seen_before)
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(writer(n) for n in names), reader(), reader())
+    for name in names:  # quiet now: the newest value, and the second read from memory
+        assert orjson.loads(await store.get_json("default", name))["data"]["k"] == "39"
+        before = reads_from_storage
+        assert orjson.loads(await store.get_json("default", name))["data"]["k"] == "39"
+        assert reads_from_storage == before

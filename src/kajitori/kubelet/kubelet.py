@@ -37,6 +37,7 @@ import contextlib
 import copy
 import dataclasses
 import datetime
+import functools
 import ipaddress
 import logging
 import time
@@ -108,14 +109,26 @@ class NodeState:
         """The pod's IP: the lowest free host address above the gateway (``.1``)."""
         if uid in self.pod_ips:
             return self.pod_ips[uid]
-        network = ipaddress.ip_network(self.pod_cidr)
+        size = _cidr_size(self.pod_cidr)
         taken = set(self.pod_ips.values())
-        for offset in range(2, network.num_addresses - 1):
-            candidate = str(network.network_address + offset)
+        for offset in range(2, size - 1):
+            candidate = _host_address(self.pod_cidr, offset)
             if candidate not in taken:
                 self.pod_ips[uid] = candidate
                 return candidate
         raise RuntimeError(f"node {self.config.name}: pod CIDR {self.pod_cidr} is full")
+
+
+# Every status write of a simulated pod asks for its address: parsing the CIDR
+# and formatting the node's first addresses once, not per write, is the same answer.
+@functools.lru_cache(maxsize=4096)
+def _cidr_size(cidr: str) -> int:
+    return ipaddress.ip_network(cidr).num_addresses
+
+
+@functools.lru_cache(maxsize=65536)
+def _host_address(cidr: str, offset: int) -> str:
+    return str(ipaddress.ip_network(cidr).network_address + offset)
 
 
 class KubeletHost:

@@ -276,15 +276,16 @@ class APIServer:
         store = self.registry.lookup(info.api_group, info.api_version, info.resource)
         if store is None:
             raise not_found_path()
-        if streams.handles(info):
-            await self._serve_stream(request, send, info, user)
-            return
-        if info.subresource and info.subresource not in store.info.subresource_names:
-            raise not_found_path()
-        if info.verb not in store.info.verbs and not info.subresource:
+        if info.subresource:  # streams are all subresources; most requests have none
+            if streams.handles(info):
+                await self._serve_stream(request, send, info, user)
+                return
+            if info.subresource not in store.info.subresource_names:
+                raise not_found_path()
+        elif info.verb not in store.info.verbs:
             raise errors.method_not_supported(store.gr, info.verb)
         media = negotiation.choose_response_type(
-            request.header("accept"), allowed_transforms=_TABLE_TRANSFORMS
+            _accept(request), allowed_transforms=_TABLE_TRANSFORMS
         )
         scope = RequestScope(
             request=request,
@@ -321,6 +322,21 @@ class APIServer:
                 request, send, info, query, self.registry.lookup, self.kubelet_client
             )
         )
+
+
+def _accept(request: asgi.Request) -> str:
+    """``request.header("accept")`` without decoding every header into a dict.
+
+    A read handler needs no other header, so the dict a write builds anyway
+    is not built for it; repeated Accept headers are joined with commas, as
+    ``Request.headers`` joins them.
+    """
+    value: str | None = None
+    for key, raw in request.scope["headers"]:
+        if key == b"accept":
+            text = raw.decode("latin-1")
+            value = text if value is None else f"{value},{text}"
+    return value or ""
 
 
 def _unfinished(path: str, hooks: set[str]) -> bytes | None:

@@ -67,31 +67,36 @@ def parse_query(query_string: bytes) -> dict[str, str]:
 def new_request_info(method: str, path: str, query: dict[str, str]) -> RequestInfo:
     stripped = path.strip("/")
     parts = stripped.split("/") if stripped else []
-    if len(parts) < 2 or parts[0] not in ("api", "apis"):
+    count = len(parts)
+    # Walked by index, not by popping the list's head: this runs on every request.
+    if count < 2:
         return _non_resource(method, path)
-    prefix = parts.pop(0)
-    group = ""
-    if prefix == "apis":
-        if len(parts) < 2:
-            return _non_resource(method, path)
-        group = parts.pop(0)
-    version = parts.pop(0)
-    if not parts:
+    prefix = parts[0]
+    if prefix == "api":
+        group, at = "", 1
+    elif prefix == "apis" and count > 2:
+        group, at = parts[1], 2
+    else:
+        return _non_resource(method, path)
+    version = parts[at]
+    at += 1
+    if at == count:
         return _non_resource(method, path)
     verb = _VERB_BY_METHOD.get(method) or _VERB_BY_METHOD.get(method.upper(), method.lower())
-    if parts[0] == "watch":
-        parts.pop(0)
+    if parts[at] == "watch":
+        at += 1
         verb = "watch"
-        if not parts:
+        if at == count:
             return _non_resource(method, path)
     namespace = ""
-    if parts[0] == "namespaces" and len(parts) > 1:
-        namespace = parts[1]
-        if len(parts) > 2 and parts[2] not in _NAMESPACE_SUBRESOURCES:
-            parts = parts[2:]
-    resource = parts[0]
-    name = parts[1] if len(parts) > 1 else ""
-    subresource = parts[2] if len(parts) > 2 else ""
+    if parts[at] == "namespaces" and count - at > 1:
+        namespace = parts[at + 1]
+        if count - at > 2 and parts[at + 2] not in _NAMESPACE_SUBRESOURCES:
+            at += 2
+    rest = tuple(parts[at:])
+    resource = rest[0]
+    name = rest[1] if len(rest) > 1 else ""
+    subresource = rest[2] if len(rest) > 2 else ""
     verb = _refine_verb(verb, name, query)
     field_selector = label_selector = ""
     if verb in _COLLECTION_VERBS:
@@ -99,21 +104,11 @@ def new_request_info(method: str, path: str, query: dict[str, str]) -> RequestIn
         label_selector = query.get("labelSelector", "")
         if verb != "deletecollection":
             name = _name_from_field_selector(field_selector) or name
+    # Positional, in field order: keyword arguments cost more on every request.
     return RequestInfo(
-        path=path,
-        verb=verb,
-        is_resource_request=True,
-        api_prefix=prefix,
-        api_group=group,
-        api_version=version,
-        namespace=namespace,
-        resource=resource,
-        subresource=subresource,
-        name=name,
-        parts=tuple(parts),
-        field_selector=field_selector,
-        label_selector=label_selector,
-    )
+        path, verb, True, prefix, group, version, namespace, resource, subresource, name, rest,
+        field_selector, label_selector,
+    )  # fmt: skip
 
 
 def _non_resource(method: str, path: str) -> RequestInfo:

@@ -95,6 +95,8 @@ _LIVE_AT = (
     " WHERE n.key = l.key AND n.id > l.id AND n.id <= :rev)"
 )
 _INSERT = "INSERT INTO log VALUES (?, ?, ?, ?, ?, ?, ?)"
+# Keys with a read generation of their own; beyond it they share the floor.
+_READ_GENERATIONS_MAX = 65536
 _HISTORY = (
     "SELECT id, key, deleted, create_revision, prev_revision, value, prev_value"
     " FROM log WHERE id > :after AND key >= :lo AND key < :hi ORDER BY id LIMIT :limit"
@@ -280,6 +282,13 @@ class SqliteBackend:
         self._inline: sqlite3.Connection | None = None
         # Both advance on the event loop, after the commit they describe.
         self._published_revision = 0
+        # Read generations (``read_generation``): bumped per key when a write
+        # is submitted, before it can commit; ``_generation_floor`` stands for
+        # every key whose entry was dropped to keep the map bounded.
+        self._generation = 0
+        self._generation_floor = 0
+        self._key_generation: dict[str, int] = {}
+        self._writes_in_flight: dict[str, int] = {}
         self._compacted_revision = 0
         self._closed = False
 
@@ -426,8 +435,38 @@ class SqliteBackend:
         if self._closed:
             raise interface.StorageError("backend is closed")
         future = asyncio.get_running_loop().create_future()
-        self._queue.put(_Write(op, key, bytes(value), expected, future))
-        return await future
+        self._begin_write(key)
+        try:
+            self._queue.put(_Write(op, key, bytes(value), expected, future))
+            return await future
+        finally:
+            self._end_write(key)
+
+    def read_generation(self, key: str) -> int | None:
+        """A token equal between two calls only if no write to ``key`` was submitted
+        in between; None while one is in flight (its commit may be visible already).
+
+        A reader that remembers what it read with the token may answer it again
+        while the token is unchanged: nothing else writes this database.
+        """
+        if key in self._writes_in_flight:
+            return None
+        return self._key_generation.get(key, self._generation_floor)
+
+    def _begin_write(self, key: str) -> None:
+        if len(self._key_generation) >= _READ_GENERATIONS_MAX:
+            # Every key reports the floor from now on, newer than any token
+            # handed out before: remembered reads miss once, none is wrong.
+            self._generation_floor = self._generation
+            self._key_generation.clear()
+        self._generation += 1
+        self._key_generation[key] = self._generation
+        self._writes_in_flight[key] = self._writes_in_flight.get(key, 0) + 1
+
+    def _end_write(self, key: str) -> None:
+        left = self._writes_in_flight.pop(key) - 1
+        if left:
+            self._writes_in_flight[key] = left
 
     def _write_loop(self, conn: sqlite3.Connection, revision: int) -> None:
         """The writer thread: take what is queued, commit it as one batch."""

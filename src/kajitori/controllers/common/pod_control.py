@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 from typing import Any, Protocol
 
 from kajitori.client import events, rest
@@ -46,14 +47,22 @@ def namespace_terminating(exc: BaseException) -> bool:
     return any(cause.get("type") == "NamespaceTerminating" for cause in causes)
 
 
+# Every pod of an owner asks for the same prefix: the name check runs once per owner name.
+@functools.lru_cache(maxsize=4096)
 def pod_prefix(owner_name: str) -> str:
     """``<owner>-`` for generateName, or the bare name when the dash would make it invalid."""
     prefix = f"{owner_name}-"
     return owner_name if names.name_is_dns_subdomain(prefix, True) else prefix
 
 
-def pod_from_template(template: Object, *, owner: Object, owner_ref: Object | None) -> Object:
-    """The pod upstream's GetPodFromTemplate makes (no name: the server generates it)."""
+def pod_from_template(
+    template: Object, *, owner: Object, owner_ref: Object | None, copy_spec: bool = True
+) -> Object:
+    """The pod upstream's GetPodFromTemplate makes (no name: the server generates it).
+
+    ``copy_spec=False`` shares the template's ``spec`` (the metadata is still
+    new): only for a pod that is serialized and dropped, never changed.
+    """
     template_meta = template.get("metadata") or {}
     metadata: Object = {
         "generateName": pod_prefix(owner["metadata"]["name"]),
@@ -70,7 +79,9 @@ def pod_from_template(template: Object, *, owner: Object, owner_ref: Object | No
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": metadata,
-        "spec": copy.deepcopy(template.get("spec") or {}),
+        "spec": copy.deepcopy(template.get("spec") or {})
+        if copy_spec
+        else template.get("spec") or {},
     }
 
 
@@ -84,7 +95,9 @@ class RealPodControl:
     async def create_pod(
         self, namespace: str, template: Object, *, owner: Object, owner_ref: Object
     ) -> Object:
-        pod = pod_from_template(template, owner=owner, owner_ref=owner_ref)
+        # The pod is only serialized into the request (before the first await), so
+        # the template's spec is shared, not deep-copied for every pod.
+        pod = pod_from_template(template, owner=owner, owner_ref=owner_ref, copy_spec=False)
         if not pod["metadata"]["labels"]:
             raise ValueError("unable to create pods, no labels")
         try:

@@ -109,30 +109,38 @@ def to_fields_v1(paths: Iterable[Path]) -> dict[str, Any]:
 def _to_fields_v1(paths: Iterable[Path]) -> dict[str, Any]:
     """Encode a field set as the nested FieldsV1 object.
 
-    Paths are inserted in upstream's element order, so every node's keys come
-    out sorted without sorting each node; a path sorts before the paths
-    below it, so a member node gets its ``"."`` marker before its first child.
+    The paths go into a trie first, and each node's elements are then sorted
+    in upstream's order on the way out, a member node with something below it
+    getting its ``"."`` marker first. Sorting the few elements of each node
+    costs less than sorting whole paths, whose keys are tuples of tuples.
+    The root is never a member: FieldsV1 cannot carry the root path.
     """
-    root: dict[str, Any] = {}
-    childless_members: set[int] = set()  # ids of member nodes with no children yet
-    for path in sorted(paths, key=_path_key):
-        node = root
+    trie: dict[str, Any] = {}
+    members: set[int] = set()  # ids of the trie nodes that are paths of the set
+    for path in paths:
+        node = trie
         for element in path:
             child = node.get(element)
             if child is None:
-                if id(node) in childless_members:
-                    node["."] = {}
-                    childless_members.discard(id(node))
                 child = node[element] = {}
             node = child
         if path:
-            childless_members.add(id(node))
-    return root
+            members.add(id(node))
+    return _sorted_nodes(trie, members)
 
 
-@functools.lru_cache(maxsize=65536)
-def _path_key(path: Path) -> tuple[tuple[int, Any], ...]:
-    return tuple(map(_sort_key, path))
+def _sorted_nodes(node: dict[str, Any], members: set[int]) -> dict[str, Any]:
+    """The FieldsV1 below a trie ``node`` of ``_to_fields_v1``, in upstream's order."""
+    out: dict[str, Any] = {}
+    for element in sorted(node, key=_sort_key) if len(node) > 1 else node:
+        child = node[element]
+        if not child:
+            out[element] = {}
+        elif id(child) in members:
+            out[element] = {".": {}, **_sorted_nodes(child, members)}
+        else:
+            out[element] = _sorted_nodes(child, members)
+    return out
 
 
 def from_fields_v1(tree: Any) -> FieldSet:

@@ -41,21 +41,20 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 Object = dict[str, Any]
 
+# The metadata fields no manager ever owns (upstream's stripped fields).
+UNOWNED_METADATA = (
+    "name",
+    "namespace",
+    "creationTimestamp",
+    "selfLink",
+    "uid",
+    "clusterName",
+    "generation",
+    "resourceVersion",
+)
 _STRIPPED: frozenset[fieldpath.Path] = frozenset(
     {("f:apiVersion",), ("f:kind",), ("f:metadata",)}
-    | {
-        ("f:metadata", fieldpath.field(name))
-        for name in (
-            "name",
-            "namespace",
-            "creationTimestamp",
-            "selfLink",
-            "uid",
-            "clusterName",
-            "generation",
-            "resourceVersion",
-        )
-    }
+    | {("f:metadata", fieldpath.field(name)) for name in UNOWNED_METADATA}
 )
 _MANAGED_FIELDS: fieldpath.Path = ("f:metadata", "f:managedFields")
 
@@ -482,6 +481,9 @@ def update_stored(
     # Trees are edited in place of decoding and encoding them; a root path (an
     # atomic root) is the one FieldsV1 cannot hold, so such a write takes the sets.
     editable = () not in touched
+    # A tree with none of the touched paths' first elements loses nothing: the
+    # creator's entry in a kubelet's status write (all under ``f:status``).
+    touched_tops = {path[0] for path in touched} if editable else set()
     rows: list[tuple[tuple[str, str, str, str, str], Object]] = []
     own: Stored | None = None
     for entry in entries:
@@ -490,7 +492,9 @@ def update_stored(
             continue
         if not entry.tree:
             continue  # an empty set: ``update`` drops it
-        if entry.canonical and editable:
+        if entry.canonical and editable and touched_tops.isdisjoint(entry.tree):
+            kept_tree = entry.tree  # what ``edited`` answers: the tree itself
+        elif entry.canonical and editable:
             kept_tree = fieldpath.edited(entry.tree, (), touched)
         else:
             kept_tree = fieldpath.to_fields_v1(entry.fields - touched)

@@ -25,6 +25,7 @@ from typing import Any, Literal, NamedTuple
 
 import orjson
 
+from kajitori.machinery import shapes
 from kajitori.machinery.fieldmanager import fieldpath
 from kajitori.machinery.schema import SchemaNode
 
@@ -398,17 +399,67 @@ def _diff_value(
         # Both are a struct or a map node of the same kind here: no change at ``path``.
         _diff_fields(old, new, schema, path, out)
         return
-    if type(old) is list and type(new) is list and _diff_list(old, new, schema, path, out):
+    if (
+        type(old) is list
+        and type(new) is list
+        and _diff_list_remembered(old, new, schema, path, out)
+    ):
         return
     _compare_into(_flat_at(old, schema, path), _flat_at(new, schema, path), out)
+
+
+def _diff_list_remembered(
+    old: list[Any], new: list[Any], schema: SchemaNode | None, path: fieldpath.Path, out: _Sets
+) -> bool:
+    """``_diff_list``, remembered by the schema node, ``path`` and both lists' JSON texts.
+
+    Its answer is a pure function of those: keys, values and types all come
+    from the texts (``_same`` and the item keys read texts, and leaves equal
+    in text are equal values). Status writes repeat their lists: the
+    kubelet's conditions of pods started in the same second have the same
+    texts from pod to pod, and walking them is most of a status diff. Short
+    lists (a pod's one IP) and atomic ones (one leaf) cost less to walk than
+    to encode.
+    """
+    if len(old) + len(new) <= _REMEMBERED_ITEMS or list_kind(schema)[0] == "atomic":
+        return _diff_list(old, new, schema, path, out)
+    try:
+        parts = (orjson.dumps(path), orjson.dumps(old), orjson.dumps(new))
+    except TypeError:  # not plain JSON: walked every time
+        return _diff_list(old, new, schema, path, out)
+    # JSON texts hold no raw NUL, so the joined key names one triple.
+    key = id(schema).to_bytes(8, "little") + b"\0".join(parts)
+    hit = _LIST_DIFFS.get(key)
+    # The entry holds its schema node, so no other node can take that id meanwhile.
+    if hit is None or hit[0] is not schema:
+        found: _Sets = (set(), set(), set())
+        walked = _diff_list(old, new, schema, path, found)
+        hit = (schema, walked, tuple(map(frozenset, found)))
+        _LIST_DIFFS.put(key, hit)
+    for target, paths in zip(out, hit[2], strict=True):
+        target.update(paths)
+    return bool(hit[1])
+
+
+# ``_diff_list``'s answers (walked?, added, modified, removed), by digest of the
+# schema node's id and the texts of the path and both lists. An answer holds
+# ~10-40 paths (~5 KB for a pod's conditions), so 2 x 512 of them cost ~5 MB
+# at most; what repeats does so within seconds (pods started together).
+_LIST_DIFFS = shapes.JsonMemo(512, digest=True)
+_REMEMBERED_ITEMS = 2
 
 
 def _diff_list(
     old: list[Any], new: list[Any], schema: SchemaNode | None, path: fieldpath.Path, out: _Sets
 ) -> bool:
-    """Two associative lists item by item (False: not both walked as maps; compare whole)."""
+    """Two lists: item by item as maps or sets, whole when atomic (False: compare them whole)."""
     kind, keys = list_kind(schema)
-    if kind == "atomic" or not old or not new:
+    if kind == "atomic":
+        # One leaf at ``path`` on both sides (``_walk_list``): modified when the values differ.
+        if old != new:
+            out[1].add(path)
+        return True
+    if not old or not new:
         return False
     items = schema.items() if schema is not None else None
     try:

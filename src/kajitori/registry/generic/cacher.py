@@ -57,6 +57,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -150,6 +151,24 @@ class Batch(list["WatchEvent"]):
         return b"".join([event.json_line() for event in self])
 
 
+class Idle(Batch):
+    """An empty batch that is not the end: see ``Subscription.next_batch(idle=...)``.
+
+    ``subscription``: set on the first one a subscription answers, so that a
+    consumer behind layers of generators may take the batches from it directly.
+    """
+
+    __slots__ = ("subscription",)
+
+    def __init__(self, subscription: Subscription | None = None) -> None:
+        super().__init__()
+        self.subscription = subscription
+
+
+# What ``next_batch(idle=...)`` answers after ``idle`` seconds with nothing.
+IDLE = Idle()
+
+
 def _plain(event: WatchEvent) -> bool:
     obj = event.object
     return event.type != "BOOKMARK" and "kind" in obj and "apiVersion" in obj
@@ -183,6 +202,14 @@ class Subscription:
         self._iterating: collections.deque[WatchEvent] = collections.deque()
         # The future the consumer waits on while nothing is queued (one per wait).
         self._waiter: asyncio.Future[None] | None = None
+        # For ``next_batch(idle=...)``: when the consumer last got something,
+        # one timer for the whole quiet period (not one per batch, which cost
+        # ~9 µs per batch per watcher as ``asyncio.timeout``), and whether it
+        # found the consumer waiting that long.
+        self._active = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_due = False
+        self._announced = False
 
     def view_of(self, change: DecodedEvent) -> WatchEvent | None:
         """What this subscriber sees of ``change``, or None."""
@@ -234,6 +261,9 @@ class Subscription:
         self._live.clear()
         self._live_count = 0
         self._iterating.clear()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         self._wake()
 
     def _wake(self) -> None:
@@ -271,12 +301,20 @@ class Subscription:
             return parts[0]
         return Batch((event for part in parts for event in part), parts)
 
-    async def next_batch(self) -> Batch:
+    async def next_batch(self, idle: float | None = None) -> Batch:
         """Every event queued now, in order (waiting for one if none); empty once ended.
 
         The batched form of iteration: a watch handler sends them all at once
-        instead of taking one event per step.
+        instead of taking one event per step. ``idle`` (seconds, may be
+        ``math.inf``): answer an ``Idle`` naming this subscription first
+        thing, and then ``IDLE`` whenever the subscriber has waited ``idle``
+        seconds since it last got anything (a watch handler's bookmark),
+        without ending anything.
         """
+        if idle is not None and not self._announced:
+            self._announced = True
+            self._active = asyncio.get_running_loop().time()
+            return Idle(self)
         while True:
             if self._iterating:  # only when iteration and batches are mixed
                 batch = Batch(self._iterating)
@@ -284,10 +322,35 @@ class Subscription:
                 return batch
             taken = self._take()
             if taken is not None:
+                if idle is not None:
+                    self._active = asyncio.get_running_loop().time()
                 return taken
             if self.ended:
                 return Batch()
+            if idle is not None:
+                if self._idle_due:
+                    self._idle_due = False
+                    self._active = asyncio.get_running_loop().time()
+                    return IDLE
+                if self._idle_timer is None and idle != math.inf:
+                    self._arm(idle)
             await self._wait()
+
+    def _arm(self, idle: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._idle_timer = loop.call_at(self._active + idle, self._idle_check, idle)
+
+    def _idle_check(self, idle: float) -> None:
+        """The quiet period may be over: tell a consumer that waited it all, else re-arm."""
+        self._idle_timer = None
+        if self.ended or self._waiter is None:
+            return  # not waiting: the next wait arms the timer again
+        # (A timer may run up to the clock's resolution early.)
+        if asyncio.get_running_loop().time() + 0.001 >= self._active + idle:
+            self._idle_due = True
+            self._wake()
+        else:  # it got something since the timer was set
+            self._arm(idle)
 
     def __aiter__(self) -> AsyncIterator[WatchEvent]:
         return self

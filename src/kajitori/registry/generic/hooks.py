@@ -1,9 +1,10 @@
 """The order of a write, written once (upstream: rest.BeforeCreate / BeforeUpdate).
 
-Create:  defaults → mutating admission → system metadata (namespace, name
+Create:  defaults → system metadata a client may not set wiped →
+managedFields → mutating admission → system metadata (namespace, name
 from generateName, uid, creationTimestamp, generation) → strategy
-``prepare_for_create`` → managedFields → strategy ``validate`` → warnings →
-canonicalize → validating admission → storage.
+``prepare_for_create`` → strategy ``validate`` → warnings → canonicalize →
+validating admission → storage.
 
 Update:  defaults → mutating admission → metadata carried over from the
 stored object (uid, creationTimestamp, deletion fields) → strategy
@@ -13,7 +14,11 @@ storage.
 
 managedFields: the request's field manager gets an ``Update`` entry for
 what it added or changed (``machinery.fieldmanager.managers.update``), as
-upstream's fieldmanager wrapping the update; a server-side apply computed
+upstream's fieldmanager wrapping the update. A create's entry is worked out
+where upstream's create handler does it, before mutating admission, so
+what admission and ``prepare_for_create`` add (a pod's token volume, its
+default tolerations, a Service's cluster IPs) is no manager's, as upstream
+(decision 0062); a server-side apply computed
 its ownership already and skips this step (``applied=True``). Requests
 without a field manager (in-process callers below the server) are not
 tracked; the server always names one.
@@ -111,11 +116,15 @@ async def before_create(
     meta = obj.setdefault("metadata", {})
     _check_namespace(info, namespace, meta)
     strategy.set_defaults(obj)
+    _wipe_system_metadata(meta)
+    if not applied:
+        # Upstream's position (its create handler): the object as sent and
+        # defaulted, before mutating admission and the strategy's
+        # ``prepare_for_create``, whose additions no manager owns.
+        track_managed_fields(info, obj, None, ctx, subresource="")
     await store.admission.admit(store, "CREATE", obj, None, ctx)
     _fill_system_metadata(info, obj)
     strategy.prepare_for_create(obj)
-    if not applied:
-        track_managed_fields(info, obj, None, ctx, subresource="")
     if info.allocator is not None:
         rollbacks.append(
             await info.allocator.allocate(store.backend, obj, None, dry_run=ctx.dry_run)
@@ -142,13 +151,30 @@ def _check_namespace(info: ResourceInfo, namespace: str, meta: Object) -> None:
     meta["namespace"] = namespace
 
 
+def _wipe_system_metadata(meta: Object) -> None:
+    """What a client may not set on a create is gone before anything reads the object.
+
+    Upstream's WipeObjectMetaSystemFields, at the start of its create handler;
+    ``_fill_system_metadata`` sets uid and creationTimestamp again later.
+    """
+    for transient in (
+        "uid",
+        "creationTimestamp",
+        "resourceVersion",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "selfLink",
+    ):
+        meta.pop(transient, None)
+
+
 def _fill_system_metadata(info: ResourceInfo, obj: Object) -> None:
     meta = obj["metadata"]
     if not meta.get("name") and meta.get("generateName"):
         meta["name"] = namegen.simple_name_generator(meta["generateName"])
     meta["uid"] = new_uid()
     meta["creationTimestamp"] = now_rfc3339()
-    for transient in (
+    for transient in (  # again: mutating admission may have set one
         "resourceVersion",
         "deletionTimestamp",
         "deletionGracePeriodSeconds",
@@ -282,31 +308,69 @@ def _track_create(
     """A create's entry: it owns every field the object has (False: take the general path).
 
     Those are the same fields for every object of one shape, so they are
-    remembered per shape (machinery.shapes); objects with lists (no shape)
-    get them from one walk (``managers.created_fields_v1``).
+    remembered per shape (machinery.shapes); for objects with lists (no
+    shape) they are remembered by the object's text, and a new text gets
+    them from one walk (``managers.created_fields_v1``).
     """
     meta = obj["metadata"]
     body = {k: v for k, v in meta.items() if k != "managedFields"}
-    shape = shapes.signature({**obj, "metadata": body})
+    tracked = {**obj, "metadata": body}
+    shape = shapes.signature(tracked)
+    text_key = None
     if shape is not None:
         shape = (shape, subresource, scope.reset, scope.only)
         encoded = _CREATE_FIELDS.get(schema, shape)
-        if encoded is not None:
-            fieldpath.note_canonical(encoded)  # read back unchecked at the object's next write
-            fields_v1 = orjson.loads(encoded)
-            _set_create_entry(meta, ctx.field_manager, info.group_version, subresource, fields_v1)
-            return True
+    else:
+        # Objects with lists: by their text. A controller's objects from one
+        # template (a ReplicaSet's pods) are the same text here, before
+        # admission adds what differs (the token volume's name).
+        text_key = _create_text_key(info, tracked, scope, subresource)
+        held = _CREATE_TREES.get(text_key) if text_key is not None else None
+        # A custom resource's schema may be replaced meanwhile: only its own counts.
+        encoded = held[1] if held is not None and held[0] is schema else None
+    if encoded is not None:
+        fieldpath.note_canonical(encoded)  # read back unchecked at the object's next write
+        fields_v1 = orjson.loads(encoded)
+        _set_create_entry(meta, ctx.field_manager, info.group_version, subresource, fields_v1)
+        return True
     fields_v1 = managers.created_fields_v1(obj, schema, scope)
     if fields_v1 is None:
         return False
     if shape is not None:
         _CREATE_FIELDS.put(schema, shape, orjson.dumps(fields_v1))
+    elif text_key is not None:
+        _CREATE_TREES.put(text_key, (schema, orjson.dumps(fields_v1)))
     _set_create_entry(meta, ctx.field_manager, info.group_version, subresource, fields_v1)
     return True
 
 
+def _create_text_key(
+    info: ResourceInfo, tracked: Object, scope: managers.Scope, subresource: str
+) -> bytes | None:
+    """``_CREATE_TREES``' key: the kind, scope and JSON text of ``tracked``, or None.
+
+    The metadata fields no manager owns are left out when they hold a scalar
+    (a value below them would be owned), so objects differing only in their
+    names share an entry.
+    """
+    meta = tracked["metadata"]
+    unowned = [
+        k for k in managers.UNOWNED_METADATA if k in meta and not isinstance(meta[k], dict | list)
+    ]
+    if unowned:
+        tracked = {**tracked, "metadata": {k: v for k, v in meta.items() if k not in unowned}}
+    text = shapes.JsonMemo.key(tracked)
+    if text is None:
+        return None
+    head = repr((info.storage_gvk, subresource, scope.reset, scope.only)).encode()
+    return head + b"\0" + text
+
+
 # The fieldsV1 (encoded) a create's manager gets, per schema and object shape.
 _CREATE_FIELDS = shapes.ShapeMemo()
+# The same for objects without a shape (they hold lists): (schema, encoded) by
+# ``_create_text_key`` (a 16-byte digest of it).
+_CREATE_TREES = shapes.JsonMemo(2048, digest=True)
 
 
 def _set_create_entry(

@@ -35,7 +35,7 @@ import base64
 import binascii
 import builtins
 import datetime
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -69,6 +69,9 @@ _LIST_CHUNK = 500
 # decode and a re-encode. Bounded by bytes; large objects are not kept.
 _ENCODED_CACHE_BYTES = 8 * 1024 * 1024
 _ENCODED_CACHE_MAX_OBJECT = 64 * 1024
+# Plain GET answers kept per store (``get_json``; no larger than the above):
+# their bytes are mostly the encoded cache's.
+_READS_MAX = 2048
 _GUARANTEED_UPDATE_ATTEMPTS = 32
 _NAME_GENERATION_ATTEMPTS = 8  # upstream's maxNameGenerationCreateAttempts
 _UNSET = object()
@@ -167,7 +170,17 @@ class DecodedEvent:
     ``DecodedEvent`` among all its watchers, so none of this may be mutated.
     """
 
-    __slots__ = ("_current", "_decode", "_previous", "_prior", "_unfiltered", "_views", "event")
+    __slots__ = (
+        "_current",
+        "_decode",
+        "_fields",
+        "_prev_fields",
+        "_previous",
+        "_prior",
+        "_unfiltered",
+        "_views",
+        "event",
+    )
 
     def __init__(
         self, event: storage.Event, decode: Callable[[storage.KeyValue, int], Object]
@@ -182,6 +195,10 @@ class DecodedEvent:
         self._prior: DecodedEvent | None = None
         self._views: dict[str, WatchEvent] = {}
         self._unfiltered: WatchEvent | object | None = _UNSET
+        # Selectable field values of ``current`` / ``previous`` (``fields``):
+        # the field names they were worked out for, and the values.
+        self._fields: tuple[tuple[str, ...], dict[str, str]] | None = None
+        self._prev_fields: tuple[tuple[str, ...], dict[str, str]] | None = None
 
     @property
     def revision(self) -> int:
@@ -201,10 +218,35 @@ class DecodedEvent:
             if prior is not None:
                 self._prior = None
                 self._previous = _restamped(prior.current, self.event.revision)
+                if self._prev_fields is None:
+                    self._prev_fields = prior._fields
             else:
                 assert self.event.prev_kv is not None
                 self._previous = self._decode(self.event.prev_kv, self.event.revision)
         return self._previous
+
+    def fields(self, previous: bool, names: tuple[str, ...]) -> dict[str, str] | None:
+        """The values of the selectable fields ``names`` of one side, if known (``keep_fields``).
+
+        Upstream's watch cache keeps each object's fields with its event for
+        the same reason: every watcher selecting on them asks, and an update's
+        previous side is the object of the event before it. The previous side
+        takes the prior event's values (``follow``) unless they may name the
+        resourceVersion, the one thing that differs between the two.
+        """
+        kept = self._prev_fields if previous else self._fields
+        if kept is None or kept[0] != names:
+            return None
+        if previous and any("resourceVersion" in name for name in names):
+            return None
+        return kept[1]
+
+    def keep_fields(self, previous: bool, names: tuple[str, ...], values: dict[str, str]) -> None:
+        """Remember one side's field values for ``names`` (shared: never mutate ``values``)."""
+        if previous:
+            self._prev_fields = (names, values)
+        else:
+            self._fields = (names, values)
 
     def decoded(self) -> Object | None:
         """``current`` if a watcher already needed it, else None (decodes nothing)."""
@@ -275,6 +317,11 @@ class Store:
         self.watch_cache_options = watch_cache
         self._watch_cache: cacher.WatchCache | None = None
         self._encoded: dict[str, tuple[int, bytes]] = {}
+        # Keys whose bytes in ``_encoded`` lack kind or apiVersion (rare): a
+        # list does not show those bytes (``list_item_json``).
+        self._encoded_unlistable: set[str] = set()
+        # Plain GETs' answers by key, with the backend's read generation then.
+        self._reads: dict[str, tuple[int, bytes]] = {}
         self._encoded_bytes = 0
         # The revision of this store's newest write through this process: a
         # reader of a watch (an admission plugin's lister) that has not seen
@@ -284,6 +331,7 @@ class Store:
         # apiVersion (it fills them in): its objects then no longer read as
         # the stored ones (``cached_for_update``).
         self._filled_kind = False
+        self._extractors: Mapping[str, Callable[[Object], str]] | None = None
 
     # ----- keys and codec -------------------------------------------------
 
@@ -319,13 +367,60 @@ class Store:
 
     async def get_json(self, namespace: str, name: str) -> bytes:
         """``get``'s object as JSON bytes; reused while its resourceVersion is unchanged."""
-        kv = await self._get_kv(namespace, name)
+        key = self.key(namespace, name)
+        # A backend that alone writes its data (SQLite) tells whether the key
+        # saw a write since the last read: then no read of storage at all.
+        generation_of = getattr(self.backend, "read_generation", None)
+        generation = None if generation_of is None else generation_of(key)
+        if generation is not None:
+            read = self._reads.get(key)
+            if read is not None and read[0] == generation:
+                return read[1]
+        # ``_get_kv`` inlined: one coroutine fewer on every plain GET.
+        try:
+            _, kv = await self.backend.get(key)
+        except storage.StorageError as exc:
+            raise self._translate(exc, name) from exc
+        if kv is None:
+            raise errors.not_found(self.gr, name)
         cached = self._encoded.get(kv.key)
         if cached is not None and cached[0] == kv.mod_revision:
-            return cached[1]
-        data = orjson.dumps(self.decode(kv))
-        self._remember_encoded(kv.key, kv.mod_revision, data)
+            data = cached[1]
+        else:
+            obj = self.decode(kv)
+            data = orjson.dumps(obj)
+            self._remember_encoded(
+                kv.key, kv.mod_revision, data, "kind" in obj and "apiVersion" in obj
+            )
+        if generation is not None and len(data) <= _ENCODED_CACHE_MAX_OBJECT:
+            if len(self._reads) >= _READS_MAX:
+                self._reads.clear()
+            self._reads[key] = (generation, data)
         return data
+
+    def list_item_json(self, kv: storage.KeyValue) -> bytes:
+        """The JSON of ``kv``'s object as a list shows it: with its kind and apiVersion.
+
+        The bytes ``get_json`` answers when the stored object names both (as
+        every object this store wrote does), so a list and a get share them
+        while the object is unchanged; otherwise the list's own, not kept.
+        """
+        cached = self._encoded.get(kv.key)
+        if (
+            cached is not None
+            and cached[0] == kv.mod_revision
+            and kv.key not in self._encoded_unlistable
+        ):
+            return cached[1]
+        obj = self.decode(kv)
+        if "kind" in obj and "apiVersion" in obj:
+            data = orjson.dumps(obj)
+            self._remember_encoded(kv.key, kv.mod_revision, data, True)
+            return data
+        # As the list handler's setdefault: appended after the object's own keys.
+        obj.setdefault("kind", self.info.kind)
+        obj.setdefault("apiVersion", self.info.group_version)
+        return orjson.dumps(obj)
 
     async def _get_kv(self, namespace: str, name: str) -> storage.KeyValue:
         try:
@@ -336,7 +431,8 @@ class Store:
             raise errors.not_found(self.gr, name)
         return kv
 
-    def _remember_encoded(self, key: str, revision: int, data: bytes) -> None:
+    def _remember_encoded(self, key: str, revision: int, data: bytes, listable: bool) -> None:
+        """Keep ``data`` for ``key`` at ``revision``; ``listable``: it names kind and apiVersion."""
         if len(data) > _ENCODED_CACHE_MAX_OBJECT:
             return
         old = self._encoded.pop(key, None)
@@ -344,16 +440,28 @@ class Store:
             self._encoded_bytes -= len(old[1])
         while self._encoded and self._encoded_bytes + len(data) > _ENCODED_CACHE_BYTES:
             # The oldest entry first (dicts keep insertion order).
-            _, evicted = self._encoded.pop(next(iter(self._encoded)))
+            oldest = next(iter(self._encoded))
+            _, evicted = self._encoded.pop(oldest)
             self._encoded_bytes -= len(evicted)
+            self._encoded_unlistable.discard(oldest)
         self._encoded[key] = (revision, data)
         self._encoded_bytes += len(data)
+        if listable:
+            self._encoded_unlistable.discard(key)
+        else:
+            self._encoded_unlistable.add(key)
 
-    async def list(self, namespace: str, opts: ListOptions) -> ListResult:
+    async def list(self, namespace: str, opts: ListOptions, *, as_json: bool = False) -> ListResult:
+        """The objects of a page; ``as_json``: each item as its JSON bytes (``list_item_json``).
+
+        ``as_json`` is for lists without selectors (the objects are not decoded).
+        """
         prefix = self.list_prefix(namespace)
         start_after, revision, position = self._list_start(prefix, opts)
-        items: list[Object] = []
+        items: list[Any] = []
         filtering = opts.label_selector is not None or opts.field_selector is not None
+        if as_json and filtering:
+            raise ValueError("a list with selectors has its items decoded")
         examined = 0
         total = 0
         more = False
@@ -371,11 +479,15 @@ class Store:
             for kv in page.kvs:
                 taken += 1
                 start_after = kv.key
-                obj = self.decode(kv)
-                if self.matches(obj, opts):
+                if as_json:
+                    items.append(self.list_item_json(kv))
+                else:
+                    obj = self.decode(kv)
+                    if not self.matches(obj, opts):
+                        continue
                     items.append(obj)
-                    if opts.limit and len(items) >= opts.limit:
-                        break
+                if opts.limit and len(items) >= opts.limit:
+                    break
             examined += taken
             more = page.more or taken < len(page.kvs)
             if not opts.limit or len(items) >= opts.limit or not more:
@@ -414,7 +526,10 @@ class Store:
         return True
 
     def field_values(self, obj: Object, names: tuple[str, ...]) -> dict[str, str]:
-        extractors = self.info.all_selectable_fields
+        # ``info`` is frozen: its merged extractors are built once, not per object.
+        extractors = self._extractors
+        if extractors is None:
+            extractors = self._extractors = self.info.all_selectable_fields
         return {n: extractors[n](obj) for n in names if n in extractors}
 
     # ----- writes ---------------------------------------------------------
@@ -723,12 +838,18 @@ class Store:
         opts: ListOptions,
         *,
         send_initial_events: bool | None = None,
+        idle: float | None = None,
     ) -> AsyncIterator[builtins.list[WatchEvent]]:
-        """``watch``'s events, in lists of those ready together (never empty).
+        """``watch``'s events, in lists of those ready together (never empty but ``cacher.Idle``s).
 
         A watch handler takes each list in one step and writes it at once: with
         many watchers and many writes, one step per event per watcher was most
-        of the fan-out's cost.
+        of the fan-out's cost. ``idle`` (seconds, or ``math.inf``): once the
+        changes come from the watch cache, a ``cacher.Idle`` naming its
+        subscription first (whose ``next_batch(idle)`` the caller may then
+        await itself, skipping this generator's layers until it closes it),
+        then ``cacher.IDLE`` after each ``idle`` seconds without any (a
+        handler's bookmarks: one timer per quiet period, not one per batch).
         """
         # Started before the revision is read, so the cache covers it.
         cache = await self.running_watch_cache()
@@ -753,11 +874,22 @@ class Store:
                         {"initial_events_end": True},
                     )
                 ]
-        async for batch in self._watch_changes(namespace, after, opts, cache):
-            yield batch
+        changes = self._watch_changes(namespace, after, opts, cache, idle)
+        try:
+            async for batch in changes:
+                yield batch
+        finally:
+            # Now, not when collected: a caller reading the subscription itself
+            # (``cacher.Idle``) leaves this generator suspended at a yield.
+            await changes.aclose()  # type: ignore[attr-defined]
 
     async def _watch_changes(
-        self, namespace: str, after: int, opts: ListOptions, cache: cacher.WatchCache | None
+        self,
+        namespace: str,
+        after: int,
+        opts: ListOptions,
+        cache: cacher.WatchCache | None,
+        idle: float | None = None,
     ) -> AsyncIterator[builtins.list[WatchEvent]]:
         """Changes after revision ``after``: from the cache if it holds them all, else storage.
 
@@ -785,7 +917,7 @@ class Store:
                 return
             subscription = joined[0]
         try:
-            while batch := await subscription.next_batch():
+            while (batch := await subscription.next_batch(idle)) or isinstance(batch, cacher.Idle):
                 yield batch
         finally:
             subscription.close()
@@ -884,9 +1016,25 @@ class Store:
         return None
 
     def _selects(self, change: DecodedEvent, opts: ListOptions, *, previous: bool) -> bool:
+        """``matches`` of one side of ``change``; its field values worked out once per side.
+
+        Every watcher with a field selector on the same fields shares them, and
+        an update's ``previous`` side takes them from the event before it.
+        """
         if opts.label_selector is None and opts.field_selector is None:
             return True
-        return self.matches(change.previous if previous else change.current, opts)
+        obj = change.previous if previous else change.current
+        if opts.label_selector is not None:
+            if not opts.label_selector.matches(obj.get("metadata", {}).get("labels") or {}):
+                return False
+        if opts.field_selector is not None:
+            names = opts.field_names
+            values = change.fields(previous, names)
+            if values is None:
+                values = self.field_values(obj, names)
+                change.keep_fields(previous, names, values)
+            return opts.field_selector.matches(values)
+        return True
 
     def bookmark_object(self, revision: int) -> Object:
         return {

@@ -12,7 +12,7 @@ scale subresource share it.
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -22,8 +22,11 @@ from kajitori.registry.generic.store import DeleteOptions, ListOptions
 from kajitori.server import asgi, negotiation
 from kajitori.server.handlers import scale, transform
 from kajitori.server.handlers.scope import RequestScope
+from kajitori.storage import interface as storage
 
 Object = dict[str, Any]
+# A value the store holds at a name, and its decoded object (both read only).
+Cached = tuple[storage.KeyValue, Object]
 
 # Shapes of bodies (per schema) that passed the Go type check, and that held no
 # unknown fields: a body of a shape seen before skips that walk. Both checks
@@ -38,30 +41,64 @@ _UNSET: Any = object()
 
 
 async def get(scope: RequestScope) -> None:
-    if scope.info.subresource in scope.store.info.subresource_create:
-        raise errors.method_not_allowed()
-    if scope.info.subresource == "scale":
-        await scale.get(scope)
-        return
+    info, store = scope.info, scope.store
+    subresource = info.subresource
+    if subresource:
+        if subresource in store.info.subresource_create:
+            raise errors.method_not_allowed()
+        if subresource == "scale":
+            await scale.get(scope)
+            return
     media = scope.media
-    if media.type == negotiation.JSON and not media.params and scope.store.info.conversion is None:
+    if media.type == negotiation.JSON and not media.params and store.info.conversion is None:
         # The object as stored, in JSON: its encoded bytes are reused while it is unchanged.
-        data = await scope.store.get_json(scope.namespace, scope.info.name)
-        await asgi.send_response(scope.send, 200, data, negotiation.JSON, headers=scope.headers())
+        namespace = info.namespace if store.info.namespaced else ""
+        data = await store.get_json(namespace, info.name)
+        headers = scope.headers() if scope.ctx.warnings else None
+        await asgi.send_response(scope.send, 200, data, negotiation.JSON, headers=headers)
         return
-    obj = await scope.store.get(scope.namespace, scope.info.name)
+    obj = await store.get(scope.namespace, info.name)
     await scope.respond_object(200, obj)
 
 
 async def list_(scope: RequestScope) -> None:
     opts = list_options(scope)
-    result = await scope.store.list(scope.namespace, opts)
+    store, media = scope.store, scope.media
+    # Plain JSON of every stored object as it is: the items' JSON bytes (shared
+    # with gets while unchanged) joined, none of them decoded or encoded again.
+    as_json = (
+        media.type == negotiation.JSON
+        and not media.params
+        and store.info.conversion is None
+        and opts.label_selector is None
+        and opts.field_selector is None
+    )
+    result = await store.list(scope.namespace, opts, as_json=as_json)
     list_meta: Object = {"resourceVersion": result.resource_version}
     if result.continue_token:
         list_meta["continue"] = result.continue_token
     if result.remaining_item_count is not None:
         list_meta["remainingItemCount"] = result.remaining_item_count
+    if as_json:
+        data = json_list(scope, cast("list[bytes]", result.items), list_meta)
+        headers = scope.headers() if scope.ctx.warnings else None
+        await asgi.send_response(scope.send, 200, data, negotiation.JSON, headers=headers)
+        return
     await scope.respond(200, render_list(scope, result.items, list_meta))
+
+
+def json_list(scope: RequestScope, items: list[bytes], list_meta: Object) -> bytes:
+    """``orjson.dumps(render_list(...))``'s bytes, from items already in JSON.
+
+    orjson writes a dict compactly in key order, so the list's head without
+    its closing brace, then ``"items":[`` and the items joined by commas, is
+    the same text byte for byte.
+    """
+    info = scope.store.info
+    head = orjson.dumps(
+        {"kind": info.list_kind, "apiVersion": info.group_version, "metadata": list_meta}
+    )
+    return b"".join((head[:-1], b',"items":[', b",".join(items), b"]}"))
 
 
 def render_list(scope: RequestScope, items: list[Object], list_meta: Object) -> Object:
@@ -154,12 +191,12 @@ def _check_resource_version_match(opts: ListOptions) -> None:
 # ----- writes -----------------------------------------------------------------
 
 
-async def decode_object(scope: RequestScope, stored: Object | None = None) -> Object:
+async def decode_object(scope: RequestScope, stored: Cached | None = None) -> Object:
     """The request body as an object of this endpoint's kind, unknown fields handled.
 
-    ``stored``: an object the store holds (or held) at this name, read only.
-    A body whose ``spec`` has the JSON text of ``stored``'s is not walked
-    there (see ``_stored_spec``).
+    ``stored``: a value the store holds (or held) at this name and its decoded
+    object, read only. The body's ``metadata`` and ``spec``, when they have
+    the JSON text of ``stored``'s, are not walked (see ``_stored_parts``).
     """
     body = await scope.request.body()
     try:
@@ -178,45 +215,112 @@ async def decode_object(scope: RequestScope, stored: Object | None = None) -> Ob
     # An older served version (apps/v1beta1, ...) is defaulted in its own
     # version and converted; the stored version's schema checks the rest.
     obj = scope.internal(obj)
-    spec = _stored_spec(obj, stored)
-    if spec is not None:
-        obj["spec"] = {}  # in its place: the key keeps its position
+    kept = _stored_parts(obj, stored)
+    for key in kept:
+        obj[key] = {}  # in its place: the key keeps its position
     # One shape serves both checks: the Go shaping in check_decodable only adds,
     # drops (when null or empty) and rewrites declared fields, so a body has the
     # unknown fields after it that its shape had before.
     shape = shapes.body_signature(obj)
     check_decodable(scope, obj, shape)
     handle_unknown_fields(scope, obj, shape)
-    if spec is not None:
-        obj["spec"] = spec
+    obj.update(kept)
     return obj
 
 
-def _stored_spec(obj: Object, stored: Object | None) -> Object | None:
-    """``obj``'s spec when its JSON text is ``stored``'s spec's, else None.
+def _stored_parts(obj: Object, stored: Cached | None) -> dict[str, Object]:
+    """``obj``'s ``metadata`` and ``spec``, those whose JSON text is that of ``stored``'s.
 
-    Such a spec needs neither the Go type check, nor Go shaping, nor pruning:
-    the store only ever writes a spec that came out of them (or out of
-    server code that writes Go-shaped values, such as a binding's
-    ``nodeName``), as upstream's storage only holds what its Go types
-    encode. So the checks find nothing in it and the shaping leaves it as it
-    is, and the body's other fields are checked as before. A kubelet's
-    ``pods/status`` body carries the pod's spec back as it read it.
+    Such a part needs neither the Go type check, nor Go shaping, nor pruning
+    (nor the kind's ``decode_problem``, which reads other fields): the store
+    only ever writes a spec or metadata that came out of them, or out of
+    server code that writes Go-shaped, declared values (a binding's
+    ``nodeName``, admission's token volume, the uid, creationTimestamp,
+    generation, finalizers and managedFields the server sets, the
+    ``resourceVersion`` a decode adds), as upstream's storage only holds what
+    its Go types encode. So the checks find nothing in it and the shaping
+    leaves it as it is. Each of them works field by field (a field's step or
+    schema reads that field alone), so the body's other parts are checked as
+    before, with the same first problem. A kubelet's ``pods/status`` body
+    carries the pod's metadata and spec back as it read them. ``status`` and
+    other parts are always walked: server code writes some of them directly
+    (a CRD's status, bootstrap RBAC subjects), not always in Go's shape.
+
+    Text, not ``==``: 1 == 1.0 == True in Python, never in Go's decoder, and
+    ``==`` ignores key order. The texts are compared with the stored bytes
+    (``_leading_parts``), which are contiguous: encoding the cached object's
+    parts again would walk objects long out of the CPU's caches. A spec the
+    bytes could not place is compared with the cached object's.
     """
     if stored is None:
-        return None
-    spec = obj.get("spec")
-    if type(spec) is not dict or not spec:
-        return None
-    theirs = stored.get("spec")
-    if type(theirs) is not dict or len(theirs) != len(spec):
-        return None
-    try:
-        # Text, not ==: 1 == 1.0 == True in Python, never in Go's decoder.
-        same = orjson.dumps(spec) == orjson.dumps(theirs)
-    except TypeError:  # not plain JSON (e.g. an integer beyond 64 bits)
-        return None
-    return spec if same else None
+        return {}
+    kv, cached = stored
+    kept, placed = _leading_parts(obj, cached, kv)
+    if "spec" not in placed:
+        spec, theirs = obj.get("spec"), cached.get("spec")
+        if type(spec) is dict and spec and type(theirs) is dict and len(spec) == len(theirs):
+            try:
+                if orjson.dumps(spec) == orjson.dumps(theirs):
+                    kept["spec"] = spec
+            except TypeError:  # not plain JSON (e.g. an integer beyond 64 bits)
+                pass
+    return kept
+
+
+# The top-level fields whose text is read from the stored bytes, and those of
+# them decoding may leave unwalked (non-empty objects only).
+_TEXT_PARTS = frozenset(("apiVersion", "kind", "metadata", "spec"))
+_STORED_PARTS = ("metadata", "spec")
+
+
+def _leading_parts(
+    obj: Object, cached: Object, kv: storage.KeyValue
+) -> tuple[dict[str, Object], frozenset[str]]:
+    """``obj``'s parts whose text is that of the stored value's, and the fields compared.
+
+    ``cached`` is ``decode(kv)``: the stored bytes' fields, in their order,
+    with ``metadata.resourceVersion`` added last. The body's fields are taken
+    in that order (``apiVersion``, ``kind``, ``metadata``, ``spec``, as far
+    as they lead it), each encoded as the store encodes it (``metadata``
+    without ``resourceVersion``, which must be its last key and the value's
+    revision) and found at its place in the stored bytes, up to the field's
+    end; the first one that differs ends the comparison, since the next
+    one's place is then unknown. A field found there has the text of
+    ``cached``'s, as ``orjson`` encodes a decoded text back to itself. The
+    bytes of a value stored through an encrypting transformer never match.
+    """
+    meta = obj.get("metadata")
+    if type(meta) is not dict or not meta:
+        return {}, frozenset()
+    last = next(reversed(meta))
+    if last != "resourceVersion" or meta[last] != str(kv.mod_revision):
+        return {}, frozenset()
+    value = kv.value
+    if value[:1] != b"{":
+        return {}, frozenset()
+    kept: dict[str, Object] = {}
+    compared: list[str] = []
+    position = 1
+    for key in cached:
+        if key not in _TEXT_PARTS or key not in obj:
+            break
+        part = obj[key]
+        if key == "metadata":
+            part = {k: v for k, v in meta.items() if k != "resourceVersion"}
+        try:
+            piece = orjson.dumps(key) + b":" + orjson.dumps(part)
+        except TypeError:  # not plain JSON (e.g. an integer beyond 64 bits)
+            break
+        if compared:
+            piece = b"," + piece
+        compared.append(key)
+        end = position + len(piece)
+        if not value.startswith(piece, position) or value[end : end + 1] not in (b",", b"}"):
+            break
+        position = end
+        if key in _STORED_PARTS and type(obj[key]) is dict and obj[key]:
+            kept[key] = obj[key]
+    return kept, frozenset(compared)
 
 
 def check_decodable(scope: RequestScope, obj: Object, shape: Any = _UNSET) -> None:
@@ -387,10 +491,10 @@ async def update(scope: RequestScope) -> None:
     await scope.respond_object(201 if created else 200, stored)
 
 
-def _cached_object(scope: RequestScope) -> Object | None:
-    """For a ``status`` PUT: the watch cache's object at this name, if decoded already.
+def _cached_object(scope: RequestScope) -> Cached | None:
+    """For a ``status`` PUT: the watch cache's value and object at this name, if decoded already.
 
-    Read only (the cache's watchers share it). Only the status endpoint asks:
+    Read only (the cache's watchers share them). Only the status endpoint asks:
     its writers (kubelets, controllers) send back the spec they read. Not for
     custom resources: their schema (the CRD's) may have changed since the
     object was stored, so a stored spec may hold what pruning now removes.
@@ -401,7 +505,9 @@ def _cached_object(scope: RequestScope) -> Object | None:
     if getattr(store.info.strategy, "prune_unknown", None) is not None:
         return None
     cached = store.cached_for_update(store.key(scope.namespace, scope.info.name))
-    return None if cached is None else cached[1]
+    if cached is None or cached[1] is None:
+        return None
+    return cached[0], cached[1]
 
 
 # ----- deletes ----------------------------------------------------------------

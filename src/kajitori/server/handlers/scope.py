@@ -80,6 +80,8 @@ def _warning_header(message: str) -> str:
 
 
 def new_context(query: dict[str, str], user: Any) -> RequestContext:
+    if not query:  # most requests (every plain get): the defaults, nothing to check
+        return RequestContext(user=user)
     dry_run = query.get("dryRun", "")
     if dry_run and dry_run != "All":
         raise errors.bad_request(f'Invalid dry run value: "{dry_run}"')

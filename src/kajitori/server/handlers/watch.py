@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import math
 import random
 from collections.abc import AsyncIterator
 from typing import Any
@@ -89,7 +90,12 @@ async def watch(scope: RequestScope) -> None:
     timeout = _timeout(scope)
     initial = _send_initial_events(scope)
     bookmarks = scope.query.get("allowWatchBookmarks", "") == "true"
-    events = scope.store.watch_batches(scope.namespace, opts, send_initial_events=initial)
+    events = scope.store.watch_batches(
+        scope.namespace,
+        opts,
+        send_initial_events=initial,
+        idle=BOOKMARK_INTERVAL if bookmarks else math.inf,
+    )
     content_type = negotiation.encode({}, scope.media)[1]
     if scope.media.type == negotiation.YAML:
         content_type = negotiation.JSON
@@ -124,12 +130,24 @@ async def _pump(
     # Plain JSON in the stored version: each event's shared line as it is
     # (decided once; this loop runs once per batch of events per watcher).
     plain = scope.store.info.conversion is None and not scope.media.transform
+    # Once the changes come from the watch cache (a ``cacher.Idle`` naming the
+    # subscription says so), batches are taken from it directly, not through
+    # the store's generators (closing ``batches`` still ends the subscription),
+    # and the cache says when the watch has been quiet for BOOKMARK_INTERVAL:
+    # one timer per quiet period. Before that (the initial list, a storage
+    # watch catching up) each wait has a timeout of its own.
+    subscription: cacher.Subscription | None = None
+    idle = BOOKMARK_INTERVAL if bookmarks else math.inf
+    batch: list[WatchEvent]
     try:
         while True:
             try:
-                if bookmarks:
-                    # A timeout scope, not wait_for: no task per batch (informers
-                    # ask for bookmarks, so every event of theirs comes this way).
+                if subscription is not None:
+                    batch = await subscription.next_batch(idle)
+                    if not batch and not isinstance(batch, cacher.Idle):
+                        return  # the subscription ended
+                elif bookmarks:
+                    # A timeout scope, not wait_for: no task per batch.
                     async with asyncio.timeout(BOOKMARK_INTERVAL):
                         batch = await iterator.__anext__()
                 else:
@@ -140,6 +158,12 @@ async def _pump(
                 continue
             except StopAsyncIteration:
                 return
+            if isinstance(batch, cacher.Idle):
+                if batch.subscription is not None:
+                    subscription = batch.subscription
+                elif bookmarks and last_rv:
+                    await _send_event(scope, _bookmark(scope, last_rv, end=False))
+                continue
             last_rv = await _send_batch(scope, batch, plain, last_rv)
     except errors.StatusError as exc:
         await _send_event(scope, {"type": "ERROR", "object": exc.to_status()})

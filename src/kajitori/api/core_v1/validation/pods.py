@@ -1124,13 +1124,17 @@ def validate_pod_update(new: Object, old: Object) -> field.ErrorList:
     return errs
 
 
+# Immutable, so built once: every kubelet status write starts from them.
+_METADATA_PATH = field.Path("metadata")
+_STATUS_PATH = field.Path("status")
+
+
 def validate_pod_status_update(new: Object, old: Object) -> field.ErrorList:
     """ValidatePodStatusUpdate: node binding and QoS class cannot change through status."""
-    meta_path = field.Path("metadata")
     errs = objectmeta.validate_object_meta_update(
-        _dict(new.get("metadata")), _dict(old.get("metadata")), path=meta_path
+        _dict(new.get("metadata")), _dict(old.get("metadata")), path=_METADATA_PATH
     )
-    status_path = field.Path("status")
+    status_path = _STATUS_PATH
     if _dict(new.get("spec")).get("nodeName") != _dict(old.get("spec")).get("nodeName"):
         errs.append(field.forbidden(status_path.child("nodeName"), "may not be changed directly"))
     new_status, old_status = _dict(new.get("status")), _dict(old.get("status"))
@@ -1149,10 +1153,9 @@ def validate_pod_status_update(new: Object, old: Object) -> field.ErrorList:
                 status_path.child("qosClass"), new_status.get("qosClass"), "field is immutable"
             )
         )
-    for i, pod_ip in enumerate(_items(new_status.get("podIPs"))):
-        errs.extend(
-            common.ip_address(
-                pod_ip.get("ip") or "", status_path.child("podIPs").index(i).child("ip")
-            )
-        )
+    pod_ips = _items(new_status.get("podIPs"))
+    if pod_ips:
+        ips_path = status_path.child("podIPs")
+        for i, pod_ip in enumerate(pod_ips):
+            errs.extend(common.ip_address(pod_ip.get("ip") or "", ips_path.index(i).child("ip")))
     return errs
