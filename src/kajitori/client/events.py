@@ -248,10 +248,12 @@ class EventBroadcaster(_Writer):
             # The Event expired or was deleted: write it again, keeping the count.
             event["count"] = seen.count
             event["firstTimestamp"] = seen.first_timestamp
-        created = await self.client.create(rest.EVENTS, event)
-        meta = created["metadata"]
+        # The Event is named before it is sent (``_event_meta``) and the server keeps
+        # its name, namespace and count: the answer is not decoded.
+        await self.client.create(rest.EVENTS, event, decode=False)
+        meta = event["metadata"]
         self._seen[key] = _Seen(
-            meta["name"], meta["namespace"], int(created.get("count") or 1), event["firstTimestamp"]
+            meta["name"], meta["namespace"], int(event.get("count") or 1), event["firstTimestamp"]
         )
         while len(self._seen) > CACHE_SIZE:
             self._seen.popitem(last=False)
@@ -422,7 +424,8 @@ class EventsBroadcaster(_Writer):
                 if not exc.not_found:
                     raise
             # The Event expired or was deleted: write it again, with its series.
-        await self.client.create(EVENTS_V1, event)
+        # Nothing reads the answer, so it is not decoded (a pod's life writes ~4 Events).
+        await self.client.create(EVENTS_V1, event, decode=False)
 
 
 class EventsRecorder:

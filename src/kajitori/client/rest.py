@@ -334,12 +334,19 @@ class Client:
         return first
 
     async def create(
-        self, resource: Resource, body: Object, *, namespace: str = "", subresource: str = ""
+        self,
+        resource: Resource,
+        body: Object,
+        *,
+        namespace: str = "",
+        subresource: str = "",
+        decode: bool = True,
     ) -> Object:
+        """POST ``body``; ``decode=False`` as for ``update`` (an event writer's answer)."""
         ns = namespace or _namespace_of(resource, body)
         name = (body.get("metadata") or {}).get("name", "") if subresource else ""
         path = resource.path(namespace=ns, name=name, subresource=subresource)
-        return await self.request("POST", path, body=body)
+        return await self.request("POST", path, body=body, decode=decode)
 
     async def update(
         self,
