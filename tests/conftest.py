@@ -43,3 +43,19 @@ async def admin(apiserver: APIServerProcess) -> AsyncIterator[rest.Client]:
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture
+async def module_namespace(admin: rest.Client, request: pytest.FixtureRequest) -> str:
+    """The test module's namespace ``NS`` with its ``default`` ServiceAccount, made through
+    ``admin`` (an API server alone runs no controller that would make the account)."""
+    namespace: str = request.module.NS
+    await admin.create(
+        rest.NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+    )
+    await admin.create(
+        rest.SERVICEACCOUNTS,
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}},
+        namespace=namespace,
+    )
+    return namespace

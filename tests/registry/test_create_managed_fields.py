@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import copy
 import random
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from kajitori.api import definitions
 from kajitori.client import rest
-from kajitori.cmd.apiserver import APIServerProcess
 from kajitori.machinery import shapes
 from kajitori.machinery.fieldmanager import managers
 from kajitori.registry.core import pods
@@ -31,24 +29,7 @@ Object = dict[str, Any]
 NS = "create-fields"
 
 
-@pytest.fixture
-async def admin(apiserver: APIServerProcess) -> AsyncIterator[rest.Client]:
-    assert apiserver.http is not None and apiserver.pki is not None
-    client = rest.Client.in_process(
-        apiserver.http.app, client_cert_pem=apiserver.pki.admin.cert_pem
-    )
-    await client.create(
-        rest.NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}
-    )
-    await client.create(
-        rest.SERVICEACCOUNTS,
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}},
-        namespace=NS,
-    )
-    try:
-        yield client
-    finally:
-        await client.aclose()
+pytestmark = pytest.mark.usefixtures("module_namespace")
 
 
 def _pod(name: str = "", generate_name: str = "web-") -> Object:

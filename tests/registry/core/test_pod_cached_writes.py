@@ -48,24 +48,6 @@ def server(apiserver: APIServerProcess) -> APIServerProcess:
     return apiserver
 
 
-@pytest.fixture
-async def admin(server: APIServerProcess) -> AsyncIterator[rest.Client]:
-    assert server.http is not None and server.pki is not None
-    client = rest.Client.in_process(server.http.app, client_cert_pem=server.pki.admin.cert_pem)
-    await client.create(
-        rest.NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}
-    )
-    await client.create(
-        rest.SERVICEACCOUNTS,
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}},
-        namespace=NS,
-    )
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
 def pod_store(server: APIServerProcess) -> Store:
     store = server.registry.lookup("", "v1", "pods")
     assert store is not None
@@ -128,6 +110,7 @@ async def settled(store: Store, watcher: Watcher, count: int) -> None:
     await asyncio.wait_for(wait(), TIMEOUT)
 
 
+@pytest.mark.usefixtures("module_namespace")
 async def test_bindings_from_the_cached_pod_store_what_decoding_the_stored_pod_gives(
     server: APIServerProcess, admin: rest.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -181,6 +164,7 @@ async def test_bindings_from_the_cached_pod_store_what_decoding_the_stored_pod_g
     await watcher.close()
 
 
+@pytest.mark.usefixtures("module_namespace")
 async def test_binding_a_pod_being_deleted_is_a_conflict_from_the_cached_pod(
     server: APIServerProcess, admin: rest.Client
 ) -> None:
@@ -234,6 +218,7 @@ def status_bodies(current: Object, index: int) -> list[tuple[Object, dict[str, s
     ]
 
 
+@pytest.mark.usefixtures("module_namespace")
 async def test_status_writes_with_the_stored_spec_decode_as_the_full_path_does(
     server: APIServerProcess, admin: rest.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:

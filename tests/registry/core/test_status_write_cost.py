@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -34,24 +33,7 @@ NS = "status-cost"
 TIMEOUT = 10.0
 
 
-@pytest.fixture
-async def admin(apiserver: APIServerProcess) -> AsyncIterator[rest.Client]:
-    assert apiserver.http is not None and apiserver.pki is not None
-    client = rest.Client.in_process(
-        apiserver.http.app, client_cert_pem=apiserver.pki.admin.cert_pem
-    )
-    await client.create(
-        rest.NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}
-    )
-    await client.create(
-        rest.SERVICEACCOUNTS,
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}},
-        namespace=NS,
-    )
-    try:
-        yield client
-    finally:
-        await client.aclose()
+pytestmark = pytest.mark.usefixtures("module_namespace")
 
 
 class Watcher:
