@@ -47,6 +47,7 @@ async def store(tmp_path: pathlib.Path) -> AsyncIterator[Store]:
     finally:
         await made.stop_watch_cache()
         await backend.close()
+        await backend.close()
 
 
 def pod(name: str, node: str, **labels_: str) -> Object:

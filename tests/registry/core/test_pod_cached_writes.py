@@ -230,7 +230,7 @@ async def test_status_writes_with_the_stored_spec_decode_as_the_full_path_does(
     differences: list[Any] = []  # (the server would answer an assertion with a 500)
     decode = resources.decode_object
 
-    async def both_ways(scope: Any, stored: Object | None = None) -> Object:
+    async def both_ways(scope: Any, stored: resources.Cached | None = None) -> Object:
         if stored is None:
             return await decode(scope)
         warnings = list(scope.ctx.warnings)
