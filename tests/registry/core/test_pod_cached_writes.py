@@ -25,11 +25,11 @@ from typing import Any
 
 import orjson
 import pytest
+from tests.registry.core.decoding import decoded_both_ways
 
 from kajitori.api import definitions, normalize, pruning, typecheck
 from kajitori.client import rest
 from kajitori.cmd.apiserver import APIServerProcess
-from kajitori.machinery import errors
 from kajitori.registry.core import configmaps, pod_binding
 from kajitori.registry.generic.request import RequestContext
 from kajitori.registry.generic.store import DeleteOptions, ListOptions, Store, WatchEvent
@@ -233,23 +233,9 @@ async def test_status_writes_with_the_stored_spec_decode_as_the_full_path_does(
     async def both_ways(scope: Any, stored: resources.Cached | None = None) -> Object:
         if stored is None:
             return await decode(scope)
-        warnings = list(scope.ctx.warnings)
-        slow, slow_error = await _attempt(decode(scope))
-        slow_warnings, scope.ctx.warnings[:] = list(scope.ctx.warnings), warnings
-        fast, fast_error = await _attempt(decode(scope, stored))
-        if scope.ctx.warnings != slow_warnings:
-            differences.append(("warnings", scope.ctx.warnings, slow_warnings))
-        if slow_error is not None or fast_error is not None:
-            if (getattr(fast_error, "message", None), getattr(fast_error, "code", None)) != (
-                getattr(slow_error, "message", None),
-                getattr(slow_error, "code", None),
-            ):
-                differences.append(("error", fast_error, slow_error))
-            raise slow_error or fast_error  # type: ignore[misc]
-        if orjson.dumps(fast) != orjson.dumps(slow):
-            differences.append(("object", fast, slow))
-        compared.append("spec" in resources._stored_parts(fast, stored))
-        return slow  # type: ignore[return-value]
+        slow = await decoded_both_ways(decode, scope, stored, differences)
+        compared.append("spec" in resources._stored_parts(slow, stored))
+        return slow
 
     monkeypatch.setattr(resources, "decode_object", both_ways)
     names = [
@@ -289,15 +275,6 @@ async def test_status_writes_with_the_stored_spec_decode_as_the_full_path_does(
     assert 500 not in answers
     assert watcher.unchanged()
     await watcher.close()
-
-
-async def _attempt(
-    call: Any,
-) -> tuple[Object | None, errors.StatusError | None]:
-    try:
-        return await call, None
-    except errors.StatusError as exc:
-        return None, exc
 
 
 @pytest.fixture

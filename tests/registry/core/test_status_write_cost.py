@@ -21,10 +21,10 @@ from typing import Any
 
 import orjson
 import pytest
+from tests.registry.core.decoding import decoded_both_ways
 
 from kajitori.client import rest
 from kajitori.cmd.apiserver import APIServerProcess
-from kajitori.machinery import errors
 from kajitori.registry.generic.store import ListOptions, Store
 from kajitori.server.handlers import resources
 
@@ -144,13 +144,6 @@ async def caught_up(store: Store, key: str) -> None:
     await asyncio.wait_for(wait(), TIMEOUT)
 
 
-async def _attempt(call: Any) -> tuple[Object | None, errors.StatusError | None]:
-    try:
-        return await call, None
-    except errors.StatusError as exc:
-        return None, exc
-
-
 def _text_equal_parts(body: Object, cached: Object) -> set[str]:
     """The parts the shortcut may leave unwalked, by comparing decoded texts (the slow way)."""
     return {
@@ -184,22 +177,7 @@ async def test_status_puts_with_stored_parts_decode_as_the_full_path(
             differences.append(("kept", kept, body))
         _, compared = resources._leading_parts(body, stored[1], stored[0])
         from_bytes.append((kept, "spec" in compared))
-        warnings = list(scope.ctx.warnings)
-        slow, slow_error = await _attempt(decode(scope))
-        slow_warnings, scope.ctx.warnings[:] = list(scope.ctx.warnings), warnings
-        fast, fast_error = await _attempt(decode(scope, stored))
-        if scope.ctx.warnings != slow_warnings:
-            differences.append(("warnings", scope.ctx.warnings, slow_warnings))
-        if slow_error is not None or fast_error is not None:
-            if (getattr(fast_error, "message", None), getattr(fast_error, "code", None)) != (
-                getattr(slow_error, "message", None),
-                getattr(slow_error, "code", None),
-            ):
-                differences.append(("error", fast_error, slow_error))
-            raise slow_error or fast_error  # type: ignore[misc]
-        if orjson.dumps(fast) != orjson.dumps(slow):
-            differences.append(("object", fast, slow))
-        return slow  # type: ignore[return-value]
+        return await decoded_both_ways(decode, scope, stored, differences)
 
     monkeypatch.setattr(resources, "decode_object", both_ways)
     names = [
