@@ -285,7 +285,7 @@ class APIServer:
         elif info.verb not in store.info.verbs:
             raise errors.method_not_supported(store.gr, info.verb)
         media = negotiation.choose_response_type(
-            _accept(request), allowed_transforms=_TABLE_TRANSFORMS
+            request.header("accept"), allowed_transforms=_TABLE_TRANSFORMS
         )
         scope = RequestScope(
             request=request,
@@ -322,21 +322,6 @@ class APIServer:
                 request, send, info, query, self.registry.lookup, self.kubelet_client
             )
         )
-
-
-def _accept(request: asgi.Request) -> str:
-    """``request.header("accept")`` without decoding every header into a dict.
-
-    A read handler needs no other header, so the dict a write builds anyway
-    is not built for it; repeated Accept headers are joined with commas, as
-    ``Request.headers`` joins them.
-    """
-    value: str | None = None
-    for key, raw in request.scope["headers"]:
-        if key == b"accept":
-            text = raw.decode("latin-1")
-            value = text if value is None else f"{value},{text}"
-    return value or ""
 
 
 def _unfinished(path: str, hooks: set[str]) -> bytes | None:

@@ -57,7 +57,20 @@ class Request:
         return self._headers
 
     def header(self, name: str, default: str = "") -> str:
-        return self.headers.get(name, default)
+        """One header's value (repeats joined with commas, as ``headers`` joins them).
+
+        Before ``headers`` is built, the raw headers are scanned instead: a
+        read handler asks for Accept alone, and the dict would cost more.
+        """
+        if self._headers is not None:
+            return self._headers.get(name, default)
+        raw = name.encode("latin-1")
+        value: str | None = None
+        for key, text in self.scope["headers"]:
+            if key == raw:
+                decoded = text.decode("latin-1")
+                value = decoded if value is None else f"{value},{decoded}"
+        return default if value is None else value
 
     def header_values(self, name: str) -> list[str]:
         raw = name.encode("latin-1")
