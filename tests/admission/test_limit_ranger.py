@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from kajitori.admission.plugins import limit_ranger
 from kajitori.client import rest
-from kajitori.cmd.apiserver import APIServerProcess
 
 Object = dict[str, Any]
 NS = "default"
 
 
-@pytest.fixture
-async def admin(apiserver: APIServerProcess) -> AsyncIterator[rest.Client]:
-    """The cluster admin, with ``default/default`` present for pods (no controller runs)."""
-    assert apiserver.http is not None and apiserver.pki is not None
-    client = rest.Client.in_process(
-        apiserver.http.app, client_cert_pem=apiserver.pki.admin.cert_pem
-    )
-    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}
-    await client.create(rest.SERVICEACCOUNTS, account, namespace=NS)
-    try:
-        yield client
-    finally:
-        await client.aclose()
+# Pods need ``default/default`` (admission) and no controller makes it here.
+pytestmark = pytest.mark.usefixtures("module_namespace")
 
 
 def _limit_range(*items: Object, name: str = "limits") -> Object:

@@ -8,8 +8,7 @@ ServiceAccount and a PriorityClass written just before a pod create apply to it.
 from __future__ import annotations
 
 import asyncio
-import pathlib
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,22 +18,14 @@ from kajitori.client import rest
 from kajitori.registry.core import limitranges
 from kajitori.registry.generic.request import RequestContext
 from kajitori.registry.generic.store import DeleteOptions, Store
-from kajitori.storage.sqlite import SqliteBackend
 
 Object = dict[str, Any]
 PRIORITY_CLASSES = rest.Resource("scheduling.k8s.io", "v1", "priorityclasses", False)
 
 
 @pytest.fixture
-async def store(tmp_path: pathlib.Path) -> AsyncIterator[Store]:
-    backend = SqliteBackend(tmp_path / "kajitori.db")
-    await backend.start()
-    store = Store(limitranges.RESOURCE, backend)
-    try:
-        yield store
-    finally:
-        await store.stop_watch_cache()
-        await backend.close()
+def store(sqlite_store: Callable[..., Store]) -> Store:
+    return sqlite_store(limitranges.RESOURCE)
 
 
 def _range(name: str) -> Object:

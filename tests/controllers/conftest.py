@@ -7,6 +7,7 @@ checks that upstream's controller roles grant what the controller needs.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
@@ -20,6 +21,32 @@ from kajitori.controllers import manager
 StartControllers = Callable[..., Awaitable[manager.ControllerManager]]
 
 
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
+    """Poll ``check`` until it returns something truthy (the API is eventually consistent)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
+        await asyncio.sleep(0.05)
+
+
+async def event_messages(
+    client: rest.Client, name: str, reason: str, *, at_least: int = 0, namespace: str = "default"
+) -> list[str] | None:
+    """The messages of the events about ``name`` with ``reason``; None while fewer than
+    ``at_least`` (for ``eventually``)."""
+    listed = await client.list(rest.EVENTS, namespace=namespace)
+    found = [
+        e["message"]
+        for e in listed["items"]
+        if e["involvedObject"].get("name") == name and e["reason"] == reason
+    ]
+    return found if len(found) >= at_least else None
+
+
 async def ensure_default_service_account(client: rest.Client, namespace: str = "default") -> None:
     """Pods need their ServiceAccount (admission); no ServiceAccount controller runs here."""
     account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}
@@ -31,17 +58,10 @@ async def ensure_default_service_account(client: rest.Client, namespace: str = "
 
 
 @pytest.fixture
-async def admin(apiserver: APIServerProcess) -> AsyncIterator[rest.Client]:
-    """The cluster admin over the in-process transport; ``default/default`` exists for pods."""
-    assert apiserver.http is not None and apiserver.pki is not None
-    client = rest.Client.in_process(
-        apiserver.http.app, client_cert_pem=apiserver.pki.admin.cert_pem
-    )
-    await ensure_default_service_account(client)
-    try:
-        yield client
-    finally:
-        await client.aclose()
+async def admin(admin: rest.Client) -> rest.Client:
+    """The suite's admin (tests/conftest.py); ``default/default`` exists for pods."""
+    await ensure_default_service_account(admin)
+    return admin
 
 
 @pytest.fixture

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from tests.controllers.conftest import StartControllers
+from tests.controllers.conftest import StartControllers, eventually
 
 from kajitori.client import rest
 from kajitori.controllers import cron_schedule, cronjob, manager
@@ -171,16 +169,6 @@ async def controllers(
     return await start_controllers("cronjob", options={"cronjob": {"clock": clock}})
 
 
-async def _eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert asyncio.get_running_loop().time() < deadline, "condition never held"
-        await asyncio.sleep(0.05)
-
-
 async def _advance(client: rest.Client, clock: FakeClock, name: str, seconds: int) -> None:
     """Move the clock, then touch the CronJob so the controller looks now."""
     clock.now += datetime.timedelta(seconds=seconds)
@@ -225,7 +213,7 @@ async def test_a_cronjob_creates_one_job_per_scheduled_minute(
     created = await admin.create(rest.CRONJOBS, _cronjob("tick"))
     assert await _jobs(admin) == []
     await _advance(admin, clock, "tick", 61)
-    (job,) = await _eventually(lambda: _n_jobs(admin, 1))
+    (job,) = await eventually(lambda: _n_jobs(admin, 1))
     scheduled = clock.now.replace(second=0)
     assert job["metadata"]["name"] == f"tick-{int(scheduled.timestamp()) // 60}"
     assert job["metadata"]["ownerReferences"][0]["uid"] == created["metadata"]["uid"]
@@ -234,10 +222,10 @@ async def test_a_cronjob_creates_one_job_per_scheduled_minute(
         status = (await admin.get(rest.CRONJOBS, "tick", namespace=NS)).get("status") or {}
         return status if status.get("active") else None
 
-    status = await _eventually(listed)
+    status = await eventually(listed)
     assert [ref["name"] for ref in status["active"]] == [job["metadata"]["name"]]
     assert status["lastScheduleTime"] == scheduled.strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert await _eventually(lambda: _events(admin, "SuccessfulCreate")) == [
+    assert await eventually(lambda: _events(admin, "SuccessfulCreate")) == [
         f"Created job {job['metadata']['name']}"
     ]
 
@@ -253,9 +241,9 @@ async def test_forbid_waits_for_the_active_job_and_replace_swaps_it(
     """
     await admin.create(rest.CRONJOBS, _cronjob("solo", concurrencyPolicy="Forbid"))
     await _advance(admin, clock, "solo", 61)
-    (first,) = await _eventually(lambda: _n_jobs(admin, 1))
+    (first,) = await eventually(lambda: _n_jobs(admin, 1))
     await _advance(admin, clock, "solo", 60)
-    await _eventually(lambda: _events(admin, "JobAlreadyActive"))
+    await eventually(lambda: _events(admin, "JobAlreadyActive"))
     assert len(await _jobs(admin)) == 1
     await admin.patch(
         rest.CRONJOBS, "solo", {"spec": {"concurrencyPolicy": "Replace"}}, namespace=NS
@@ -266,10 +254,10 @@ async def test_forbid_waits_for_the_active_job_and_replace_swaps_it(
         names = [j["metadata"]["name"] for j in jobs]
         return jobs if len(jobs) == 1 and first["metadata"]["name"] not in names else None
 
-    (second,) = await _eventually(replaced)
+    (second,) = await eventually(replaced)
     skipped_run = int(first["metadata"]["name"].rsplit("-", 1)[1]) + 1
     assert second["metadata"]["name"] == f"solo-{skipped_run}"
-    assert await _eventually(lambda: _events(admin, "SuccessfulDelete")) == [
+    assert await eventually(lambda: _events(admin, "SuccessfulDelete")) == [
         f"Deleted job {first['metadata']['name']}"
     ]
 
@@ -280,10 +268,10 @@ async def test_completed_jobs_leave_active_and_beyond_the_limit_are_deleted(
     """successfulJobsHistoryLimit 1: the older completed Job goes; lastSuccessfulTime is set."""
     await admin.create(rest.CRONJOBS, _cronjob("hist", successfulJobsHistoryLimit=1))
     await _advance(admin, clock, "hist", 61)
-    (first,) = await _eventually(lambda: _n_jobs(admin, 1))
+    (first,) = await eventually(lambda: _n_jobs(admin, 1))
     await _complete(admin, first)
     await _advance(admin, clock, "hist", 60)
-    jobs = await _eventually(lambda: _n_jobs(admin, 2))
+    jobs = await eventually(lambda: _n_jobs(admin, 2))
     second = next(j for j in jobs if j["metadata"]["name"] != first["metadata"]["name"])
     await _complete(admin, second)
 
@@ -293,7 +281,7 @@ async def test_completed_jobs_leave_active_and_beyond_the_limit_are_deleted(
             jobs if [j["metadata"]["name"] for j in jobs] == [second["metadata"]["name"]] else None
         )
 
-    await _eventually(trimmed)
+    await eventually(trimmed)
     status = (await admin.get(rest.CRONJOBS, "hist", namespace=NS))["status"]
     assert "active" not in status
     assert status["lastSuccessfulTime"]
@@ -306,10 +294,10 @@ async def test_too_many_missed_start_times_are_reported_and_the_latest_runs(
     """Over 100 missed minutes: a TooManyMissedTimes warning, then one Job for the latest."""
     await admin.create(rest.CRONJOBS, _cronjob("late"))
     await _advance(admin, clock, "late", 200 * 60)
-    (job,) = await _eventually(lambda: _n_jobs(admin, 1))
+    (job,) = await eventually(lambda: _n_jobs(admin, 1))
     scheduled = clock.now.replace(second=0)
     assert job["metadata"]["name"] == f"late-{int(scheduled.timestamp()) // 60}"
-    (message,) = await _eventually(lambda: _events(admin, "TooManyMissedTimes"))
+    (message,) = await eventually(lambda: _events(admin, "TooManyMissedTimes"))
     assert message.startswith("too many missed start times: ")
     assert message.endswith(". Set or decrease .spec.startingDeadlineSeconds or check clock skew")
 
@@ -329,7 +317,7 @@ async def test_a_suspended_cronjob_starts_nothing(
         annotations = (obj.get("metadata") or {}).get("annotations") or {}
         return annotations.get("test/clock") == clock.now.isoformat() and not len(cached.queue)
 
-    await _eventually(synced)
+    await eventually(synced)
     assert await _jobs(admin) == []
     await admin.patch(rest.CRONJOBS, "paused", {"spec": {"suspend": False}}, namespace=NS)
-    await _eventually(lambda: _n_jobs(admin, 1))
+    await eventually(lambda: _n_jobs(admin, 1))

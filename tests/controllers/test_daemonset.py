@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from tests.controllers.conftest import StartControllers
+from tests.controllers.conftest import StartControllers, event_messages, eventually
 
 from kajitori.client import rest
 from kajitori.cmd import scheduler as scheduler_cmd
@@ -436,16 +435,6 @@ async def default_scheduler(apiserver: APIServerProcess) -> AsyncIterator[schedu
         await scheduler_cmd.stop(running)
 
 
-async def _eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert asyncio.get_running_loop().time() < deadline, "condition never held"
-        await asyncio.sleep(0.05)
-
-
 async def _add_node(client: rest.Client, name: str, **kwargs: Any) -> None:
     await client.create(rest.NODES, _node(name, **kwargs))
     status = {
@@ -500,10 +489,10 @@ async def test_pods_follow_node_labels_and_the_scheduler_binds_them(
     for name in ("n1", "n2", "n3"):
         await _add_node(admin, name)
     created = await admin.create(rest.DAEMONSETS, _ds("ssd", node_selector={"disk": "ssd"}))
-    await _eventually(lambda: _status(admin, "ssd", observedGeneration=1, desiredNumberScheduled=0))
+    await eventually(lambda: _status(admin, "ssd", observedGeneration=1, desiredNumberScheduled=0))
     assert await _pods(admin, "ssd") == []
     await admin.patch(rest.NODES, "n2", {"metadata": {"labels": {"disk": "ssd"}}})
-    [pod] = await _eventually(lambda: _pods_on(admin, "ssd", {"n2"}))
+    [pod] = await eventually(lambda: _pods_on(admin, "ssd", {"n2"}))
     meta = pod["metadata"]
     assert meta["ownerReferences"][0]["uid"] == created["metadata"]["uid"]
     assert meta["labels"]["pod-template-generation"] == "1"
@@ -518,23 +507,23 @@ async def test_pods_follow_node_labels_and_the_scheduler_binds_them(
         fresh = await admin.get(rest.PODS, meta["name"], namespace=NS)
         return fresh if fresh["spec"].get("nodeName") == "n2" else None
 
-    await _eventually(bound)
+    await eventually(bound)
     revisions_list = (await admin.list(rest.CONTROLLERREVISIONS, namespace=NS))["items"]
     assert [
         (r["revision"], r["metadata"]["labels"]["controller-revision-hash"]) for r in revisions_list
     ] == [(1, meta["labels"]["controller-revision-hash"])]
-    await _eventually(
+    await eventually(
         lambda: _status(
             admin, "ssd", desiredNumberScheduled=1, currentNumberScheduled=1, numberUnavailable=1
         )
     )
     await admin.patch(rest.NODES, "n3", {"metadata": {"labels": {"disk": "ssd"}}})
-    await _eventually(lambda: _pods_on(admin, "ssd", {"n2", "n3"}))
+    await eventually(lambda: _pods_on(admin, "ssd", {"n2", "n3"}))
     await admin.patch(rest.NODES, "n2", {"metadata": {"labels": {"disk": None}}})
-    await _eventually(lambda: _pods_on(admin, "ssd", {"n3"}))
+    await eventually(lambda: _pods_on(admin, "ssd", {"n3"}))
     # The n2 pod is bound, so it terminates gracefully; with no kubelet here it
     # stays terminating and counts as misscheduled, as upstream counts it.
-    await _eventually(
+    await eventually(
         lambda: _status(
             admin, "ssd", desiredNumberScheduled=1, currentNumberScheduled=1, numberMisscheduled=1
         )
@@ -550,28 +539,20 @@ async def test_new_and_removed_nodes_gain_and_lose_unbound_pods_and_taints_keep_
         admin, "tainted", taints=[{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]
     )
     await admin.create(rest.DAEMONSETS, _ds("agent"))
-    await _eventually(lambda: _pods_on(admin, "agent", {"a"}))
+    await eventually(lambda: _pods_on(admin, "agent", {"a"}))
     await _add_node(admin, "b")
-    pods = await _eventually(lambda: _pods_on(admin, "agent", {"a", "b"}))
+    pods = await eventually(lambda: _pods_on(admin, "agent", {"a", "b"}))
     assert all(not p["spec"].get("nodeName") for p in pods)
     await admin.delete(rest.NODES, "b")
-    await _eventually(lambda: _pods_on(admin, "agent", {"a"}))
-    status = await _eventually(
+    await eventually(lambda: _pods_on(admin, "agent", {"a"}))
+    status = await eventually(
         lambda: _status(admin, "agent", desiredNumberScheduled=1, currentNumberScheduled=1)
     )
     assert status.get("numberMisscheduled", 0) == 0
-    messages = await _eventually(lambda: _events(admin, "agent", "SuccessfulCreate", 2))
+    messages = await eventually(
+        lambda: event_messages(admin, "agent", "SuccessfulCreate", at_least=2, namespace=NS)
+    )
     assert all(m.startswith("Created pod: agent-") for m in messages)
-
-
-async def _events(client: rest.Client, name: str, reason: str, n: int) -> list[str] | None:
-    listed = await client.list(rest.EVENTS, namespace=NS)
-    found = [
-        e["message"]
-        for e in listed["items"]
-        if e["involvedObject"].get("name") == name and e["reason"] == reason
-    ]
-    return found if len(found) >= n else None
 
 
 async def test_rolling_update_replaces_one_pod_at_a_time_and_records_revisions(
@@ -581,9 +562,9 @@ async def test_rolling_update_replaces_one_pod_at_a_time_and_records_revisions(
     for name in ("a", "b", "c"):
         await _add_node(admin, name)
     await admin.create(rest.DAEMONSETS, _ds("roll", strategy=ROLLING))
-    for pod in await _eventually(lambda: _pods_on(admin, "roll", {"a", "b", "c"})):
+    for pod in await eventually(lambda: _pods_on(admin, "roll", {"a", "b", "c"})):
         await _make_ready(admin, pod)
-    await _eventually(lambda: _status(admin, "roll", numberAvailable=3, updatedNumberScheduled=3))
+    await eventually(lambda: _status(admin, "roll", numberAvailable=3, updatedNumberScheduled=3))
     patch = {
         "spec": {"template": {"spec": {"containers": [{"name": "main", "image": "busybox:2"}]}}}
     }
@@ -594,12 +575,12 @@ async def test_rolling_update_replaces_one_pod_at_a_time_and_records_revisions(
         new = [p for p in pods if p["spec"]["containers"][0]["image"] == "busybox:2"]
         return pods if len(new) == 1 else None
 
-    pods = await _eventually(one_new_pod)
+    pods = await eventually(one_new_pod)
     old = [p for p in pods if p["spec"]["containers"][0]["image"] == "busybox:1"]
     assert len(old) == 2, "only maxUnavailable=1 old pod is replaced while the new one is not ready"
     new = next(p for p in pods if p not in old)
     assert new["metadata"]["labels"]["pod-template-generation"] == "2"
-    await _eventually(
+    await eventually(
         lambda: _status(
             admin, "roll", observedGeneration=2, updatedNumberScheduled=1, numberUnavailable=1
         )
@@ -614,7 +595,7 @@ async def test_rolling_update_replaces_one_pod_at_a_time_and_records_revisions(
                 await _make_ready(admin, pod)
         return await _status(admin, "roll", updatedNumberScheduled=3, numberAvailable=3)
 
-    await _eventually(all_updated, timeout=20)
+    await eventually(all_updated, timeout=20)
     revisions_list = (await admin.list(rest.CONTROLLERREVISIONS, namespace=NS))["items"]
     assert sorted(r["revision"] for r in revisions_list) == [1, 2]
 
@@ -626,11 +607,11 @@ async def test_on_delete_waits_for_pods_to_be_deleted(
     await _add_node(admin, "a")
     await _add_node(admin, "b")
     await admin.create(rest.DAEMONSETS, _ds("od", strategy={"type": "OnDelete"}))
-    pods = await _eventually(lambda: _pods_on(admin, "od", {"a", "b"}))
+    pods = await eventually(lambda: _pods_on(admin, "od", {"a", "b"}))
     old_hash = pods[0]["metadata"]["labels"]["controller-revision-hash"]
     patch = {"spec": {"template": {"metadata": {"labels": {"app": "od", "v": "2"}}}}}
     await admin.patch(rest.DAEMONSETS, "od", patch, namespace=NS)
-    await _eventually(lambda: _status(admin, "od", observedGeneration=2, updatedNumberScheduled=0))
+    await eventually(lambda: _status(admin, "od", observedGeneration=2, updatedNumberScheduled=0))
     assert sorted(p["metadata"]["name"] for p in await _pods(admin, "od")) == sorted(
         p["metadata"]["name"] for p in pods
     )
@@ -642,10 +623,10 @@ async def test_on_delete_waits_for_pods_to_be_deleted(
                 return pod
         return None
 
-    fresh = await _eventually(replaced)
+    fresh = await eventually(replaced)
     assert placement.target_node(fresh) == placement.target_node(pods[0])
     assert fresh["metadata"]["labels"]["controller-revision-hash"] != old_hash
-    await _eventually(
+    await eventually(
         lambda: _status(admin, "od", updatedNumberScheduled=1, desiredNumberScheduled=2)
     )
 
@@ -656,7 +637,7 @@ async def test_a_failed_daemon_pod_is_reported_and_replaced(
     """A Failed pod gets a FailedDaemonPod warning, is deleted, and a fresh pod takes its node."""
     await _add_node(admin, "a")
     await admin.create(rest.DAEMONSETS, _ds("crash"))
-    [pod] = await _eventually(lambda: _pods_on(admin, "crash", {"a"}))
+    [pod] = await eventually(lambda: _pods_on(admin, "crash", {"a"}))
     name = pod["metadata"]["name"]
     await admin.patch(
         rest.PODS, name, {"status": {"phase": "Failed"}}, namespace=NS, subresource="status"
@@ -666,8 +647,10 @@ async def test_a_failed_daemon_pod_is_reported_and_replaced(
         pods = await _pods_on(admin, "crash", {"a"})
         return pods if pods and pods[0]["metadata"]["name"] != name else None
 
-    await _eventually(replaced)
-    [message] = await _eventually(lambda: _events(admin, "crash", "FailedDaemonPod", 1))
+    await eventually(replaced)
+    [message] = await eventually(
+        lambda: event_messages(admin, "crash", "FailedDaemonPod", at_least=1, namespace=NS)
+    )
     assert message == f"Found failed daemon pod {NS}/{name} on node a, will try to kill it"
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from tests.controllers.conftest import StartControllers
+from tests.controllers.conftest import StartControllers, eventually
 
 from kajitori.client import events, rest
 from kajitori.controllers import manager
@@ -79,15 +80,7 @@ def _deployment(name: str, replicas: int, *, image: str = "nginx:1", **spec: Any
     }
 
 
-async def _eventually(check: Callable[[], Awaitable[Any]], timeout: float = 15.0) -> Any:
-    """Poll ``check`` until it returns something truthy."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert asyncio.get_running_loop().time() < deadline, "condition never held"
-        await asyncio.sleep(0.05)
+_eventually = functools.partial(eventually, timeout=15.0)  # rollouts: allow longer
 
 
 async def _rses(client: rest.Client, app: str) -> list[Object]:

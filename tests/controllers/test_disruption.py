@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from tests.controllers.conftest import StartControllers
+from tests.controllers.conftest import StartControllers, eventually
 
 from kajitori.client import rest
 from kajitori.controllers import disruption, manager
@@ -21,17 +20,6 @@ NS = "default"
 async def controllers(start_controllers: StartControllers) -> manager.ControllerManager:
     """Only the disruption controller (no workload controllers: owners are made by hand)."""
     return await start_controllers("disruption")
-
-
-async def _eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
-    """Poll ``check`` until it returns something truthy."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert asyncio.get_running_loop().time() < deadline, "condition never held"
-        await asyncio.sleep(0.05)
 
 
 async def _pod(
@@ -125,7 +113,7 @@ async def test_an_integer_min_available_counts_the_pods_present(
     for i in range(3):
         await _pod(admin, f"web-{i}")
     created = await _pdb(admin, minAvailable=2)
-    status = await _eventually(_status_with(admin, currentHealthy=3, disruptionsAllowed=1))
+    status = await eventually(_status_with(admin, currentHealthy=3, disruptionsAllowed=1))
     assert (status["desiredHealthy"], status["expectedPods"]) == (2, 3)
     assert status["observedGeneration"] == created["metadata"]["generation"]
     (condition,) = status["conditions"]
@@ -136,7 +124,7 @@ async def test_an_integer_min_available_counts_the_pods_present(
     )
     await _pod(admin, "web-unready", ready=False)
     await admin.delete(rest.PODS, "web-0", namespace=NS)
-    status = await _eventually(_status_with(admin, currentHealthy=2, disruptionsAllowed=0))
+    status = await eventually(_status_with(admin, currentHealthy=2, disruptionsAllowed=0))
     assert status["conditions"][0]["reason"] == "InsufficientPods"
 
 
@@ -148,7 +136,7 @@ async def test_a_percentage_scales_by_the_replicaset_and_then_its_deployment(
     for i in range(4):
         await _pod(admin, f"web-{i}", owner=rs)
     await _pdb(admin, maxUnavailable="50%")
-    status = await _eventually(_status_with(admin, expectedPods=4, desiredHealthy=2))
+    status = await eventually(_status_with(admin, expectedPods=4, desiredHealthy=2))
     assert status["disruptionsAllowed"] == 2
 
 
@@ -174,7 +162,7 @@ async def test_a_replicaset_owned_by_a_deployment_counts_the_deployments_replica
     for i in range(4):
         await _pod(admin, f"web-{i}", owner=rs)
     await _pdb(admin, minAvailable="50%")
-    status = await _eventually(_status_with(admin, expectedPods=6, desiredHealthy=3))
+    status = await eventually(_status_with(admin, expectedPods=6, desiredHealthy=3))
     assert (status["currentHealthy"], status["disruptionsAllowed"]) == (4, 1)
 
 
@@ -197,7 +185,7 @@ async def test_a_missing_controller_fails_safe(
                 return condition
         return None
 
-    condition = await _eventually(failed)
+    condition = await eventually(failed)
     assert condition["status"] == "False"
     assert condition["message"] == 'found no controllers for pod "web-0"'
 
@@ -209,11 +197,11 @@ async def test_evictions_spend_the_budget_until_the_controller_recounts(
     for i in range(3):
         await _pod(admin, f"web-{i}")
     await _pdb(admin, minAvailable=2)
-    await _eventually(_status_with(admin, disruptionsAllowed=1))
+    await eventually(_status_with(admin, disruptionsAllowed=1))
     eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "web-0"}}
     await admin.create(rest.PODS, eviction, namespace=NS, subresource="eviction")
     # Once the pod is gone the controller drops its disruptedPods entry.
-    await _eventually(
+    await eventually(
         _status_with(admin, currentHealthy=2, disruptionsAllowed=0, disruptedPods=None)
     )
     second = {**eviction, "metadata": {"name": "web-1"}}

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from tests.controllers.conftest import StartControllers
+from tests.controllers.conftest import StartControllers, eventually
 
 from kajitori.client import rest
 from kajitori.controllers import endpoints, manager
@@ -20,17 +18,6 @@ NS = "default"
 async def controllers(start_controllers: StartControllers) -> manager.ControllerManager:
     """Only the endpoint controller, with its own ServiceAccount's RBAC."""
     return await start_controllers("endpoint")
-
-
-async def _eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
-    """Poll ``check`` until it returns something truthy."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert asyncio.get_running_loop().time() < deadline, "condition never held"
-        await asyncio.sleep(0.05)
 
 
 def _service(name: str, *, selector: Object | None, headless: bool = False, **spec: Any) -> Object:
@@ -114,7 +101,7 @@ async def test_ready_and_unready_pods_become_addresses_with_their_named_port(
         subsets = (found or {}).get("subsets") or []
         return found if subsets and subsets[0].get("notReadyAddresses") else None
 
-    found = await _eventually(filled)
+    found = await eventually(filled)
     assert found["subsets"] == [
         {
             "addresses": [
@@ -158,17 +145,17 @@ async def test_a_pod_turning_ready_moves_to_addresses_and_a_deleted_pod_leaves(
     """Endpoints follow pod readiness and deletion."""
     await _pod(admin, "web-1", "10.244.0.5", ready=False)
     await admin.create(rest.SERVICES, _service("web", selector={"app": "web"}), namespace=NS)
-    await _eventually(lambda: _subset_field(admin, "notReadyAddresses"))
+    await eventually(lambda: _subset_field(admin, "notReadyAddresses"))
     ready = {"conditions": [{"type": "Ready", "status": "True"}]}
     await admin.patch(rest.PODS, "web-1", {"status": ready}, namespace=NS, subresource="status")
-    await _eventually(lambda: _subset_field(admin, "addresses"))
+    await eventually(lambda: _subset_field(admin, "addresses"))
     await admin.delete(rest.PODS, "web-1", namespace=NS, grace_period_seconds=0)
 
     async def emptied() -> bool:
         found = await _endpoints(admin, "web")
         return found is not None and not found.get("subsets")
 
-    await _eventually(emptied)
+    await eventually(emptied)
 
 
 async def _subset_field(client: rest.Client, field: str) -> bool:
@@ -184,7 +171,7 @@ async def test_publish_not_ready_addresses_lists_unready_pods_as_ready(
     await _pod(admin, "web-1", "10.244.0.5", ready=False)
     service = _service("web", selector={"app": "web"}, publishNotReadyAddresses=True)
     await admin.create(rest.SERVICES, service, namespace=NS)
-    await _eventually(lambda: _subset_field(admin, "addresses"))
+    await eventually(lambda: _subset_field(admin, "addresses"))
 
 
 async def test_a_headless_service_gets_pod_hostnames_and_the_headless_label(
@@ -199,7 +186,7 @@ async def test_a_headless_service_gets_pod_hostnames_and_the_headless_label(
         found = await _endpoints(admin, "db")
         return found if (found or {}).get("subsets") else None
 
-    found = await _eventually(listed)
+    found = await eventually(listed)
     assert found["subsets"][0]["addresses"][0]["hostname"] == "db-0"
     assert found["metadata"]["labels"]["service.kubernetes.io/headless"] == ""
 
@@ -218,7 +205,7 @@ async def test_a_service_without_a_selector_is_left_alone(
     }
     await admin.create(rest.ENDPOINTS, manual, namespace=NS)
     await admin.create(rest.SERVICES, _service("web", selector={"app": "web"}), namespace=NS)
-    await _eventually(lambda: _endpoints(admin, "web"))
+    await eventually(lambda: _endpoints(admin, "web"))
     stored = await admin.get(rest.ENDPOINTS, "manual", namespace=NS)
     assert stored["subsets"][0]["addresses"] == [{"ip": "192.0.2.1"}]
     assert "endpoints.kubernetes.io/managed-by" not in (stored["metadata"].get("labels") or {})
@@ -227,7 +214,7 @@ async def test_a_service_without_a_selector_is_left_alone(
     async def gone() -> bool:
         return await _endpoints(admin, "web") is None
 
-    await _eventually(gone)
+    await eventually(gone)
 
 
 def test_more_than_1000_addresses_are_truncated_and_annotated() -> None:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from tests.controllers.conftest import StartControllers
+from tests.controllers.conftest import StartControllers, eventually
 
 from kajitori.client import informer, rest
 from kajitori.controllers import endpointslice, manager
@@ -36,17 +34,6 @@ async def admin(admin: rest.Client) -> rest.Client:
 async def controllers(start_controllers: StartControllers) -> manager.ControllerManager:
     """Only the endpointslice controller, with its own ServiceAccount's RBAC."""
     return await start_controllers("endpointslice")
-
-
-async def _eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
-    """Poll ``check`` until it returns something truthy."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert asyncio.get_running_loop().time() < deadline, "condition never held"
-        await asyncio.sleep(0.05)
 
 
 async def _pod(client: rest.Client, name: str, ip: str, *, ready: bool = True) -> Object:
@@ -104,7 +91,7 @@ async def test_a_service_gets_a_slice_with_conditions_node_zone_and_owner(
     async def filled() -> list[Object]:
         return [s for s in await _slices(admin, "web") if s.get("endpoints")]
 
-    (slice_,) = await _eventually(filled)
+    (slice_,) = await eventually(filled)
     meta = slice_["metadata"]
     assert meta["name"].startswith("web-")
     assert meta["labels"] == {
@@ -156,7 +143,7 @@ async def test_a_terminating_pod_stays_serving_but_not_ready(
                     return dict(endpoint["conditions"])
         return None
 
-    conditions = await _eventually(terminating)
+    conditions = await eventually(terminating)
     assert conditions == {"ready": False, "serving": True, "terminating": True}
 
 
@@ -166,7 +153,7 @@ async def test_a_service_without_pods_keeps_one_empty_placeholder_slice(
     """No pods: one slice without endpoints or ports; a selector-less Service gets none."""
     await admin.create(rest.SERVICES, _service("empty", selector={"app": "none"}), namespace=NS)
     await admin.create(rest.SERVICES, _service("manual"), namespace=NS)
-    (placeholder,) = await _eventually(lambda: _slices(admin, "empty"))
+    (placeholder,) = await eventually(lambda: _slices(admin, "empty"))
     assert placeholder.get("endpoints") in (None, [])
     assert not placeholder.get("ports")
     # Both Services were synced from the same burst of events; only one has slices.

@@ -6,13 +6,12 @@ as a kubelet would, and watch the controller count them.
 
 from __future__ import annotations
 
-import asyncio
 import datetime
-from collections.abc import Awaitable, Callable
+import functools
 from typing import Any
 
 import pytest
-from tests.controllers.conftest import StartControllers
+from tests.controllers.conftest import StartControllers, eventually
 
 from kajitori.client import rest
 from kajitori.controllers import manager, ttl_after_finished
@@ -227,14 +226,7 @@ def _job(
     return body
 
 
-async def _eventually(check: Callable[[], Awaitable[Any]], timeout: float = 15.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert asyncio.get_running_loop().time() < deadline, "condition never held"
-        await asyncio.sleep(0.05)
+_eventually = functools.partial(eventually, timeout=15.0)  # rollouts: allow longer
 
 
 async def _pods(client: rest.Client, job: str, *, live: bool = True) -> list[Object]:

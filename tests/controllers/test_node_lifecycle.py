@@ -9,14 +9,13 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from tests.controllers.conftest import eventually
 
 from kajitori.client import events, informer, rest
-from kajitori.cmd.apiserver import APIServerConfig, APIServerProcess
 from kajitori.controllers import manager, node_lifecycle, nodeipam
 
 Object = dict[str, Any]
@@ -133,36 +132,15 @@ def test_the_cluster_cidr_grows_with_the_node_count(nodes: int, cidr: str) -> No
 
 
 @pytest.fixture
-async def admin(tmp_path: Path) -> AsyncIterator[rest.Client]:
-    """An admin client of an in-process API server running the node lifecycle controller."""
-    process = APIServerProcess(APIServerConfig(data_dir=tmp_path, port=0))
-    await process.start()
-    assert process.http is not None and process.pki is not None
-    client = rest.Client.in_process(process.http.app, client_cert_pem=process.pki.admin.cert_pem)
+async def admin(admin: rest.Client) -> AsyncIterator[rest.Client]:
+    """The admin client of conftest, with the node lifecycle controller running as admin."""
     options = {"nodelifecycle": {"node_monitor_period": 0.2, "node_monitor_grace_period": 1.0}}
-    controllers = manager.ControllerManager(client, controllers=["nodelifecycle"], options=options)
+    controllers = manager.ControllerManager(admin, controllers=["nodelifecycle"], options=options)
     controllers.start()
-    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}
-    await client.create(rest.SERVICEACCOUNTS, account, namespace="default")
     try:
-        yield client
+        yield admin
     finally:
         await controllers.stop()
-        await client.aclose()
-        await process.stop()
-
-
-async def eventually(
-    check: Callable[[], Awaitable[Object | None]], timeout: float = 10.0
-) -> Object:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        found = await check()
-        if found is not None:
-            return found
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 def _now() -> str:

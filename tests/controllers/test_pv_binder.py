@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from tests.controllers.conftest import StartControllers
+from tests.controllers.conftest import StartControllers, eventually
 
 from kajitori.client import rest
 from kajitori.controllers import manager
@@ -169,17 +167,6 @@ def test_node_affinity_restricts_matching_to_the_node() -> None:
 async def controllers(start_controllers: StartControllers) -> manager.ControllerManager:
     """The binder and both protection controllers, each as its own ServiceAccount."""
     return await start_controllers("persistentvolume-binder", "pvc-protection", "pv-protection")
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
-        await asyncio.sleep(0.05)
 
 
 async def get_claim(client: rest.Client, name: str) -> Object:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from tests.controllers.conftest import StartControllers
+from tests.controllers.conftest import StartControllers, event_messages, eventually
 
 from kajitori.client import events, informer, rest
 from kajitori.cmd.apiserver import APIServerProcess
@@ -43,17 +41,6 @@ def _rs(name: str, replicas: int, *, min_ready: int = 0) -> Object:
     }
 
 
-async def _eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
-    """Poll ``check`` until it returns something truthy (the API is eventually consistent)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert asyncio.get_running_loop().time() < deadline, "condition never held"
-        await asyncio.sleep(0.05)
-
-
 async def _pods(client: rest.Client, app: str) -> list[Object]:
     listed = await client.list(rest.PODS, namespace=NS, label_selector=f"app={app}")
     return [p for p in listed["items"] if not p["metadata"].get("deletionTimestamp")]
@@ -83,7 +70,7 @@ async def test_a_replicaset_creates_its_pods_owned_and_labelled_from_the_templat
 ) -> None:
     """3 replicas → 3 pods named ``<rs>-…`` with the template's labels and a controller ref."""
     created = await admin.create(rest.REPLICASETS, _rs("web", 3))
-    pods = await _eventually(lambda: _n_pods(admin, "web", 3))
+    pods = await eventually(lambda: _n_pods(admin, "web", 3))
     for pod in pods:
         meta = pod["metadata"]
         assert meta["generateName"] == "web-"
@@ -98,11 +85,13 @@ async def test_a_replicaset_creates_its_pods_owned_and_labelled_from_the_templat
                 "blockOwnerDeletion": True,
             }
         ]
-    status = await _eventually(lambda: _status_with(admin, "web", replicas=3))
+    status = await eventually(lambda: _status_with(admin, "web", replicas=3))
     assert status["fullyLabeledReplicas"] == 3
     assert status["observedGeneration"] == 1
     assert "readyReplicas" not in status
-    reasons = await _eventually(lambda: _event_messages(admin, "web", "SuccessfulCreate", 3))
+    reasons = await eventually(
+        lambda: event_messages(admin, "web", "SuccessfulCreate", at_least=3, namespace=NS)
+    )
     assert sorted(reasons) == sorted(f"Created pod: {p['metadata']['name']}" for p in pods)
 
 
@@ -116,32 +105,22 @@ async def _status_with(client: rest.Client, name: str, **expected: int) -> Objec
     return status if all(status.get(k, 0) == v for k, v in expected.items()) else None
 
 
-async def _event_messages(client: rest.Client, name: str, reason: str, n: int) -> list[str] | None:
-    listed = await client.list(rest.EVENTS, namespace=NS)
-    found = [
-        e["message"]
-        for e in listed["items"]
-        if e["involvedObject"].get("name") == name and e["reason"] == reason
-    ]
-    return found if len(found) >= n else None
-
-
 async def test_scaling_down_deletes_pods_that_are_not_ready_first(
     admin: rest.Client, controllers: manager.ControllerManager
 ) -> None:
     """Of 3 pods with one Ready, scaling to 1 keeps the Ready one and reports the deletes."""
     await admin.create(rest.REPLICASETS, _rs("down", 3))
-    pods = await _eventually(lambda: _n_pods(admin, "down", 3))
+    pods = await eventually(lambda: _n_pods(admin, "down", 3))
     await _make_ready(admin, pods[1])
-    await _eventually(lambda: _status_with(admin, "down", readyReplicas=1, availableReplicas=1))
+    await eventually(lambda: _status_with(admin, "down", readyReplicas=1, availableReplicas=1))
     await admin.patch(rest.REPLICASETS, "down", {"spec": {"replicas": 1}}, namespace=NS)
-    left = await _eventually(lambda: _n_pods(admin, "down", 1))
+    left = await eventually(lambda: _n_pods(admin, "down", 1))
     assert left[0]["metadata"]["name"] == pods[1]["metadata"]["name"]
-    status = await _eventually(
-        lambda: _status_with(admin, "down", replicas=1, observedGeneration=2)
-    )
+    status = await eventually(lambda: _status_with(admin, "down", replicas=1, observedGeneration=2))
     assert status["readyReplicas"] == 1
-    deleted = await _eventually(lambda: _event_messages(admin, "down", "SuccessfulDelete", 2))
+    deleted = await eventually(
+        lambda: event_messages(admin, "down", "SuccessfulDelete", at_least=2, namespace=NS)
+    )
     assert sorted(deleted) == sorted(
         f"Deleted pod: {p['metadata']['name']}" for p in (pods[0], pods[2])
     )
@@ -159,19 +138,19 @@ async def test_an_orphan_is_adopted_and_a_pod_that_stops_matching_is_released_an
     }
     await admin.create(rest.PODS, orphan)
     rs = await admin.create(rest.REPLICASETS, _rs("adopt", 2))
-    pods = await _eventually(lambda: _n_pods(admin, "adopt", 2))
+    pods = await eventually(lambda: _n_pods(admin, "adopt", 2))
     stray = next(p for p in pods if p["metadata"]["name"] == "stray")
     assert stray["metadata"]["ownerReferences"][0]["uid"] == rs["metadata"]["uid"]
     await admin.patch(
         rest.PODS, "stray", {"metadata": {"labels": {"app": "elsewhere"}}}, namespace=NS
     )
-    await _eventually(lambda: _n_pods(admin, "adopt", 2))
+    await eventually(lambda: _n_pods(admin, "adopt", 2))
 
     async def released() -> bool:
         pod = await admin.get(rest.PODS, "stray", namespace=NS)
         return not pod["metadata"].get("ownerReferences")
 
-    await _eventually(released)
+    await eventually(released)
 
 
 async def test_available_replicas_wait_for_min_ready_seconds(
@@ -179,7 +158,7 @@ async def test_available_replicas_wait_for_min_ready_seconds(
 ) -> None:
     """With minReadySeconds 1, a pod ready just now is ready but becomes available only later."""
     await admin.create(rest.REPLICASETS, _rs("slow", 1, min_ready=1))
-    (pod,) = await _eventually(lambda: _n_pods(admin, "slow", 1))
+    (pod,) = await eventually(lambda: _n_pods(admin, "slow", 1))
     now = times.now_rfc3339()
     await admin.patch(
         rest.PODS,
@@ -193,9 +172,9 @@ async def test_available_replicas_wait_for_min_ready_seconds(
         namespace=NS,
         subresource="status",
     )
-    status = await _eventually(lambda: _status_with(admin, "slow", readyReplicas=1))
+    status = await eventually(lambda: _status_with(admin, "slow", readyReplicas=1))
     assert status.get("availableReplicas", 0) == 0
-    await _eventually(lambda: _status_with(admin, "slow", availableReplicas=1), timeout=5)
+    await eventually(lambda: _status_with(admin, "slow", availableReplicas=1), timeout=5)
 
 
 async def test_failing_creations_set_the_replica_failure_condition_until_they_succeed(
@@ -214,7 +193,7 @@ async def test_failing_creations_set_the_replica_failure_condition_until_they_su
     try:
         await admin.create(rest.REPLICASETS, _rs("fail", 2))
         await factory.wait_for_sync()
-        await _eventually(lambda: _cached(factory, "default/fail"))
+        await eventually(lambda: _cached(factory, "default/fail"))
         with pytest.raises(RuntimeError, match="quota says no"):
             await controller.sync("default/fail")
         (condition,) = (await _rs_status(admin, "fail"))["conditions"]
@@ -226,7 +205,7 @@ async def test_failing_creations_set_the_replica_failure_condition_until_they_su
         assert condition["message"] == "quota says no"
         assert fake.actions == []
         fake.create_error = None
-        await _eventually(lambda: _cached_status(factory, "default/fail"))
+        await eventually(lambda: _cached_status(factory, "default/fail"))
         await controller.sync("default/fail")
         assert [a[0] for a in fake.actions] == ["create", "create"]
         assert "conditions" not in await _rs_status(admin, "fail")
@@ -249,10 +228,10 @@ async def test_deleting_a_replicaset_deletes_its_pods(
 ) -> None:
     """The pods' owner references let the garbage collector remove them with the ReplicaSet."""
     await admin.create(rest.REPLICASETS, copy.deepcopy(_rs("gone", 2)))
-    await _eventually(lambda: _n_pods(admin, "gone", 2))
+    await eventually(lambda: _n_pods(admin, "gone", 2))
     await admin.delete(rest.REPLICASETS, "gone", namespace=NS)
 
     async def none_left() -> bool:
         return not await _pods(admin, "gone")
 
-    await _eventually(none_left)
+    await eventually(none_left)

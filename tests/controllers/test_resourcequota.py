@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
+from tests.controllers.conftest import eventually
 
 from kajitori.client import rest
 from kajitori.cmd import controller_manager
@@ -37,18 +37,6 @@ async def controllers(apiserver: APIServerProcess) -> AsyncIterator[manager.Cont
         await controller_manager.stop(running)
 
 
-async def _eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
-    """Poll ``check`` until it returns something truthy."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.05)
-
-
 async def _status_becomes(
     client: rest.Client, name: str, used: Mapping[str, str], hard: Mapping[str, str] | None = None
 ) -> Object:
@@ -59,7 +47,7 @@ async def _status_becomes(
             return found
         return None
 
-    result: Object = await _eventually(check)
+    result: Object = await eventually(check)
     return result
 
 

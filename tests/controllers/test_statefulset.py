@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from tests.controllers.conftest import StartControllers
+from tests.controllers.conftest import StartControllers, eventually
 
 from kajitori.client import rest
 from kajitori.controllers import manager
@@ -381,16 +380,6 @@ async def controllers(start_controllers: StartControllers) -> manager.Controller
     return await start_controllers("statefulset", "garbagecollector")
 
 
-async def _eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert asyncio.get_running_loop().time() < deadline, "condition never held"
-        await asyncio.sleep(0.05)
-
-
 def _body(sts: Object) -> Object:
     body = copy.deepcopy(sts)
     body["metadata"] = {"name": sts["metadata"]["name"], "namespace": NS}
@@ -432,7 +421,7 @@ async def _has_pods(client: rest.Client, app: str, names: list[str]) -> bool:
 async def _ready_all(client: rest.Client, app: str, names: list[str]) -> None:
     """Mark each pod Ready in order, waiting for it to exist first (a kubelet's part)."""
     for name in names:
-        await _eventually(lambda n=name: _exists(client, app, n))  # type: ignore[misc]
+        await eventually(lambda n=name: _exists(client, app, n))  # type: ignore[misc]
         await _make_ready(client, name)
 
 
@@ -445,7 +434,7 @@ async def test_pods_are_created_in_order_with_their_claims_first(
 ) -> None:
     """web-0 and data-web-0 exist; web-1 waits until web-0 is Running and Ready."""
     await admin.create(rest.STATEFULSETS, _body(_sts()), namespace=NS)
-    await _eventually(lambda: _has_pods(admin, "web", ["web-0"]))
+    await eventually(lambda: _has_pods(admin, "web", ["web-0"]))
     claims = await _claims(admin)
     assert "data-web-0" in claims
     assert claims["data-web-0"]["metadata"]["labels"] == {"tier": "db", "app": "web"}
@@ -453,7 +442,7 @@ async def test_pods_are_created_in_order_with_their_claims_first(
     await asyncio.sleep(0.3)  # give a wrong controller the chance to create web-1
     assert await _names(admin, "web") == ["web-0"]
     await _make_ready(admin, "web-0")
-    await _eventually(lambda: _has_pods(admin, "web", ["web-0", "web-1"]))
+    await eventually(lambda: _has_pods(admin, "web", ["web-0", "web-1"]))
     pod = (await _pods(admin, "web"))["web-1"]
     assert pod["spec"]["hostname"] == "web-1" and pod["spec"]["subdomain"] == "web"
     assert pod["metadata"]["labels"][utils.POD_INDEX_LABEL] == "1"
@@ -464,7 +453,7 @@ async def test_pods_are_created_in_order_with_their_claims_first(
         status = sts.get("status") or {}
         return sts if status.get("readyReplicas") == 2 else None
 
-    sts = await _eventually(settled)
+    sts = await eventually(settled)
     status = sts["status"]
     assert status["replicas"] == status["currentReplicas"] == status["updatedReplicas"] == 2
     assert status["availableReplicas"] == 2 and status["observedGeneration"] == 1
@@ -486,11 +475,11 @@ async def test_scale_down_keeps_claims_and_recreated_pods_reuse_them(
     await admin.create(rest.STATEFULSETS, _body(_sts(replicas=3)), namespace=NS)
     await _ready_all(admin, "web", ["web-0", "web-1", "web-2"])
     await admin.patch(rest.STATEFULSETS, "web", {"spec": {"replicas": 1}}, namespace=NS)
-    await _eventually(lambda: _has_pods(admin, "web", ["web-0"]))
+    await eventually(lambda: _has_pods(admin, "web", ["web-0"]))
     assert {"data-web-0", "data-web-1", "data-web-2"} <= set(await _claims(admin))
     claim_uid = (await _claims(admin))["data-web-1"]["metadata"]["uid"]
     await admin.patch(rest.STATEFULSETS, "web", {"spec": {"replicas": 2}}, namespace=NS)
-    await _eventually(lambda: _has_pods(admin, "web", ["web-0", "web-1"]))
+    await eventually(lambda: _has_pods(admin, "web", ["web-0", "web-1"]))
     pod = (await _pods(admin, "web"))["web-1"]
     assert pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == "data-web-1"
     assert (await _claims(admin))["data-web-1"]["metadata"]["uid"] == claim_uid
@@ -501,7 +490,7 @@ async def test_scale_down_keeps_claims_and_recreated_pods_reuse_them(
         found = (await _pods(admin, "web")).get("web-0")
         return found is not None and found["metadata"]["uid"] != old_uid
 
-    await _eventually(recreated)
+    await eventually(recreated)
 
 
 async def test_parallel_creates_all_pods_without_waiting(
@@ -509,7 +498,7 @@ async def test_parallel_creates_all_pods_without_waiting(
 ) -> None:
     """Parallel, 3 replicas, nothing ever Ready: all three pods exist."""
     await admin.create(rest.STATEFULSETS, _body(_sts(replicas=3, policy="Parallel")), namespace=NS)
-    await _eventually(lambda: _has_pods(admin, "web", ["web-0", "web-1", "web-2"]))
+    await eventually(lambda: _has_pods(admin, "web", ["web-0", "web-1", "web-2"]))
 
 
 async def test_claims_deleted_with_scaled_down_pods_when_when_scaled_is_delete(
@@ -520,12 +509,12 @@ async def test_claims_deleted_with_scaled_down_pods_when_when_scaled_is_delete(
     await admin.create(rest.STATEFULSETS, _body(sts), namespace=NS)
     await _ready_all(admin, "web", ["web-0", "web-1"])
     await admin.patch(rest.STATEFULSETS, "web", {"spec": {"replicas": 1}}, namespace=NS)
-    await _eventually(lambda: _has_pods(admin, "web", ["web-0"]))
+    await eventually(lambda: _has_pods(admin, "web", ["web-0"]))
 
     async def claim_gone() -> bool:
         return _deleted(await _claims(admin), "data-web-1")
 
-    await _eventually(claim_gone)
+    await eventually(claim_gone)
     assert "data-web-0" in await _claims(admin)
 
 
@@ -535,7 +524,7 @@ async def test_claims_are_owned_by_the_set_when_when_deleted_is_delete(
     """whenDeleted Delete: a plain owner reference to the set, so the collector removes it."""
     sts = _sts(replicas=1, retention={"whenDeleted": "Delete"})
     created = await admin.create(rest.STATEFULSETS, _body(sts), namespace=NS)
-    await _eventually(lambda: _has_pods(admin, "web", ["web-0"]))
+    await eventually(lambda: _has_pods(admin, "web", ["web-0"]))
     [ref] = (await _claims(admin))["data-web-0"]["metadata"]["ownerReferences"]
     assert (ref["kind"], ref["uid"]) == ("StatefulSet", created["metadata"]["uid"])
     await admin.delete(rest.STATEFULSETS, "web", namespace=NS)
@@ -543,7 +532,7 @@ async def test_claims_are_owned_by_the_set_when_when_deleted_is_delete(
     async def claim_gone() -> bool:
         return _deleted(await _claims(admin), "data-web-0")
 
-    await _eventually(claim_gone)
+    await eventually(claim_gone)
 
 
 async def test_a_partitioned_rolling_update_replaces_only_pods_above_the_partition(
@@ -563,7 +552,7 @@ async def test_a_partitioned_rolling_update_replaces_only_pods_above_the_partiti
             return None
         return pod
 
-    pod = await _eventually(updated)
+    pod = await eventually(updated)
     assert pod["spec"]["containers"][0]["image"] == "nginx:2"
     await _make_ready(admin, "web-1")
 
@@ -571,7 +560,7 @@ async def test_a_partitioned_rolling_update_replaces_only_pods_above_the_partiti
         found = (await admin.get(rest.STATEFULSETS, "web", namespace=NS)).get("status") or {}
         return found if found.get("updatedReplicas") == 1 and found.get("readyReplicas") else None
 
-    found = await _eventually(status)
+    found = await eventually(status)
     assert found["currentRevision"] != found["updateRevision"]
     assert pod["metadata"]["labels"][utils.REVISION_LABEL] == found["updateRevision"]
     web0 = (await _pods(admin, "web"))["web-0"]

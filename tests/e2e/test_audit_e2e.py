@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import base64
 import json
-import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
+from tests.e2e.https import https_client
 
 from kajitori.testing.cluster import KajitoriCluster
 
@@ -46,21 +45,6 @@ stringData:
 """
 
 
-def client(cluster: KajitoriCluster, work: Path) -> httpx.Client:
-    cfg = yaml.safe_load(cluster.kubeconfig.read_text())
-    server = cfg["clusters"][0]["cluster"]
-    user = cfg["users"][0]["user"]
-    for name, data in (
-        ("ca.pem", server["certificate-authority-data"]),
-        ("cert.pem", user["client-certificate-data"]),
-        ("key.pem", user["client-key-data"]),
-    ):
-        (work / name).write_bytes(base64.b64decode(data))
-    context = ssl.create_default_context(cafile=str(work / "ca.pem"))
-    context.load_cert_chain(str(work / "cert.pem"), str(work / "key.pem"))
-    return httpx.Client(base_url=server["server"], verify=context, timeout=30)
-
-
 @pytest.fixture(scope="module")
 def audited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
     """Run the traffic against an audited cluster; yield the log path and some audit IDs."""
@@ -71,7 +55,7 @@ def audited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
     flags = ["--audit-policy-file", str(policy), "--audit-log-path", str(log)]
     ids: dict[str, str] = {}
     with KajitoriCluster(work / "cluster", extra_args=flags) as cluster:
-        with client(cluster, work) as http:
+        with https_client(cluster.kubeconfig) as http:
             ids.update(_traffic(cluster, http))
     yield log, ids
 

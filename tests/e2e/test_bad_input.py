@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import base64
 import json
-import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
+from tests.e2e.https import https_client
 
 from kajitori.testing.cluster import KajitoriCluster
 
@@ -39,23 +37,6 @@ _NAME_RULES = (
 _UNRECOGNIZED = "the object provided is unrecognized (must be of type ConfigMap): "
 
 
-def https_client(kubeconfig: Path, work: Path) -> httpx.Client:
-    """An httpx client that trusts the cluster CA and presents the kubeconfig's client cert."""
-    cfg = yaml.safe_load(kubeconfig.read_text())
-    cluster = cfg["clusters"][0]["cluster"]
-    user = cfg["users"][0]["user"]
-    pems = {
-        "ca.pem": cluster["certificate-authority-data"],
-        "cert.pem": user["client-certificate-data"],
-        "key.pem": user["client-key-data"],
-    }
-    for name, data in pems.items():
-        (work / name).write_bytes(base64.b64decode(data))
-    context = ssl.create_default_context(cafile=str(work / "ca.pem"))
-    context.load_cert_chain(str(work / "cert.pem"), str(work / "key.pem"))
-    return httpx.Client(base_url=cluster["server"], verify=context, timeout=30)
-
-
 @dataclass(frozen=True)
 class Fixture:
     http: httpx.Client
@@ -63,9 +44,9 @@ class Fixture:
 
 
 @pytest.fixture(scope="module")
-def bad(cluster: KajitoriCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fixture]:
+def bad(cluster: KajitoriCluster) -> Iterator[Fixture]:
     """A namespace with one ConfigMap, updated once so its first resourceVersion is stale."""
-    with https_client(cluster.kubeconfig, tmp_path_factory.mktemp("certs")) as http:
+    with https_client(cluster.kubeconfig) as http:
         http.post("/api/v1/namespaces", json={"metadata": {"name": NS}}).raise_for_status()
         cluster.wait_for_namespace_defaults(NS)
         first = http.post(CONFIGMAPS, json={"metadata": {"name": "existing"}, "data": {"a": "1"}})

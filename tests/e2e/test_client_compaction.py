@@ -12,9 +12,7 @@ and httpx.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import ssl
 import threading
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
@@ -22,8 +20,8 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-import yaml
 from kubernetes import client, config, watch
+from tests.e2e.https import https_client
 
 from kajitori.cmd.apiserver import APIServerConfig, APIServerProcess
 from kajitori.server.handlers import watch as watch_handler
@@ -82,22 +80,8 @@ def core(server: InProcessServer) -> Iterator[client.CoreV1Api]:
 
 
 @pytest.fixture(scope="module")
-def http(
-    server: InProcessServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[httpx.Client]:
-    cfg = yaml.safe_load(server.process.config.kubeconfig_path.read_text())
-    cluster = cfg["clusters"][0]["cluster"]
-    user = cfg["users"][0]["user"]
-    work = tmp_path_factory.mktemp("certs")
-    for name, data in (
-        ("ca.pem", cluster["certificate-authority-data"]),
-        ("cert.pem", user["client-certificate-data"]),
-        ("key.pem", user["client-key-data"]),
-    ):
-        (work / name).write_bytes(base64.b64decode(data))
-    context = ssl.create_default_context(cafile=str(work / "ca.pem"))
-    context.load_cert_chain(str(work / "cert.pem"), str(work / "key.pem"))
-    with httpx.Client(base_url=cluster["server"], verify=context, timeout=30) as c:
+def http(server: InProcessServer) -> Iterator[httpx.Client]:
+    with https_client(server.process.config.kubeconfig_path) as c:
         yield c
 
 

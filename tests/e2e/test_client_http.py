@@ -8,16 +8,13 @@ Requests use httpx with the kubeconfig's admin client certificate.
 
 from __future__ import annotations
 
-import base64
 import json
-import ssl
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
+from tests.e2e.https import https_client
 
 from kajitori.testing.cluster import KajitoriCluster
 
@@ -28,29 +25,10 @@ PARTIAL = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 DISCOVERY = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 
 
-def https_client(kubeconfig: Path, work: Path) -> httpx.Client:
-    """An httpx client that trusts the cluster CA and presents the kubeconfig's client cert."""
-    cfg = yaml.safe_load(kubeconfig.read_text())
-    cluster = cfg["clusters"][0]["cluster"]
-    user = cfg["users"][0]["user"]
-    pems = {
-        "ca.pem": cluster["certificate-authority-data"],
-        "cert.pem": user["client-certificate-data"],
-        "key.pem": user["client-key-data"],
-    }
-    for name, data in pems.items():
-        (work / name).write_bytes(base64.b64decode(data))
-    context = ssl.create_default_context(cafile=str(work / "ca.pem"))
-    context.load_cert_chain(str(work / "cert.pem"), str(work / "key.pem"))
-    return httpx.Client(base_url=cluster["server"], verify=context, timeout=30)
-
-
 @pytest.fixture(scope="module")
-def http(
-    cluster: KajitoriCluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[httpx.Client]:
+def http(cluster: KajitoriCluster) -> Iterator[httpx.Client]:
     """A raw HTTPS client and a namespace with a bound pod and a deployment in it."""
-    with https_client(cluster.kubeconfig, tmp_path_factory.mktemp("certs")) as c:
+    with https_client(cluster.kubeconfig) as c:
         c.post("/api/v1/namespaces", json={"metadata": {"name": NS}}).raise_for_status()
         c.post(f"/api/v1/namespaces/{NS}/pods", json=_pod("web-0")).raise_for_status()
         c.post(f"/apis/apps/v1/namespaces/{NS}/deployments", json=_deployment("web", {}))

@@ -10,14 +10,12 @@ ValidateSecretUpdate, ValidateConfigMap, ValidateConfigMapUpdate).
 from __future__ import annotations
 
 import base64
-import ssl
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
+from tests.e2e.https import https_client
 
 from kajitori.testing.cluster import KajitoriCluster
 
@@ -30,28 +28,9 @@ MIB = 1 << 20
 CLOSE = {"Connection": "close"}
 
 
-def https_client(kubeconfig: Path, work: Path, *, timeout: float = 30) -> httpx.Client:
-    """An httpx client that trusts the cluster CA and presents the kubeconfig's client cert."""
-    cfg = yaml.safe_load(kubeconfig.read_text())
-    cluster = cfg["clusters"][0]["cluster"]
-    user = cfg["users"][0]["user"]
-    pems = {
-        "ca.pem": cluster["certificate-authority-data"],
-        "cert.pem": user["client-certificate-data"],
-        "key.pem": user["client-key-data"],
-    }
-    for name, data in pems.items():
-        (work / name).write_bytes(base64.b64decode(data))
-    context = ssl.create_default_context(cafile=str(work / "ca.pem"))
-    context.load_cert_chain(str(work / "cert.pem"), str(work / "key.pem"))
-    return httpx.Client(base_url=cluster["server"], verify=context, timeout=timeout)
-
-
 @pytest.fixture(scope="module")
-def http(
-    cluster: KajitoriCluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[httpx.Client]:
-    with https_client(cluster.kubeconfig, tmp_path_factory.mktemp("certs")) as c:
+def http(cluster: KajitoriCluster) -> Iterator[httpx.Client]:
+    with https_client(cluster.kubeconfig) as c:
         c.post("/api/v1/namespaces", json={"metadata": {"name": NS}}).raise_for_status()
         yield c
 
@@ -266,9 +245,9 @@ def test_one_mib_of_data_is_allowed_one_byte_more_is_not(http: httpx.Client) -> 
     assert http.get(f"{SECRETS}/over-limit").status_code == 404
 
 
-def test_keep_alive_after_a_large_body(cluster: KajitoriCluster, tmp_path: Path) -> None:
+def test_keep_alive_after_a_large_body(cluster: KajitoriCluster) -> None:
     """After requests with 100 KB bodies, the same connection serves the next request."""
-    with https_client(cluster.kubeconfig, tmp_path, timeout=3) as c:
+    with https_client(cluster.kubeconfig, timeout=3) as c:
         for i in range(5):
             body = {"metadata": {"name": f"big-cm-{i}"}, "data": {"x": "x" * 100_000}}
             assert c.post(CONFIGMAPS, json=body).status_code == 201

@@ -10,11 +10,10 @@ client-side to server-side apply are all observed through kubectl.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e.test_bad_input import https_client
+from tests.e2e.https import https_client
 
 from kajitori.testing.cluster import KajitoriCluster
 
@@ -262,14 +261,13 @@ def test_managed_fields_set_to_one_empty_entry_are_cleared_and_an_empty_list_is_
 )
 def test_invalid_patch_options_are_a_422(
     cluster: KajitoriCluster,
-    tmp_path: Path,
     query: str,
     content_type: str,
     message: str,
 ) -> None:
     """Upstream's ValidatePatchOptions: apply needs fieldManager; only apply may force."""
     ssa(cluster, configmap("patch-options", {"a": "1"}))
-    with https_client(cluster.kubeconfig, tmp_path) as http:
+    with https_client(cluster.kubeconfig) as http:
         response = http.patch(
             f"/api/v1/namespaces/default/configmaps/patch-options{query}",
             content=configmap("patch-options", {"a": "2"}),
@@ -279,12 +277,10 @@ def test_invalid_patch_options_are_a_422(
     assert response.json()["message"] == message
 
 
-def test_an_apply_conflict_status_carries_one_cause_per_field(
-    cluster: KajitoriCluster, tmp_path: Path
-) -> None:
+def test_an_apply_conflict_status_carries_one_cause_per_field(cluster: KajitoriCluster) -> None:
     """409 Conflict with FieldManagerConflict causes naming manager and field."""
     ssa(cluster, configmap("conflict-causes", {"a": "1", "b": "1"}))
-    with https_client(cluster.kubeconfig, tmp_path) as http:
+    with https_client(cluster.kubeconfig) as http:
         response = http.patch(
             "/api/v1/namespaces/default/configmaps/conflict-causes?fieldManager=other",
             content=configmap("conflict-causes", {"a": "2", "b": "2"}),

@@ -108,17 +108,15 @@ async def backend(tmp_path: pathlib.Path) -> AsyncIterator[CuttableBackend]:
 
 
 @pytest.fixture
-async def configmap_store(backend: CuttableBackend) -> AsyncIterator[StoreFactory]:
+def sqlite_backend(backend: CuttableBackend) -> CuttableBackend:
+    """tests/conftest.py's ``sqlite_store`` makes its stores over ``backend`` here."""
+    return backend
+
+
+@pytest.fixture
+def configmap_store(sqlite_store: Callable[..., Store]) -> StoreFactory:
     """Makes ConfigMap stores over ``backend``; their watch caches are stopped after the test."""
-    made: list[Store] = []
-
-    def make(options: cacher.Options | None) -> Store:
-        made.append(Store(configmaps.RESOURCE, backend, watch_cache=options))
-        return made[-1]
-
-    yield make
-    for store in made:
-        await store.stop_watch_cache()
+    return lambda options: sqlite_store(configmaps.RESOURCE, watch_cache=options)
 
 
 def configmap(namespace: str, name: str, **labels_: str) -> Object:

@@ -6,7 +6,7 @@ import base64
 import json
 import os
 import stat
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import nacl.bindings
@@ -293,44 +293,36 @@ def test_the_default_config_is_generated_once_private_and_encrypts_only_secrets(
     assert len(base64.b64decode(secret)) == 32
 
 
-@pytest.fixture
-async def backend(tmp_path: Path) -> AsyncIterator[sqlite.SqliteBackend]:
-    store = sqlite.SqliteBackend(tmp_path / "kajitori.db")
-    await store.start()
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
 async def test_rewrite_re_encrypts_stale_values_with_the_new_key(
-    backend: sqlite.SqliteBackend, monkeypatch: pytest.MonkeyPatch
+    sqlite_backend: sqlite.SqliteBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After rotation, rewrite moves every value to the first key; a second pass does nothing."""
     old = transformer("aescbc", "old")
     keys = [f"/registry/secrets/ns/s{i}" for i in range(7)]
     for key in keys:
-        await backend.create(key, old.to_storage(PLAIN, key))
-    await backend.create("/registry/secrets/ns/plain", PLAIN)
-    await backend.create("/registry/configmaps/ns/c", PLAIN)
+        await sqlite_backend.create(key, old.to_storage(PLAIN, key))
+    await sqlite_backend.create("/registry/secrets/ns/plain", PLAIN)
+    await sqlite_backend.create("/registry/configmaps/ns/c", PLAIN)
     rotated = encryption.parse_config(
         config_text(
             (["secrets"], [provider("secretbox", "new"), provider("aescbc", "old", b"\x07" * 32)])
         )
     ).transformer_for(SECRETS)
     monkeypatch.setattr(encryption, "_REWRITE_PAGE", 3)  # several pages
-    result = await encryption.rewrite_stale(backend, [("/registry/secrets/", rotated)] * 2)
+    result = await encryption.rewrite_stale(sqlite_backend, [("/registry/secrets/", rotated)] * 2)
     assert (result.rewritten, result.raced) == (8, 0)
-    page = await backend.range("/registry/secrets/")
+    page = await sqlite_backend.range("/registry/secrets/")
     assert all(kv.value.startswith(b"k8s:enc:secretbox:v1:new:") for kv in page.kvs)
     assert all(rotated.from_storage(kv.value, kv.key) == PLAIN for kv in page.kvs)
-    _, configmap = await backend.get("/registry/configmaps/ns/c")
+    _, configmap = await sqlite_backend.get("/registry/configmaps/ns/c")
     assert configmap is not None and configmap.value == PLAIN
-    again = await encryption.rewrite_stale(backend, [("/registry/secrets/", rotated)])
+    again = await encryption.rewrite_stale(sqlite_backend, [("/registry/secrets/", rotated)])
     assert again.rewritten == 0
 
 
-async def test_rewrite_skips_a_value_changed_meanwhile(backend: sqlite.SqliteBackend) -> None:
+async def test_rewrite_skips_a_value_changed_meanwhile(
+    sqlite_backend: sqlite.SqliteBackend,
+) -> None:
     """A concurrent write wins the compare-and-swap and is counted as raced, not overwritten."""
     old = transformer("aescbc", "old")
     new = encryption.parse_config(
@@ -338,12 +330,14 @@ async def test_rewrite_skips_a_value_changed_meanwhile(backend: sqlite.SqliteBac
             (["secrets"], [provider("aesgcm", "new"), provider("aescbc", "old", b"\x07" * 32)])
         )
     ).transformer_for(SECRETS)
-    await backend.create(KEY, old.to_storage(PLAIN, KEY))
-    _, stale = await backend.get(KEY)
+    await sqlite_backend.create(KEY, old.to_storage(PLAIN, KEY))
+    _, stale = await sqlite_backend.get(KEY)
     assert stale is not None
-    await backend.update(KEY, new.to_storage(b"{}", KEY), expected_revision=stale.mod_revision)
+    await sqlite_backend.update(
+        KEY, new.to_storage(b"{}", KEY), expected_revision=stale.mod_revision
+    )
     result = encryption.RewriteResult()
-    await encryption._rewrite_one(backend, stale, new, result)
+    await encryption._rewrite_one(sqlite_backend, stale, new, result)
     assert (result.rewritten, result.raced) == (0, 1)
-    _, current = await backend.get(KEY)
+    _, current = await sqlite_backend.get(KEY)
     assert current is not None and new.from_storage(current.value, KEY) == b"{}"

@@ -7,8 +7,7 @@ five-minute timer), so the errors come from the same code the server runs.
 
 from __future__ import annotations
 
-import pathlib
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,19 +18,13 @@ from kajitori.registry.generic import store as generic_store
 from kajitori.registry.generic.request import RequestContext
 from kajitori.registry.generic.store import ListOptions, Store
 from kajitori.storage.compactor import Compactor
-from kajitori.storage.sqlite import SqliteBackend
 
 CTX = RequestContext()
 
 
 @pytest.fixture
-async def store(tmp_path: pathlib.Path) -> AsyncIterator[Store]:
-    backend = SqliteBackend(tmp_path / "db.sqlite")
-    await backend.start()
-    try:
-        yield Store(configmaps.RESOURCE, backend)
-    finally:
-        await backend.close()
+def store(sqlite_store: Callable[..., Store]) -> Store:
+    return sqlite_store(configmaps.RESOURCE)
 
 
 async def create(store: Store, name: str) -> dict[str, Any]:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import pathlib
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 
 import orjson
 import pytest
@@ -13,19 +12,13 @@ from kajitori.registry.core import configmaps
 from kajitori.registry.generic import store as generic_store
 from kajitori.registry.generic.request import RequestContext
 from kajitori.registry.generic.store import DeleteOptions, Store
-from kajitori.storage.sqlite import SqliteBackend
 
 CTX = RequestContext()
 
 
 @pytest.fixture
-async def store(tmp_path: pathlib.Path) -> AsyncIterator[Store]:
-    backend = SqliteBackend(tmp_path / "kajitori.db")
-    await backend.start()
-    try:
-        yield Store(configmaps.RESOURCE, backend, watch_cache=None)
-    finally:
-        await backend.close()
+def store(sqlite_store: Callable[..., Store]) -> Store:
+    return sqlite_store(configmaps.RESOURCE, watch_cache=None)
 
 
 def _configmap(name: str, value: str) -> dict[str, object]:

@@ -3,29 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import pathlib
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 
 import pytest
 
 from kajitori.registry.core import configmaps
 from kajitori.registry.generic.request import RequestContext
 from kajitori.registry.generic.store import ListOptions, Store
-from kajitori.storage.sqlite import SqliteBackend
 
 CTX = RequestContext()
 
 
 @pytest.fixture
-async def store(tmp_path: pathlib.Path) -> AsyncIterator[Store]:
-    backend = SqliteBackend(tmp_path / "kajitori.db")
-    await backend.start()
-    s = Store(configmaps.RESOURCE, backend)
-    try:
-        yield s
-    finally:
-        await s.stop_watch_cache()
-        await backend.close()
+def store(sqlite_store: Callable[..., Store]) -> Store:
+    return sqlite_store(configmaps.RESOURCE)
 
 
 def _configmap(name: str) -> dict[str, object]:

@@ -13,7 +13,6 @@ bookmarks come from one timer per quiet period without ending the stream.
 from __future__ import annotations
 
 import asyncio
-import pathlib
 import random
 import types
 from collections.abc import AsyncIterator, Callable
@@ -37,17 +36,9 @@ NS = "w"
 
 
 @pytest.fixture
-async def store(tmp_path: pathlib.Path) -> AsyncIterator[Store]:
-    backend = SqliteBackend(tmp_path / "kajitori.db")
-    await backend.start()
-    await backend.create("/registry/other/seed", b"{}")  # the revision is above 0
-    made = Store(pods.RESOURCE, backend)
-    try:
-        yield made
-    finally:
-        await made.stop_watch_cache()
-        await backend.close()
-        await backend.close()
+async def store(sqlite_backend: SqliteBackend, sqlite_store: Callable[..., Store]) -> Store:
+    await sqlite_backend.create("/registry/other/seed", b"{}")  # the revision is above 0
+    return sqlite_store(pods.RESOURCE)
 
 
 def pod(name: str, node: str, **labels_: str) -> Object:

@@ -8,8 +8,7 @@ and checks that another shape is still looked at.
 
 from __future__ import annotations
 
-import pathlib
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,17 +21,11 @@ from kajitori.registry.core import configmaps
 from kajitori.registry.generic import hooks
 from kajitori.registry.generic.request import RequestContext
 from kajitori.registry.generic.store import Store
-from kajitori.storage.sqlite import SqliteBackend
 
 
 @pytest.fixture
-async def store(tmp_path: pathlib.Path) -> AsyncIterator[Store]:
-    backend = SqliteBackend(tmp_path / "kajitori.db")
-    await backend.start()
-    try:
-        yield Store(configmaps.RESOURCE, backend, watch_cache=None)
-    finally:
-        await backend.close()
+def store(sqlite_store: Callable[..., Store]) -> Store:
+    return sqlite_store(configmaps.RESOURCE, watch_cache=None)
 
 
 def _configmap(name: str, data: dict[str, str]) -> dict[str, Any]:

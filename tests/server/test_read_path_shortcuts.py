@@ -8,9 +8,8 @@ replaces, over many random or tabled inputs.
 
 from __future__ import annotations
 
-import pathlib
 import random
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from typing import cast
 
 import orjson
@@ -31,7 +30,6 @@ from kajitori.server.request_info import (
     _refine_verb,
     new_request_info,
 )
-from kajitori.storage.sqlite import SqliteBackend
 
 CTX = RequestContext()
 
@@ -161,13 +159,8 @@ def test_an_empty_query_gets_the_context_of_a_query_without_options() -> None:
 
 
 @pytest.fixture
-async def store(tmp_path: pathlib.Path) -> AsyncIterator[Store]:
-    backend = SqliteBackend(tmp_path / "kajitori.db")
-    await backend.start()
-    try:
-        yield Store(configmaps.RESOURCE, backend, watch_cache=None)
-    finally:
-        await backend.close()
+def store(sqlite_store: Callable[..., Store]) -> Store:
+    return sqlite_store(configmaps.RESOURCE, watch_cache=None)
 
 
 def _scope(store: Store) -> RequestScope:

@@ -153,7 +153,7 @@ def _check_scalar(
 
 
 def _error(value: Any, target: _Target, ctx: _Context, *, number_text: bool = False) -> str:
-    found = _json_kind(value)
+    found = json_kind(value)
     if number_text:
         found = f"number {value!r}"
     where = ".".join(ctx.fields)
@@ -163,7 +163,8 @@ def _error(value: Any, target: _Target, ctx: _Context, *, number_text: bool = Fa
     )
 
 
-def _json_kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """How Go's ``UnmarshalTypeError`` names a JSON value's kind."""
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int | float):

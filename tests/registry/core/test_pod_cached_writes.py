@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import pathlib
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -278,16 +277,11 @@ async def test_status_writes_with_the_stored_spec_decode_as_the_full_path_does(
 
 
 @pytest.fixture
-async def configmap_store(tmp_path: pathlib.Path) -> AsyncIterator[tuple[SqliteBackend, Store]]:
+def configmap_store(
+    sqlite_backend: SqliteBackend, sqlite_store: Callable[..., Store]
+) -> tuple[SqliteBackend, Store]:
     """A ConfigMap store over its own SQLite backend, for the watch cache's own tests."""
-    backend = SqliteBackend(tmp_path / "kajitori.db")
-    await backend.start()
-    store = Store(configmaps.RESOURCE, backend)
-    try:
-        yield backend, store
-    finally:
-        await store.stop_watch_cache()
-        await backend.close()
+    return sqlite_backend, sqlite_store(configmaps.RESOURCE)
 
 
 async def test_a_watch_from_before_the_watch_cache_moves_onto_it_at_its_next_event(

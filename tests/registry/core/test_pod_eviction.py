@@ -2,35 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from kajitori.client import rest
-from kajitori.cmd.apiserver import APIServerProcess
 
 Object = dict[str, Any]
 NS = "default"
 
 
-@pytest.fixture
-async def admin(apiserver: APIServerProcess) -> AsyncIterator[rest.Client]:
-    """An in-process admin client; ``default/default`` exists so that pods are admitted."""
-    assert apiserver.http is not None and apiserver.pki is not None
-    client = rest.Client.in_process(
-        apiserver.http.app, client_cert_pem=apiserver.pki.admin.cert_pem
-    )
-    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}
-    try:
-        await client.create(rest.SERVICEACCOUNTS, account, namespace=NS)
-    except rest.ApiError as exc:
-        if exc.code != 409:
-            raise
-    try:
-        yield client
-    finally:
-        await client.aclose()
+# Pods need ``default/default`` (admission) and no controller makes it here.
+pytestmark = pytest.mark.usefixtures("module_namespace")
 
 
 async def _pod(

@@ -1,4 +1,5 @@
-"""Fixtures for the oci runtime's tests: a busybox image and a runtime that must leave nothing behind."""
+"""Fixtures for the oci runtime's tests: a busybox image, a runtime that must leave nothing
+behind, and a kubelet over it (``host``) for the suite's in-process API server."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from pathlib import Path
 import pytest
 from tests.kubelet.runtimes.oci.helpers import Harness, leaks
 
+from kajitori.client import rest
+from kajitori.cmd import kubelet as kubelet_cmd
+from kajitori.kubelet import kubelet
 from kajitori.kubelet.runtimes.oci import busybox
 
 
@@ -30,3 +34,14 @@ async def oci(tmp_path: Path, images: busybox.BusyboxImages) -> AsyncIterator[Ha
         await harness.runtime.aclose()
         left = {uid: await leaks(harness.runtime, uid) for uid in uids}
         assert all(found.empty() for found in left.values()), left
+
+
+@pytest.fixture
+async def host(admin: rest.Client, oci: Harness) -> AsyncIterator[kubelet.KubeletHost]:
+    """A kubelet for one node (``helpers.NODE``) over ``oci``'s runtime; stopped afterwards."""
+    running = kubelet.KubeletHost(admin, kubelet_cmd.node_configs(1), oci.runtime)
+    await running.start()
+    try:
+        yield running
+    finally:
+        await running.stop()

@@ -20,6 +20,7 @@ from kajitori.kubelet.runtimes import interface
 from kajitori.kubelet.runtimes.oci import busybox, containers, mounts, runtime, state
 
 Object = dict[str, Any]
+NODE = "kajitori-worker"  # the one node kubelet_cmd.node_configs(1) names
 
 
 def _skip_reason() -> str | None:
@@ -97,6 +98,21 @@ def make_pod(
     return {
         "metadata": {"name": name, "namespace": "default", "uid": str(uuid.uuid4())},
         "spec": {"restartPolicy": restart_policy, "containers": containers, **spec},
+    }
+
+
+def pod(name: str, script: str, **spec: Any) -> Object:
+    """A Pod for the API server, bound to ``NODE``, running ``script`` once in busybox."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "nodeName": NODE,
+            "restartPolicy": "Never",
+            "containers": [sh("c", script)],
+            **spec,
+        },
     }
 
 

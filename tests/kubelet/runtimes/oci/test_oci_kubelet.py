@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,38 +15,13 @@ from kajitori.kubelet import kubelet
 pytestmark = pytest.mark.skipif(helpers.REASON is not None, reason=helpers.REASON or "")
 
 Object = dict[str, Any]
-NODE = "kajitori-worker"
-
-
-@pytest.fixture
-async def host(admin: rest.Client, oci: helpers.Harness) -> AsyncIterator[kubelet.KubeletHost]:
-    running = kubelet.KubeletHost(admin, kubelet_cmd.node_configs(1), oci.runtime)
-    await running.start()
-    try:
-        yield running
-    finally:
-        await running.stop()
-
-
-def pod(name: str, script: str, **spec: Any) -> Object:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "nodeName": NODE,
-            "restartPolicy": "Never",
-            "containers": [helpers.sh("c", script)],
-            **spec,
-        },
-    }
 
 
 async def test_a_pod_runs_to_succeeded_and_its_status_shows_the_container(
     admin: rest.Client, host: kubelet.KubeletHost
 ) -> None:
     """The runtime's change callback drives the kubelet: Pending → Succeeded, reason Completed."""
-    await admin.create(rest.PODS, pod("once", "echo done"), namespace="default")
+    await admin.create(rest.PODS, helpers.pod("once", "echo done"), namespace="default")
 
     async def succeeded() -> Object | None:
         found = await admin.get(rest.PODS, "once", namespace="default")
@@ -64,7 +38,7 @@ async def test_deleting_a_pod_terminates_its_containers_gracefully_then_removes_
 ) -> None:
     """The kubelet kills the pod, deletes it once its container stopped, and nothing is left."""
     script = "trap 'exit 0' TERM; while true; do sleep 0.05; done"
-    created = await admin.create(rest.PODS, pod("server", script), namespace="default")
+    created = await admin.create(rest.PODS, helpers.pod("server", script), namespace="default")
     uid = created["metadata"]["uid"]
 
     async def running() -> Object | None:
@@ -96,7 +70,7 @@ async def test_a_restarted_kubelet_adopts_the_running_container(
     first = kubelet.KubeletHost(admin, kubelet_cmd.node_configs(1), oci.runtime)
     await first.start()
     script = "trap 'exit 0' TERM; while true; do sleep 0.05; done"
-    await admin.create(rest.PODS, pod("kept", script), namespace="default")
+    await admin.create(rest.PODS, helpers.pod("kept", script), namespace="default")
 
     async def running() -> Object | None:
         found = await admin.get(rest.PODS, "kept", namespace="default")

@@ -31,7 +31,7 @@ if REASON is None and not Path("/usr/lib/cni/bridge").exists():
 pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 
 Object = dict[str, Any]
-NODE = "kajitori-worker"
+NODE = helpers.NODE
 HOST_RESOLV = "nameserver 192.0.2.53\nsearch example.test\noptions ndots:2\n"
 
 
@@ -71,20 +71,6 @@ async def node(
     assert netns.host_counts() == before
 
 
-def pod(name: str, script: str, **spec: Any) -> Object:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "nodeName": NODE,
-            "restartPolicy": "Never",
-            "containers": [helpers.sh("c", script)],
-            **spec,
-        },
-    }
-
-
 async def running_pod(admin: rest.Client, name: str) -> Object:
     async def running() -> Object | None:
         found = await admin.get(rest.PODS, name, namespace="default")
@@ -103,10 +89,10 @@ async def test_two_pods_get_ips_from_the_pod_cidr_and_one_fetches_from_the_other
     admin: rest.Client, node: tuple[kubelet.KubeletHost, runtime.OciRuntime, str]
 ) -> None:
     """The CNI result's IP is the pod's podIP; pod b reaches pod a's httpd across the bridge."""
-    await admin.create(rest.PODS, pod("a", SERVER), namespace="default")
+    await admin.create(rest.PODS, helpers.pod("a", SERVER), namespace="default")
     a = await running_pod(admin, "a")
     script = f"wget -q -O - http://{a['status']['podIP']}:8080/index.html"
-    await admin.create(rest.PODS, pod("b", script), namespace="default")
+    await admin.create(rest.PODS, helpers.pod("b", script), namespace="default")
 
     async def succeeded() -> Object | None:
         found = await admin.get(rest.PODS, "b", namespace="default")
@@ -129,7 +115,7 @@ async def test_containers_see_the_pods_resolv_conf_and_hosts_file(
 ) -> None:
     """/etc/resolv.conf is ClusterFirst over the node's; /etc/hosts has the IP and hostAliases."""
     aliases = [{"ip": "10.1.2.3", "hostnames": ["foo.local", "bar.local"]}]
-    body = pod("named", "sleep 300", hostAliases=aliases, hostname="web", subdomain="svc")
+    body = helpers.pod("named", "sleep 300", hostAliases=aliases, hostname="web", subdomain="svc")
     body["spec"]["terminationGracePeriodSeconds"] = 0
     await admin.create(rest.PODS, body, namespace="default")
     found = await running_pod(admin, "named")

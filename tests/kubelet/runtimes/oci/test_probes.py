@@ -9,7 +9,7 @@ from __future__ import annotations
 import http.server
 import socket
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from concurrent import futures
 from typing import Any
 
@@ -20,12 +20,11 @@ from tests.kubelet.runtimes.oci.test_oci_network import node  # noqa: F401 (a fi
 from tests.kubelet.test_kubelet import eventually
 
 from kajitori.client import rest
-from kajitori.cmd import kubelet as kubelet_cmd
 from kajitori.kubelet import kubelet
 from kajitori.kubelet.runtimes.oci import netprobe, runtime
 
 Object = dict[str, Any]
-NODE = "kajitori-worker"
+NODE = helpers.NODE
 needs_runc = pytest.mark.skipif(helpers.REASON is not None, reason=helpers.REASON or "")
 LOOP = "trap 'exit 0' TERM; while true; do sleep 0.05; done"
 
@@ -98,16 +97,6 @@ def test_netprobe_grpc_health_protocol() -> None:
 
 
 # ----- real containers through the kubelet ----------------------------------------------------
-
-
-@pytest.fixture
-async def host(admin: rest.Client, oci: helpers.Harness) -> AsyncIterator[kubelet.KubeletHost]:
-    running = kubelet.KubeletHost(admin, kubelet_cmd.node_configs(1), oci.runtime)
-    await running.start()
-    try:
-        yield running
-    finally:
-        await running.stop()
 
 
 def pod(name: str, *containers: Object, restart_policy: str = "Always") -> Object:

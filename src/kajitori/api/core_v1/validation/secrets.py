@@ -29,6 +29,7 @@ import base64
 import binascii
 from typing import Any
 
+from kajitori.api import typecheck
 from kajitori.machinery import field, names, objectmeta
 
 Object = dict[str, Any]
@@ -155,19 +156,6 @@ def base64_error(value: Any) -> str | None:
     return None if bad is None else f"illegal base64 data at input byte {bad}"
 
 
-def go_json_kind(value: Any) -> str:
-    """How Go's ``UnmarshalTypeError`` names a JSON value's kind."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
 def decode_bytes_map(obj: Object, *, kind: str, key: str) -> str | None:
     """Decoding errors of a ``map[string][]byte`` field, in document order, first one only."""
     values = obj.get(key)
@@ -175,13 +163,13 @@ def decode_bytes_map(obj: Object, *, kind: str, key: str) -> str | None:
         return None
     if not isinstance(values, dict):
         return (
-            f"json: cannot unmarshal {go_json_kind(values)} into Go struct field "
+            f"json: cannot unmarshal {typecheck.json_kind(values)} into Go struct field "
             f"{kind}.{key} of type map[string][]uint8"
         )
     for value in values.values():
         if value is not None and not isinstance(value, str):
             return (
-                f"json: cannot unmarshal {go_json_kind(value)} into Go struct field "
+                f"json: cannot unmarshal {typecheck.json_kind(value)} into Go struct field "
                 f"{kind}.{key} of type []uint8"
             )
         message = base64_error(value)
@@ -204,13 +192,13 @@ def decode_secret_data(obj: Object) -> str | None:
         return None
     if not isinstance(string_data, dict):
         return (
-            f"json: cannot unmarshal {go_json_kind(string_data)} into Go struct field "
+            f"json: cannot unmarshal {typecheck.json_kind(string_data)} into Go struct field "
             "Secret.stringData of type map[string]string"
         )
     for value in string_data.values():
         if value is not None and not isinstance(value, str):
             return (
-                f"json: cannot unmarshal {go_json_kind(value)} into Go struct field "
+                f"json: cannot unmarshal {typecheck.json_kind(value)} into Go struct field "
                 "Secret.stringData of type string"
             )
     return None
