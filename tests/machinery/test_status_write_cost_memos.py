@@ -7,10 +7,11 @@
 * ``fieldpath.to_fields_v1`` builds a trie and sorts node by node: on random
   sets it gives the tree the former path-sorting encoder gave (kept here as
   the reference), which decodes back to the set and is canonical.
-* ``objectmeta.validate_object_meta_update`` answers the usual update from
-  ``_plainly_valid_update`` without building paths: on random edits of
-  valid metadata (invalid texts included, drawn so that they recur) the
-  errors are those of the full path, which the test forces.
+* ``objectmeta.validate_object_meta_update`` skips the parts equal to the
+  stored (valid) metadata's (decision 0070): on random edits of valid
+  metadata (invalid texts included, drawn so that they recur) the errors are
+  those of every validator run on every part, with no remembered texts and
+  no per-entry shortcut for managedFields.
 """
 
 from __future__ import annotations
@@ -310,8 +311,11 @@ def _both_ways(
     path = field.Path("metadata")
     fast = [str(e) for e in objectmeta.validate_object_meta_update(new, old, path=path)]
     with monkeypatch.context() as patched:
-        patched.setattr(objectmeta, "_plainly_valid_update", lambda *a, **k: False)
-        full = [str(e) for e in objectmeta.validate_object_meta_update(new, old, path=path)]
+        patched.setattr(objectmeta, "_plainly_valid_entry", lambda entry: False)
+        for memo in ("_VALID_LABEL_KEYS", "_VALID_LABEL_VALUES", "_VALID_ANNOTATION_KEYS"):
+            patched.setattr(objectmeta, memo, set())
+        errs = objectmeta._validate_update(new, old, path, kube_finalizers=True, trust_stored=False)
+        full = [str(e) for e in errs]
     return fast, full
 
 
@@ -332,14 +336,31 @@ def test_metadata_update_errors_are_the_full_paths(
     assert plain > 20  # the shortcut's own case was met, not only errors
 
 
-def test_the_shortcut_needs_remembered_texts(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A label or annotation key not yet seen valid takes the full path, which then remembers it."""
+def test_a_part_equal_to_the_stored_one_only_in_python_is_validated() -> None:
+    """``1 == True``: two references sent as ``controller: true`` are not the stored 1s."""
     old = _metadata()
+    old["ownerReferences"][0]["controller"] = 1  # not a controller to the checks
+    old["ownerReferences"].append({**old["ownerReferences"][0], "name": "b", "uid": "b"})
+    path = field.Path("metadata")
+    assert (
+        objectmeta._validate_update(old, old, path, kube_finalizers=True, trust_stored=False) == []
+    )
     new = copy.deepcopy(old)
-    new["labels"]["fresh-key-0061"] = "v"
-    monkeypatch.setattr(objectmeta, "_VALID_LABEL_KEYS", set())
-    assert not objectmeta._plainly_valid_update(new, old, kube_finalizers=True)
-    assert objectmeta.validate_object_meta_update(new, old, path=field.Path("metadata")) == []
-    # Now remembered (annotations and values were seen before in this process).
-    objectmeta.validate_labels(new["labels"], field.Path("metadata", "labels"))
-    assert objectmeta._plain_labels(new["labels"])
+    for ref in new["ownerReferences"]:
+        ref["controller"] = True
+    assert new == old  # Python's answer
+    errs = objectmeta.validate_object_meta_update(new, old, path=path)
+    assert [e.field for e in errs] == ["metadata.ownerReferences"]  # two controllers
+    assert errs == objectmeta._validate_update(
+        new, old, path, kube_finalizers=True, trust_stored=False
+    )
+
+
+def test_a_stored_part_sent_back_is_not_validated_again() -> None:
+    """The premise, pinned so the saving is not lost: the stored part passed when written."""
+    old = _metadata()
+    old["labels"]["bad key!"] = "x"  # cannot be stored through the API
+    path = field.Path("metadata")
+    full = objectmeta._validate_update(old, old, path, kube_finalizers=True, trust_stored=False)
+    assert [e.field for e in full] == ["metadata.labels"]
+    assert objectmeta.validate_object_meta_update(copy.deepcopy(old), old, path=path) == []

@@ -482,10 +482,26 @@ def validate_immutable_field(new: Any, old: Any, path: field.Path) -> field.Erro
     return field.ErrorList([field.invalid(path, new, FIELD_IMMUTABLE_ERROR_MSG)])
 
 
+# The fields an update may not change, as ``_validate_immutables`` checks them.
+_IMMUTABLE_KEYS = (
+    "name",
+    "namespace",
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+)
+
+
 def _validate_immutables(
     new: Mapping[str, Any], old: Mapping[str, Any], path: field.Path
 ) -> field.ErrorList:
     errs = field.ErrorList()
+    for key in _IMMUTABLE_KEYS:
+        if new.get(key) != old.get(key):
+            break
+    else:
+        return errs  # equal values: equal texts, the same instant (the usual update)
     # The paths are built only for a field that changed (nearly never).
     for key in ("name", "namespace", "uid"):
         new_text, old_text = _text(new, key), _text(old, key)
@@ -501,11 +517,12 @@ def _validate_immutables(
 def _validate_generation_update(
     new: Mapping[str, Any], old: Mapping[str, Any], path: field.Path
 ) -> field.ErrorList:
-    errs = validate_nonnegative_field(_generation(new), path.child("generation"))
-    if _generation(new) < _generation(old):
-        errs.append(
-            field.invalid(path.child("generation"), _generation(new), "must not be decremented")
-        )
+    generation = _generation(new)
+    if generation >= 0 and generation >= _generation(old):
+        return field.ErrorList()  # the usual update: no path built
+    errs = validate_nonnegative_field(generation, path.child("generation"))
+    if generation < _generation(old):
+        errs.append(field.invalid(path.child("generation"), generation, "must not be decremented"))
     return errs
 
 
@@ -522,10 +539,52 @@ def validate_object_meta_update(
     doesn't); name, namespace, uid, creationTimestamp, deletionTimestamp and
     deletionGracePeriodSeconds must not change, and resourceVersion must be set.
     generateName may change freely.
+
+    ``old`` is the stored metadata, which passed these same validators when
+    it was written: a part (labels, annotations, ...) equal to the stored one
+    is not validated again (``_validate_update``).
     """
-    new, old = _mapping(new), _mapping(old)
-    if _plainly_valid_update(new, old, kube_finalizers=kube_finalizers):
-        return field.ErrorList()
+    return _validate_update(
+        _mapping(new), _mapping(old), path, kube_finalizers=kube_finalizers, trust_stored=True
+    )
+
+
+# The parts of ``metadata`` an update validates by a function of the part's
+# value alone, in upstream's order; ``_validate_kube_finalizers`` follows for
+# built-in kinds.
+_UPDATE_PART_CHECKS: tuple[tuple[str, Callable[[Any, field.Path], field.ErrorList]], ...] = (
+    ("labels", validate_labels),
+    ("annotations", validate_annotations),
+    ("ownerReferences", validate_owner_references),
+    ("managedFields", validate_managed_fields),
+)
+_KUBE_FINALIZERS_CHECK = (("finalizers", _validate_kube_finalizers),)
+# The parts compared with the stored ones. managedFields is not: nearly every
+# write changes it (its own entry's time and fields), and comparing the
+# creator's large entry first would cost more than validating every entry.
+_COMPARED_PARTS = ("labels", "annotations", "ownerReferences", "finalizers")
+
+
+def _validate_update(
+    new: Mapping[str, Any],
+    old: Mapping[str, Any],
+    path: field.Path,
+    *,
+    kube_finalizers: bool,
+    trust_stored: bool,
+) -> field.ErrorList:
+    """``validate_object_meta_update``'s checks; ``trust_stored`` skips parts equal to ``old``'s.
+
+    Each part check is a function of the part's value only, so a part equal
+    to the stored one gets the stored one's answer: none, as it was
+    validated when it was written. The usual update (a kubelet's or a
+    controller's status write) sends the stored labels, annotations, owners
+    and finalizers back, so only managedFields is walked. The relational
+    checks (resourceVersion, generation, immutable fields, no new finalizers
+    while deleting) always run; they build no path unless they find
+    something. False for ``trust_stored``: every part is validated (the
+    tests' reference).
+    """
     errs = field.ErrorList()
     if old.get("deletionTimestamp") is not None:
         errs.extend(
@@ -537,104 +596,42 @@ def validate_object_meta_update(
         errs.append(
             field.invalid(path.child("resourceVersion"), "", "must be specified for an update")
         )
-    return errs.extend_all(
-        _validate_generation_update(new, old, path),
-        _validate_immutables(new, old, path),
-        validate_labels(new.get("labels"), path.child("labels")),
-        validate_annotations(new.get("annotations"), path.child("annotations")),
-        validate_owner_references(new.get("ownerReferences"), path.child("ownerReferences")),
-        validate_managed_fields(new.get("managedFields"), path.child("managedFields")),
-        _validate_kube_finalizers(new.get("finalizers"), path.child("finalizers"))
-        if kube_finalizers
-        else (),
+    errs.extend(_validate_generation_update(new, old, path))
+    errs.extend(_validate_immutables(new, old, path))
+    unchanged = _unchanged_parts(new, old) if trust_stored else ()
+    checks = (
+        _UPDATE_PART_CHECKS + _KUBE_FINALIZERS_CHECK if kube_finalizers else _UPDATE_PART_CHECKS
     )
+    for key, validate in checks:
+        if key not in unchanged:
+            errs.extend(validate(new.get(key), path.child(key)))
+    return errs
 
 
-# The fields an update may not change, as ``_validate_immutables`` checks them.
-_IMMUTABLE_KEYS = (
-    "name",
-    "namespace",
-    "uid",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-)
+def _unchanged_parts(new: Mapping[str, Any], old: Mapping[str, Any]) -> set[str]:
+    """The ``_COMPARED_PARTS`` of ``new`` that are the stored ones: the same objects, or the same JSON.
 
-
-def _plainly_valid_update(
-    new: Mapping[str, Any], old: Mapping[str, Any], *, kube_finalizers: bool
-) -> bool:
-    """Whether ``validate_object_meta_update`` finds nothing, told without building its paths.
-
-    The usual update (a kubelet's or a controller's status write) sends the
-    stored metadata back: every check below is one the full path passes for
-    such metadata, asked without an error list or a field path. False only
-    means "take the full path", which finds the errors in upstream's order.
+    ``==`` alone is not enough: Python finds ``1 == True`` and ``1 == 1.0``,
+    which the checks tell apart (``controller: true`` is counted, 1 is not;
+    an annotation's size is its text's). So the parts found equal are also
+    encoded, all in one text each side (the usual case: equal texts); when
+    the texts differ, or a part does not encode, those parts are validated.
     """
-    if old.get("deletionTimestamp") is not None or not _text(new, "resourceVersion"):
-        return False
-    generation = _generation(new)
-    if generation < 0 or generation < _generation(old):
-        return False
-    for key in _IMMUTABLE_KEYS:
-        if new.get(key) != old.get(key):  # equal values: equal texts, the same instant
-            return False
-    return (
-        _plain_labels(new.get("labels"))
-        and _plain_annotations(new.get("annotations"))
-        and _plain_owner_references(new.get("ownerReferences"))
-        and all(_plainly_valid_entry(_mapping(e)) for e in _sequence(new.get("managedFields")))
-        and (not kube_finalizers or _plain_kube_finalizers(new.get("finalizers")))
-    )
-
-
-def _plain_labels(labels: Any) -> bool:
-    """Every label key and value passed ``validate_labels`` before (not a map: nothing to check)."""
-    if not isinstance(labels, Mapping):
-        return True
-    for key, value in labels.items():
-        if (
-            key not in _VALID_LABEL_KEYS
-            or type(value) is not str
-            or value not in _VALID_LABEL_VALUES
-        ):
-            return False
-    return True
-
-
-def _plain_annotations(annotations: Any) -> bool:
-    """Every key passed ``validate_annotations`` before, and the budget holds."""
-    if not isinstance(annotations, Mapping):
-        return True
-    for key in annotations:
-        if key not in _VALID_ANNOTATION_KEYS:
-            return False
-    return annotations_size(annotations) <= TOTAL_ANNOTATION_SIZE_LIMIT_B
-
-
-def _plain_owner_references(references: Any) -> bool:
-    """References ``validate_owner_references`` accepts: complete, allowed, one controller at most."""
-    controllers = 0
-    for raw in _sequence(references):
-        ref = _mapping(raw)
-        group_version = _parse_group_version(_text(ref, "apiVersion"))
-        if (
-            not _text(ref, "apiVersion")
-            or group_version is None
-            or not group_version[1]
-            or not _text(ref, "kind")
-            or not _text(ref, "name")
-            or not _text(ref, "uid")
-            or (*group_version, ref.get("kind")) in _BANNED_OWNERS
-        ):
-            return False
-        controllers += ref.get("controller") is True
-    return controllers <= 1
-
-
-def _plain_kube_finalizers(finalizers: Any) -> bool:
-    """Every finalizer name ``validate_kube_finalizer_name`` accepts (others are not names)."""
-    for name in _sequence(finalizers):
-        if isinstance(name, str) and "/" not in name and name not in STANDARD_FINALIZERS:
-            return False
-    return True
+    same: set[str] = set()
+    equal: list[str] = []
+    for key in _COMPARED_PARTS:
+        value, stored = new.get(key), old.get(key)
+        if value is stored:
+            same.add(key)
+        elif value == stored:
+            equal.append(key)
+    if equal:
+        try:
+            texts_equal = orjson.dumps([new.get(k) for k in equal]) == orjson.dumps(
+                [old.get(k) for k in equal]
+            )
+        except (orjson.JSONEncodeError, TypeError):
+            texts_equal = False
+        if texts_equal:
+            same.update(equal)
+    return same

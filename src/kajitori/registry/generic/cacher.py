@@ -26,6 +26,16 @@ event, and on etcd a hundred gRPC watch streams.
   and 100 K events so that it holds at least the last 75 seconds; we keep a
   fixed count, which bounds memory to ``capacity`` events (raw, decoded and
   encoded) per watched resource.
+* **The newest value of each recently written key.** Writes start from the
+  cache's newest value of their key (a guess the ``Store`` checks), and an
+  update's previous side takes its field values from the key's event before
+  it. At scale (10,000 pods) a pod's next write often comes after its last
+  event left the ring (a binding waits in the scheduler's queue for seconds),
+  so the newest event of up to ``Options.kept_keys`` keys stays known after
+  eviction, without its decoded objects (``DecodedEvent.kept``: the value
+  and the field values, a few KiB): no storage read and no ``prev_kv``
+  decode for those keys. Upstream's cacher keeps every object; this keeps
+  the recently written ones, bounded.
 * **Which watches it serves.** A watch from revision R gets every event of
   the resource after R only if none of them has left the ring: R must be at
   least the revision of the newest evicted event (or the start revision).
@@ -77,12 +87,15 @@ class Options:
 
     ``capacity``: events in the ring; ``queue_size``: live events a
     subscriber may fall behind before it is ended; ``linger_seconds``: how
-    long the storage watch outlives the last subscriber.
+    long the storage watch outlives the last subscriber; ``kept_keys``: keys
+    whose newest event left the ring and whose value is still kept (no
+    decoded object: a few KiB each), the most recently evicted first.
     """
 
     capacity: int = 1024
     queue_size: int = 1000
     linger_seconds: float = 120.0
+    kept_keys: int = 8192
 
 
 DEFAULT_OPTIONS = Options()
@@ -377,6 +390,13 @@ class WatchCache:
         # The newest event in the ring per key: the next change of that key
         # takes its object as its own ``previous`` (``DecodedEvent.follow``).
         self._newest: dict[str, DecodedEvent] = {}
+        # Keys whose newest event left the ring: what is kept of it
+        # (``DecodedEvent.kept``), oldest eviction first, at most
+        # ``options.kept_keys``. Writes start from its value as from the
+        # ring's (``newest_value``) and the key's next event takes its field
+        # values, so a pod bound or updated seconds after its last change reads
+        # no storage and a selecting watcher decodes no ``prev_kv`` for it.
+        self._kept: collections.OrderedDict[str, DecodedEvent] = collections.OrderedDict()
         # The cache serves watches from any revision at or after this one.
         self._oldest = 0
         self._subscribers: dict[str, set[Subscription]] = {}
@@ -504,12 +524,16 @@ class WatchCache:
         since may not have reached the cache yet, so callers treat it as a
         guess (``Store.guaranteed_update``). None after a delete.
         """
-        change = self._newest.get(key)
+        change = self.newest(key)
         return None if change is None else change.event.kv
 
     def newest(self, key: str) -> DecodedEvent | None:
-        """``key``'s newest event in the ring (``newest_value``'s), shared: never mutate it."""
-        return self._newest.get(key)
+        """``key``'s newest event (``newest_value``'s), shared: never mutate it.
+
+        In the ring, or what is kept of it after (nothing decoded).
+        """
+        change = self._newest.get(key)
+        return self._kept.get(key) if change is None else change
 
     # ----- subscribers ---------------------------------------------------
 
@@ -549,12 +573,16 @@ class WatchCache:
 
     def _append(self, batch: list[storage.Event]) -> None:
         changes = [self.source.decode_event(event) for event in batch]
-        newest = self._newest
+        newest, kept = self._newest, self._kept
         for change in changes:
             key = change.event.kv.key
             prior = newest.get(key)
             if prior is not None:
                 change.follow(prior)
+            elif kept:
+                prior = kept.pop(key, None)
+                if prior is not None:
+                    change.follow_kept(prior)
             if change.event.type == "DELETE":
                 newest.pop(key, None)
             else:
@@ -567,9 +595,19 @@ class WatchCache:
             key = evicted.event.kv.key
             if newest.get(key) is evicted:
                 del newest[key]
+                self._keep(key, evicted)
         self.stats.events += len(changes)
         if self._count:
             self._dispatch(changes)
+
+    def _keep(self, key: str, evicted: DecodedEvent) -> None:
+        """``evicted`` left the ring as its key's newest: keep its light form, within bounds."""
+        kept = self._kept
+        if self.options.kept_keys <= 0:
+            return
+        kept[key] = evicted.kept()
+        if len(kept) > self.options.kept_keys:
+            kept.popitem(last=False)
 
     def _dispatch(self, changes: list[DecodedEvent]) -> None:
         """Hand a storage batch to its subscribers: each gets its part in one step.

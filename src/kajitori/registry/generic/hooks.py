@@ -6,19 +6,19 @@ from generateName, uid, creationTimestamp, generation) → strategy
 ``prepare_for_create`` → strategy ``validate`` → warnings → canonicalize →
 validating admission → storage.
 
-Update:  defaults → mutating admission → metadata carried over from the
-stored object (uid, creationTimestamp, deletion fields) → strategy
-``prepare_for_update`` → generation bump → managedFields →
-``validate_update`` → warnings → canonicalize → validating admission →
-storage.
+Update:  defaults → managedFields → mutating admission → metadata carried
+over from the stored object (uid, creationTimestamp, deletion fields) →
+strategy ``prepare_for_update`` → generation bump → ``validate_update`` →
+warnings → canonicalize → validating admission → storage.
 
 managedFields: the request's field manager gets an ``Update`` entry for
 what it added or changed (``machinery.fieldmanager.managers.update``), as
-upstream's fieldmanager wrapping the update. A create's entry is worked out
-where upstream's create handler does it, before mutating admission, so
-what admission and ``prepare_for_create`` add (a pod's token volume, its
-default tolerations, a Service's cluster IPs) is no manager's, as upstream
-(decision 0062); a server-side apply computed
+upstream's fieldmanager wrapping the update. Both a create's entry and an
+update's are worked out where upstream's handlers do it, before mutating
+admission, so what admission and ``prepare_for_create`` /
+``prepare_for_update`` add (a pod's token volume, its default tolerations, a
+Service's cluster IPs) is no manager's, as upstream (decisions 0062, 0070);
+a server-side apply computed
 its ownership already and skips this step (``applied=True``). Requests
 without a field manager (in-process callers below the server) are not
 tracked; the server always names one.
@@ -226,6 +226,13 @@ async def before_update(
     old_meta = old["metadata"]
     _check_identity(info, meta, old_meta)
     strategy.set_defaults_for_update(obj, old)
+    if not applied:
+        # Upstream's position (its update and patch handlers run the field
+        # manager as a transformer before mutating admission): the object as
+        # sent (or patched) and defaulted against the live one, so what
+        # admission, the carried system metadata and ``prepare_for_update``
+        # change is not the request's manager's (decision 0070).
+        track_managed_fields(info, obj, old, ctx, subresource=subresource)
     await store.admission.admit(store, "UPDATE", obj, old, ctx)
     _carry_system_metadata(meta, old_meta)
     strategy.prepare_for_update(obj, old)
@@ -236,8 +243,6 @@ async def before_update(
     if info.tracks_generation:
         generation = old_meta.get("generation", 1)
         meta["generation"] = generation + 1 if strategy.bumps_generation(obj, old) else generation
-    if not applied:
-        track_managed_fields(info, obj, old, ctx, subresource=subresource)
     _raise_if_invalid(info, obj, strategy.validate_update(obj, old))
     for warning in strategy.warnings_on_update(obj, old):
         ctx.warn(warning)

@@ -235,6 +235,8 @@ class DecodedEvent:
         resourceVersion, the one thing that differs between the two.
         """
         kept = self._prev_fields if previous else self._fields
+        if kept is None and previous and self._prior is not None:
+            kept = self._prior._fields  # ``previous`` not made yet: its values are the prior's
         if kept is None or kept[0] != names:
             return None
         if previous and any("resourceVersion" in name for name in names):
@@ -265,6 +267,23 @@ class DecodedEvent:
         if prev_kv is not None and prior.event.kv.mod_revision == prev_kv.mod_revision:
             self._prior = prior
             prior._prior = None
+
+    def kept(self) -> DecodedEvent:
+        """What the watch cache keeps of its key's newest event once it left the ring.
+
+        The value (no ``prev_kv``) and the field values worked out for it, if
+        any: nothing decoded, so that keeping thousands of them stays cheap.
+        """
+        event = self.event
+        light = DecodedEvent(storage.Event(event.type, event.kv, None), self._decode)
+        light._fields = self._fields
+        return light
+
+    def follow_kept(self, prior: DecodedEvent) -> None:
+        """``follow`` for a ``kept`` prior: only its field values become ``previous``'s."""
+        prev_kv = self.event.prev_kv
+        if prev_kv is not None and prior.event.kv.mod_revision == prev_kv.mod_revision:
+            self._prev_fields = prior._fields
 
     def unfiltered_view(
         self, event_type: Callable[[DecodedEvent, Any], str | None], opts: Any
@@ -1023,14 +1042,17 @@ class Store:
         """
         if opts.label_selector is None and opts.field_selector is None:
             return True
-        obj = change.previous if previous else change.current
         if opts.label_selector is not None:
+            obj = change.previous if previous else change.current
             if not opts.label_selector.matches(obj.get("metadata", {}).get("labels") or {}):
                 return False
         if opts.field_selector is not None:
             names = opts.field_names
             values = change.fields(previous, names)
             if values is None:
+                # Only now the object: known field values need none (an update's
+                # previous side may not be decoded at all, ``follow_kept``).
+                obj = change.previous if previous else change.current
                 values = self.field_values(obj, names)
                 change.keep_fields(previous, names, values)
             return opts.field_selector.matches(values)
