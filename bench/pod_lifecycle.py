@@ -16,11 +16,13 @@ in a cluster:
    (``default_binder.DefaultBinder``);
 3. ``create events`` — the scheduler's ``Scheduled`` Event (events.k8s.io/v1), as its
    recorder writes it;
-4. ``update pods/status`` (ContainerCreating), then
-5. ``update pods/status`` (Running and Ready, with the pod IP) — the node's
-   kubelet (``system:node:NAME``), with the bodies the simulated kubelet
-   writes (``kubelet.status.generate_pod_status`` of the simulated runtime,
-   on the pod as the kubelet last saw it).
+4. ``patch pods/status`` (ContainerCreating), then
+5. ``patch pods/status`` (Running and Ready, with the pod IP) — the node's
+   kubelet (``system:node:NAME``), with the strategic merge patches the
+   simulated kubelet sends (``kubelet.status.status_patch`` from the pod as
+   the kubelet last saw it to ``kubelet.status.generate_pod_status`` of the
+   simulated runtime). Their rows keep the names ``update_status_*`` they
+   had when the kubelet PUT the whole pod (decision 0068).
 
 Each phase sends the request for every pod, ``--concurrency`` at a time, and
 is charged the process's CPU (``time.process_time``: every thread) from its
@@ -204,7 +206,7 @@ class Components:
         return self.configs[index % len(self.configs)].name
 
     def status_body(self, pod: Object, now: float) -> Object:
-        """The kubelet's ``pods/status`` body for ``pod`` at ``now`` (simulated runtime)."""
+        """The kubelet's ``pods/status`` patch for ``pod`` at ``now`` (simulated runtime)."""
         uid = pod["metadata"]["uid"]
         self.runtime.sync_pod(pod, now=now)
         runtime_status = self.runtime.get_pod_status(uid, now=now)
@@ -216,7 +218,7 @@ class Components:
         new = status.generate_pod_status(
             pod, runtime_status, now=now, pod_ip=pod_ip, host_ip=config.internal_ip
         )
-        return {**pod, "status": new}
+        return status.status_patch(pod, new)
 
     async def aclose(self) -> None:
         for client in (self.admin, self.replicaset, self.scheduler, self.kubelet):
@@ -318,7 +320,7 @@ async def one_round(
     for kind, at in (("update_status_creating", now), ("update_status_running", now + 2)):
         writes = [
             _update_status(
-                components.nodes[pod["spec"]["nodeName"]], components.status_body(pod, at)
+                components.nodes[pod["spec"]["nodeName"]], pod, components.status_body(pod, at)
             )
             for pod in bound
         ]
@@ -357,8 +359,14 @@ def _bind(
     return lambda: binder.bind(pod, node)
 
 
-def _update_status(client: rest.Client, body: Object) -> Callable[[], Awaitable[Object]]:
-    return lambda: client.update_status(rest.PODS, body)
+def _update_status(
+    client: rest.Client, pod: Object, patch: Object
+) -> Callable[[], Awaitable[Object]]:
+    """The kubelet's status write: a strategic merge PATCH of ``pods/status``."""
+    meta = pod["metadata"]
+    path = rest.PODS.path(namespace=meta["namespace"], name=meta["name"], subresource="status")
+    content_type = rest.PATCH_CONTENT_TYPES["strategic"]
+    return lambda: client.request("PATCH", path, body=patch, content_type=content_type)
 
 
 async def _pods_as_stored(components: Components, namespace: str) -> list[Object]:

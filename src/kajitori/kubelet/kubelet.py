@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import dataclasses
 import datetime
 import functools
@@ -447,9 +446,8 @@ class KubeletHost:
         """Upstream's rejectPod: a Warning event, then phase Failed with the reason."""
         log.info("rejecting pod %s: %s", informer.meta_namespace_key(pod), rejection.message)
         self._record_event(pod, "Warning", rejection.reason, rejection.message)
-        body = copy.deepcopy(pod)
-        body["status"] = lifecycle.rejected_status(pod, rejection, start_time=status.rfc3339(now))
-        await self._node_clients[state.config.name].update_status(rest.PODS, body)
+        new = lifecycle.rejected_status(pod, rejection, start_time=status.rfc3339(now))
+        await self._patch_status(self._node_clients[state.config.name], pod, new)
 
     async def _write_status(
         self,
@@ -480,10 +478,42 @@ class KubeletHost:
                 return
         if key is not None:
             self._held.pop(key, None)
-        # A shallow copy: only ``status`` is replaced, and the body is only serialized.
-        # The answer (the whole pod) is not read: the informer brings it back anyway.
-        body = {**pod, "status": new}
-        await self._node_clients[state.config.name].update_status(rest.PODS, body, decode=False)
+        await self._patch_status(self._node_clients[state.config.name], pod, new)
+
+    async def _patch_status(self, client: rest.Client, pod: Object, new: Object) -> None:
+        """PATCH ``pods/status`` as upstream's status manager (``status.status_patch``).
+
+        The answer (the whole pod) is not read: the informer brings it back
+        anyway. A pod gone (404), or another pod under its name (409 on the
+        uid precondition), is not written: the informer brings that news too,
+        and the sync then forgets this pod or starts the new one, as upstream
+        drops a deleted or recreated pod's status. Another conflict (the
+        informer's copy is not the stored one) is raised, so the key is synced
+        again once the informer has caught up.
+        """
+        body = status.status_patch(pod, new)
+        if not body:
+            return
+        meta = pod["metadata"]
+        path = rest.PODS.path(namespace=meta["namespace"], name=meta["name"], subresource="status")
+        try:
+            await client.request(
+                "PATCH",
+                path,
+                body=body,
+                content_type=rest.PATCH_CONTENT_TYPES["strategic"],
+                decode=False,
+            )
+        except rest.ApiError as exc:
+            if not exc.not_found and not _uid_refused(exc):
+                raise
+            log.info(
+                "pod %s/%s (uid %s) is gone: status not written: %s",
+                meta["namespace"],
+                meta["name"],
+                meta["uid"],
+                exc,
+            )
 
     async def _terminate(self, pod: Object, state: NodeState, now: float) -> None:
         meta = pod["metadata"]
@@ -586,6 +616,15 @@ _SYNCED_METADATA = (
     "deletionTimestamp",
     "deletionGracePeriodSeconds",
 )
+
+
+def _uid_refused(exc: rest.ApiError) -> bool:
+    """Whether the server refused a status patch for naming another pod's uid.
+
+    The uid in the patch is a precondition (upstream's BeforeUpdate): a 409
+    whose message is "Precondition failed: UID in precondition: ...".
+    """
+    return exc.conflict and "UID in precondition" in exc.message
 
 
 def _only_status_changed(old: Object, new: Object) -> bool:

@@ -13,10 +13,14 @@ identical status (the kubelet writes only when it differs).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+from kajitori.api import definitions
 from kajitori.kubelet.runtimes import interface
 from kajitori.machinery import times
+from kajitori.machinery.patching import two_way
+from kajitori.machinery.schema import SchemaNode
 
 Object = dict[str, Any]
 
@@ -175,3 +179,30 @@ def _keep_transition_times(conditions: list[Object], old: Object, now: float) ->
             condition["lastTransitionTime"] = rfc3339(now)
         condition["lastProbeTime"] = None
     return conditions
+
+
+@functools.cache
+def _pod_schema() -> SchemaNode | None:
+    return definitions.schema_for("", "v1", "Pod")
+
+
+def status_patch(pod: Object, new: Object) -> Object:
+    """The strategic merge patch of ``pods/status`` from ``pod``'s status to ``new``.
+
+    Upstream's PatchPodStatus: the two-way patch from ``{status: old}`` to
+    ``{metadata: {uid}, status: new}``, so the uid is in the patch and the
+    server refuses it (409, "Precondition failed: UID in precondition") for
+    another pod of that name.
+    Upstream computes it against a pod it has just read; ours is the
+    informer's copy, which may lag our own last write, and a patch is right
+    only on the version it was computed from (a field it does not name keeps
+    the server's value). So the copy's ``resourceVersion`` goes with it as a
+    precondition (409 otherwise, as the PUT it replaces). ``{}``: unchanged.
+    """
+    old = pod.get("status") or {}
+    diff = two_way.create_two_way_merge_patch({"status": old}, {"status": new}, _pod_schema())
+    if not diff:
+        return {}
+    meta = pod["metadata"]
+    diff["metadata"] = {"uid": meta["uid"], "resourceVersion": meta["resourceVersion"]}
+    return diff

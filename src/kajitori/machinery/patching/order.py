@@ -31,6 +31,8 @@ def normalize(
 ) -> list[Any]:
     """Sort both partitions by their order lists and interleave them by the server's."""
     patch_items = _sort_by(patch_items, patch_order, merge_key=merge_key, kind=kind)
+    if not server_only:  # interleaving with nothing gives them as they are
+        return patch_items
     server_only = _sort_by(server_only, server_order, merge_key=merge_key, kind=kind)
     return _interleave(server_only, patch_items, _Index(server_order, merge_key, kind))
 

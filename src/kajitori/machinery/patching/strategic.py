@@ -57,22 +57,31 @@ _SLICE = "[]interface {}"
 
 
 def apply_strategic_merge_patch(
-    doc: dict[str, Any], patch: dict[str, Any], schema: SchemaNode | None
+    doc: dict[str, Any],
+    patch: dict[str, Any],
+    schema: SchemaNode | None,
+    *,
+    copy_doc: bool = True,
+    copy_patch: bool = True,
 ) -> dict[str, Any]:
     """Apply a strategic merge patch to ``doc`` using ``schema`` for field metadata.
 
     Returns a new object; neither argument is changed. ``patch`` may be
-    ``None`` (a JSON ``null`` body), which changes nothing.
+    ``None`` (a JSON ``null`` body), which changes nothing. ``copy_doc=False``
+    merges into ``doc`` itself (a private copy the caller gives up): a member
+    the patch does not name is then the very object ``doc`` held.
+    ``copy_patch=False`` likewise uses up ``patch`` (e.g. a fresh decode).
     """
     if patch is None:
-        return common.deep_copy(doc)
+        return common.deep_copy(doc) if copy_doc else doc
     if not isinstance(patch, dict):
         kind = "array" if isinstance(patch, list) else _json_kind(patch)
         raise common.PatchError(
             f"json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}",
             code=400,
         )
-    return _merge_map(common.deep_copy(doc), common.deep_copy(patch), schema)
+    original = common.deep_copy(doc) if copy_doc else doc
+    return _merge_map(original, common.deep_copy(patch) if copy_patch else patch, schema)
 
 
 def _json_kind(value: Any) -> str:
@@ -102,6 +111,11 @@ def _lookup(schema: SchemaNode | None, key: str, *, is_list: bool) -> _Meta:
     # tests) takes the field's schema for its elements.
     sub = (field.items() or field) if is_list else field
     return _Meta(sub, strategy, field.patch_merge_key)
+
+
+# The field metadata as this module reads it, for the client side (``two_way``).
+FieldMeta = _Meta
+field_meta = _lookup
 
 
 def _non_retain_strategy(declared: str) -> str:
@@ -260,6 +274,12 @@ def _merge_ordered_lists(
         if server is None and patched is None:
             continue
         view = server or []
+        if server is not None and patched is not None:
+            fully_named = _merge_fully_named(server, patched, wanted, meta)
+            if fully_named is not None:
+                original[key] = fully_named
+                patch.pop(key, None)
+                continue
         if patched is None:
             merged = view
         elif server is None:
@@ -277,6 +297,46 @@ def _merge_ordered_lists(
             kind=kind,
         )
         patch.pop(key, None)
+
+
+def _merge_fully_named(
+    server: list[Any], patched: list[Any], wanted: list[Any], meta: _Meta
+) -> list[Any] | None:
+    """The merged list in ``wanted``'s order, when ``wanted`` names each merged item once.
+
+    A kubelet's status patch names every condition in ``$setElementOrder``.
+    Then no item is server-only, so the general path's orderings (by the
+    patch, then interleaving by the server's order) are all overridden by the
+    final sort on ``wanted``, whose positions are distinct: the answer is
+    merged items sorted by position. Decided before anything is merged, on the
+    merge keys alone; None (nothing changed) for any other case, including
+    every one that is an error, which the general path then reports.
+    """
+    if meta.strategy != "merge" or not meta.merge_key or not server or not patched:
+        return None
+    if element_type(server, patched) != _MAP:
+        return None
+    key = meta.merge_key
+    survivors, plain, replaced = _apply_list_directives(server, patched, key)
+    positions: dict[Any, int] = {}
+    for index, item in enumerate(wanted):
+        if type(item) is not dict or key not in item:
+            return None
+        positions.setdefault(common.hash_key(item[key]), index)
+    if replaced or any(key not in item or DIRECTIVE in item for item in plain):
+        return None
+    seen: set[int] = set()
+    for item in survivors:
+        if key not in item or DIRECTIVE in item:
+            return None
+        position = positions.get(common.hash_key(item[key]), -1)
+        if position < 0 or position in seen:
+            return None
+        seen.add(position)
+    if any(common.hash_key(item[key]) not in positions for item in plain):
+        return None
+    merged = _merge_by_key(list(survivors), plain, meta)
+    return sorted(merged, key=lambda item: positions[common.hash_key(item[key])])
 
 
 def _list_or_error(obj: dict[str, Any], key: str) -> list[Any] | None:

@@ -21,8 +21,9 @@ from typing import Any
 import orjson
 
 from kajitori.api import definitions, normalize, pruning, typecheck
-from kajitori.machinery import errors, field, patching
+from kajitori.machinery import errors, field, patching, shapes
 from kajitori.machinery.fieldmanager import fieldpath, managers, typed
+from kajitori.machinery.patching import common
 from kajitori.registry.generic import hooks
 from kajitori.server import negotiation
 from kajitori.server.handlers import resources, scale
@@ -38,14 +39,25 @@ APPLY_PATCH = "application/apply-patch+yaml"
 _SUPPORTED: tuple[str, ...] = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH)
 
 
-def _patcher(scope: RequestScope, content_type: str, patch: Any) -> Callable[[Object], Object]:
+def _patcher(
+    scope: RequestScope, content_type: str, patch: Any, body: bytes
+) -> Callable[[Object], Object]:
+    """The patch as a function of the (private, given up) object it applies to.
+
+    ``body`` is ``patch`` as received: the strategic merge uses up a fresh
+    decode of it on each attempt (cheaper than copying the decoded patch).
+    """
     info = scope.store.info
     if content_type == JSON_PATCH:
         return lambda doc: patching.apply_json_patch(doc, patch)
     if content_type == MERGE_PATCH:
         return lambda doc: patching.apply_merge_patch(doc, patch)
     schema = definitions.schema_for(*info.storage_gvk)
-    return lambda doc: patching.apply_strategic_merge_patch(doc, patch, schema)
+    # Every caller hands over a copy of its own (a decode, a Scale it built):
+    # merged in place, the members the patch does not name stay those objects.
+    return lambda doc: patching.apply_strategic_merge_patch(
+        doc, _decode_patch(content_type, body), schema, copy_doc=False, copy_patch=False
+    )
 
 
 def _content_type(scope: RequestScope) -> str:
@@ -87,32 +99,113 @@ def _apply(apply: Callable[[Object], Object], doc: Object) -> Object:
     return result
 
 
-def _go_shape(result: Object) -> None:
+def _whole(result: Object, kept: Object | None) -> Object:
+    """``result`` with the parts left unwalked put back in their places (for messages)."""
+    if not kept:
+        return result
+    whole = dict(result)
+    whole.update(kept)
+    return whole
+
+
+def _go_shape(result: Object, kept: Object | None = None) -> None:
     """Shape the patched object as upstream's Go types do; undecodable values are 422s.
 
     Upstream decodes the patched JSON into its Go struct and answers a failure
     with Invalid on ``patch`` (value: the patched object; for strategic merge
-    upstream prints a Go map there instead of JSON).
+    upstream prints a Go map there instead of JSON). ``kept``: parts of the
+    result not walked (``_parts_left_as_stored``), shown in the message.
     """
     try:
         normalize.go_shape(result)
     except ValueError as exc:
-        patched = orjson.dumps(result).decode()
+        patched = orjson.dumps(_whole(result, kept)).decode()
         problem = field.invalid("patch", patched, str(exc))
         raise errors.invalid(errors.GroupKind("", ""), "", [problem]) from None
 
 
-def _check_types(scope: RequestScope, result: Object) -> None:
-    """A patch producing a value of the wrong type fails decoding (upstream: 422 on "patch")."""
+# (schema, shape) pairs whose objects have no type error: the check reads only shape.
+_TYPES_OK = shapes.ShapeMemo()
+
+
+def _check_types(
+    scope: RequestScope, result: Object, shape: Any = None, kept: Object | None = None
+) -> None:
+    """A patch producing a value of the wrong type fails decoding (upstream: 422 on "patch").
+
+    ``shape``: ``result``'s ``shapes.body_signature``, if known; a shape that
+    passed before passes again (the check's answer depends on shape alone).
+    ``kept``: as for ``_go_shape``.
+    """
     info = scope.store.info
     schema = definitions.schema_for(*info.storage_gvk)
+    if _TYPES_OK.get(schema, shape):
+        return
     problem = typecheck.first_type_error(result, schema, info.kind)
+    if not problem:
+        _TYPES_OK.put(schema, shape, True)
     if problem:
         # Upstream shows the patched document, which its JSON libraries write with sorted keys.
-        patched = orjson.dumps(result, option=orjson.OPT_SORT_KEYS).decode()
+        patched = orjson.dumps(_whole(result, kept), option=orjson.OPT_SORT_KEYS).decode()
         raise errors.invalid(
             errors.GroupKind("", ""), "", [field.invalid("patch", patched, problem)]
         )
+
+
+# The parts of a stored object a patch may leave unwalked when it leaves them as they are.
+_STORED_PARTS = ("metadata", "spec")
+
+
+def _parts_left_as_stored(
+    scope: RequestScope, content_type: str, patch: Any, current: Object
+) -> tuple[str, ...]:
+    """``current``'s ``metadata`` and ``spec`` that applying ``patch`` leaves as they are.
+
+    The result's null dropping, Go type check, Go shaping and pruning need not
+    walk them: they are the stored ones, and the store only writes a spec or
+    metadata that came out of these checks, or out of server code writing
+    Go-shaped, declared values (decisions 0059 and 0061, whose PUT path
+    skips them on the same ground). Each check works field by field, so the
+    other parts are checked as before, with the same first problem. A
+    kubelet's status patch names ``metadata`` only to state its uid and
+    resourceVersion, as stored. A merge or strategic merge patch leaves a
+    top-level member it does not name untouched (``$``-directives at the top
+    may drop or reorder anything: then nothing is skipped); JSON patches,
+    older served versions (converted copies) and custom resources (whose
+    schema may have changed since the object was stored) are always walked.
+    """
+    if content_type not in (STRATEGIC_MERGE_PATCH, MERGE_PATCH) or type(patch) is not dict:
+        return ()
+    info = scope.store.info
+    if info.conversion is not None or hasattr(info.strategy, "prune_unknown"):
+        return ()
+    if any(key.startswith("$") for key in patch):
+        return ()
+    return tuple(
+        key
+        for key in _STORED_PARTS
+        if type(current.get(key)) is dict
+        and current[key]
+        and (key not in patch or _sets_equal_scalars(patch[key], current[key]))
+    )
+
+
+def _sets_equal_scalars(patch: Any, current: Object) -> bool:
+    """Whether ``patch`` only sets members of ``current`` to the scalars they hold.
+
+    Merging such a map (either patch type) changes nothing: each member is
+    replaced by an equal value of the same type (Go's ``==``: ``1`` is not
+    ``1.0``). Anything else (a null, a list, a nested map, a directive, a
+    member ``current`` lacks) counts as a change.
+    """
+    if type(patch) is not dict:
+        return False
+    for key, value in patch.items():
+        if key not in current or value is None or isinstance(value, dict | list):
+            return False
+        if not common.same_value(value, current[key]):
+            return False
+    return True
 
 
 def _check_patch_options(scope: RequestScope, content_type: str) -> None:
@@ -136,21 +229,29 @@ async def patch(scope: RequestScope) -> None:
         await server_side_apply(scope, body)
         return
     patch_doc = _decode_patch(content_type, body)
-    apply = _patcher(scope, content_type, patch_doc)
+    apply = _patcher(scope, content_type, patch_doc, body)
     if scope.info.subresource == "scale":
         await _patch_scale(scope, apply)
         return
 
     async def mutate(current: Object) -> Object:
         rv = current["metadata"]["resourceVersion"]
+        stored = _parts_left_as_stored(scope, content_type, patch_doc, current)
         # An older served version patches the object as it reads it, then converts back.
         result = _apply(apply, scope.external(current))
+        kept = {key: result[key] for key in stored if result.get(key) is current[key]}
+        for key in kept:
+            result[key] = {}  # in its place: the key keeps its position
         pruning.drop_nulls(result)
         resources.check_kind(scope, result)
         result = scope.internal(result)
-        _check_types(scope, result)
-        _go_shape(result)
-        resources.handle_unknown_fields(scope, result)
+        # One shape serves both checks, as in resources.decode_object: Go shaping
+        # only adds, drops and rewrites declared fields.
+        shape = shapes.body_signature(result)
+        _check_types(scope, result, shape, kept)
+        _go_shape(result, kept)
+        resources.handle_unknown_fields(scope, result, shape)
+        result.update(kept)
         meta = result.setdefault("metadata", {})
         if meta.get("resourceVersion", rv) != rv:
             raise errors.conflict(scope.store.gr, scope.info.name)
