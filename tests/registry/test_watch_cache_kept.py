@@ -11,22 +11,13 @@ and the kept keys stay within their bound and leave on delete.
 from __future__ import annotations
 
 import asyncio
-import random
 import types
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import orjson
 import pytest
+from tests.registry.pod_lives import NS, SELECTORS, pod, random_lives, until, watch_options
 from tests.registry.test_cacher import CountingGets
-from tests.registry.test_watch_event_cost import (
-    NS,
-    SELECTORS,
-    _opts,
-    pod,
-    selection,
-    until,
-)
 
 from kajitori.machinery import errors
 from kajitori.registry.core import pod_binding, pods
@@ -64,53 +55,6 @@ async def pod_store(
     cache = await store.running_watch_cache()
     assert cache is not None
     return store, cache
-
-
-async def random_lives(store: Store, seed: int) -> tuple[int, dict[tuple[str, str], list[Any]]]:
-    """Random pod writes; per selector the events upstream's rules give. Returns (writes, those)."""
-    rng = random.Random(seed)
-    expected: dict[tuple[str, str], list[Any]] = {s: [] for s in SELECTORS}
-    live: dict[str, Object] = {}
-    writes = 0
-    for step in range(150):
-        name = f"p-{rng.randrange(8)}"
-        old = live.get(name)
-        if old is None:
-            app = rng.choice(["web", "db", "other"])
-            new = await store.create(NS, pod(name, rng.choice(["", "n1", "n2"]), app=app), CTX)
-            kind = "PUT"
-        elif rng.random() < 0.15:
-            await store.delete(NS, name, DeleteOptions(grace_period_seconds=0), CTX)
-            new, kind = None, "DELETE"
-        else:
-            changed = orjson.loads(orjson.dumps(old))
-            roll = rng.random()
-            if roll < 0.4:
-                changed["status"] = {"phase": rng.choice(["Pending", "Running", "Failed"])}
-                new, _ = await store.update(NS, name, changed, CTX, subresource="status")
-            elif roll < 0.7 and not old["spec"].get("nodeName"):
-                binding = {"target": {"name": rng.choice(["n1", "n2"])}}
-                await pod_binding.create(
-                    store, NS, name, binding, types.SimpleNamespace(dry_run=False)
-                )
-                new = await store.get(NS, name)
-            else:
-                changed["metadata"]["labels"] = {"app": rng.choice(["web", "db"]), "s": str(step)}
-                new, _ = await store.update(NS, name, changed, CTX)
-            kind = "PUT"
-        rv = new["metadata"]["resourceVersion"] if new else None
-        if old is not None and new is not None and rv == old["metadata"]["resourceVersion"]:
-            continue  # nothing changed: nothing written, no event
-        writes += 1
-        for label, field in SELECTORS:
-            seen = selection(kind, old, new, label, field)
-            if seen is not None:
-                expected[(label, field)].append((seen, name, rv or ""))
-        if new is None:
-            live.pop(name)
-        else:
-            live[name] = new
-    return writes, expected
 
 
 async def dispatched(cache: cacher.WatchCache, events: int) -> None:
@@ -170,12 +114,14 @@ async def test_selecting_watchers_see_upstreams_rules_when_priors_left_the_ring(
     kept_decodes, other_decodes = PrevDecodes(store, monkeypatch), PrevDecodes(other, monkeypatch)
     start = await store.backend.current_revision()
     watches = [
-        (label, field, Collected(each.watch(NS, _opts(start, label, field))))
+        (label, field, Collected(each.watch(NS, watch_options(start, label, field))))
         for each in (store, other)
         for label, field in SELECTORS
     ]
     await until(lambda: cache.subscriber_count == other_cache.subscriber_count == len(SELECTORS))
-    writes, expected = await random_lives(store, seed=69)
+    writes, expected = await random_lives(
+        store, 69, steps=150, names=8, deletes=0.15, bindings=True
+    )
     await until(lambda: cache.stats.events >= writes and other_cache.stats.events >= writes)
     for label, field, collected in watches:
         want = expected[(label, field)]
@@ -199,7 +145,7 @@ async def test_an_update_after_the_ring_reads_no_storage_and_decodes_no_prev_kv(
 ) -> None:
     store, cache = await pod_store(sqlite_backend, sqlite_store, SMALL_RING)
     start = await store.backend.current_revision()
-    scheduled = store.watch(NS, _opts(start, "", "spec.nodeName!="))
+    scheduled = store.watch(NS, watch_options(start, "", "spec.nodeName!="))
     first = asyncio.ensure_future(anext(scheduled))  # served by the cache from here
     await until(lambda: cache.subscriber_count == 1)
     await store.create(NS, pod("a", ""), CTX)

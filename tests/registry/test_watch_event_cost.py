@@ -13,26 +13,30 @@ bookmarks come from one timer per quiet period without ending the stream.
 from __future__ import annotations
 
 import asyncio
-import random
 import types
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
 import pytest
+from tests.registry.pod_lives import (
+    CTX,
+    NS,
+    SELECTORS,
+    TIMEOUT,
+    pod,
+    random_lives,
+    until,
+    watch_options,
+)
 
-from kajitori.machinery import fields, labels
 from kajitori.registry.core import pods
 from kajitori.registry.generic import cacher
-from kajitori.registry.generic.request import RequestContext
-from kajitori.registry.generic.store import DeleteOptions, ListOptions, Store, WatchEvent
+from kajitori.registry.generic.store import ListOptions, Store, WatchEvent
 from kajitori.server.handlers import watch as watch_handler
 from kajitori.storage.sqlite import SqliteBackend
 
 Object = dict[str, Any]
-CTX = RequestContext()
-TIMEOUT = 5.0
-NS = "w"
 
 
 @pytest.fixture
@@ -41,61 +45,8 @@ async def store(sqlite_backend: SqliteBackend, sqlite_store: Callable[..., Store
     return sqlite_store(pods.RESOURCE)
 
 
-def pod(name: str, node: str, **labels_: str) -> Object:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": labels_},
-        "spec": {"nodeName": node, "containers": [{"name": "c", "image": "nginx"}]},
-    }
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(TIMEOUT):
-        while not condition():
-            await asyncio.sleep(0.005)
-
-
 async def take(events: AsyncIterator[WatchEvent], count: int) -> list[WatchEvent]:
     return [await asyncio.wait_for(anext(events), TIMEOUT) for _ in range(count)]
-
-
-def selection(
-    kind: str, old: Object | None, new: Object | None, label: str, field: str
-) -> str | None:
-    """Upstream's cacheWatcher rules, worked out afresh from the two objects."""
-    label_sel = labels.parse_selector(label) if label else None
-    field_sel = fields.parse_field_selector(field) if field else None
-
-    def matches(obj: Object | None) -> bool:
-        if obj is None:
-            return False
-        if label_sel is not None and not label_sel.matches(obj["metadata"].get("labels") or {}):
-            return False
-        if field_sel is None:
-            return True
-        extract = pods.RESOURCE.all_selectable_fields
-        return field_sel.matches({r.field: extract[r.field](obj) for r in field_sel.requirements})
-
-    if kind == "DELETE":
-        return "DELETED" if matches(old) else None
-    now, before = matches(new), matches(old)
-    if now and before:
-        return "MODIFIED"
-    if now:
-        return "ADDED"
-    return "DELETED" if before else None
-
-
-SELECTORS = [
-    ("", "status.phase=Running"),
-    ("", "status.phase!=Pending"),
-    ("", "spec.nodeName=n1"),
-    ("", "spec.nodeName=n1,status.phase!=Failed"),
-    ("app=web", "status.phase=Running"),
-    ("app in (web,db)", "metadata.name!=p-0"),
-    ("app=db", ""),
-]
 
 
 async def test_selecting_watchers_see_what_the_objects_select_with_shared_field_values(
@@ -107,53 +58,19 @@ async def test_selecting_watchers_see_what_the_objects_select_with_shared_field_
     from the event before it) serve every watcher that selects on the same
     fields; a wrong share shows as a missing, extra or mistyped event.
     """
-    rng = random.Random(65)
     cache = await store.running_watch_cache()
     assert cache is not None
     start = await store.backend.current_revision()
     # Two watchers per selector: the second reads what the first one's filter kept.
     watches = [
-        (label, field, store.watch(NS, _opts(start, label, field)))
+        (label, field, store.watch(NS, watch_options(start, label, field)))
         for label, field in SELECTORS
         for _ in range(2)
     ]
     plain = store.watch(NS, ListOptions(resource_version=str(start)))
-    expected: dict[tuple[str, str], list[tuple[str, str, str]]] = {s: [] for s in SELECTORS}
-    live: dict[str, Object] = {}
-    writes = 0
-    for step in range(120):
-        name = f"p-{rng.randrange(6)}"
-        old = live.get(name)
-        if old is None:
-            app = rng.choice(["web", "db", "other"])
-            new = await store.create(NS, pod(name, rng.choice(["n1", "n2"]), app=app), CTX)
-            kind = "PUT"
-        elif rng.random() < 0.2:
-            await store.delete(NS, name, DeleteOptions(grace_period_seconds=0), CTX)
-            new, kind = None, "DELETE"
-        else:
-            changed = orjson.loads(orjson.dumps(old))
-            if rng.random() < 0.5:
-                changed["status"] = {"phase": rng.choice(["Pending", "Running", "Failed"])}
-                new, _ = await store.update(NS, name, changed, CTX, subresource="status")
-            else:
-                changed["metadata"]["labels"] = {"app": rng.choice(["web", "db"]), "s": str(step)}
-                new, _ = await store.update(NS, name, changed, CTX)
-            kind = "PUT"
-        rv = new["metadata"]["resourceVersion"] if new else None
-        if old is not None and new is not None and rv == old["metadata"]["resourceVersion"]:
-            continue  # nothing changed: nothing written, no event
-        writes += 1
-        for label, field in SELECTORS:
-            seen = selection(kind, old, new, label, field)
-            if seen is not None:
-                obj = new if seen != "DELETED" else old
-                assert obj is not None
-                expected[(label, field)].append((seen, name, rv or ""))
-        if new is None:
-            live.pop(name)
-        else:
-            live[name] = new
+    writes, expected = await random_lives(
+        store, 65, steps=120, names=6, deletes=0.2, bindings=False
+    )
     # Every write reached the cache once the plain watcher has them all.
     for event in await take(plain, writes):
         assert event.type in ("ADDED", "MODIFIED", "DELETED")
@@ -169,16 +86,6 @@ async def test_selecting_watchers_see_what_the_objects_select_with_shared_field_
             if rv:
                 assert event.object["metadata"]["resourceVersion"] == rv
         assert await _nothing_more(events)
-
-
-def _opts(start: int, label: str, field: str) -> ListOptions:
-    opts = ListOptions(resource_version=str(start))
-    if label:
-        opts.label_selector = labels.parse_selector(label)
-    if field:
-        opts.field_selector = fields.parse_field_selector(field)
-        opts.field_names = tuple(r.field for r in opts.field_selector.requirements)
-    return opts
 
 
 async def _nothing_more(events: AsyncIterator[WatchEvent]) -> bool:
