@@ -91,7 +91,7 @@ def _json_kind(value: Any) -> str:
 # --- field metadata -------------------------------------------------------------------
 
 
-class _Meta:
+class FieldMeta:
     """Patch metadata of one field: its schema, strategy and merge key."""
 
     __slots__ = ("merge_key", "schema", "strategy")
@@ -102,20 +102,16 @@ class _Meta:
         self.merge_key = merge_key
 
 
-def _lookup(schema: SchemaNode | None, key: str, *, is_list: bool) -> _Meta:
+def field_meta(schema: SchemaNode | None, key: str, *, is_list: bool) -> FieldMeta:
+    """The patch metadata of ``schema``'s field ``key`` (the client side, ``two_way``, too)."""
     field = schema.field(key) if schema is not None else None
     if field is None:
-        return _Meta(None, "", "")
+        return FieldMeta(None, "", "")
     strategy = _non_retain_strategy(field.patch_strategy)
     # A list under a field declared as a single object (seen in upstream's own
     # tests) takes the field's schema for its elements.
     sub = (field.items() or field) if is_list else field
-    return _Meta(sub, strategy, field.patch_merge_key)
-
-
-# The field metadata as this module reads it, for the client side (``two_way``).
-FieldMeta = _Meta
-field_meta = _lookup
+    return FieldMeta(sub, strategy, field.patch_merge_key)
 
 
 def _non_retain_strategy(declared: str) -> str:
@@ -174,12 +170,12 @@ def _merge_key(original: dict[str, Any], key: str, value: Any, schema: SchemaNod
         return
     current = original[key]
     if isinstance(current, dict):
-        meta = _lookup(schema, key, is_list=False)
+        meta = field_meta(schema, key, is_list=False)
         original[key] = (
             value if meta.strategy == "replace" else _merge_map(current, value, meta.schema)
         )
     elif isinstance(current, list):
-        meta = _lookup(schema, key, is_list=True)
+        meta = field_meta(schema, key, is_list=True)
         original[key], _ = _merge_list_field(current, value, meta, is_delete_list=is_delete_list)
     else:
         original[key] = value
@@ -269,7 +265,7 @@ def _merge_ordered_lists(
         key = _strip_prefix(directive_key, SET_ELEMENT_ORDER, ERR_SET_ELEMENT_ORDER)
         server = _list_or_error(original, key)
         patched = _list_or_error(patch, key)
-        meta = _lookup(schema, key, is_list=True)
+        meta = field_meta(schema, key, is_list=True)
         _check_order(patched or [], wanted, meta.merge_key)
         if server is None and patched is None:
             continue
@@ -300,7 +296,7 @@ def _merge_ordered_lists(
 
 
 def _merge_fully_named(
-    server: list[Any], patched: list[Any], wanted: list[Any], meta: _Meta
+    server: list[Any], patched: list[Any], wanted: list[Any], meta: FieldMeta
 ) -> list[Any] | None:
     """The merged list in ``wanted``'s order, when ``wanted`` names each merged item once.
 
@@ -388,7 +384,7 @@ def _same_item(left: Any, right: Any, merge_key: str) -> bool:
 
 
 def _merge_list_field(
-    original: list[Any], patch: list[Any], meta: _Meta, *, is_delete_list: bool
+    original: list[Any], patch: list[Any], meta: FieldMeta, *, is_delete_list: bool
 ) -> tuple[list[Any], list[Any]]:
     """The merged list, and how the original list reads afterwards.
 
@@ -405,7 +401,7 @@ def _merge_list_field(
 
 
 def _merge_list(
-    original: list[Any], patch: list[Any], meta: _Meta, *, is_delete_list: bool
+    original: list[Any], patch: list[Any], meta: FieldMeta, *, is_delete_list: bool
 ) -> tuple[list[Any], list[Any]]:
     if not original and not patch:
         return original, original
@@ -519,7 +515,7 @@ def _find_by_key(items: list[Any], merge_key: str, value: Any) -> int:
     return -1
 
 
-def _merge_by_key(original: list[Any], patch: list[Any], meta: _Meta) -> list[Any]:
+def _merge_by_key(original: list[Any], patch: list[Any], meta: FieldMeta) -> list[Any]:
     key = meta.merge_key
     # First position of each merge-key value (element_type made them all maps).
     positions: dict[Any, int] = {}
