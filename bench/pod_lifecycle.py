@@ -61,6 +61,7 @@ from typing import Any
 
 from bench import common
 from kajitori.auth import pki
+from kajitori.cli import main as cli_main
 from kajitori.client import events, rest
 from kajitori.cmd import kubelet as kubelet_cmd
 from kajitori.cmd.apiserver import APIServerConfig, APIServerProcess
@@ -390,8 +391,7 @@ async def run(plan: Plan) -> dict[str, Any]:
         process = APIServerProcess(APIServerConfig(data_dir=Path(directory), port=0))
         await process.start()
         gc.enable()
-        gc.freeze()
-        gc.set_threshold(10_000, 10, 10)  # ``kajitori up``'s settings once serving
+        cli_main.tune_gc()  # ``kajitori up``'s settings once serving
         components = Components(process, plan.nodes)
         try:
             await components.register_nodes()

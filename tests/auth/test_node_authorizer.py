@@ -329,6 +329,53 @@ def test_pod_references_cover_every_way_a_pod_names_an_object() -> None:
     }
 
 
+def _graph_pod(uid: str, node: str, secret: str, ephemeral: list[Object] | None = None) -> Object:
+    spec: Object = {
+        "nodeName": node,
+        "containers": [{"name": "c", "envFrom": [{"secretRef": {"name": secret}}]}],
+    }
+    if ephemeral is not None:
+        spec["ephemeralContainers"] = ephemeral
+    return {"metadata": {"namespace": "ns", "name": "p", "uid": uid}, "spec": spec}
+
+
+def test_the_graph_walks_a_pod_again_only_when_its_references_may_have_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Upstream's updatePod: same node, same uid and no new ephemeral container keep the entry."""
+    walked: list[str] = []
+    real = node_auth.pod_references
+
+    def counting(pod: Object) -> set[node_auth.Vertex]:
+        walked.append(pod["metadata"]["uid"])
+        return real(pod)
+
+    monkeypatch.setattr(node_auth, "pod_references", counting)
+    graph = node_auth.NodeGraph()
+    graph.apply_pod("ADDED", _graph_pod("u1", "n1", "s1"))
+    # A status write: nothing a reference comes from changed; the spec is not walked.
+    graph.apply_pod("MODIFIED", _graph_pod("u1", "n1", "s1"))
+    assert walked == ["u1"]
+    assert graph.related("n1", "secret", "ns", "s1")
+    # An ephemeral container is the one spec change that may add references.
+    debug = [{"name": "debug", "envFrom": [{"secretRef": {"name": "debug-secret"}}]}]
+    graph.apply_pod("MODIFIED", _graph_pod("u1", "n1", "s1", debug))
+    assert walked == ["u1", "u1"]
+    assert graph.related("n1", "secret", "ns", "debug-secret")
+    graph.apply_pod("MODIFIED", _graph_pod("u1", "n1", "s1", debug))
+    assert walked == ["u1", "u1"]
+    # Another pod under the name (another uid), or another node: walked again.
+    graph.apply_pod("MODIFIED", _graph_pod("u2", "n1", "s2"))
+    assert graph.related("n1", "secret", "ns", "s2")
+    assert not graph.related("n1", "secret", "ns", "s1")
+    graph.apply_pod("MODIFIED", _graph_pod("u2", "n2", "s2"))
+    assert walked == ["u1", "u1", "u2", "u2"]
+    assert graph.related("n2", "secret", "ns", "s2")
+    assert not graph.related("n1", "secret", "ns", "s2")
+    graph.apply_pod("DELETED", _graph_pod("u2", "n2", "s2"))
+    assert not graph.related("n2", "secret", "ns", "s2")
+
+
 def test_node_identity_needs_both_the_group_and_the_user_prefix() -> None:
     assert node_auth.node_identity(UserInfo("system:node:a", ("system:nodes",))) == ("a", True)
     assert node_auth.node_identity(UserInfo("system:node:a", ())) == ("", False)

@@ -315,3 +315,35 @@ def test_service_ports_merge_by_port() -> None:
         {"port": 80, "targetPort": 8080},
         {"port": 443, "targetPort": 9443},
     ]
+
+
+def test_field_metadata_is_remembered_per_schema_node_field_and_listness() -> None:
+    """``field_meta`` answers as a fresh lookup does, for each (node, field, list or not)."""
+    from kajitori.machinery.patching import strategic
+
+    pod = definitions.schema_for("", "v1", "Pod")
+    status = strategic.field_meta(pod, "status", is_list=False).schema
+    spec = strategic.field_meta(pod, "spec", is_list=False).schema
+    cases = [
+        (status, "conditions", True),
+        (status, "conditions", False),
+        (status, "containerStatuses", True),
+        (status, "podIPs", True),
+        (spec, "containers", True),
+        (spec, "tolerations", True),
+        (spec, "nodeSelector", False),
+        (pod, "metadata", False),
+        (None, "anything", True),
+    ]
+    for schema, key, is_list in cases * 2:
+        remembered = strategic.field_meta(schema, key, is_list=is_list)
+        fresh = strategic._field_meta(schema, key, is_list=is_list)
+        assert (remembered.schema, remembered.strategy, remembered.merge_key) == (
+            fresh.schema,
+            fresh.strategy,
+            fresh.merge_key,
+        ), (key, is_list)
+    conditions = strategic.field_meta(status, "conditions", is_list=True)
+    assert (conditions.strategy, conditions.merge_key) == ("merge", "type")
+    # The list's element schema, not the list's own.
+    assert conditions.schema is not strategic.field_meta(status, "conditions", is_list=False).schema

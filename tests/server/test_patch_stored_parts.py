@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from kajitori.client import rest
+from kajitori.cmd.apiserver import APIServerProcess
 from kajitori.kubelet import status
 from kajitori.server.handlers import patch as patch_handler
 
@@ -182,3 +183,41 @@ class _Scope:
             info = _Info()
 
         self.store = _Store()
+
+
+async def test_a_patch_that_lost_a_race_answers_as_one_that_did_not(
+    apiserver: APIServerProcess, admin: rest.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retry merges the patch as the first attempt did, though that attempt used it up.
+
+    The store's first guess at the pod is made stale (an older value of the
+    key), so each real write loses its compare-and-swap once and is applied
+    again to the stored pod; its answer must be the dry run's on that pod.
+    """
+    assert apiserver.registry is not None
+    store = apiserver.registry.lookup("", "v1", "pods")
+    name = "raced"
+    current = await admin.create(rest.PODS, _pod(name), namespace=NS)
+    _, stale = await store.backend.get(store.key(NS, name))
+    assert stale is not None
+    guesses: list[Any] = []
+    monkeypatch.setattr(store, "_cached_for_update", lambda key: guesses.pop() if guesses else None)
+    rng = random.Random(74)
+    raced = 0
+    for kind, patch in _patches(rng, current):
+        expected = await _answer(admin, rest.PODS, name, kind, patch)
+        guesses.append(stale)
+        path = rest.PODS.path(namespace=NS, name=name, subresource="status")
+        content_type = rest.PATCH_CONTENT_TYPES[kind]  # type: ignore[index]
+        try:
+            answer = await admin.request("PATCH", path, body=patch, content_type=content_type)
+        except rest.ApiError as exc:
+            answer = ("error", exc.status)
+        raced += not guesses
+        guesses.clear()
+        if isinstance(answer, dict):
+            assert isinstance(expected, dict), (kind, patch)
+            for side in (answer, expected):
+                side["metadata"].pop("resourceVersion")
+        assert _timeless(answer) == _timeless(expected), (kind, patch)
+    assert raced == len(_patches(random.Random(74), current))

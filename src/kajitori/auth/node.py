@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 Object = dict[str, Any]
 Vertex = tuple[str, str, str]  # (kind, namespace, name)
+# A pod the graph holds: (node, uid, how many ephemeral containers, its references).
+_PodEntry = tuple[str, str, int, frozenset[Vertex]]
 
 NODES_GROUP = "system:nodes"
 NODE_USER_PREFIX = "system:node:"
@@ -137,7 +139,7 @@ class NodeGraph:
     """Which objects are related to which node, from pods, claims and volumes."""
 
     def __init__(self) -> None:
-        self._pods: dict[tuple[str, str], tuple[str, frozenset[Vertex]]] = {}
+        self._pods: dict[tuple[str, str], _PodEntry] = {}
         self._node_refs: dict[str, collections.Counter[Vertex]] = {}
         self._claim_volume: dict[tuple[str, str], str] = {}
         self._volume_secrets: dict[str, set[Vertex]] = {}
@@ -152,19 +154,30 @@ class NodeGraph:
     def apply_pod(self, event_type: str, pod: Object) -> None:
         meta = pod.get("metadata") or {}
         key = (meta.get("namespace", ""), meta.get("name", ""))
+        spec = pod.get("spec") or {}
+        node = spec.get("nodeName") or ""
+        uid = meta.get("uid", "")
+        ephemeral = len(spec.get("ephemeralContainers") or ())
+        if event_type == "MODIFIED" and node:
+            entry = self._pods.get(key)
+            # Upstream's updatePod: with the node and uid unchanged and no new
+            # ephemeral container, the references are those already recorded
+            # (a pod's other references are immutable): most pod updates are
+            # status writes, and walking the spec again for each was wasted.
+            if entry is not None and entry[:2] == (node, uid) and ephemeral <= entry[2]:
+                return
         self._forget_pod(key)
-        node = (pod.get("spec") or {}).get("nodeName") or ""
         if event_type == "DELETED" or not node:
             return
         refs = frozenset(pod_references(pod))
-        self._pods[key] = (node, refs)
+        self._pods[key] = (node, uid, ephemeral, refs)
         self._node_refs.setdefault(node, collections.Counter()).update(refs)
 
     def _forget_pod(self, key: tuple[str, str]) -> None:
         entry = self._pods.pop(key, None)
         if entry is None:
             return
-        node, refs = entry
+        node, _, _, refs = entry
         counter = self._node_refs[node]
         counter.subtract(refs)
         for ref in refs:

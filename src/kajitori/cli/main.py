@@ -343,12 +343,9 @@ async def _serve(args: argparse.Namespace) -> int:
             flush=True,
         )
     kubelets = await _start_kubelets(process, args, network) if args.command == "up" else None
-    # Watch caches and informers keep every object several times over; with
-    # Python's default thresholds full collections re-scan that heap every few
-    # seconds (a fifth of the CPU of a 1,000-node ``up``, see bench.scale).
-    # What start-up built lives on: freeze it, and collect young objects less often.
-    gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
+    # Watch caches and informers keep every object several times over: collect
+    # that heap rarely (``tune_gc``).
+    tune_gc()
     elapsed = time.monotonic() - started
     print(
         f"kajitori is ready at {process.url} ({elapsed:.2f}s, data in {config.data_dir})\n"
@@ -498,7 +495,7 @@ async def _run_kubelet(args: argparse.Namespace) -> int:
         configs = kubelet.node_configs(
             args.nodes, prefix=args.node_name_prefix, first_ip=args.node_ip
         )
-    _tune_gc()
+    tune_gc()
     await kubelet.run_nodes(
         args.kubeconfig,
         configs,
@@ -509,15 +506,24 @@ async def _run_kubelet(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tune_gc() -> None:
-    """A component's informers hold every object it watches: collect young objects less often.
+# Collection thresholds once serving (decision 0073). Python counts net
+# allocations: with a heap that churns (each watch event replaces an object in
+# a watch cache and an informer), every young collection scans far more
+# survivors than its threshold, and at (10_000, 10, 10) collections took a fifth
+# of a 1,000-node rollout's CPU while freeing almost nothing. Fewer, larger
+# young collections let most objects die before they are scanned.
+GC_THRESHOLDS = (100_000, 20, 10)
 
-    As ``_serve`` does (see there): with Python's default thresholds full
-    collections re-scan that heap every few seconds. Start-up's objects
-    (modules) are frozen out of the scans.
+
+def tune_gc() -> None:
+    """Freeze start-up's objects (modules, caches) out of the scans; collect rarely.
+
+    The API server, controllers, scheduler and kubelets hold every object they
+    watch (watch caches, informers): with Python's default thresholds full
+    collections re-scan that heap every few seconds (``GC_THRESHOLDS``).
     """
     gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _start_scheduler(process: APIServerProcess) -> Scheduler:
@@ -559,7 +565,7 @@ async def _run_scheduler(args: argparse.Namespace) -> int:
         print(f"kajitori: scheduler --config: {exc}", file=sys.stderr)
         return 2
     stop = _stop_on_signals()
-    _tune_gc()
+    tune_gc()
     election = _scheduler_election(args, settings)
     kept = await scheduler.run(
         args.kubeconfig, stop, election=election, scheduler_name=settings.scheduler_name
@@ -603,7 +609,7 @@ async def _run_controller_manager(args: argparse.Namespace) -> int:
         print(f"kajitori: {exc}", file=sys.stderr)
         return 2
     stop = _stop_on_signals()
-    _tune_gc()
+    tune_gc()
     election = _election(args, manager.COMPONENT)
     options = {"nodeipam": {"cluster_cidr": args.cluster_cidr}} if args.cluster_cidr else None
     kept = await controller_manager.run(

@@ -65,8 +65,23 @@ def deep_copy(value: Any) -> Any:
     return value
 
 
+# Go type names of the exact types a JSON decode gives (``go_type``'s fast path).
+_GO_TYPES: dict[type, str] = {
+    dict: "map[string]interface {}",
+    list: "[]interface {}",
+    bool: "bool",
+    int: "int64",
+    float: "float64",
+    str: "string",
+    type(None): "<nil>",
+}
+
+
 def go_type(value: Any) -> str:
     """The Go type name upstream's decoder would give this value."""
+    known = _GO_TYPES.get(type(value))
+    if known is not None:
+        return known
     if isinstance(value, dict):
         return "map[string]interface {}"
     if isinstance(value, list):
@@ -89,9 +104,12 @@ def same_value(a: Any, b: Any) -> bool:
 
 def hash_key(value: Any) -> Any:
     """A hashable stand-in for a decoded value that respects ``same_value``."""
+    kind = type(value)
+    if kind is str:  # merge keys are nearly always names
+        return ("str", value)
     if isinstance(value, dict | list):
         return ("composite", go_value(value))
-    return (type(value).__name__, value)
+    return (kind.__name__, value)
 
 
 def go_value(value: Any) -> str:

@@ -103,7 +103,29 @@ class FieldMeta:
 
 
 def field_meta(schema: SchemaNode | None, key: str, *, is_list: bool) -> FieldMeta:
-    """The patch metadata of ``schema``'s field ``key`` (the client side, ``two_way``, too)."""
+    """The patch metadata of ``schema``'s field ``key`` (the client side, ``two_way``, too).
+
+    Remembered per (schema node, key, list or not): schema nodes are shared
+    and read-only, and every patch of a kind asks about the same few fields.
+    Shared too: never change a ``FieldMeta``.
+    """
+    memo_key = (schema, key, is_list)
+    known = _FIELD_METAS.get(memo_key)
+    if known is None:
+        known = _field_meta(schema, key, is_list=is_list)
+        if len(_FIELD_METAS) >= _FIELD_METAS_MAX:
+            _FIELD_METAS.clear()  # a bound, not a policy: the built-in kinds fit many times
+        _FIELD_METAS[memo_key] = known
+    return known
+
+
+# ``field_meta``'s answers. Keys hold their schema nodes: custom resources'
+# replaced schemas are let go at the next clear.
+_FIELD_METAS: dict[tuple[SchemaNode | None, str, bool], FieldMeta] = {}
+_FIELD_METAS_MAX = 4096
+
+
+def _field_meta(schema: SchemaNode | None, key: str, *, is_list: bool) -> FieldMeta:
     field = schema.field(key) if schema is not None else None
     if field is None:
         return FieldMeta(None, "", "")
@@ -164,7 +186,10 @@ def _merge_key(original: dict[str, Any], key: str, value: Any, schema: SchemaNod
     if value is None:
         original.pop(key, None)
         return
-    if key not in original or common.go_type(original[key]) != common.go_type(value):
+    if key not in original or (
+        type(original[key]) is not type(value)
+        and common.go_type(original[key]) != common.go_type(value)
+    ):
         if not is_delete_list:
             _set_from_patch(original, key, value)
         return

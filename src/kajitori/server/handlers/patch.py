@@ -44,8 +44,9 @@ def _patcher(
 ) -> Callable[[Object], Object]:
     """The patch as a function of the (private, given up) object it applies to.
 
-    ``body`` is ``patch`` as received: the strategic merge uses up a fresh
-    decode of it on each attempt (cheaper than copying the decoded patch).
+    ``body`` is ``patch`` as received: the strategic merge uses up ``patch``
+    on its first attempt and a fresh decode of ``body`` on each later one
+    (cheaper than copying the decoded patch).
     """
     info = scope.store.info
     if content_type == JSON_PATCH:
@@ -53,11 +54,17 @@ def _patcher(
     if content_type == MERGE_PATCH:
         return lambda doc: patching.apply_merge_patch(doc, patch)
     schema = definitions.schema_for(*info.storage_gvk)
-    # Every caller hands over a copy of its own (a decode, a Scale it built):
-    # merged in place, the members the patch does not name stay those objects.
-    return lambda doc: patching.apply_strategic_merge_patch(
-        doc, _decode_patch(content_type, body), schema, copy_doc=False, copy_patch=False
-    )
+    unused = [patch]
+
+    def apply(doc: Object) -> Object:
+        fresh = unused.pop() if unused else _decode_patch(content_type, body)
+        # Every caller hands over a copy of its own (a decode, a Scale it built):
+        # merged in place, the members the patch does not name stay those objects.
+        return patching.apply_strategic_merge_patch(
+            doc, fresh, schema, copy_doc=False, copy_patch=False
+        )
+
+    return apply
 
 
 def _content_type(scope: RequestScope) -> str:
@@ -190,6 +197,22 @@ def _parts_left_as_stored(
     )
 
 
+def _stored_parts_probe(patch: Any) -> Any:
+    """What ``_parts_left_as_stored`` reads of ``patch``, in a copy of its own.
+
+    Its top-level keys, and shallow copies of the ``metadata`` and ``spec``
+    maps it names (only their scalar members matter there): the strategic
+    merge consumes the patch it is given, and a retry must decide as the
+    first attempt did.
+    """
+    if type(patch) is not dict:
+        return patch
+    return {
+        key: dict(value) if key in _STORED_PARTS and type(value) is dict else None
+        for key, value in patch.items()
+    }
+
+
 def _sets_equal_scalars(patch: Any, current: Object) -> bool:
     """Whether ``patch`` only sets members of ``current`` to the scalars they hold.
 
@@ -229,6 +252,8 @@ async def patch(scope: RequestScope) -> None:
         await server_side_apply(scope, body)
         return
     patch_doc = _decode_patch(content_type, body)
+    # Taken before the first attempt's strategic merge uses ``patch_doc`` up.
+    probe = _stored_parts_probe(patch_doc)
     apply = _patcher(scope, content_type, patch_doc, body)
     if scope.info.subresource == "scale":
         await _patch_scale(scope, apply)
@@ -236,7 +261,7 @@ async def patch(scope: RequestScope) -> None:
 
     async def mutate(current: Object) -> Object:
         rv = current["metadata"]["resourceVersion"]
-        stored = _parts_left_as_stored(scope, content_type, patch_doc, current)
+        stored = _parts_left_as_stored(scope, content_type, probe, current)
         # An older served version patches the object as it reads it, then converts back.
         result = _apply(apply, scope.external(current))
         kept = {key: result[key] for key in stored if result.get(key) is current[key]}
