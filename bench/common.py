@@ -8,12 +8,14 @@ figures and these compare). It also owns ``measure``, one timed cell of
 back-to-back requests with the server's CPU per request beside it, and
 ``WatchStream``, a watch client cheap enough that 100 of them in the driver
 cost far less than the server that feeds them, and ``Profiler``, which
-samples the server with py-spy during chosen cells.
+samples the server with py-spy during chosen cells. ``storage_backend`` is
+the one way the in-process benchmarks get a backend without a server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import os
 import platform
@@ -24,12 +26,15 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench import loadgen
 from kajitori.testing import cluster
+
+if TYPE_CHECKING:
+    from kajitori.storage import interface
 
 SERVER_CORE = 0
 CLIENT_CORE = 1
@@ -41,6 +46,34 @@ def pin(cpu: int, pid: int = 0) -> None:
     count = os.cpu_count() or 1
     if hasattr(os, "sched_setaffinity") and count > cpu:
         os.sched_setaffinity(pid, {cpu})
+
+
+@contextlib.asynccontextmanager
+async def storage_backend(kind: str, directory: Path) -> AsyncIterator[interface.Backend]:
+    """A ``kind`` ("sqlite" or "etcd") backend under ``directory``, not yet started; closed on exit.
+
+    For etcd, a real one-member etcd is started for it and stopped afterwards.
+    Imported here, not at the top: the HTTP benchmarks never load storage.
+    """
+    etcd = None
+    backend: interface.Backend
+    if kind == "etcd":
+        from kajitori.storage.etcd import EtcdBackend
+        from kajitori.testing.etcd_server import EtcdServer
+
+        etcd = EtcdServer(directory / "etcd")
+        await asyncio.to_thread(etcd.start)
+        backend = EtcdBackend(etcd.endpoint, prefix="/bench")
+    else:
+        from kajitori.storage.sqlite import SqliteBackend
+
+        backend = SqliteBackend(directory / "kajitori.db")
+    try:
+        yield backend
+    finally:
+        await backend.close()
+        if etcd is not None:
+            await asyncio.to_thread(etcd.stop)
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:

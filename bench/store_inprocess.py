@@ -35,7 +35,6 @@ from bench import common
 from kajitori.registry.core import configmaps
 from kajitori.registry.generic.request import RequestContext
 from kajitori.registry.generic.store import Store
-from kajitori.storage import interface
 
 _CTX = RequestContext()
 _GET_NAMESPACE = "bench-get"
@@ -76,44 +75,28 @@ async def _cell(store: Store, operation: str, count: int, concurrency: int, roun
     return main_us, max((total_after - total) / count * 1e6 - main_us, 0.0)
 
 
-async def _backend(kind: str, directory: Path) -> tuple[interface.Backend, Any]:
-    if kind == "etcd":
-        from kajitori.storage.etcd import EtcdBackend
-        from kajitori.testing.etcd_server import EtcdServer
-
-        etcd = EtcdServer(directory / "etcd")
-        await asyncio.to_thread(etcd.start)
-        return EtcdBackend(etcd.endpoint, prefix="/bench"), etcd
-    from kajitori.storage.sqlite import SqliteBackend
-
-    return SqliteBackend(directory / "kajitori.db"), None
-
-
 async def run(args: argparse.Namespace) -> None:
     rows: dict[str, list[tuple[float, float]]] = {"create": [], "get": []}
     with tempfile.TemporaryDirectory(prefix="kajitori-bench-store-") as directory:
-        backend, etcd = await _backend(args.backend, Path(directory))
-        if args.core is not None:
-            common.pin(args.core)
-        await backend.start()
-        store = Store(configmaps.RESOURCE, backend)
-        try:
-            if not args.no_watch_cache:
-                await store.running_watch_cache()
-            for i in range(_GET_OBJECTS):
-                await store.create(_GET_NAMESPACE, _configmap(f"obj-{i}"), _CTX)
-            for round_ in range(args.rounds):
-                rows["create"].append(
-                    await _cell(store, "create", args.writes, args.concurrency, round_)
-                )
-                rows["get"].append(
-                    await _cell(store, "get", args.writes * 4, args.concurrency, round_)
-                )
-        finally:
-            await store.stop_watch_cache()
-            await backend.close()
-            if etcd is not None:
-                await asyncio.to_thread(etcd.stop)
+        async with common.storage_backend(args.backend, Path(directory)) as backend:
+            if args.core is not None:
+                common.pin(args.core)
+            await backend.start()
+            store = Store(configmaps.RESOURCE, backend)
+            try:
+                if not args.no_watch_cache:
+                    await store.running_watch_cache()
+                for i in range(_GET_OBJECTS):
+                    await store.create(_GET_NAMESPACE, _configmap(f"obj-{i}"), _CTX)
+                for round_ in range(args.rounds):
+                    rows["create"].append(
+                        await _cell(store, "create", args.writes, args.concurrency, round_)
+                    )
+                    rows["get"].append(
+                        await _cell(store, "get", args.writes * 4, args.concurrency, round_)
+                    )
+            finally:
+                await store.stop_watch_cache()
     cache = "off" if args.no_watch_cache else "on"
     print(f"{args.backend}, c={args.concurrency}, watch cache {cache}, {args.rounds} rounds:")
     for operation, cells in rows.items():

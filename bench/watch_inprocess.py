@@ -242,10 +242,9 @@ def _pod(i: int) -> dict[str, Any]:
 
 async def run_cluster(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="kajitori-bench-watch-") as directory:
-        backend, etcd = await _backend(args.backend, Path(directory))
-        await backend.start()
-        per_event, decoding = [], []
-        try:
+        async with common.storage_backend(args.backend, Path(directory)) as backend:
+            await backend.start()
+            per_event, decoding = [], []
             batches = await _record(backend, args.writes, args.concurrency)
             for _ in range(args.rounds):
                 cpu, decode_cpu, total = await _replay(
@@ -253,10 +252,6 @@ async def run_cluster(args: argparse.Namespace) -> None:
                 )
                 per_event.append(cpu / total * 1e6)
                 decoding.append(decode_cpu / total * 1e6)
-        finally:
-            await backend.close()
-            if etcd is not None:
-                await asyncio.to_thread(etcd.stop)
     events = sum(len(batch) for batch in batches)
     print(
         f"{args.backend} pods, {args.writes} pods' lives at c={args.concurrency}"
@@ -268,27 +263,13 @@ async def run_cluster(args: argparse.Namespace) -> None:
     )
 
 
-async def _backend(kind: str, directory: Path) -> tuple[interface.Backend, Any]:
-    if kind == "etcd":
-        from kajitori.storage.etcd import EtcdBackend
-        from kajitori.testing.etcd_server import EtcdServer
-
-        etcd = EtcdServer(directory / "etcd")
-        await asyncio.to_thread(etcd.start)
-        return EtcdBackend(etcd.endpoint, prefix="/bench"), etcd
-    from kajitori.storage.sqlite import SqliteBackend
-
-    return SqliteBackend(directory / "kajitori.db"), None
-
-
 async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="kajitori-bench-watch-") as directory:
-        backend, etcd = await _backend(args.backend, Path(directory))
-        await backend.start()
-        alone: list[float] = []
-        watched: list[float] = []
-        delays: list[float] = []
-        try:
+        async with common.storage_backend(args.backend, Path(directory)) as backend:
+            await backend.start()
+            alone: list[float] = []
+            watched: list[float] = []
+            delays: list[float] = []
             for round_ in range(args.rounds):
                 for watchers in (0, args.watchers):
                     cpu, cell_delays = await _cell(
@@ -296,10 +277,6 @@ async def run(args: argparse.Namespace) -> None:
                     )
                     (watched if watchers else alone).append(cpu / args.writes * 1e6)
                     delays += cell_delays
-        finally:
-            await backend.close()
-            if etcd is not None:
-                await asyncio.to_thread(etcd.stop)
     base = statistics.median(alone)
     fan_out = [(cpu - base) / args.watchers for cpu in watched]
     print(
