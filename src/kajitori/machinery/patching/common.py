@@ -65,7 +65,8 @@ def deep_copy(value: Any) -> Any:
     return value
 
 
-# Go type names of the exact types a JSON decode gives (``go_type``'s fast path).
+# Go type names of what a JSON decode gives, bool before int (a bool is an int
+# to ``isinstance``); anything else decodes as Go's nil.
 _GO_TYPES: dict[type, str] = {
     dict: "map[string]interface {}",
     list: "[]interface {}",
@@ -79,21 +80,12 @@ _GO_TYPES: dict[type, str] = {
 
 def go_type(value: Any) -> str:
     """The Go type name upstream's decoder would give this value."""
-    known = _GO_TYPES.get(type(value))
+    known = _GO_TYPES.get(type(value))  # the exact types: nearly every call
     if known is not None:
         return known
-    if isinstance(value, dict):
-        return "map[string]interface {}"
-    if isinstance(value, list):
-        return "[]interface {}"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int64"
-    if isinstance(value, float):
-        return "float64"
-    if isinstance(value, str):
-        return "string"
+    for kind, name in _GO_TYPES.items():
+        if isinstance(value, kind):
+            return name
     return "<nil>"
 
 
