@@ -93,6 +93,20 @@ def selection(
     return "DELETED" if before else None
 
 
+def assert_events(got: list[Any], want: list[tuple[str, str, str]], context: Any) -> None:
+    """``got`` (watch events) are ``want``'s (type, name) in order, at its resourceVersions.
+
+    A want without a resourceVersion (a deletion's, not known to the driver)
+    checks type and name only.
+    """
+    assert [(e.type, e.object["metadata"]["name"]) for e in got] == [(t, n) for t, n, _ in want], (
+        context
+    )
+    for event, (_, _, rv) in zip(got, want, strict=True):
+        if rv:
+            assert event.object["metadata"]["resourceVersion"] == rv, context
+
+
 async def random_lives(
     store: Store, seed: int, *, steps: int, names: int, deletes: float, bindings: bool
 ) -> tuple[int, Expected]:

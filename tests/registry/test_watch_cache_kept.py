@@ -16,7 +16,15 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from tests.registry.pod_lives import NS, SELECTORS, pod, random_lives, until, watch_options
+from tests.registry.pod_lives import (
+    NS,
+    SELECTORS,
+    assert_events,
+    pod,
+    random_lives,
+    until,
+    watch_options,
+)
 from tests.registry.test_cacher import CountingGets
 
 from kajitori.machinery import errors
@@ -126,12 +134,7 @@ async def test_selecting_watchers_see_upstreams_rules_when_priors_left_the_ring(
     for label, field, collected in watches:
         want = expected[(label, field)]
         got = await collected.first(len(want))
-        assert [(e.type, e.object["metadata"]["name"]) for e in got] == [
-            (t, n) for t, n, _ in want
-        ], (label, field)
-        for event, (_, _, rv) in zip(got, want, strict=True):
-            if rv:
-                assert event.object["metadata"]["resourceVersion"] == rv
+        assert_events(got, want, (label, field))
     assert len(cache._kept) <= SMALL_RING.kept_keys and not other_cache._kept
     # Never more prev_kv decodes (fewer needs watchers that select on fields only:
     # a label selector still needs a kept prior's object, see the next test).

@@ -24,6 +24,7 @@ from tests.registry.pod_lives import (
     NS,
     SELECTORS,
     TIMEOUT,
+    assert_events,
     pod,
     random_lives,
     until,
@@ -79,12 +80,7 @@ async def test_selecting_watchers_see_what_the_objects_select_with_shared_field_
         want = expected[(label, field)]
         got = await take(events, len(want))
         # A DELETED carries the last state at the deletion's revision (not known above).
-        assert [(e.type, e.object["metadata"]["name"]) for e in got] == [
-            (t, n) for t, n, _ in want
-        ], (label, field)
-        for event, (_, _, rv) in zip(got, want, strict=True):
-            if rv:
-                assert event.object["metadata"]["resourceVersion"] == rv
+        assert_events(got, want, (label, field))
         assert await _nothing_more(events)
 
 
