@@ -487,7 +487,8 @@ def summarise_profile(path: Path) -> dict[str, Any]:
     own: dict[str, int] = {}
     inclusive: dict[str, int] = {}
     total = 0
-    for line in path.read_text().splitlines():
+    # py-spy can cut a frame name mid-character; a replaced byte still counts the sample.
+    for line in path.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue

@@ -7,39 +7,17 @@ pinned by node affinity) to bound to Running and Ready as on a real cluster.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.e2e.study_note import SSD_MONITOR_DAEMONSET
 
 from kajitori.testing.cluster import KajitoriCluster, wait_until
 
 Object = dict[str, Any]
 NODES = ("kajitori-worker", "kajitori-worker2", "kajitori-worker3")
-
-# Copied byte for byte from the study note (/work/shared/seed/).
-SSD_MONITOR_DAEMONSET = """\
-apiVersion: apps/v1beta2
-kind: DaemonSet
-metadata:
-  name: ssd-monitor
-spec:
-  selector:
-    matchLabels:
-      app: ssd-monitor
-  template:
-    metadata:
-      labels:
-        app: ssd-monitor
-    spec:
-      nodeSelector:
-        disk: ssd
-      containers:
-      - name: main
-        image: luksa/ssd-monitor
-"""
 
 NODE_AGENT = """\
 apiVersion: apps/v1
@@ -70,12 +48,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KajitoriCluste
         yield running
 
 
-def get(cluster: KajitoriCluster, *args: str) -> Object:
-    return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)  # type: ignore[no-any-return]
-
-
 def pods(cluster: KajitoriCluster, app: str) -> list[Object]:
-    return list(get(cluster, "pods", "-l", f"app={app}")["items"])
+    return list(cluster.get_json("pods", "-l", f"app={app}")["items"])
 
 
 def ready(pod: Object) -> bool:
@@ -93,11 +67,13 @@ def running_on(cluster: KajitoriCluster, app: str) -> list[str]:
 
 def test_ssd_monitor_runs_only_on_nodes_labelled_disk_ssd(cluster: KajitoriCluster) -> None:
     """The note's apps/v1beta2 DaemonSet: nowhere at first, then on the labelled node, then gone again."""
-    wait_until(lambda: len(get(cluster, "nodes")["items"]) == 3, what="three nodes")
+    wait_until(lambda: len(cluster.get_json("nodes")["items"]) == 3, what="three nodes")
     applied = cluster.kubectl("apply", "-f", "-", stdin=SSD_MONITOR_DAEMONSET)
     assert "daemonset.apps/ssd-monitor created" in applied.stdout
     wait_until(
-        lambda: get(cluster, "ds", "ssd-monitor").get("status", {}).get("observedGeneration") == 1,
+        lambda: (
+            cluster.get_json("ds", "ssd-monitor").get("status", {}).get("observedGeneration") == 1
+        ),
         what="status observed",
     )
     assert pods(cluster, "ssd-monitor") == []
@@ -118,7 +94,7 @@ def test_ssd_monitor_runs_only_on_nodes_labelled_disk_ssd(cluster: KajitoriClust
         }
     ]
     wait_until(
-        lambda: get(cluster, "ds", "ssd-monitor")["status"].get("numberAvailable") == 1,
+        lambda: cluster.get_json("ds", "ssd-monitor")["status"].get("numberAvailable") == 1,
         what="available",
     )
     table = cluster.kubectl("get", "ds", "ssd-monitor").stdout.splitlines()
@@ -126,7 +102,7 @@ def test_ssd_monitor_runs_only_on_nodes_labelled_disk_ssd(cluster: KajitoriClust
 
     cluster.kubectl("label", "node", "kajitori-worker2", "disk-")
     wait_until(lambda: pods(cluster, "ssd-monitor") == [], timeout=40, what="pod removed")
-    status = get(cluster, "ds", "ssd-monitor")["status"]
+    status = cluster.get_json("ds", "ssd-monitor")["status"]
     assert status.get("desiredNumberScheduled", 0) == 0
     assert status.get("numberMisscheduled", 0) == 0
 
@@ -147,7 +123,7 @@ def test_rolling_update_replaces_every_daemon_pod_and_records_history(
     history = cluster.kubectl("rollout", "history", "ds/node-agent").stdout
     revisions = [line.split()[0] for line in history.splitlines()[2:] if line.strip()]
     assert revisions == ["1", "2"]
-    status = get(cluster, "ds", "node-agent")["status"]
+    status = cluster.get_json("ds", "node-agent")["status"]
     assert (status["updatedNumberScheduled"], status["numberAvailable"]) == (3, 3)
 
 
@@ -163,5 +139,5 @@ def test_rollout_undo_brings_back_the_old_template_as_a_new_revision(
     }
     history = cluster.kubectl("rollout", "history", "ds/node-agent").stdout
     assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["2", "3"]
-    revisions = get(cluster, "controllerrevisions", "-l", "app=node-agent")["items"]
+    revisions = cluster.get_json("controllerrevisions", "-l", "app=node-agent")["items"]
     assert sorted(r["revision"] for r in revisions) == [2, 3]

@@ -78,20 +78,16 @@ def template(exit_code: int) -> Object:
     }
 
 
-def get(cluster: KajitoriCluster, *args: str) -> Object:
-    return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)  # type: ignore[no-any-return]
-
-
 def test_a_job_runs_to_completion(cluster: KajitoriCluster) -> None:
     """4 completions, 2 at a time, on two nodes: ``kubectl wait --for=condition=complete``."""
     manifest = job_manifest("pi", exit_code=0, completions=4, parallelism=2)
     cluster.kubectl("apply", "-f", "-", stdin=manifest)
     cluster.kubectl("wait", "--for=condition=complete", "job/pi", "--timeout=60s", timeout=70)
-    job = get(cluster, "job", "pi")
+    job = cluster.get_json("job", "pi")
     status = job["status"]
     assert status["succeeded"] == 4
     assert [c["type"] for c in status["conditions"]] == ["SuccessCriteriaMet", "Complete"]
-    pods = get(cluster, "pods", "-l", "job-name=pi")["items"]
+    pods = cluster.get_json("pods", "-l", "job-name=pi")["items"]
     assert len(pods) == 4
     assert {p["status"]["phase"] for p in pods} == {"Succeeded"}
     assert all(
@@ -107,11 +103,11 @@ def test_a_failing_job_stops_at_its_backoff_limit(cluster: KajitoriCluster) -> N
     manifest = job_manifest("doomed", exit_code=1, completions=1, parallelism=1, backoffLimit=0)
     cluster.kubectl("apply", "-f", "-", stdin=manifest)
     cluster.kubectl("wait", "--for=condition=failed", "job/doomed", "--timeout=60s", timeout=70)
-    status = get(cluster, "job", "doomed")["status"]
+    status = cluster.get_json("job", "doomed")["status"]
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "BackoffLimitExceeded"
     assert status["failed"] == 1
-    events = get(cluster, "events", "--field-selector", "involvedObject.name=doomed")["items"]
+    events = cluster.get_json("events", "--field-selector", "involvedObject.name=doomed")["items"]
     assert "BackoffLimitExceeded" in {e["reason"] for e in events}
 
 
@@ -131,7 +127,7 @@ def test_kubectl_create_job_from_a_cronjob(cluster: KajitoriCluster) -> None:
     cluster.kubectl(
         "wait", "--for=condition=complete", "job/manual-run", "--timeout=60s", timeout=70
     )
-    job = get(cluster, "job", "manual-run")
+    job = cluster.get_json("job", "manual-run")
     assert job["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"] == "manual"
     owner = job["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"]) == ("CronJob", "nightly")
@@ -146,13 +142,13 @@ def test_a_job_past_its_deadline_is_failed_and_its_pods_stopped(cluster: Kajitor
     annotations["kajitori.io/simulate-runtime-seconds"] = "300"
     cluster.kubectl("apply", "-f", "-", stdin=json.dumps(body))
     cluster.kubectl("wait", "--for=condition=failed", "job/overdue", "--timeout=60s", timeout=70)
-    status = get(cluster, "job", "overdue")["status"]
+    status = cluster.get_json("job", "overdue")["status"]
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "DeadlineExceeded"
     assert status["failed"] == 2
     assert status.get("terminating", 0) == 0
     wait_until(
-        lambda: get(cluster, "pods", "-l", "job-name=overdue")["items"] == [],
+        lambda: cluster.get_json("pods", "-l", "job-name=overdue")["items"] == [],
         timeout=30,
         what="the overdue job's pods to be gone",
     )

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import pytest
 
-from kajitori.testing.cluster import KajitoriCluster
+from kajitori.testing.cluster import KajitoriCluster, wait_until
 
 DEPLOYMENT = """\
 apiVersion: apps/v1
@@ -33,10 +33,6 @@ spec:
     spec:
       containers: [{{name: web, image: "nginx:1.25"}}]
 """
-
-
-def get_json(cluster: KajitoriCluster, *args: str) -> Any:
-    return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
 
 
 class LineReader:
@@ -98,14 +94,6 @@ HELD_DEPLOYMENT = DEPLOYMENT.replace(
 )
 
 
-def wait_for(predicate: Any, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached in time")
-        time.sleep(0.1)
-
-
 def watched_events(cluster: KajitoriCluster, path: str, after_rv: str) -> list[Any]:
     """Every watch event on ``path`` after ``after_rv`` (the server ends the stream after 1 s)."""
     query = f"watch=1&resourceVersion={after_rv}&timeoutSeconds=1"
@@ -126,12 +114,12 @@ def test_delete_cascade_stores_the_policy_finalizer_for_the_gc(
     """foreground/orphan store deletionTimestamp and the policy's finalizer; the GC then clears it."""
     name = f"held-{cascade}"
     cluster.kubectl("create", "-f", "-", stdin=HELD_DEPLOYMENT.format(name=name))
-    before = get_json(cluster, "deployment", name)
+    before = cluster.get_json("deployment", name)
     cluster.kubectl("delete", "deployment", name, f"--cascade={cascade}", "--wait=false")
     # The garbage collector removes its finalizer; ours keeps the object.
-    wait_for(
+    wait_until(
         lambda: (
-            get_json(cluster, "deployment", name)["metadata"]["finalizers"] == ["example.com/hold"]
+            cluster.get_json("deployment", name)["metadata"]["finalizers"] == ["example.com/hold"]
         )
     )
     events = watched_events(
@@ -159,7 +147,7 @@ def test_removing_the_last_finalizer_finishes_the_delete(cluster: KajitoriCluste
         "  finalizers: [example.com/hold]\n",
     )
     cluster.kubectl("delete", "configmap", "pending", "--wait=false")
-    held = get_json(cluster, "configmap", "pending")["metadata"]
+    held = cluster.get_json("configmap", "pending")["metadata"]
     assert held["finalizers"] == ["example.com/hold"]
     assert held["deletionTimestamp"]
     cluster.kubectl(

@@ -57,10 +57,6 @@ def kubectl_ns(cluster: KajitoriCluster, *args: str) -> str:
     return cluster.kubectl(*args, "-n", NAMESPACE).stdout
 
 
-def get_json(cluster: KajitoriCluster, *args: str) -> Any:
-    return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
-
-
 def rows(table: str) -> list[list[str]]:
     return [line.split() for line in table.splitlines() if line.strip()]
 
@@ -159,9 +155,7 @@ def test_describe_deployment(seeded: KajitoriCluster) -> None:
     """describe shows labels, annotations, replicas and each container's image."""
     wait_until(
         lambda: (
-            get_json(seeded, "deployment", "shop", "-n", NAMESPACE)
-            .get("status", {})
-            .get("replicas")
+            seeded.get_json("deployment", "shop", "-n", NAMESPACE).get("status", {}).get("replicas")
             == 3
         ),
         what="the deployment controller",
@@ -249,7 +243,7 @@ def test_create_secret_generic(seeded: KajitoriCluster, tmp_path: Path) -> None:
         "--from-literal=password=hunter2",
         f"--from-file={key_file}",
     )
-    secret = get_json(seeded, "secret", "my-secret", "-n", NAMESPACE)
+    secret = seeded.get_json("secret", "my-secret", "-n", NAMESPACE)
     assert secret["type"] == "Opaque"
     assert base64.b64decode(secret["data"]["password"]) == b"hunter2"
     assert base64.b64decode(secret["data"]["ssh-key"]) == b"\x00\x01binary\xff"
@@ -270,7 +264,7 @@ def test_create_secret_tls(seeded: KajitoriCluster, tmp_path: Path) -> None:
         f"--cert={tmp_path / 'tls.crt'}",
         f"--key={tmp_path / 'tls.key'}",
     )
-    secret = get_json(seeded, "secret", "fortune-https", "-n", NAMESPACE)
+    secret = seeded.get_json("secret", "fortune-https", "-n", NAMESPACE)
     assert secret["type"] == "kubernetes.io/tls"
     assert base64.b64decode(secret["data"]["tls.crt"]) == pair.cert_pem
     assert base64.b64decode(secret["data"]["tls.key"]) == pair.key_pem
@@ -291,7 +285,7 @@ def test_create_secret_docker_registry(seeded: KajitoriCluster) -> None:
         "--docker-password=mypassword",
         "--docker-email=my.email@provider.com",
     )
-    secret = get_json(seeded, "secret", "mydockerhubsecret", "-n", NAMESPACE)
+    secret = seeded.get_json("secret", "mydockerhubsecret", "-n", NAMESPACE)
     assert secret["type"] == "kubernetes.io/dockerconfigjson"
     config = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))
     entry = config["auths"]["https://index.docker.io/v1/"]
@@ -317,7 +311,7 @@ def test_create_configmap_from_literal_file_and_binary(
         f"--from-file={tmp_path / 'app.properties'}",
         f"--from-file=logo={tmp_path / 'logo.bin'}",
     )
-    cm = get_json(seeded, "configmap", "mixed", "-n", NAMESPACE)
+    cm = seeded.get_json("configmap", "mixed", "-n", NAMESPACE)
     assert cm["data"] == {"mode": "fast", "app.properties": "color=blue\nsize=3\n"}
     assert base64.b64decode(cm["binaryData"]["logo"]) == blob
     table = rows(kubectl_ns(seeded, "get", "configmap", "mixed"))

@@ -11,10 +11,8 @@ StatefulSet (apps/v1beta1) and DaemonSet (apps/v1beta2) are later work.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -100,10 +98,6 @@ def manifests_in(text: str) -> list[str]:
     return found
 
 
-def get_json(cluster: KajitoriCluster, *args: str) -> Any:
-    return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
-
-
 @pytest.fixture(scope="module")
 def note_secrets(cluster: KajitoriCluster, tmp_path_factory: pytest.TempPathFactory) -> None:
     """The secrets the note's Pods refer to, made with the note's kubectl commands."""
@@ -155,12 +149,12 @@ def test_note_pod_applies_unchanged(
     manifest = tmp_path / f"{name}.yaml"
     manifest.write_text(NOTE_PODS[name])
     assert cluster.kubectl("apply", "-f", str(manifest)).stdout.strip() == f"pod/{name} created"
-    before = get_json(cluster, "pod", name)
+    before = cluster.get_json("pod", name)
     again = cluster.kubectl("apply", "-f", str(manifest)).stdout.strip()
     expected = "configured" if name == "fortune-https" else "unchanged"
     assert again == f"pod/{name} {expected}"
-    assert get_json(cluster, "pod", name)["spec"] == before["spec"]
-    pod = get_json(cluster, "pod", name)
+    assert cluster.get_json("pod", name)["spec"] == before["spec"]
+    pod = cluster.get_json("pod", name)
     assert pod["status"]["phase"] == "Pending"
     assert pod["spec"]["restartPolicy"] == "Always"
 
@@ -170,7 +164,7 @@ def test_secret_key_ref_env_is_stored_and_described(
 ) -> None:
     """fortune-env keeps its secretKeyRef; describe shows where the value comes from."""
     cluster.kubectl("apply", "-f", "-", stdin=FORTUNE_ENV)
-    (container,) = get_json(cluster, "pod", "fortune-env")["spec"]["containers"]
+    (container,) = cluster.get_json("pod", "fortune-env")["spec"]["containers"]
     assert container["env"] == [
         {
             "name": "MY_PASSWORD_SECRET",
@@ -184,7 +178,7 @@ def test_secret_key_ref_env_is_stored_and_described(
 def test_secret_volume_gets_default_mode(cluster: KajitoriCluster, note_secrets: None) -> None:
     """fortune-https's secret volume is stored with defaultMode 0644 (420), as upstream defaults."""
     cluster.kubectl("apply", "-f", "-", stdin=FORTUNE_HTTPS)
-    pod = get_json(cluster, "pod", "fortune-https")
+    pod = cluster.get_json("pod", "fortune-https")
     certs, token = pod["spec"]["volumes"]
     assert certs == {"name": "certs", "secret": {"secretName": "fortune-https", "defaultMode": 420}}
     # The ServiceAccount admission adds the API access volume, as upstream.
@@ -202,7 +196,7 @@ def test_secret_volume_gets_default_mode(cluster: KajitoriCluster, note_secrets:
 def test_image_pull_secrets_are_stored(cluster: KajitoriCluster, note_secrets: None) -> None:
     """private-pod keeps imagePullSecrets, naming the docker-registry secret."""
     cluster.kubectl("apply", "-f", "-", stdin=PRIVATE_POD)
-    pod = get_json(cluster, "pod", "private-pod")
+    pod = cluster.get_json("pod", "private-pod")
     assert pod["spec"]["imagePullSecrets"] == [{"name": "mydockerhubsecret"}]
-    secret = get_json(cluster, "secret", "mydockerhubsecret")
+    secret = cluster.get_json("secret", "mydockerhubsecret")
     assert secret["type"] == "kubernetes.io/dockerconfigjson"

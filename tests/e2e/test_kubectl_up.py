@@ -33,10 +33,6 @@ spec:
 """
 
 
-def get_json(cluster: KajitoriCluster, *args: str) -> Any:
-    return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
-
-
 def identity(obj: dict[str, Any]) -> tuple[str, str, str]:
     meta = obj["metadata"]
     return meta["uid"], meta["resourceVersion"], meta["creationTimestamp"]
@@ -58,14 +54,14 @@ def test_objects_survive_a_restart(cluster: KajitoriCluster) -> None:
         "  finalizers: [example.com/hold]\n",
     )
     cluster.kubectl("delete", "configmap", "pending", "-n", "durable", "--wait=false")
-    before = get_json(cluster, "configmaps,deployments", "-n", "durable")
+    before = cluster.get_json("configmaps,deployments", "-n", "durable")
     raw_list = json.loads(cluster.kubectl("get", "--raw", "/api/v1/configmaps").stdout)
     list_rv = int(raw_list["metadata"]["resourceVersion"])
 
     assert cluster.stop() == 0
     cluster.start()
 
-    after = get_json(cluster, "configmaps,deployments", "-n", "durable")
+    after = cluster.get_json("configmaps,deployments", "-n", "durable")
     assert [identity(o) for o in after["items"]] == [identity(o) for o in before["items"]]
     assert after["items"] == before["items"]
     by_name = {o["metadata"]["name"]: o for o in after["items"]}
@@ -76,7 +72,7 @@ def test_objects_survive_a_restart(cluster: KajitoriCluster) -> None:
     assert by_name["pending"]["metadata"]["deletionTimestamp"]
     # The revision counter carries on from where it stopped.
     cluster.kubectl("label", "configmap", "kept", "-n", "durable", "after=restart")
-    relabelled = get_json(cluster, "configmap", "kept", "-n", "durable")
+    relabelled = cluster.get_json("configmap", "kept", "-n", "durable")
     assert int(relabelled["metadata"]["resourceVersion"]) > list_rv
 
 
@@ -84,10 +80,10 @@ def test_initial_objects_are_not_duplicated_by_a_restart(cluster: KajitoriCluste
     """Bootstrap runs again on restart without recreating or changing what exists."""
     namespaces = cluster.kubectl("get", "namespaces", "-o", "name").stdout.split()
     assert namespaces.count("namespace/default") == 1
-    svc = get_json(cluster, "service", "kubernetes")
+    svc = cluster.get_json("service", "kubernetes")
     assert svc["spec"]["clusterIP"] == "10.96.0.1"
     assert int(svc["metadata"]["resourceVersion"]) < int(
-        get_json(cluster, "configmap", "kept", "-n", "durable")["metadata"]["resourceVersion"]
+        cluster.get_json("configmap", "kept", "-n", "durable")["metadata"]["resourceVersion"]
     )
 
 

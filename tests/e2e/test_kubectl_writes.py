@@ -54,10 +54,6 @@ SIDECAR_ENV = """\
 """
 
 
-def get_json(cluster: KajitoriCluster, *args: str) -> Any:
-    return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
-
-
 def deployment(name: str, *, web_image: str = "nginx:1.25", sidecar_env: bool = True) -> str:
     env = SIDECAR_ENV if sidecar_env else ""
     return DEPLOYMENT.format(name=name, web_image=web_image, sidecar_env=env)
@@ -75,7 +71,7 @@ def test_create_from_file_then_create_again_is_already_exists(
     manifest.write_text(deployment("created"))
     out = cluster.kubectl("create", "-f", str(manifest)).stdout
     assert out.strip() == "deployment.apps/created created"
-    live = get_json(cluster, "deployment", "created")
+    live = cluster.get_json("deployment", "created")
     assert live["spec"]["replicas"] == 2
     assert LAST_APPLIED not in live["metadata"].get("annotations", {})
     again = cluster.kubectl("create", "-f", str(manifest), check=False)
@@ -90,7 +86,7 @@ def test_apply_records_last_applied_configuration(cluster: KajitoriCluster, tmp_
     assert cluster.kubectl("apply", "-f", str(manifest)).stdout.strip() == (
         "deployment.apps/applied created"
     )
-    live = get_json(cluster, "deployment", "applied")
+    live = cluster.get_json("deployment", "applied")
     recorded = json.loads(live["metadata"]["annotations"][LAST_APPLIED])
     assert recorded["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.25"
     assert "imagePullPolicy" not in recorded["spec"]["template"]["spec"]["containers"][0]
@@ -113,12 +109,12 @@ def test_reapply_changes_only_the_changed_container(
         "-p",
         '{"spec":{"template":{"spec":{"containers":[{"name":"sidecar","workingDir":"/tmp"}]}}}}',
     )
-    before = get_json(cluster, "deployment", "merge")
+    before = cluster.get_json("deployment", "merge")
     manifest.write_text(deployment("merge", web_image="nginx:1.26"))
     assert (
         "deployment.apps/merge configured" in cluster.kubectl("apply", "-f", str(manifest)).stdout
     )
-    after = get_json(cluster, "deployment", "merge")
+    after = cluster.get_json("deployment", "merge")
     assert containers(after)["web"]["image"] == "nginx:1.26"
     assert containers(after)["sidecar"] == containers(before)["sidecar"]
     assert containers(after)["sidecar"]["workingDir"] == "/tmp"
@@ -134,12 +130,12 @@ def test_reapply_without_a_field_removes_it(cluster: KajitoriCluster, tmp_path: 
     manifest = tmp_path / "dep.yaml"
     manifest.write_text(deployment("prune"))
     cluster.kubectl("apply", "-f", str(manifest))
-    assert containers(get_json(cluster, "deployment", "prune"))["sidecar"]["env"] == [
+    assert containers(cluster.get_json("deployment", "prune"))["sidecar"]["env"] == [
         {"name": "MODE", "value": "fast"}
     ]
     manifest.write_text(deployment("prune", sidecar_env=False))
     cluster.kubectl("apply", "-f", str(manifest))
-    live = get_json(cluster, "deployment", "prune")
+    live = cluster.get_json("deployment", "prune")
     assert "env" not in containers(live)["sidecar"]
     assert containers(live)["web"]["ports"] == [{"containerPort": 80, "protocol": "TCP"}]
     recorded = json.loads(live["metadata"]["annotations"][LAST_APPLIED])
@@ -149,13 +145,13 @@ def test_reapply_without_a_field_removes_it(cluster: KajitoriCluster, tmp_path: 
 def test_replace_swaps_the_whole_object(cluster: KajitoriCluster, tmp_path: Path) -> None:
     """replace -f overwrites data wholesale (keys absent from the file go away)."""
     cluster.kubectl("create", "configmap", "replaced", "--from-literal=a=1", "--from-literal=b=2")
-    live = get_json(cluster, "configmap", "replaced")
+    live = cluster.get_json("configmap", "replaced")
     live["data"] = {"c": "3"}
     manifest = tmp_path / "cm.json"
     manifest.write_text(json.dumps(live))
     out = cluster.kubectl("replace", "-f", str(manifest)).stdout
     assert out.strip() == "configmap/replaced replaced"
-    after = get_json(cluster, "configmap", "replaced")
+    after = cluster.get_json("configmap", "replaced")
     assert after["data"] == {"c": "3"}
     assert int(after["metadata"]["resourceVersion"]) > int(live["metadata"]["resourceVersion"])
     # The file still carries the old resourceVersion: a second replace conflicts.
@@ -201,7 +197,7 @@ def test_patch_types_treat_lists_as_upstream(
     cluster.kubectl("create", "-f", str(manifest))
     out = cluster.kubectl("patch", "deployment", name, "--type", patch_type, "-p", patch).stdout
     assert out.strip() == f"deployment.apps/{name} patched"
-    live = get_json(cluster, "deployment", name)
+    live = cluster.get_json("deployment", name)
     assert {n: c["image"] for n, c in containers(live).items()} == expected_containers
 
 
@@ -213,7 +209,7 @@ def test_json_patch_test_op_failure_is_reported(cluster: KajitoriCluster) -> Non
         "patch", "configmap", "guarded", "--type", "json", "-p", patch, check=False
     )
     assert result.returncode != 0
-    assert get_json(cluster, "configmap", "guarded")["data"] == {"k": "v"}
+    assert cluster.get_json("configmap", "guarded")["data"] == {"k": "v"}
 
 
 def test_edit_with_a_scripted_editor(cluster: KajitoriCluster) -> None:
@@ -222,16 +218,16 @@ def test_edit_with_a_scripted_editor(cluster: KajitoriCluster) -> None:
     editor = f"sed -i {shlex.quote('s/color: red/color: blue/')}"
     out = cluster.kubectl("edit", "configmap", "edited", env={"EDITOR": editor}).stdout
     assert out.strip() == "configmap/edited edited"
-    assert get_json(cluster, "configmap", "edited")["data"] == {"color": "blue"}
+    assert cluster.get_json("configmap", "edited")["data"] == {"color": "blue"}
 
 
 def test_edit_without_changes_is_cancelled(cluster: KajitoriCluster) -> None:
     """An editor that changes nothing makes kubectl edit report 'Edit cancelled'."""
     cluster.kubectl("create", "configmap", "untouched", "--from-literal=color=red")
-    before = get_json(cluster, "configmap", "untouched")["metadata"]["resourceVersion"]
+    before = cluster.get_json("configmap", "untouched")["metadata"]["resourceVersion"]
     result = cluster.kubectl("edit", "configmap", "untouched", env={"EDITOR": "true"})
     assert "Edit cancelled, no changes made." in result.stdout + result.stderr
-    after = get_json(cluster, "configmap", "untouched")["metadata"]["resourceVersion"]
+    after = cluster.get_json("configmap", "untouched")["metadata"]["resourceVersion"]
     assert after == before
 
 
@@ -245,11 +241,11 @@ def test_label_add_overwrite_and_remove(cluster: KajitoriCluster) -> None:
     assert clash.returncode != 0
     assert "already has a value (web)" in clash.stderr
     cluster.kubectl("label", "configmap", "labelled", "tier=db", "--overwrite")
-    assert get_json(cluster, "configmap", "labelled")["metadata"]["labels"] == {"tier": "db"}
+    assert cluster.get_json("configmap", "labelled")["metadata"]["labels"] == {"tier": "db"}
     selected = cluster.kubectl("get", "configmaps", "-l", "tier=db", "-o", "name").stdout
     assert selected.split() == ["configmap/labelled"]
     cluster.kubectl("label", "configmap", "labelled", "tier-")
-    assert "labels" not in get_json(cluster, "configmap", "labelled")["metadata"]
+    assert "labels" not in cluster.get_json("configmap", "labelled")["metadata"]
 
 
 def test_annotate_add_and_remove(cluster: KajitoriCluster) -> None:
@@ -257,10 +253,10 @@ def test_annotate_add_and_remove(cluster: KajitoriCluster) -> None:
     cluster.kubectl("create", "configmap", "annotated")
     out = cluster.kubectl("annotate", "configmap", "annotated", "owner=team-a").stdout
     assert out.strip() == "configmap/annotated annotated"
-    meta = get_json(cluster, "configmap", "annotated")["metadata"]
+    meta = cluster.get_json("configmap", "annotated")["metadata"]
     assert meta["annotations"] == {"owner": "team-a"}
     cluster.kubectl("annotate", "configmap", "annotated", "owner-")
-    assert "annotations" not in get_json(cluster, "configmap", "annotated")["metadata"]
+    assert "annotations" not in cluster.get_json("configmap", "annotated")["metadata"]
 
 
 def test_scale_deployment_uses_the_scale_subresource(
@@ -272,13 +268,13 @@ def test_scale_deployment_uses_the_scale_subresource(
     cluster.kubectl("create", "-f", str(manifest))
     out = cluster.kubectl("scale", "deployment", "scaled", "--replicas=5").stdout
     assert out.strip() == "deployment.apps/scaled scaled"
-    assert get_json(cluster, "deployment", "scaled")["spec"]["replicas"] == 5
+    assert cluster.get_json("deployment", "scaled")["spec"]["replicas"] == 5
     guarded = cluster.kubectl(
         "scale", "deployment", "scaled", "--current-replicas=2", "--replicas=1", check=False
     )
     assert guarded.returncode != 0
     assert "Expected replicas to be 2, was 5" in guarded.stderr
-    assert get_json(cluster, "deployment", "scaled")["spec"]["replicas"] == 5
+    assert cluster.get_json("deployment", "scaled")["spec"]["replicas"] == 5
 
 
 def test_reapply_service_keeps_server_assigned_cluster_ip(
@@ -292,12 +288,12 @@ def test_reapply_service_keeps_server_assigned_cluster_ip(
     )
     manifest.write_text(service % 8080)
     cluster.kubectl("apply", "-f", str(manifest))
-    ip = get_json(cluster, "service", "front")["spec"]["clusterIP"]
+    ip = cluster.get_json("service", "front")["spec"]["clusterIP"]
     manifest.write_text(service % 9090)
     assert cluster.kubectl("apply", "-f", str(manifest)).stdout.strip() == (
         "service/front configured"
     )
-    spec = get_json(cluster, "service", "front")["spec"]
+    spec = cluster.get_json("service", "front")["spec"]
     assert spec["clusterIP"] == ip
     assert spec["clusterIPs"] == [ip]
     assert spec["ports"] == [{"port": 80, "protocol": "TCP", "targetPort": 9090}]

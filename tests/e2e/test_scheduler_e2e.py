@@ -9,13 +9,11 @@ nodes exist, so it checks upstream's full FailedScheduling message.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from kajitori.testing.cluster import KajitoriCluster
+from kajitori.testing.cluster import KajitoriCluster, wait_for
 
 Object = dict[str, Any]
 NS = "default"
@@ -70,17 +68,6 @@ def get_pod(cluster: KajitoriCluster, name: str) -> Object:
     result = cluster.kubectl("get", "pod", name, "-n", NS, "-o", "json")
     found: Object = json.loads(result.stdout)
     return found
-
-
-def wait_for(check: Callable[[], Any], *, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.2)
 
 
 def node_of(cluster: KajitoriCluster, name: str) -> str:

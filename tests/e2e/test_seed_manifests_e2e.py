@@ -21,64 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.e2e.study_note import KUBIA_STATEFULSET, SSD_MONITOR_DAEMONSET
 
 from kajitori.testing.cluster import KajitoriCluster
 
 SEED_DIR = Path("/work/shared/seed")
-
-KUBIA_STATEFULSET = """\
-apiVersion: apps/v1beta1
-kind: StatefulSet
-metadata:
-  name: kubia
-spec:
-  serviceName: kubia
-  replicas: 2
-  template:
-    metadata:
-      labels:
-        app: kubia
-    spec:
-      containers:
-      - name: kubia
-        image: luksa/kubia-pet
-        ports:
-        - name: http
-          containerPort: 8080
-        volumeMounts:
-        - name: data
-          mountPath: /var/data
-  volumeClaimTemplates: # このテンプレートを使ってPersistentVolumeClaimsが作成される
-  - metadata:
-      name: data
-    spec:
-      resources:
-        requests:
-          storage: 1Mi
-      accessModes:
-      - ReadWriteOnce
-"""
-
-SSD_MONITOR_DAEMONSET = """\
-apiVersion: apps/v1beta2
-kind: DaemonSet
-metadata:
-  name: ssd-monitor
-spec:
-  selector:
-    matchLabels:
-      app: ssd-monitor
-  template:
-    metadata:
-      labels:
-        app: ssd-monitor
-    spec:
-      nodeSelector:
-        disk: ssd
-      containers:
-      - name: main
-        image: luksa/ssd-monitor
-"""
 
 # The book's Deployment (chapter 9), in the extensions/v1beta1 it was written for.
 KUBIA_DEPLOYMENT = """\

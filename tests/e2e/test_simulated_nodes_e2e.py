@@ -7,16 +7,14 @@ node monitor grace period, so a stopped node goes Unknown within seconds.
 from __future__ import annotations
 
 import ipaddress
-import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kajitori.kubelet.runtimes import simulated
-from kajitori.testing.cluster import KajitoriCluster
+from kajitori.testing.cluster import KajitoriCluster, wait_for
 
 Object = dict[str, Any]
 NODES = ("kajitori-worker", "kajitori-worker2", "kajitori-worker3")
@@ -35,21 +33,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KajitoriCluste
     )
     with KajitoriCluster(data_dir, extra_args=args) as running:
         yield running
-
-
-def get(cluster: KajitoriCluster, *args: str) -> Object:
-    return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)  # type: ignore[no-any-return]
-
-
-def wait_for(check: Callable[[], Object | None], timeout: float = 20.0) -> Object:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found is not None:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.2)
 
 
 def apply_pod(cluster: KajitoriCluster, name: str, node: str, *, spec_extra: str = "") -> None:
@@ -72,7 +55,7 @@ def test_kubectl_get_nodes_shows_three_ready_nodes_with_pod_cidrs(cluster: Kajit
     """kind-style names, Ready, each with a distinct /24 from 10.244.0.0/16."""
 
     def all_ready() -> Object | None:
-        nodes = get(cluster, "nodes")
+        nodes = cluster.get_json("nodes")
         ok = all(ready(n) == "True" and n["spec"].get("podCIDR") for n in nodes["items"])
         return nodes if ok and len(nodes["items"]) == 3 else None
 
@@ -94,13 +77,13 @@ def test_a_pod_bound_to_a_node_runs_with_an_ip_in_its_cidr_and_deletes(
     apply_pod(cluster, "web", "kajitori-worker2")
 
     def running() -> Object | None:
-        pod = get(cluster, "pod", "web")
+        pod = cluster.get_json("pod", "web")
         conditions = {c["type"]: c["status"] for c in pod["status"].get("conditions") or ()}
         return pod if conditions.get("Ready") == "True" else None
 
     pod = wait_for(running)
     assert pod["status"]["phase"] == "Running"
-    node = get(cluster, "node", "kajitori-worker2")
+    node = cluster.get_json("node", "kajitori-worker2")
     assert ipaddress.ip_address(pod["status"]["podIP"]) in ipaddress.ip_network(
         node["spec"]["podCIDR"]
     )
@@ -123,7 +106,7 @@ def test_a_pod_that_exits_zero_with_restart_policy_never_succeeds(cluster: Kajit
     )
 
     def succeeded() -> Object | None:
-        pod = get(cluster, "pod", "once")
+        pod = cluster.get_json("pod", "once")
         return pod if pod["status"].get("phase") == "Succeeded" else None
 
     pod = wait_for(succeeded)
@@ -139,7 +122,7 @@ def test_kubectl_get_events_tells_a_pods_life_as_upstreams_kubelet_does(
     cluster.kubectl("run", "life", f"--image={image}", "--restart=Never")
 
     def running() -> Object | None:
-        pod = get(cluster, "pod", "life")
+        pod = cluster.get_json("pod", "life")
         return pod if pod["status"].get("phase") == "Running" else None
 
     node = wait_for(running)["spec"]["nodeName"]
@@ -147,7 +130,7 @@ def test_kubectl_get_events_tells_a_pods_life_as_upstreams_kubelet_does(
     selector = "involvedObject.name=life"
 
     def all_recorded() -> Object | None:
-        found = get(cluster, "events", "--field-selector", selector)
+        found = cluster.get_json("events", "--field-selector", selector)
         return found if "Killing" in {e["reason"] for e in found["items"]} else None
 
     events = sorted(wait_for(all_recorded)["items"], key=lambda e: e["metadata"]["name"])
@@ -196,14 +179,14 @@ def test_a_stopped_node_goes_unknown_is_tainted_and_its_pods_are_evicted(
     apply_pod(cluster, "fragile", "kajitori-worker3", spec_extra=toleration)
 
     def has_ip() -> Object | None:
-        pod = get(cluster, "pod", "fragile")
+        pod = cluster.get_json("pod", "fragile")
         return pod if pod["status"].get("podIP") else None
 
     wait_for(has_ip)
     cluster.kubectl("annotate", "node", "kajitori-worker3", "kajitori.io/simulate-stopped=true")
 
     def unknown() -> Object | None:
-        node = get(cluster, "node", "kajitori-worker3")
+        node = cluster.get_json("node", "kajitori-worker3")
         return node if ready(node) == "Unknown" and node["spec"].get("taints") else None
 
     node = wait_for(unknown)
@@ -214,7 +197,7 @@ def test_a_stopped_node_goes_unknown_is_tainted_and_its_pods_are_evicted(
     assert "NotReady" in cluster.kubectl("get", "node", "kajitori-worker3").stdout
 
     def evicted() -> Object | None:
-        pod = get(cluster, "pod", "fragile")
+        pod = cluster.get_json("pod", "fragile")
         return pod if pod["metadata"].get("deletionTimestamp") else None
 
     pod = wait_for(evicted)
@@ -226,7 +209,7 @@ def test_a_stopped_node_goes_unknown_is_tainted_and_its_pods_are_evicted(
     cluster.kubectl("wait", "--for=delete", "pod/fragile", "--timeout=20s")
 
     def healthy() -> Object | None:
-        node = get(cluster, "node", "kajitori-worker3")
+        node = cluster.get_json("node", "kajitori-worker3")
         return node if ready(node) == "True" and not node["spec"].get("taints") else None
 
     wait_for(healthy)

@@ -14,17 +14,18 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.e2e.study_note import KUBIA_STATEFULSET
 
-from kajitori.testing.cluster import KajitoriCluster
+from kajitori.testing.cluster import KajitoriCluster, wait_for
 
 Object = dict[str, Any]
 
-KUBIA = """\
+HEADLESS_SERVICE = """\
 apiVersion: v1
 kind: Service
 metadata:
@@ -36,38 +37,9 @@ spec:
   ports:
   - name: http
     port: 80
----
-apiVersion: apps/v1beta1
-kind: StatefulSet
-metadata:
-  name: kubia
-spec:
-  serviceName: kubia
-  replicas: 2
-  template:
-    metadata:
-      labels:
-        app: kubia
-    spec:
-      containers:
-      - name: kubia
-        image: luksa/kubia-pet
-        ports:
-        - name: http
-          containerPort: 8080
-        volumeMounts:
-        - name: data
-          mountPath: /var/data
-  volumeClaimTemplates:
-  - metadata:
-      name: data
-    spec:
-      resources:
-        requests:
-          storage: 1Mi
-      accessModes:
-      - ReadWriteOnce
 """
+# The note's StatefulSet behind the headless Service its serviceName names.
+KUBIA = HEADLESS_SERVICE + "---\n" + KUBIA_STATEFULSET
 
 
 @pytest.fixture(scope="module")
@@ -121,23 +93,8 @@ def _ready(pod: Object) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
-def get(cluster: KajitoriCluster, *args: str) -> Any:
-    return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 40.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.2)
-
-
 def pods(cluster: KajitoriCluster) -> dict[str, Object]:
-    return {p["metadata"]["name"]: p for p in get(cluster, "pods", "-l", "app=kubia")["items"]}
+    return {p["metadata"]["name"]: p for p in cluster.get_json("pods", "-l", "app=kubia")["items"]}
 
 
 def ready_pods(cluster: KajitoriCluster) -> list[str]:
@@ -149,7 +106,7 @@ def ready_pods(cluster: KajitoriCluster) -> list[str]:
 
 
 def claims(cluster: KajitoriCluster) -> dict[str, Object]:
-    return {c["metadata"]["name"]: c for c in get(cluster, "pvc")["items"]}
+    return {c["metadata"]["name"]: c for c in cluster.get_json("pvc")["items"]}
 
 
 def test_kubia_pods_start_in_order_with_their_claims(cluster: KajitoriCluster) -> None:
@@ -158,7 +115,7 @@ def test_kubia_pods_start_in_order_with_their_claims(cluster: KajitoriCluster) -
     try:
         time.sleep(0.5)  # let the watch start before anything exists
         cluster.kubectl("apply", "-f", "-", stdin=KUBIA)
-        wait_for(lambda: ready_pods(cluster) == ["kubia-0", "kubia-1"])
+        wait_for(lambda: ready_pods(cluster) == ["kubia-0", "kubia-1"], timeout=40)
     finally:
         watch.stop()
     added = [
@@ -176,7 +133,7 @@ def test_kubia_pods_start_in_order_with_their_claims(cluster: KajitoriCluster) -
         assert labels["apps.kubernetes.io/pod-index"] == str(ordinal)
         [volume] = [v for v in pod["spec"]["volumes"] if v["name"] == "data"]
         assert volume["persistentVolumeClaim"]["claimName"] == f"data-kubia-{ordinal}"
-    sts = get(cluster, "statefulset", "kubia")
+    sts = cluster.get_json("statefulset", "kubia")
     assert sts["status"]["readyReplicas"] == 2
     assert sts["status"]["currentRevision"] == sts["status"]["updateRevision"]
     assert labels["controller-revision-hash"] == sts["status"]["updateRevision"]
@@ -191,12 +148,12 @@ def test_scale_down_removes_kubia_1_and_keeps_its_claim_which_scale_up_reuses(
     """replicas 1: kubia-1 goes, data-kubia-1 stays; replicas 2: kubia-1 mounts it again."""
     uid = claims(cluster)["data-kubia-1"]["metadata"]["uid"]
     cluster.kubectl("scale", "statefulset", "kubia", "--replicas=1")
-    wait_for(lambda: sorted(pods(cluster)) == ["kubia-0"])
+    wait_for(lambda: sorted(pods(cluster)) == ["kubia-0"], timeout=40)
     assert claims(cluster)["data-kubia-1"]["metadata"]["uid"] == uid
     described = cluster.kubectl("describe", "statefulset", "kubia").stdout
     assert "delete Pod kubia-1 in StatefulSet kubia successful" in described
     cluster.kubectl("scale", "statefulset", "kubia", "--replicas=2")
-    wait_for(lambda: ready_pods(cluster) == ["kubia-0", "kubia-1"])
+    wait_for(lambda: ready_pods(cluster) == ["kubia-0", "kubia-1"], timeout=40)
     [volume] = [v for v in pods(cluster)["kubia-1"]["spec"]["volumes"] if v["name"] == "data"]
     assert volume["persistentVolumeClaim"]["claimName"] == "data-kubia-1"
     assert claims(cluster)["data-kubia-1"]["metadata"]["uid"] == uid
@@ -214,7 +171,7 @@ def test_a_deleted_kubia_0_comes_back_with_the_same_name_and_claim(
         fresh = pod is not None and pod["metadata"]["uid"] != old and _ready(pod)
         return pod if fresh else None
 
-    pod = wait_for(recreated)
+    pod = wait_for(recreated, timeout=40)
     [volume] = [v for v in pod["spec"]["volumes"] if v["name"] == "data"]
     assert volume["persistentVolumeClaim"]["claimName"] == "data-kubia-0"
     assert sorted(claims(cluster)) == ["data-kubia-0", "data-kubia-1"]
@@ -226,16 +183,16 @@ def test_a_partitioned_rolling_update_replaces_only_kubia_1(cluster: KajitoriClu
         "spec": {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 1}}}
     }
     cluster.kubectl("patch", "statefulset", "kubia", "-p", json.dumps(patch))
-    before = get(cluster, "statefulset", "kubia")["status"]["updateRevision"]
+    before = cluster.get_json("statefulset", "kubia")["status"]["updateRevision"]
     cluster.kubectl("set", "image", "statefulset/kubia", "kubia=luksa/kubia-pet:v2")
 
     def rolled() -> Object | None:
-        found = get(cluster, "statefulset", "kubia")
+        found = cluster.get_json("statefulset", "kubia")
         status = found.get("status") or {}
         done = status.get("updatedReplicas") == 1 and status.get("readyReplicas") == 2
         return found if done and status.get("updateRevision") != before else None
 
-    sts = wait_for(rolled)
+    sts = wait_for(rolled, timeout=40)
     status = sts["status"]
     current = pods(cluster)
     assert current["kubia-1"]["spec"]["containers"][0]["image"] == "luksa/kubia-pet:v2"
@@ -246,5 +203,5 @@ def test_a_partitioned_rolling_update_replaces_only_kubia_1(cluster: KajitoriClu
     )
     assert current["kubia-0"]["metadata"]["labels"]["controller-revision-hash"] == before
     assert status["currentRevision"] == before
-    revisions = get(cluster, "controllerrevisions", "-l", "app=kubia")["items"]
+    revisions = cluster.get_json("controllerrevisions", "-l", "app=kubia")["items"]
     assert sorted(r["revision"] for r in revisions) == [1, 2]

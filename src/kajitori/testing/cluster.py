@@ -2,13 +2,14 @@
 
 ``KajitoriCluster`` runs ``python -m kajitori up`` on a free loopback port
 with its own data directory, waits until it prints that it is ready, and
-exposes the kubeconfig path and a ``kubectl`` helper. Running the real
+exposes the kubeconfig path and ``kubectl`` helpers. Running the real
 command line (not an in-process server) means every test also exercises
 what a user starts.
 """
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -16,10 +17,13 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any, TypeVar
 
 from kajitori.testing import kubectl
 
 READY_MARKER = "kajitori is ready at "
+
+T = TypeVar("T")
 
 
 class ClusterStartError(RuntimeError):
@@ -103,6 +107,10 @@ class KajitoriCluster:
             self.kubeconfig, args, stdin=stdin, check=check, env=env, timeout=timeout
         )
 
+    def get_json(self, *args: str) -> Any:
+        """``kubectl get ARGS -o json``, decoded."""
+        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
     def wait_for_namespace_defaults(self, namespace: str, timeout: float = 20.0) -> None:
         """Wait until the controllers gave ``namespace`` what every namespace gets.
 
@@ -138,10 +146,21 @@ class KajitoriCluster:
         self.stop()
 
 
-def wait_until(predicate: Callable[[], bool], *, timeout: float = 20.0, what: str = "") -> None:
-    """Poll ``predicate`` until it holds; AssertionError after ``timeout`` seconds."""
+def wait_for(check: Callable[[], T | None], *, timeout: float = 20.0, what: str = "") -> T:
+    """Poll ``check`` until it returns something truthy, and return that.
+
+    AssertionError after ``timeout`` seconds, naming ``what`` was awaited.
+    """
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while True:
+        found = check()
+        if found:
+            return found
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or 'a condition'}")
         time.sleep(0.05)
+
+
+def wait_until(predicate: Callable[[], bool], *, timeout: float = 20.0, what: str = "") -> None:
+    """Poll ``predicate`` until it holds; AssertionError after ``timeout`` seconds."""
+    wait_for(predicate, timeout=timeout, what=what)
