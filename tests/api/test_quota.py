@@ -196,3 +196,19 @@ def test_pretty_print_sorts_and_joins() -> None:
     """Upstream's error formatting: name=value pairs, sorted, comma-joined."""
     values = quota.parse_list({"pods": "2", "limits.cpu": "1500m"})
     assert quota.pretty_print(values) == "limits.cpu=1500m,pods=2"
+
+
+def test_remembered_evaluators_answer_for_their_own_resource() -> None:
+    """``evaluator_for`` is remembered per (group, plural): never another resource's."""
+    configmaps = quota.evaluator_for("", "configmaps")
+    assert quota.evaluator_for("", "configmaps") is configmaps
+    assert configmaps.matching_resources(["count/configmaps", "configmaps", "secrets"]) == [
+        "count/configmaps",
+        "configmaps",
+    ]
+    widgets = quota.evaluator_for("example.com", "widgets")
+    assert widgets.matching_resources(["count/widgets.example.com", "count/widgets"]) == [
+        "count/widgets.example.com"
+    ]
+    assert quota.evaluator_for("", "pods") is not configmaps
+    assert quota.evaluator_for("", "pods").handles("CREATE")

@@ -183,3 +183,10 @@ def test_format_time_reads_back_as_the_same_second() -> None:
     moment = datetime.datetime(2023, 11, 14, 22, 13, 20, 987654, tzinfo=UTC)
     assert times.parse_time(times.format_time(moment)) == moment.replace(microsecond=0)
     assert times.parse_time(times.format_micro_time(moment)) == moment
+
+
+def test_format_micro_time_before_the_epoch_keeps_its_second_and_digits() -> None:
+    """A moment before 1970 (a negative offset from the epoch) is written as the same instant."""
+    moment = datetime.datetime(1969, 12, 31, 23, 59, 59, 250000, tzinfo=UTC)
+    assert times.format_micro_time(moment) == "1969-12-31T23:59:59.250000Z"
+    assert times.parse_time(times.format_micro_time(moment)) == moment

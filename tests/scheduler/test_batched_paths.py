@@ -221,3 +221,83 @@ def test_ties_go_to_the_first_name_through_the_cache_snapshot_as_through_a_list(
     assert scheduler.place_pod(pod, snapshot, profile, start=100)[0] == "n000"
     assert scheduler.place_pod(pod, snapshot, profile, start=0)[0] == "n000"
     assert scheduler.place_pod(pod, snapshot, profile, start=3)[0] == "n004"
+
+
+def test_snapshot_window_totals_follow_pods_bound_and_nodes_changed() -> None:
+    """Totals sliced from the snapshot (by position) equal fresh weighted sums, cycle after
+    cycle, as pods land on nodes, windows wrap and a changed node makes a new snapshot."""
+    rng = random.Random(11)
+    sizes = [{"cpu": "100m", "memory": "64Mi"}, {"cpu": "1", "memory": "1Gi"}, None]
+    nodes = cache.Cache()
+    for i in range(130):
+        nodes.set_node(make_node(f"n{i:03d}", cpu=rng.choice(["16", "32", "64"]), pods="500"))
+    profile = scheduler.default_profile()
+    for i in range(300):
+        snapshot = nodes.node_infos()
+        pod = make_pod(f"p{i}", requests=rng.choice(sizes))
+        start, count = rng.randrange(130), rng.randrange(1, 131)
+        state: framework.CycleState = {}
+        feasible, diagnosis = scheduler.find_feasible(
+            pod, snapshot, profile, state, limit=count, start=start
+        )
+        assert not diagnosis.node_statuses and len(feasible) == count
+        window = scheduler._window_totals(pod, snapshot, start, feasible, profile, state)
+        fresh: framework.CycleState = {}
+        scheduler.find_feasible(pod, snapshot, profile, fresh, limit=count, start=start)
+        scorers = scheduler._scorers(pod, feasible, profile, fresh)
+        assert window == scheduler._weighted_sums(pod, feasible, scorers, fresh), i
+        target = rng.choice(snapshot).name
+        nodes.set_pod(f"default/p{i}", {**pod, "spec": {**pod["spec"], "nodeName": target}})
+        if i % 50 == 25:  # a node's status changed: it keeps its place in the snapshot
+            nodes.set_node(make_node("n050", cpu=str(128 + i), pods="500"))
+            assert nodes.node_infos() is snapshot and not snapshot.retired
+        if i % 97 == 96:  # a node tainted: a new snapshot, the old one retired
+            soft = [{"key": f"k{i}", "effect": "PreferNoSchedule"}]
+            nodes.set_node(make_node("n060", cpu="16", pods="500", taints=soft))
+            assert nodes.node_infos() is not snapshot and snapshot.retired
+    assert len(nodes.node_infos().totals("unused").stale) == 130
+
+
+def test_the_snapshot_filters_and_scores_as_a_plain_list_while_nodes_fill_up() -> None:
+    """Each cycle through the cache's snapshot (answers remembered by position) picks the node,
+    looks at as many nodes and fails with the message of the same cycle over a plain list,
+    while pods fill the nodes (cpu, memory, pod slots) and the start index moves around."""
+    rng = random.Random(5)
+    nodes = cache.Cache()
+    for i in range(120):
+        nodes.set_node(
+            make_node(f"n{i:03d}", cpu=rng.choice(["1", "2"]), memory="2Gi", pods=rng.choice(["3", "5"]))
+        )  # fmt: skip
+    sizes = [{"cpu": "300m", "memory": "256Mi"}, {"cpu": "700m"}, {"memory": "900Mi"}, None]
+    profile, start, failures = scheduler.default_profile(), 0, 0
+    for i in range(500):
+        pod = make_pod(f"p{i}", requests=rng.choice(sizes))
+        snapshot = nodes.node_infos()
+        outcomes: list[tuple[str, int, bool]] = []
+        for view in (snapshot, list(snapshot)):
+            try:
+                outcomes.append((*scheduler.place_pod(pod, view, profile, start=start), True))
+            except framework.FitError as exc:
+                outcomes.append((exc.message, len(exc.diagnosis.node_statuses), False))
+        assert outcomes[0] == outcomes[1], i
+        node, processed, placed = outcomes[0]
+        if not placed:
+            failures += 1
+            continue
+        start = (start + processed) % len(snapshot)
+        nodes.set_pod(f"default/p{i}", {**pod, "spec": {**pod["spec"], "nodeName": node}})
+    assert failures > 10  # the cluster really filled up
+
+
+def test_runs_cut_from_the_snapshot_are_the_runs_of_its_rotated_copy() -> None:
+    """The Filters' runs, taken from the snapshot at its start index, are the slices of
+    ``nodes[start:] + nodes[:start]`` for every start and every slice, wrapping or not."""
+    for size in range(1, 9):
+        nodes = list(range(size))
+        for start in range(size):
+            rotated = nodes[start:] + nodes[:start]
+            view = scheduler._Rotated(nodes, start)  # type: ignore[arg-type]
+            assert len(view) == size
+            for begin in range(size + 2):
+                for end in range(size + 3):
+                    assert view[begin:end] == rotated[begin:end], (size, start, begin, end)

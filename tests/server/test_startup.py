@@ -174,3 +174,19 @@ def test_up_stops_cleanly_while_its_components_are_still_starting(tmp_path: Path
     assert cluster.stop() == 0
     log = cluster.log_path.read_text()
     assert "Traceback" not in log
+
+
+@pytest.mark.parametrize(("command", "loop_module"), [("apiserver", "uvloop"), ("up", "asyncio")])
+def test_each_command_serves_on_its_event_loop(
+    command: str, loop_module: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``kajitori apiserver`` runs on uvloop (decision 0076); ``kajitori up`` on asyncio's loop."""
+    seen: list[str] = []
+
+    async def serve(args: argparse.Namespace) -> int:
+        seen.append(type(asyncio.get_running_loop()).__module__.partition(".")[0])
+        return 0
+
+    monkeypatch.setattr(main, "_serve", serve)
+    assert main.main([command, f"--data-dir={tmp_path}"]) == 0
+    assert seen == [loop_module]

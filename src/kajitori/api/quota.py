@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
@@ -502,8 +503,13 @@ _SPECIAL: dict[tuple[str, str], Evaluator] = {
 IGNORED = frozenset((("", "events"), ("events.k8s.io", "events")))
 
 
+@functools.lru_cache(maxsize=1024)
 def evaluator_for(group: str, plural: str) -> Evaluator:
-    """The evaluator of a resource: a special one, else an object count."""
+    """The evaluator of a resource: a special one, else an object count.
+
+    Remembered: evaluators are immutable, and quota admission asks for one on
+    every create and update.
+    """
     special = _SPECIAL.get((group, plural))
     if special is not None:
         return special

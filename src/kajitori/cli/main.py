@@ -22,9 +22,11 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
     from kajitori.client.leaderelection import Config as LeaderElectionConfig
     from kajitori.cmd.apiserver import APIServerProcess
     from kajitori.cmd.node_network import ClusterNetwork
@@ -274,7 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.command == "proxy":
         return asyncio.run(proxy_cli.run(args))
-    if args.command in ("up", "apiserver"):
+    if args.command == "apiserver":
+        return _run_on_uvloop(_serve(args))
+    if args.command == "up":
         return asyncio.run(_serve(args))
     if args.command == "scheduler":
         return asyncio.run(_run_scheduler(args))
@@ -283,6 +287,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "kubelet":
         return asyncio.run(_run_kubelet(args))
     return 2
+
+
+def _run_on_uvloop(main: Coroutine[Any, Any, int]) -> int:
+    """Run ``main`` on uvloop's event loop (decision 0076).
+
+    The API server on its own serves every component over HTTPS; uvloop's
+    loop, transports and TLS cost it ~14% less CPU per pod than asyncio's.
+    """
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 async def _serve(args: argparse.Namespace) -> int:

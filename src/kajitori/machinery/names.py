@@ -141,6 +141,8 @@ def inclusive_range_error(lo: int, hi: int) -> str:
 
 
 def _byte_len(value: str) -> int:
+    if value.isascii():  # a flag CPython keeps: no encoding for the usual name
+        return len(value)
     return len(value.encode("utf-8", "surrogatepass"))
 
 
@@ -258,8 +260,25 @@ def is_valid_label_value(value: str) -> list[str]:
     return errs
 
 
+# Data keys that passed (bounded): most ConfigMaps and Secrets written carry
+# the same few keys, and a valid text stays valid.
+_VALID_CONFIG_MAP_KEYS: set[str] = set()
+_VALID_CONFIG_MAP_KEYS_MAX = 8192
+
+
 def is_config_map_key(value: str) -> list[str]:
     """A ConfigMap or Secret data key: a file name, so never '.', '..' or '..x'."""
+    if value in _VALID_CONFIG_MAP_KEYS:
+        return []
+    errs = _config_map_key_problems(value)
+    if not errs:
+        if len(_VALID_CONFIG_MAP_KEYS) >= _VALID_CONFIG_MAP_KEYS_MAX:
+            _VALID_CONFIG_MAP_KEYS.clear()
+        _VALID_CONFIG_MAP_KEYS.add(value)
+    return errs
+
+
+def _config_map_key_problems(value: str) -> list[str]:
     errs: list[str] = []
     if _byte_len(value) > DNS1123_SUBDOMAIN_MAX_LENGTH:
         errs.append(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH))

@@ -42,6 +42,8 @@ _OWNER_REFERENCE_KEYS = ("apiVersion", "kind", "name", "uid", "controller", "blo
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
+    if type(value) is dict:  # what decoded JSON holds: no ABC check
+        return value
     return value if isinstance(value, Mapping) else {}
 
 
@@ -420,6 +422,27 @@ def _generation(meta: Mapping[str, Any]) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+def _passes_at_a_glance(key: str, value: Any) -> bool:
+    """Whether ``validate_labels`` / ``validate_managed_fields`` would find nothing, told cheaply.
+
+    Labels whose every key and value passed before (``_VALID_LABEL_KEYS``,
+    ``_VALID_LABEL_VALUES``), and managedFields whose every entry is
+    ``_plainly_valid_entry``: the checks' own shortcuts, taken without
+    building their field paths. Anything else (other fields included) gets
+    the full check.
+    """
+    if key == "labels":
+        return type(value) is dict and all(
+            type(text) is str and label in _VALID_LABEL_KEYS and text in _VALID_LABEL_VALUES
+            for label, text in value.items()
+        )
+    if key == "managedFields":
+        return type(value) is list and all(
+            type(entry) is dict and _plainly_valid_entry(entry) for entry in value
+        )
+    return False
+
+
 # validate_object_meta's checks of optional fields, in upstream's order.
 _META_FIELD_CHECKS: tuple[tuple[str, Callable[[Any, field.Path], field.ErrorList]], ...] = (
     ("labels", validate_labels),
@@ -450,11 +473,12 @@ def validate_object_meta(
     )
     if _generation(meta) < 0:
         errs.extend(validate_nonnegative_field(_generation(meta), path.child("generation")))
-    # Each of these finds nothing in an absent field; skipping them (and their
-    # paths) is most of this function's cost on a typical create.
+    # Each of these finds nothing in an absent field, nor in labels or
+    # managedFields that pass at a glance; skipping them (and their paths)
+    # is most of this function's cost on a typical create.
     for key, validate in _META_FIELD_CHECKS:
         value = meta.get(key)
-        if value is not None:
+        if value is not None and not _passes_at_a_glance(key, value):
             errs.extend(validate(value, path.child(key)))
     finalizers = meta.get("finalizers")
     if kube_finalizers and finalizers is not None:

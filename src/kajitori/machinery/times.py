@@ -40,7 +40,9 @@ def format_time(moment: datetime.datetime) -> str:
 def format_micro_time(moment: datetime.datetime) -> str:
     """The metav1.MicroTime of ``moment``, in UTC (a naive ``moment`` is local time)."""
     moment = moment.astimezone(datetime.UTC)
-    return f"{_seconds_text(moment)}.{moment.microsecond:06d}Z"
+    delta = moment - _EPOCH
+    # Its second's text from ``rfc3339``'s cache: strftime cost three times the rest.
+    return f"{rfc3339(delta.days * 86400 + delta.seconds)[:-1]}.{moment.microsecond:06d}Z"
 
 
 def now_micro_time() -> str:

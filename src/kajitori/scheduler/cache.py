@@ -12,7 +12,10 @@ decision (PreFilter, Filter, Score) runs without yielding to the event
 loop, so no event lands in the middle of it.
 
 Pods whose node is not known yet are kept, and counted once the node
-appears, as the full rebuild did.
+appears, as the full rebuild did. A node update that leaves its cordon and
+taints as they were (a status heartbeat) puts the new ``NodeInfo`` in the
+old one's place in the snapshot, which keeps its answers remembered by
+position for the other nodes (decision 0077).
 """
 
 from __future__ import annotations
@@ -45,9 +48,21 @@ class Cache:
         info = framework.NodeInfo(node)
         for pod in self._placed.get(name, {}).values():
             info.add_pod(pod)
+        old = self._infos.get(name)
         self._infos[name] = info
         self._note_anti_affinity(info)
-        self._sorted = None
+        snapshot = self._sorted
+        if (
+            snapshot is not None
+            and old is not None
+            and old.snapshot is snapshot
+            and (old.unschedulable, old.taints) == (info.unschedulable, info.taints)
+        ):
+            # Most node updates are status heartbeats: the node keeps its place in the
+            # snapshot, which keeps what it remembers of the others (``NodeList.window``).
+            snapshot.replace(old.position, info)
+        else:
+            self._sorted = None
 
     def remove_node(self, name: str) -> None:
         """The node is gone; its pods stay recorded in case it comes back."""

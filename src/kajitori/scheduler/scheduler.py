@@ -14,7 +14,8 @@ task pops a pod at a time and runs a scheduling cycle:
    and each cycle starts where the last one stopped (upstream's
    percentageOfNodesToScore and nextStartNodeIndex); a node's weighted
    score total is remembered until its pods change, when every scorer
-   allows it (decision 0052);
+   allows it (decision 0052), by its position in the snapshot, as is
+   whether it has room for the pod (decision 0077);
 4. on a fit the pod is assumed and bound (``POST pods/{name}/binding``;
    the API server sets ``PodScheduled=True``) and a ``Scheduled`` event
    says ``Successfully assigned ns/name to node``. The binding runs in a
@@ -188,13 +189,23 @@ def find_feasible(
             return [], diagnosis
     active = [p for p in profile.filters if id(p) not in skipped]
     filters = [(p.filter, p.name) for p in active]
-    ordered = nodes[start:] + nodes[:start] if start else nodes
-    limit = limit or len(ordered)
+    limit = limit or len(nodes)
     batched = [getattr(p, "filter_many", None) for p in active]
     if active and all(batched):
+        ordered: list[framework.NodeInfo] | _Rotated
+        if isinstance(nodes, framework.NodeList) and not nodes.retired and 0 <= start < len(nodes):
+            # Snapshot positions let a plugin answer from what it remembers of each node,
+            # and the runs are cut from the snapshot itself (no rotated copy of it all).
+            batched = [
+                _windowed(p, nodes, start) or b for p, b in zip(active, batched, strict=True)
+            ]
+            ordered = _Rotated(nodes, start)
+        else:
+            ordered = nodes[start:] + nodes[:start] if start else nodes
         feasible = _filter_batched(pod, ordered, batched, filters, state, diagnosis, limit)
         if feasible is not None:
             return feasible, diagnosis
+    ordered = nodes[start:] + nodes[:start] if start else nodes
     feasible = []
     for info in ordered:
         if _filter_one(pod, info, filters, state, diagnosis):
@@ -205,6 +216,47 @@ def find_feasible(
 
 
 _Filters = list[tuple[Any, str]]
+
+
+class _Rotated:
+    """``nodes[start:] + nodes[:start]`` for ``len`` and slices, without building it."""
+
+    __slots__ = ("nodes", "start")
+
+    def __init__(self, nodes: list[framework.NodeInfo], start: int) -> None:
+        self.nodes, self.start = nodes, start
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __getitem__(self, run: slice) -> list[framework.NodeInfo]:
+        nodes, size = self.nodes, len(self.nodes)
+        begin, end, _ = run.indices(size)
+        if end <= begin:
+            return []
+        begin, end = begin + self.start, end + self.start
+        if begin >= size:
+            return nodes[begin - size : end - size]
+        return nodes[begin:end] if end <= size else nodes[begin:] + nodes[: end - size]
+
+
+def _windowed(plugin: Any, nodes: framework.NodeList, start: int) -> Any:
+    """``plugin.filter_window`` as a ``filter_many`` of runs of ``nodes[start:] + nodes[:start]``
+    (each run follows the last; the first asks whether the plugin declines); None without one."""
+    filter_window = getattr(plugin, "filter_window", None)
+    if filter_window is None:
+        return None
+    position = start
+
+    def filter_many(
+        state: framework.CycleState, pod: Object, run: list[framework.NodeInfo]
+    ) -> list[bool] | None:
+        nonlocal position
+        fits: list[bool] | None = filter_window(state, pod, nodes, position, len(run))
+        position = (position + len(run)) % len(nodes)
+        return fits
+
+    return filter_many
 
 
 def _filter_one(
@@ -226,7 +278,7 @@ def _filter_one(
 
 def _filter_batched(
     pod: Object,
-    ordered: list[framework.NodeInfo],
+    ordered: list[framework.NodeInfo] | _Rotated,
     batched: list[Any],
     filters: _Filters,
     state: framework.CycleState,
@@ -270,13 +322,7 @@ def _score_totals(
     pod: Object, feasible: list[framework.NodeInfo], profile: Profile, state: framework.CycleState
 ) -> list[int]:
     """``score_nodes`` as a list in the order of ``feasible`` (lists: this runs per pod)."""
-    # A scorer may skip itself for this pod (upstream's PreScore returning
-    # Skip) when it would give every node the same score.
-    scorers = []
-    for plugin in profile.scorers:
-        pre_score = getattr(plugin, "pre_score", None)
-        if pre_score is None or pre_score(state, pod, feasible).code != framework.Code.SKIP:
-            scorers.append(plugin)
+    scorers = _scorers(pod, feasible, profile, state)
     key = _totals_key(pod, scorers, state)
     if key is None:
         return _weighted_sums(pod, feasible, scorers, state)
@@ -291,6 +337,45 @@ def _score_totals(
             if total is None:
                 totals[index] = feasible[index].score_memo[key] = next(computed)
     return totals  # type: ignore[return-value]  # no None left
+
+
+def _scorers(
+    pod: Object, feasible: list[framework.NodeInfo], profile: Profile, state: framework.CycleState
+) -> list[framework.ScorePlugin]:
+    """The profile's scorers but those skipping themselves for this pod.
+
+    A scorer may skip itself (upstream's PreScore returning Skip) when it
+    would give every node the same score.
+    """
+    scorers = []
+    for plugin in profile.scorers:
+        pre_score = getattr(plugin, "pre_score", None)
+        if pre_score is None or pre_score(state, pod, feasible).code != framework.Code.SKIP:
+            scorers.append(plugin)
+    return scorers
+
+
+def _window_totals(
+    pod: Object,
+    nodes: framework.NodeList,
+    start: int,
+    feasible: list[framework.NodeInfo],
+    profile: Profile,
+    state: framework.CycleState,
+) -> list[int]:
+    """``_score_totals`` when ``feasible`` is the run of ``nodes`` from ``start`` (wrapping).
+
+    The totals are kept by position in the snapshot (``NodeList.window``):
+    the cycle slices them out and computes only the positions whose node
+    changed since (a few per pod), not a memo read per feasible node.
+    """
+    scorers = _scorers(pod, feasible, profile, state)
+    key = _totals_key(pod, scorers, state)
+    if key is None:
+        return _weighted_sums(pod, feasible, scorers, state)
+    return nodes.window(
+        key, start, len(feasible), lambda infos: _weighted_sums(pod, infos, scorers, state)
+    )
 
 
 def _totals_key(
@@ -366,7 +451,11 @@ def place_pod(
         raise framework.FitError(len(nodes), diagnosis)
     if len(feasible) == 1:
         return feasible[0].name, processed
-    totals = _score_totals(pod, feasible, profile, state)
+    if isinstance(nodes, framework.NodeList) and not nodes.retired and not diagnosis.node_statuses:
+        # No node was rejected: the Filters passed the run of nodes from ``start``.
+        totals = _window_totals(pod, nodes, start, feasible, profile, state)
+    else:
+        totals = _score_totals(pod, feasible, profile, state)
     best = max(totals)
     first = totals.index(best)
     if isinstance(nodes, framework.NodeList):

@@ -45,7 +45,7 @@ import ssl
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import httptools
 import orjson
@@ -247,10 +247,11 @@ class _HttpProtocol(asyncio.Protocol):
     # -- asyncio.Protocol -------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # Any stream transport: uvloop's have asyncio.Transport's methods without
+        # deriving from it, so the type is narrowed, not checked.
+        self.transport = cast(asyncio.Transport, transport)
         self._server._connections.add(self)
-        self.base_scope = _connection_scope(transport)
+        self.base_scope = _connection_scope(self.transport)
         self._arm_idle_timer()
 
     def data_received(self, data: bytes) -> None:

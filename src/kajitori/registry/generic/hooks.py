@@ -195,7 +195,8 @@ def _drop_empty_metadata(meta: Object) -> None:
     once the object is encoded. Numbers stay: deletionGracePeriodSeconds 0 is
     a set pointer there.
     """
-    for key in [k for k, v in meta.items() if v in ({}, [], "")]:
+    # ``not v`` first: a set field is never compared with the three.
+    for key in [k for k, v in meta.items() if not v and v in ({}, [], "")]:
         del meta[key]
 
 

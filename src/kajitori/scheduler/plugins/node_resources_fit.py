@@ -106,6 +106,37 @@ def memoized_scores(
     return scores  # type: ignore[return-value]  # no None left
 
 
+def _cpu_and_memory(state: framework.CycleState) -> tuple[int, int] | None:
+    """The pod's cpu and memory requests (0: not asked); None if it asks for more or PreFilter
+    did not run (ephemeral storage, extended resources: ``filter`` per node)."""
+    wanted = state.get(_WANTED_KEY)
+    if wanted is None:
+        return None
+    cpu = memory = 0
+    for name, amount in wanted:
+        if name == "cpu":
+            cpu = amount
+        elif name == "memory":
+            memory = amount
+        else:
+            return None
+    return cpu, memory
+
+
+def _room_for(cpu: int, memory: int, nodes: list[framework.NodeInfo]) -> list[bool]:
+    """Whether each node has room for one more pod asking ``cpu`` and ``memory``.
+
+    A resource the pod does not ask for is not checked (a node may be over-committed).
+    """
+    if cpu and memory:
+        return [n.free_pods > 0 and n.free_cpu >= cpu and n.free_memory >= memory for n in nodes]
+    if cpu:
+        return [n.free_pods > 0 and n.free_cpu >= cpu for n in nodes]
+    if memory:
+        return [n.free_pods > 0 and n.free_memory >= memory for n in nodes]
+    return [n.free_pods > 0 for n in nodes]
+
+
 class NodeResourcesFit:
     name = "NodeResourcesFit"
     weight = 1
@@ -149,27 +180,25 @@ class NodeResourcesFit:
         against each node's precomputed room in one comprehension: Filter runs
         for hundreds of nodes per pod, and a call per node cost more than the check.
         """
-        wanted = state.get(_WANTED_KEY)
-        if wanted is None:
+        asked = _cpu_and_memory(state)
+        return None if asked is None else _room_for(*asked, nodes)
+
+    def filter_window(
+        self,
+        state: framework.CycleState,
+        pod: dict[str, Any],
+        nodes: framework.NodeList,
+        start: int,
+        count: int,
+    ) -> list[bool] | None:
+        """``filter_many`` of the ``count`` snapshot nodes from ``start`` (wrapping), remembered
+        by position until a node's pods change: most nodes did not since the last pod."""
+        asked = _cpu_and_memory(state)
+        if asked is None:
             return None
-        cpu = memory = 0
-        for name, amount in wanted:
-            if name == "cpu":
-                cpu = amount
-            elif name == "memory":
-                memory = amount
-            else:
-                return None  # ephemeral storage, extended resources: ``filter`` per node
-        # A resource the pod does not ask for is not checked (a node may be over-committed).
-        if cpu and memory:
-            return [
-                n.free_pods > 0 and n.free_cpu >= cpu and n.free_memory >= memory for n in nodes
-            ]
-        if cpu:
-            return [n.free_pods > 0 and n.free_cpu >= cpu for n in nodes]
-        if memory:
-            return [n.free_pods > 0 and n.free_memory >= memory for n in nodes]
-        return [n.free_pods > 0 for n in nodes]
+        key = f"{self.name}.fits:{asked[0]}:{asked[1]}"
+        fits: list[Any] = nodes.window(key, start, count, lambda infos: _room_for(*asked, infos))
+        return fits  # ``_room_for``'s bools
 
     def score(
         self, state: framework.CycleState, pod: dict[str, Any], node: framework.NodeInfo

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import decimal
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from kajitori.machinery import field, names
@@ -26,6 +27,29 @@ MAX_INT32 = 2**31 - 1
 def from_details(path: field.Path, value: Any, details: list[str]) -> field.ErrorList:
     """One ``Invalid`` per detail string of a ``names.is_*`` check."""
     return field.ErrorList(field.invalid(path, value, detail) for detail in details)
+
+
+# Texts that passed each ``names`` check asked through ``problems`` (bounded).
+_PASSED: dict[Callable[[str], list[str]], set[str]] = {}
+_PASSED_MAX = 4096
+
+
+def problems(check: Callable[[str], list[str]], value: str) -> list[str]:
+    """``check(value)``; a text that passed it before is not checked again.
+
+    For texts written over and over (an Event's namespace and reporting
+    controller): a check is a pure function of the text, so a valid text
+    stays valid. Only passes are remembered; a failing text is checked anew.
+    """
+    passed = _PASSED.setdefault(check, set())
+    if value in passed:
+        return []
+    found = check(value)
+    if not found:
+        if len(passed) >= _PASSED_MAX:
+            passed.clear()
+        passed.add(value)
+    return found
 
 
 def dns1123_label(value: str, path: field.Path) -> field.ErrorList:

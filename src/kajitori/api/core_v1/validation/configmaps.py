@@ -29,6 +29,11 @@ def _dict(value: Any) -> Object:
     return value if isinstance(value, dict) else {}
 
 
+def _utf8_len(text: str) -> int:
+    # An ASCII text (CPython keeps the flag) is as long in UTF-8: no copy of a large value.
+    return len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
+
+
 def validate_config_map(obj: Object) -> field.ErrorList:
     """All problems with a ConfigMap, ObjectMeta included."""
     errs = objectmeta.validate_object_meta(
@@ -46,7 +51,7 @@ def validate_config_map(obj: Object) -> field.ErrorList:
             errs.append(
                 field.invalid(_DATA.key(key), key, "duplicate of key present in binaryData")
             )
-        total += len(value.encode("utf-8", "replace")) if isinstance(value, str) else 0
+        total += _utf8_len(value) if isinstance(value, str) else 0
     for key, value in binary.items():
         for detail in names.is_config_map_key(key):
             errs.append(field.invalid(_BINARY_DATA.key(key), key, detail))

@@ -41,7 +41,11 @@ def _validate_new_style(event: Object, namespace: str, involved_namespace: str) 
     # Through core/v1 upstream names the reporting controller field "source".
     if not controller:
         errs.append(field.required(field.Path("source")))
-    errs.extend(common.qualified_name(controller, field.Path("source")))
+    errs.extend(
+        common.from_details(
+            field.Path("source"), controller, common.problems(names.is_qualified_name, controller)
+        )
+    )
     limits = (
         ("reportingInstance", REPORTING_INSTANCE_LENGTH_LIMIT, True),
         ("action", ACTION_LENGTH_LIMIT, True),
@@ -69,11 +73,9 @@ def _legacy_validate(event: Object) -> field.ErrorList:
             errs.append(_namespace_mismatch(involved_namespace))
     else:
         errs.extend(_validate_new_style(event, namespace, involved_namespace))
-    errs.extend(
-        common.from_details(
-            field.Path("namespace"), namespace, names.is_dns1123_subdomain(namespace)
-        )
-    )
+    invalid = common.problems(names.is_dns1123_subdomain, namespace)
+    if invalid:
+        errs.extend(common.from_details(field.Path("namespace"), namespace, invalid))
     return errs
 
 

@@ -73,13 +73,15 @@ def _legacy_validate(event: Object) -> field.ErrorList:
         path = field.Path("reportingController")
         if not controller:
             errs.append(field.required(path))
-        errs.extend(core_validation.qualified_name(controller, path))
-        errs.extend(_validate_lengths(event))
-    errs.extend(
-        core_validation.from_details(
-            field.Path("namespace"), namespace, names.is_dns1123_subdomain(namespace)
+        errs.extend(
+            core_validation.from_details(
+                path, controller, core_validation.problems(names.is_qualified_name, controller)
+            )
         )
-    )
+        errs.extend(_validate_lengths(event))
+    invalid = core_validation.problems(names.is_dns1123_subdomain, namespace)
+    if invalid:
+        errs.extend(core_validation.from_details(field.Path("namespace"), namespace, invalid))
     return errs
 
 
