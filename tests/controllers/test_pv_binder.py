@@ -9,7 +9,7 @@ from tests.controllers.conftest import StartControllers, eventually
 
 from kajitori.client import rest
 from kajitori.controllers import manager
-from kajitori.controllers.volume import pv_util
+from kajitori.controllers.volume import pv_binder, pv_util
 
 Object = dict[str, Any]
 NS = "default"
@@ -289,6 +289,15 @@ async def test_claim_of_a_class_without_volumes_is_handed_to_its_provisioner(
         "provisioner": "example.com/external",
     }
     await admin.create(rest.STORAGECLASSES, storage_class)
+    # A claim synced before the binder has seen its class waits for the periodic
+    # resync (upstream's too), which is longer than this test waits.
+    binder = controllers.controllers["persistentvolume-binder"]
+    assert isinstance(binder, pv_binder.PersistentVolumeController)
+
+    async def class_known() -> bool:
+        return binder.classes.indexer.get("external") is not None
+
+    await eventually(class_known)
     await admin.create(rest.PERSISTENTVOLUMECLAIMS, claim("ext", "1Gi", storage_class="external"))
 
     async def annotated() -> bool:

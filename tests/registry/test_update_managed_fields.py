@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from kajitori.admission.chain import AdmissionChain
+from kajitori.admission.chain import AdmissionChain, Plugin
 from kajitori.api import definitions
 from kajitori.machinery.fieldmanager import managers
 from kajitori.registry.apps import deployments
@@ -29,7 +29,7 @@ Object = dict[str, Any]
 STAMP = "admission.test/stamped"
 
 
-class _Stamper:
+class _Stamper(Plugin):
     """Mutating admission that marks every UPDATE (label, annotation, one data key)."""
 
     async def admit(
@@ -42,14 +42,6 @@ class _Stamper:
         meta.setdefault("annotations", {})[STAMP] = ctx.field_manager
         if "data" in obj:
             obj["data"]["admitted"] = "1"
-
-    async def validate(
-        self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
-    ) -> None:
-        return None
-
-    async def validate_delete(self, store: Store, obj: Object, ctx: RequestContext) -> None:
-        return None
 
 
 def _stamped_store(make: Callable[..., Store], info: Any) -> Store:

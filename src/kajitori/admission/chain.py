@@ -5,7 +5,8 @@ Implements the ``Admission`` protocol the generic store calls
 defaulting; all validating plugins run just before storage. A plugin sees
 the store it is admitting for (and so the resource's ``ResourceInfo``).
 
-A plugin may declare the resources its hooks act on (``ADMITS`` and
+A plugin subclasses ``Plugin`` and overrides the hooks it needs; the chain
+awaits only overridden hooks. It may declare the resources its hooks act on (``ADMITS`` and
 ``VALIDATES``: sets of (group, plural), the same test its hook makes first;
 absent means every resource). The chain works out once per resource which
 plugins to await, so a ConfigMap create does not step through the
@@ -15,7 +16,7 @@ coroutines of pod-only plugins (decision 0035's addendum).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from kajitori.registry.generic.request import RequestContext
 
@@ -27,22 +28,30 @@ Object = dict[str, Any]
 Resource = tuple[str, str]
 
 
-class Plugin(Protocol):
-    """One admission plugin; both hooks are optional no-ops by default."""
+class Plugin:
+    """One admission plugin: subclasses override the hooks they need; the rest admit everything."""
 
     async def admit(
         self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
-    ) -> None: ...
+    ) -> None:
+        """Mutate ``obj`` before validation (a mutating plugin)."""
 
     async def validate(
         self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
-    ) -> None: ...
+    ) -> None:
+        """Refuse ``obj`` by raising an API error (a validating plugin)."""
 
-    async def validate_delete(self, store: Store, obj: Object, ctx: RequestContext) -> None: ...
+    async def validate_delete(self, store: Store, obj: Object, ctx: RequestContext) -> None:
+        """Refuse the deletion of ``obj`` by raising an API error."""
 
 
 def _acts_on(declared: frozenset[Resource] | None, resource: Resource) -> bool:
     return declared is None or resource in declared
+
+
+def _overrides(plugin: Plugin, hook: str) -> bool:
+    """Whether ``plugin`` has a ``hook`` of its own (not ``Plugin``'s no-op)."""
+    return getattr(type(plugin), hook, None) is not getattr(Plugin, hook)
 
 
 class AdmissionChain:
@@ -51,29 +60,34 @@ class AdmissionChain:
         # (group, plural) -> the plugins whose admit / validate act on it, in order.
         self._admitters: dict[Resource, tuple[Plugin, ...]] = {}
         self._validators: dict[Resource, tuple[Plugin, ...]] = {}
+        self._delete_validators = tuple(p for p in self.plugins if _overrides(p, "validate_delete"))
 
     def _chain(
-        self, table: dict[Resource, tuple[Plugin, ...]], attr: str, store: Store
+        self, table: dict[Resource, tuple[Plugin, ...]], hook: str, declared: str, store: Store
     ) -> tuple[Plugin, ...]:
         resource = (store.info.group, store.info.plural)
         chain = table.get(resource)
         if chain is None:
-            chain = tuple(p for p in self.plugins if _acts_on(getattr(p, attr, None), resource))
+            chain = tuple(
+                p
+                for p in self.plugins
+                if _overrides(p, hook) and _acts_on(getattr(p, declared, None), resource)
+            )
             table[resource] = chain
         return chain
 
     async def admit(
         self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
     ) -> None:
-        for plugin in self._chain(self._admitters, "ADMITS", store):
+        for plugin in self._chain(self._admitters, "admit", "ADMITS", store):
             await plugin.admit(store, operation, obj, old, ctx)
 
     async def validate(
         self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
     ) -> None:
-        for plugin in self._chain(self._validators, "VALIDATES", store):
+        for plugin in self._chain(self._validators, "validate", "VALIDATES", store):
             await plugin.validate(store, operation, obj, old, ctx)
 
     async def validate_delete(self, store: Store, obj: Object, ctx: RequestContext) -> None:
-        for plugin in self.plugins:
+        for plugin in self._delete_validators:
             await plugin.validate_delete(store, obj, ctx)

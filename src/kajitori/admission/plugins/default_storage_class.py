@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from kajitori.admission.chain import Plugin
 from kajitori.registry.generic.request import RequestContext
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ def default_class(classes: list[Object]) -> Object | None:
     )
 
 
-class DefaultStorageClass:
+class DefaultStorageClass(Plugin):
     # What admit / validate act on (chain.py skips the plugin elsewhere).
     ADMITS: ClassVar[frozenset[tuple[str, str]]] = frozenset({("", "persistentvolumeclaims")})
     VALIDATES: ClassVar[frozenset[tuple[str, str]]] = frozenset()
@@ -74,11 +75,3 @@ class DefaultStorageClass:
         found = default_class(await self.list_classes())
         if found is not None:
             spec["storageClassName"] = found["metadata"]["name"]
-
-    async def validate(
-        self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
-    ) -> None:
-        return None
-
-    async def validate_delete(self, store: Store, obj: Object, ctx: RequestContext) -> None:
-        return None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from kajitori.admission.chain import Plugin
 from kajitori.registry.generic.request import RequestContext
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ def _tolerates_key(toleration: Object, key: str) -> bool:
     return bool(toleration.get("key") == key)
 
 
-class DefaultTolerationSeconds:
+class DefaultTolerationSeconds(Plugin):
     # What admit / validate act on (chain.py skips the plugin elsewhere).
     ADMITS: ClassVar[frozenset[tuple[str, str]]] = frozenset({("", "pods")})
     VALIDATES: ClassVar[frozenset[tuple[str, str]]] = frozenset()
@@ -70,11 +71,3 @@ class DefaultTolerationSeconds:
                     }
                 )
         spec["tolerations"] = tolerations
-
-    async def validate(
-        self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
-    ) -> None:
-        return None
-
-    async def validate_delete(self, store: Store, obj: Object, ctx: RequestContext) -> None:
-        return None

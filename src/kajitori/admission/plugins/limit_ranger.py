@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from kajitori.admission.chain import Plugin
 from kajitori.admission.lister import StoreLister
 from kajitori.api import quota
 from kajitori.machinery import errors
@@ -56,7 +57,7 @@ LIVE_LOOKUP_ENTRIES = 10_000
 MAX_MILLI_VALUE = (2**63 - 1) // 1000
 
 
-class LimitRanger:
+class LimitRanger(Plugin):
     """The ``LimitRanger`` admission plugin (mutating and validating)."""
 
     # What admit / validate act on (chain.py skips the plugin elsewhere).
@@ -102,9 +103,6 @@ class LimitRanger:
             if problems:
                 name = str((obj.get("metadata") or {}).get("name") or "")
                 raise errors.forbidden(store.gr, name, aggregate(problems))
-
-    async def validate_delete(self, store: Store, obj: Object, ctx: RequestContext) -> None:
-        return None
 
     async def _limit_ranges(self, obj: Object) -> list[Object]:
         """The namespace's ranges: the lister's, else storage's (see the module)."""

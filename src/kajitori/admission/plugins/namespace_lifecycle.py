@@ -25,6 +25,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from kajitori.admission.chain import Plugin
 from kajitori.machinery import errors
 from kajitori.registry.generic.request import RequestContext
 
@@ -121,7 +122,7 @@ class NamespaceCache:
             self._objects[name] = event.object
 
 
-class NamespaceLifecycle:
+class NamespaceLifecycle(Plugin):
     def __init__(
         self, get_namespace: NamespaceGetter, watch_namespaces: NamespaceWatcher | None = None
     ) -> None:
@@ -156,11 +157,6 @@ class NamespaceLifecycle:
                 name,
                 f"unable to create new content in namespace {namespace} because it is being terminated",
             )
-
-    async def validate(
-        self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
-    ) -> None:
-        return None
 
     async def validate_delete(self, store: Store, obj: Object, ctx: RequestContext) -> None:
         if _is_namespaces(store):

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from kajitori.admission.chain import Plugin
 from kajitori.auth import node as node_auth
 from kajitori.machinery import errors
 from kajitori.registry.generic.request import RequestContext
@@ -53,7 +54,7 @@ KUBELET_LABELS = frozenset(
 KUBELET_LABEL_NAMESPACES = ("kubelet.kubernetes.io", "node.kubernetes.io")
 
 
-class NodeRestriction:
+class NodeRestriction(Plugin):
     # validate acts on nothing (chain.py skips it); admit on every resource.
     VALIDATES: ClassVar[frozenset[tuple[str, str]]] = frozenset()
 
@@ -84,11 +85,6 @@ class NodeRestriction:
                         meta,
                         "can only access CSINode with the same name as the requesting node",
                     )
-
-    async def validate(
-        self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
-    ) -> None:
-        return None
 
     async def validate_delete(self, store: Store, obj: Object, ctx: RequestContext) -> None:
         node = _requesting_node(store, obj, ctx)

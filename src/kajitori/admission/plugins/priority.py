@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from kajitori.admission.chain import Plugin
 from kajitori.admission.lister import StoreLister
 from kajitori.api.scheduling_v1 import defaults, validation
 from kajitori.machinery import errors
@@ -50,7 +51,7 @@ def default_class(classes: list[Object]) -> Object | None:
     return min(marked, key=lambda c: c.get("value") or 0) if marked else None
 
 
-class Priority:
+class Priority(Plugin):
     # What admit / validate act on (chain.py skips the plugin elsewhere).
     ADMITS: ClassVar[frozenset[tuple[str, str]]] = frozenset({("", "pods")})
     VALIDATES: ClassVar[frozenset[tuple[str, str]]] = frozenset(

@@ -43,6 +43,7 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from kajitori.admission.chain import Plugin
 from kajitori.api import quota
 from kajitori.machinery import errors
 from kajitori.registry.generic.request import RequestContext, UserInfo
@@ -89,7 +90,7 @@ class _Waiter:
             self.done.set_exception(error)
 
 
-class ResourceQuota:
+class ResourceQuota(Plugin):
     """The ``ResourceQuota`` admission plugin (validating only).
 
     Requests of one namespace are charged in batches by one task at a time
@@ -104,11 +105,6 @@ class ResourceQuota:
         self._pending: dict[str, list[_Waiter]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._index: _QuotaIndex | None = None
-
-    async def admit(
-        self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
-    ) -> None:
-        return None
 
     async def validate(
         self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
@@ -145,9 +141,6 @@ class ResourceQuota:
             await waiter.done
         except Refused as refused:
             raise errors.forbidden(store.gr, str(meta.get("name") or ""), str(refused)) from None
-
-    async def validate_delete(self, store: Store, obj: Object, ctx: RequestContext) -> None:
-        return None
 
     def _enqueue(self, quotas: Store, namespace: str, waiter: _Waiter) -> None:
         self._pending.setdefault(namespace, []).append(waiter)

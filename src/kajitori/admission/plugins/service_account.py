@@ -31,6 +31,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from kajitori.admission.chain import Plugin
 from kajitori.admission.lister import StoreLister
 from kajitori.machinery import errors
 from kajitori.registry.generic.request import RequestContext
@@ -55,7 +56,7 @@ DEFAULT_ACCOUNT_ATTEMPTS = 10
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
-class ServiceAccount:
+class ServiceAccount(Plugin):
     """The ``ServiceAccount`` admission plugin (mutating on pod create)."""
 
     # What admit / validate act on (chain.py skips the plugin elsewhere).
@@ -109,14 +110,6 @@ class ServiceAccount:
             account = await self.get_service_account(namespace, name)
             if account is not None:
                 return account
-        return None
-
-    async def validate(
-        self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
-    ) -> None:
-        return None
-
-    async def validate_delete(self, store: Store, obj: Object, ctx: RequestContext) -> None:
         return None
 
 

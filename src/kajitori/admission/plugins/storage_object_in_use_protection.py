@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from kajitori.admission.chain import Plugin
 from kajitori.registry.generic.request import RequestContext
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ _FINALIZERS = {
 }
 
 
-class StorageObjectInUseProtection:
+class StorageObjectInUseProtection(Plugin):
     # What admit / validate act on (chain.py skips the plugin elsewhere).
     ADMITS: ClassVar[frozenset[tuple[str, str]]] = frozenset(("", plural) for plural in _FINALIZERS)
     VALIDATES: ClassVar[frozenset[tuple[str, str]]] = frozenset()
@@ -47,11 +48,3 @@ class StorageObjectInUseProtection:
             finalizers = []
         if finalizer not in finalizers:
             meta["finalizers"] = [*finalizers, finalizer]
-
-    async def validate(
-        self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
-    ) -> None:
-        return None
-
-    async def validate_delete(self, store: Store, obj: Object, ctx: RequestContext) -> None:
-        return None
