@@ -443,8 +443,29 @@ def set_field_manager(scope: RequestScope, options_kind: str) -> None:
         if problems:
             raise invalid_options(options_kind, problems)
     else:
-        manager = scope.request.header("user-agent").split("/")[0]
+        manager = manager_from_user_agent(scope.request.header("user-agent"))
     scope.ctx.field_manager = manager
+
+
+def manager_from_user_agent(user_agent: str) -> str:
+    """The User-Agent's product (before the first '/'), made a valid manager name.
+
+    As upstream's prefixFromUserAgent: characters that are not printable are
+    dropped, and the name stops before it would pass 128 bytes of UTF-8.
+    """
+    product = user_agent.split("/", 1)[0]
+    if product.isprintable() and len(product.encode()) <= objectmeta.FIELD_MANAGER_MAX_LENGTH:
+        return product
+    kept: list[str] = []
+    size = 0
+    for char in product:
+        if not char.isprintable():
+            continue
+        size += len(char.encode())
+        if size > objectmeta.FIELD_MANAGER_MAX_LENGTH:
+            break
+        kept.append(char)
+    return "".join(kept)
 
 
 async def create(scope: RequestScope) -> None:
