@@ -20,29 +20,29 @@ from kajitori.machinery import field, names, objectmeta
 def test_config_map_keys_that_passed_are_remembered_and_failures_reported_each_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(names, "_VALID_CONFIG_MAP_KEYS", set())
-    monkeypatch.setattr(names, "_VALID_CONFIG_MAP_KEYS_MAX", 2)
+    memo = names.PassMemo(names._config_map_key_problems, 2)
+    monkeypatch.setattr(names, "_CONFIG_MAP_KEYS", memo)
     assert names.is_config_map_key("app.conf") == []
-    assert names._VALID_CONFIG_MAP_KEYS == {"app.conf"}
+    assert memo.passed == {"app.conf"}
     first = names.is_config_map_key("..bad")
     assert first and names.is_config_map_key("..bad") == first
     assert names.is_config_map_key("a b") != []  # another text, not the remembered one
     names.is_config_map_key("k1")
     names.is_config_map_key("k2")  # over the bound: the memo started over
-    assert len(names._VALID_CONFIG_MAP_KEYS) <= 2
+    assert len(memo.passed) <= 2
     assert names.is_config_map_key("app.conf") == []
 
 
 def test_problems_remembers_passes_per_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    passed: dict[Any, set[str]] = {}
-    monkeypatch.setattr(core_validation, "_PASSED", passed)
+    memos: dict[Any, names.PassMemo] = {}
+    monkeypatch.setattr(core_validation, "_MEMOS", memos)
     assert core_validation.problems(names.is_dns1123_subdomain, "kube-system") == []
     assert core_validation.problems(names.is_dns1123_subdomain, "Bad_NS")
     assert core_validation.problems(names.is_dns1123_subdomain, "Bad_NS")  # not remembered
     # A pass of one check says nothing for another: "a.b" is a subdomain, not a label.
     assert core_validation.problems(names.is_dns1123_subdomain, "a.b") == []
     assert core_validation.problems(names.is_dns1123_label, "a.b")
-    assert passed[names.is_dns1123_subdomain] == {"kube-system", "a.b"}
+    assert memos[names.is_dns1123_subdomain].passed == {"kube-system", "a.b"}
 
 
 def _validate(meta: dict[str, Any]) -> list[str]:

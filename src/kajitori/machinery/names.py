@@ -260,22 +260,35 @@ def is_valid_label_value(value: str) -> list[str]:
     return errs
 
 
-# Data keys that passed (bounded): most ConfigMaps and Secrets written carry
-# the same few keys, and a valid text stays valid.
-_VALID_CONFIG_MAP_KEYS: set[str] = set()
-_VALID_CONFIG_MAP_KEYS_MAX = 8192
+class PassMemo:
+    """A pure text ``check`` that remembers the texts which passed it (at most ``limit``).
+
+    For texts written over and over (data keys, an Event's namespace): a valid
+    text stays valid, so it is not checked again. Only passes are remembered; a
+    failing text is checked, and its problems reported, every time. Past the
+    limit the memo starts over.
+    """
+
+    def __init__(self, check: Callable[[str], list[str]], limit: int) -> None:
+        self.check = check
+        self.limit = limit
+        self.passed: set[str] = set()
+
+    def __call__(self, value: str) -> list[str]:
+        if value in self.passed:
+            return []
+        found = self.check(value)
+        if not found:
+            if len(self.passed) >= self.limit:
+                self.passed.clear()
+            self.passed.add(value)
+        return found
 
 
 def is_config_map_key(value: str) -> list[str]:
     """A ConfigMap or Secret data key: a file name, so never '.', '..' or '..x'."""
-    if value in _VALID_CONFIG_MAP_KEYS:
-        return []
-    errs = _config_map_key_problems(value)
-    if not errs:
-        if len(_VALID_CONFIG_MAP_KEYS) >= _VALID_CONFIG_MAP_KEYS_MAX:
-            _VALID_CONFIG_MAP_KEYS.clear()
-        _VALID_CONFIG_MAP_KEYS.add(value)
-    return errs
+    # Most ConfigMaps and Secrets written carry the same few keys.
+    return _CONFIG_MAP_KEYS(value)
 
 
 def _config_map_key_problems(value: str) -> list[str]:
@@ -290,6 +303,9 @@ def _config_map_key_problems(value: str) -> list[str]:
         )
     errs.extend(_has_chdir_prefix(value))
     return errs
+
+
+_CONFIG_MAP_KEYS = PassMemo(_config_map_key_problems, 8192)
 
 
 def _has_chdir_prefix(value: str) -> list[str]:

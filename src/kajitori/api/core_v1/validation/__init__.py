@@ -29,27 +29,20 @@ def from_details(path: field.Path, value: Any, details: list[str]) -> field.Erro
     return field.ErrorList(field.invalid(path, value, detail) for detail in details)
 
 
-# Texts that passed each ``names`` check asked through ``problems`` (bounded).
-_PASSED: dict[Callable[[str], list[str]], set[str]] = {}
-_PASSED_MAX = 4096
+# One memo of passed texts per ``names`` check asked through ``problems``.
+_MEMOS: dict[Callable[[str], list[str]], names.PassMemo] = {}
+_MEMO_LIMIT = 4096
 
 
 def problems(check: Callable[[str], list[str]], value: str) -> list[str]:
-    """``check(value)``; a text that passed it before is not checked again.
+    """``check(value)``, remembering passes (``names.PassMemo``).
 
-    For texts written over and over (an Event's namespace and reporting
-    controller): a check is a pure function of the text, so a valid text
-    stays valid. Only passes are remembered; a failing text is checked anew.
+    For texts written over and over: an Event's namespace and reporting controller.
     """
-    passed = _PASSED.setdefault(check, set())
-    if value in passed:
-        return []
-    found = check(value)
-    if not found:
-        if len(passed) >= _PASSED_MAX:
-            passed.clear()
-        passed.add(value)
-    return found
+    memo = _MEMOS.get(check)
+    if memo is None:
+        memo = _MEMOS[check] = names.PassMemo(check, _MEMO_LIMIT)
+    return memo(value)
 
 
 def dns1123_label(value: str, path: field.Path) -> field.ErrorList:
