@@ -128,3 +128,21 @@ def test_targets_and_ratios_are_all_judged(report: dict[str, Any]) -> None:
         *(f"{op}_vs_noop_by_cpu" for op in OPERATIONS if op != "noop"),
         "create_vs_raw_writes",
     }
+
+
+def test_ratio_targets_come_from_alternating_rounds(report: dict[str, Any]) -> None:
+    """The create and get targets are the medians of alternating c=64 rounds' figures."""
+    result = report["backends"]["sqlite"]
+    rounds = result["ratio_rounds"]
+    assert len(rounds["rounds"]) == report["plan"]["ratio_rounds"] == 1
+    for cells in rounds["rounds"]:
+        assert list(cells) == ["noop", "create", "get"]
+        assert all(cell["rps"] > 0 and cell["errors"] == 0 for cell in cells.values())
+    median = rounds["median"]
+    by_id = {t["id"]: t["value"] for t in result["targets"]}
+    assert by_id["create_vs_noop"] == round(median["create"]["rps"] / median["noop"]["rps"], 3)
+    assert by_id["get_vs_noop"] == round(median["get"]["rps"] / median["noop"]["rps"], 3)
+    assert set(result["interleaved_ratios"]) == {
+        "create_vs_noop", "create_vs_noop_by_cpu", "get_vs_noop", "get_vs_noop_by_cpu",
+        "create_vs_raw_writes",
+    }  # fmt: skip

@@ -64,6 +64,23 @@ def parse_query(query_string: bytes) -> dict[str, str]:
     return {k: v[0] for k, v in parsed.items()}
 
 
+def parse_bool(value: str) -> bool:
+    """A boolean query parameter that is present, read as upstream's parameter codec does.
+
+    Only ``0`` and ``false`` (any case) are false; every other value is true,
+    the empty string (``?watch``) and ``True`` (what Python clients that
+    urlencode a bool send) included. An absent parameter is false, or unset
+    where the option is a pointer: callers check presence first.
+    """
+    return value != "0" and value.lower() != "false"
+
+
+def query_flag(query: dict[str, str], name: str) -> bool | None:
+    """``name``'s boolean value, or None when the query does not have it."""
+    value = query.get(name)
+    return None if value is None else parse_bool(value)
+
+
 def new_request_info(method: str, path: str, query: dict[str, str]) -> RequestInfo:
     stripped = path.strip("/")
     parts = stripped.split("/") if stripped else []
@@ -135,7 +152,7 @@ def _name_from_field_selector(text: str) -> str:
 def _refine_verb(verb: str, name: str, query: dict[str, str]) -> str:
     if verb == "get" and not name:
         verb = "list"
-    if verb == "list" and query.get("watch", "") in ("true", "1"):
+    if verb == "list" and query_flag(query, "watch"):
         verb = "watch"
     if verb == "delete" and not name:
         verb = "deletecollection"

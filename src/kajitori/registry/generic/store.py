@@ -111,6 +111,8 @@ class ListOptions:
     continue_token: str = ""
     resource_version: str = ""
     resource_version_match: str = ""
+    # A watch's sendInitialEvents (None: unset, the resourceVersion decides).
+    send_initial_events: bool | None = None
 
 
 @dataclass(slots=True)

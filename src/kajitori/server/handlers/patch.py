@@ -25,7 +25,7 @@ from kajitori.machinery import errors, field, patching, shapes
 from kajitori.machinery.fieldmanager import fieldpath, managers, typed
 from kajitori.machinery.patching import common
 from kajitori.registry.generic import hooks
-from kajitori.server import negotiation
+from kajitori.server import negotiation, request_info
 from kajitori.server.handlers import resources, scale
 from kajitori.server.handlers.scope import RequestScope
 
@@ -357,7 +357,7 @@ async def server_side_apply(scope: RequestScope, body: bytes) -> None:
     if scope.info.subresource == "scale":
         raise errors.bad_request("server-side apply is not supported on the scale subresource")
     config = _apply_config(scope, body)
-    force = scope.query.get("force", "") in ("true", "1")
+    force = bool(request_info.query_flag(scope.query, "force"))
     schema = definitions.schema_for(*info.storage_gvk)
     ownership = hooks.ownership_scope(info, scope.info.subresource)
 

@@ -19,7 +19,7 @@ import orjson
 from kajitori.api import definitions, normalize, pruning, typecheck
 from kajitori.machinery import errors, field, fields, labels, objectmeta, shapes
 from kajitori.registry.generic.store import DeleteOptions, ListOptions
-from kajitori.server import asgi, negotiation
+from kajitori.server import asgi, negotiation, request_info
 from kajitori.server.handlers import scale, transform
 from kajitori.server.handlers.scope import RequestScope
 from kajitori.storage import interface as storage
@@ -137,7 +137,11 @@ def list_options(scope: RequestScope) -> ListOptions:
         resource_version_match=q.get("resourceVersionMatch", ""),
     )
     opts.limit = _non_negative_int(q.get("limit", ""), "limit")
-    _check_resource_version_match(opts)
+    opts.send_initial_events = request_info.query_flag(q, "sendInitialEvents")
+    watch = scope.info.verb == "watch"
+    if watch:
+        _watch_list_defaults(opts)
+    _validate_list_options(opts, watch)
     if q.get("labelSelector"):
         try:
             opts.label_selector = labels.parse_selector(q["labelSelector"])
@@ -170,22 +174,84 @@ def _non_negative_int(text: str, name: str) -> int:
     return max(value, 0)
 
 
-def _check_resource_version_match(opts: ListOptions) -> None:
+def _watch_list_defaults(opts: ListOptions) -> None:
+    """Upstream's SetListOptionsDefaults with WatchList on (its default since 1.34): a watch
+    from "now" or "any" (resourceVersion unset or 0) that names neither option streams the
+    initial state as a watch-list does, ending with the initial-events-end bookmark if asked."""
+    if opts.send_initial_events is None and not opts.resource_version_match:
+        if opts.resource_version in ("", "0"):
+            opts.send_initial_events = True
+            opts.resource_version_match = "NotOlderThan"
+
+
+def _validate_list_options(opts: ListOptions, watch: bool) -> None:
+    """Upstream's ValidateListOptions: every broken rule in one 422 for meta.k8s.io ListOptions."""
+    initial_events = opts.send_initial_events
+    problems = (
+        _watch_option_errors(opts, initial_events)
+        if watch
+        else _list_option_errors(opts, initial_events)
+    )
+    if problems:
+        raise errors.invalid(errors.GroupKind("meta.k8s.io", "ListOptions"), "", problems)
+
+
+def _list_option_errors(opts: ListOptions, initial_events: bool | None) -> list[Any]:
+    problems = []
     match = opts.resource_version_match
-    if not match:
-        return
-    if match not in ("Exact", "NotOlderThan"):
-        raise errors.bad_request(
-            f'resourceVersionMatch: Unsupported value: "{match}": supported values: "Exact", "NotOlderThan"'
+    if match:
+        if not opts.resource_version:
+            problems.append(
+                field.forbidden(
+                    _MATCH, "resourceVersionMatch is forbidden unless resourceVersion is provided"
+                )
+            )
+        if opts.continue_token:
+            problems.append(_match_with_continue())
+        if match not in ("Exact", "NotOlderThan"):
+            problems.append(field.not_supported(_MATCH, match, ("Exact", "NotOlderThan", "")))
+        if match == "Exact" and opts.resource_version == "0":
+            problems.append(
+                field.forbidden(
+                    _MATCH, 'resourceVersionMatch "exact" is forbidden for resourceVersion "0"'
+                )
+            )
+    if initial_events is not None:
+        problems.append(
+            field.forbidden("sendInitialEvents", "sendInitialEvents is forbidden for list")
         )
-    if not opts.resource_version:
-        raise errors.bad_request(
-            "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"
+    return problems
+
+
+def _watch_option_errors(opts: ListOptions, initial_events: bool | None) -> list[Any]:
+    problems = []
+    match = opts.resource_version_match
+    if initial_events is not None and match != "NotOlderThan":
+        problems.append(
+            field.forbidden(
+                _MATCH, "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"
+            )
         )
-    if match == "Exact" and opts.resource_version == "0":
-        raise errors.bad_request(
-            'resourceVersionMatch: Forbidden: resourceVersionMatch "exact" is forbidden for resourceVersion "0"'
-        )
+    if match:
+        if initial_events is None:
+            problems.append(
+                field.forbidden(
+                    _MATCH,
+                    "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+                )
+            )
+        if match != "NotOlderThan":
+            problems.append(field.not_supported(_MATCH, match, ("NotOlderThan",)))
+        if opts.continue_token:
+            problems.append(_match_with_continue())
+    return problems
+
+
+_MATCH = "resourceVersionMatch"
+
+
+def _match_with_continue() -> Any:
+    return field.forbidden(_MATCH, "resourceVersionMatch is forbidden when continue is provided")
 
 
 # ----- writes -----------------------------------------------------------------
@@ -583,9 +649,10 @@ async def delete_options(scope: RequestScope) -> DeleteOptions:
             "",
             [_unsupported_policy(opts.propagation_policy)],
         )
-    orphan = raw.get("orphanDependents", q.get("orphanDependents"))
-    if orphan not in (None, ""):
-        opts.orphan_dependents = orphan in (True, "true", "1")
+    if raw.get("orphanDependents") is not None:
+        opts.orphan_dependents = raw["orphanDependents"] is True
+    elif "orphanDependents" in q:
+        opts.orphan_dependents = request_info.parse_bool(q["orphanDependents"])
     if not opts.propagation_policy and opts.orphan_dependents is None:
         # Upstream's DefaultGarbageCollectionPolicy of the addressed version.
         opts.propagation_policy = scope.store.info.default_propagation_policy

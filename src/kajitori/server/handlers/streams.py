@@ -45,7 +45,7 @@ from kajitori.client import tls_sessions
 from kajitori.client import websocket as ws
 from kajitori.machinery import errors
 from kajitori.server import asgi
-from kajitori.server.request_info import RequestInfo
+from kajitori.server.request_info import RequestInfo, parse_bool
 
 if TYPE_CHECKING:
     import httpx
@@ -225,7 +225,8 @@ def _one(query: dict[str, list[str]], name: str) -> str:
 
 
 def _true(query: dict[str, list[str]], name: str) -> bool:
-    return _one(query, name).lower() in ("true", "1")
+    values = query.get(name)
+    return parse_bool(values[0]) if values else False
 
 
 def _server_response(

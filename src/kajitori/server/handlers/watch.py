@@ -34,7 +34,7 @@ import orjson
 from kajitori.machinery import errors
 from kajitori.registry.generic import cacher
 from kajitori.registry.generic.store import WatchEvent
-from kajitori.server import asgi, negotiation
+from kajitori.server import asgi, negotiation, request_info
 from kajitori.server.handlers import resources, transform
 from kajitori.server.handlers.scope import RequestScope
 
@@ -55,31 +55,6 @@ def _timeout(scope: RequestScope) -> float:
     return MIN_REQUEST_TIMEOUT * (1 + random.random())
 
 
-def _send_initial_events(scope: RequestScope) -> bool | None:
-    raw = scope.query.get("sendInitialEvents", "")
-    if not raw:
-        return None
-    value = raw == "true"
-    if value and scope.query.get("resourceVersionMatch") != "NotOlderThan":
-        raise errors.invalid(
-            errors.GroupKind("meta.k8s.io", "ListOptions"),
-            "",
-            [
-                _field_forbidden(
-                    "resourceVersionMatch",
-                    "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
-                )
-            ],
-        )
-    return value
-
-
-def _field_forbidden(path: str, detail: str) -> Any:
-    from kajitori.machinery import field
-
-    return field.forbidden(path, detail)
-
-
 async def watch(scope: RequestScope) -> None:
     opts = resources.list_options(scope)
     if scope.info.name:
@@ -88,12 +63,11 @@ async def watch(scope: RequestScope) -> None:
             scope, f"metadata.name={scope.info.name}"
         )
     timeout = _timeout(scope)
-    initial = _send_initial_events(scope)
-    bookmarks = scope.query.get("allowWatchBookmarks", "") == "true"
+    bookmarks = bool(request_info.query_flag(scope.query, "allowWatchBookmarks"))
     events = scope.store.watch_batches(
         scope.namespace,
         opts,
-        send_initial_events=initial,
+        send_initial_events=opts.send_initial_events,
         idle=BOOKMARK_INTERVAL if bookmarks else math.inf,
     )
     content_type = negotiation.encode({}, scope.media)[1]
@@ -164,18 +138,20 @@ async def _pump(
                 elif bookmarks and last_rv:
                     await _send_event(scope, _bookmark(scope, last_rv, end=False))
                 continue
-            last_rv = await _send_batch(scope, batch, plain, last_rv)
+            last_rv = await _send_batch(scope, batch, plain, last_rv, bookmarks)
     except errors.StatusError as exc:
         await _send_event(scope, {"type": "ERROR", "object": exc.to_status()})
 
 
 async def _send_batch(
-    scope: RequestScope, batch: list[WatchEvent], plain: bool, last_rv: int
+    scope: RequestScope, batch: list[WatchEvent], plain: bool, last_rv: int, bookmarks: bool
 ) -> int:
     """Write ``batch`` as one body chunk; returns the newest resourceVersion it delivered.
 
     Lines rendered before an error (a StatusError ends the watch with an
-    ERROR event) still go out first, in order.
+    ERROR event) still go out first, in order. The initial-events-end
+    bookmark goes only to a watch that allows bookmarks (upstream's
+    isListWatchRequest).
     """
     if plain and isinstance(batch, cacher.Batch) and batch:
         # From the watch cache: the body is encoded once for every watcher given this batch.
@@ -187,7 +163,7 @@ async def _send_batch(
     try:
         for event in batch:
             last_rv = max(last_rv, event.revision)
-            line = _line(scope, event, plain)
+            line = _line(scope, event, plain, bookmarks)
             if line is not None:
                 lines.append(line)
     finally:
@@ -196,10 +172,10 @@ async def _send_batch(
     return last_rv
 
 
-def _line(scope: RequestScope, event: WatchEvent, plain: bool) -> bytes | None:
+def _line(scope: RequestScope, event: WatchEvent, plain: bool, bookmarks: bool) -> bytes | None:
     """The event as this watcher sends it; None for what it does not send."""
     if event.type == "BOOKMARK":
-        if event.extra.get("initial_events_end"):
+        if bookmarks and event.extra.get("initial_events_end"):
             return orjson.dumps(_bookmark(scope, event.revision, end=True)) + b"\n"
         return None
     obj = event.object
