@@ -57,3 +57,20 @@ spec:
       - name: main
         image: luksa/ssd-monitor
 """
+
+
+# Not the note's text: the headless Service its StatefulSet names (``serviceName: kubia``),
+# which the book creates alongside it.
+KUBIA_HEADLESS_SERVICE = """\
+apiVersion: v1
+kind: Service
+metadata:
+  name: kubia
+spec:
+  clusterIP: None
+  selector:
+    app: kubia
+  ports:
+  - name: http
+    port: 80
+"""

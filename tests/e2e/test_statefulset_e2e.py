@@ -19,27 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e.study_note import KUBIA_STATEFULSET
+from tests.e2e.study_note import KUBIA_HEADLESS_SERVICE, KUBIA_STATEFULSET
 
 from kajitori.testing.cluster import KajitoriCluster, wait_for
 
 Object = dict[str, Any]
 
-HEADLESS_SERVICE = """\
-apiVersion: v1
-kind: Service
-metadata:
-  name: kubia
-spec:
-  clusterIP: None
-  selector:
-    app: kubia
-  ports:
-  - name: http
-    port: 80
-"""
 # The note's StatefulSet behind the headless Service its serviceName names.
-KUBIA = HEADLESS_SERVICE + "---\n" + KUBIA_STATEFULSET
+KUBIA = KUBIA_HEADLESS_SERVICE + "---\n" + KUBIA_STATEFULSET
 
 
 @pytest.fixture(scope="module")

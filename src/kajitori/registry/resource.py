@@ -116,6 +116,10 @@ class Conversion:
     to_storage: Callable[[Object], Object]
     from_storage: Callable[[Object], Object]
     definitions: Callable[[], Mapping[str, Any]] = _no_definitions
+    # ``to_storage`` without the served version's defaults, for a server-side apply
+    # configuration: upstream defaults the merged result (in the served version), so
+    # the applier owns only the fields it sent. None: ``to_storage`` has no defaults.
+    to_storage_undefaulted: Callable[[Object], Object] | None = None
 
 
 @dataclass(frozen=True)

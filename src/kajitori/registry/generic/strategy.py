@@ -15,11 +15,29 @@ Objects are plain JSON dicts in wire form (see docs/decisions/0005).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+import orjson
+
+from kajitori.api import normalize
 from kajitori.machinery import field
 
 Object = dict[str, Any]
+
+
+def zero_status(api_version: Any, kind: Any) -> Object:
+    """A kind's zero status as upstream encodes it ({} for kinds without a Go type)."""
+    if not isinstance(api_version, str) or not isinstance(kind, str):
+        return {}
+    return orjson.loads(_zero_status_json(api_version, kind))
+
+
+@functools.lru_cache(maxsize=256)
+def _zero_status_json(api_version: str, kind: str) -> bytes:
+    probe: Object = {"apiVersion": api_version, "kind": kind, "status": {}}
+    normalize.go_shape(probe)
+    return orjson.dumps(probe.get("status") or {})
 
 
 class Strategy:
@@ -161,8 +179,9 @@ class SpecWithStatusStrategy(Strategy):
     """Helper base for kinds with a status subresource: the main endpoint ignores status."""
 
     def prepare_for_create(self, obj: Object) -> None:
-        # Upstream resets status to its zero value, which encodes as {}.
-        obj["status"] = {}
+        # Upstream resets status to its Go zero value; encoded, that keeps the fields
+        # without omitempty (a StatefulSet's "replicas": 0 and "availableReplicas": 0).
+        obj["status"] = zero_status(obj.get("apiVersion"), obj.get("kind"))
 
     def prepare_for_update(self, obj: Object, old: Object) -> None:
         if "status" in old:

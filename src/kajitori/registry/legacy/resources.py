@@ -95,6 +95,10 @@ def deprecation_warning(group: str, version: str, kind: str, deprecated_in: str)
     )
 
 
+def _no_defaults(obj: Object) -> None:
+    """A server-side apply configuration is converted as sent (defaults come after)."""
+
+
 def legacy_resource(
     group: str, version: str, plural: str, *, defaults: Defaulter, deprecated_in: str
 ) -> resource.ResourceInfo:
@@ -113,6 +117,7 @@ def legacy_resource(
             template_generation=template_generation,
         ),
         definitions=functools.partial(schemas.definitions, group, version, stored.kind),
+        to_storage_undefaulted=functools.partial(conversion.upgrade, defaults=_no_defaults),
     )
     return dataclasses.replace(
         stored,

@@ -324,7 +324,12 @@ def _apply_config(scope: RequestScope, body: bytes) -> Object:
         )
     pruning.drop_nulls(config)
     resources.check_kind(scope, config)
-    config = scope.internal(config)
+    conversion = scope.store.info.conversion
+    if conversion is not None and conversion.to_storage_undefaulted is not None:
+        # The old version's defaults go on the merged result (_default_as_served).
+        config = conversion.to_storage_undefaulted(config)
+    else:
+        config = scope.internal(config)
     _check_types(scope, config)
     # Not shaped as Go would render it: the applier owns only what it wrote.
     resources.handle_unknown_fields(scope, config)
@@ -339,6 +344,15 @@ def _within_scope(config: Object, subresource: str, has_status: bool) -> Object:
     if not subresource and has_status:
         config.pop("status", None)
     return config
+
+
+def _default_as_served(scope: RequestScope, merged: Object) -> Object:
+    """An older served version's defaults on an applied result, as upstream's field
+    manager defaults it in the request's version after the merge (not owned by anyone)."""
+    conversion = scope.store.info.conversion
+    if conversion is None or conversion.to_storage_undefaulted is None:
+        return merged
+    return conversion.to_storage(conversion.from_storage(merged))
 
 
 def _conflict_error(exc: managers.ApplyConflict) -> errors.StatusError:
@@ -385,6 +399,7 @@ async def server_side_apply(scope: RequestScope, body: bytes) -> None:
             raise _conflict_error(exc) from None
         except typed.TypedError as exc:
             raise errors.bad_request(str(exc)) from None
+        merged = _default_as_served(scope, merged)
         _go_shape(merged)
         merged.setdefault("metadata", {})["managedFields"] = managers.encode(owners)
         return merged
