@@ -442,7 +442,12 @@ def _start_components(
 
     async def start() -> tuple[ControllerManager, Scheduler]:
         await asyncio.to_thread(_import_components)
-        return _start_controllers(process, args), _start_scheduler(process)
+        started = _start_controllers(process, args), _start_scheduler(process)
+        if process.component_health is not None:
+            # No leader election in one process: componentstatuses asks this process.
+            process.component_health.run_locally("controller-manager")
+            process.component_health.run_locally("scheduler")
+        return started
 
     def stop_if_failed(done: asyncio.Task[tuple[ControllerManager, Scheduler]]) -> None:
         if not done.cancelled() and done.exception() is not None:

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from kajitori.admission.chain import AdmissionChain
 from kajitori.admission.lister import StoreLister
+from kajitori.admission.plugins import certificates as certificate_admission
 from kajitori.admission.plugins.default_storage_class import DefaultStorageClass
 from kajitori.admission.plugins.default_toleration_seconds import DefaultTolerationSeconds
 from kajitori.admission.plugins.limit_ranger import LimitRanger
@@ -32,6 +33,7 @@ from kajitori.admission.plugins.namespace_lifecycle import NamespaceLifecycle
 from kajitori.admission.plugins.node_restriction import NodeRestriction
 from kajitori.admission.plugins.priority import Priority
 from kajitori.admission.plugins.resource_quota import ResourceQuota
+from kajitori.admission.plugins.runtime_class import RuntimeClass
 from kajitori.admission.plugins.service_account import ServiceAccount
 from kajitori.admission.plugins.storage_object_in_use_protection import (
     StorageObjectInUseProtection,
@@ -45,7 +47,7 @@ from kajitori.client import kubeconfig
 from kajitori.machinery import errors
 from kajitori.registry import encryption, install, resource
 from kajitori.registry.authentication import tokenreviews
-from kajitori.registry.core import pod_eviction, serviceaccount_token
+from kajitori.registry.core import componentstatuses, pod_eviction, serviceaccount_token
 from kajitori.registry.generic.request import UserInfo
 from kajitori.registry.generic.store import ListOptions, Store
 from kajitori.registry.scheduling import priorityclasses
@@ -130,6 +132,8 @@ class APIServerProcess:
         self.audit_log: audit.LogBackend | None = None
         self.rewrite_result: encryption.RewriteResult | None = None
         self.token_issuer: serviceaccount.TokenIssuer | None = None
+        # What ``v1 componentstatuses`` reports (``up`` marks its in-process components).
+        self.component_health: componentstatuses.ComponentHealth | None = None
 
     @property
     def url(self) -> str:
@@ -161,6 +165,9 @@ class APIServerProcess:
         )
         reader = _ObjectReader()
         authn = _authenticator(self.token_issuer, reader, token_file)
+        self.component_health = componentstatuses.ComponentHealth(
+            lambda *gvr: self.registry.lookup(*gvr) if self.registry else None, self.backend
+        )
         self.registry = _registry(
             self.backend,
             authz,
@@ -169,6 +176,7 @@ class APIServerProcess:
             legacy_versions=cfg.api_versions == "legacy",
             token_apis=_token_apis(self.token_issuer, authn, reader),
             reader=reader,
+            component_health=self.component_health,
         )
         reader.registry = self.registry
         if cfg.rewrite_encrypted_on_start:
@@ -418,6 +426,7 @@ def _registry(
     legacy_versions: bool = False,
     token_apis: tuple[resource.SubresourceCreate, resource.ResourceInfo] | None = None,
     reader: _ObjectReader | None = None,
+    component_health: componentstatuses.ComponentHealth | None = None,
 ) -> APIRegistry:
     holder: list[APIRegistry] = []
 
@@ -463,6 +472,12 @@ def _registry(
         ),
         DefaultStorageClass(list_storage_classes),
         StorageObjectInUseProtection(),
+        # Upstream's CertificateApproval, CertificateSigning, CertificateSubjectRestriction,
+        # plus the CSR strategy's requestor filling (needs the request's user).
+        certificate_admission.CertificateSigningRequestUser(),
+        certificate_admission.CertificateApproval(authz),
+        certificate_admission.CertificateSigning(authz),
+        certificate_admission.CertificateSubjectRestriction(),
     ]
     if reader is not None:
         accounts = StoreLister(
@@ -470,6 +485,8 @@ def _registry(
             name="ServiceAccount serviceaccounts watch",
         )
         plugins.append(ServiceAccount(reader.service_account, lister=accounts))
+    # Upstream's RuntimeClass comes late, before ResourceQuota charges the overhead it sets.
+    plugins.append(RuntimeClass(lambda *gvr: holder[0].lookup(*gvr)))
     plugins.append(ResourceQuota(lambda *gvr: holder[0].lookup(*gvr)))
     admission = AdmissionChain(plugins)
     resources: Sequence[resource.ResourceInfo] = install.all_resources(
@@ -480,6 +497,8 @@ def _registry(
     resources = pod_eviction.install(
         resources, lambda: holder[0].lookup("policy", "v1", "poddisruptionbudgets")
     )
+    if component_health is not None:
+        resources = [*resources, componentstatuses.resource_for(component_health)]
     registry = APIRegistry(
         resources,
         backend,

@@ -52,6 +52,8 @@ def start_in_process(
     controller fill legacy token Secrets; the CA publisher publishes ``ca``.
     """
     options = _with_ca_options(options, ca_pem=ca.cert_pem, sign_legacy=sign_legacy)
+    # The CSR signer signs with the cluster CA this process already holds (decision 0080).
+    options.setdefault("csrsigning", {"ca": ca})
 
     def client_for(service_account: str) -> rest.Client:
         # "name" is a kube-system account; "namespace/name" one elsewhere

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from kajitori.client import events, informer, rest
 from kajitori.controllers import (
     cronjob,
+    csrsigning,
     daemonset,
     deployment,
     disruption,
@@ -119,6 +120,9 @@ CONTROLLERS: dict[str, ControllerSpec] = {
     "root-ca-cert-publisher": ControllerSpec(
         root_ca_publisher.RootCACertPublisher, 1, "root-ca-cert-publisher"
     ),
+    # Upstream's csrsigning runs as certificate-controller; it takes the CA pair
+    # (``ca``) through ``options`` and idles without one (decision 0080).
+    "csrsigning": ControllerSpec(csrsigning.CSRSigningController, 1, "certificate-controller"),
     # Upstream: --concurrent-job-syncs, --concurrent-cron-job-syncs and
     # --concurrent-ttl-after-finished-syncs, 5 each.
     "job": ControllerSpec(job.JobController, 3, "job-controller"),

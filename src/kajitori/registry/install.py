@@ -30,6 +30,7 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "kajitori.registry.core.limitranges",
     "kajitori.registry.core.resourcequotas",
     "kajitori.registry.core.replicationcontrollers",
+    "kajitori.registry.core.podtemplates",
     # apps/v1
     "kajitori.registry.apps.deployments",
     "kajitori.registry.apps.replicasets",
@@ -40,11 +41,13 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "kajitori.registry.batch.jobs",
     "kajitori.registry.batch.cronjobs",
     # others
+    "kajitori.registry.certificates.certificatesigningrequests",
     "kajitori.registry.coordination.leases",
     "kajitori.registry.discovery.endpointslices",
     "kajitori.registry.events.events",
     "kajitori.registry.policy.poddisruptionbudgets",
     "kajitori.registry.scheduling.priorityclasses",
+    "kajitori.registry.node.runtimeclasses",
     "kajitori.registry.storage.storageclasses",
     "kajitori.registry.networking.ingresses",
     "kajitori.registry.networking.ingressclasses",

@@ -50,6 +50,8 @@ _GROUP_ORDER = (
 )
 
 _SUBRESOURCE_VERBS = ("get", "patch", "update")
+# Upstream's CSR approval is a full subresource (get/patch/update), unlike namespaces/finalize.
+_CSR_APPROVAL = ("certificatesigningrequests", "approval")
 
 
 def storage_version_hash(group: str, version: str, kind: str) -> str:
@@ -231,7 +233,7 @@ def _subresource_verbs(info: ResourceInfo, sub: str) -> list[str]:
     streamed = streams.discovery(info.group, info.plural).get(sub)
     if streamed is not None:
         return list(streamed[1])
-    if sub in ("status", "scale"):
+    if sub in ("status", "scale") or (info.plural, sub) == _CSR_APPROVAL:
         return list(_SUBRESOURCE_VERBS)
     if sub in info.extra_strategies:
         return ["update"]

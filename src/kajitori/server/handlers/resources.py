@@ -49,6 +49,11 @@ async def get(scope: RequestScope) -> None:
         if subresource == "scale":
             await scale.get(scope)
             return
+    reads = getattr(store.info.strategy, "virtual_reads", None)
+    if reads is not None:
+        # Computed per request, never stored (componentstatuses).
+        await scope.respond_object(200, await reads.get(info.name))
+        return
     media = scope.media
     if media.type == negotiation.JSON and not media.params and store.info.conversion is None:
         # The object as stored, in JSON: its encoded bytes are reused while it is unchanged.
@@ -64,6 +69,12 @@ async def get(scope: RequestScope) -> None:
 async def list_(scope: RequestScope) -> None:
     opts = list_options(scope)
     store, media = scope.store, scope.media
+    reads = getattr(store.info.strategy, "virtual_reads", None)
+    if reads is not None:
+        # Computed per request, never stored: no resourceVersion (componentstatuses).
+        items = [obj for obj in await reads.list() if store.matches(obj, opts)]
+        await scope.respond(200, render_list(scope, items, {}))
+        return
     # Plain JSON of every stored object as it is: the items' JSON bytes (shared
     # with gets while unchanged) joined, none of them decoded or encoded again.
     as_json = (
