@@ -36,6 +36,7 @@ from kajitori.controllers import (
     endpoints,
     endpointslice,
     garbage_collector,
+    horizontal_pod_autoscaler,
     job,
     namespace,
     node_lifecycle,
@@ -130,6 +131,12 @@ CONTROLLERS: dict[str, ControllerSpec] = {
     "ttl-after-finished": ControllerSpec(
         ttl_after_finished.TTLAfterFinishedController, 1, "ttl-after-finished-controller"
     ),
+    # Upstream: --concurrent-horizontal-pod-autoscaler-syncs 5.
+    "horizontalpodautoscaling": ControllerSpec(
+        horizontal_pod_autoscaler.HorizontalPodAutoscalerController,
+        2,
+        "horizontal-pod-autoscaler",
+    ),
     # Upstream: --concurrent-resource-quota-syncs 5.
     "resourcequota": ControllerSpec(
         resourcequota.ResourceQuotaController, 2, "resourcequota-controller"
@@ -171,6 +178,7 @@ EVENT_SOURCES: dict[str, str] = {
     "job": "job-controller",
     "cronjob": "cronjob-controller",
     "ttl-after-finished": "ttl-after-finished-controller",
+    "horizontalpodautoscaling": "horizontal-pod-autoscaler",
     "persistentvolume-binder": "persistentvolume-controller",
 }
 

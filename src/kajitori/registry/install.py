@@ -40,6 +40,9 @@ RESOURCE_MODULES: tuple[str, ...] = (
     # batch/v1
     "kajitori.registry.batch.jobs",
     "kajitori.registry.batch.cronjobs",
+    # autoscaling/v2 (stored, preferred) and autoscaling/v1
+    "kajitori.registry.autoscaling.horizontalpodautoscalers",
+    "kajitori.registry.autoscaling.horizontalpodautoscalers_v1",
     # others
     "kajitori.registry.certificates.certificatesigningrequests",
     "kajitori.registry.coordination.leases",

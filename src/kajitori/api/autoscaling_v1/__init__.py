@@ -1,0 +1,1 @@
+"""autoscaling/v1: HorizontalPodAutoscaler defaulting and conversion to and from autoscaling/v2."""

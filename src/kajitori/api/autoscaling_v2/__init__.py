@@ -1,0 +1,1 @@
+"""autoscaling/v2: HorizontalPodAutoscaler defaulting, validation and printing."""

@@ -1,0 +1,1 @@
+"""autoscaling: HorizontalPodAutoscalers, stored as autoscaling/v2 and also served as autoscaling/v1."""
