@@ -14,6 +14,9 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -481,3 +484,43 @@ def test_discovery_lists_the_subresources(ready: KajitoriCluster) -> None:
         "csr",
         "certificates.k8s.io/v1",
     ]
+
+
+def test_a_standalone_controller_manager_signs_with_the_cluster_signing_flags(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """``kajitori controller-manager --cluster-signing-cert-file/--cluster-signing-key-file``
+    (upstream's flags) signs beside ``kajitori apiserver``, for at most the signing duration."""
+    data_dir = tmp_path_factory.mktemp("csr-split")
+    with KajitoriCluster(data_dir, command="apiserver") as split:
+        pki_dir = split.data_dir / "pki"
+        manager = subprocess.Popen(
+            [sys.executable, "-m", "kajitori", "controller-manager",
+             "--kubeconfig", str(split.kubeconfig), "--leader-elect=false",
+             "--controllers=csrsigning", "--cluster-signing-duration=24h",
+             "--cluster-signing-cert-file", str(pki_dir / "ca.crt"),
+             "--cluster-signing-key-file", str(pki_dir / "ca.key")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            create(split, "sam", "sam")
+            split.kubectl("certificate", "approve", "sam")
+            certificate = issued(split, "sam")
+        finally:
+            manager.send_signal(signal.SIGTERM)
+            _, stderr = manager.communicate(timeout=15)
+        assert manager.returncode == 0, stderr[-2000:]
+    ca = x509.load_pem_x509_certificate((pki_dir / "ca.crt").read_bytes())
+    assert certificate.issuer == ca.subject
+    lifetime = certificate.not_valid_after_utc - certificate.not_valid_before_utc
+    assert lifetime == datetime.timedelta(hours=24)
+
+
+def test_the_signing_flags_go_together(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "kajitori", "controller-manager",
+         "--kubeconfig", str(tmp_path / "absent"), "--cluster-signing-cert-file", "ca.crt"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--cluster-signing-cert-file and --cluster-signing-key-file go together" in done.stderr

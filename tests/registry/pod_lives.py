@@ -122,28 +122,30 @@ async def random_lives(
     for step in range(steps):
         name = f"p-{rng.randrange(names)}"
         old = live.get(name)
-        kind = "PUT"
         if old is None:
             app = rng.choice(["web", "db", "other"])
             node = rng.choice(["", "n1", "n2"] if bindings else ["n1", "n2"])
-            new = await store.create(NS, pod(name, node, app=app), CTX)
+            steps_taken = [("PUT", old, await store.create(NS, pod(name, node, app=app), CTX))]
         elif rng.random() < deletes:
-            await store.delete(NS, name, DeleteOptions(grace_period_seconds=0), CTX)
-            new, kind = None, "DELETE"
+            # A pod is a graceful kind: stored marked (grace 0), then deleted, as upstream.
+            deleted = await store.delete(NS, name, DeleteOptions(grace_period_seconds=0), CTX)
+            steps_taken = [("PUT", old, deleted.obj), ("DELETE", deleted.obj, None)]
         else:
-            new = await _change(store, rng, old, step, bindings=bindings)
-        rv = new["metadata"]["resourceVersion"] if new else None
-        if old is not None and new is not None and rv == old["metadata"]["resourceVersion"]:
-            continue  # nothing changed: nothing written, no event
-        writes += 1
-        for label, field in SELECTORS:
-            seen = selection(kind, old, new, label, field)
-            if seen is not None:
-                expected[(label, field)].append((seen, name, rv or ""))
-        if new is None:
-            live.pop(name)
-        else:
-            live[name] = new
+            steps_taken = [("PUT", old, await _change(store, rng, old, step, bindings=bindings))]
+        for kind, before, after in steps_taken:
+            rv = after["metadata"]["resourceVersion"] if after else None
+            if before is not None and after is not None:
+                if rv == before["metadata"]["resourceVersion"]:
+                    continue  # nothing changed: nothing written, no event
+            writes += 1
+            for label, field in SELECTORS:
+                seen = selection(kind, before, after, label, field)
+                if seen is not None:
+                    expected[(label, field)].append((seen, name, rv or ""))
+            if after is None:
+                live.pop(name)
+            else:
+                live[name] = after
     return writes, expected
 
 

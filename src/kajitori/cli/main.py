@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import datetime
 import gc
 import logging
 import os
@@ -105,6 +106,21 @@ def _parser() -> argparse.ArgumentParser:
         "--cluster-cidr",
         default="",
         help="the pod network node IPAM cuts into one /24 per node (default: 10.244.0.0/16)",
+    )
+    manager_cmd.add_argument(
+        "--cluster-signing-cert-file",
+        type=Path,
+        help="PEM CA certificate the CSR signer issues certificates with (with the key file; "
+        "without both, approved CertificateSigningRequests are not signed)",
+    )
+    manager_cmd.add_argument(
+        "--cluster-signing-key-file", type=Path, help="PEM private key of that CA"
+    )
+    manager_cmd.add_argument(
+        "--cluster-signing-duration",
+        type=_duration,
+        default=_duration("8760h"),
+        help="longest lifetime of a signed certificate (default: 8760h)",
     )
     for cmd in (scheduler_cmd, manager_cmd):
         cmd.add_argument(
@@ -632,11 +648,37 @@ async def _run_controller_manager(args: argparse.Namespace) -> int:
     stop = _stop_on_signals()
     tune_gc()
     election = _election(args, manager.COMPONENT)
-    options = {"nodeipam": {"cluster_cidr": args.cluster_cidr}} if args.cluster_cidr else None
+    options: dict[str, dict[str, Any]] = {}
+    if args.cluster_cidr:
+        options["nodeipam"] = {"cluster_cidr": args.cluster_cidr}
+    if args.cluster_signing_cert_file or args.cluster_signing_key_file:
+        signing = _signing_options(args)
+        if signing is None:
+            return 2
+        options["csrsigning"] = signing
     kept = await controller_manager.run(
         args.kubeconfig, stop, controllers=controllers, election=election, options=options
     )
     return 0 if kept else _lost_leadership(manager.COMPONENT)
+
+
+def _signing_options(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The CSR signer's CA pair and duration from upstream's --cluster-signing-* flags
+    (decision 0080); None, after saying why, when they cannot be used."""
+    from kajitori.auth import pki
+
+    if not (args.cluster_signing_cert_file and args.cluster_signing_key_file):
+        print(
+            "kajitori: --cluster-signing-cert-file and --cluster-signing-key-file go together",
+            file=sys.stderr,
+        )
+        return None
+    try:
+        ca = pki.load_cert_and_key(args.cluster_signing_cert_file, args.cluster_signing_key_file)
+    except (OSError, ValueError) as exc:
+        print(f"kajitori: cannot load the cluster signing CA: {exc}", file=sys.stderr)
+        return None
+    return {"ca": ca, "duration": datetime.timedelta(seconds=args.cluster_signing_duration)}
 
 
 def _lost_leadership(component: str) -> int:

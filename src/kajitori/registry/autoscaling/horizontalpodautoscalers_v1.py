@@ -3,10 +3,9 @@
 The v2 declaration (strategy, status, table) served as autoscaling/v1
 through ``Conversion`` (see ``api.autoscaling_v1.conversion`` for what v1 can
 and cannot carry). Installed after v2, so v2 stays the group's preferred
-version, as upstream. Upstream's v1 discovery also lists the short name
-``hpa`` and the category ``all``; here they stay with v2 only, since our
-registry keeps short names unique across resources (kubectl resolves both to
-the preferred version either way).
+version, as upstream; both list the short name ``hpa`` and the category
+``all``, as upstream's discovery does (kubectl resolves them to the preferred
+version).
 """
 
 from __future__ import annotations
@@ -20,8 +19,6 @@ from kajitori.registry.autoscaling import horizontalpodautoscalers as v2
 RESOURCE = dataclasses.replace(
     v2.RESOURCE,
     version="v1",
-    short_names=(),
-    categories=(),
     conversion=resource.Conversion(
         storage_group=v2.RESOURCE.group,
         storage_version=v2.RESOURCE.version,

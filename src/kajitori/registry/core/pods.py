@@ -129,6 +129,8 @@ def _defaulted_spec(pod: Object) -> Object:
 class PodStrategy(strategies.Strategy):
     """Create/update/delete rules of ``pods``."""
 
+    graceful = True
+
     def set_defaults(self, obj: Object) -> None:
         spec = obj.get("spec")
         if not isinstance(spec, dict):

@@ -485,9 +485,12 @@ def invalid_missing_resource_version(info: ResourceInfo, name: str) -> errors.St
 
 @dataclass(slots=True)
 class DeletePlan:
-    """None: delete the key now; an object: store it (marked for deletion) instead."""
+    """None: delete the key now; an object: store it (marked for deletion) instead, and
+    with ``then_delete`` delete it right after, as upstream's store does when a graceful
+    deletion's period is 0: watchers see the pod marked, then gone."""
 
     updated: Object | None
+    then_delete: bool = False
 
 
 def check_delete_preconditions(info: ResourceInfo, obj: Object, opts: DeleteOptions) -> None:
@@ -521,8 +524,10 @@ def plan_delete(info: ResourceInfo, current: Object, opts: DeleteOptions) -> Del
     grace = strategy.graceful_deletion_seconds(obj, opts.grace_period_seconds)
     held = strategy.deletion_pending(obj)
     if meta.get("deletionTimestamp"):
-        return _plan_pending(meta, obj, finalizers, grace, opts, held=held)
-    if not finalizers and grace == 0 and not held:
+        return _plan_pending(
+            meta, obj, finalizers, grace, opts, held=held, graceful=strategy.graceful
+        )
+    if not finalizers and grace == 0 and not held and not strategy.graceful:
         return DeletePlan(None)
     if finalizers:
         meta["finalizers"] = finalizers
@@ -531,7 +536,7 @@ def plan_delete(info: ResourceInfo, current: Object, opts: DeleteOptions) -> Del
     strategy.prepare_for_delete(obj)
     if info.tracks_generation:
         meta["generation"] = meta.get("generation", 1) + 1
-    return DeletePlan(obj)
+    return DeletePlan(obj, then_delete=not finalizers and grace == 0 and not held)
 
 
 def _plan_pending(
@@ -542,16 +547,23 @@ def _plan_pending(
     opts: DeleteOptions,
     *,
     held: bool,
+    graceful: bool,
 ) -> DeletePlan:
-    """A second delete of an object already being deleted may shorten its grace."""
+    """A second delete of an object already being deleted may shorten its grace.
+
+    Shortened to 0 on a graceful kind, the shorter grace is stored before the object
+    goes (upstream's BeforeDelete, then its immediate delete); already at 0, it goes
+    at once, as upstream recovers from a delete that failed after that update.
+    """
     current_grace = meta.get("deletionGracePeriodSeconds", 0)
     if finalizers != meta.get("finalizers", []):
         meta["finalizers"] = finalizers
-    if opts.grace_period_seconds is not None and grace < current_grace:
+    shortened = opts.grace_period_seconds is not None and grace < current_grace
+    if shortened:
         meta["deletionGracePeriodSeconds"] = grace
         meta["deletionTimestamp"] = _deletion_time(grace)
     if not meta.get("finalizers") and meta.get("deletionGracePeriodSeconds", 0) == 0 and not held:
-        return DeletePlan(None)
+        return DeletePlan(obj, then_delete=True) if graceful and shortened else DeletePlan(None)
     return DeletePlan(obj)
 
 

@@ -768,7 +768,9 @@ class Store:
             await self.admission.validate_delete(self, current, ctx)
             plan = hooks.plan_delete(self.info, current, opts)
             if ctx.dry_run:
-                return DeleteResult(plan.updated or current, plan.updated is None)
+                return DeleteResult(
+                    plan.updated or current, plan.updated is None or plan.then_delete
+                )
             if plan.updated is None:
                 try:
                     revision, _ = await self.backend.delete(key, expected_revision=kv.mod_revision)
@@ -791,8 +793,33 @@ class Store:
                 raise self._translate(exc, name) from exc
             self._written(revision)
             plan.updated["metadata"]["resourceVersion"] = str(revision)
-            return DeleteResult(plan.updated, False)
+            if plan.then_delete:
+                await self._delete_marked(key, plan.updated)
+            return DeleteResult(plan.updated, plan.then_delete)
         raise errors.conflict(self.gr, name, "too many concurrent updates, please retry")
+
+    async def _delete_marked(self, key: str, marked: Object) -> None:
+        """Delete ``marked``, just stored with a grace period of 0, whatever was written to
+        it since (a kubelet's status), unless it is gone, another object now, or finalized."""
+        uid = marked["metadata"].get("uid")
+        for _ in range(_GUARANTEED_UPDATE_ATTEMPTS):
+            try:
+                _, kv = await self.backend.get(key)
+                if kv is None:
+                    return
+                current = self.decode(kv)
+                if current["metadata"].get("uid") != uid or current["metadata"].get("finalizers"):
+                    return
+                revision, _ = await self.backend.delete(key, expected_revision=kv.mod_revision)
+            except storage.KeyNotFoundError:
+                return  # another delete won the race, as upstream tolerates
+            except storage.RevisionConflictError:
+                continue
+            except storage.StorageError as exc:
+                raise self._translate(exc, marked["metadata"]["name"]) from exc
+            self._written(revision)
+            await self._release(current)
+            return
 
     async def _delete_now(self, namespace: str, name: str, obj: Object) -> None:
         key = self.key(namespace, name)

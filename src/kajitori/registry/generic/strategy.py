@@ -105,6 +105,10 @@ class Strategy:
         """
         return _spec_of(obj) != _spec_of(old)
 
+    # Upstream's RESTGracefulDeleteStrategy (pods): a delete first stores the object
+    # marked with its grace period, even a period of 0 (then deletes it at once).
+    graceful = False
+
     def graceful_deletion_seconds(self, obj: Object, requested: int | None) -> int:
         """Grace period to apply on delete; 0 deletes at once (most kinds)."""
         return 0
