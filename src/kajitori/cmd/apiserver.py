@@ -47,7 +47,12 @@ from kajitori.client import kubeconfig
 from kajitori.machinery import errors
 from kajitori.registry import encryption, install, resource
 from kajitori.registry.authentication import tokenreviews
-from kajitori.registry.core import componentstatuses, pod_eviction, serviceaccount_token
+from kajitori.registry.core import (
+    bindings,
+    componentstatuses,
+    pod_eviction,
+    serviceaccount_token,
+)
 from kajitori.registry.generic.request import UserInfo
 from kajitori.registry.generic.store import ListOptions, Store
 from kajitori.registry.scheduling import priorityclasses
@@ -497,6 +502,7 @@ def _registry(
     resources = pod_eviction.install(
         resources, lambda: holder[0].lookup("policy", "v1", "poddisruptionbudgets")
     )
+    resources = bindings.install(resources, lambda: holder[0].lookup("", "v1", "pods"))
     if component_health is not None:
         resources = [*resources, componentstatuses.resource_for(component_health)]
     registry = APIRegistry(
