@@ -23,6 +23,16 @@ Rollback = Callable[[], Awaitable[None]]
 # A create that is answered, not stored (SubjectAccessReview, SelfSubjectReview):
 # (namespace, decoded object, request context) -> the response object.
 VirtualCreate = Callable[[str, Object, Any], Awaitable[Object]]
+
+
+class VirtualReads(Protocol):
+    """Answers get and list of a read-only kind computed per request, never stored."""
+
+    async def get(self, name: str) -> Object: ...
+
+    async def list(self) -> list[Object]: ...
+
+
 # POST to a subresource of one object (pods/binding): (store, namespace, name,
 # decoded body, request context) -> the response object.
 SubresourceCreate = Callable[[Any, str, str, Object, Any], Awaitable[Object]]
@@ -158,6 +168,9 @@ class ResourceInfo:
     # Create-only kinds that are computed per request and never stored
     # (upstream's rest.Creater without a store); verbs should be ("create",).
     virtual_create: VirtualCreate | None = None
+    # Read-only kinds computed per request and never stored (componentstatuses);
+    # verbs should be ("get", "list").
+    virtual_reads: VirtualReads | None = None
     # Extra subresources answered by a create handler (upstream's
     # rest.Creater on a subresource, e.g. pods/binding); each is also listed
     # in ``extra_subresources``.

@@ -105,50 +105,50 @@ def _approval_conditions(obj: Object) -> list[Any]:
     ]
 
 
-class CertificateApproval(Plugin):
-    """Approving or denying needs ``approve`` on the request's signer."""
+class _SignerPermission(Plugin):
+    """A change only ``/approval`` or ``/status`` can make needs ``VERB`` on the signer."""
 
     VALIDATES = frozenset((CSRS,))
+    VERB = ""
 
     def __init__(self, authorizer: Authorizer) -> None:
         self.authorizer = authorizer
+
+    def changed(self, obj: Object, old: Object) -> bool:
+        raise NotImplementedError
 
     async def validate(
         self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
     ) -> None:
         if operation != "UPDATE" or old is None or (store.info.group, store.info.plural) != CSRS:
             return
-        if _approval_conditions(obj) == _approval_conditions(old):
+        if not self.changed(obj, old):
             return
         signer = str(_spec(obj).get("signerName") or "")
-        if not authorized_for_signer(self.authorizer, ctx.user, "approve", signer):
+        if not authorized_for_signer(self.authorizer, ctx.user, self.VERB, signer):
             raise errors.forbidden(
                 _GR,
                 _name(obj),
-                f'user not permitted to approve requests with signerName "{signer}"',
+                f'user not permitted to {self.VERB} requests with signerName "{signer}"',
             )
 
 
-class CertificateSigning(Plugin):
+class CertificateApproval(_SignerPermission):
+    """Approving or denying needs ``approve`` on the request's signer."""
+
+    VERB = "approve"
+
+    def changed(self, obj: Object, old: Object) -> bool:
+        return _approval_conditions(obj) != _approval_conditions(old)
+
+
+class CertificateSigning(_SignerPermission):
     """Setting the certificate needs ``sign`` on the request's signer."""
 
-    VALIDATES = frozenset((CSRS,))
+    VERB = "sign"
 
-    def __init__(self, authorizer: Authorizer) -> None:
-        self.authorizer = authorizer
-
-    async def validate(
-        self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
-    ) -> None:
-        if operation != "UPDATE" or old is None or (store.info.group, store.info.plural) != CSRS:
-            return
-        if validation.certificate_bytes(obj) == validation.certificate_bytes(old):
-            return
-        signer = str(_spec(obj).get("signerName") or "")
-        if not authorized_for_signer(self.authorizer, ctx.user, "sign", signer):
-            raise errors.forbidden(
-                _GR, _name(obj), f'user not permitted to sign requests with signerName "{signer}"'
-            )
+    def changed(self, obj: Object, old: Object) -> bool:
+        return validation.certificate_bytes(obj) != validation.certificate_bytes(old)
 
 
 class CertificateSubjectRestriction(Plugin):

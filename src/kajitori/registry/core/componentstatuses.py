@@ -141,13 +141,6 @@ def _lease_health(name: str, where: str, spec: Object) -> Object:
     return component_status(name, "True", HEALTHY_MESSAGE)
 
 
-class ComponentStatusStrategy(strategies.Strategy):
-    """No writes are served; ``virtual_reads`` answers get and list (handlers.resources)."""
-
-    def __init__(self, health: ComponentHealth) -> None:
-        self.virtual_reads = health
-
-
 COLUMNS = (
     tables.NAME_COLUMN,
     tables.Column("Status", description="Status of the component conditions"),
@@ -178,7 +171,8 @@ def resource_for(health: ComponentHealth) -> resource.ResourceInfo:
         namespaced=False,
         short_names=("cs",),
         verbs=("get", "list"),
-        strategy=ComponentStatusStrategy(health),
+        strategy=strategies.Strategy(),
+        virtual_reads=health,
         table=tables.Table(columns=COLUMNS, row=component_status_row),
         deprecation_warning=DEPRECATION_WARNING,
     )

@@ -49,7 +49,7 @@ async def get(scope: RequestScope) -> None:
         if subresource == "scale":
             await scale.get(scope)
             return
-    reads = getattr(store.info.strategy, "virtual_reads", None)
+    reads = store.info.virtual_reads
     if reads is not None:
         # Computed per request, never stored (componentstatuses).
         await scope.respond_object(200, await reads.get(info.name))
@@ -69,7 +69,7 @@ async def get(scope: RequestScope) -> None:
 async def list_(scope: RequestScope) -> None:
     opts = list_options(scope)
     store, media = scope.store, scope.media
-    reads = getattr(store.info.strategy, "virtual_reads", None)
+    reads = store.info.virtual_reads
     if reads is not None:
         # Computed per request, never stored: no resourceVersion (componentstatuses).
         items = [obj for obj in await reads.list() if store.matches(obj, opts)]
