@@ -89,6 +89,10 @@ class Plan:
     quick: bool
     profile_dir: Path | None = None
     ratio_rounds: int = 3
+    # The server under test: "up" (API server, controllers and scheduler in one process, as a
+    # user runs it) or "apiserver" (the API server alone, as upstream's benchmarks measure
+    # kube-apiserver; in-process controllers' watches are then not in its CPU).
+    server_command: str = "up"
 
 
 # -- requests ------------------------------------------------------------------
@@ -468,10 +472,10 @@ def bytecode_as_installed() -> None:
 
 async def _bench_server(kind: str, plan: Plan, data_dir: Path, extra: list[str]) -> dict[str, Any]:
     bytecode_as_installed()
-    cold = common.ServerProcess(data_dir, extra_args=extra)
+    cold = common.ServerProcess(data_dir, extra_args=extra, command=plan.server_command)
     cold.start()
     cold.stop()
-    server = common.ServerProcess(data_dir, extra_args=extra)
+    server = common.ServerProcess(data_dir, extra_args=extra, command=plan.server_command)
     server.start()
     try:
         await asyncio.sleep(1.0)
@@ -584,8 +588,9 @@ def interleaved_ratios(result: dict[str, Any]) -> dict[str, float]:
 
 
 def print_report(report: dict[str, Any]) -> None:
+    command = report["plan"]["server_command"]
     for kind, result in report["backends"].items():
-        print(f"\n=== {kind} === (no-op floor: GET {NOOP_PATH})")
+        print(f"\n=== {kind}, kajitori {command} === (no-op floor: GET {NOOP_PATH})")
         _print_operations(result)
         _print_watch(result["watch"])
         startup = ", ".join(f"{k} {v}" for k, v in result["startup"].items())
@@ -712,6 +717,13 @@ def parse_plan(argv: list[str] | None) -> tuple[Plan, Path | None]:
         metavar="DIR",
         help="py-spy the server during c=64 create/get; raw stacks go to DIR",
     )
+    parser.add_argument(
+        "--server",
+        choices=("up", "apiserver"),
+        default="up",
+        help="benchmark `kajitori up` (default) or `kajitori apiserver` (no in-process"
+        " controllers)",
+    )
     args = parser.parse_args(argv)
     backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
     if unknown := set(backends) - {"sqlite", "etcd"}:
@@ -725,6 +737,7 @@ def parse_plan(argv: list[str] | None) -> tuple[Plan, Path | None]:
         quick=args.quick,
         profile_dir=args.profile,
         ratio_rounds=args.ratio_rounds or (1 if args.quick else 3),
+        server_command=args.server,
     )
     return plan, args.output
 

@@ -173,13 +173,21 @@ def _our_cpu_seconds() -> float:
 
 
 class ServerProcess:
-    """``python -m kajitori up`` in a child process, timed from spawn to ready."""
+    """``python -m kajitori up`` (or another server command) in a child process, timed from
+    spawn to ready."""
 
     def __init__(
-        self, data_dir: Path, *, extra_args: Sequence[str] = (), core: int | None = SERVER_CORE
+        self,
+        data_dir: Path,
+        *,
+        extra_args: Sequence[str] = (),
+        core: int | None = SERVER_CORE,
+        command: str = "up",
     ) -> None:
         self.data_dir = data_dir
         self.extra_args = tuple(extra_args)
+        # "up": the whole control plane in one process; "apiserver": the API server alone.
+        self.command = command
         self.core = core  # None: every core (a real node's kubelet, runc and shims share them)
         self.process: subprocess.Popen[str] | None = None
         self.port = 0
@@ -194,7 +202,7 @@ class ServerProcess:
     def start(self, timeout: float = 60.0) -> None:
         """Spawn, wait for the ready line, then for the first successful HTTPS request."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "kajitori", "up", "--data-dir", str(self.data_dir)]
+        cmd = [sys.executable, "-m", "kajitori", self.command, "--data-dir", str(self.data_dir)]
         cmd += ["--port", "0", *self.extra_args]
         began = time.perf_counter()
         with (self.data_dir / "server.log").open("a") as log:

@@ -64,6 +64,28 @@ def test_report_describes_the_run(report: dict[str, Any]) -> None:
     assert report["plan"]["concurrency"] == CONCURRENCY
     assert report["noop_endpoint"].startswith("GET /healthz")
     assert list(report["backends"]) == ["sqlite"]
+    assert report["plan"]["server_command"] == "up"
+
+
+def test_server_option_chooses_the_command_benchmarked(tmp_path: Path) -> None:
+    """``--server apiserver`` benchmarks the API server alone: that process is what starts."""
+    script = f"""
+from pathlib import Path
+from bench import api, common
+plan, _ = api.parse_plan(["--server", "apiserver"])
+assert api.parse_plan([])[0].server_command == "up"
+server = common.ServerProcess(Path({str(tmp_path / "data")!r}), command=plan.server_command, core=None)
+server.start()
+try:
+    print(Path(f"/proc/{{server.pid}}/cmdline").read_bytes().split(b"\\0")[1:4])
+finally:
+    server.stop()
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert done.stdout.strip() == "[b'-m', b'kajitori', b'apiserver']"
 
 
 @pytest.mark.parametrize("operation", OPERATIONS)

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from kajitori.admission import webhooks
 from kajitori.admission.chain import AdmissionChain
 from kajitori.admission.lister import StoreLister
 from kajitori.admission.plugins import certificates as certificate_admission
@@ -38,6 +39,7 @@ from kajitori.admission.plugins.service_account import ServiceAccount
 from kajitori.admission.plugins.storage_object_in_use_protection import (
     StorageObjectInUseProtection,
 )
+from kajitori.admission.policy.validating import ValidatingAdmissionPolicy
 from kajitori.auth import authenticator as authenticators
 from kajitori.auth import authorizer, bootstrap_policy, pki, rbac
 from kajitori.auth import node as node_authz
@@ -53,6 +55,7 @@ from kajitori.registry.core import (
     pod_eviction,
     serviceaccount_token,
 )
+from kajitori.registry.flowcontrol import dangling, ensurer
 from kajitori.registry.generic.request import UserInfo
 from kajitori.registry.generic.store import ListOptions, Store
 from kajitori.registry.scheduling import priorityclasses
@@ -139,6 +142,9 @@ class APIServerProcess:
         self.token_issuer: serviceaccount.TokenIssuer | None = None
         # What ``v1 componentstatuses`` reports (``up`` marks its in-process components).
         self.component_health: componentstatuses.ComponentHealth | None = None
+        # APF's bootstrap configuration and Dangling conditions (started once ready).
+        self.apf_ensurer: ensurer.BootstrapEnsurer | None = None
+        self.apf_dangling: dangling.DanglingConditionController | None = None
 
     @property
     def url(self) -> str:
@@ -233,6 +239,20 @@ class APIServerProcess:
         await self.crds.wait_synced()
         app.unfinished_hooks.discard(HOOK_CRDS)
         self._write_kubeconfig()
+        self._start_flowcontrol()
+
+    def _start_flowcontrol(self) -> None:
+        """Upstream's APF config producer and consumer, after ready: they cost start-up nothing."""
+        assert self.registry is not None
+        group = "flowcontrol.apiserver.k8s.io"
+        schemas = self.registry.lookup(group, "v1", "flowschemas")
+        levels = self.registry.lookup(group, "v1", "prioritylevelconfigurations")
+        if schemas is None or levels is None:
+            return
+        self.apf_ensurer = ensurer.BootstrapEnsurer(schemas, levels)
+        self.apf_ensurer.start()
+        self.apf_dangling = dangling.DanglingConditionController(schemas, levels)
+        self.apf_dangling.start()
 
     def sign_legacy_token(self, namespace: str, name: str, uid: str, secret_name: str) -> str:
         """A legacy token for a ``kubernetes.io/service-account-token`` Secret (tokens controller)."""
@@ -268,10 +288,15 @@ class APIServerProcess:
             await self.http.shutdown(grace)
         if self.compactor is not None:
             await self.compactor.stop()
+        for apf in (self.apf_ensurer, self.apf_dangling):
+            if apf is not None:
+                await apf.stop()
         if self.crds is not None:
             await self.crds.stop()
         await self.rbac.stop()
         await self.node_authorizer.stop()
+        if self.registry is not None and isinstance(self.registry.admission, AdmissionChain):
+            await self.registry.admission.close()  # webhook plugins' HTTPS connections
         if self.backend is not None:
             await self.backend.close()
         if self.audit_log is not None:
@@ -492,6 +517,26 @@ def _registry(
         plugins.append(ServiceAccount(reader.service_account, lister=accounts))
     # Upstream's RuntimeClass comes late, before ResourceQuota charges the overhead it sets.
     plugins.append(RuntimeClass(lambda *gvr: holder[0].lookup(*gvr)))
+    # Upstream: ValidatingAdmissionPolicy, then the webhooks, then ResourceQuota.
+    plugins.append(
+        ValidatingAdmissionPolicy(
+            lambda *gvr: holder[0].lookup(*gvr),
+            lambda g, v, k: next(
+                (
+                    s
+                    for s in holder[0].stores.values()
+                    if (s.info.group, s.info.version, s.info.kind) == (g, v, k)
+                ),
+                None,
+            ),
+            authz,
+        )
+    )
+    # Upstream: MutatingAdmissionWebhook after the built-in mutating plugins,
+    # ValidatingAdmissionWebhook just before ResourceQuota.
+    plugins.extend(
+        webhooks.plugins(lambda *gvr: holder[0].lookup(*gvr), lambda: holder[0].resources())
+    )
     plugins.append(ResourceQuota(lambda *gvr: holder[0].lookup(*gvr)))
     admission = AdmissionChain(plugins)
     resources: Sequence[resource.ResourceInfo] = install.all_resources(

@@ -45,6 +45,7 @@ from kajitori.controllers import (
     resourcequota,
     root_ca_publisher,
     serviceaccounts,
+    servicecidrs,
     statefulset,
     tokens,
     ttl_after_finished,
@@ -141,6 +142,10 @@ CONTROLLERS: dict[str, ControllerSpec] = {
     "resourcequota": ControllerSpec(
         resourcequota.ResourceQuotaController, 2, "resourcequota-controller"
     ),
+    # Upstream's service-cidr-controller, as the service-cidrs-controller ServiceAccount.
+    "service-cidr-controller": ControllerSpec(
+        servicecidrs.ServiceCIDRsController, 1, "service-cidrs-controller"
+    ),
     "persistentvolume-binder": ControllerSpec(
         pv_binder.PersistentVolumeController, 2, "persistent-volume-binder"
     ),
@@ -180,6 +185,7 @@ EVENT_SOURCES: dict[str, str] = {
     "ttl-after-finished": "ttl-after-finished-controller",
     "horizontalpodautoscaling": "horizontal-pod-autoscaler",
     "persistentvolume-binder": "persistentvolume-controller",
+    "service-cidr-controller": "service-cidr-controller",
 }
 
 

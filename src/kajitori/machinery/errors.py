@@ -60,7 +60,9 @@ class StatusCause:
     field: str = ""
 
     def to_dict(self) -> dict[str, str]:
-        out = {"reason": self.reason, "message": self.message}
+        # Every field is omitempty upstream (a policy denial's cause has only a message).
+        out = {"reason": self.reason} if self.reason else {}
+        out["message"] = self.message
         if self.field:
             out["field"] = self.field
         return out

@@ -103,6 +103,11 @@ class APIRegistry:
         """Stop serving a resource; the caller stops the store's watch cache."""
         return self.stores.pop((group, version, plural), None)
 
+    @property
+    def admission(self) -> hooks.Admission | None:
+        """The admission every store calls (the server closes it when it stops)."""
+        return self._admission
+
     def lookup(self, group: str, version: str, plural: str) -> Store | None:
         return self.stores.get((group, version, plural))
 

@@ -32,7 +32,7 @@ from kajitori.auth import authorizer
 from kajitori.auth.authn import impersonation
 from kajitori.machinery import errors
 from kajitori.registry.authorization import authorizer as authz
-from kajitori.registry.generic.request import UserInfo
+from kajitori.registry.generic.request import RequestTarget, UserInfo
 from kajitori.server import asgi, metrics, negotiation, openapi_v2
 from kajitori.server.apis import APIRegistry
 from kajitori.server.discovery import (
@@ -293,7 +293,11 @@ class APIServer:
             info=info,
             query=query,
             store=store,
-            ctx=new_context(query, user),
+            ctx=new_context(
+                query,
+                user,
+                RequestTarget(info.api_group, info.api_version, info.resource, info.subresource),
+            ),
             media=media,
         )
         if store.info.deprecation_warning:

@@ -5,7 +5,9 @@ As upstream's apiserver post-start hooks: the namespaces ``default``,
 policy (auth.bootstrap_policy, reconciled on every start), and the
 ``kubernetes`` Service in ``default`` at the first address of the service
 CIDR (10.96.0.1, kubeadm's convention) on port 443, with Endpoints and an
-EndpointSlice pointing at this API server (``master_endpoints``).
+EndpointSlice pointing at this API server (``master_endpoints``), and the
+``kubernetes`` ServiceCIDR holding that CIDR, marked Ready as upstream's
+kubernetes-service-cidr-controller marks it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 
 from kajitori.auth import bootstrap_policy
 from kajitori.machinery import errors
+from kajitori.machinery.times import now_rfc3339
+from kajitori.registry.core import service_allocator
 from kajitori.registry.generic.request import RequestContext, UserInfo
 from kajitori.registry.generic.store import Store
 from kajitori.server import local_path_storage, master_endpoints
@@ -63,6 +67,7 @@ async def ensure_initial_objects(
         (namespaces if item[1] == "namespaces" else rest).append(item)
     stores = rbac_stores(registry)
     async with asyncio.TaskGroup() as tasks:
+        tasks.create_task(service_allocator.upgrade_legacy_records(registry.backend))
         if len(stores) == len(_RBAC_PLURALS):
             tasks.create_task(bootstrap_policy.reconcile(stores))
         await _ensure_all(registry, namespaces)
@@ -70,6 +75,7 @@ async def ensure_initial_objects(
         tasks.create_task(
             master_endpoints.reconcile(registry, api_address=api_address, api_port=api_port)
         )
+        tasks.create_task(ensure_default_service_cidr(registry))
 
 
 async def _ensure_all(
@@ -114,3 +120,51 @@ def _kubernetes_service() -> dict[str, Any]:
             "sessionAffinity": "None",
         },
     }
+
+
+# Upstream's defaultservicecidr controller: its name (the status's field manager),
+# the Ready condition it applies (with no reason), and the configured CIDRs.
+SERVICE_CIDR_CONTROLLER = "kubernetes-service-cidr-controller"
+DEFAULT_SERVICE_CIDR_READY = "Kubernetes default Service CIDR is ready"
+
+
+async def ensure_default_service_cidr(
+    registry: APIRegistry, cidrs: tuple[str, ...] = (service_allocator.SERVICE_CIDR,)
+) -> None:
+    """Create the ``kubernetes`` ServiceCIDR if missing, then mark it Ready.
+
+    As upstream, Ready=True is set only while its CIDRs are this server's and
+    no Ready condition is True or False yet; one being deleted is left to the
+    service-cidrs controller.
+    """
+    store = registry.lookup("networking.k8s.io", "v1", "servicecidrs")
+    if store is None:
+        return
+    body = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "ServiceCIDR",
+        "metadata": {"name": "kubernetes"},
+        "spec": {"cidrs": list(cidrs)},
+    }
+    await _ensure(registry, "networking.k8s.io", "servicecidrs", "", body)
+    current = await store.get("", "kubernetes")
+    if current["metadata"].get("deletionTimestamp") or current["spec"].get("cidrs") != list(cidrs):
+        return
+    conditions = (current.get("status") or {}).get("conditions") or []
+    if any(c.get("type") == "Ready" and c.get("status") in ("True", "False") for c in conditions):
+        return
+    ready = {
+        "type": "Ready",
+        "status": "True",
+        "lastTransitionTime": now_rfc3339(),
+        "reason": "",
+        "message": DEFAULT_SERVICE_CIDR_READY,
+    }
+    others = [c for c in conditions if c.get("type") != "Ready"]
+    current["status"] = {**(current.get("status") or {}), "conditions": [*others, ready]}
+    ctx = RequestContext(user=_SYSTEM, field_manager=SERVICE_CIDR_CONTROLLER)
+    try:
+        await store.update("", "kubernetes", current, ctx, subresource="status")
+    except errors.StatusError as exc:
+        if exc.code != 409:  # another API server marked it meanwhile
+            raise

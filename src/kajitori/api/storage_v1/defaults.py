@@ -19,3 +19,22 @@ def set_defaults_storage_class(obj: Object) -> None:
         obj["reclaimPolicy"] = DEFAULT_RECLAIM_POLICY
     if obj.get("volumeBindingMode") is None:
         obj["volumeBindingMode"] = DEFAULT_VOLUME_BINDING_MODE
+
+
+def set_defaults_csi_driver(obj: Object) -> None:
+    """SetDefaults_CSIDriver, with 1.37's gates (SELinuxMountReadWriteOncePod on)."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        spec = obj["spec"] = {}
+    for key, value in (
+        ("attachRequired", True),
+        ("podInfoOnMount", False),
+        ("storageCapacity", False),
+        ("fsGroupPolicy", "ReadWriteOnceWithFSType"),
+        ("requiresRepublish", False),
+        ("seLinuxMount", False),
+    ):
+        if spec.get(key) is None:
+            spec[key] = value
+    if not spec.get("volumeLifecycleModes"):
+        spec["volumeLifecycleModes"] = ["Persistent"]

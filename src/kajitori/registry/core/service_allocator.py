@@ -8,7 +8,9 @@ several API servers sharing etcd never hand out one address twice. We do
 the same for both kinds of allocation: every IP or port held is a key created
 with create-if-absent (``/registry/ipaddresses/<ip>``,
 ``/registry/servicenodeports/<port>``) whose value names the Service holding
-it. Dynamic ClusterIPs come from the upper part of the range, leaving the low
+it; an IP's value is the ``networking.k8s.io/v1`` IPAddress upstream's
+allocator creates, so ``kubectl get ipaddresses`` lists every ClusterIP.
+Dynamic ClusterIPs come from the upper part of the range, leaving the low
 addresses for the static ones people choose (upstream's split).
 
 The service CIDR is kubeadm's 10.96.0.0/12 and the ``kubernetes`` Service
@@ -17,6 +19,7 @@ holds its first address.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import random
 from collections.abc import Awaitable, Callable
@@ -26,6 +29,8 @@ from typing import Any
 import orjson
 
 from kajitori.machinery import errors, field
+from kajitori.machinery.times import now_rfc3339
+from kajitori.registry.generic.uids import new_uid
 from kajitori.storage import interface as storage
 
 Object = dict[str, Any]
@@ -229,13 +234,62 @@ async def _claim(
     if dry_run:
         _, existing = await backend.get(key)
         return "provided IP is already allocated" if existing is not None else None
-    value = orjson.dumps({"parentRef": {"group": "", "resource": "services", **owner}})
+    value = orjson.dumps(_allocation_record(key, owner))
     try:
         await backend.create(key, value)
     except storage.KeyExistsError:
         return "provided IP is already allocated"
     taken.append(key)
     return None
+
+
+def _allocation_record(key: str, owner: Object) -> Object:
+    """What an allocation key holds: an IPAddress object for a ClusterIP, as upstream's
+    allocator creates one (served as ``networking.k8s.io/v1 ipaddresses``), else its owner."""
+    ref = {"resource": "services", **owner}
+    if not key.startswith(IP_PREFIX):
+        return {"parentRef": {"group": "", **ref}}
+    ip = key.removeprefix(IP_PREFIX)
+    family = "IPv6" if ":" in ip else "IPv4"
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "IPAddress",
+        "metadata": {
+            "name": ip,
+            "uid": new_uid(),
+            "creationTimestamp": now_rfc3339(),
+            "labels": {
+                "ipaddress.kubernetes.io/ip-family": family,
+                "ipaddress.kubernetes.io/managed-by": "ipallocator.k8s.io",
+            },
+        },
+        "spec": {"parentRef": ref},
+    }
+
+
+async def upgrade_legacy_records(backend: storage.Backend) -> int:
+    """Rewrite ClusterIP keys stored by kajitori before IPAddresses were served; how many.
+
+    Earlier versions kept only ``{"parentRef": ...}`` under an IP's key, which the
+    ``ipaddresses`` resource (the same keys) cannot serve. Each such value becomes the
+    IPAddress it stands for, guarded by its revision: a key released or rewritten in the
+    meantime is left to whoever changed it.
+    """
+    upgraded, after = 0, ""
+    while True:
+        page = await backend.range(IP_PREFIX, start_after=after, limit=500)
+        for kv in page.kvs:
+            record = orjson.loads(kv.value)
+            if "kind" in record or not isinstance(record.get("parentRef"), dict):
+                continue
+            owner = {k: v for k, v in record["parentRef"].items() if k not in ("group", "resource")}
+            value = orjson.dumps(_allocation_record(kv.key, owner))
+            with contextlib.suppress(storage.RevisionConflictError, storage.KeyNotFoundError):
+                await backend.update(kv.key, value, expected_revision=kv.mod_revision)
+                upgraded += 1
+        if not page.more or not page.kvs:
+            return upgraded
+        after = page.kvs[-1].key
 
 
 def _held_keys(obj: Object | None) -> set[str]:

@@ -26,6 +26,22 @@ class UserInfo:
 ANONYMOUS = UserInfo("system:anonymous", ("system:unauthenticated",))
 
 
+@dataclass(frozen=True, slots=True)
+class RequestTarget:
+    """The resource a client addressed: its group and version as served, and the subresource.
+
+    Admission reads it for upstream's ``AdmissionRequest`` (``requestResource``,
+    ``requestKind``, ``subResource``) and for matching webhook and policy rules,
+    which name subresources (``pods/status``) and served versions
+    (``apps/v1beta1``). The store's own ``ResourceInfo`` says the rest.
+    """
+
+    group: str
+    version: str
+    resource: str
+    subresource: str = ""
+
+
 @dataclass(slots=True)
 class RequestContext:
     """Per-request options every registry operation may consult."""
@@ -35,6 +51,9 @@ class RequestContext:
     field_manager: str = ""
     field_validation: FieldValidation = "Warn"
     warnings: list[str] = field(default_factory=list)
+    # None: a call from inside the server (bootstrap, the quota controller's
+    # writes), of the store's own resource and no subresource.
+    target: RequestTarget | None = None
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:

@@ -53,6 +53,8 @@ class Table:
 
     columns: tuple[Column, ...]
     row: RowFunction
+    # Rows of a list in this order (upstream's printFlowSchemaList sorts), else as listed.
+    order: Callable[[Object], Any] | None = None
     column_definitions: tuple[dict[str, Any], ...] = field(init=False)
 
     def __post_init__(self) -> None:

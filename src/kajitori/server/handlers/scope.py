@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kajitori.machinery import errors
-from kajitori.registry.generic.request import RequestContext
+from kajitori.registry.generic.request import RequestContext, RequestTarget
 from kajitori.registry.generic.store import Store
 from kajitori.server import asgi, negotiation
 from kajitori.server.handlers import transform
@@ -79,9 +79,11 @@ def _warning_header(message: str) -> str:
     return f'299 - "{escaped}"'
 
 
-def new_context(query: dict[str, str], user: Any) -> RequestContext:
+def new_context(
+    query: dict[str, str], user: Any, target: RequestTarget | None = None
+) -> RequestContext:
     if not query:  # most requests (every plain get): the defaults, nothing to check
-        return RequestContext(user=user)
+        return RequestContext(user=user, target=target)
     dry_run = query.get("dryRun", "")
     if dry_run and dry_run != "All":
         raise errors.bad_request(f'Invalid dry run value: "{dry_run}"')
@@ -95,4 +97,5 @@ def new_context(query: dict[str, str], user: Any) -> RequestContext:
         dry_run=dry_run == "All",
         field_manager=query.get("fieldManager", ""),
         field_validation=validation,  # type: ignore[arg-type]
+        target=target,
     )

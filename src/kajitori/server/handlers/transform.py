@@ -59,6 +59,8 @@ def table(
         raise errors.bad_request(
             f"includeObject must be one of None, Metadata, Object, got: {include}"
         )
+    if info.table.order is not None:
+        items = sorted(items, key=info.table.order)
     rows = [_row(info, obj, include, media, now) for obj in items]
     result: Object = {
         "kind": "Table",

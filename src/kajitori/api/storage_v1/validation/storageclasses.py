@@ -93,3 +93,9 @@ def validate_storage_class_update(new: Object, old: Object) -> field.ErrorList:
         )
     )
     return errs
+
+
+# VolumeAttributesClasses check driverName and parameters the same way (upstream
+# reuses validateProvisioner and validateParameters).
+validate_provisioner = _validate_provisioner
+validate_parameters = _validate_parameters

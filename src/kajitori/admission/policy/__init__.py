@@ -1,0 +1,1 @@
+"""ValidatingAdmissionPolicy enforcement: matching, CEL evaluation and the admission plugin."""

@@ -1,0 +1,58 @@
+"""Admission webhooks: upstream's MutatingAdmissionWebhook and ValidatingAdmissionWebhook.
+
+The request path: ``dispatch`` (the two plugins the admission chain calls) →
+``attributes`` (the request as webhooks see it, equivalent resources and
+version views) → ``rules`` and ``conditions`` (which webhooks apply) →
+``review`` (the AdmissionReview sent and the answer checked) → ``client``
+(HTTPS to the webhook's URL or Service). ``accessors`` reads the
+Validating/MutatingWebhookConfigurations (admissionregistration.k8s.io/v1)
+from a watch of their stores.
+
+``plugins`` builds both plugins over one registry; they share the namespace
+cache, the service resolver and the HTTPS clients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from kajitori.admission.webhooks.accessors import GROUP, WebhookSource
+from kajitori.admission.webhooks.attributes import ServedResources, Versions
+from kajitori.admission.webhooks.client import ServiceResolver, WebhookClients
+from kajitori.admission.webhooks.dispatch import (
+    MutatingWebhook,
+    NamespaceLabels,
+    ValidatingWebhook,
+    WebhookDispatcher,
+)
+
+if TYPE_CHECKING:
+    from kajitori.registry.generic.store import Store
+
+Lookup = Callable[[str, str, str], "Store | None"]
+
+__all__ = ["MutatingWebhook", "ValidatingWebhook", "plugins"]
+
+
+def plugins(lookup: Lookup, served: ServedResources) -> tuple[MutatingWebhook, ValidatingWebhook]:
+    """Both webhook plugins over the registry that ``lookup`` and ``served`` read."""
+    namespaces = NamespaceLabels(lambda: lookup("", "v1", "namespaces"))
+    versions = Versions(served)
+    clients = WebhookClients(
+        ServiceResolver(
+            lambda: lookup("", "v1", "services"),
+            lambda: lookup("discovery.k8s.io", "v1", "endpointslices"),
+        )
+    )
+
+    def dispatcher(plural: str, *, mutating: bool) -> WebhookDispatcher:
+        source = WebhookSource(lambda: lookup(GROUP, "v1", plural), plural=plural)
+        return WebhookDispatcher(
+            source, namespaces=namespaces, versions=versions, clients=clients, mutating=mutating
+        )
+
+    return (
+        MutatingWebhook(dispatcher("mutatingwebhookconfigurations", mutating=True)),
+        ValidatingWebhook(dispatcher("validatingwebhookconfigurations", mutating=False)),
+    )

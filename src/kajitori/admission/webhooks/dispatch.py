@@ -1,0 +1,414 @@
+"""The MutatingAdmissionWebhook and ValidatingAdmissionWebhook plugins (upstream:
+webhook/generic, webhook/mutating, webhook/validating).
+
+Owns which webhooks a request calls (``should_call``: rules as requested,
+then through equivalent resources for matchPolicy Equivalent, then the
+namespace and object selectors, then matchConditions), and the two ways of
+calling them:
+
+* mutating webhooks one after another, configurations in name order; each
+  JSON patch is applied to the object in the webhook's version, converted
+  back and defaulted; a webhook with reinvocationPolicy IfNeeded is called a
+  second time (once) when a webhook after it changed the object. DELETE
+  requests reach them too (through ``validate_delete``); a patch there is an
+  error.
+* validating webhooks all at once; the first refusal in webhook order wins.
+
+A webhook that cannot be reached, times out or answers nonsense is skipped
+under failurePolicy Ignore and refuses the request with upstream's 500
+InternalError under Fail. Denials, the dry-run refusal of webhooks with side
+effects and bad patches refuse the request whatever the policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from kajitori.admission.chain import Plugin
+from kajitori.admission.lister import StoreLister
+from kajitori.admission.webhooks import conditions, review, rules
+from kajitori.admission.webhooks.accessors import Webhook, WebhookSource
+from kajitori.admission.webhooks.attributes import (
+    NAMESPACES,
+    Attributes,
+    VersionedView,
+    Versions,
+    attributes_for,
+    view_for,
+)
+from kajitori.admission.webhooks.client import WebhookClients
+from kajitori.admission.webhooks.review import CallError, Invocation
+from kajitori.machinery import errors
+from kajitori.machinery.patching import common as patch_common
+from kajitori.machinery.patching.json_patch import apply_json_patch
+from kajitori.registry.generic.request import RequestContext
+from kajitori.registry.resource import ResourceInfo
+
+if TYPE_CHECKING:
+    from kajitori.registry.generic.store import Store
+
+Object = dict[str, Any]
+StoreGetter = Callable[[], "Store | None"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Matched:
+    """A webhook to call, the resource it matched, and the served resource that is."""
+
+    webhook: Webhook
+    invocation: Invocation
+    info: ResourceInfo
+
+
+class NamespaceLabels:
+    """Namespace labels for namespaceSelector, from a watch of namespaces (storage until synced)."""
+
+    def __init__(self, store: StoreGetter) -> None:
+        self._get_store = store
+        self._lister = StoreLister(store, name="webhook admission namespaces watch")
+
+    async def labels_of(self, attrs: Attributes) -> dict[str, str]:
+        # A namespace being created or updated has its labels in the request, not yet stored.
+        if (
+            attrs.resource.resource == NAMESPACES.resource
+            and not attrs.subresource
+            and attrs.operation in ("CREATE", "UPDATE")
+            and attrs.obj is not None
+        ):
+            return _labels(attrs.obj)
+        namespace = self._lister.cached_get("", attrs.namespace)
+        if namespace is None:
+            store = self._get_store()
+            if store is None:
+                return {}
+            namespace = await store.get("", attrs.namespace)  # NotFound: refused as upstream
+        return _labels(namespace)
+
+    async def stop(self) -> None:
+        await self._lister.stop()
+
+
+def _labels(obj: Object | None) -> dict[str, str]:
+    if obj is None:
+        return {}
+    found: dict[str, str] = (obj.get("metadata") or {}).get("labels") or {}
+    return found
+
+
+class WebhookDispatcher:
+    """What both plugins share: the webhook source, matching and the HTTPS calls."""
+
+    def __init__(
+        self,
+        source: WebhookSource,
+        *,
+        namespaces: NamespaceLabels,
+        versions: Versions,
+        clients: WebhookClients,
+        mutating: bool,
+    ) -> None:
+        self.source = source
+        self.namespaces = namespaces
+        self.versions = versions
+        self.clients = clients
+        self.mutating = mutating
+
+    async def close(self) -> None:
+        """Stop the watches and close the HTTPS connections (shared ones may close twice)."""
+        await self.source.stop()
+        await self.namespaces.stop()
+        await self.clients.aclose()
+
+    async def should_call(self, webhook: Webhook, attrs: Attributes) -> Matched | None:
+        """The webhook's invocation for this request, or None; raises for selector trouble."""
+        matched = self._match_rules(webhook, attrs)
+        if matched is None:
+            return None
+        if not await self._namespace_matches(webhook, attrs):
+            return None
+        if not _object_matches(webhook, attrs):
+            return None
+        if webhook.match_conditions and not self._conditions_hold(webhook, attrs, matched):
+            return None
+        return matched
+
+    def _match_rules(self, webhook: Webhook, attrs: Attributes) -> Matched | None:
+        for rule in webhook.rules:
+            if rules.matches(rule, attrs, attrs.resource):
+                return Matched(
+                    webhook, Invocation(attrs.resource, attrs.subresource, attrs.kind), attrs.info
+                )
+        if webhook.match_policy != "Equivalent":
+            return None
+        equivalents = [e for e in self.versions.equivalents(attrs) if e.resource != attrs.resource]
+        # Earlier rules first, as upstream: a rule is tried against every equivalent resource.
+        for rule in webhook.rules:
+            for equivalent in equivalents:
+                if rules.matches(rule, attrs, equivalent.resource):
+                    invocation = Invocation(equivalent.resource, attrs.subresource, equivalent.kind)
+                    return Matched(webhook, invocation, equivalent.info)
+        return None
+
+    async def _namespace_matches(self, webhook: Webhook, attrs: Attributes) -> bool:
+        if not attrs.namespace and attrs.resource.resource != NAMESPACES.resource:
+            return True  # cluster-scoped objects other than namespaces always match
+        selector = webhook.namespace_selector
+        if selector.selector is None:
+            raise errors.internal_error(selector.problem)
+        if selector.empty:
+            return True
+        return selector.selector.matches(await self.namespaces.labels_of(attrs))
+
+    def _conditions_hold(self, webhook: Webhook, attrs: Attributes, matched: Matched) -> bool:
+        view = view_for(attrs, matched.info, matched.invocation.kind)
+        request = review.admission_request("", attrs, matched.invocation, view.obj, view.old)
+        variables = {"object": view.obj, "oldObject": view.old, "request": request}
+        result = conditions.evaluate(
+            webhook.match_conditions, variables, ignore_failures=webhook.ignores_failures
+        )
+        if result.error:
+            _log.warning(
+                "Failed evaluating match conditions, failing closed %s: %s",
+                webhook.name,
+                result.error,
+            )
+            gr = errors.GroupResource(attrs.resource.group, attrs.resource.resource)
+            raise errors.forbidden(gr, attrs.name, result.error)
+        return result.matches
+
+    async def call(
+        self, matched: Matched, attrs: Attributes, view: VersionedView, ctx: RequestContext
+    ) -> review.Response:
+        """Send the AdmissionReview and check the answer; raises CallError or a StatusError."""
+        webhook = matched.webhook
+        if attrs.dry_run:
+            if webhook.side_effects is None:
+                raise review.side_effects_nil(webhook.name)
+            if webhook.side_effects not in ("None", "NoneOnDryRun"):
+                raise review.dry_run_unsupported(webhook.name)
+        try:
+            version = review.review_version(webhook.review_versions)
+        except review.NoKnownVersion as exc:
+            raise CallError(webhook.name, f"could not create admission objects: {exc}") from exc
+        uid = str(uuid.uuid4())
+        request = review.admission_request(uid, attrs, matched.invocation, view.obj, view.old)
+        answer = await self.clients.post(webhook, review.admission_review(version, request))
+        try:
+            response = review.verify_response(uid, version, self.mutating, answer)
+        except review.InvalidResponse as exc:
+            raise CallError(webhook.name, f"received invalid webhook response: {exc}") from exc
+        for key, value in response.audit_annotations.items():
+            attrs.annotations[f"{webhook.name}/{key}"] = value
+        for warning in response.warnings:
+            ctx.warn(warning)
+        if not response.allowed:
+            raise review.denial_error(webhook.name, response.result)
+        return response
+
+
+def _object_matches(webhook: Webhook, attrs: Attributes) -> bool:
+    selector = webhook.object_selector
+    if selector.selector is None:
+        raise errors.internal_error(selector.problem)
+    if selector.empty:
+        return True
+    return any(
+        obj is not None and selector.selector.matches(_labels(obj))
+        for obj in (attrs.obj, attrs.old)
+    )
+
+
+def _fail_open_or_raise(webhook: Webhook, exc: CallError) -> None:
+    if webhook.ignores_failures:
+        _log.warning("Failed calling webhook, failing open %s: %s", webhook.name, exc)
+        return
+    _log.warning("Failed calling webhook, failing closed %s: %s", webhook.name, exc)
+    raise exc.to_status_error() from exc
+
+
+# ----- mutating -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Reinvocation:
+    """Which IfNeeded webhooks ran, and which must run again because a later one changed things."""
+
+    invoked: list[str] = field(default_factory=list)
+    again: set[str] = field(default_factory=set)
+
+
+class MutatingWebhook(Plugin):
+    """Upstream's MutatingAdmissionWebhook plugin."""
+
+    def __init__(self, dispatcher: WebhookDispatcher) -> None:
+        self.dispatcher = dispatcher
+
+    async def close(self) -> None:
+        await self.dispatcher.close()
+
+    async def admit(
+        self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
+    ) -> None:
+        webhooks = await self.dispatcher.source.webhooks()
+        if webhooks:  # most servers have none: nothing else to work out
+            await self._dispatch(webhooks, attributes_for(store, operation, obj, old, ctx), ctx)
+
+    async def validate_delete(self, store: Store, obj: Object, ctx: RequestContext) -> None:
+        webhooks = await self.dispatcher.source.webhooks()
+        if webhooks:
+            await self._dispatch(webhooks, attributes_for(store, "DELETE", None, obj, ctx), ctx)
+
+    async def _dispatch(
+        self, webhooks: list[Webhook], attrs: Attributes, ctx: RequestContext
+    ) -> None:
+        if rules.is_exempt(attrs):
+            return
+        state = _Reinvocation()
+        await self._round(webhooks, attrs, ctx, state, again=False)
+        if state.again:
+            await self._round(webhooks, attrs, ctx, state, again=True)
+
+    async def _round(
+        self,
+        webhooks: list[Webhook],
+        attrs: Attributes,
+        ctx: RequestContext,
+        state: _Reinvocation,
+        *,
+        again: bool,
+    ) -> None:
+        for webhook in webhooks:
+            matched = await self.dispatcher.should_call(webhook, attrs)
+            if matched is None or (again and webhook.uid not in state.again):
+                continue
+            try:
+                changed = await self._call(matched, attrs, ctx)
+            except CallError as exc:
+                _fail_open_or_raise(webhook, exc)
+                changed = False
+            if changed:
+                # Every IfNeeded webhook that ran before this change has to see it.
+                state.again.update(state.invoked)
+            if webhook.reinvocation_policy == "IfNeeded" and not again:
+                state.invoked.append(webhook.uid)
+
+    async def _call(self, matched: Matched, attrs: Attributes, ctx: RequestContext) -> bool:
+        """Call one mutating webhook and apply its patch; whether the object changed."""
+        view = view_for(attrs, matched.info, matched.invocation.kind)
+        response = await self.dispatcher.call(matched, attrs, view, ctx)
+        if not response.patch:
+            return False
+        name = matched.webhook.name
+        try:
+            operations = orjson.loads(response.patch)
+        except orjson.JSONDecodeError as exc:
+            raise CallError(name, f"received undecodable patch in webhook response: {exc}") from exc
+        if not isinstance(operations, list):
+            raise CallError(
+                name,
+                "received undecodable patch in webhook response: "
+                "json: cannot unmarshal object into Go value of type jsonpatch.Patch",
+            )
+        if not operations:
+            return False
+        if view.obj is None or attrs.obj is None:
+            raise review.modifies_nothing(name)
+        if response.patch_type != "JSONPatch":
+            raise CallError(name, f'unsupported patch type "{response.patch_type}"')
+        try:
+            patched = apply_json_patch(view.obj, operations)
+        except patch_common.PatchError as exc:
+            raise errors.internal_error(exc.message) from exc
+        if not isinstance(patched, dict):
+            raise errors.internal_error("Object 'Kind' is missing in the patched object")
+        updated = view.back(patched)
+        attrs.info.strategy.set_defaults(updated)
+        if updated == attrs.obj:
+            return False
+        _replace_contents(attrs.obj, updated)
+        return True
+
+
+def _replace_contents(target: Object, new: Object) -> None:
+    """Make ``target`` equal ``new`` in place, keeping its metadata dict.
+
+    The write path holds both the object and its metadata (registry.generic.hooks
+    carries uid and creationTimestamp into that metadata after mutating admission).
+    """
+    meta, new_meta = target.get("metadata"), new.get("metadata")
+    target.clear()
+    target.update(new)
+    if isinstance(meta, dict) and isinstance(new_meta, dict) and meta is not new_meta:
+        meta.clear()
+        meta.update(new_meta)
+        target["metadata"] = meta
+
+
+# ----- validating -----------------------------------------------------------------------------
+
+
+class ValidatingWebhook(Plugin):
+    """Upstream's ValidatingAdmissionWebhook plugin."""
+
+    def __init__(self, dispatcher: WebhookDispatcher) -> None:
+        self.dispatcher = dispatcher
+
+    async def close(self) -> None:
+        await self.dispatcher.close()
+
+    async def validate(
+        self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
+    ) -> None:
+        webhooks = await self.dispatcher.source.webhooks()
+        if webhooks:
+            await self._dispatch(webhooks, attributes_for(store, operation, obj, old, ctx), ctx)
+
+    async def validate_delete(self, store: Store, obj: Object, ctx: RequestContext) -> None:
+        webhooks = await self.dispatcher.source.webhooks()
+        if webhooks:
+            await self._dispatch(webhooks, attributes_for(store, "DELETE", None, obj, ctx), ctx)
+
+    async def _dispatch(
+        self, webhooks: list[Webhook], attrs: Attributes, ctx: RequestContext
+    ) -> None:
+        if rules.is_exempt(attrs):
+            return
+        calls = []
+        views: dict[Any, VersionedView] = {}
+        for webhook in webhooks:
+            matched = await self.dispatcher.should_call(webhook, attrs)
+            if matched is None:
+                continue
+            key = (matched.info.group, matched.info.version, matched.invocation.kind)
+            if key not in views:  # one conversion per version, shared by its webhooks
+                views[key] = view_for(attrs, matched.info, matched.invocation.kind)
+            calls.append(self._call(matched, attrs, views[key], ctx))
+        if not calls:
+            return
+        for refusal in await asyncio.gather(*calls):
+            if refusal is not None:
+                raise refusal
+
+    async def _call(
+        self, matched: Matched, attrs: Attributes, view: VersionedView, ctx: RequestContext
+    ) -> errors.StatusError | None:
+        try:
+            await self.dispatcher.call(matched, attrs, view, ctx)
+        except CallError as exc:
+            try:
+                _fail_open_or_raise(matched.webhook, exc)
+            except errors.StatusError as refusal:
+                return refusal
+        except errors.StatusError as refusal:
+            _log.info("rejected by webhook %r: %s", matched.webhook.name, refusal)
+            return refusal
+        return None
