@@ -11,17 +11,25 @@ awaits only overridden hooks. It may declare the resources its hooks act on (``A
 absent means every resource). The chain works out once per resource which
 plugins to await, so a ConfigMap create does not step through the
 coroutines of pod-only plugins (decision 0035's addendum).
+
+Requests whose object is not of the store's kind (CONNECT with its options:
+``pods/exec``…; the ``policy/v1 Eviction`` of ``pods/eviction``) reach only
+the plugins that override ``admit_subresource``/``validate_subresource``
+(upstream: the plugins that handle CONNECT, or look at those kinds). A
+plugin whose ``validate_delete`` takes ``options`` gets the request's
+DeleteOptions.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from kajitori.registry.generic.request import RequestContext
 
 if TYPE_CHECKING:
-    from kajitori.registry.generic.store import Store
+    from kajitori.registry.generic.store import DeleteOptions, Store
 
 Object = dict[str, Any]
 # (group, plural): what a plugin's ADMITS / VALIDATES sets hold.
@@ -44,6 +52,28 @@ class Plugin:
     async def validate_delete(self, store: Store, obj: Object, ctx: RequestContext) -> None:
         """Refuse the deletion of ``obj`` by raising an API error."""
 
+    async def admit_subresource(
+        self,
+        store: Store,
+        operation: str,
+        name: str,
+        namespace: str,
+        obj: Object,
+        ctx: RequestContext,
+    ) -> None:
+        """Mutate the object of a CONNECT (its options) or of a pods/eviction CREATE."""
+
+    async def validate_subresource(
+        self,
+        store: Store,
+        operation: str,
+        name: str,
+        namespace: str,
+        obj: Object,
+        ctx: RequestContext,
+    ) -> None:
+        """Refuse a CONNECT (``obj``: its options) or a pods/eviction CREATE by raising."""
+
     async def close(self) -> None:
         """Let go of what the plugin holds (connections, watches) when the server stops."""
 
@@ -64,6 +94,23 @@ class AdmissionChain:
         self._admitters: dict[Resource, tuple[Plugin, ...]] = {}
         self._validators: dict[Resource, tuple[Plugin, ...]] = {}
         self._delete_validators = tuple(p for p in self.plugins if _overrides(p, "validate_delete"))
+        # Those whose validate_delete takes the request's DeleteOptions.
+        self._option_takers = frozenset(
+            id(p)
+            for p in self._delete_validators
+            if "options" in inspect.signature(p.validate_delete).parameters
+        )
+        # Not every plugin subclasses Plugin (RBAC's escalation check): those have none.
+        self._subresource_admitters = tuple(
+            p
+            for p in self.plugins
+            if hasattr(p, "admit_subresource") and _overrides(p, "admit_subresource")
+        )
+        self._subresource_validators = tuple(
+            p
+            for p in self.plugins
+            if hasattr(p, "validate_subresource") and _overrides(p, "validate_subresource")
+        )
 
     def _chain(
         self, table: dict[Resource, tuple[Plugin, ...]], hook: str, declared: str, store: Store
@@ -91,9 +138,38 @@ class AdmissionChain:
         for plugin in self._chain(self._validators, "validate", "VALIDATES", store):
             await plugin.validate(store, operation, obj, old, ctx)
 
-    async def validate_delete(self, store: Store, obj: Object, ctx: RequestContext) -> None:
+    async def validate_delete(
+        self, store: Store, obj: Object, ctx: RequestContext, options: DeleteOptions | None = None
+    ) -> None:
         for plugin in self._delete_validators:
-            await plugin.validate_delete(store, obj, ctx)
+            if id(plugin) in self._option_takers:
+                await plugin.validate_delete(store, obj, ctx, options=options)  # type: ignore[call-arg]
+            else:
+                await plugin.validate_delete(store, obj, ctx)
+
+    async def admit_subresource(
+        self,
+        store: Store,
+        operation: str,
+        name: str,
+        namespace: str,
+        obj: Object,
+        ctx: RequestContext,
+    ) -> None:
+        for plugin in self._subresource_admitters:
+            await plugin.admit_subresource(store, operation, name, namespace, obj, ctx)
+
+    async def validate_subresource(
+        self,
+        store: Store,
+        operation: str,
+        name: str,
+        namespace: str,
+        obj: Object,
+        ctx: RequestContext,
+    ) -> None:
+        for plugin in self._subresource_validators:
+            await plugin.validate_subresource(store, operation, name, namespace, obj, ctx)
 
     async def close(self) -> None:
         for plugin in self.plugins:

@@ -299,6 +299,38 @@ def ensure_cluster_pki(
     return ClusterPKI(directory=directory, ca=ca, apiserver=apiserver, admin=admin)
 
 
+FRONT_PROXY_CA_COMMON_NAME = "front-proxy-ca"
+# The client name aggregated API servers accept the front proxy's headers from
+# (``requestheader-allowed-names``), as kubeadm's front-proxy-client.crt.
+FRONT_PROXY_CLIENT_USER = "front-proxy-client"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FrontProxyPKI:
+    """The request-header CA and the client certificate the aggregator proxies with."""
+
+    ca: CertAndKey
+    client: CertAndKey
+
+
+def ensure_front_proxy_pki(directory: Path) -> FrontProxyPKI:
+    """kubeadm's front-proxy-ca.{crt,key} and front-proxy-client.{crt,key}, made once.
+
+    A CA of its own, apart from the cluster CA: aggregated servers trust the
+    X-Remote-* headers only from a client this CA signed, so no ordinary
+    client certificate can claim another user's identity through them.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = _ensure_pair(directory, "front-proxy-ca", lambda: generate_ca(FRONT_PROXY_CA_COMMON_NAME))
+    client = _ensure_pair(
+        directory,
+        "front-proxy-client",
+        lambda: issue_client_cert(ca, user=FRONT_PROXY_CLIENT_USER, groups=()),
+        still_good=lambda pair: pair.certificate().issuer == ca.certificate().subject,
+    )
+    return FrontProxyPKI(ca=ca, client=client)
+
+
 def _ensure_pair(
     directory: Path,
     stem: str,

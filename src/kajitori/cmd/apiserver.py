@@ -7,9 +7,9 @@ pytest fixture) all build it here, so there is one way to start a server.
 Start order: PKI → storage backend (+ compactor) → authorizer, registry and
 admission → HTTPS listener → bootstrap objects (initial namespaces, the
 ``kubernetes`` Service, the default RBAC policy) → RBAC index synced → stored
-CRDs served. The steps after the listener are upstream's post-start hooks:
-/healthz, /livez and /readyz fail, naming the unfinished ones, until all have
-run (``POST_START_HOOKS``). Stop order is the reverse; the listener drains
+CRDs served → APIServices registered (the aggregator). The steps after the
+listener are upstream's post-start hooks: /healthz, /livez and /readyz fail,
+naming the unfinished ones, until all have run (``POST_START_HOOKS``). Stop order is the reverse; the listener drains
 in-flight requests first.
 """
 
@@ -32,6 +32,7 @@ from kajitori.admission.plugins.default_toleration_seconds import DefaultTolerat
 from kajitori.admission.plugins.limit_ranger import LimitRanger
 from kajitori.admission.plugins.namespace_lifecycle import NamespaceLifecycle
 from kajitori.admission.plugins.node_restriction import NodeRestriction
+from kajitori.admission.plugins.pod_security.admission import PodSecurity
 from kajitori.admission.plugins.priority import Priority
 from kajitori.admission.plugins.resource_quota import ResourceQuota
 from kajitori.admission.plugins.runtime_class import RuntimeClass
@@ -60,6 +61,7 @@ from kajitori.registry.generic.request import UserInfo
 from kajitori.registry.generic.store import ListOptions, Store
 from kajitori.registry.scheduling import priorityclasses
 from kajitori.server import bootstrap, crds, master_endpoints
+from kajitori.server.aggregator.aggregator import Aggregator
 from kajitori.server.apis import APIRegistry
 from kajitori.server.app import APIServer
 from kajitori.server.filters import audit
@@ -137,6 +139,7 @@ class APIServerProcess:
         self.rbac = rbac.RBACAuthorizer()
         self.node_authorizer = node_authz.NodeAuthorizer(bootstrap_policy.node_rules())
         self.crds: crds.CRDController | None = None
+        self.aggregator: Aggregator | None = None
         self.audit_log: audit.LogBackend | None = None
         self.rewrite_result: encryption.RewriteResult | None = None
         self.token_issuer: serviceaccount.TokenIssuer | None = None
@@ -237,6 +240,16 @@ class APIServerProcess:
         self.crds = crds.CRDController(self.registry, app.openapi)
         self.crds.start()
         await self.crds.wait_synced()
+        # Upstream's kube-apiserver-autoregistration: APIServices for what is served,
+        # then remote ones proxied. Counted under the CRD hook (it starts after it).
+        self.aggregator = Aggregator(
+            self.registry,
+            front_proxy=pki.ensure_front_proxy_pki(cfg.data_dir / "pki"),
+            client_ca_pem=self.pki.ca.cert_pem,
+        )
+        await self.aggregator.start()
+        app.discovery.remote = self.aggregator.discovery
+        app.aggregator = self.aggregator
         app.unfinished_hooks.discard(HOOK_CRDS)
         self._write_kubeconfig()
         self._start_flowcontrol()
@@ -291,6 +304,8 @@ class APIServerProcess:
         for apf in (self.apf_ensurer, self.apf_dangling):
             if apf is not None:
                 await apf.stop()
+        if self.aggregator is not None:
+            await self.aggregator.stop()
         if self.crds is not None:
             await self.crds.stop()
         await self.rbac.stop()
@@ -517,6 +532,17 @@ def _registry(
         plugins.append(ServiceAccount(reader.service_account, lister=accounts))
     # Upstream's RuntimeClass comes late, before ResourceQuota charges the overhead it sets.
     plugins.append(RuntimeClass(lambda *gvr: holder[0].lookup(*gvr)))
+    # Upstream's PodSecurity validates the final pod: after the mutating plugins,
+    # before ValidatingAdmissionPolicy and the webhooks.
+    plugins.append(
+        PodSecurity(
+            lambda *gvr: holder[0].lookup(*gvr),
+            namespaces=StoreLister(
+                lambda: holder[0].lookup("", "v1", "namespaces"),
+                name="PodSecurity namespaces watch",
+            ),
+        )
+    )
     # Upstream: ValidatingAdmissionPolicy, then the webhooks, then ResourceQuota.
     plugins.append(
         ValidatingAdmissionPolicy(

@@ -74,6 +74,8 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "kajitori.registry.admissionregistration.validatingadmissionpolicybindings",
     # apiextensions.k8s.io/v1 (custom resources are served by server/crds.py)
     "kajitori.registry.apiextensions.customresourcedefinitions",
+    # apiregistration.k8s.io/v1 (what they register is served by server/aggregator/)
+    "kajitori.registry.apiregistration.apiservices",
 )
 
 

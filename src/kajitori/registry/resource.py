@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from kajitori.machinery import errors
+from kajitori.machinery import errors, labels
 from kajitori.registry.generic import strategy as strategies
 from kajitori.registry.generic import table as tables
 
@@ -99,6 +99,47 @@ class ScaleSubresource:
     # Path to a metav1.LabelSelector (rendered to a string) or to a string selector.
     label_selector: tuple[str, ...] | None = ("spec", "selector")
     selector_is_string: bool = False
+
+    def scale_of(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``autoscaling/v1 Scale`` that ``/scale`` shows for ``obj`` (and admission sends)."""
+        meta = obj.get("metadata") or {}
+        status: dict[str, Any] = {"replicas": _dig(obj, self.status_replicas) or 0}
+        if selector := self._selector_text(obj):
+            status["selector"] = selector
+        return {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {k: meta[k] for k in _SCALE_METADATA if k in meta},
+            "spec": {"replicas": _dig(obj, self.spec_replicas) or 0},
+            "status": status,
+        }
+
+    def _selector_text(self, obj: Mapping[str, Any]) -> str:
+        raw = None if self.label_selector is None else _dig(obj, self.label_selector)
+        if raw is None:
+            return ""
+        if self.selector_is_string:
+            return str(raw)
+        if isinstance(raw, dict) and "matchLabels" not in raw and "matchExpressions" not in raw:
+            # A plain map selector (ReplicationController).
+            return ",".join(f"{k}={v}" for k, v in sorted(raw.items()))
+        try:
+            return str(labels.selector_from_label_selector(raw))
+        except labels.SelectorError:  # never stored: validation refuses it
+            return ""
+
+
+# The workload's metadata a Scale carries.
+_SCALE_METADATA = ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+
+
+def _dig(obj: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = obj
+    for key in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
 
 
 def _no_definitions() -> Mapping[str, Any]:

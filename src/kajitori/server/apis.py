@@ -52,6 +52,8 @@ _GROUP_ORDER = (
 _SUBRESOURCE_VERBS = ("get", "patch", "update")
 # Upstream's CSR approval is a full subresource (get/patch/update), unlike namespaces/finalize.
 _CSR_APPROVAL = ("certificatesigningrequests", "approval")
+# Update-strategy subresources that upstream also serves get and patch on.
+_GET_PATCH_UPDATE = (_CSR_APPROVAL, ("pods", "ephemeralcontainers"))
 
 
 def storage_version_hash(group: str, version: str, kind: str) -> str:
@@ -238,7 +240,7 @@ def _subresource_verbs(info: ResourceInfo, sub: str) -> list[str]:
     streamed = streams.discovery(info.group, info.plural).get(sub)
     if streamed is not None:
         return list(streamed[1])
-    if sub in ("status", "scale") or (info.plural, sub) == _CSR_APPROVAL:
+    if sub in ("status", "scale") or (info.plural, sub) in _GET_PATCH_UPDATE:
         return list(_SUBRESOURCE_VERBS)
     if sub in info.extra_strategies:
         return ["update"]

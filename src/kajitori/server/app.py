@@ -11,7 +11,9 @@ DefaultBuildHandlerChain, reduced to what exists today):
    when a policy is configured;
 4. authorization: the given authorizer (the server uses system:masters, then
    RBAC); 403 with upstream's message when nobody allows;
-5. routing: health, version and ``/metrics``, discovery, then resource handlers;
+5. routing: a remote APIService's ``/apis/<group>/<version>`` goes to the
+   aggregator's proxy (``server/aggregator``) before anything of ours; then
+   health, version and ``/metrics``, discovery, then resource handlers;
    each answered request is counted in ``apiserver_request_total``
    (``server/metrics.py``).
 
@@ -34,6 +36,7 @@ from kajitori.machinery import errors
 from kajitori.registry.authorization import authorizer as authz
 from kajitori.registry.generic.request import RequestTarget, UserInfo
 from kajitori.server import asgi, metrics, negotiation, openapi_v2
+from kajitori.server.aggregator.aggregator import Aggregator
 from kajitori.server.apis import APIRegistry
 from kajitori.server.discovery import (
     HEALTH_CHECKS,
@@ -42,8 +45,8 @@ from kajitori.server.discovery import (
     not_found_path,
     version_info,
 )
-from kajitori.server.filters.audit import AuditFilter
-from kajitori.server.handlers import patch, resources, streams, watch
+from kajitori.server.filters.audit import AuditFilter, annotate_authorization, bind_context
+from kajitori.server.handlers import connect_admission, patch, resources, streams, watch
 from kajitori.server.handlers.scope import RequestScope, new_context
 from kajitori.server.http import ClientDisconnected
 from kajitori.server.openapi import OpenAPIV2, OpenAPIV3
@@ -96,6 +99,8 @@ class APIServer:
         # Post-start hooks still running (``APIServerProcess.start`` names and
         # clears them): until none is left, /healthz, /livez and /readyz fail.
         self.unfinished_hooks: set[str] = set()
+        # Set once the aggregator runs (``cmd/apiserver.py``): it proxies remote APIServices.
+        self.aggregator: Aggregator | None = None
 
     async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         if scope["type"] == "lifespan":
@@ -136,10 +141,16 @@ class APIServer:
         user = self._impersonate(request, user)
 
         async def authorized(send: asgi.Send) -> None:
-            self._authorize(user, info)
+            self._authorize(user, info, request.scope)
             recorder = _StatusRecorder(send)
+            remote = None
+            if self.aggregator is not None and request.scope["type"] == "http":
+                remote = self.aggregator.match(request.path)
             try:
-                if not info.is_resource_request:
+                if remote is not None:
+                    assert self.aggregator is not None
+                    await self.aggregator.serve(request, recorder.send, user, remote)
+                elif not info.is_resource_request:
                     await self._serve_non_resource(request, recorder.send, query)
                 else:
                     await self._serve_resource(request, recorder.send, info, query, user)
@@ -171,7 +182,9 @@ class APIServer:
             return user
         return impersonation.impersonate(user, headers, self.authorizer)
 
-    def _authorize(self, user: UserInfo, info: RequestInfo) -> None:
+    def _authorize(
+        self, user: UserInfo, info: RequestInfo, scope: asgi.Scope | None = None
+    ) -> None:
         attrs = authz.Attributes(
             user=user,
             verb=info.verb,
@@ -187,6 +200,8 @@ class APIServer:
             label_selector=info.label_selector,
         )
         decision, reason = self.authorizer.authorize(attrs)
+        if scope is not None:  # upstream's WithAuthorization records its decision for audit
+            annotate_authorization(scope, decision == "Allow", reason)
         if decision == "Allow":
             return
         if not info.is_resource_request:
@@ -300,6 +315,7 @@ class APIServer:
             ),
             media=media,
         )
+        bind_context(request.scope, scope.ctx)  # admission's audit annotations reach the event
         if store.info.deprecation_warning:
             # Upstream's deprecated-API warning, on every request to the version.
             scope.ctx.warn(store.info.deprecation_warning)
@@ -321,6 +337,7 @@ class APIServer:
         query = urllib.parse.parse_qs(
             request.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True
         )
+        await connect_admission.admit(request, info, query, user, self.registry.lookup)
         await streams.serve(
             streams.StreamRequest(
                 request, send, info, query, self.registry.lookup, self.kubelet_client

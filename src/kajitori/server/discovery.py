@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import platform
 import sys
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -56,12 +56,24 @@ def wants_aggregated(accept: str) -> bool:
     return False
 
 
+class RemoteGroups(Protocol):
+    """The groups other servers serve behind this one (``server/aggregator/discovery.py``)."""
+
+    def api_groups(self, exclude: set[str]) -> list[dict[str, Any]]: ...
+
+    def api_group(self, group: str) -> dict[str, Any] | None: ...
+
+    def aggregated_items(self, exclude: set[str]) -> list[dict[str, Any]]: ...
+
+
 class Discovery:
-    """Serves the discovery documents of one ``APIRegistry``."""
+    """Serves the discovery documents of one ``APIRegistry`` (and of the remote groups)."""
 
     def __init__(self, registry: APIRegistry, server_address: str) -> None:
         self.registry = registry
         self.server_address = server_address
+        # Set once the aggregator runs: remote APIServices' groups are listed after ours.
+        self.remote: RemoteGroups | None = None
 
     async def handle(self, request: asgi.Request, send: asgi.Send) -> bool:
         """Answer ``request`` if it is a discovery path; False if it is not one."""
@@ -83,13 +95,24 @@ class Discovery:
             return reg.api_versions(self.server_address)
         if parts == ["apis"]:
             if wants_aggregated(accept):
-                return (reg.aggregated_discovery(legacy=False), _AGGREGATED_CONTENT_TYPE)
-            return reg.api_group_list()
+                document = reg.aggregated_discovery(legacy=False)
+                if self.remote is not None:
+                    local = set(reg.group_versions())
+                    document["items"] += self.remote.aggregated_items(local)
+                return (document, _AGGREGATED_CONTENT_TYPE)
+            groups = reg.api_group_list()
+            if self.remote is not None:
+                groups["groups"] += self.remote.api_groups(set(reg.group_versions()))
+            return groups
         if len(parts) == 2 and parts[0] == "api" and reg.has_group_version("", parts[1]):
             return reg.api_resource_list("", parts[1])
         if len(parts) == 2 and parts[0] == "apis" and parts[1] in reg.group_versions() and parts[1]:
             group = reg.api_group(parts[1])
             return {"kind": "APIGroup", "apiVersion": "v1", **group}
+        if len(parts) == 2 and parts[0] == "apis" and self.remote is not None:
+            remote = self.remote.api_group(parts[1])
+            if remote is not None:
+                return {"kind": "APIGroup", "apiVersion": "v1", **remote}
         if len(parts) == 3 and parts[0] == "apis" and reg.has_group_version(parts[1], parts[2]):
             return reg.api_resource_list(parts[1], parts[2])
         return None

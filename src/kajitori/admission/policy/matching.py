@@ -124,8 +124,10 @@ def _object_matches(match: Object, request: Request) -> bool:
     selector = _selector(match.get("objectSelector"))
     if selector.empty:
         return True
+    # Objects without metadata (CONNECT options) match no selector, as upstream's matcher.
     return any(
-        obj is not None and selector.matches(_labels_of(obj)) for obj in (request.obj, request.old)
+        obj is not None and "metadata" in obj and selector.matches(_labels_of(obj))
+        for obj in (request.obj, request.old)
     )
 
 

@@ -2,8 +2,10 @@
 
 Upstream: k8s.io/apiserver/pkg/admission/plugin/policy/validating (plugin.go,
 dispatcher.go, validator.go) with generic/policy_source.go's param lookup. For
-every create, update and delete (not of the policy and webhook
-configuration kinds themselves):
+every create, update, delete and connect (not of the policy and webhook
+configuration kinds themselves; a CONNECT's ``object`` is its options, e.g.
+``PodExecOptions``; ``pods/eviction`` is a CREATE of a ``policy/v1 Eviction``
+and the pod deletion it makes is not admitted again, as upstream):
 
 1. each binding whose policy exists pairs with it; for each policy whose
    ``matchConstraints`` match the request (``matching``), a ``paramKind``
@@ -19,10 +21,13 @@ configuration kinds themselves):
    refuses the request (the first denial's reason picks the HTTP code),
    Warn adds upstream's warning, Audit adds the
    ``validation.policy.admission.k8s.io/validation_failure`` audit
-   annotation when the request context can carry audit annotations;
+   annotation (the first failure's);
 5. evaluation errors and configuration errors follow the policy's
    ``failurePolicy``: Fail denies (through the binding's actions for
-   evaluation errors), Ignore admits.
+   evaluation errors), Ignore admits;
+6. each policy's ``auditAnnotations`` values, gathered over its bindings and
+   params (distinct values joined by ", "), become ``<policy>/<key>`` audit
+   annotations.
 
 Policies, bindings, namespaces and params are read through
 ``admission.lister.StoreLister`` (storage while a lister is not current).
@@ -39,18 +44,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
+from kajitori.admission import audit_annotations
 from kajitori.admission.chain import Plugin
 from kajitori.admission.lister import StoreLister
 from kajitori.admission.policy import cel_env, matching
+from kajitori.admission.webhooks.attributes import SUBRESOURCE_KINDS, delete_options_object
 from kajitori.machinery import errors, labels, names
 from kajitori.registry.authorization.authorizer import Authorizer
 from kajitori.registry.generic.request import RequestContext
 from kajitori.registry.generic.store import ListOptions
 
 if TYPE_CHECKING:
-    from kajitori.registry.generic.store import Store
+    from kajitori.registry.generic.store import DeleteOptions, Store
 
 Object = dict[str, Any]
 # (group, version, plural) -> the store serving it, or None.
@@ -75,7 +80,7 @@ MAX_AUDIT_VALUE_LENGTH = 10 * 1024
 _CODES = {"Forbidden": 403, "Unauthorized": 401, "RequestEntityTooLarge": 413, "Invalid": 422}
 # What names.simple_name_generator appends (upstream's utilrand alphabet, five characters).
 _SUFFIX = re.compile(r"[bcdfghjklmnpqrstvwxz2456789]{5}")
-_OPTIONS_KINDS = {"CREATE": "CreateOptions", "UPDATE": "UpdateOptions", "DELETE": "DeleteOptions"}
+_OPTIONS_KINDS = {"CREATE": "CreateOptions", "UPDATE": "UpdateOptions"}
 
 
 class ConfigurationError(Exception):
@@ -142,8 +147,23 @@ class ValidatingAdmissionPolicy(Plugin):
     ) -> None:
         await self._dispatch(store, operation, obj, old, ctx)
 
-    async def validate_delete(self, store: Store, obj: Object, ctx: RequestContext) -> None:
-        await self._dispatch(store, "DELETE", None, obj, ctx)
+    async def validate_delete(
+        self, store: Store, obj: Object, ctx: RequestContext, options: DeleteOptions | None = None
+    ) -> None:
+        if ctx.target is not None and ctx.target.subresource == "eviction":
+            return  # the Eviction's CREATE was admitted; upstream deletes without admission
+        await self._dispatch(store, "DELETE", None, obj, ctx, delete=options)
+
+    async def validate_subresource(
+        self,
+        store: Store,
+        operation: str,
+        name: str,
+        namespace: str,
+        obj: Object,
+        ctx: RequestContext,
+    ) -> None:
+        await self._dispatch(store, operation, obj, None, ctx, named=(name, namespace))
 
     # ----- reads ---------------------------------------------------------------------------
 
@@ -176,7 +196,11 @@ class ValidatingAdmissionPolicy(Plugin):
         obj: Object | None,
         old: Object | None,
         ctx: RequestContext,
+        *,
+        delete: DeleteOptions | None = None,
+        named: tuple[str, str] | None = None,
     ) -> None:
+        """``named``: the (name, namespace) of a request whose object has none (CONNECT options)."""
         info = store.info
         if info.group == GROUP and info.plural in EXEMPT:
             return
@@ -194,7 +218,7 @@ class ValidatingAdmissionPolicy(Plugin):
                 by_policy.setdefault(name, []).append(binding)
         if not by_policy:
             return
-        request = _request_of(store, operation, obj, old, ctx)
+        request = _request_of(store, operation, obj, old, ctx, delete, named)
         denials: list[Denial] = []
         for name in sorted(by_policy):
             await self._apply_policy(policies[name], by_policy[name], request, ctx, denials)
@@ -226,8 +250,14 @@ class ValidatingAdmissionPolicy(Plugin):
             if fail:
                 denials.append(Denial(name, None, f"failed to configure policy: {exc}"))
             return
+        collected: dict[str, list[str]] = {}
         for binding in bindings:
-            await self._apply_binding(policy, binding, param_store, request, ctx, denials)
+            await self._apply_binding(
+                policy, binding, param_store, request, ctx, denials, collected
+            )
+        for key, values in collected.items():
+            # Several distinct values come from bindings' params (upstream joins them).
+            audit_annotations.add(ctx, f"{name}/{key}", ", ".join(values))
 
     def _param_store(self, spec: Object) -> Store | None:
         kind = spec.get("paramKind")
@@ -251,6 +281,7 @@ class ValidatingAdmissionPolicy(Plugin):
         request: matching.Request,
         ctx: RequestContext,
         denials: list[Denial],
+        collected: dict[str, list[str]],
     ) -> None:
         policy_name = str(_meta(policy).get("name"))
         binding_name = str(_meta(binding).get("name"))
@@ -279,7 +310,7 @@ class ValidatingAdmissionPolicy(Plugin):
             for decision in _validate(policy, inputs, fail):
                 if decision.deny:
                     self._act(decision, actions, policy_name, binding, ctx, denials)
-            for error in _audit_annotations(policy, inputs, fail, ctx):
+            for error in _audit_annotations(policy, inputs, fail, collected):
                 denials.append(Denial(policy_name, binding_name, error))
 
     def _act(
@@ -310,7 +341,7 @@ class ValidatingAdmissionPolicy(Plugin):
                         "validationActions": actions,
                     }
                 ]
-                _add_audit_annotation(ctx, AUDIT_FAILURE_KEY, orjson.dumps(value).decode())
+                audit_annotations.add(ctx, AUDIT_FAILURE_KEY, audit_annotations.go_json(value))
 
     async def _collect_params(
         self, policy: Object, spec: Object, param_store: Store | None, request: matching.Request
@@ -485,10 +516,9 @@ def _message(validation: Object, inputs: cel_env.Inputs) -> str:
 
 
 def _audit_annotations(
-    policy: Object, inputs: cel_env.Inputs, fail: bool, ctx: RequestContext
+    policy: Object, inputs: cel_env.Inputs, fail: bool, collected: dict[str, list[str]]
 ) -> list[str]:
-    """Publish each auditAnnotation's value; the evaluation errors that deny (Fail)."""
-    name = str(_meta(policy).get("name"))
+    """Collect each auditAnnotation's value by key; the evaluation errors that deny (Fail)."""
     errs: list[str] = []
     for raw in _list(_dict(policy.get("spec")).get("auditAnnotations")):
         audit = _dict(raw)
@@ -507,8 +537,10 @@ def _audit_annotations(
                 f"{_cel_type_name(value)}. Return type must be either string or null."
             )
             continue
-        key = f"{name}/{audit.get('key') or ''}"
-        _add_audit_annotation(ctx, key, value.strip()[:MAX_AUDIT_VALUE_LENGTH])
+        values = collected.setdefault(str(audit.get("key") or ""), [])
+        value = value.strip()[:MAX_AUDIT_VALUE_LENGTH]
+        if value not in values:  # the same value from several bindings counts once
+            values.append(value)
     return errs
 
 
@@ -526,27 +558,28 @@ def _cel_type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def _add_audit_annotation(ctx: RequestContext, key: str, value: str) -> None:
-    """Record an audit annotation where the request context can carry one.
-
-    The audit backend takes annotations from ``RequestContext.add_audit_annotation``
-    once it offers one; until then they are dropped, as upstream drops them
-    when the request is not audited.
-    """
-    add = getattr(ctx, "add_audit_annotation", None)
-    if callable(add):
-        add(key, value)
-
-
 # ----- the request -----------------------------------------------------------------------
 
 
 def _request_of(
-    store: Store, operation: str, obj: Object | None, old: Object | None, ctx: RequestContext
+    store: Store,
+    operation: str,
+    obj: Object | None,
+    old: Object | None,
+    ctx: RequestContext,
+    delete: DeleteOptions | None = None,
+    named: tuple[str, str] | None = None,
 ) -> matching.Request:
     info = store.info
     # The store's objects are in its storage version (apps/v1 behind apps/v1beta1).
     group, version, kind = info.storage_gvk
+    # (kind, requestKind); None: the kind in the version the client addressed.
+    kinds: tuple[tuple[str, str, str], tuple[str, str, str] | None] = ((group, version, kind), None)
+    if named is not None and ctx.target is not None:
+        # CONNECT options or an Eviction: the kind the subresource carries, in both.
+        carried = SUBRESOURCE_KINDS[(ctx.target.resource, ctx.target.subresource)]
+        gvk = (carried.group, carried.version, carried.kind)
+        kinds = gvk, gvk
     stored = matching.Resource(group, version, info.plural)
     target = matching.Resource(info.group, info.version, info.plural)
     if ctx.target is not None:
@@ -561,17 +594,19 @@ def _request_of(
     namespace = str(meta.get("namespace") or "") if info.namespaced else ""
     if info.group == "" and info.plural == "namespaces" and operation != "CREATE":
         namespace = name  # upstream's request info: a namespace's namespace is itself
+    if named is not None:
+        name, namespace = named
     request = matching.Request(
         operation=operation,
         target=target,
         stored=stored,
-        kind=(group, version, kind),
+        kind=kinds[0],
         namespace=namespace,
         name=name,
         obj=obj,
         old=old,
     )
-    request.extra = _request_variable(request, info.kind, ctx)
+    request.extra = _request_variable(request, kinds[1], ctx, delete, store)
     return request
 
 
@@ -582,9 +617,18 @@ def _generated(name: str, generate_name: str) -> bool:
     return bool(base) and name.startswith(base) and bool(_SUFFIX.fullmatch(suffix))
 
 
-def _request_variable(request: matching.Request, kind: str, ctx: RequestContext) -> Object:
+def _request_variable(
+    request: matching.Request,
+    request_kind: tuple[str, str, str] | None,
+    ctx: RequestContext,
+    delete: DeleteOptions | None,
+    store: Store,
+) -> Object:
     """The CEL ``request``: upstream's AdmissionRequest without its objects, as JSON."""
     stored, target = request.stored, request.target
+    group, version, kind = request.kind
+    if request_kind is None:
+        request_kind = (target.group, target.version, kind)
     user: Object = {}
     if ctx.user.name:
         user["username"] = ctx.user.name
@@ -596,9 +640,9 @@ def _request_variable(request: matching.Request, kind: str, ctx: RequestContext)
         user["extra"] = {k: list(v) for k, v in ctx.user.extra}
     out: Object = {
         "uid": "",
-        "kind": {"group": stored.group, "version": stored.version, "kind": kind},
+        "kind": {"group": group, "version": version, "kind": kind},
         "resource": {"group": stored.group, "version": stored.version, "resource": stored.resource},
-        "requestKind": {"group": target.group, "version": target.version, "kind": kind},
+        "requestKind": dict(zip(("group", "version", "kind"), request_kind, strict=True)),
         "requestResource": {
             "group": target.group,
             "version": target.version,
@@ -607,7 +651,9 @@ def _request_variable(request: matching.Request, kind: str, ctx: RequestContext)
         "operation": request.operation,
         "userInfo": user,
         "dryRun": ctx.dry_run,
-        "options": _options(request.operation, ctx),
+        "options": delete_options_object(store, request.old, delete, ctx)
+        if request.operation == "DELETE"
+        else _options(request.operation, ctx),
     }
     if stored.subresource:
         out["subResource"] = stored.subresource
@@ -619,8 +665,10 @@ def _request_variable(request: matching.Request, kind: str, ctx: RequestContext)
     return out
 
 
-def _options(operation: str, ctx: RequestContext) -> Object:
-    options: Object = {"kind": _OPTIONS_KINDS.get(operation, ""), "apiVersion": "meta.k8s.io/v1"}
+def _options(operation: str, ctx: RequestContext) -> Object | None:
+    if operation not in _OPTIONS_KINDS:
+        return None  # CONNECT carries no operation options
+    options: Object = {"kind": _OPTIONS_KINDS[operation], "apiVersion": "meta.k8s.io/v1"}
     if ctx.dry_run:
         options["dryRun"] = ["All"]
     if ctx.field_manager and operation != "DELETE":

@@ -15,21 +15,29 @@ that matched through another version gets the object converted to it
 conversion strategy is None), and its patch is applied to that view and
 converted back. A ``/scale`` request gets an ``autoscaling/v1 Scale`` view of
 the workload, whose ``spec.replicas`` is carried back into the workload.
+
+Some requests carry an object that is not of the store's kind: CONNECT
+(``pods/exec``, ``attach``, ``portforward`` and the proxies) carries its
+options (``PodExecOptions``…), the create of ``pods/eviction`` an
+``policy/v1 Eviction``. Their kind comes from ``SUBRESOURCE_KINDS`` (what
+upstream's installer registers for those subresources), and webhooks get the
+object as it is. A DELETE carries the request's DeleteOptions
+(``delete_options_object``) with the grace period a graceful kind (pods)
+settled on, as upstream's BeforeDelete sets it before admission.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kajitori.machinery import labels
 from kajitori.registry.generic.request import RequestContext, UserInfo
 from kajitori.registry.resource import ResourceInfo, ScaleSubresource
 
 if TYPE_CHECKING:
-    from kajitori.registry.generic.store import Store
+    from kajitori.registry.generic.store import DeleteOptions, Store
 
 Object = dict[str, Any]
 ServedResources = Callable[[], Iterable[ResourceInfo]]
@@ -57,6 +65,16 @@ class GVK:
 
 NAMESPACES = GVR("", "v1", "namespaces")
 SCALE_KIND = GVK("autoscaling", "v1", "Scale")
+# (resource, subresource) -> the kind of the object such a request carries.
+SUBRESOURCE_KINDS = {
+    ("pods", "exec"): GVK("", "v1", "PodExecOptions"),
+    ("pods", "attach"): GVK("", "v1", "PodAttachOptions"),
+    ("pods", "portforward"): GVK("", "v1", "PodPortForwardOptions"),
+    ("pods", "proxy"): GVK("", "v1", "PodProxyOptions"),
+    ("nodes", "proxy"): GVK("", "v1", "NodeProxyOptions"),
+    ("services", "proxy"): GVK("", "v1", "ServiceProxyOptions"),
+    ("pods", "eviction"): GVK("policy", "v1", "Eviction"),
+}
 
 
 @dataclass(slots=True)
@@ -80,11 +98,17 @@ class Attributes:
     user: UserInfo
     dry_run: bool
     options: Object | None
-    annotations: dict[str, str] = field(default_factory=dict)
+    # The object is not of the store's kind (CONNECT options, an Eviction): sent as it is.
+    foreign: bool = False
 
 
 def attributes_for(
-    store: Store, operation: str, obj: Object | None, old: Object | None, ctx: RequestContext
+    store: Store,
+    operation: str,
+    obj: Object | None,
+    old: Object | None,
+    ctx: RequestContext,
+    delete: DeleteOptions | None = None,
 ) -> Attributes:
     info = store.info
     target = ctx.target
@@ -112,11 +136,72 @@ def attributes_for(
         info=info,
         user=ctx.user,
         dry_run=ctx.dry_run,
-        options=_options(operation, ctx),
+        options=_options(operation, ctx)
+        if operation != "DELETE"
+        else delete_options_object(store, old, delete, ctx),
     )
 
 
-_OPTIONS_KIND = {"CREATE": "CreateOptions", "UPDATE": "UpdateOptions", "DELETE": "DeleteOptions"}
+def subresource_attributes(
+    store: Store, operation: str, name: str, namespace: str, obj: Object, ctx: RequestContext
+) -> Attributes:
+    """A request whose object is not of the store's kind (``SUBRESOURCE_KINDS``)."""
+    info = store.info
+    target = ctx.target
+    assert target is not None  # only client requests name such subresources
+    resource = GVR(target.group, target.version, target.resource)
+    kind = SUBRESOURCE_KINDS[(target.resource, target.subresource)]
+    return Attributes(
+        operation=operation,
+        name=name,
+        namespace=namespace,
+        resource=resource,
+        subresource=target.subresource,
+        kind=kind,
+        obj=obj,
+        old=None,
+        info=info,
+        user=ctx.user,
+        dry_run=ctx.dry_run,
+        options=_options(operation, ctx),
+        foreign=True,
+    )
+
+
+def delete_options_object(
+    store: Store, obj: Object | None, delete: DeleteOptions | None, ctx: RequestContext
+) -> Object:
+    """The request's ``meta.k8s.io/v1 DeleteOptions`` as admission sees them.
+
+    A graceful kind (pods) not yet being deleted carries the grace period its
+    strategy settled on (upstream's CheckGracefulDelete fills it in first).
+    """
+    out: Object = {"kind": "DeleteOptions", "apiVersion": "meta.k8s.io/v1"}
+    grace = None if delete is None else delete.grace_period_seconds
+    strategy = store.info.strategy
+    deleting = bool(((obj or {}).get("metadata") or {}).get("deletionTimestamp"))
+    if strategy.graceful and obj is not None and not deleting:
+        grace = strategy.graceful_deletion_seconds(obj, grace)
+    if grace is not None:
+        out["gracePeriodSeconds"] = grace
+    if delete is not None:
+        preconditions: Object = {}
+        if delete.preconditions_uid:
+            preconditions["uid"] = delete.preconditions_uid
+        if delete.preconditions_resource_version:
+            preconditions["resourceVersion"] = delete.preconditions_resource_version
+        if preconditions:
+            out["preconditions"] = preconditions
+        if delete.orphan_dependents is not None:
+            out["orphanDependents"] = delete.orphan_dependents
+        if delete.propagation_policy:
+            out["propagationPolicy"] = delete.propagation_policy
+    if ctx.dry_run:
+        out["dryRun"] = ["All"]
+    return out
+
+
+_OPTIONS_KIND = {"CREATE": "CreateOptions", "UPDATE": "UpdateOptions"}
 
 
 def _options(operation: str, ctx: RequestContext) -> Object | None:
@@ -188,6 +273,8 @@ class VersionedView:
 
 def view_for(attrs: Attributes, target: ResourceInfo, kind: GVK) -> VersionedView:
     """``attrs``' objects as a webhook that matched ``target`` (and ``kind``) gets them."""
+    if attrs.foreign:
+        return VersionedView(copy.deepcopy(attrs.obj), None, _identity)
     if kind == SCALE_KIND and attrs.info.scale is not None:
         return _scale_view(attrs, attrs.info.scale)
     to_view, back = _converters(attrs.info, target)
@@ -225,50 +312,6 @@ def _with_api_version(api_version: str) -> Callable[[Object], Object]:
     return convert
 
 
-def _dig(obj: Object, path: tuple[str, ...]) -> Any:
-    node: Any = obj
-    for key in path:
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node
-
-
-def to_scale(obj: Object, spec: ScaleSubresource) -> Object:
-    """The ``autoscaling/v1 Scale`` a ``/scale`` GET would show for ``obj``."""
-    meta = obj.get("metadata") or {}
-    scale_meta = {
-        k: meta[k]
-        for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-        if k in meta
-    }
-    status: Object = {"replicas": _dig(obj, spec.status_replicas) or 0}
-    selector = _scale_selector(obj, spec)
-    if selector:
-        status["selector"] = selector
-    return {
-        "kind": "Scale",
-        "apiVersion": "autoscaling/v1",
-        "metadata": scale_meta,
-        "spec": {"replicas": _dig(obj, spec.spec_replicas) or 0},
-        "status": status,
-    }
-
-
-def _scale_selector(obj: Object, spec: ScaleSubresource) -> str:
-    raw = None if spec.label_selector is None else _dig(obj, spec.label_selector)
-    if raw is None:
-        return ""
-    if spec.selector_is_string:
-        return str(raw)
-    if isinstance(raw, dict) and "matchLabels" not in raw and "matchExpressions" not in raw:
-        return ",".join(f"{k}={v}" for k, v in sorted(raw.items()))
-    try:
-        return str(labels.selector_from_label_selector(raw))
-    except labels.SelectorError:
-        return ""
-
-
 def _scale_view(attrs: Attributes, spec: ScaleSubresource) -> VersionedView:
     workload = attrs.obj
 
@@ -283,7 +326,7 @@ def _scale_view(attrs: Attributes, spec: ScaleSubresource) -> VersionedView:
         return out
 
     return VersionedView(
-        None if attrs.obj is None else to_scale(attrs.obj, spec),
-        None if attrs.old is None else to_scale(attrs.old, spec),
+        None if attrs.obj is None else spec.scale_of(attrs.obj),
+        None if attrs.old is None else spec.scale_of(attrs.old),
         back,
     )

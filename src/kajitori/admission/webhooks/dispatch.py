@@ -14,6 +14,21 @@ calling them:
   error.
 * validating webhooks all at once; the first refusal in webhook order wins.
 
+CONNECT requests (``pods/exec`` and the other connect subresources, their
+options as the object) and the create of ``pods/eviction`` (an Eviction) come
+through ``admit_subresource``/``validate_subresource``; the pod deletion an
+eviction then makes is not shown to webhooks, as upstream's eviction deletes
+without admission.
+
+Audit annotations, as upstream: a webhook's ``auditAnnotations`` as
+``<webhook name>/<key>``; for each mutating webhook called,
+``mutation.webhook.admission.k8s.io/round_<r>_index_<i>`` (configuration,
+webhook, whether it mutated) and, for a patch it applied,
+``patch.webhook.admission.k8s.io/round_<r>_index_<i>`` (Request level and
+up); ``failed-open.`` variants of both dispatchers' prefixes name a webhook
+that failed open. ``<i>`` is the webhook's place among all mutating webhooks,
+or among the validating webhooks called.
+
 A webhook that cannot be reached, times out or answers nonsense is skipped
 under failurePolicy Ignore and refuses the request with upstream's 500
 InternalError under Fail. Denials, the dry-run refusal of webhooks with side
@@ -25,12 +40,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from kajitori.admission import audit_annotations
 from kajitori.admission.chain import Plugin
 from kajitori.admission.lister import StoreLister
 from kajitori.admission.webhooks import conditions, review, rules
@@ -41,6 +57,7 @@ from kajitori.admission.webhooks.attributes import (
     VersionedView,
     Versions,
     attributes_for,
+    subresource_attributes,
     view_for,
 )
 from kajitori.admission.webhooks.client import WebhookClients
@@ -52,12 +69,17 @@ from kajitori.registry.generic.request import RequestContext
 from kajitori.registry.resource import ResourceInfo
 
 if TYPE_CHECKING:
-    from kajitori.registry.generic.store import Store
+    from kajitori.registry.generic.store import DeleteOptions, Store
 
 Object = dict[str, Any]
 StoreGetter = Callable[[], "Store | None"]
 
 _log = logging.getLogger(__name__)
+
+MUTATION_PREFIX = "mutation.webhook.admission.k8s.io/"
+PATCH_PREFIX = "patch.webhook.admission.k8s.io/"
+MUTATION_FAILED_OPEN_PREFIX = "failed-open." + MUTATION_PREFIX
+VALIDATING_FAILED_OPEN_PREFIX = "failed-open.validating.webhook.admission.k8s.io/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +229,7 @@ class WebhookDispatcher:
         except review.InvalidResponse as exc:
             raise CallError(webhook.name, f"received invalid webhook response: {exc}") from exc
         for key, value in response.audit_annotations.items():
-            attrs.annotations[f"{webhook.name}/{key}"] = value
+            audit_annotations.add(ctx, f"{webhook.name}/{key}", value)
         for warning in response.warnings:
             ctx.warn(warning)
         if not response.allowed:
@@ -221,15 +243,24 @@ def _object_matches(webhook: Webhook, attrs: Attributes) -> bool:
         raise errors.internal_error(selector.problem)
     if selector.empty:
         return True
+    # Objects without metadata (CONNECT options) match no selector, as upstream's matcher.
     return any(
-        obj is not None and selector.selector.matches(_labels(obj))
+        obj is not None and "metadata" in obj and selector.selector.matches(_labels(obj))
         for obj in (attrs.obj, attrs.old)
     )
 
 
-def _fail_open_or_raise(webhook: Webhook, exc: CallError) -> None:
+def _skips(attrs: Attributes) -> bool:
+    """Requests webhooks never see: the admission configuration kinds, an eviction's delete."""
+    if attrs.operation == "DELETE" and attrs.subresource == "eviction":
+        return True  # the Eviction's CREATE was admitted; upstream deletes without admission
+    return rules.is_exempt(attrs)
+
+
+def _fail_open_or_raise(webhook: Webhook, exc: CallError, ctx: RequestContext, key: str) -> None:
     if webhook.ignores_failures:
         _log.warning("Failed calling webhook, failing open %s: %s", webhook.name, exc)
+        audit_annotations.add(ctx, key, webhook.name)
         return
     _log.warning("Failed calling webhook, failing closed %s: %s", webhook.name, exc)
     raise exc.to_status_error() from exc
@@ -262,15 +293,32 @@ class MutatingWebhook(Plugin):
         if webhooks:  # most servers have none: nothing else to work out
             await self._dispatch(webhooks, attributes_for(store, operation, obj, old, ctx), ctx)
 
-    async def validate_delete(self, store: Store, obj: Object, ctx: RequestContext) -> None:
+    async def validate_delete(
+        self, store: Store, obj: Object, ctx: RequestContext, options: DeleteOptions | None = None
+    ) -> None:
         webhooks = await self.dispatcher.source.webhooks()
         if webhooks:
-            await self._dispatch(webhooks, attributes_for(store, "DELETE", None, obj, ctx), ctx)
+            attrs = attributes_for(store, "DELETE", None, obj, ctx, options)
+            await self._dispatch(webhooks, attrs, ctx)
+
+    async def admit_subresource(
+        self,
+        store: Store,
+        operation: str,
+        name: str,
+        namespace: str,
+        obj: Object,
+        ctx: RequestContext,
+    ) -> None:
+        webhooks = await self.dispatcher.source.webhooks()
+        if webhooks:
+            attrs = subresource_attributes(store, operation, name, namespace, obj, ctx)
+            await self._dispatch(webhooks, attrs, ctx)
 
     async def _dispatch(
         self, webhooks: list[Webhook], attrs: Attributes, ctx: RequestContext
     ) -> None:
-        if rules.is_exempt(attrs):
+        if _skips(attrs):
             return
         state = _Reinvocation()
         await self._round(webhooks, attrs, ctx, state, again=False)
@@ -286,22 +334,36 @@ class MutatingWebhook(Plugin):
         *,
         again: bool,
     ) -> None:
-        for webhook in webhooks:
+        round_ = 1 if again else 0
+        for index, webhook in enumerate(webhooks):
             matched = await self.dispatcher.should_call(webhook, attrs)
             if matched is None or (again and webhook.uid not in state.again):
                 continue
+            where = f"round_{round_}_index_{index}"
+            changed = False
             try:
-                changed = await self._call(matched, attrs, ctx)
+                changed = await self._call(matched, attrs, ctx, PATCH_PREFIX + where)
             except CallError as exc:
-                _fail_open_or_raise(webhook, exc)
-                changed = False
+                _fail_open_or_raise(webhook, exc, ctx, MUTATION_FAILED_OPEN_PREFIX + where)
+            finally:
+                # Every call is recorded, whatever came of it (upstream defers this).
+                mutation = {
+                    "configuration": webhook.configuration,
+                    "webhook": webhook.name,
+                    "mutated": changed,
+                }
+                audit_annotations.add(
+                    ctx, MUTATION_PREFIX + where, audit_annotations.go_json(mutation)
+                )
             if changed:
                 # Every IfNeeded webhook that ran before this change has to see it.
                 state.again.update(state.invoked)
             if webhook.reinvocation_policy == "IfNeeded" and not again:
                 state.invoked.append(webhook.uid)
 
-    async def _call(self, matched: Matched, attrs: Attributes, ctx: RequestContext) -> bool:
+    async def _call(
+        self, matched: Matched, attrs: Attributes, ctx: RequestContext, patch_key: str
+    ) -> bool:
         """Call one mutating webhook and apply its patch; whether the object changed."""
         view = view_for(attrs, matched.info, matched.invocation.kind)
         response = await self.dispatcher.call(matched, attrs, view, ctx)
@@ -330,12 +392,27 @@ class MutatingWebhook(Plugin):
             raise errors.internal_error(exc.message) from exc
         if not isinstance(patched, dict):
             raise errors.internal_error("Object 'Kind' is missing in the patched object")
+        _annotate_patch(ctx, patch_key, matched.webhook, operations)
         updated = view.back(patched)
-        attrs.info.strategy.set_defaults(updated)
+        if not attrs.foreign:
+            attrs.info.strategy.set_defaults(updated)
         if updated == attrs.obj:
             return False
         _replace_contents(attrs.obj, updated)
         return True
+
+
+def _annotate_patch(ctx: RequestContext, key: str, webhook: Webhook, operations: list[Any]) -> None:
+    """The applied patch, for audit levels Request and up (upstream's PatchAuditAnnotation)."""
+    # Each operation's keys sorted, values as sent: Go writes map keys sorted, raw values as is.
+    patch = [{k: op[k] for k in sorted(op)} if isinstance(op, dict) else op for op in operations]
+    value = {
+        "configuration": webhook.configuration,
+        "webhook": webhook.name,
+        "patch": patch,
+        "patchType": "JSONPatch",
+    }
+    audit_annotations.add(ctx, key, audit_annotations.go_json(value), level="Request")
 
 
 def _replace_contents(target: Object, new: Object) -> None:
@@ -372,17 +449,34 @@ class ValidatingWebhook(Plugin):
         if webhooks:
             await self._dispatch(webhooks, attributes_for(store, operation, obj, old, ctx), ctx)
 
-    async def validate_delete(self, store: Store, obj: Object, ctx: RequestContext) -> None:
+    async def validate_delete(
+        self, store: Store, obj: Object, ctx: RequestContext, options: DeleteOptions | None = None
+    ) -> None:
         webhooks = await self.dispatcher.source.webhooks()
         if webhooks:
-            await self._dispatch(webhooks, attributes_for(store, "DELETE", None, obj, ctx), ctx)
+            attrs = attributes_for(store, "DELETE", None, obj, ctx, options)
+            await self._dispatch(webhooks, attrs, ctx)
+
+    async def validate_subresource(
+        self,
+        store: Store,
+        operation: str,
+        name: str,
+        namespace: str,
+        obj: Object,
+        ctx: RequestContext,
+    ) -> None:
+        webhooks = await self.dispatcher.source.webhooks()
+        if webhooks:
+            attrs = subresource_attributes(store, operation, name, namespace, obj, ctx)
+            await self._dispatch(webhooks, attrs, ctx)
 
     async def _dispatch(
         self, webhooks: list[Webhook], attrs: Attributes, ctx: RequestContext
     ) -> None:
-        if rules.is_exempt(attrs):
+        if _skips(attrs):
             return
-        calls = []
+        calls: list[Coroutine[Any, Any, errors.StatusError | None]] = []
         views: dict[Any, VersionedView] = {}
         for webhook in webhooks:
             matched = await self.dispatcher.should_call(webhook, attrs)
@@ -391,7 +485,8 @@ class ValidatingWebhook(Plugin):
             key = (matched.info.group, matched.info.version, matched.invocation.kind)
             if key not in views:  # one conversion per version, shared by its webhooks
                 views[key] = view_for(attrs, matched.info, matched.invocation.kind)
-            calls.append(self._call(matched, attrs, views[key], ctx))
+            failed_open_key = f"{VALIDATING_FAILED_OPEN_PREFIX}round_0_index_{len(calls)}"
+            calls.append(self._call(matched, attrs, views[key], ctx, failed_open_key))
         if not calls:
             return
         for refusal in await asyncio.gather(*calls):
@@ -399,13 +494,18 @@ class ValidatingWebhook(Plugin):
                 raise refusal
 
     async def _call(
-        self, matched: Matched, attrs: Attributes, view: VersionedView, ctx: RequestContext
+        self,
+        matched: Matched,
+        attrs: Attributes,
+        view: VersionedView,
+        ctx: RequestContext,
+        failed_open_key: str,
     ) -> errors.StatusError | None:
         try:
             await self.dispatcher.call(matched, attrs, view, ctx)
         except CallError as exc:
             try:
-                _fail_open_or_raise(matched.webhook, exc)
+                _fail_open_or_raise(matched.webhook, exc, ctx, failed_open_key)
             except errors.StatusError as refusal:
                 return refusal
         except errors.StatusError as refusal:

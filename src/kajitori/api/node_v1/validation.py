@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from kajitori.api.core_v1.validation import pods
-from kajitori.machinery import field, names, objectmeta
+from kajitori.machinery import field, gostrings, names, objectmeta
 
 Object = dict[str, Any]
 
@@ -71,7 +71,7 @@ class _GoToleration:
             for k in _LIST_KEYS
         ]
         # Go prints the pointer's address when set; there is no address to show here.
-        seconds = "nil" if self.toleration.get("tolerationSeconds") is None else "0xc000000000"
+        seconds = "nil" if self.toleration.get("tolerationSeconds") is None else gostrings.POINTER
         return "core.Toleration{" + ", ".join(quoted) + f", TolerationSeconds:(*int64)({seconds})}}"
 
 

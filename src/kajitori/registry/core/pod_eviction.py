@@ -79,9 +79,27 @@ def install(
 
 def eviction_handler(budgets: BudgetStore) -> resource.SubresourceCreate:
     async def create(pods: Any, namespace: str, name: str, eviction: Object, ctx: Any) -> Object:
+        await _admit(pods, namespace, name, eviction, ctx)
         return await Eviction(pods, budgets(), ctx).run(namespace, name, eviction)
 
     return create
+
+
+async def _admit(pods: Store, namespace: str, name: str, eviction: Object, ctx: Any) -> None:
+    """Admission of the request as upstream's create handler runs it: a CREATE of the Eviction.
+
+    Mutating admission, the Eviction's own checks, then validating admission;
+    the pod deletion that follows is not admitted again by webhooks and
+    policies (upstream deletes without admission).
+    """
+    if isinstance(eviction.get("metadata"), dict) and not eviction["metadata"].get("namespace"):
+        eviction["metadata"]["namespace"] = namespace  # as upstream fills the request's namespace
+    if eviction.get("apiVersion") in (None, "policy/v1beta1"):
+        eviction["apiVersion"] = "policy/v1"  # admission sees the v1 Eviction (same fields)
+    eviction.setdefault("kind", "Eviction")
+    await pods.admission.admit_subresource(pods, "CREATE", name, namespace, eviction, ctx)
+    _check_eviction(name, eviction)
+    await pods.admission.validate_subresource(pods, "CREATE", name, namespace, eviction, ctx)
 
 
 def _success() -> Object:

@@ -71,8 +71,32 @@ class Admission(Protocol):
     ) -> None:
         """Validating admission: may only raise."""
 
-    async def validate_delete(self, store: Store, obj: Object, ctx: RequestContext) -> None:
-        """Validating admission for DELETE."""
+    async def validate_delete(
+        self, store: Store, obj: Object, ctx: RequestContext, options: DeleteOptions | None = None
+    ) -> None:
+        """Validating admission for DELETE (``options``: the request's DeleteOptions)."""
+
+    async def admit_subresource(
+        self,
+        store: Store,
+        operation: str,
+        name: str,
+        namespace: str,
+        obj: Object,
+        ctx: RequestContext,
+    ) -> None:
+        """Mutating admission of a CONNECT's options or a pods/eviction Eviction."""
+
+    async def validate_subresource(
+        self,
+        store: Store,
+        operation: str,
+        name: str,
+        namespace: str,
+        obj: Object,
+        ctx: RequestContext,
+    ) -> None:
+        """Validating admission of a CONNECT's options or a pods/eviction Eviction."""
 
 
 class _NoAdmission:
@@ -86,7 +110,31 @@ class _NoAdmission:
     ) -> None:
         return None
 
-    async def validate_delete(self, store: Store, obj: Object, ctx: RequestContext) -> None:
+    async def validate_delete(
+        self, store: Store, obj: Object, ctx: RequestContext, options: DeleteOptions | None = None
+    ) -> None:
+        return None
+
+    async def admit_subresource(
+        self,
+        store: Store,
+        operation: str,
+        name: str,
+        namespace: str,
+        obj: Object,
+        ctx: RequestContext,
+    ) -> None:
+        return None
+
+    async def validate_subresource(
+        self,
+        store: Store,
+        operation: str,
+        name: str,
+        namespace: str,
+        obj: Object,
+        ctx: RequestContext,
+    ) -> None:
         return None
 
 

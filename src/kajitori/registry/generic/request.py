@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 FieldValidation = Literal["Strict", "Warn", "Ignore"]
+_AUDIT_LEVELS = ("None", "Metadata", "Request", "RequestResponse")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,23 @@ class RequestContext:
     # None: a call from inside the server (bootstrap, the quota controller's
     # writes), of the store's own resource and no subresource.
     target: RequestTarget | None = None
+    # Upstream's audit annotations: admission's findings for the audit event
+    # (``annotations``); the first value set for a key is kept, as upstream's
+    # audit context keeps it. The audit filter shares its own dict here and sets
+    # ``audit_level`` to the event's level: an annotation meant for a higher level
+    # (a webhook's patch is for Request and up) is then not kept.
+    audit_annotations: dict[str, str] = field(default_factory=dict)
+    audit_level: str = "RequestResponse"
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:
             self.warnings.append(message)
+
+    def add_audit_annotation(self, key: str, value: str, level: str = "Metadata") -> None:
+        """Record ``key: value`` for this request's audit event (upstream's AddAuditAnnotation).
+
+        ``level``: the lowest audit level whose events carry it (upstream's
+        AddAnnotationWithLevel); Metadata, as upstream's AddAnnotation, unless said.
+        """
+        if _AUDIT_LEVELS.index(level) <= _AUDIT_LEVELS.index(self.audit_level):
+            self.audit_annotations.setdefault(key, value)

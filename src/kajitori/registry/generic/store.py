@@ -765,7 +765,7 @@ class Store:
             kv = await self._read_for_update(key, name)
             current = self.decode(kv)
             hooks.check_delete_preconditions(self.info, current, opts)
-            await self.admission.validate_delete(self, current, ctx)
+            await self.admission.validate_delete(self, current, ctx, opts)
             plan = hooks.plan_delete(self.info, current, opts)
             if ctx.dry_run:
                 return DeleteResult(

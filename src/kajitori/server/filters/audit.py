@@ -13,6 +13,16 @@ Stages: RequestReceived when the request arrives, ResponseStarted when a
 watch's headers are sent, ResponseComplete at the end, Panic if the chain
 failed. Each stage is one line.
 
+Audit annotations: what admission records for the request
+(``RequestContext.add_audit_annotation``: webhooks' ``auditAnnotations``,
+their mutation and patch records, ValidatingAdmissionPolicy's failures) goes
+into the event's ``annotations``, as upstream's audit context does. The
+handler that builds a request's context calls ``bind_context``, which shares
+the audited request's annotations and level with it; an unaudited request
+(level None) keeps none. Authorization's decision is recorded too
+(``authorization.k8s.io/decision``: allow or forbid, and ``/reason``), as
+upstream's WithAuthorization does.
+
 Unlike upstream, secret material never reaches the log, whatever the
 policy says: Secret ``data``/``stringData`` (and a kubectl last-applied
 copy of them) and the tokens of TokenRequest and TokenReview are replaced
@@ -36,7 +46,7 @@ import yaml
 
 from kajitori.api import protobuf
 from kajitori.machinery import errors, field, times
-from kajitori.registry.generic.request import UserInfo
+from kajitori.registry.generic.request import RequestContext, UserInfo
 from kajitori.server import asgi
 from kajitori.server.request_info import RequestInfo
 
@@ -45,6 +55,11 @@ LEVELS = ("None", "Metadata", "Request", "RequestResponse")
 STAGES = ("RequestReceived", "ResponseStarted", "ResponseComplete", "Panic")
 REDACTED = "<redacted>"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+# Where an audited request's record waits in its ASGI scope for ``bind_context``.
+SCOPE_KEY = "kajitori.audit"
+DECISION_KEY = "authorization.k8s.io/decision"
+REASON_KEY = "authorization.k8s.io/reason"
 
 # Response bodies larger than this are logged without their object.
 _MAX_CAPTURED_BODY = 10 << 20
@@ -424,6 +439,7 @@ class AuditFilter:
             await handler(send)
             return
         record = _Record(request, info, user, decision, self.sink)
+        request.scope[SCOPE_KEY] = record
         record.emit("RequestReceived")
         try:
             await handler(record.wrap_send(send))
@@ -434,6 +450,22 @@ class AuditFilter:
             record.emit("Panic")
             raise
         record.emit("ResponseComplete")
+
+
+def annotate_authorization(scope: asgi.Scope, allowed: bool, reason: str) -> None:
+    """Upstream's ``authorization.k8s.io/decision`` and ``/reason`` annotations (if audited)."""
+    record = scope.get(SCOPE_KEY)
+    if isinstance(record, _Record):
+        record.annotations.setdefault(DECISION_KEY, "allow" if allowed else "forbid")
+        record.annotations.setdefault(REASON_KEY, reason)
+
+
+def bind_context(scope: asgi.Scope, ctx: RequestContext) -> None:
+    """Make what admission records in ``ctx`` land in the audit event of the request (if audited)."""
+    record = scope.get(SCOPE_KEY)
+    if isinstance(record, _Record):
+        ctx.audit_annotations = record.annotations
+        ctx.audit_level = record.decision.level
 
 
 class _Record:
@@ -456,6 +488,8 @@ class _Record:
         self.user = _user(user)
         self.status = 0
         self.content_type = ""
+        # Shared with the request's RequestContext (bind_context): admission writes here.
+        self.annotations: dict[str, str] = {}
         self._request_chunks: list[bytes] = []
         self._response_chunks: list[bytes] | None = [] if self._wants_response() else None
         self._record_request_body()
@@ -532,6 +566,8 @@ class _Record:
                 event["responseObject"] = self._loggable(response_obj)
         event["requestReceivedTimestamp"] = self.received
         event["stageTimestamp"] = times.now_micro_time()
+        if self.annotations:
+            event["annotations"] = dict(self.annotations)
         return event
 
     def _request_object(self) -> Any:

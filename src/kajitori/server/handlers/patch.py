@@ -294,7 +294,7 @@ async def _patch_scale(scope: RequestScope, apply: Callable[[Object], Object]) -
     if spec is None:
         raise errors.not_found(scope.store.gr, scope.info.name)
     current = await scope.store.get(scope.namespace, scope.info.name)
-    base = scale.to_scale(current, spec)
+    base = spec.scale_of(current)
     patched = _apply(apply, base)
     meta = patched.get("metadata") or {}
     if meta.get("resourceVersion") == base["metadata"].get("resourceVersion"):

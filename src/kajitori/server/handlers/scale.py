@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kajitori.machinery import errors, labels
+from kajitori.machinery import errors
 from kajitori.registry.resource import ScaleSubresource
 from kajitori.server import negotiation
 from kajitori.server.handlers.scope import RequestScope
@@ -25,53 +25,10 @@ def _spec(scope: RequestScope) -> ScaleSubresource:
     return spec
 
 
-def _dig(obj: Object, path: tuple[str, ...]) -> Any:
-    node: Any = obj
-    for key in path:
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node
-
-
-def _selector_string(obj: Object, spec: ScaleSubresource) -> str:
-    if spec.label_selector is None:
-        return ""
-    raw = _dig(obj, spec.label_selector)
-    if raw is None:
-        return ""
-    if spec.selector_is_string:
-        return str(raw)
-    if isinstance(raw, dict) and "matchLabels" not in raw and "matchExpressions" not in raw:
-        # A plain map selector (ReplicationController).
-        return ",".join(f"{k}={v}" for k, v in sorted(raw.items()))
-    return str(labels.selector_from_label_selector(raw))
-
-
-def to_scale(obj: Object, spec: ScaleSubresource) -> Object:
-    meta = obj["metadata"]
-    scale_meta = {
-        k: meta[k]
-        for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-        if k in meta
-    }
-    status: Object = {"replicas": _dig(obj, spec.status_replicas) or 0}
-    selector = _selector_string(obj, spec)
-    if selector:
-        status["selector"] = selector
-    return {
-        "kind": "Scale",
-        "apiVersion": "autoscaling/v1",
-        "metadata": scale_meta,
-        "spec": {"replicas": _dig(obj, spec.spec_replicas) or 0},
-        "status": status,
-    }
-
-
 async def get(scope: RequestScope) -> None:
     spec = _spec(scope)
     obj = await scope.store.get(scope.namespace, scope.info.name)
-    await scope.respond(200, to_scale(obj, spec))
+    await scope.respond(200, spec.scale_of(obj))
 
 
 async def update(scope: RequestScope) -> None:
@@ -103,7 +60,7 @@ async def apply_scale(scope: RequestScope, scale: Object) -> None:
     obj, _ = await scope.store.guaranteed_update(
         scope.namespace, scope.info.name, set_replicas, scope.ctx, precondition_rv=precondition
     )
-    await scope.respond(200, to_scale(obj, spec))
+    await scope.respond(200, spec.scale_of(obj))
 
 
 def _replicas_error(value: Any) -> Any:

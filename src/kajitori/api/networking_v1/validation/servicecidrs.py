@@ -16,8 +16,7 @@ import re
 from typing import Any
 
 from kajitori.api.apps_v1.validation import common
-from kajitori.api.storage_v1.validation import gostrings
-from kajitori.machinery import field, names
+from kajitori.machinery import field, gostrings, names
 
 Object = dict[str, Any]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from kajitori.api.apps_v1.validation import common
-from kajitori.api.storage_v1.validation import csidrivers, gostrings
-from kajitori.machinery import field, names
+from kajitori.api.storage_v1.validation import csidrivers
+from kajitori.machinery import field, gostrings, names
 
 Object = dict[str, Any]
 

@@ -12,8 +12,7 @@ from typing import Any
 
 from kajitori.api.apps_v1.validation import common
 from kajitori.api.core_v1 import validation as core
-from kajitori.api.storage_v1.validation import gostrings
-from kajitori.machinery import field, labels, names
+from kajitori.machinery import field, gostrings, labels, names
 
 Object = dict[str, Any]
 

@@ -16,8 +16,8 @@ from typing import Any
 from kajitori.api.apps_v1.validation import common
 from kajitori.api.core_v1 import validation as core
 from kajitori.api.core_v1.validation import persistentvolumes
-from kajitori.api.storage_v1.validation import csidrivers, gostrings
-from kajitori.machinery import field, names
+from kajitori.api.storage_v1.validation import csidrivers
+from kajitori.machinery import field, gostrings, names
 
 Object = dict[str, Any]
 

@@ -5,7 +5,7 @@ spec, a CIDR list) with ``%#v`` of its internal Go type, e.g.
 ``[]string{"10.0.0.0/24"}`` or ``networking.ParentReference{Group:"", ...}``.
 ``field.FieldError`` prints anything it cannot encode as JSON with ``repr``,
 so a ``GoValue`` carries that text. Pointers print as an address upstream;
-there is none here, so a fixed one stands in (as ``api.node_v1`` does).
+there is none here, so a fixed one stands in (``POINTER``).
 """
 
 from __future__ import annotations

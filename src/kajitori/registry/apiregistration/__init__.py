@@ -1,0 +1,1 @@
+"""apiregistration.k8s.io: the APIServices that say which server serves each group version."""
