@@ -172,6 +172,17 @@ def test_allowed_request_carries_the_admission_review(setup: Setup) -> None:
     assert setup.core.read_namespaced_config_map("cm", setup.ns).data == {"k": "v"}
 
 
+def test_options_carry_only_the_requests_own_field_manager(setup: Setup) -> None:
+    """Without ``fieldManager`` the managedFields manager comes from the User-Agent, as
+    upstream's, but the CreateOptions admission sees stay as the client sent them."""
+    setup.validating("opts-" + setup.ns, setup.webhook("opts.example.com", "/opts"))
+    setup.core.create_namespaced_config_map(setup.ns, setup.configmap("plain"))
+    (call,) = setup.server.calls("/opts")
+    assert call.request["options"] == {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}
+    stored = setup.core.read_namespaced_config_map("plain", setup.ns)
+    assert stored.metadata.managed_fields[0].manager == "OpenAPI-Generator"
+
+
 def test_denial_is_upstreams_error_and_nothing_is_stored(setup: Setup) -> None:
     setup.server.answers["/deny"] = deny("configmaps are not welcome here")
     setup.validating("deny-" + setup.ns, setup.webhook("deny.example.com", "/deny"))

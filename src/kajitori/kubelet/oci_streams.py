@@ -63,6 +63,7 @@ def _status(pod: Object, container: str) -> Object:
     for entry in (
         *(status.get("initContainerStatuses") or ()),
         *(status.get("containerStatuses") or ()),
+        *(status.get("ephemeralContainerStatuses") or ()),
     ):
         if entry.get("name") == container:
             found: Object = entry
@@ -144,7 +145,7 @@ class OciStreaming:
         status = self.runtime.get_pod_status(uid, now=time.time())
         if status is None:
             return None
-        every = (*status.init_containers, *status.containers)
+        every = (*status.init_containers, *status.containers, *status.ephemeral_containers)
         return next((c for c in every if c.name == container), None)
 
     async def port_forward(

@@ -86,6 +86,18 @@ def container_status(status: interface.ContainerStatus) -> Object:
     return out
 
 
+def ephemeral_container_status(status: interface.ContainerStatus) -> Object:
+    """An entry of ``ephemeralContainerStatuses``: never ready, no ``started``.
+
+    Upstream's prober sets both only for regular and init containers, so an
+    ephemeral container's stay at their zero values (false, unset).
+    """
+    out = container_status(status)
+    out["ready"] = False
+    del out["started"]
+    return out
+
+
 def pod_phase(pod: Object, runtime: interface.PodStatus) -> str:
     """Upstream's getPhase for a pod whose init containers have completed."""
     policy = (pod.get("spec") or {}).get("restartPolicy") or "Always"
@@ -160,6 +172,12 @@ def generate_pod_status(
         status["podIPs"] = [{"ip": pod_ip}]
     if runtime.init_containers:
         status["initContainerStatuses"] = [container_status(c) for c in runtime.init_containers]
+    if runtime.ephemeral_containers:
+        # Upstream reports them as any container, but they count for neither
+        # the phase nor readiness (they are never probed).
+        status["ephemeralContainerStatuses"] = [
+            ephemeral_container_status(c) for c in runtime.ephemeral_containers
+        ]
     for key in ("qosClass", "nominatedNodeName", "resize"):
         if key in old:
             status[key] = old[key]

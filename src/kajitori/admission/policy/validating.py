@@ -48,7 +48,11 @@ from kajitori.admission import audit_annotations
 from kajitori.admission.chain import Plugin
 from kajitori.admission.lister import StoreLister
 from kajitori.admission.policy import cel_env, matching
-from kajitori.admission.webhooks.attributes import SUBRESOURCE_KINDS, delete_options_object
+from kajitori.admission.webhooks.attributes import (
+    SUBRESOURCE_KINDS,
+    delete_options_object,
+    operation_options,
+)
 from kajitori.machinery import errors, labels, names
 from kajitori.registry.authorization.authorizer import Authorizer
 from kajitori.registry.generic.request import RequestContext
@@ -80,7 +84,6 @@ MAX_AUDIT_VALUE_LENGTH = 10 * 1024
 _CODES = {"Forbidden": 403, "Unauthorized": 401, "RequestEntityTooLarge": 413, "Invalid": 422}
 # What names.simple_name_generator appends (upstream's utilrand alphabet, five characters).
 _SUFFIX = re.compile(r"[bcdfghjklmnpqrstvwxz2456789]{5}")
-_OPTIONS_KINDS = {"CREATE": "CreateOptions", "UPDATE": "UpdateOptions"}
 
 
 class ConfigurationError(Exception):
@@ -653,7 +656,7 @@ def _request_variable(
         "dryRun": ctx.dry_run,
         "options": delete_options_object(store, request.old, delete, ctx)
         if request.operation == "DELETE"
-        else _options(request.operation, ctx),
+        else operation_options(request.operation, ctx),
     }
     if stored.subresource:
         out["subResource"] = stored.subresource
@@ -663,17 +666,6 @@ def _request_variable(
     if request.namespace:
         out["namespace"] = request.namespace
     return out
-
-
-def _options(operation: str, ctx: RequestContext) -> Object | None:
-    if operation not in _OPTIONS_KINDS:
-        return None  # CONNECT carries no operation options
-    options: Object = {"kind": _OPTIONS_KINDS[operation], "apiVersion": "meta.k8s.io/v1"}
-    if ctx.dry_run:
-        options["dryRun"] = ["All"]
-    if ctx.field_manager and operation != "DELETE":
-        options["fieldManager"] = ctx.field_manager
-    return options
 
 
 # ----- the answer ------------------------------------------------------------------------

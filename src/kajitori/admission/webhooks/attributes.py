@@ -136,7 +136,7 @@ def attributes_for(
         info=info,
         user=ctx.user,
         dry_run=ctx.dry_run,
-        options=_options(operation, ctx)
+        options=operation_options(operation, ctx)
         if operation != "DELETE"
         else delete_options_object(store, old, delete, ctx),
     )
@@ -163,7 +163,7 @@ def subresource_attributes(
         info=info,
         user=ctx.user,
         dry_run=ctx.dry_run,
-        options=_options(operation, ctx),
+        options=operation_options(operation, ctx),
         foreign=True,
     )
 
@@ -204,16 +204,20 @@ def delete_options_object(
 _OPTIONS_KIND = {"CREATE": "CreateOptions", "UPDATE": "UpdateOptions"}
 
 
-def _options(operation: str, ctx: RequestContext) -> Object | None:
-    """The operation's options as upstream sends them (``meta.k8s.io/v1``)."""
+def operation_options(operation: str, ctx: RequestContext) -> Object | None:
+    """A CREATE's or UPDATE's options as upstream's admission sees them (``meta.k8s.io/v1``).
+
+    ``fieldManager`` is the request's option only: upstream derives a manager from the
+    User-Agent for managedFields without writing it into the options.
+    """
     kind = _OPTIONS_KIND.get(operation)
     if kind is None:
-        return None
+        return None  # DELETE has delete_options_object; CONNECT carries none
     options: Object = {"kind": kind, "apiVersion": "meta.k8s.io/v1"}
     if ctx.dry_run:
         options["dryRun"] = ["All"]
-    if ctx.field_manager and operation != "DELETE":
-        options["fieldManager"] = ctx.field_manager
+    if ctx.field_manager_option:
+        options["fieldManager"] = ctx.field_manager_option
     return options
 
 

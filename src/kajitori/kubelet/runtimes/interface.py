@@ -72,6 +72,8 @@ class PodStatus:
     containers: tuple[ContainerStatus, ...]
     next_change: float | None = None
     pod_ip: str | None = None
+    # Ephemeral containers (``kubectl debug``): started once added, never restarted.
+    ephemeral_containers: tuple[ContainerStatus, ...] = ()
 
 
 class Runtime(Protocol):

@@ -17,7 +17,11 @@ time from the moment the kubelet first synced the pod (``t0``):
   shown as waiting ``CrashLoopBackOff`` with the run in ``lastState``, and
   the next run counts ``restartCount + 1``; otherwise it stays terminated;
 * ``kill_pod`` terminates running containers at that moment with exit code
-  0 (a process that honours SIGTERM).
+  0 (a process that honours SIGTERM);
+* ephemeral containers (``kubectl debug``) added to a running pod are
+  created at the first sync that sees them, wait ``start_delay`` like the
+  others, then run until the pod is killed; they never exit by themselves
+  and are never restarted.
 
 Events are upstream kubelet's, through ``KubeletHooks.record_event`` (the
 one path the real runtime and the prober use), as each step is first seen
@@ -80,6 +84,8 @@ class _Pod:
     containers: list[Object]
     killed_at: float | None = None
     node: str = ""
+    # Ephemeral containers with the time the runtime first saw each.
+    ephemeral: list[tuple[Object, float]] = dataclasses.field(default_factory=list)
     # What the events told so far, per container (only with hooks: no cost otherwise).
     announced: dict[str, _Announced] | None = None
 
@@ -166,6 +172,8 @@ class SimulatedRuntime:
         uid = meta.get("uid") or ""
         known = self._pods.get(uid)
         if known is not None:
+            if known.killed_at is None:
+                self._add_ephemeral(known, pod, now)
             if known.announced is not None and known.killed_at is None:
                 self._announce(known, now)
             return
@@ -188,15 +196,30 @@ class SimulatedRuntime:
             self._announce_run(record, container, now, self._pull(record, container, now))
         self._announce(record, now)
 
+    def _add_ephemeral(self, record: _Pod, pod: Object, now: float) -> None:
+        """Take on the ephemeral containers added to the pod since the last sync."""
+        spec = pod.get("spec") or {}
+        known = {container.get("name") for container, _ in record.ephemeral}
+        for container in spec.get("ephemeralContainers") or ():
+            if isinstance(container, dict) and container.get("name") not in known:
+                record.ephemeral.append((container, now))
+
     def kill_pod(self, uid: str, *, now: float, grace_period: float | None = None) -> None:
         record = self._pods.get(uid)
         if record is None or record.killed_at is not None:
             return
         if record.announced is not None:
-            for container in record.containers:
-                if self._timeline(record, container, now)[0].state == "running":
-                    name = container.get("name") or ""
-                    self._event(record, name, "Normal", "Killing", f"Stopping container {name}")
+            running = [
+                c for c in record.containers if self._timeline(record, c, now)[0].state == "running"
+            ]
+            running += [
+                c
+                for c, added in record.ephemeral
+                if self._ephemeral_timeline(record, c, added, now)[0].state == "running"
+            ]
+            for container in running:
+                name = container.get("name") or ""
+                self._event(record, name, "Normal", "Killing", f"Stopping container {name}")
         record.killed_at = now
 
     def remove_pod(self, uid: str) -> None:
@@ -213,13 +236,20 @@ class SimulatedRuntime:
         inits = tuple(self._init_status(record, c) for c in record.init_containers)
         timelines = [self._timeline(record, c, at) for c in record.containers]
         statuses = tuple(status for status, _ in timelines)
+        debug = [self._ephemeral_timeline(record, c, added, at) for c, added in record.ephemeral]
+        ephemeral = tuple(status for status, _ in debug)
         if record.killed_at is not None and now >= record.killed_at:
             statuses = tuple(self._killed(status, record.killed_at) for status in statuses)
-            return interface.PodStatus(uid, False, inits, statuses, None)
-        changes = [change for _, change in timelines if change is not None]
+            ephemeral = tuple(self._killed(status, record.killed_at) for status in ephemeral)
+            return interface.PodStatus(
+                uid, False, inits, statuses, None, ephemeral_containers=ephemeral
+            )
+        changes = [change for _, change in (*timelines, *debug) if change is not None]
         if record.killed_at is not None:
             changes.append(record.killed_at)
-        return interface.PodStatus(uid, True, inits, statuses, min(changes, default=None))
+        return interface.PodStatus(
+            uid, True, inits, statuses, min(changes, default=None), ephemeral_containers=ephemeral
+        )
 
     # ----- events ------------------------------------------------------------
 
@@ -233,6 +263,7 @@ class SimulatedRuntime:
             "nodeName": record.node,
             "initContainers": record.init_containers,
             "containers": record.containers,
+            "ephemeralContainers": [container for container, _ in record.ephemeral],
         }
         pod = {"metadata": meta, "spec": spec}
         field_path = interface.container_field_path(pod, container)
@@ -263,6 +294,22 @@ class SimulatedRuntime:
                     f"{record.name}_{record.namespace}({record.uid})"
                 )
                 self._event(record, name, "Warning", "BackOff", message)
+        self._announce_ephemeral(record, now)
+
+    def _announce_ephemeral(self, record: _Pod, now: float) -> None:
+        """Pulling when first seen, then Pulled/Created/Started once it runs (it runs once)."""
+        assert record.announced is not None
+        for container, added in record.ephemeral:
+            name = container.get("name") or ""
+            status, _ = self._ephemeral_timeline(record, container, added, now)
+            seen = record.announced.get(name)
+            if seen is None:
+                seen = record.announced[name] = _Announced(
+                    -1, -1, self._pull(record, container, now)
+                )
+            if status.state == "running" and seen.run < 0:
+                record.announced[name] = seen._replace(run=0, pull_started=None)
+                self._announce_run(record, container, status.started_at or now, seen.pull_started)
 
     def _pull(self, record: _Pod, container: Object, now: float) -> float | None:
         """``Pulling`` when the node lacks the image or the policy is Always: when it began."""
@@ -372,6 +419,16 @@ class SimulatedRuntime:
                 )
                 return waiting, resume
             start, run, last = resume, run + 1, done
+
+    def _ephemeral_timeline(
+        self, record: _Pod, container: Object, added: float, now: float
+    ) -> tuple[interface.ContainerStatus, float | None]:
+        """An ephemeral container: created when first seen, then running (never restarted)."""
+        start = added + self.start_delay
+        if now < start:
+            return self._status(container, "", "waiting", reason="ContainerCreating"), start
+        cid = self._container_id(record, container.get("name") or "", 0)
+        return self._status(container, cid, "running", started_at=start), None
 
     def _killed(self, status: interface.ContainerStatus, at: float) -> interface.ContainerStatus:
         if status.state != "running":

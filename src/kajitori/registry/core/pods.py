@@ -26,7 +26,7 @@ from kajitori.api.core_v1 import validation as common
 from kajitori.api.core_v1.validation import pods as validation
 from kajitori.machinery import field, shapes
 from kajitori.registry import resource
-from kajitori.registry.core import pod_binding
+from kajitori.registry.core import pod_binding, pod_ephemeralcontainers
 from kajitori.registry.generic import strategy as strategies
 from kajitori.registry.generic import table as tables
 
@@ -436,6 +436,7 @@ RESOURCE = resource.ResourceInfo(
     status=PodStatusStrategy(),
     selectable_fields=SELECTABLE_FIELDS,
     table=tables.Table(columns=COLUMNS, row=pod_row),
-    extra_subresources=("binding",),
+    extra_subresources=("binding", pod_ephemeralcontainers.SUBRESOURCE),
+    extra_strategies={pod_ephemeralcontainers.SUBRESOURCE: pod_ephemeralcontainers.STRATEGY},
     subresource_create={"binding": pod_binding.create},
 )

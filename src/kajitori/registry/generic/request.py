@@ -50,6 +50,9 @@ class RequestContext:
     user: UserInfo = ANONYMOUS
     dry_run: bool = False
     field_manager: str = ""
+    # The request's own ``fieldManager`` option ("" when absent; ``field_manager`` is then
+    # the User-Agent's product): what admission sees in the Create/Update/PatchOptions.
+    field_manager_option: str = ""
     field_validation: FieldValidation = "Warn"
     warnings: list[str] = field(default_factory=list)
     # None: a call from inside the server (bootstrap, the quota controller's

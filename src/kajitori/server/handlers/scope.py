@@ -96,6 +96,7 @@ def new_context(
         user=user,
         dry_run=dry_run == "All",
         field_manager=query.get("fieldManager", ""),
+        field_manager_option=query.get("fieldManager", ""),
         field_validation=validation,  # type: ignore[arg-type]
         target=target,
     )

@@ -952,6 +952,11 @@ def _validate_pod_metadata_and_spec(pod: Object) -> field.ErrorList:
     return errs
 
 
+# validatePodMetadataAndSpec, also run by the pods/ephemeralcontainers update
+# (validation/ephemeral_containers.py).
+validate_pod_metadata_and_spec = _validate_pod_metadata_and_spec
+
+
 def validate_pod(pod: Object) -> field.ErrorList:
     """ValidatePodCreate."""
     errs = _validate_pod_metadata_and_spec(pod)

@@ -287,6 +287,9 @@ class Runs:
             **(extras or {}),
         )
         document["mounts"].extend(sandbox_network.mounts(record.directory))  # hosts, resolv.conf
+        target = container.spec.get("targetContainerName") if container.kind == "ephemeral" else ""
+        if target:
+            spec.join_pid_namespace(document, _target_pid_namespace(record, str(target)))
         if self.rootless is not None:
             self.rootless.adapt(document, record.directory)
         (run.directory / "config.json").write_text(json.dumps(document))
@@ -460,6 +463,19 @@ class Runs:
                 self._event(
                     record, "Warning", "ExceededGracePeriod", message, container=container.name
                 )
+
+
+def _target_pid_namespace(record: state.Pod, name: str) -> Path:
+    """The PID namespace of the running container ``name`` (a debug container's target).
+
+    ``ValueError`` (a start error, as upstream's runtime fails the start)
+    when it does not run.
+    """
+    found = record.containers.get(name)
+    run = found.last if found is not None else None
+    if run is None or run.exit is not None or not run.init_pid:
+        raise ValueError(f"target container {name} is not running")
+    return Path(f"/proc/{run.init_pid}/ns/pid")
 
 
 def _image_id(image: str, config: Object) -> str:

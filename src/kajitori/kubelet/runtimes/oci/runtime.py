@@ -169,6 +169,9 @@ class OciRuntime:
             record = state.Pod(uid, pod, directory, state.containers_of(pod))
             self._pods[uid] = record
             state.write_json(directory / "pod.json", pod)
+        elif not record.killing and state.add_ephemeral(record.containers, pod):
+            # ``kubectl debug`` added some: kept on disk so a new runtime knows them.
+            state.write_json(record.directory / "pod.json", pod)
         record.pod = pod
         self._ensure_worker(record)
 
@@ -186,9 +189,12 @@ class OciRuntime:
             return None
         inits = tuple(self._status(record, c) for c in record.of_kind("init", "sidecar"))
         regular = tuple(self._status(record, c) for c in record.of_kind("regular"))
+        ephemeral = tuple(self._status(record, c) for c in record.of_kind("ephemeral"))
         ready = record.sandbox_ready and not record.killed
         pod_ip = None if self.network is None else self._ips.get(uid, "")
-        return interface.PodStatus(uid, ready, inits, regular, None, pod_ip)
+        return interface.PodStatus(
+            uid, ready, inits, regular, None, pod_ip, ephemeral_containers=ephemeral
+        )
 
     def remove_pod(self, uid: str) -> None:
         record = self._pods.pop(uid, None)
@@ -291,6 +297,8 @@ class OciRuntime:
         run = container.last
         if run is None or run.exit is None or record.killing or record.failed:
             return False
+        if container.kind == "ephemeral":
+            return False  # upstream never restarts them
         if container.kind == "sidecar" or _never_started(run):
             return True  # upstream restarts a container left created or unknown whatever the policy
         policy = (record.pod.get("spec") or {}).get("restartPolicy") or "Always"
@@ -428,6 +436,11 @@ class OciRuntime:
                 return await self._create_sandbox(record)
         if record.failed:
             return False
+        for container in record.of_kind("ephemeral"):
+            # Upstream's computePodActions starts them whatever the init containers do.
+            if self._due(record, container):
+                await self.runs.start(record, container)
+                return True
         for container in record.of_kind("init", "sidecar"):
             if self._due(record, container):
                 await self.runs.start(record, container)
@@ -551,7 +564,10 @@ class OciRuntime:
             grace = float(spec_.get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS))
         deadline = time.time() + grace
         await asyncio.gather(
-            *(self.runs.stop(record, c, deadline) for c in record.of_kind("init", "regular"))
+            *(
+                self.runs.stop(record, c, deadline)
+                for c in record.of_kind("init", "regular", "ephemeral")
+            )
         )
         for container in reversed(record.of_kind("sidecar")):
             await self.runs.stop(

@@ -341,6 +341,17 @@ def container_spec(
     }
 
 
+def join_pid_namespace(document: Object, path: Path) -> None:
+    """Run the container in the PID namespace at ``path`` instead of a new one.
+
+    An ephemeral container with ``targetContainerName`` sees the target's
+    processes (upstream's CRI NamespaceMode TARGET).
+    """
+    for namespace in document["linux"]["namespaces"]:
+        if namespace["type"] == "pid":
+            namespace["path"] = str(path)
+
+
 def _expanded(args: list[str], resolved: list[tuple[str, str]] | None) -> list[str]:
     if resolved is None:
         return args

@@ -31,7 +31,7 @@ from typing import Any, Literal
 from kajitori.kubelet.runtimes import interface
 
 Object = dict[str, Any]
-Kind = Literal["init", "sidecar", "regular"]
+Kind = Literal["init", "sidecar", "regular", "ephemeral"]
 
 # A container whose shim vanished without an exit record (upstream's reason and code).
 UNKNOWN = ("ContainerStatusUnknown", 137)
@@ -133,7 +133,18 @@ def containers_of(pod: Object) -> dict[str, Container]:
         found[container["name"]] = Container(container, kind)
     for container in spec_.get("containers") or ():
         found[container["name"]] = Container(container, "regular")
+    add_ephemeral(found, pod)
     return found
+
+
+def add_ephemeral(found: dict[str, Container], pod: Object) -> bool:
+    """Add the pod's ephemeral containers ``found`` does not hold yet; whether any was new."""
+    added = False
+    for container in (pod.get("spec") or {}).get("ephemeralContainers") or ():
+        if isinstance(container, dict) and container.get("name") not in found:
+            found[container["name"]] = Container(container, "ephemeral")
+            added = True
+    return added
 
 
 def pod_log_dir(logs: Path, record: Pod) -> Path:
