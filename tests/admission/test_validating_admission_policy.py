@@ -574,3 +574,117 @@ def test_match_policy_equivalent_and_exact(
     response = api_client.call_api(method, url, headers, data)
     response.read()
     assert response.status == 201
+
+
+def test_expressions_see_the_object_in_the_version_the_rule_matched(
+    cluster: InProcessCluster, api_client: client.ApiClient, ns: str
+) -> None:
+    """Upstream converts the request's objects to the kind a policy matched before evaluating."""
+    p = f"converted-{uid()}"
+    legacy_rules = [
+        {
+            "apiGroups": ["extensions"],
+            "apiVersions": ["v1beta1"],
+            "operations": ["CREATE"],
+            "resources": ["deployments"],
+        }
+    ]
+    validations = [
+        {
+            "expression": "request.requestKind.group == 'apps' && request.kind.group == "
+            "'extensions' && request.resource.group == 'extensions' && "
+            "object.apiVersion == 'extensions/v1beta1'",
+            "message": "not seen as extensions/v1beta1",
+        },
+        {"expression": "object.spec.replicas <= 1", "message": "too many"},
+    ]
+    apply(cluster, policy(p, validations, rules=legacy_rules), binding(f"b-{p}", p, ns))
+    # An apps/v1 request matches the extensions/v1beta1 rule (matchPolicy Equivalent).
+    status, body, _ = create_raw(api_client, ns, deployment("many", 3))
+    assert (status, body["message"].rsplit(": ", 1)[-1]) == (422, "too many")
+    assert create_raw(api_client, ns, deployment("one", 1))[0] == 201
+
+
+def test_a_scale_request_is_evaluated_as_a_scale(cluster: InProcessCluster, ns: str) -> None:
+    p = f"scale-{uid()}"
+    scale_rules = [
+        {
+            "apiGroups": ["apps"],
+            "apiVersions": ["v1"],
+            "operations": ["UPDATE"],
+            "resources": ["deployments/scale"],
+        }
+    ]
+    validations = [
+        {
+            "expression": "request.kind.kind == 'Scale' && object.kind == 'Scale' && "
+            "oldObject.kind == 'Scale' && request.subResource == 'scale'",
+            "message": "not a Scale",
+        },
+        {"expression": "object.spec.replicas <= 3", "message": "at most 3"},
+    ]
+    apply(cluster, policy(p, validations, rules=scale_rules), binding(f"b-{p}", p, ns))
+    kubectl_create(cluster, ns, deployment("web", 1)).check_returncode()
+    cluster.kubectl("scale", "-n", ns, "deployment/web", "--replicas=2")
+    refused = cluster.kubectl("scale", "-n", ns, "deployment/web", "--replicas=5", check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.rstrip().endswith("denied request: at most 3")
+
+
+def test_a_namespace_create_has_its_own_name_as_request_namespace(
+    cluster: InProcessCluster, ns: str
+) -> None:
+    """Upstream's create handler sets a new Namespace's name as the request's namespace."""
+    p = f"namespaces-{uid()}"
+    rules = [
+        {
+            "apiGroups": [""],
+            "apiVersions": ["v1"],
+            "operations": ["CREATE"],
+            "resources": ["namespaces"],
+        }
+    ]
+    validations = [{"expression": "false", "messageExpression": "'namespace=' + request.namespace"}]
+    apply(cluster, policy(p, validations, rules=rules), binding(f"b-{p}", p, ns))
+    # The binding selects namespaces labelled environment=<ns>: a new one judged by its own labels.
+    body = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": f"{ns}-child", "labels": {"environment": ns}},
+    }
+    refused = cluster.kubectl("create", "-f", "-", stdin=json.dumps(body), check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.rstrip().endswith(f"denied request: namespace={ns}-child")
+
+
+def test_webhook_configurations_are_policed(cluster: InProcessCluster) -> None:
+    """Upstream's policy plugin skips only the policy kinds, not the webhook configurations."""
+    p, name = f"hooks-{uid()}", f"guarded-{uid()}"
+    rules = [
+        {
+            "apiGroups": ["admissionregistration.k8s.io"],
+            "apiVersions": ["v1"],
+            "operations": ["CREATE"],
+            "resources": ["validatingwebhookconfigurations"],
+            "resourceNames": [name],
+        }
+    ]
+    apply(
+        cluster,
+        policy(p, [{"expression": "false", "message": "no webhooks here"}], rules=rules),
+        binding(f"b-{p}", p, None),
+    )
+    try:
+        body = {
+            "apiVersion": GV,
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": name},
+        }
+        refused = cluster.kubectl("create", "-f", "-", stdin=json.dumps(body), check=False)
+        assert refused.returncode == 1
+        assert refused.stderr.rstrip().endswith(
+            f"ValidatingAdmissionPolicy '{p}' with binding 'b-{p}' denied request: no webhooks here"
+        )
+    finally:
+        cluster.kubectl("delete", "validatingadmissionpolicybinding", f"b-{p}")
+        cluster.kubectl("delete", "validatingadmissionpolicy", p)

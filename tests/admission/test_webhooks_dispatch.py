@@ -16,7 +16,7 @@ from kajitori.admission.webhooks.attributes import Versions
 from kajitori.admission.webhooks.client import ServiceResolver, WebhookClients
 from kajitori.admission.webhooks.dispatch import (
     MutatingWebhook,
-    NamespaceLabels,
+    Namespaces,
     ValidatingWebhook,
     WebhookDispatcher,
 )
@@ -86,7 +86,7 @@ def _webhook(name: str, **fields: Any) -> Object:
 def _dispatcher(source: FixedSource, clients: FakeClients, *, mutating: bool) -> WebhookDispatcher:
     return WebhookDispatcher(
         source,  # type: ignore[arg-type]
-        namespaces=NamespaceLabels(lambda: None),
+        namespaces=Namespaces(lambda: None),
         versions=Versions(install.all_resources),
         clients=clients,
         mutating=mutating,

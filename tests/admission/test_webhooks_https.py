@@ -386,7 +386,12 @@ def test_match_conditions_skip_the_webhook(setup: Setup) -> None:
             "cond.example.com",
             "/conditional",
             matchConditions=[
-                {"name": "only-x", "expression": "object.metadata.name.startsWith('x')"}
+                {"name": "only-x", "expression": "object.metadata.name.startsWith('x')"},
+                # Upstream offers the authorizer to webhooks' conditions too.
+                {
+                    "name": "may-create",
+                    "expression": "authorizer.requestResource.check('create').allowed()",
+                },
             ],
         ),
     )

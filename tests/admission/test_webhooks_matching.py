@@ -1,16 +1,19 @@
-"""Admission webhooks without a network: rule matching, equivalent versions, match
-conditions, the configurations' defaults and order, AdmissionReview checks and errors."""
+"""Admission webhooks without a network: equivalent versions and their views, match
+conditions, the configurations' defaults and order, AdmissionReview checks and errors.
+
+Rules and selectors are admission.matching's, shared with the policy plugin:
+tests/admission/test_matching.py."""
 
 from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterable
 from typing import Any
 
 import pytest
 
-from kajitori.admission.webhooks import conditions, review, rules
+from kajitori.admission.policy import cel_env
+from kajitori.admission.webhooks import conditions, review
 from kajitori.admission.webhooks.accessors import webhooks_of
 from kajitori.admission.webhooks.attributes import (
     GVK,
@@ -21,6 +24,8 @@ from kajitori.admission.webhooks.attributes import (
     view_for,
 )
 from kajitori.registry import install
+from kajitori.registry.authorization.authorizer import Attributes as AuthzAttributes
+from kajitori.registry.authorization.authorizer import Decision
 from kajitori.registry.generic.request import ANONYMOUS, UserInfo
 from kajitori.registry.resource import ResourceInfo
 
@@ -60,86 +65,6 @@ def _attrs(
         dry_run=False,
         options=None,
     )
-
-
-def _rule(
-    resources: Iterable[str],
-    *,
-    groups: Iterable[str] = ("",),
-    versions: Iterable[str] = ("v1",),
-    operations: Iterable[str] = ("CREATE",),
-    scope: str = "*",
-) -> Object:
-    return {
-        "apiGroups": list(groups),
-        "apiVersions": list(versions),
-        "resources": list(resources),
-        "operations": list(operations),
-        "scope": scope,
-    }
-
-
-# ----- rules --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("resources", "subresource", "expected"),
-    [
-        (["pods"], "", True),
-        (["pods"], "status", False),  # a plain resource rule leaves subresources alone
-        (["pods/status"], "status", True),
-        (["pods/status"], "", False),
-        (["*"], "", True),
-        (["*"], "status", False),
-        (["*/*"], "status", True),
-        (["*/status"], "status", True),
-        (["*/scale"], "status", False),
-        (["configmaps"], "", False),
-    ],
-)
-def test_resources_and_subresources(resources: list[str], subresource: str, expected: bool) -> None:
-    attrs = _attrs(subresource=subresource, operation="UPDATE")
-    rule = _rule(resources, operations=["UPDATE"])
-    assert rules.matches(rule, attrs, attrs.resource) is expected
-
-
-def test_operations_groups_and_versions() -> None:
-    attrs = _attrs(operation="DELETE")
-    assert not rules.matches(_rule(["pods"]), attrs, attrs.resource)
-    assert rules.matches(_rule(["pods"], operations=["*"]), attrs, attrs.resource)
-    assert not rules.matches(
-        _rule(["pods"], operations=["*"], groups=["apps"]), attrs, attrs.resource
-    )
-    assert rules.matches(
-        _rule(["pods"], operations=["*"], groups=["*"], versions=["*"]), attrs, attrs.resource
-    )
-    assert not rules.matches(
-        _rule(["pods"], operations=["*"], versions=["v2"]), attrs, attrs.resource
-    )
-
-
-def test_scope_treats_namespaces_as_cluster_scoped() -> None:
-    pod = _attrs()
-    node = _attrs(plural="nodes", namespace="")
-    namespace = _attrs(plural="namespaces", namespace="team")  # a namespace's own name
-    for attrs, namespaced in ((pod, True), (node, False), (namespace, False)):
-        resource = attrs.resource.resource
-        assert (
-            rules.matches(_rule([resource], scope="Namespaced"), attrs, attrs.resource)
-            is namespaced
-        )
-        assert rules.matches(_rule([resource], scope="Cluster"), attrs, attrs.resource) is (
-            not namespaced
-        )
-
-
-def test_admission_configuration_resources_are_exempt() -> None:
-    attrs = _attrs()
-    assert not rules.is_exempt(attrs)
-    attrs.kind = GVK("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration")
-    assert rules.is_exempt(attrs)
-    attrs.kind = GVK("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration")
-    assert rules.is_exempt(attrs)
 
 
 # ----- equivalent versions --------------------------------------------------------------------
@@ -205,13 +130,13 @@ def test_webhooks_get_upstreams_defaults() -> None:
         {"metadata": {"name": "cfg"}, "webhooks": [{"name": "a.example.com", "rules": []}]}
     )
     assert hook.uid == "cfg/a.example.com/0"
-    assert (hook.failure_policy, hook.match_policy, hook.reinvocation_policy) == (
+    assert (hook.failure_policy, hook.criteria.match_policy, hook.reinvocation_policy) == (
         "Fail",
         "Equivalent",
         "Never",
     )
     assert hook.timeout_seconds == 10
-    assert hook.namespace_selector.empty and hook.object_selector.empty
+    assert hook.criteria.namespace_selector.empty and hook.criteria.object_selector.empty
 
 
 def test_a_bad_selector_is_kept_as_its_problem() -> None:
@@ -219,46 +144,78 @@ def test_a_bad_selector_is_kept_as_its_problem() -> None:
     (hook,) = webhooks_of(
         {"metadata": {"name": "cfg"}, "webhooks": [{"name": "a", "objectSelector": selector}]}
     )
-    assert hook.object_selector.selector is None
-    assert hook.object_selector.problem == '"Near" is not a valid label selector operator'
+    assert hook.criteria.object_selector.selector is None
+    assert hook.criteria.object_selector.problem == '"Near" is not a valid label selector operator'
 
 
 # ----- match conditions -----------------------------------------------------------------------
 
 
-def _variables(labels: dict[str, str]) -> Object:
-    return {
-        "object": {"metadata": {"name": "x", "labels": labels}},
-        "oldObject": None,
-        "request": {"operation": "CREATE", "userInfo": {"username": "alice"}},
-    }
+class OnlyAlice:
+    """An authorizer that lets alice list secrets and nothing else."""
+
+    def authorize(self, attrs: AuthzAttributes) -> tuple[Decision, str]:
+        if attrs.user.name == "alice" and (attrs.verb, attrs.resource) == ("list", "secrets"):
+            return "Allow", ""
+        return "NoOpinion", ""
+
+
+def _inputs(labels: dict[str, str], user: str = "alice") -> cel_env.Inputs:
+    request = {"operation": "CREATE", "userInfo": {"username": user}}
+    return cel_env.Inputs(
+        object={"metadata": {"name": "x", "labels": labels}},
+        old_object=None,
+        request=request,
+        namespace_object=None,
+        params=None,
+        has_params=False,
+        authorizer=cel_env.AuthorizerBinding(UserInfo(user), OnlyAlice()),
+    )
 
 
 def test_conditions_all_true_match_and_a_false_one_skips() -> None:
-    both = [
-        ("create", "request.operation == 'CREATE'"),
-        ("alice", "request.userInfo.username == 'alice'"),
-    ]
-    assert conditions.evaluate(both, _variables({}), ignore_failures=False).matches
-    no = [*both, ("labelled", "'team' in object.metadata.labels")]
-    assert conditions.evaluate(no, _variables({}), ignore_failures=False) == (
+    both = ["request.operation == 'CREATE'", "request.userInfo.username == 'alice'"]
+    assert conditions.evaluate(both, _inputs({}), ignore_failures=False).matches
+    no = [*both, "'team' in object.metadata.labels"]
+    assert conditions.evaluate(no, _inputs({}), ignore_failures=False) == (
         conditions.MatchResult(False)
     )
 
 
+def test_a_condition_that_is_not_true_skips() -> None:
+    """Upstream skips on any result but true: a string from an untyped read is no error."""
+    named = ["object.metadata.name"]
+    assert conditions.evaluate(named, _inputs({}), ignore_failures=False) == (
+        conditions.MatchResult(False)
+    )
+
+
+def test_conditions_may_ask_the_authorizer() -> None:
+    """Upstream declares ``authorizer`` for webhooks' matchConditions."""
+    check = ["authorizer.group('').resource('secrets').check('list').allowed()"]
+    assert conditions.evaluate(check, _inputs({}), ignore_failures=False).matches
+    assert not conditions.evaluate(check, _inputs({}, user="bob"), ignore_failures=False).matches
+
+
 def test_condition_errors_follow_the_failure_policy() -> None:
-    broken = [("team", "object.metadata.labels.team == 'a'")]
-    failed = conditions.evaluate(broken, _variables({}), ignore_failures=False)
+    broken = ["object.metadata.labels.team == 'a'"]
+    failed = conditions.evaluate(broken, _inputs({}), ignore_failures=False)
     assert failed == conditions.MatchResult(
         False,
         "expression 'object.metadata.labels.team == 'a'' resulted in error: no such key: team",
     )
-    assert conditions.evaluate(broken, _variables({}), ignore_failures=True) == (
+    assert conditions.evaluate(broken, _inputs({}), ignore_failures=True) == (
         conditions.MatchResult(False)
     )
+    # Several errors are bracketed, as Go's error aggregate prints them.
+    twice = [*broken, "object.metadata.labels.app == 'b'"]
+    assert conditions.evaluate(twice, _inputs({}), ignore_failures=False).error == (
+        "[expression 'object.metadata.labels.team == 'a'' resulted in error: no such key: team, "
+        "expression 'object.metadata.labels.app == 'b'' resulted in error: no such key: app]"
+    )
     # A false condition wins over an error: the webhook is skipped, no refusal.
-    mixed = [*broken, ("never", "false")]
-    assert conditions.evaluate(mixed, _variables({}), ignore_failures=False) == (
+    mixed = [*broken, "false"]
+    assert conditions.evaluate(mixed, _inputs({}), ignore_failures=False) == (
         conditions.MatchResult(False)
     )
 

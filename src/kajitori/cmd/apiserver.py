@@ -556,12 +556,13 @@ def _registry(
                 None,
             ),
             authz,
+            served=lambda: holder[0].resources(),
         )
     )
     # Upstream: MutatingAdmissionWebhook after the built-in mutating plugins,
     # ValidatingAdmissionWebhook just before ResourceQuota.
     plugins.extend(
-        webhooks.plugins(lambda *gvr: holder[0].lookup(*gvr), lambda: holder[0].resources())
+        webhooks.plugins(lambda *gvr: holder[0].lookup(*gvr), lambda: holder[0].resources(), authz)
     )
     plugins.append(ResourceQuota(lambda *gvr: holder[0].lookup(*gvr)))
     admission = AdmissionChain(plugins)

@@ -83,4 +83,7 @@ def rejected_status(pod: Object, rejection: Rejection, *, start_time: str) -> Ob
     }
     if old.get("qosClass"):
         status["qosClass"] = old["qosClass"]
+    generation = (pod.get("metadata") or {}).get("generation")
+    if generation:  # upstream's SetPodStatus stamps every status it writes (KEP-5067)
+        status["observedGeneration"] = generation
     return status

@@ -5,7 +5,9 @@ and pkg/kubelet/status/generate.go: the phase from the containers and the
 restart policy; conditions ``PodReadyToStartContainers``, ``Initialized``,
 ``Ready``, ``ContainersReady`` and ``PodScheduled`` with upstream's reasons;
 container statuses with ``state``, ``lastState``, ``ready``, ``started``,
-``restartCount``, ``image``, ``imageID`` and ``containerID``. A condition
+``restartCount``, ``image``, ``imageID`` and ``containerID``; the pod's
+generation as ``observedGeneration`` of the status and of each of those
+conditions (upstream's status manager, KEP-5067). A condition
 keeps its ``lastTransitionTime`` while its status is unchanged, and
 ``startTime`` is set once, so re-generating an unchanged pod yields an
 identical status (the kubelet writes only when it differs).
@@ -122,6 +124,25 @@ def _condition(kind: str, ok: bool, reason: str = "", message: str = "") -> Obje
     return condition
 
 
+def observed_generation(pod: Object) -> int:
+    """The generation this status speaks for: the synced copy's (KEP-5067, GA in 1.35).
+
+    Upstream's CalculatePodStatusObservedGeneration and, for the conditions
+    the kubelet owns, CalculatePodConditionObservedGeneration: with the gate
+    locked on both are the pod's ``metadata.generation`` (0, i.e. unset, for
+    a pod that has none).
+    """
+    generation = (pod.get("metadata") or {}).get("generation")
+    return generation if isinstance(generation, int) and generation > 0 else 0
+
+
+def _observe(conditions: list[Object], generation: int) -> list[Object]:
+    if generation:
+        for condition in conditions:
+            condition["observedGeneration"] = generation
+    return conditions
+
+
 def pod_conditions(phase: str, runtime: interface.PodStatus) -> list[Object]:
     """The kubelet's conditions, in upstream's order."""
     done = phase in ("Succeeded", "Failed")
@@ -159,14 +180,18 @@ def generate_pod_status(
     """The pod's new ``status``; times carried over from the current one when unchanged."""
     old = pod.get("status") or {}
     phase = pod_phase(pod, runtime)
+    generation = observed_generation(pod)
+    conditions = _observe(pod_conditions(phase, runtime), generation)
     status: Object = {
         "phase": phase,
-        "conditions": _keep_transition_times(pod_conditions(phase, runtime), old, now),
+        "conditions": _keep_transition_times(conditions, old, now),
         "hostIP": host_ip,
         "hostIPs": [{"ip": host_ip}],
         "startTime": old.get("startTime") or rfc3339(now),
         "containerStatuses": [container_status(c) for c in runtime.containers],
     }
+    if generation:
+        status["observedGeneration"] = generation
     if pod_ip:
         status["podIP"] = pod_ip
         status["podIPs"] = [{"ip": pod_ip}]

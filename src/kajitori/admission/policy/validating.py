@@ -2,10 +2,12 @@
 
 Upstream: k8s.io/apiserver/pkg/admission/plugin/policy/validating (plugin.go,
 dispatcher.go, validator.go) with generic/policy_source.go's param lookup. For
-every create, update, delete and connect (not of the policy and webhook
-configuration kinds themselves; a CONNECT's ``object`` is its options, e.g.
-``PodExecOptions``; ``pods/eviction`` is a CREATE of a ``policy/v1 Eviction``
-and the pod deletion it makes is not admitted again, as upstream):
+every create, update, delete and connect (not of the policy kinds themselves
+nor the access reviews, ``matching.POLICY_EXCLUDED_RESOURCES``; webhook
+configurations are policed, as upstream; a CONNECT's ``object`` is its
+options, e.g. ``PodExecOptions``; ``pods/eviction`` is a CREATE of a
+``policy/v1 Eviction`` and the pod deletion it makes is not admitted again,
+as upstream):
 
 1. each binding whose policy exists pairs with it; for each policy whose
    ``matchConstraints`` match the request (``matching``), a ``paramKind``
@@ -29,31 +31,39 @@ and the pod deletion it makes is not admitted again, as upstream):
    params (distinct values joined by ", "), become ``<policy>/<key>`` audit
    annotations.
 
-Policies, bindings, namespaces and params are read through
-``admission.lister.StoreLister`` (storage while a lister is not current).
-The object the expressions see is the store's form of it: a request
-through an older served version (``apps/v1beta1``) is matched by rules for
-either version but evaluated as the stored version.
+Matching (``matchConstraints``, a binding's ``matchResources``) is
+``admission.matching``'s, the webhooks' own. Policies, bindings, namespaces
+and params are read through ``admission.lister.StoreLister`` (storage while
+a lister is not current). The expressions see the objects, ``request.kind``
+and ``request.resource`` as the policy's rules matched them, as upstream
+converts them: a request through ``apps/v1`` matched by a rule for
+``extensions/v1beta1`` (matchPolicy Equivalent) sees an
+``extensions/v1beta1`` Deployment; a ``/scale`` request sees an
+``autoscaling/v1 Scale``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kajitori.admission import audit_annotations
+from kajitori.admission import audit_annotations, matching
 from kajitori.admission.chain import Plugin
 from kajitori.admission.lister import StoreLister
-from kajitori.admission.policy import cel_env, matching
+from kajitori.admission.policy import cel_env
+from kajitori.admission.webhooks import conditions as match_conditions
 from kajitori.admission.webhooks.attributes import (
-    SUBRESOURCE_KINDS,
-    delete_options_object,
-    operation_options,
+    SCALE_KIND,
+    Attributes,
+    ServedResources,
+    Versions,
+    attributes_for,
+    subresource_attributes,
+    view_for,
 )
-from kajitori.machinery import errors, labels, names
+from kajitori.machinery import errors, labels
 from kajitori.registry.authorization.authorizer import Authorizer
 from kajitori.registry.generic.request import RequestContext
 from kajitori.registry.generic.store import ListOptions
@@ -68,22 +78,10 @@ Lookup = Callable[[str, str, str], "Store | None"]
 KindLookup = Callable[[str, str, str], "Store | None"]
 
 GROUP = "admissionregistration.k8s.io"
-EXEMPT = frozenset(
-    {
-        "validatingadmissionpolicies",
-        "validatingadmissionpolicybindings",
-        "mutatingadmissionpolicies",
-        "mutatingadmissionpolicybindings",
-        "validatingwebhookconfigurations",
-        "mutatingwebhookconfigurations",
-    }
-)
 AUDIT_FAILURE_KEY = "validation.policy.admission.k8s.io/validation_failure"
 MAX_MESSAGE_BYTES = 5 * 1024
 MAX_AUDIT_VALUE_LENGTH = 10 * 1024
 _CODES = {"Forbidden": 403, "Unauthorized": 401, "RequestEntityTooLarge": 413, "Invalid": 422}
-# What names.simple_name_generator appends (upstream's utilrand alphabet, five characters).
-_SUFFIX = re.compile(r"[bcdfghjklmnpqrstvwxz2456789]{5}")
 
 
 class ConfigurationError(Exception):
@@ -98,6 +96,25 @@ class Decision:
     message: str = ""
     reason: str = ""
     index: int = 0
+
+
+@dataclass
+class Request:
+    """One admission request as the plugin sees it.
+
+    ``attrs`` is what matching reads (the webhooks' Attributes: the resource
+    as addressed, the objects in the store's shape); ``match`` is the
+    resource and kind the policy being applied selected it as, whose version
+    the expressions see the objects in, as upstream converts them.
+    """
+
+    attrs: Attributes
+    ctx: RequestContext
+    match: matching.Match | None = None
+    obj: Object | None = None
+    old: Object | None = None
+    # The CEL ``request`` variable (upstream's AdmissionRequest without its objects).
+    extra: Object | None = None
 
 
 @dataclass
@@ -124,11 +141,17 @@ class ValidatingAdmissionPolicy(Plugin):
     """Enforces ValidatingAdmissionPolicies through their bindings."""
 
     def __init__(
-        self, lookup: Lookup, find_kind: KindLookup, authorizer: Authorizer | None = None
+        self,
+        lookup: Lookup,
+        find_kind: KindLookup,
+        authorizer: Authorizer | None = None,
+        *,
+        served: ServedResources,
     ) -> None:
         self.lookup = lookup
         self.find_kind = find_kind
         self.authorizer = authorizer
+        self.matcher = matching.Matcher(Versions(served), self._namespace)
         self.policies = self._lister(GROUP, "v1", "validatingadmissionpolicies")
         self.bindings = self._lister(GROUP, "v1", "validatingadmissionpolicybindings")
         self.namespaces = self._lister("", "v1", "namespaces")
@@ -186,10 +209,6 @@ class ValidatingAdmissionPolicy(Plugin):
             raise errors.not_found(errors.GroupResource("", "namespaces"), name)
         return await store.get("", name)
 
-    async def _namespace_labels(self, name: str) -> dict[str, str]:
-        found = _meta(await self._namespace(name)).get("labels")
-        return found if isinstance(found, dict) else {}
-
     # ----- dispatch ------------------------------------------------------------------------
 
     async def _dispatch(
@@ -204,11 +223,14 @@ class ValidatingAdmissionPolicy(Plugin):
         named: tuple[str, str] | None = None,
     ) -> None:
         """``named``: the (name, namespace) of a request whose object has none (CONNECT options)."""
-        info = store.info
-        if info.group == GROUP and info.plural in EXEMPT:
-            return
         bindings = await self._all(self.bindings, GROUP, "validatingadmissionpolicybindings")
         if not bindings:
+            return
+        if named is not None:
+            attrs = subresource_attributes(store, operation, *named, obj or {}, ctx)
+        else:
+            attrs = attributes_for(store, operation, obj, old, ctx, delete)
+        if matching.is_policy_excluded(attrs):
             return
         policies = {
             _meta(p).get("name"): p
@@ -221,7 +243,7 @@ class ValidatingAdmissionPolicy(Plugin):
                 by_policy.setdefault(name, []).append(binding)
         if not by_policy:
             return
-        request = _request_of(store, operation, obj, old, ctx, delete, named)
+        request = Request(attrs, ctx)
         denials: list[Denial] = []
         for name in sorted(by_policy):
             await self._apply_policy(policies[name], by_policy[name], request, ctx, denials)
@@ -232,21 +254,21 @@ class ValidatingAdmissionPolicy(Plugin):
         self,
         policy: Object,
         bindings: list[Object],
-        request: matching.Request,
+        request: Request,
         ctx: RequestContext,
         denials: list[Denial],
     ) -> None:
         spec = _dict(policy.get("spec"))
         name = str(_meta(policy).get("name"))
         fail = spec.get("failurePolicy", "Fail") != "Ignore"
+        criteria = matching.match_resources_criteria(_dict(spec.get("matchConstraints")))
         try:
-            matched, _ = await matching.matches(
-                _dict(spec.get("matchConstraints")), request, self._namespace_labels
-            )
+            matched = await self.matcher.matches(criteria, request.attrs)
         except errors.StatusError:
             return  # upstream drops an error from matching the definition
-        if not matched:
+        if matched is None:
             return
+        _view_as(request, matched)
         try:
             param_store = self._param_store(spec)
         except ConfigurationError as exc:
@@ -281,7 +303,7 @@ class ValidatingAdmissionPolicy(Plugin):
         policy: Object,
         binding: Object,
         param_store: Store | None,
-        request: matching.Request,
+        request: Request,
         ctx: RequestContext,
         denials: list[Denial],
         collected: dict[str, list[str]],
@@ -292,10 +314,8 @@ class ValidatingAdmissionPolicy(Plugin):
         fail = _dict(policy.get("spec")).get("failurePolicy", "Fail") != "Ignore"
         try:
             if isinstance(spec.get("matchResources"), dict):
-                matched, _ = await matching.matches(
-                    spec["matchResources"], request, self._namespace_labels
-                )
-                if not matched:
+                criteria = matching.match_resources_criteria(spec["matchResources"])
+                if await self.matcher.matches(criteria, request.attrs) is None:
                     return
             params = await self._collect_params(policy, spec, param_store, request)
         except (ConfigurationError, errors.StatusError) as exc:
@@ -347,7 +367,7 @@ class ValidatingAdmissionPolicy(Plugin):
                 audit_annotations.add(ctx, AUDIT_FAILURE_KEY, audit_annotations.go_json(value))
 
     async def _collect_params(
-        self, policy: Object, spec: Object, param_store: Store | None, request: matching.Request
+        self, policy: Object, spec: Object, param_store: Store | None, request: Request
     ) -> list[Object | None]:
         """generic.CollectParams: the param objects to evaluate with ([None]: no params)."""
         ref = spec.get("paramRef")
@@ -355,7 +375,7 @@ class ValidatingAdmissionPolicy(Plugin):
             return [None]
         namespace = ""
         if param_store.info.namespaced:
-            namespace = str(ref.get("namespace") or request.namespace)
+            namespace = str(ref.get("namespace") or request.attrs.namespace)
             if not namespace:
                 raise ConfigurationError(
                     "cannot use namespaced paramRef in policy binding that matches "
@@ -388,11 +408,16 @@ class ValidatingAdmissionPolicy(Plugin):
             self.params[key] = lister
         return lister
 
-    async def _namespace_object(self, request: matching.Request) -> Object | None:
+    async def _namespace_object(self, request: Request) -> Object | None:
         """upstream's CreateNamespaceObject; a Namespace request has none (its namespace is itself)."""
-        if not request.namespace or request.kind == ("", "v1", "Namespace"):
+        attrs = request.attrs
+        if not attrs.namespace or (attrs.kind.group, attrs.kind.version, attrs.kind.kind) == (
+            "",
+            "v1",
+            "Namespace",
+        ):
             return None
-        namespace = await self._namespace(request.namespace)
+        namespace = await self._namespace(attrs.namespace)
         meta = _meta(namespace)
         kept = (
             "name", "generateName", "namespace", "uid", "resourceVersion", "generation",
@@ -407,7 +432,7 @@ class ValidatingAdmissionPolicy(Plugin):
     def _inputs(
         self,
         policy: Object,
-        request: matching.Request,
+        request: Request,
         ctx: RequestContext,
         namespace_object: Object | None,
         param: Object | None,
@@ -420,7 +445,7 @@ class ValidatingAdmissionPolicy(Plugin):
         return cel_env.Inputs(
             object=request.obj,
             old_object=request.old,
-            request=request.extra,
+            request=request.extra or {},
             namespace_object=namespace_object,
             params=param,
             has_params=spec.get("paramKind") is not None,
@@ -486,21 +511,11 @@ def _validate(policy: Object, inputs: cel_env.Inputs, fail: bool) -> list[Decisi
 
 def _match_conditions(conditions: list[Any], inputs: cel_env.Inputs, fail: bool) -> bool | Decision:
     """True: the policy applies; False: a condition is false (or errored under Ignore)."""
-    problems: list[str] = []
-    for raw in conditions:
-        try:
-            result = cel_env.evaluate(str(_dict(raw).get("expression") or ""), inputs)
-        except cel_env.ExpressionError as exc:
-            problems.append(str(exc))
-            continue
-        if result is False:
-            return False
-    if not problems:
-        return True
-    if not fail:
-        return False
-    message = problems[0] if len(problems) == 1 else "[" + ", ".join(problems) + "]"
-    return Decision(True, message)
+    expressions = [str(_dict(raw).get("expression") or "") for raw in conditions]
+    result = match_conditions.evaluate(expressions, inputs, ignore_failures=not fail)
+    if result.error:
+        return Decision(True, result.error)
+    return result.matches
 
 
 def _message(validation: Object, inputs: cel_env.Inputs) -> str:
@@ -564,74 +579,24 @@ def _cel_type_name(value: Any) -> str:
 # ----- the request -----------------------------------------------------------------------
 
 
-def _request_of(
-    store: Store,
-    operation: str,
-    obj: Object | None,
-    old: Object | None,
-    ctx: RequestContext,
-    delete: DeleteOptions | None = None,
-    named: tuple[str, str] | None = None,
-) -> matching.Request:
-    info = store.info
-    # The store's objects are in its storage version (apps/v1 behind apps/v1beta1).
-    group, version, kind = info.storage_gvk
-    # (kind, requestKind); None: the kind in the version the client addressed.
-    kinds: tuple[tuple[str, str, str], tuple[str, str, str] | None] = ((group, version, kind), None)
-    if named is not None and ctx.target is not None:
-        # CONNECT options or an Eviction: the kind the subresource carries, in both.
-        carried = SUBRESOURCE_KINDS[(ctx.target.resource, ctx.target.subresource)]
-        gvk = (carried.group, carried.version, carried.kind)
-        kinds = gvk, gvk
-    stored = matching.Resource(group, version, info.plural)
-    target = matching.Resource(info.group, info.version, info.plural)
-    if ctx.target is not None:
-        t = ctx.target
-        target = matching.Resource(t.group, t.version, t.resource, t.subresource)
-        stored = matching.Resource(group, version, info.plural, t.subresource)
-    current = obj if obj is not None else old
-    meta = _meta(current)
-    name = str(meta.get("name") or "")
-    if operation == "CREATE" and _generated(name, str(meta.get("generateName") or "")):
-        name = ""  # upstream's attributes carry the name as sent: none for generateName
-    namespace = str(meta.get("namespace") or "") if info.namespaced else ""
-    if info.group == "" and info.plural == "namespaces" and operation != "CREATE":
-        namespace = name  # upstream's request info: a namespace's namespace is itself
-    if named is not None:
-        name, namespace = named
-    request = matching.Request(
-        operation=operation,
-        target=target,
-        stored=stored,
-        kind=kinds[0],
-        namespace=namespace,
-        name=name,
-        obj=obj,
-        old=old,
-    )
-    request.extra = _request_variable(request, kinds[1], ctx, delete, store)
-    return request
+def _view_as(request: Request, match: matching.Match) -> None:
+    """Point ``request`` at the objects and CEL ``request`` of the resource a policy matched."""
+    previous = request.match
+    if previous is not None and (previous.resource, previous.kind) == (match.resource, match.kind):
+        return  # an earlier policy matched the same way: its view serves
+    attrs = request.attrs
+    request.match = match
+    stored = (match.info.group, match.info.version) == attrs.info.storage_gvk[:2]
+    if attrs.foreign or (stored and match.kind != SCALE_KIND):
+        request.obj, request.old = attrs.obj, attrs.old  # already in that shape: no copy
+    else:
+        view = view_for(attrs, match.info, match.kind)
+        request.obj, request.old = view.obj, view.old
+    request.extra = _request_variable(attrs, match, request.ctx)
 
 
-def _generated(name: str, generate_name: str) -> bool:
-    """Whether ``name`` is ``generateName`` plus the five characters the server appended."""
-    base = generate_name[: names.MAX_GENERATED_NAME_LENGTH]
-    suffix = name[len(base) :]
-    return bool(base) and name.startswith(base) and bool(_SUFFIX.fullmatch(suffix))
-
-
-def _request_variable(
-    request: matching.Request,
-    request_kind: tuple[str, str, str] | None,
-    ctx: RequestContext,
-    delete: DeleteOptions | None,
-    store: Store,
-) -> Object:
+def _request_variable(attrs: Attributes, match: matching.Match, ctx: RequestContext) -> Object:
     """The CEL ``request``: upstream's AdmissionRequest without its objects, as JSON."""
-    stored, target = request.stored, request.target
-    group, version, kind = request.kind
-    if request_kind is None:
-        request_kind = (target.group, target.version, kind)
     user: Object = {}
     if ctx.user.name:
         user["username"] = ctx.user.name
@@ -643,35 +608,29 @@ def _request_variable(
         user["extra"] = {k: list(v) for k, v in ctx.user.extra}
     out: Object = {
         "uid": "",
-        "kind": {"group": group, "version": version, "kind": kind},
-        "resource": {"group": stored.group, "version": stored.version, "resource": stored.resource},
-        "requestKind": dict(zip(("group", "version", "kind"), request_kind, strict=True)),
-        "requestResource": {
-            "group": target.group,
-            "version": target.version,
-            "resource": target.resource,
-        },
-        "operation": request.operation,
+        "kind": match.kind.to_dict(),
+        "resource": match.resource.to_dict(),
+        "requestKind": attrs.kind.to_dict(),
+        "requestResource": attrs.resource.to_dict(),
+        "operation": attrs.operation,
         "userInfo": user,
         "dryRun": ctx.dry_run,
-        "options": delete_options_object(store, request.old, delete, ctx)
-        if request.operation == "DELETE"
-        else operation_options(request.operation, ctx),
+        "options": attrs.options,
     }
-    if stored.subresource:
-        out["subResource"] = stored.subresource
-        out["requestSubResource"] = target.subresource
-    if request.name:
-        out["name"] = request.name
-    if request.namespace:
-        out["namespace"] = request.namespace
+    if attrs.subresource:
+        out["subResource"] = attrs.subresource
+        out["requestSubResource"] = attrs.subresource
+    if attrs.name:
+        out["name"] = attrs.name
+    if attrs.namespace:
+        out["namespace"] = attrs.namespace
     return out
 
 
 # ----- the answer ------------------------------------------------------------------------
 
 
-def _denial_error(request: matching.Request, denial: Denial) -> errors.StatusError:
+def _denial_error(request: Request, denial: Denial) -> errors.StatusError:
     """admission.NewForbidden with the first denial's message, reason and code."""
     if denial.binding is not None:
         message = (
@@ -680,9 +639,10 @@ def _denial_error(request: matching.Request, denial: Denial) -> errors.StatusErr
         )
     else:
         message = f"ValidatingAdmissionPolicy '{denial.policy}' denied request: {denial.message}"
-    meta = _meta(request.obj if request.obj is not None else request.old)
-    name = request.name or str(meta.get("name") or meta.get("generateName") or "") or "Unknown"
-    resource = errors.GroupResource(request.target.group, request.target.resource)
+    attrs = request.attrs
+    meta = _meta(attrs.obj if attrs.obj is not None else attrs.old)
+    name = attrs.name or str(meta.get("name") or meta.get("generateName") or "") or "Unknown"
+    resource = errors.GroupResource(attrs.resource.group, attrs.resource.resource)
     err = errors.forbidden(resource, name, message)
     reason = denial.reason or "Invalid"
     err.reason = reason

@@ -2,7 +2,8 @@
 
 The request path: ``dispatch`` (the two plugins the admission chain calls) →
 ``attributes`` (the request as webhooks see it, equivalent resources and
-version views) → ``rules`` and ``conditions`` (which webhooks apply) →
+version views) → ``admission.matching`` (rules and selectors, shared with
+the policy plugin) and ``conditions`` (which webhooks apply) →
 ``review`` (the AdmissionReview sent and the answer checked) → ``client``
 (HTTPS to the webhook's URL or Service). ``accessors`` reads the
 Validating/MutatingWebhookConfigurations (admissionregistration.k8s.io/v1)
@@ -22,12 +23,13 @@ from kajitori.admission.webhooks.attributes import ServedResources, Versions
 from kajitori.admission.webhooks.client import ServiceResolver, WebhookClients
 from kajitori.admission.webhooks.dispatch import (
     MutatingWebhook,
-    NamespaceLabels,
+    Namespaces,
     ValidatingWebhook,
     WebhookDispatcher,
 )
 
 if TYPE_CHECKING:
+    from kajitori.registry.authorization.authorizer import Authorizer
     from kajitori.registry.generic.store import Store
 
 Lookup = Callable[[str, str, str], "Store | None"]
@@ -35,9 +37,15 @@ Lookup = Callable[[str, str, str], "Store | None"]
 __all__ = ["MutatingWebhook", "ValidatingWebhook", "plugins"]
 
 
-def plugins(lookup: Lookup, served: ServedResources) -> tuple[MutatingWebhook, ValidatingWebhook]:
-    """Both webhook plugins over the registry that ``lookup`` and ``served`` read."""
-    namespaces = NamespaceLabels(lambda: lookup("", "v1", "namespaces"))
+def plugins(
+    lookup: Lookup, served: ServedResources, authorizer: Authorizer | None = None
+) -> tuple[MutatingWebhook, ValidatingWebhook]:
+    """Both webhook plugins over the registry that ``lookup`` and ``served`` read.
+
+    ``authorizer`` answers the ``authorizer`` of matchConditions (upstream's plugins get
+    the server's authorizer).
+    """
+    namespaces = Namespaces(lambda: lookup("", "v1", "namespaces"))
     versions = Versions(served)
     clients = WebhookClients(
         ServiceResolver(
@@ -49,7 +57,12 @@ def plugins(lookup: Lookup, served: ServedResources) -> tuple[MutatingWebhook, V
     def dispatcher(plural: str, *, mutating: bool) -> WebhookDispatcher:
         source = WebhookSource(lambda: lookup(GROUP, "v1", plural), plural=plural)
         return WebhookDispatcher(
-            source, namespaces=namespaces, versions=versions, clients=clients, mutating=mutating
+            source,
+            namespaces=namespaces,
+            versions=versions,
+            clients=clients,
+            mutating=mutating,
+            authorizer=authorizer,
         )
 
     return (

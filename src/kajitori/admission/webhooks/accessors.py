@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kajitori.admission.lister import StoreLister
-from kajitori.machinery import labels
+from kajitori.admission.matching import Criteria, parse_selector
 from kajitori.registry.generic.store import ListOptions
 
 if TYPE_CHECKING:
@@ -30,42 +30,20 @@ DEFAULT_TIMEOUT_SECONDS = 10
 
 
 @dataclass(frozen=True, slots=True)
-class Selector:
-    """A parsed label selector, or the reason it does not parse (an error when used)."""
-
-    selector: labels.Selector | None
-    problem: str = ""
-
-    @property
-    def empty(self) -> bool:
-        return self.selector is not None and self.selector.empty
-
-
-def _selector(raw: Object | None) -> Selector:
-    try:
-        return Selector(labels.selector_from_label_selector(raw or {}))
-    except labels.SelectorError as exc:
-        return Selector(None, str(exc))
-
-
-@dataclass(frozen=True, slots=True)
 class Webhook:
     """One webhook of a configuration, with upstream's v1 defaults filled in."""
 
     uid: str  # <configuration>/<webhook>/<index>: the reinvocation bookkeeping's key
     configuration: str
     name: str
-    rules: tuple[Object, ...]
     client_config: Object
     failure_policy: str
-    match_policy: str
-    namespace_selector: Selector
-    object_selector: Selector
     side_effects: str | None
     timeout_seconds: int
     review_versions: tuple[str, ...]
     reinvocation_policy: str
     match_conditions: tuple[tuple[str, str], ...]
+    criteria: Criteria  # rules, matchPolicy and both selectors, as admission.matching takes them
 
     @property
     def ignores_failures(self) -> bool:
@@ -84,16 +62,18 @@ def webhooks_of(configuration: Object) -> list[Webhook]:
 def _webhook(configuration: str, index: int, spec: Object) -> Webhook:
     name = spec.get("name", "")
     timeout = spec.get("timeoutSeconds")
+    criteria = Criteria(
+        rules=tuple(r for r in spec.get("rules") or () if isinstance(r, dict)),
+        match_policy=spec.get("matchPolicy") or "Equivalent",
+        namespace_selector=parse_selector(spec.get("namespaceSelector")),
+        object_selector=parse_selector(spec.get("objectSelector")),
+    )
     return Webhook(
         uid=f"{configuration}/{name}/{index}",
         configuration=configuration,
         name=name,
-        rules=tuple(r for r in spec.get("rules") or () if isinstance(r, dict)),
         client_config=spec.get("clientConfig") or {},
         failure_policy=spec.get("failurePolicy") or "Fail",
-        match_policy=spec.get("matchPolicy") or "Equivalent",
-        namespace_selector=_selector(spec.get("namespaceSelector")),
-        object_selector=_selector(spec.get("objectSelector")),
         side_effects=spec.get("sideEffects"),
         timeout_seconds=DEFAULT_TIMEOUT_SECONDS if timeout is None else int(timeout),
         review_versions=tuple(spec.get("admissionReviewVersions") or ("v1",)),
@@ -103,6 +83,7 @@ def _webhook(configuration: str, index: int, spec: Object) -> Webhook:
             for c in spec.get("matchConditions") or ()
             if isinstance(c, dict)
         ),
+        criteria=criteria,
     )
 
 

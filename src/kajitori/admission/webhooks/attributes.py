@@ -29,10 +29,12 @@ settled on, as upstream's BeforeDelete sets it before admission.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kajitori.machinery import names
 from kajitori.registry.generic.request import RequestContext, UserInfo
 from kajitori.registry.resource import ResourceInfo, ScaleSubresource
 
@@ -64,6 +66,8 @@ class GVK:
 
 
 NAMESPACES = GVR("", "v1", "namespaces")
+# What names.simple_name_generator appends (upstream's utilrand alphabet, five characters).
+_SUFFIX = re.compile(r"[bcdfghjklmnpqrstvwxz2456789]{5}")
 SCALE_KIND = GVK("autoscaling", "v1", "Scale")
 # (resource, subresource) -> the kind of the object such a request carries.
 SUBRESOURCE_KINDS = {
@@ -82,8 +86,9 @@ class Attributes:
     """One admission request as webhooks see it (the resource and kind as the client sent them).
 
     ``obj`` and ``old`` are in the store's shape (``info.storage_gvk``);
-    ``obj`` is None for DELETE. ``namespace`` is the namespace's own name for
-    a request on a Namespace, as upstream's request info sets it.
+    ``obj`` is None for DELETE. ``name`` is empty for a create by
+    ``generateName``; ``namespace`` is the namespace's own name for a request
+    on a Namespace (a create too), as upstream's handlers set them.
     """
 
     operation: str
@@ -123,7 +128,11 @@ def attributes_for(
         kind = GVK(resource.group, resource.version, info.kind)
     meta = (obj if obj is not None else old or {}).get("metadata") or {}
     name = meta.get("name", "")
-    namespace = name if resource == NAMESPACES else meta.get("namespace", "")
+    if operation == "CREATE" and _generated(name, meta.get("generateName") or ""):
+        name = ""  # upstream's attributes carry the name as sent: none for generateName
+    namespace = meta.get("namespace", "") if info.namespaced else ""
+    if resource == NAMESPACES:
+        namespace = name  # upstream's handlers: a Namespace's namespace is its own name
     return Attributes(
         operation=operation,
         name=name,
@@ -140,6 +149,17 @@ def attributes_for(
         if operation != "DELETE"
         else delete_options_object(store, old, delete, ctx),
     )
+
+
+def _generated(name: str, generate_name: str) -> bool:
+    """Whether ``name`` is ``generateName`` plus the five characters the server appended.
+
+    The store generates the name before validating admission; upstream's
+    attributes keep the name the request sent.
+    """
+    base = generate_name[: names.MAX_GENERATED_NAME_LENGTH]
+    suffix = name[len(base) :]
+    return bool(base) and name.startswith(base) and bool(_SUFFIX.fullmatch(suffix))
 
 
 def subresource_attributes(

@@ -1,10 +1,9 @@
 """The MutatingAdmissionWebhook and ValidatingAdmissionWebhook plugins (upstream:
 webhook/generic, webhook/mutating, webhook/validating).
 
-Owns which webhooks a request calls (``should_call``: rules as requested,
-then through equivalent resources for matchPolicy Equivalent, then the
-namespace and object selectors, then matchConditions), and the two ways of
-calling them:
+Owns which webhooks a request calls (``should_call``: the webhook's rules and
+selectors through ``admission.matching``, the matcher policies use too, then
+matchConditions), and the two ways of calling them:
 
 * mutating webhooks one after another, configurations in name order; each
   JSON patch is applied to the object in the webhook's version, converted
@@ -46,13 +45,13 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from kajitori.admission import audit_annotations
+from kajitori.admission import audit_annotations, matching
 from kajitori.admission.chain import Plugin
 from kajitori.admission.lister import StoreLister
-from kajitori.admission.webhooks import conditions, review, rules
+from kajitori.admission.policy import cel_env
+from kajitori.admission.webhooks import conditions, review
 from kajitori.admission.webhooks.accessors import Webhook, WebhookSource
 from kajitori.admission.webhooks.attributes import (
-    NAMESPACES,
     Attributes,
     VersionedView,
     Versions,
@@ -65,6 +64,7 @@ from kajitori.admission.webhooks.review import CallError, Invocation
 from kajitori.machinery import errors
 from kajitori.machinery.patching import common as patch_common
 from kajitori.machinery.patching.json_patch import apply_json_patch
+from kajitori.registry.authorization.authorizer import Authorizer
 from kajitori.registry.generic.request import RequestContext
 from kajitori.registry.resource import ResourceInfo
 
@@ -91,39 +91,25 @@ class Matched:
     info: ResourceInfo
 
 
-class NamespaceLabels:
-    """Namespace labels for namespaceSelector, from a watch of namespaces (storage until synced)."""
+class Namespaces:
+    """Namespaces for namespaceSelector, from a watch of namespaces (storage until synced)."""
 
     def __init__(self, store: StoreGetter) -> None:
         self._get_store = store
         self._lister = StoreLister(store, name="webhook admission namespaces watch")
 
-    async def labels_of(self, attrs: Attributes) -> dict[str, str]:
-        # A namespace being created or updated has its labels in the request, not yet stored.
-        if (
-            attrs.resource.resource == NAMESPACES.resource
-            and not attrs.subresource
-            and attrs.operation in ("CREATE", "UPDATE")
-            and attrs.obj is not None
-        ):
-            return _labels(attrs.obj)
-        namespace = self._lister.cached_get("", attrs.namespace)
+    async def get(self, name: str) -> Object | None:
+        """The namespace ``name``; None when namespaces are not served; NotFound when absent."""
+        namespace = self._lister.cached_get("", name)
         if namespace is None:
             store = self._get_store()
             if store is None:
-                return {}
-            namespace = await store.get("", attrs.namespace)  # NotFound: refused as upstream
-        return _labels(namespace)
+                return None
+            namespace = await store.get("", name)  # NotFound: refused as upstream
+        return namespace
 
     async def stop(self) -> None:
         await self._lister.stop()
-
-
-def _labels(obj: Object | None) -> dict[str, str]:
-    if obj is None:
-        return {}
-    found: dict[str, str] = (obj.get("metadata") or {}).get("labels") or {}
-    return found
 
 
 class WebhookDispatcher:
@@ -133,14 +119,17 @@ class WebhookDispatcher:
         self,
         source: WebhookSource,
         *,
-        namespaces: NamespaceLabels,
+        namespaces: Namespaces,
         versions: Versions,
         clients: WebhookClients,
         mutating: bool,
+        authorizer: Authorizer | None = None,
     ) -> None:
         self.source = source
+        self.authorizer = authorizer  # matchConditions' ``authorizer``; None: no opinion
         self.namespaces = namespaces
         self.versions = versions
+        self.matcher = matching.Matcher(versions, namespaces.get)
         self.clients = clients
         self.mutating = mutating
 
@@ -152,51 +141,31 @@ class WebhookDispatcher:
 
     async def should_call(self, webhook: Webhook, attrs: Attributes) -> Matched | None:
         """The webhook's invocation for this request, or None; raises for selector trouble."""
-        matched = self._match_rules(webhook, attrs)
-        if matched is None:
+        found = await self.matcher.matches(webhook.criteria, attrs)
+        if found is None:
             return None
-        if not await self._namespace_matches(webhook, attrs):
-            return None
-        if not _object_matches(webhook, attrs):
-            return None
+        invocation = Invocation(found.resource, attrs.subresource, found.kind)
+        matched = Matched(webhook, invocation, found.info)
         if webhook.match_conditions and not self._conditions_hold(webhook, attrs, matched):
             return None
         return matched
 
-    def _match_rules(self, webhook: Webhook, attrs: Attributes) -> Matched | None:
-        for rule in webhook.rules:
-            if rules.matches(rule, attrs, attrs.resource):
-                return Matched(
-                    webhook, Invocation(attrs.resource, attrs.subresource, attrs.kind), attrs.info
-                )
-        if webhook.match_policy != "Equivalent":
-            return None
-        equivalents = [e for e in self.versions.equivalents(attrs) if e.resource != attrs.resource]
-        # Earlier rules first, as upstream: a rule is tried against every equivalent resource.
-        for rule in webhook.rules:
-            for equivalent in equivalents:
-                if rules.matches(rule, attrs, equivalent.resource):
-                    invocation = Invocation(equivalent.resource, attrs.subresource, equivalent.kind)
-                    return Matched(webhook, invocation, equivalent.info)
-        return None
-
-    async def _namespace_matches(self, webhook: Webhook, attrs: Attributes) -> bool:
-        if not attrs.namespace and attrs.resource.resource != NAMESPACES.resource:
-            return True  # cluster-scoped objects other than namespaces always match
-        selector = webhook.namespace_selector
-        if selector.selector is None:
-            raise errors.internal_error(selector.problem)
-        if selector.empty:
-            return True
-        return selector.selector.matches(await self.namespaces.labels_of(attrs))
-
     def _conditions_hold(self, webhook: Webhook, attrs: Attributes, matched: Matched) -> bool:
         view = view_for(attrs, matched.info, matched.invocation.kind)
-        request = review.admission_request("", attrs, matched.invocation, view.obj, view.old)
-        variables = {"object": view.obj, "oldObject": view.old, "request": request}
-        result = conditions.evaluate(
-            webhook.match_conditions, variables, ignore_failures=webhook.ignores_failures
+        request = review.admission_request("", attrs, matched.invocation, None, None)
+        # As upstream's CEL request: the AdmissionRequest without its objects.
+        del request["object"], request["oldObject"]
+        inputs = cel_env.Inputs(
+            object=view.obj,
+            old_object=view.old,
+            request=request,
+            namespace_object=None,
+            params=None,
+            has_params=False,
+            authorizer=cel_env.AuthorizerBinding(attrs.user, self.authorizer),
         )
+        expressions = [expression for _name, expression in webhook.match_conditions]
+        result = conditions.evaluate(expressions, inputs, ignore_failures=webhook.ignores_failures)
         if result.error:
             _log.warning(
                 "Failed evaluating match conditions, failing closed %s: %s",
@@ -237,24 +206,11 @@ class WebhookDispatcher:
         return response
 
 
-def _object_matches(webhook: Webhook, attrs: Attributes) -> bool:
-    selector = webhook.object_selector
-    if selector.selector is None:
-        raise errors.internal_error(selector.problem)
-    if selector.empty:
-        return True
-    # Objects without metadata (CONNECT options) match no selector, as upstream's matcher.
-    return any(
-        obj is not None and "metadata" in obj and selector.selector.matches(_labels(obj))
-        for obj in (attrs.obj, attrs.old)
-    )
-
-
 def _skips(attrs: Attributes) -> bool:
     """Requests webhooks never see: the admission configuration kinds, an eviction's delete."""
     if attrs.operation == "DELETE" and attrs.subresource == "eviction":
         return True  # the Eviction's CREATE was admitted; upstream deletes without admission
-    return rules.is_exempt(attrs)
+    return matching.is_exempt(attrs)
 
 
 def _fail_open_or_raise(webhook: Webhook, exc: CallError, ctx: RequestContext, key: str) -> None:

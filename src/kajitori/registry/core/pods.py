@@ -1,7 +1,9 @@
 """Pods in the API server: create/update/delete rules, pods/status, field selectors, table.
 
 Owns: a new pod gets ``status {phase: Pending, qosClass}`` and generation 1;
-the spec is immutable except for images, activeDeadlineSeconds, tolerations
+a changed spec and the first graceful deletion bump the generation, a status
+write never does and cannot clear ``observedGeneration`` (KEP-5067); the spec
+is immutable except for images, activeDeadlineSeconds, tolerations
 (additions) and scheduling gates (removals); graceful deletion waits
 ``terminationGracePeriodSeconds`` only for scheduled, non-terminal pods; the
 ``kubectl get pods`` columns (READY, STATUS with upstream's phase/reason
@@ -149,6 +151,7 @@ class PodStrategy(strategies.Strategy):
             obj["status"] = old["status"]
         else:
             obj.pop("status", None)
+        update_pod_generation(obj, old)
 
     def validate(self, obj: Object) -> field.ErrorList:
         return validation.validate_pod(obj)
@@ -171,6 +174,64 @@ class PodStrategy(strategies.Strategy):
             period = 0
         # A negative grace period means "as soon as possible", which the kubelet needs > 0 for.
         return 1 if period < 0 else period
+
+    def prepare_for_delete(self, obj: Object) -> None:
+        # Upstream's BeforeDelete: the first graceful deletion changes what the
+        # pod's controllers and kubelet must do, so a pod that has a generation
+        # gets the next one (even with a grace period of 0).
+        meta = obj["metadata"]
+        if meta.get("generation", 0) > 0:
+            meta["generation"] += 1
+
+
+def update_pod_generation(obj: Object, old: Object) -> None:
+    """Upstream's updatePodGeneration: a changed spec is the pod's next generation.
+
+    Anything else (metadata, status) keeps the stored generation, which a
+    client cannot set either; a pod stored without one counts from 0.
+    """
+    meta = obj.setdefault("metadata", {})
+    generation = (old.get("metadata") or {}).get("generation", 0)
+    if obj.get("spec") != old.get("spec"):
+        generation += 1
+    if generation:
+        meta["generation"] = generation
+    else:
+        meta.pop("generation", None)
+
+
+def _keep_generation(meta: Object, old_meta: Object) -> None:
+    if "generation" in old_meta:
+        meta["generation"] = old_meta["generation"]
+    else:
+        meta.pop("generation", None)
+
+
+def preserve_observed_generation(status: Object, old_status: Object) -> None:
+    """Upstream's preserveOldObservedGeneration: a status write cannot clear them.
+
+    An unset (or 0) ``status.observedGeneration`` keeps the stored one; each
+    condition without one takes the stored value of the stored condition of
+    its type in the same position among that type's conditions (validation
+    lets a type repeat).
+    """
+    if not status.get("observedGeneration") and old_status.get("observedGeneration"):
+        status["observedGeneration"] = old_status["observedGeneration"]
+    stored: dict[Any, list[Any]] = {}
+    for condition in _conditions(old_status):
+        stored.setdefault(condition.get("type"), []).append(condition.get("observedGeneration"))
+    for condition in _conditions(status):
+        same_type = stored.get(condition.get("type"))
+        previous = same_type.pop(0) if same_type else None
+        if not condition.get("observedGeneration") and previous:
+            condition["observedGeneration"] = previous
+
+
+def _conditions(status: Object) -> list[Object]:
+    conditions = status.get("conditions")
+    if not isinstance(conditions, list):
+        return []
+    return [c for c in conditions if isinstance(c, dict)]
 
 
 def pod_warnings(pod: Object) -> list[str]:
@@ -213,11 +274,14 @@ class PodStatusStrategy(PodStrategy):
                 meta[key] = old_meta[key]
             else:
                 meta.pop(key, None)
+        _keep_generation(meta, old_meta)
         status = obj.get("status")
         if not isinstance(status, dict):
             status = obj["status"] = {}
-        if not status.get("qosClass") and (old.get("status") or {}).get("qosClass"):
-            status["qosClass"] = old["status"]["qosClass"]
+        old_status = old.get("status") or {}
+        if not status.get("qosClass") and old_status.get("qosClass"):
+            status["qosClass"] = old_status["qosClass"]
+        preserve_observed_generation(status, old_status)
 
     def validate_update(self, obj: Object, old: Object) -> field.ErrorList:
         return validation.validate_pod_status_update(obj, old)

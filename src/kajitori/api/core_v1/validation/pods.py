@@ -1134,15 +1134,42 @@ _METADATA_PATH = field.Path("metadata")
 _STATUS_PATH = field.Path("status")
 
 
+# Conditions whose types predate the qualified-name rule (upstream's systemConditions).
+_SYSTEM_CONDITIONS = frozenset(("PodScheduled", "Ready", "Initialized"))
+NON_NEGATIVE_INTEGER = "must be a non-negative integer"
+
+
+def _non_negative_generation(owner: Object, path: field.Path) -> field.ErrorList:
+    """``observedGeneration`` (KEP-5067) may go back, but never below 0."""
+    generation = owner.get("observedGeneration")
+    if isinstance(generation, int) and generation < 0:
+        generation_path = path.child("observedGeneration")
+        return field.ErrorList([field.invalid(generation_path, generation, NON_NEGATIVE_INTEGER)])
+    return field.ErrorList()
+
+
+def _validate_pod_conditions(status: Object, path: field.Path) -> field.ErrorList:
+    """validatePodConditions: custom types are qualified names; generations not negative."""
+    errs = field.ErrorList()
+    for i, condition in enumerate(_items(status.get("conditions"))):
+        errs.extend(_non_negative_generation(condition, path.index(i)))
+        kind = condition.get("type") or ""
+        if kind in _SYSTEM_CONDITIONS or not isinstance(kind, str):
+            continue
+        errs.extend(common.qualified_name(kind, path.index(i).child("Type")))
+    return errs
+
+
 def validate_pod_status_update(new: Object, old: Object) -> field.ErrorList:
     """ValidatePodStatusUpdate: node binding and QoS class cannot change through status."""
     errs = objectmeta.validate_object_meta_update(
         _dict(new.get("metadata")), _dict(old.get("metadata")), path=_METADATA_PATH
     )
     status_path = _STATUS_PATH
+    new_status, old_status = _dict(new.get("status")), _dict(old.get("status"))
+    errs.extend(_validate_pod_conditions(new_status, status_path.child("conditions")))
     if _dict(new.get("spec")).get("nodeName") != _dict(old.get("spec")).get("nodeName"):
         errs.append(field.forbidden(status_path.child("nodeName"), "may not be changed directly"))
-    new_status, old_status = _dict(new.get("status")), _dict(old.get("status"))
     nominated = new_status.get("nominatedNodeName")
     if nominated and nominated != old_status.get("nominatedNodeName"):
         errs.extend(
@@ -1152,6 +1179,7 @@ def validate_pod_status_update(new: Object, old: Object) -> field.ErrorList:
                 names.name_is_dns_subdomain(nominated, False),
             )
         )
+    errs.extend(_non_negative_generation(new_status, status_path))
     if new_status.get("qosClass") != old_status.get("qosClass"):
         errs.append(
             field.invalid(
