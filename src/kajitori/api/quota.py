@@ -338,7 +338,8 @@ class PodEvaluator:
     plural = "pods"
 
     def handles(self, operation: str) -> bool:
-        # Containers' resources are immutable (resize is a subresource we do not serve).
+        # Containers' resources change only through pods/resize, which the
+        # ResourceQuota plugin charges by its subresource.
         return operation == "CREATE"
 
     def matching_resources(self, names: Iterable[str]) -> list[str]:

@@ -21,6 +21,10 @@ NoExecute taint eviction of pkg/controller/tainteviction, in three parts:
    (never, if none has one), counted from when this controller first saw
    it needing eviction. Before deleting, the pod gets the condition
    ``DisruptionTarget`` (reason ``DeletionByTaintManager``), as upstream.
+
+Both pod conditions this controller writes (``Ready=False`` and
+``DisruptionTarget``) carry the generation of the pod as its informer holds
+it, as ``observedGeneration`` (KEP-5067).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from kajitori.api.core_v1 import pod_conditions
 from kajitori.client import events, informer, rest
 from kajitori.controllers import base
 from kajitori.machinery import times
@@ -316,6 +321,7 @@ class NodeLifecycleController(base.QueueController[str]):
             for condition in conditions:
                 if condition.get("type") == "Ready" and condition.get("status") != "False":
                     condition.update(status="False", lastTransitionTime=times.now_rfc3339())
+                    pod_conditions.observe(condition, pod)
                     changed = True
             if changed:
                 meta = pod["metadata"]
@@ -360,13 +366,16 @@ class NodeLifecycleController(base.QueueController[str]):
             if c.get("type") != "DisruptionTarget"
         ]
         conditions.append(
-            {
-                "type": "DisruptionTarget",
-                "status": "True",
-                "reason": "DeletionByTaintManager",
-                "message": "Taint manager: deleting due to NoExecute taint",
-                "lastTransitionTime": times.now_rfc3339(),
-            }
+            pod_conditions.observe(
+                {
+                    "type": "DisruptionTarget",
+                    "status": "True",
+                    "reason": "DeletionByTaintManager",
+                    "message": "Taint manager: deleting due to NoExecute taint",
+                    "lastTransitionTime": times.now_rfc3339(),
+                },
+                pod,
+            )
         )
         self.eviction_recorder.event(
             pod,

@@ -45,7 +45,7 @@ from typing import Any
 
 from kajitori.client import events, informer, rest, workqueue
 from kajitori.controllers import base
-from kajitori.kubelet import lifecycle, node_status, prober, status
+from kajitori.kubelet import lifecycle, node_status, prober, resize, status
 from kajitori.kubelet.runtimes import interface
 from kajitori.machinery import times
 
@@ -185,6 +185,7 @@ class KubeletHost:
             else None
         )
         self.nodes = {config.name: NodeState(config) for config in nodes}
+        self.resizes = resize.ResizeManager()  # in-place resize: allocations (kubelet/resize.py)
         self.lease_duration = lease_duration
         self.status_report_interval = status_report_interval
         self.workers = max(workers, min(len(nodes), MAX_POD_WORKERS))
@@ -420,15 +421,27 @@ class KubeletHost:
             if rejection is not None:
                 await self._reject(pod, state, rejection, now)
                 return
-        self.runtime.sync_pod(pod, now=now)
+        # The runtime runs what is allocated; a resize the node cannot take yet waits.
+        allocated = self.resizes.allocated_pod(pod, self._room(state, uid, now), now=now)
+        self.runtime.sync_pod(allocated, now=now)
         runtime_status = self.runtime.get_pod_status(uid, now=now)
         assert runtime_status is not None
+        if await self.resizes.actuate(allocated, self.runtime, _running(runtime_status), now=now):
+            runtime_status = self.runtime.get_pod_status(uid, now=now)  # e.g. restarted
+            assert runtime_status is not None
         if self.prober is not None:
             self.prober.update(pod, runtime_status)
             runtime_status = self.prober.apply(runtime_status)
         await self._write_status(pod, state, runtime_status, now, key=key)
         if runtime_status.next_change is not None:
             self.queue.add_after(key, max(runtime_status.next_change - now, 0.0))
+        if self.resizes.deferred(uid):  # upstream retries deferred resizes as pods come and go
+            self.queue.add_after(key, resize.DEFERRED_RETRY_SECONDS)
+
+    def _room(self, state: NodeState, uid: str, now: float) -> resize.NodeRoom:
+        """What a resize of pod ``uid`` is judged against (read only when one is asked)."""
+        allocatable = resize.node_allocatable(state.config.cpu, state.config.memory)
+        return resize.NodeRoom(allocatable, lambda: self._admitted(state.config.name, uid, now))
 
     def _admitted(self, node: str, uid: str, now: float) -> list[Object]:
         """The node's other pods that were admitted (the runtime holds them) and not finished."""
@@ -469,6 +482,7 @@ class KubeletHost:
             pod_ip=pod_ip,
             host_ip=state.config.internal_ip,
         )
+        self.resizes.decorate(pod, new, running=_running(runtime_status), now=now)
         if new == pod.get("status"):
             return
         if key is not None and _sandbox_progress_only(pod.get("status") or {}, new):
@@ -602,6 +616,7 @@ class KubeletHost:
         if self.prober is not None:
             self.prober.remove_pod(uid)
         self.runtime.remove_pod(uid)
+        self.resizes.forget(uid)
         state = self.nodes.get(node)
         if state is not None:
             state.pod_ips.pop(uid, None)
@@ -616,6 +631,12 @@ _SYNCED_METADATA = (
     "deletionTimestamp",
     "deletionGracePeriodSeconds",
 )
+
+
+def _running(runtime_status: interface.PodStatus) -> set[str]:
+    """The names of the pod's running containers (the ones a resize applies to now)."""
+    containers = (*runtime_status.init_containers, *runtime_status.containers)
+    return {c.name for c in containers if c.state == "running"}
 
 
 def _uid_refused(exc: rest.ApiError) -> bool:

@@ -3,21 +3,25 @@
 An adapter over what the runtime already shows (``log_path``, the ``runc``
 state root and binary) and over the pod's status (``containerID`` is
 ``runc://<id>``), so the kubelet API (``kubelet/server.py``) serves real
-containers without the runtime knowing about HTTP. Attach follows the
-running container's log from its end (the shim owns the container's stdio and
-copies it there): what the container writes from then on, until it exits; to
-an exited container it answers "container ... not found in pod ...", as
-upstream's kubelet does.
-Not yet here: a terminal (``runc exec -t`` needs a console socket; with
-``tty`` the process runs on pipes, stderr merged into stdout), stdin for
-attach (containers get none) and port-forward (entering the pod's network
-namespace needs ``setns``, which Python has from 3.12).
+containers without the runtime knowing about HTTP. Attach to a container
+with ``stdin`` or ``tty`` goes through its shim's attach socket
+(``ShimAttach``; protocol in runtimes/oci/shim.py): stdin into the
+container's own stdin pipe or terminal, terminal sizes, output as the
+container writes it. Attach to any other container follows its log from
+its end (the shim copies the container's stdio there): what it writes from
+then on, until it exits. To an exited container attach answers "container
+... not found in pod ...", as upstream's kubelet does.
+Not yet here: a terminal for exec (``runc exec -t`` needs a console socket;
+with ``tty`` the process runs on pipes, stderr merged into stdout) and
+port-forward (entering the pod's network namespace needs ``setns``, which
+Python has from 3.12).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +29,7 @@ from typing import Any
 
 from kajitori.kubelet import streaming
 from kajitori.kubelet.runtimes import interface
+from kajitori.kubelet.runtimes.oci import shim
 
 Object = dict[str, Any]
 
@@ -56,6 +61,87 @@ class RuncProcess:
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             self.proc.kill()
+
+
+class ShimAttach:
+    """An attach through the shim's ``attach.sock``: the container's own stdin and output.
+
+    ``kill`` (the client left) closes only this connection; the shim then
+    applies stdinOnce (runtimes/oci/shim.py). ``wait`` gives 0 once the shim
+    ends the attach: the container exited, or this attach's stdin ended
+    where that ends the attach.
+    """
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        stdin: bool,
+        tty: bool,
+    ) -> None:
+        self.stdout: asyncio.StreamReader | None = asyncio.StreamReader()
+        self.stderr: asyncio.StreamReader | None = None if tty else asyncio.StreamReader()
+        self._writer = writer
+        self._stdin = stdin
+        writer.write(b"i" if stdin else b"o")
+        self._task = asyncio.ensure_future(self._read(reader))
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                head = await reader.readexactly(5)
+                data = await reader.readexactly(int.from_bytes(head[1:], "big"))
+                target = self.stderr if head[0] == shim.FRAME_STDERR else self.stdout
+                (target or self.stdout).feed_data(data)  # type: ignore[union-attr]
+        except (asyncio.IncompleteReadError, OSError):
+            return  # the shim ended this attach
+        finally:
+            self._writer.close()
+            for stream in (self.stdout, self.stderr):
+                if stream is not None:
+                    stream.feed_eof()
+
+    def _send(self, kind: int, payload: bytes) -> None:
+        if not self._writer.is_closing():
+            self._writer.write(bytes([kind]) + len(payload).to_bytes(4, "big") + payload)
+
+    async def write_stdin(self, data: bytes) -> None:
+        if self._stdin:
+            self._send(shim.FRAME_STDIN, data)
+            with contextlib.suppress(ConnectionError):
+                await self._writer.drain()
+
+    def close_stdin(self) -> None:
+        if self._stdin:
+            self._stdin = False
+            self._send(shim.FRAME_CLOSE_STDIN, b"")
+
+    def resize(self, width: int, height: int) -> None:
+        if 0 <= width < 1 << 16 and 0 <= height < 1 << 16:
+            self._send(shim.FRAME_RESIZE, width.to_bytes(2, "big") + height.to_bytes(2, "big"))
+
+    async def wait(self) -> int:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(self._task)
+        return 0
+
+    def kill(self) -> None:
+        self._writer.close()
+        self._task.cancel()
+
+
+async def connect_attach(bundle: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection to the shim's attach socket in ``bundle`` (OSError when none listens).
+
+    Through ``/proc/self/fd``: a bundle's own path may pass the 108 bytes a
+    socket's address can hold.
+    """
+    directory = os.open(bundle, os.O_PATH | os.O_DIRECTORY)
+    try:
+        return await asyncio.open_unix_connection(f"/proc/self/fd/{directory}/{shim.ATTACH_SOCKET}")
+    finally:
+        os.close(directory)
 
 
 def _status(pod: Object, container: str) -> Object:
@@ -119,12 +205,19 @@ class OciStreaming:
 
     async def attach(
         self, pod: Object, container: str, *, stdin: bool, tty: bool
-    ) -> streaming.LogAttach:
+    ) -> streaming.ContainerProcess:
         uid = pod["metadata"]["uid"]
         current = self._current(uid, container)
         # The runtime's own view, not the pod's status: that lags an exit by a status write.
         if current is None or current.state != "running":
             raise streaming.StreamingError(streaming.not_running(pod, container), 500)
+        bundle: Path | None = self.runtime.run_directory(uid, container)
+        if bundle is not None and (bundle / shim.STDIO_FILE).exists():
+            try:
+                reader, writer = await connect_attach(bundle)
+            except OSError:  # the shim went with the container since
+                raise streaming.StreamingError(streaming.not_running(pod, container), 500) from None
+            return ShimAttach(reader, writer, stdin=stdin, tty=tty)
         try:
             path: Path = self.runtime.log_path(uid, container, current.restart_count)
         except KeyError:  # removed since

@@ -111,11 +111,12 @@ def pod_requests(pod: Object, *, non_zero: bool = False) -> dict[str, int]:
     memory left unset as upstream's scoring defaults.
     """
     spec = pod.get("spec") or {}
+    resized = resize_view(pod)
     total: dict[str, int] = {}
     sidecars: dict[str, int] = {}
     init_max: dict[str, int] = {}
     for container in spec.get("initContainers") or ():
-        requests = _container_requests(container, non_zero=non_zero)
+        requests = _container_requests(container, non_zero=non_zero, resized=resized)
         if container.get("restartPolicy") == "Always":
             _add(sidecars, requests)
             _add(total, requests)
@@ -123,14 +124,53 @@ def pod_requests(pod: Object, *, non_zero: bool = False) -> dict[str, int]:
         # A regular init container runs with the sidecars started before it.
         _max(init_max, {k: v + sidecars.get(k, 0) for k, v in requests.items()})
     for container in spec.get("containers") or ():
-        _add(total, _container_requests(container, non_zero=non_zero))
+        _add(total, _container_requests(container, non_zero=non_zero, resized=resized))
     _max(total, init_max)
     _add(total, resource_list(spec.get("overhead")))
     return total
 
 
-def _container_requests(container: Object, *, non_zero: bool) -> dict[str, int]:
+ResizeView = tuple[dict[str, tuple[Any, Any]], bool]
+
+
+def resize_view(pod: Object) -> ResizeView | None:
+    """What an in-place resize makes count besides the spec (upstream's UseStatusResources).
+
+    Per container status that reports ``resources``: its actual requests and
+    its ``allocatedResources``; and whether the resize is Infeasible (then
+    the spec's requests, which the node refused, do not count). ``None``
+    while the pod's spec never changed (generation 1): the kubelet then
+    runs and reports exactly the spec, and this costs nothing per pod.
+    """
+    if ((pod.get("metadata") or {}).get("generation") or 0) <= 1:
+        return None
+    status = pod.get("status") or {}
+    views: dict[str, tuple[Any, Any]] = {}
+    for key in ("initContainerStatuses", "containerStatuses"):
+        for entry in status.get(key) or ():
+            if entry.get("resources") is not None:
+                actual = (entry.get("resources") or {}).get("requests")
+                views[entry.get("name") or ""] = (actual, entry.get("allocatedResources"))
+    if not views:
+        return None
+    infeasible = any(
+        c.get("type") == "PodResizePending" and c.get("reason") == "Infeasible"
+        for c in status.get("conditions") or ()
+    )
+    return views, infeasible
+
+
+def _container_requests(
+    container: Object, *, non_zero: bool, resized: ResizeView | None = None
+) -> dict[str, int]:
     requests = resource_list((container.get("resources") or {}).get("requests"))
+    view = None if resized is None else resized[0].get(container.get("name") or "")
+    if view is not None and resized is not None:
+        # determineContainerReqs: the most of the spec (unless Infeasible), actual, allocated.
+        if resized[1]:
+            requests = {}
+        _max(requests, resource_list(view[0]))
+        _max(requests, resource_list(view[1]))
     if non_zero:
         requests.setdefault("cpu", DEFAULT_MILLI_CPU_REQUEST)
         requests.setdefault("memory", DEFAULT_MEMORY_REQUEST)
@@ -290,7 +330,7 @@ class NodeInfo:
         writes, and re-parsing every request quantity for each was a large
         part of the scheduler's event handling.
         """
-        if old.get("spec") != new.get("spec"):
+        if old.get("spec") != new.get("spec") or resize_view(old) != resize_view(new):
             return False
         for index, pod in enumerate(self.pods):
             if pod is old:

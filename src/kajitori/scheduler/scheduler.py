@@ -29,7 +29,9 @@ task pops a pod at a time and runs a scheduling cycle:
    ``status.nominatedNodeName`` set; either way the pod gets a
    ``FailedScheduling`` event and ``PodScheduled=False`` with reason
    ``Unschedulable`` and upstream's diagnosis message, and waits in the
-   unschedulable queue until the cluster changes.
+   unschedulable queue until the cluster changes. Both conditions carry
+   the generation of the pod they are about, as this scheduler saw it, as
+   ``observedGeneration`` (KEP-5067).
 
 Cluster changes that may make a waiting pod fit (a node added or updated,
 an assigned pod added, updated or deleted) move every unschedulable pod
@@ -49,6 +51,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from kajitori.api.core_v1 import pod_conditions
 from kajitori.client import events, informer, rest
 from kajitori.machinery import times
 from kajitori.scheduler import cache as scheduler_cache
@@ -790,13 +793,17 @@ class Scheduler:
 
     async def _evict(self, victim: Object, preemptor: Object, node: str) -> None:
         meta = victim["metadata"]
-        condition = {
-            "type": "DisruptionTarget",
-            "status": "True",
-            "reason": "PreemptionByScheduler",
-            "message": f"{self.scheduler_name}: preempting to accommodate a higher priority pod",
-            "lastTransitionTime": times.now_rfc3339(),
-        }
+        # The victim's generation as this scheduler's cache holds it (upstream stamps victim.Generation).
+        condition = pod_conditions.observe(
+            {
+                "type": "DisruptionTarget",
+                "status": "True",
+                "reason": "PreemptionByScheduler",
+                "message": f"{self.scheduler_name}: preempting to accommodate a higher priority pod",
+                "lastTransitionTime": times.now_rfc3339(),
+            },
+            victim,
+        )
         with contextlib.suppress(rest.ApiError):
             await self.client.patch(
                 rest.PODS,
@@ -836,17 +843,23 @@ class Scheduler:
         )
         if same and (not nominated or status.get("nominatedNodeName") == nominated):
             return
-        condition = {
-            "type": "PodScheduled",
-            "status": "False",
-            "reason": reason,
-            "message": message,
-            "lastProbeTime": None,
-            "lastTransitionTime": (
-                old.get("lastTransitionTime") if old.get("status") == "False" else None
-            )
-            or times.now_rfc3339(),
-        }
+        # Stamped with the generation of the pod this attempt scheduled; a pod whose
+        # condition differs only in it is not rewritten (upstream's UpdatePodCondition
+        # leaves observedGeneration out of its comparison).
+        condition = pod_conditions.observe(
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": reason,
+                "message": message,
+                "lastProbeTime": None,
+                "lastTransitionTime": (
+                    old.get("lastTransitionTime") if old.get("status") == "False" else None
+                )
+                or times.now_rfc3339(),
+            },
+            pod,
+        )
         patch: Object = {"status": {"conditions": [condition]}}
         if nominated:
             patch["status"]["nominatedNodeName"] = nominated

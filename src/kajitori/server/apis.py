@@ -53,7 +53,7 @@ _SUBRESOURCE_VERBS = ("get", "patch", "update")
 # Upstream's CSR approval is a full subresource (get/patch/update), unlike namespaces/finalize.
 _CSR_APPROVAL = ("certificatesigningrequests", "approval")
 # Update-strategy subresources that upstream also serves get and patch on.
-_GET_PATCH_UPDATE = (_CSR_APPROVAL, ("pods", "ephemeralcontainers"))
+_GET_PATCH_UPDATE = (_CSR_APPROVAL, ("pods", "ephemeralcontainers"), ("pods", "resize"))
 
 
 def storage_version_hash(group: str, version: str, kind: str) -> str:

@@ -88,7 +88,9 @@ class LimitRanger(Plugin):
         check: Callable[[Object, Object], list[str]]
         if _is(store, "pods"):
             check = validate_pod
-            if operation != "CREATE":
+            # Upstream also checks a resize (pods/resize UPDATE) against the ranges.
+            resize = ctx.target is not None and ctx.target.subresource == "resize"
+            if operation != "CREATE" and not (operation == "UPDATE" and resize):
                 return
         elif _is(store, "persistentvolumeclaims"):
             check = validate_claim

@@ -115,7 +115,10 @@ class ResourceQuota(Plugin):
         if (info.group, info.plural) in quota.IGNORED:
             return
         evaluator = quota.evaluator_for(info.group, info.plural)
-        if not evaluator.handles(operation):
+        subresource = ctx.target.subresource if ctx.target is not None else ""
+        # Upstream's pod evaluator also charges a resize (pods/resize UPDATE).
+        resize = (info.plural, subresource, operation) == ("pods", "resize", "UPDATE")
+        if not (evaluator.handles(operation) or resize):
             return
         quotas = self.lookup("", "v1", "resourcequotas")
         meta = obj.get("metadata") or {}

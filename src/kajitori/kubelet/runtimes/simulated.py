@@ -88,6 +88,11 @@ class _Pod:
     ephemeral: list[tuple[Object, float]] = dataclasses.field(default_factory=list)
     # What the events told so far, per container (only with hooks: no cost otherwise).
     announced: dict[str, _Announced] | None = None
+    # Containers restarted by an in-place resize (resizePolicy RestartContainer):
+    # name → (when their new run starts, its run number, how the previous run ended).
+    resize_restarts: dict[str, tuple[float, int, interface.Termination]] = dataclasses.field(
+        default_factory=dict
+    )
 
 
 class _Announced(NamedTuple):
@@ -221,6 +226,33 @@ class SimulatedRuntime:
                 name = container.get("name") or ""
                 self._event(record, name, "Normal", "Killing", f"Stopping container {name}")
         record.killed_at = now
+
+    async def resize_container(
+        self, uid: str, name: str, resources: Object, *, restart: bool, now: float
+    ) -> str | None:
+        """Apply ``resources`` to a running container: at once, or by restarting it.
+
+        A simulated container has no cgroup, so a resize in place is done as
+        soon as it is asked for; with ``restart`` (its resizePolicy says
+        RestartContainer) the current run ends now and the next starts at
+        once, counted as a restart. ``None``: done (kubelet/resize.py).
+        """
+        record = self._pods.get(uid)
+        if record is None or not restart:
+            return None
+        container = next((c for c in record.containers if c.get("name") == name), None)
+        if container is None:
+            return None
+        current, _ = self._timeline(record, container, now)
+        if current.state != "running":
+            return None
+        assert current.started_at is not None
+        ended = interface.Termination(0, "Completed", current.started_at, now, current.container_id)
+        record.resize_restarts[name] = (now, current.restart_count + 1, ended)
+        if record.announced is not None:
+            message = f"Container {name} resize requires restart"
+            self._event(record, name, "Normal", "Killing", message)
+        return None
 
     def remove_pod(self, uid: str) -> None:
         self._pods.pop(uid, None)
@@ -381,6 +413,9 @@ class SimulatedRuntime:
         if now < start:
             return self._status(container, "", "waiting", reason="ContainerCreating"), start
         run, last = 0, None
+        restarted = record.resize_restarts.get(name)
+        if restarted is not None and now >= restarted[0]:
+            start, run, last = restarted  # the timeline begins again at the restart
         while True:
             cid = self._container_id(record, name, run)
             end = None if record.exit is None else start + record.exit.runtime

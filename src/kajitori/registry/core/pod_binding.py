@@ -3,7 +3,8 @@
 Mirrors upstream's BindingREST (pkg/registry/core/pod/storage/storage.go).
 A ``v1 Binding`` names the pod and its target node; the pod's
 ``spec.nodeName`` is set only while it is still empty, its annotations get
-the binding's, and its ``PodScheduled`` condition becomes True, all in one
+the binding's, and its ``PodScheduled`` condition becomes True (with the
+pod's generation as ``observedGeneration``, KEP-5067), all in one
 compare-and-swap of the stored pod. Like upstream, this bypasses the pod
 strategy (``spec`` is otherwise immutable) by writing storage directly, and
 a pod that is already assigned or being deleted is a 409 Conflict on
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kajitori.api.core_v1 import pod_conditions
 from kajitori.machinery import errors, field, times
 from kajitori.storage import interface as storage
 
@@ -124,14 +126,18 @@ def _bind(pod: Object, binding: Object) -> str:
     annotations = (binding.get("metadata") or {}).get("annotations") or {}
     if annotations:
         meta.setdefault("annotations", {}).update(annotations)
-    _set_scheduled(pod.setdefault("status", {}))
+    _set_scheduled(pod)
     return ""
 
 
-def _set_scheduled(status: Object) -> None:
-    """Upstream's UpdatePodCondition(PodScheduled=True): transition time only on change."""
+def _set_scheduled(pod: Object) -> None:
+    """Upstream's UpdatePodCondition(PodScheduled=True): transition time only on change.
+
+    The condition speaks for the generation of the pod as stored when it is
+    bound (binding itself leaves the generation alone).
+    """
     now = times.now_rfc3339()
-    conditions = status.setdefault("conditions", [])
+    conditions = pod.setdefault("status", {}).setdefault("conditions", [])
     for condition in conditions:
         if condition.get("type") == "PodScheduled":
             if condition.get("status") != "True":
@@ -139,7 +145,16 @@ def _set_scheduled(status: Object) -> None:
             condition.update(status="True", lastProbeTime=None)
             condition.pop("reason", None)
             condition.pop("message", None)
+            pod_conditions.observe(condition, pod)
             return
     conditions.append(
-        {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": now}
+        pod_conditions.observe(
+            {
+                "type": "PodScheduled",
+                "status": "True",
+                "lastProbeTime": None,
+                "lastTransitionTime": now,
+            },
+            pod,
+        )
     )

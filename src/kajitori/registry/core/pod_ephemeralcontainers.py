@@ -23,29 +23,12 @@ from typing import Any
 from kajitori.api.core_v1 import defaults
 from kajitori.api.core_v1.validation import ephemeral_containers as validation
 from kajitori.machinery import field
+from kajitori.registry.core import pod_updates
 from kajitori.registry.generic import strategy as strategies
 
 Object = dict[str, Any]
 
 SUBRESOURCE = "ephemeralcontainers"
-
-# ObjectMeta that upstream's ResetObjectMetaForStatus takes from the stored object.
-_RESET_METADATA = (
-    "deletionTimestamp",
-    "generation",
-    "labels",
-    "annotations",
-    "finalizers",
-    "ownerReferences",
-)
-
-
-def _keep_metadata(meta: Object, old_meta: Object) -> None:
-    for key in _RESET_METADATA:
-        if key in old_meta:
-            meta[key] = copy.deepcopy(old_meta[key])
-        else:
-            meta.pop(key, None)
 
 
 class EphemeralContainersStrategy(strategies.Strategy):
@@ -65,16 +48,8 @@ class EphemeralContainersStrategy(strategies.Strategy):
         else:
             new_spec.pop("ephemeralContainers", None)
         obj["spec"] = new_spec
-        if "status" in old:
-            obj["status"] = copy.deepcopy(old["status"])
-        else:
-            obj.pop("status", None)
-        meta = obj.setdefault("metadata", {})
-        old_meta = old.get("metadata") or {}
-        _keep_metadata(meta, old_meta)
-        # Upstream's updatePodGeneration: a changed spec is a new generation.
-        if new_spec != old.get("spec") and "generation" in old_meta:
-            meta["generation"] = old_meta["generation"] + 1
+        pod_updates.keep_stored_parts(obj, old)
+        pod_updates.update_pod_generation(obj, old)
 
     def validate_update(self, obj: Object, old: Object) -> field.ErrorList:
         return validation.validate_pod_ephemeral_containers_update(obj, old)

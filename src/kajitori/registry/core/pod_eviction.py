@@ -21,7 +21,9 @@ The order of decisions:
    with one disruption fewer and the pod listed in ``disruptedPods``, as a
    compare-and-swap on the budget (a lost race re-reads and decides again),
    so two concurrent evictions can never both spend the last disruption.
-5. The pod gets the ``DisruptionTarget`` condition and is deleted with the
+5. The pod gets the ``DisruptionTarget`` condition, whose
+   ``observedGeneration`` is the pod's generation as stored at that moment
+   (KEP-5067; the graceful delete then bumps it), and is deleted with the
    eviction's options. The answer is a ``Status`` of Success (HTTP 201).
 
 The budgets are reached through the registry's PodDisruptionBudget store,
@@ -35,6 +37,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from kajitori.api.core_v1 import pod_conditions
 from kajitori.api.policy_v1 import helpers
 from kajitori.machinery import errors, labels, times
 from kajitori.registry import resource
@@ -330,7 +333,7 @@ class Eviction:
                 raise errors.conflict(
                     self.pods.gr, name, _precondition("ResourceVersion", options, meta)
                 )
-            _set_disruption_target(pod.setdefault("status", {}))
+            _set_disruption_target(pod)
             return pod
 
         updated, _ = await self.pods.guaranteed_update(
@@ -352,14 +355,18 @@ def _precondition(what: str, options: DeleteOptions, meta: Object) -> str:
     )
 
 
-def _set_disruption_target(status: Object) -> None:
-    conditions = status.setdefault("conditions", [])
-    wanted = {
-        "type": "DisruptionTarget",
-        "status": "True",
-        "reason": "EvictionByEvictionAPI",
-        "message": "Eviction API: evicting",
-    }
+def _set_disruption_target(pod: Object) -> None:
+    """Upstream's conditionAppender, at the generation of the pod as stored now."""
+    conditions = pod.setdefault("status", {}).setdefault("conditions", [])
+    wanted = pod_conditions.observe(
+        {
+            "type": "DisruptionTarget",
+            "status": "True",
+            "reason": "EvictionByEvictionAPI",
+            "message": "Eviction API: evicting",
+        },
+        pod,
+    )
     for condition in conditions:
         if condition.get("type") == "DisruptionTarget":
             if condition.get("status") != "True":

@@ -23,60 +23,20 @@ from typing import Any
 import orjson
 
 from kajitori.api import definitions
-from kajitori.api.core_v1 import defaults
-from kajitori.api.core_v1 import validation as common
+from kajitori.api.core_v1 import defaults, qos
 from kajitori.api.core_v1.validation import pods as validation
 from kajitori.machinery import field, shapes
 from kajitori.registry import resource
-from kajitori.registry.core import pod_binding, pod_ephemeralcontainers
+from kajitori.registry.core import pod_binding, pod_ephemeralcontainers, pod_resize
+from kajitori.registry.core.pod_updates import update_pod_generation
 from kajitori.registry.generic import strategy as strategies
 from kajitori.registry.generic import table as tables
 
 Object = dict[str, Any]
 
-QOS_RESOURCES = ("cpu", "memory")
 SCHEDULING_GATED = "SchedulingGated"
 TERMINAL_PHASES = ("Succeeded", "Failed")
 NODE_UNREACHABLE_REASON = "NodeLost"
-
-
-# --- QoS ----------------------------------------------------------------------------
-
-
-def _positive_amounts(resources: Any) -> dict[str, Any]:
-    amounts = {}
-    for name, value in (resources or {}).items():
-        amount = common.quantity_value(value)
-        if name in QOS_RESOURCES and amount is not None and amount > 0:
-            amounts[name] = amount
-    return amounts
-
-
-def pod_qos_class(pod: Object) -> str:
-    """Upstream's GetPodQOS: Guaranteed, Burstable or BestEffort from cpu/memory requests and limits."""
-    spec = pod.get("spec") or {}
-    pod_resources = spec.get("resources") or {}
-    if pod_resources.get("requests") or pod_resources.get("limits"):
-        requests = _positive_amounts(pod_resources.get("requests"))
-        limits = _positive_amounts(pod_resources.get("limits"))
-        guaranteed = set(limits) >= set(QOS_RESOURCES)
-    else:
-        requests, limits, guaranteed = {}, {}, True
-        for container in [*(spec.get("containers") or ()), *(spec.get("initContainers") or ())]:
-            container_resources = container.get("resources") or {}
-            for name, amount in _positive_amounts(container_resources.get("requests")).items():
-                requests[name] = requests.get(name, 0) + amount
-            container_limits = _positive_amounts(container_resources.get("limits"))
-            for name, amount in container_limits.items():
-                limits[name] = limits.get(name, 0) + amount
-            if not set(container_limits) >= set(QOS_RESOURCES):
-                guaranteed = False
-    if not requests and not limits:
-        return "BestEffort"
-    if guaranteed and all(limits.get(n) == v for n, v in requests.items()):
-        if len(requests) == len(limits):
-            return "Guaranteed"
-    return "Burstable"
 
 
 # --- strategy -----------------------------------------------------------------------
@@ -142,7 +102,7 @@ class PodStrategy(strategies.Strategy):
         obj["spec"] = _defaulted_spec(obj)
 
     def prepare_for_create(self, obj: Object) -> None:
-        obj["status"] = {"phase": "Pending", "qosClass": pod_qos_class(obj)}
+        obj["status"] = {"phase": "Pending", "qosClass": qos.compute_pod_qos(obj)}
         obj.setdefault("metadata", {})["generation"] = 1
         _scheduling_gated_condition(obj)
 
@@ -182,22 +142,6 @@ class PodStrategy(strategies.Strategy):
         meta = obj["metadata"]
         if meta.get("generation", 0) > 0:
             meta["generation"] += 1
-
-
-def update_pod_generation(obj: Object, old: Object) -> None:
-    """Upstream's updatePodGeneration: a changed spec is the pod's next generation.
-
-    Anything else (metadata, status) keeps the stored generation, which a
-    client cannot set either; a pod stored without one counts from 0.
-    """
-    meta = obj.setdefault("metadata", {})
-    generation = (old.get("metadata") or {}).get("generation", 0)
-    if obj.get("spec") != old.get("spec"):
-        generation += 1
-    if generation:
-        meta["generation"] = generation
-    else:
-        meta.pop("generation", None)
 
 
 def _keep_generation(meta: Object, old_meta: Object) -> None:
@@ -500,7 +444,10 @@ RESOURCE = resource.ResourceInfo(
     status=PodStatusStrategy(),
     selectable_fields=SELECTABLE_FIELDS,
     table=tables.Table(columns=COLUMNS, row=pod_row),
-    extra_subresources=("binding", pod_ephemeralcontainers.SUBRESOURCE),
-    extra_strategies={pod_ephemeralcontainers.SUBRESOURCE: pod_ephemeralcontainers.STRATEGY},
+    extra_subresources=("binding", pod_ephemeralcontainers.SUBRESOURCE, pod_resize.SUBRESOURCE),
+    extra_strategies={
+        pod_ephemeralcontainers.SUBRESOURCE: pod_ephemeralcontainers.STRATEGY,
+        pod_resize.SUBRESOURCE: pod_resize.STRATEGY,
+    },
     subresource_create={"binding": pod_binding.create},
 )

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from kajitori.api.core_v1 import validation as common
+from kajitori.api.core_v1.validation import resize_policy
 from kajitori.machinery import field, names, objectmeta, shapes
 
 Object = dict[str, Any]
@@ -872,6 +873,7 @@ def validate_pod_spec(
     errs.extend(volume_errs)
     errs.extend(_validate_containers(spec, volumes, path.child("containers")))
     errs.extend(_validate_init_containers(spec, volumes, path.child("initContainers")))
+    errs.extend(resize_policy.validate_pod_spec_resize_policies(spec, path))
     errs.extend(_validate_host_network(spec, path, resource_is_pod=resource_is_pod))
     errs.extend(
         common.enum(spec.get("restartPolicy"), path.child("restartPolicy"), RESTART_POLICIES)

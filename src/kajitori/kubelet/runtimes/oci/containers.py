@@ -47,6 +47,7 @@ from kajitori.kubelet.runtimes.oci import (
     mounts,
     runc,
     sandbox_network,
+    shim,
     spec,
     state,
 )
@@ -293,6 +294,9 @@ class Runs:
         if self.rootless is not None:
             self.rootless.adapt(document, record.directory)
         (run.directory / "config.json").write_text(json.dumps(document))
+        stdio = [word for word in ("stdin", "stdinOnce", "tty") if container.spec.get(word)]
+        if stdio:  # the shim holds the container's stdin or terminal for attach (shim.py)
+            (run.directory / shim.STDIO_FILE).write_text(" ".join(stdio))
 
     def _log_file(self, record: state.Pod, container: state.Container, run: state.Run) -> Path:
         path = state.log_path(self.logs, record, container.name, run.number)

@@ -76,6 +76,7 @@ from kajitori.kubelet.runtimes.oci import (
     state,
     store_images,
 )
+from kajitori.kubelet.runtimes.oci import resize as oci_resize
 from kajitori.kubelet.runtimes.oci import rootless as rootless_mode
 
 log = logging.getLogger(__name__)
@@ -259,9 +260,39 @@ class OciRuntime:
         self._probe_kills.add(task)
         task.add_done_callback(self._probe_kills.discard)
 
+    async def resize_container(
+        self, uid: str, name: str, resources: Object, *, restart: bool, now: float
+    ) -> str | None:
+        """New resources for a running container (kubelet/resize.py): oci/resize.py applies them."""
+        record = self._pods.get(uid)
+        found = record.containers.get(name) if record else None
+        if record is None or found is None or record.killing or record.removing:
+            return None
+        pod_grace = (record.pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+        grace = DEFAULT_GRACE_SECONDS if pod_grace is None else float(pod_grace)
+        return await oci_resize.apply(
+            self.runc,
+            self.runs,
+            self._event,
+            record,
+            found,
+            resources,
+            restart=restart,
+            cgroups=not self.rootless,
+            grace_period=grace,
+            now=now,
+        )
+
     def log_path(self, uid: str, container: str, run: int) -> Path:
         """The CRI-format log of run ``run`` (the restart count) of ``container``."""
         return state.log_path(self.root / "logs", self._pods[uid], container, run)
+
+    def run_directory(self, uid: str, container: str) -> Path | None:
+        """The bundle of the last run of ``container`` (its shim's attach socket is there)."""
+        record = self._pods.get(uid)
+        found = record.containers.get(container) if record is not None else None
+        run = found.last if found is not None else None
+        return run.directory if run is not None else None
 
     async def aclose(self) -> None:
         """Stop the workers (containers keep running) and wait for pending removals."""

@@ -1,8 +1,8 @@
 """The per-container shim: a small process that owns one container's life under runc.
 
 Run as a program (``python -S shim.py ID BUNDLE LOG RUNC_ROOT RUNC CGROUP``),
-never imported by the kubelet, and so written with the standard library
-only, and with modules that load fast (no argparse, no subprocess: it runs
+imported by the kubelet only for its constants (the attach protocol's), and
+so written with the standard library only, and with modules that load fast (no argparse, no subprocess: it runs
 once per container start; ``-S`` skips site-packages, ~20 ms less).
 It plays the part of conmon or containerd-shim:
 
@@ -23,6 +23,18 @@ It plays the part of conmon or containerd-shim:
    ``signal``, ``finishedAt`` (seconds since the epoch) and ``oomKilled``
    (from the container's memory cgroup, read before anyone deletes it).
    The kubelet learns of it by a pidfd on the shim, which exits right after.
+
+A container with ``stdin`` or ``tty`` (the kubelet writes them in the
+bundle's ``stdio`` file) gets its stdin on a pipe the shim holds, or a
+terminal whose master runc hands the shim over ``console.sock``; the shim
+then listens on ``attach.sock`` in the bundle, as conmon's attach socket.
+An attach connection says first whether it brings stdin (``i``) or not
+(``o``), then sends frames (kind byte, 4-byte big-endian length, payload):
+stdin data, the end of its stdin, a terminal size; it receives stdout and
+stderr frames from then on, until the container exits. Upstream
+containerd's attach rules: with ``stdinOnce`` and no terminal the end of
+the first attach's stdin closes the container's; otherwise it ends only
+that attach.
 
 Usually the shim is not started as a program but forked by the *shim
 factory* (``python -S shim.py --factory NAME``, decision 0034): one
@@ -54,6 +66,12 @@ FACTORY_IDLE = 15.0  # seconds without a request before the factory leaves
 MAX_LINE = 16 * 1024
 CGROUP_ROOT = "/sys/fs/cgroup"
 COPIERS: list[_thread.LockType] = []  # one per stdio copier thread, released once it is done
+STDIO_FILE = "stdio"  # in the bundle: "stdin", "stdinOnce", "tty" (absent: stdin is /dev/null)
+ATTACH_SOCKET = "attach.sock"
+CONSOLE_SOCKET = "console.sock"
+CONSOLE_WAIT = 30.0  # seconds runc create may take to send the terminal's master
+# Attach frames: a kind byte, a 4-byte big-endian length, the payload.
+FRAME_STDIN, FRAME_STDOUT, FRAME_STDERR, FRAME_CLOSE_STDIN, FRAME_RESIZE = range(5)
 
 
 class Args:
@@ -104,15 +122,18 @@ class LogWriter:
             self.file.write(data)
 
 
-def copy_stream(fd: int, stream: str, log: LogWriter) -> None:
+def copy_stream(fd: int, stream: str, log: LogWriter, stdio: Stdio | None = None) -> None:
     pending = b""
+    kind = FRAME_STDERR if stream == "stderr" else FRAME_STDOUT
     while True:
         try:
             chunk = os.read(fd, 65536)
-        except OSError:
+        except OSError:  # a terminal's master reads EIO once the container closed it
             break
         if not chunk:
             break
+        if stdio is not None:
+            stdio.broadcast(kind, chunk)  # attach sees output at once, not a line later
         pending += chunk
         *lines, pending = pending.split(b"\n")
         records = [(b"F", line) for line in lines]
@@ -124,6 +145,141 @@ def copy_stream(fd: int, stream: str, log: LogWriter) -> None:
     if pending:
         log.write(stream, [(b"F", pending)])
     os.close(fd)
+
+
+class Stdio:
+    """The container's stdin (a pipe's write end or a terminal's master) and its attaches."""
+
+    def __init__(self, *, stdin: bool, once: bool, tty: bool) -> None:
+        self.stdin = stdin
+        self.once = once
+        self.tty = tty
+        self.input: int | None = None  # where attached stdin is written
+        self.master: int | None = None  # the terminal's master, for sizes
+        self.clients: list[_socket.socket] = []
+        self.lock = _thread.allocate_lock()
+
+    @classmethod
+    def of(cls, bundle: str) -> Stdio | None:
+        """The bundle's settings; None when the container has neither stdin nor a terminal."""
+        try:
+            with open(os.path.join(bundle, STDIO_FILE)) as file:
+                words = file.read().split()
+        except OSError:
+            return None
+        return cls(stdin="stdin" in words, once="stdinOnce" in words, tty="tty" in words)
+
+    def write_input(self, data: bytes) -> None:
+        with self.lock:
+            fd = self.input
+        while fd is not None and data:
+            try:
+                data = data[os.write(fd, data) :]
+            except OSError:  # the container closed its stdin, or stdinOnce closed ours
+                return
+
+    def close_input(self) -> None:
+        """stdinOnce: the container's stdin pipe ends (a reading process sees EOF)."""
+        with self.lock:
+            fd, self.input = self.input, None
+        if fd is not None:
+            os.close(fd)
+
+    def resize(self, payload: bytes) -> None:
+        if self.master is None or len(payload) != 4:
+            return
+        import fcntl  # only for a terminal, off the start path
+        import termios
+
+        width, height = payload[:2], payload[2:]
+        size = int.from_bytes(height, "big").to_bytes(2, sys.byteorder)
+        size += int.from_bytes(width, "big").to_bytes(2, sys.byteorder) + bytes(4)
+        try:
+            fcntl.ioctl(self.master, termios.TIOCSWINSZ, size)
+        except OSError:
+            pass
+
+    def broadcast(self, kind: int, data: bytes) -> None:
+        frame = bytes([kind]) + len(data).to_bytes(4, "big") + data
+        with self.lock:
+            clients = list(self.clients)
+        for conn in clients:
+            try:
+                conn.sendall(frame)
+            except OSError:
+                self.drop(conn)
+
+    def drop(self, conn: _socket.socket) -> None:
+        """End one attach: its connection closes, so the kubelet's side sees the end."""
+        with self.lock:
+            if conn not in self.clients:
+                return
+            self.clients.remove(conn)
+        try:
+            conn.shutdown(_socket.SHUT_RDWR)
+        except OSError:
+            pass
+        conn.close()
+
+    def drop_all(self) -> None:
+        with self.lock:
+            clients = list(self.clients)
+        for conn in clients:
+            self.drop(conn)
+
+
+def serve_attach(stdio: Stdio, listener: _socket.socket) -> None:
+    """Accept attaches on ``attach.sock`` for the container's life (a thread)."""
+    while True:
+        try:
+            fd, _ = listener._accept()  # type: ignore[attr-defined]
+        except OSError:
+            return
+        conn = _socket.socket(fileno=fd)
+        creds = conn.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+        if int.from_bytes(creds[4:8], sys.byteorder) != os.getuid():
+            conn.close()
+            continue
+        with stdio.lock:
+            stdio.clients.append(conn)
+        _thread.start_new_thread(serve_client, (stdio, conn))
+
+
+def recv_exactly(conn: _socket.socket, size: int) -> bytes | None:
+    data = b""
+    while len(data) < size:
+        try:
+            chunk = conn.recv(size - len(data))
+        except OSError:
+            return None
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def serve_client(stdio: Stdio, conn: _socket.socket) -> None:
+    """One attach's frames until its stdin ends or it leaves (a thread)."""
+    hello = recv_exactly(conn, 1)
+    with_stdin = hello == b"i" and stdio.stdin
+    closes_stdin = with_stdin and stdio.once and not stdio.tty
+    while hello is not None:
+        head = recv_exactly(conn, 5)
+        payload = b"" if head is None else recv_exactly(conn, int.from_bytes(head[1:], "big"))
+        if head is None or payload is None:
+            break  # the kubelet's side left
+        if head[0] == FRAME_STDIN and with_stdin:
+            stdio.write_input(payload)
+        elif head[0] == FRAME_RESIZE:
+            stdio.resize(payload)
+        elif head[0] == FRAME_CLOSE_STDIN and with_stdin:
+            if not closes_stdin:
+                break  # without stdinOnce (or with a terminal) this attach ends here
+            stdio.close_input()
+            with_stdin = False  # it stays for the output, until the container exits
+    if closes_stdin:
+        stdio.close_input()
+    stdio.drop(conn)
 
 
 def _encode(value: object) -> str:
@@ -184,14 +340,22 @@ def oom_killed(cgroup: str) -> bool:
     return False
 
 
-def create(args: Args, log: LogWriter) -> int:
+def create(args: Args, log: LogWriter, stdio: Stdio | None = None) -> int:
     """``runc create``; returns init's pid, or exits after reporting the error."""
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     pidfile = os.path.join(args.bundle, "init.pid")
     runc = [args.runc, "--root", args.runc_root, "--log", os.path.join(args.bundle, "runc.log")]
     runc += ["--log-format", "json", "create", "--bundle", args.bundle, "--pid-file", pidfile]
+    console = None
+    if stdio is not None and stdio.tty:
+        # Relative: runc runs in the bundle, and a socket's path must fit in 108 bytes.
+        console = listen(CONSOLE_SOCKET)
+        runc += ["--console-socket", CONSOLE_SOCKET]
     devnull = os.open(os.devnull, os.O_RDONLY)
+    if stdio is not None and stdio.stdin and not stdio.tty:
+        os.close(devnull)
+        devnull, stdio.input = os.pipe()  # the write end is close-on-exec: the shim's alone
     # The container inherits these as its stdio; Python's own SIGPIPE ignore must not pass on.
     pid = os.posix_spawnp(
         args.runc,
@@ -206,6 +370,12 @@ def create(args: Args, log: LogWriter) -> int:
     )
     for fd in (devnull, out_w, err_w):
         os.close(fd)
+    received = None
+    if console is not None:
+        assert stdio is not None
+        received = _thread.allocate_lock()  # held until runc sent the master, or gave up
+        received.acquire()
+        _thread.start_new_thread(receive_console, (console, stdio, received))
     # Never wait on the pipes here: the container holds them open as its stdio.
     _, status = os.waitpid(pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
@@ -218,20 +388,71 @@ def create(args: Args, log: LogWriter) -> int:
         write_json(args.exit_file, {"createError": message, "finishedAt": time.time()})
         print("error", message.replace("\n", " "), flush=True)
         sys.exit(1)
-    for fd, stream in ((out_r, "stdout"), (err_r, "stderr")):
+    streams = [(out_r, "stdout"), (err_r, "stderr")]
+    if received is not None and stdio is not None:
+        received.acquire(timeout=CONSOLE_WAIT)
+        if stdio.master is None:
+            message = "runc sent no terminal on the console socket"
+            write_json(args.exit_file, {"createError": message, "finishedAt": time.time()})
+            print("error", message, flush=True)
+            sys.exit(1)
+        if stdio.stdin:
+            stdio.input = stdio.master
+        streams.append((os.dup(stdio.master), "stdout"))  # a terminal merges stderr in
+    for fd, stream in streams:
         done = _thread.allocate_lock()  # held until the copier has drained its pipe
         done.acquire()
         COPIERS.append(done)
-        _thread.start_new_thread(_copy_then_release, (fd, stream, log, done))
+        _thread.start_new_thread(_copy_then_release, (fd, stream, log, done, stdio))
     with open(pidfile) as file:
         return int(file.read().strip())
 
 
-def _copy_then_release(fd: int, stream: str, log: LogWriter, done: _thread.LockType) -> None:
+def _copy_then_release(
+    fd: int, stream: str, log: LogWriter, done: _thread.LockType, stdio: Stdio | None
+) -> None:
     try:
-        copy_stream(fd, stream, log)
+        copy_stream(fd, stream, log, stdio)
     finally:
         done.release()
+
+
+def listen(name: str) -> _socket.socket:
+    """A unix socket listening at ``name`` in the working directory (the bundle), for us only."""
+    listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        os.unlink(name)
+    except OSError:
+        pass
+    listener.bind(name)
+    os.chmod(name, 0o600)
+    listener.listen(16)
+    return listener
+
+
+def receive_console(listener: _socket.socket, stdio: Stdio, received: _thread.LockType) -> None:
+    """runc's connection on the console socket: the terminal's master, as SCM_RIGHTS (a thread)."""
+    try:
+        listener.settimeout(CONSOLE_WAIT)
+        fd, _ = listener._accept()  # type: ignore[attr-defined]
+        conn = _socket.socket(fileno=fd)
+        conn.settimeout(CONSOLE_WAIT)
+        try:
+            _, ancillary, _, _ = conn.recvmsg(4096, _socket.CMSG_SPACE(4))
+        finally:
+            conn.close()
+        for level, kind, data in ancillary:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS and len(data) >= 4:
+                stdio.master = int.from_bytes(data[:4], sys.byteorder)
+    except OSError:
+        pass
+    finally:
+        listener.close()
+        try:
+            os.unlink(CONSOLE_SOCKET)
+        except OSError:
+            pass
+        received.release()
 
 
 def wait_for(pid: int) -> int | None:
@@ -283,7 +504,12 @@ def run(args: Args) -> None:
     with open(os.path.join(args.bundle, "shim.pid"), "w") as file:
         file.write(str(os.getpid()))
     log = LogWriter(args.log)
-    pid = create(args, log)
+    stdio = Stdio.of(args.bundle)
+    pid = create(args, log, stdio)
+    attach = None
+    if stdio is not None:  # before "created": the kubelet may attach once it started the container
+        attach = listen(ATTACH_SOCKET)
+        _thread.start_new_thread(serve_attach, (stdio, attach))
     # Only now: ignored signals are inherited through exec, and the container must not inherit them.
     for number in (_signal.SIGPIPE, _signal.SIGHUP, _signal.SIGINT, _signal.SIGTERM):
         _signal.signal(number, _signal.SIG_IGN)
@@ -298,6 +524,13 @@ def run(args: Args) -> None:
     # Let the copiers drain what the container wrote last (a daemonized child may hold the pipes).
     for done in COPIERS:
         done.acquire(timeout=1.0)
+    if stdio is not None and attach is not None:
+        stdio.drop_all()  # each attach sees its end after the last output
+        try:
+            os.unlink(ATTACH_SOCKET)  # a later attach finds no container, not a dead socket
+            attach.shutdown(_socket.SHUT_RDWR)
+        except OSError:
+            pass
     write_json(args.exit_file, exit_record(status, args.cgroup))
 
 

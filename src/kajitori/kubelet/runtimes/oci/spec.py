@@ -307,7 +307,7 @@ def container_spec(
     uid, gid, extra_gids = user
     caps = capabilities(container, available=available)
     process: Object = {
-        "terminal": False,
+        "terminal": bool(container.get("tty")),  # the shim holds its master (shim.py)
         "user": {"uid": uid, "gid": gid, **({"additionalGids": extra_gids} if extra_gids else {})},
         "args": _expanded(command_line(container, image), resolved_env),
         "env": environment(container, image, hostname=hostname, resolved=resolved_env),
@@ -315,6 +315,8 @@ def container_spec(
         "capabilities": {k: caps for k in ("bounding", "effective", "permitted")},
         "noNewPrivileges": sc.get("allowPrivilegeEscalation") is False,
     }
+    if process["terminal"]:
+        process["env"].append("TERM=xterm")  # as containerd's WithTTY: after the container's own
     linux: Object = {
         "namespaces": [
             {"type": "pid"},
