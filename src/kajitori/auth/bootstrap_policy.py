@@ -565,7 +565,7 @@ def _controller_rules() -> dict[str, list[Rule]]:
         ],
         "pod-garbage-collector": [
             _r("list watch delete", CORE, "pods"),
-            _r(READ, CORE, "nodes"),
+            _r("get list", CORE, "nodes"),
             _r("patch", CORE, "pods/status"),
         ],
         "pv-protection-controller": [

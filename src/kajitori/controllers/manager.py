@@ -41,6 +41,7 @@ from kajitori.controllers import (
     namespace,
     node_lifecycle,
     nodeipam,
+    podgc,
     replicaset,
     resourcequota,
     root_ca_publisher,
@@ -132,6 +133,8 @@ CONTROLLERS: dict[str, ControllerSpec] = {
     "ttl-after-finished": ControllerSpec(
         ttl_after_finished.TTLAfterFinishedController, 1, "ttl-after-finished-controller"
     ),
+    # Upstream's pod-garbage-collector: one periodic pass, no per-key workers.
+    "pod-garbage-collector": ControllerSpec(podgc.PodGCController, 1, "pod-garbage-collector"),
     # Upstream: --concurrent-horizontal-pod-autoscaler-syncs 5.
     "horizontalpodautoscaling": ControllerSpec(
         horizontal_pod_autoscaler.HorizontalPodAutoscalerController,

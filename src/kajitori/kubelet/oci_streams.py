@@ -11,17 +11,29 @@ container writes it. Attach to any other container follows its log from
 its end (the shim copies the container's stdio there): what it writes from
 then on, until it exits. To an exited container attach answers "container
 ... not found in pod ...", as upstream's kubelet does.
-Not yet here: a terminal for exec (``runc exec -t`` needs a console socket;
-with ``tty`` the process runs on pipes, stderr merged into stdout) and
-port-forward (entering the pod's network namespace needs ``setns``, which
-Python has from 3.12).
+Exec with ``tty`` runs under a real terminal (``TtyExec``): runc hands its
+master over a console socket only when it detaches, so a small reaper
+(``shim.py --exec``, conmon's part) runs ``runc exec -d -t``, passes the
+master here and exits with the process's exit code; resizes set the
+master's window size (the process sees SIGWINCH). Exec without ``tty``
+runs ``runc exec`` on pipes.
+Not yet here: port-forward (entering the pod's network namespace needs
+``setns``, which Python has from 3.12).
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
+import fcntl
 import os
+import shutil
+import socket
+import struct
+import sys
+import tempfile
+import termios
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,7 +65,7 @@ class RuncProcess:
             self.proc.stdin.close()
 
     def resize(self, width: int, height: int) -> None:
-        """No terminal yet, so nothing to resize."""
+        """On pipes (exec without tty): no terminal to resize."""
 
     async def wait(self) -> int:
         return await self.proc.wait()
@@ -61,6 +73,151 @@ class RuncProcess:
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             self.proc.kill()
+
+
+EOT = b"\x04"  # a terminal's end-of-file character (VEOF's default)
+DRAIN = 1.0  # seconds the output may still take after the exit before it is cut
+
+
+class TtyExec:
+    """An exec under a terminal: its master here, its reaper (``shim.py --exec``) a child.
+
+    ``stdout`` carries the terminal's output (stderr merged, as on any
+    terminal), or runc's error message when it could not start the process.
+    """
+
+    def __init__(self, reaper: asyncio.subprocess.Process, master: int | None) -> None:
+        self.reaper = reaper
+        self.master = master
+        self.stdout: asyncio.StreamReader | None = asyncio.StreamReader()
+        self.stderr: asyncio.StreamReader | None = None
+        self._ended = asyncio.Event()
+        self._ready: asyncio.Future[bool] | None = None  # a write waiting for room
+        if master is None:
+            self._ended.set()
+        else:
+            os.set_blocking(master, False)
+            asyncio.get_running_loop().add_reader(master, self._readable)
+
+    def _readable(self) -> None:
+        assert self.master is not None
+        try:
+            data = os.read(self.master, 65536)
+        except BlockingIOError:
+            return
+        except OSError:  # EIO: no process holds the terminal any more
+            data = b""
+        if data:
+            self.stdout.feed_data(data)  # type: ignore[union-attr]
+        else:
+            self._close()
+
+    def _close(self) -> None:
+        if self.master is not None:
+            asyncio.get_running_loop().remove_reader(self.master)
+            self._wake()  # a write waiting for room gives up
+            os.close(self.master)
+            self.master = None
+            self.stdout.feed_eof()  # type: ignore[union-attr]
+        self._ended.set()
+
+    async def write_stdin(self, data: bytes) -> None:
+        while data and self.master is not None:
+            try:
+                data = data[os.write(self.master, data) :]
+            except BlockingIOError:
+                await self._writable()  # the terminal's input queue is full
+            except OSError:
+                return
+
+    async def _writable(self) -> None:
+        """Until the master takes input again, or is closed."""
+        assert self.master is not None
+        self._ready = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().add_writer(self.master, self._wake)
+        await self._ready
+
+    def _wake(self) -> None:
+        if self.master is not None:
+            asyncio.get_running_loop().remove_writer(self.master)
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_result(True)
+
+    def close_stdin(self) -> None:
+        """A terminal has no end of input to close: its EOF character stands for it."""
+        with contextlib.suppress(OSError):
+            if self.master is not None:
+                os.write(self.master, EOT)
+
+    def resize(self, width: int, height: int) -> None:
+        if self.master is not None and 0 <= width < 1 << 16 and 0 <= height < 1 << 16:
+            with contextlib.suppress(OSError):
+                fcntl.ioctl(
+                    self.master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0)
+                )
+
+    async def wait(self) -> int:
+        assert self.reaper.stderr is not None
+        error = await self.reaper.stderr.read()  # runc's message, when it failed
+        code = await self.reaper.wait()
+        if self.master is None and error:
+            self.stdout.feed_data(error)  # type: ignore[union-attr]
+        # What the process wrote last is still in the terminal; a background child
+        # that keeps the terminal open must not hold the exec open.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ended.wait(), DRAIN)
+        self._close()
+        if self.stdout is not None and not self.stdout.at_eof():
+            self.stdout.feed_eof()
+        return code
+
+    def kill(self) -> None:
+        """The client left: hang the terminal up (the process gets SIGHUP), as a closed console."""
+        # The reaper stays: it reaps the process when the hangup ends it.
+        if self.master is not None:
+            self._close()
+
+
+def _receive_master(channel: socket.socket) -> int | None:
+    """The master the reaper sends (blocking; None once it closes without one)."""
+    fds = array.array("i")
+    with channel:
+        _, ancillary, _, _ = channel.recvmsg(1, socket.CMSG_SPACE(fds.itemsize))
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+    return fds[0] if fds else None
+
+
+async def exec_tty(runc: Any, container_id: str, argv: Sequence[str]) -> TtyExec:
+    """Start ``argv`` in the container under a terminal (see the module docstring)."""
+    # In /tmp: the console socket's path must fit the 108 bytes an address holds.
+    directory = tempfile.mkdtemp(prefix="kajitori-exec-", dir="/tmp")
+    ours, theirs = socket.socketpair()
+    try:
+        with theirs:
+            reaper = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-S",
+                shim.__file__,
+                "--exec",
+                str(theirs.fileno()),
+                directory,
+                runc.binary,
+                str(runc.root),
+                container_id,
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+                pass_fds=(theirs.fileno(),),
+                start_new_session=True,
+            )
+        master = await asyncio.to_thread(_receive_master, ours)
+    finally:
+        ours.close()
+        shutil.rmtree(directory, ignore_errors=True)
+    return TtyExec(reaper, master)
 
 
 class ShimAttach:
@@ -182,7 +339,7 @@ class OciStreaming:
 
     async def exec(
         self, pod: Object, container: str, argv: Sequence[str], *, stdin: bool, tty: bool
-    ) -> RuncProcess:
+    ) -> RuncProcess | TtyExec:
         status = _status(pod, container)
         container_id = (status.get("containerID") or "").partition("://")[2]
         if not container_id or "running" not in (status.get("state") or {}):
@@ -190,6 +347,8 @@ class OciStreaming:
                 f"container {container} is not running in pod {pod['metadata']['name']}"
             )
         runc = self.runtime.runc
+        if tty:
+            return await exec_tty(runc, container_id, argv)
         process = await asyncio.create_subprocess_exec(
             runc.binary,
             "--root",

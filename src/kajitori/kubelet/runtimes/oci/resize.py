@@ -11,8 +11,9 @@ so that its next run starts with them; then either
   upstream's message, as the kubelet's best-effort guard against an OOM
   kill (since 1.34);
 * or, when its resizePolicy says RestartContainer, by stopping the run
-  (``Killing``: "Container <name> resize requires restart"); the runtime
-  starts the next one as after any exit.
+  (``Killing``: "Container <name> resize requires restart"); as upstream,
+  the runtime starts the next one at once, without back-off and whatever
+  the pod's restartPolicy (``Container.resize_restart``).
 
 A rootless runtime has no cgroups (decision 0033): the spec takes the
 resources and nothing more is done.
@@ -100,6 +101,7 @@ async def apply(
         container.spec["resources"] = resources
         message = f"Container {container.name} resize requires restart"
         event(record, "Normal", "Killing", message, container=container.name)
+        container.resize_restart = run.number  # before the exit: the worker may see it at once
         await runs.stop(record, container, now + grace_period, announce=False)
         return None
     error = await update_in_place(runc, container, run, resources) if cgroups else None

@@ -330,6 +330,8 @@ class OciRuntime:
             return False
         if container.kind == "ephemeral":
             return False  # upstream never restarts them
+        if container.resize_restart == run.number:
+            return True  # stopped for a RestartContainer resize: upstream starts it again
         if container.kind == "sidecar" or _never_started(run):
             return True  # upstream restarts a container left created or unknown whatever the policy
         policy = (record.pod.get("spec") or {}).get("restartPolicy") or "Always"
@@ -342,8 +344,8 @@ class OciRuntime:
             return None
         run = container.last
         assert run is not None and run.exit is not None
-        if _never_started(run):
-            return run.exit.finished_at  # nothing ran, so nothing failed: no back-off
+        if _never_started(run) or container.resize_restart == run.number:
+            return run.exit.finished_at  # nothing failed (nothing ran, or a resize): no back-off
         return run.exit.finished_at + self._backoff(self._backoff_exponent(container, run))
 
     def _backoff_exponent(self, container: state.Container, run: state.Run) -> int:
@@ -373,7 +375,10 @@ class OciRuntime:
             "ContainerCreating" if container.kind != "regular" or initialized else "PodInitializing"
         )
         run = container.last
-        if run is not None and _never_started(run) and self._restarts(record, container):
+        at_once = run is not None and (
+            _never_started(run) or container.resize_restart == run.number
+        )
+        if run is not None and at_once and self._restarts(record, container):
             # Restarted at once (no back-off): it is being created again, not crash-looping.
             return interface.ContainerStatus(
                 name=container.name,

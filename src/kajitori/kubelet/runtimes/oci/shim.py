@@ -484,6 +484,9 @@ def main() -> None:
     if sys.argv[1:2] == ["--factory"]:
         factory(sys.argv[2])
         return
+    if sys.argv[1:2] == ["--exec"]:
+        exec_tty(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7:])
+        return
     args = Args(*sys.argv[1:7])
     if os.fork():
         os._exit(0)  # the kubelet reaps this parent; the shim lives on, parented by init
@@ -532,6 +535,61 @@ def run(args: Args) -> None:
         except OSError:
             pass
     write_json(args.exit_file, exit_record(status, args.cgroup))
+
+
+# Exec with a terminal (``--exec``): conmon's part for ``runc exec -t``. runc hands a
+# terminal's master over a console socket only when it detaches, so this process stays
+# as the exec'd process's reaper (a child subreaper) for its exit code.
+
+
+def exec_tty(channel: int, directory: str, runc: str, root: str, cid: str, argv: list[str]) -> None:
+    """``runc exec -d -t`` of ``argv``; the master goes to the kubelet over ``channel``.
+
+    ``channel`` is a unix socket inherited from the kubelet: it receives the
+    terminal's master (SCM_RIGHTS), then sees it close. This process then
+    exits with the exec'd process's exit code (128 + signal for a signal), or
+    with runc's own when runc failed (its message on stderr, inherited).
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    os.chdir(directory)  # the kubelet's short temporary directory, where listen() binds
+    console = listen(CONSOLE_SOCKET)
+    pidfile = os.path.join(directory, "exec.pid")
+    command = [runc, "--root", root, "exec", "--detach", "--tty", "--console-socket"]
+    # Absolute: runc exec dials it from elsewhere than this directory.
+    command += [os.path.join(directory, CONSOLE_SOCKET), "--pid-file", pidfile, cid, *argv]
+    devnull = os.open(os.devnull, os.O_RDWR)
+    pid = os.posix_spawnp(
+        runc,
+        command,
+        os.environ,
+        file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1)],
+        setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ),
+    )
+    os.close(devnull)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        sys.exit(code if code > 0 else 128 - code)
+    stdio = Stdio(stdin=True, once=False, tty=True)
+    received = _thread.allocate_lock()
+    received.acquire()
+    receive_console(console, stdio, received)  # runc queued its connection before it exited
+    with open(pidfile) as file:
+        child = int(file.read().strip())
+    conn = _socket.socket(fileno=channel)
+    if stdio.master is not None:
+        conn.sendmsg(
+            [b"m"],
+            [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, stdio.master.to_bytes(4, sys.byteorder))],
+        )
+        os.close(stdio.master)
+    conn.close()
+    ended = wait_for(child)
+    if ended is None:
+        sys.exit(255)
+    code = os.waitstatus_to_exitcode(ended)
+    sys.exit(code if code >= 0 else 128 - code)
 
 
 # The factory: one long-lived process per runc root that forks a ready shim per

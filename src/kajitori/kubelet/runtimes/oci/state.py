@@ -87,6 +87,7 @@ class Container:
     poststart_pending: bool = False
     backoff: tuple[int, int] | None = None  # (run number, back-off exponent after that run)
     backoff_announced: int = -1  # the run whose restart back-off was last reported (BackOff)
+    resize_restart: int = -1  # the run a RestartContainer resize stopped: restarted at once
 
     @property
     def name(self) -> str:
