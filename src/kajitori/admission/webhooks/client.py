@@ -25,7 +25,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
 import orjson
 
 from kajitori.admission.lister import StoreLister
@@ -35,6 +34,8 @@ from kajitori.machinery import errors
 from kajitori.registry.generic.store import ListOptions
 
 if TYPE_CHECKING:
+    import httpx
+
     from kajitori.registry.generic.store import Store
 
 Object = dict[str, Any]
@@ -119,13 +120,6 @@ def _random_endpoint(slices: list[Object], port_name: str) -> tuple[str, int] | 
     return None
 
 
-# Each call closes its connection once answered (upstream keeps them alive). An idle TLS
-# connection is never read by the pool, so a webhook server that stops (an operator's
-# test run, a rollout) cannot finish closing it; with asyncio servers that leaks their
-# transport. A TLS handshake per call costs about a millisecond on a local network.
-_NO_IDLE_CONNECTIONS = httpx.Limits(max_keepalive_connections=0)
-
-
 class WebhookClients:
     """Posts AdmissionReviews to webhooks; one reused HTTPS client per CA bundle and server name."""
 
@@ -169,6 +163,8 @@ class WebhookClients:
         server_name: str,
         timeout: int,
     ) -> Any:
+        import httpx  # on first use: importing it costs ~0.1 s of every start
+
         client = self._client(ca_bundle, server_name)
         headers = {"Content-Type": "application/json", "Accept": "application/json, */*"}
         extensions: dict[str, Any] = {}
@@ -187,6 +183,8 @@ class WebhookClients:
         return _decode(webhook, response)
 
     def _client(self, ca_bundle: bytes, server_name: str) -> httpx.AsyncClient:
+        import httpx  # on first use: importing it costs ~0.1 s of every start
+
         key = (ca_bundle, server_name)
         client = self._clients.get(key)
         if client is None:
@@ -195,7 +193,12 @@ class WebhookClients:
                 trust_env=False,
                 timeout=None,
                 http2=False,
-                limits=_NO_IDLE_CONNECTIONS,
+                # Each call closes its connection once answered (upstream keeps them
+                # alive). An idle TLS connection is never read by the pool, so a webhook
+                # server that stops (an operator's test run, a rollout) cannot finish
+                # closing it; with asyncio servers that leaks their transport. A TLS
+                # handshake per call costs about a millisecond on a local network.
+                limits=httpx.Limits(max_keepalive_connections=0),
             )
             self._clients[key] = client
         return client
@@ -238,6 +241,8 @@ def _call_failed(webhook: Webhook, url: str, text: str) -> CallError:
 
 def _transport_text(exc: httpx.HTTPError, url: str) -> str:
     """Go's words for the common transport failures."""
+    import httpx  # on first use: importing it costs ~0.1 s of every start
+
     cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, ssl.SSLCertVerificationError):

@@ -25,9 +25,7 @@ import copy
 import errno
 import ssl
 from collections.abc import Iterable
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from kajitori.auth import reflector
 from kajitori.client.workqueue import RateLimitingQueue
@@ -43,6 +41,9 @@ from kajitori.server.aggregator.transport import (
     request_extensions,
 )
 from kajitori.server.aggregator.worker import run_worker
+
+if TYPE_CHECKING:
+    import httpx
 
 Object = dict[str, Any]
 
@@ -234,6 +235,8 @@ class AvailabilityController:
         raise last
 
     async def _attempt(self, api_service: Object) -> None:
+        import httpx  # on first use: importing it costs ~0.1 s of every start
+
         try:
             target = await self.transport.target(api_service)
         except LookupError as exc:

@@ -26,14 +26,13 @@ import logging
 import time
 from typing import Any
 
-import httpx
-
 from kajitori.registry.apiregistration import apiservices
 from kajitori.server.aggregator.index import APIServiceIndex, name_of
 from kajitori.server.aggregator.transport import Transport, request_extensions
 from kajitori.server.crds import version_priority
 
 log = logging.getLogger(__name__)
+
 
 Object = dict[str, Any]
 
@@ -216,6 +215,8 @@ class RemoteDiscovery:
             await asyncio.gather(*(self._refresh(obj) for obj in due))
 
     async def _refresh(self, api_service: Object) -> None:
+        import httpx  # on first use: importing it costs ~0.1 s of every start
+
         name = name_of(api_service)
         self._fetched_at[name] = time.monotonic()
         try:

@@ -19,15 +19,16 @@ ends it). Upgrades (exec, port-forward to an aggregated server) are not proxied.
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from kajitori.registry.apiregistration import apiservices
 from kajitori.registry.generic.request import UserInfo
 from kajitori.server import asgi
 from kajitori.server.aggregator.index import APIServiceIndex
 from kajitori.server.aggregator.transport import Transport, request_extensions
+
+if TYPE_CHECKING:
+    import httpx
 
 Object = dict[str, Any]
 
@@ -109,6 +110,8 @@ class Proxy:
     async def serve(
         self, request: asgi.Request, send: asgi.Send, user: UserInfo, api_service: Object
     ) -> None:
+        import httpx  # on first use: importing it costs ~0.1 s of every start
+
         if not apiservices.is_available(api_service):
             await _plain_error(send, 503, "service unavailable")
             return

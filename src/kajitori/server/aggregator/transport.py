@@ -21,17 +21,17 @@ import ssl
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from kajitori.admission.webhooks.client import ServiceResolver
 from kajitori.auth import pki
 from kajitori.server.aggregator.index import service_of
 
+if TYPE_CHECKING:
+    import httpx
+
 Object = dict[str, Any]
 
-_NO_IDLE_CONNECTIONS = httpx.Limits(max_keepalive_connections=0)
 DEFAULT_PORT = 443
 
 
@@ -82,6 +82,8 @@ class Transport:
         )
 
     def client(self, ca_bundle: bytes, verify: bool) -> httpx.AsyncClient:
+        import httpx  # on first use: importing it costs ~0.1 s of every start
+
         key = (ca_bundle, verify)
         client = self._clients.get(key)
         if client is None:
@@ -90,7 +92,7 @@ class Transport:
                 trust_env=False,
                 timeout=None,
                 http2=False,
-                limits=_NO_IDLE_CONNECTIONS,
+                limits=httpx.Limits(max_keepalive_connections=0),
                 follow_redirects=False,
             )
             self._clients[key] = client
