@@ -21,7 +21,7 @@ class _Recorder(Plugin):
     async def validate(self, store: Any, operation: str, obj: Any, old: Any, ctx: Any) -> None:
         self.calls.append(f"validate:{self.name}")
 
-    async def validate_delete(self, store: Any, obj: Any, ctx: Any) -> None:
+    async def validate_delete(self, store: Any, obj: Any, ctx: Any, options: Any = None) -> None:
         self.calls.append(f"delete:{self.name}")
 
 

@@ -15,14 +15,12 @@ coroutines of pod-only plugins (decision 0035's addendum).
 Requests whose object is not of the store's kind (CONNECT with its options:
 ``pods/exec``…; the ``policy/v1 Eviction`` of ``pods/eviction``) reach only
 the plugins that override ``admit_subresource``/``validate_subresource``
-(upstream: the plugins that handle CONNECT, or look at those kinds). A
-plugin whose ``validate_delete`` takes ``options`` gets the request's
-DeleteOptions.
+(upstream: the plugins that handle CONNECT, or look at those kinds).
+``validate_delete`` gets the request's DeleteOptions.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -49,8 +47,10 @@ class Plugin:
     ) -> None:
         """Refuse ``obj`` by raising an API error (a validating plugin)."""
 
-    async def validate_delete(self, store: Store, obj: Object, ctx: RequestContext) -> None:
-        """Refuse the deletion of ``obj`` by raising an API error."""
+    async def validate_delete(
+        self, store: Store, obj: Object, ctx: RequestContext, options: DeleteOptions | None = None
+    ) -> None:
+        """Refuse the deletion of ``obj`` (``options``: the request's) by raising an API error."""
 
     async def admit_subresource(
         self,
@@ -83,8 +83,12 @@ def _acts_on(declared: frozenset[Resource] | None, resource: Resource) -> bool:
 
 
 def _overrides(plugin: Plugin, hook: str) -> bool:
-    """Whether ``plugin`` has a ``hook`` of its own (not ``Plugin``'s no-op)."""
-    return getattr(type(plugin), hook, None) is not getattr(Plugin, hook)
+    """Whether ``plugin`` has a ``hook`` of its own (not ``Plugin``'s no-op).
+
+    Not every plugin subclasses Plugin (RBAC's escalation check lives in ``auth``, beside
+    this package): one without the hook has none of its own either.
+    """
+    return getattr(type(plugin), hook, None) not in (None, getattr(Plugin, hook))
 
 
 class AdmissionChain:
@@ -93,24 +97,12 @@ class AdmissionChain:
         # (group, plural) -> the plugins whose admit / validate act on it, in order.
         self._admitters: dict[Resource, tuple[Plugin, ...]] = {}
         self._validators: dict[Resource, tuple[Plugin, ...]] = {}
-        self._delete_validators = tuple(p for p in self.plugins if _overrides(p, "validate_delete"))
-        # Those whose validate_delete takes the request's DeleteOptions.
-        self._option_takers = frozenset(
-            id(p)
-            for p in self._delete_validators
-            if "options" in inspect.signature(p.validate_delete).parameters
-        )
-        # Not every plugin subclasses Plugin (RBAC's escalation check): those have none.
-        self._subresource_admitters = tuple(
-            p
-            for p in self.plugins
-            if hasattr(p, "admit_subresource") and _overrides(p, "admit_subresource")
-        )
-        self._subresource_validators = tuple(
-            p
-            for p in self.plugins
-            if hasattr(p, "validate_subresource") and _overrides(p, "validate_subresource")
-        )
+        self._delete_validators = self._overriding("validate_delete")
+        self._subresource_admitters = self._overriding("admit_subresource")
+        self._subresource_validators = self._overriding("validate_subresource")
+
+    def _overriding(self, hook: str) -> tuple[Plugin, ...]:
+        return tuple(p for p in self.plugins if _overrides(p, hook))
 
     def _chain(
         self, table: dict[Resource, tuple[Plugin, ...]], hook: str, declared: str, store: Store
@@ -142,10 +134,7 @@ class AdmissionChain:
         self, store: Store, obj: Object, ctx: RequestContext, options: DeleteOptions | None = None
     ) -> None:
         for plugin in self._delete_validators:
-            if id(plugin) in self._option_takers:
-                await plugin.validate_delete(store, obj, ctx, options=options)  # type: ignore[call-arg]
-            else:
-                await plugin.validate_delete(store, obj, ctx)
+            await plugin.validate_delete(store, obj, ctx, options)
 
     async def admit_subresource(
         self,
@@ -172,7 +161,5 @@ class AdmissionChain:
             await plugin.validate_subresource(store, operation, name, namespace, obj, ctx)
 
     async def close(self) -> None:
-        for plugin in self.plugins:
-            # Not every plugin subclasses Plugin (RBAC's escalation check).
-            if isinstance(plugin, Plugin) and _overrides(plugin, "close"):
-                await plugin.close()
+        for plugin in self._overriding("close"):
+            await plugin.close()

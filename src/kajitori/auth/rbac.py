@@ -43,7 +43,7 @@ from kajitori.registry.authorization.authorizer import Attributes, Decision, Rul
 from kajitori.registry.generic.request import RequestContext, UserInfo
 
 if TYPE_CHECKING:
-    from kajitori.registry.generic.store import Store
+    from kajitori.registry.generic.store import DeleteOptions, Store
 
 log = logging.getLogger(__name__)
 
@@ -647,7 +647,9 @@ class EscalationCheck:
     ) -> None:
         return None
 
-    async def validate_delete(self, store: Store, obj: Object, ctx: RequestContext) -> None:
+    async def validate_delete(
+        self, store: Store, obj: Object, ctx: RequestContext, options: DeleteOptions | None = None
+    ) -> None:
         return None
 
     def _allowed(self, user: UserInfo, verb: str, plural: str, namespace: str, name: str) -> bool:

@@ -532,17 +532,13 @@ def _registry(
         plugins.append(ServiceAccount(reader.service_account, lister=accounts))
     # Upstream's RuntimeClass comes late, before ResourceQuota charges the overhead it sets.
     plugins.append(RuntimeClass(lambda *gvr: holder[0].lookup(*gvr)))
+    # One watch of namespaces serves every plugin that reads them by name.
+    namespaces = StoreLister(
+        lambda: holder[0].lookup("", "v1", "namespaces"), name="admission namespaces watch"
+    )
     # Upstream's PodSecurity validates the final pod: after the mutating plugins,
     # before ValidatingAdmissionPolicy and the webhooks.
-    plugins.append(
-        PodSecurity(
-            lambda *gvr: holder[0].lookup(*gvr),
-            namespaces=StoreLister(
-                lambda: holder[0].lookup("", "v1", "namespaces"),
-                name="PodSecurity namespaces watch",
-            ),
-        )
-    )
+    plugins.append(PodSecurity(lambda *gvr: holder[0].lookup(*gvr), namespaces=namespaces))
     # Upstream: ValidatingAdmissionPolicy, then the webhooks, then ResourceQuota.
     plugins.append(
         ValidatingAdmissionPolicy(
@@ -557,12 +553,18 @@ def _registry(
             ),
             authz,
             served=lambda: holder[0].resources(),
+            namespaces=namespaces,
         )
     )
     # Upstream: MutatingAdmissionWebhook after the built-in mutating plugins,
     # ValidatingAdmissionWebhook just before ResourceQuota.
     plugins.extend(
-        webhooks.plugins(lambda *gvr: holder[0].lookup(*gvr), lambda: holder[0].resources(), authz)
+        webhooks.plugins(
+            lambda *gvr: holder[0].lookup(*gvr),
+            lambda: holder[0].resources(),
+            authz,
+            namespaces=namespaces,
+        )
     )
     plugins.append(ResourceQuota(lambda *gvr: holder[0].lookup(*gvr)))
     admission = AdmissionChain(plugins)

@@ -30,7 +30,7 @@ from kajitori.machinery import errors
 from kajitori.registry.generic.request import RequestContext
 
 if TYPE_CHECKING:
-    from kajitori.registry.generic.store import Store, WatchEvent
+    from kajitori.registry.generic.store import DeleteOptions, Store, WatchEvent
 
 Object = dict[str, Any]
 NamespaceGetter = Callable[[str], Awaitable[Object]]
@@ -158,7 +158,9 @@ class NamespaceLifecycle(Plugin):
                 f"unable to create new content in namespace {namespace} because it is being terminated",
             )
 
-    async def validate_delete(self, store: Store, obj: Object, ctx: RequestContext) -> None:
+    async def validate_delete(
+        self, store: Store, obj: Object, ctx: RequestContext, options: DeleteOptions | None = None
+    ) -> None:
         if _is_namespaces(store):
             name = obj["metadata"]["name"]
             if name in IMMORTAL_NAMESPACES:

@@ -28,7 +28,7 @@ from kajitori.machinery import errors
 from kajitori.registry.generic.request import RequestContext
 
 if TYPE_CHECKING:
-    from kajitori.registry.generic.store import Store
+    from kajitori.registry.generic.store import DeleteOptions, Store
 
 Object = dict[str, Any]
 NodeGetter = Callable[[str], Awaitable[Object]]
@@ -86,7 +86,9 @@ class NodeRestriction(Plugin):
                         "can only access CSINode with the same name as the requesting node",
                     )
 
-    async def validate_delete(self, store: Store, obj: Object, ctx: RequestContext) -> None:
+    async def validate_delete(
+        self, store: Store, obj: Object, ctx: RequestContext, options: DeleteOptions | None = None
+    ) -> None:
         node = _requesting_node(store, obj, ctx)
         if node is None:
             return

@@ -31,7 +31,7 @@ from kajitori.machinery import errors
 from kajitori.registry.generic.request import RequestContext
 
 if TYPE_CHECKING:
-    from kajitori.registry.generic.store import Store
+    from kajitori.registry.generic.store import DeleteOptions, Store
 
 Object = dict[str, Any]
 ClassLister = Callable[[], Awaitable[list[Object]]]
@@ -146,7 +146,9 @@ class Priority(Plugin):
                 "Only one default can exist",
             )
 
-    async def validate_delete(self, store: Store, obj: Object, ctx: RequestContext) -> None:
+    async def validate_delete(
+        self, store: Store, obj: Object, ctx: RequestContext, options: DeleteOptions | None = None
+    ) -> None:
         if not _is(store, "scheduling.k8s.io", "priorityclasses"):
             return
         name = _name(obj)

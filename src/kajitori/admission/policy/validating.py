@@ -147,14 +147,16 @@ class ValidatingAdmissionPolicy(Plugin):
         authorizer: Authorizer | None = None,
         *,
         served: ServedResources,
+        namespaces: StoreLister | None = None,
     ) -> None:
+        """``namespaces``: a namespaces lister the server shares between admission plugins."""
         self.lookup = lookup
         self.find_kind = find_kind
         self.authorizer = authorizer
         self.matcher = matching.Matcher(Versions(served), self._namespace)
         self.policies = self._lister(GROUP, "v1", "validatingadmissionpolicies")
         self.bindings = self._lister(GROUP, "v1", "validatingadmissionpolicybindings")
-        self.namespaces = self._lister("", "v1", "namespaces")
+        self.namespaces = namespaces or self._lister("", "v1", "namespaces")
         self.params: dict[tuple[str, str, str], StoreLister] = {}
 
     def _lister(self, group: str, version: str, plural: str) -> StoreLister:

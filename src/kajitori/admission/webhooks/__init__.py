@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from kajitori.admission.lister import StoreLister
 from kajitori.admission.webhooks.accessors import GROUP, WebhookSource
 from kajitori.admission.webhooks.attributes import ServedResources, Versions
 from kajitori.admission.webhooks.client import ServiceResolver, WebhookClients
@@ -38,14 +39,18 @@ __all__ = ["MutatingWebhook", "ValidatingWebhook", "plugins"]
 
 
 def plugins(
-    lookup: Lookup, served: ServedResources, authorizer: Authorizer | None = None
+    lookup: Lookup,
+    served: ServedResources,
+    authorizer: Authorizer | None = None,
+    *,
+    namespaces: StoreLister | None = None,
 ) -> tuple[MutatingWebhook, ValidatingWebhook]:
     """Both webhook plugins over the registry that ``lookup`` and ``served`` read.
 
     ``authorizer`` answers the ``authorizer`` of matchConditions (upstream's plugins get
-    the server's authorizer).
+    the server's authorizer); ``namespaces``, a namespaces lister shared with other plugins.
     """
-    namespaces = Namespaces(lambda: lookup("", "v1", "namespaces"))
+    namespace_reader = Namespaces(lambda: lookup("", "v1", "namespaces"), namespaces)
     versions = Versions(served)
     clients = WebhookClients(
         ServiceResolver(
@@ -58,7 +63,7 @@ def plugins(
         source = WebhookSource(lambda: lookup(GROUP, "v1", plural), plural=plural)
         return WebhookDispatcher(
             source,
-            namespaces=namespaces,
+            namespaces=namespace_reader,
             versions=versions,
             clients=clients,
             mutating=mutating,

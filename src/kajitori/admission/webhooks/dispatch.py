@@ -94,9 +94,10 @@ class Matched:
 class Namespaces:
     """Namespaces for namespaceSelector, from a watch of namespaces (storage until synced)."""
 
-    def __init__(self, store: StoreGetter) -> None:
+    def __init__(self, store: StoreGetter, lister: StoreLister | None = None) -> None:
+        """``lister``: a namespaces lister the server shares between admission plugins."""
         self._get_store = store
-        self._lister = StoreLister(store, name="webhook admission namespaces watch")
+        self._lister = lister or StoreLister(store, name="webhook admission namespaces watch")
 
     async def get(self, name: str) -> Object | None:
         """The namespace ``name``; None when namespaces are not served; NotFound when absent."""
@@ -233,8 +234,8 @@ class _Reinvocation:
     again: set[str] = field(default_factory=set)
 
 
-class MutatingWebhook(Plugin):
-    """Upstream's MutatingAdmissionWebhook plugin."""
+class _WebhookPlugin(Plugin):
+    """What both webhook plugins do with a request before their own dispatch."""
 
     def __init__(self, dispatcher: WebhookDispatcher) -> None:
         self.dispatcher = dispatcher
@@ -242,20 +243,29 @@ class MutatingWebhook(Plugin):
     async def close(self) -> None:
         await self.dispatcher.close()
 
-    async def admit(
-        self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
-    ) -> None:
-        webhooks = await self.dispatcher.source.webhooks()
-        if webhooks:  # most servers have none: nothing else to work out
-            await self._dispatch(webhooks, attributes_for(store, operation, obj, old, ctx), ctx)
-
     async def validate_delete(
         self, store: Store, obj: Object, ctx: RequestContext, options: DeleteOptions | None = None
     ) -> None:
+        await self._admission(lambda: attributes_for(store, "DELETE", None, obj, ctx, options), ctx)
+
+    async def _admission(self, attributes: Callable[[], Attributes], ctx: RequestContext) -> None:
         webhooks = await self.dispatcher.source.webhooks()
-        if webhooks:
-            attrs = attributes_for(store, "DELETE", None, obj, ctx, options)
-            await self._dispatch(webhooks, attrs, ctx)
+        if webhooks:  # most servers have none: nothing else to work out
+            await self._dispatch(webhooks, attributes(), ctx)
+
+    async def _dispatch(
+        self, webhooks: list[Webhook], attrs: Attributes, ctx: RequestContext
+    ) -> None:
+        raise NotImplementedError
+
+
+class MutatingWebhook(_WebhookPlugin):
+    """Upstream's MutatingAdmissionWebhook plugin."""
+
+    async def admit(
+        self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
+    ) -> None:
+        await self._admission(lambda: attributes_for(store, operation, obj, old, ctx), ctx)
 
     async def admit_subresource(
         self,
@@ -266,10 +276,9 @@ class MutatingWebhook(Plugin):
         obj: Object,
         ctx: RequestContext,
     ) -> None:
-        webhooks = await self.dispatcher.source.webhooks()
-        if webhooks:
-            attrs = subresource_attributes(store, operation, name, namespace, obj, ctx)
-            await self._dispatch(webhooks, attrs, ctx)
+        await self._admission(
+            lambda: subresource_attributes(store, operation, name, namespace, obj, ctx), ctx
+        )
 
     async def _dispatch(
         self, webhooks: list[Webhook], attrs: Attributes, ctx: RequestContext
@@ -389,29 +398,13 @@ def _replace_contents(target: Object, new: Object) -> None:
 # ----- validating -----------------------------------------------------------------------------
 
 
-class ValidatingWebhook(Plugin):
+class ValidatingWebhook(_WebhookPlugin):
     """Upstream's ValidatingAdmissionWebhook plugin."""
-
-    def __init__(self, dispatcher: WebhookDispatcher) -> None:
-        self.dispatcher = dispatcher
-
-    async def close(self) -> None:
-        await self.dispatcher.close()
 
     async def validate(
         self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
     ) -> None:
-        webhooks = await self.dispatcher.source.webhooks()
-        if webhooks:
-            await self._dispatch(webhooks, attributes_for(store, operation, obj, old, ctx), ctx)
-
-    async def validate_delete(
-        self, store: Store, obj: Object, ctx: RequestContext, options: DeleteOptions | None = None
-    ) -> None:
-        webhooks = await self.dispatcher.source.webhooks()
-        if webhooks:
-            attrs = attributes_for(store, "DELETE", None, obj, ctx, options)
-            await self._dispatch(webhooks, attrs, ctx)
+        await self._admission(lambda: attributes_for(store, operation, obj, old, ctx), ctx)
 
     async def validate_subresource(
         self,
@@ -422,10 +415,9 @@ class ValidatingWebhook(Plugin):
         obj: Object,
         ctx: RequestContext,
     ) -> None:
-        webhooks = await self.dispatcher.source.webhooks()
-        if webhooks:
-            attrs = subresource_attributes(store, operation, name, namespace, obj, ctx)
-            await self._dispatch(webhooks, attrs, ctx)
+        await self._admission(
+            lambda: subresource_attributes(store, operation, name, namespace, obj, ctx), ctx
+        )
 
     async def _dispatch(
         self, webhooks: list[Webhook], attrs: Attributes, ctx: RequestContext

@@ -259,38 +259,26 @@ def _validate_verbs(verbs: list[Any], path: field.Path) -> field.ErrorList:
 
 def _validate_resource_rule(rule: Object, path: field.Path) -> field.ErrorList:
     errs = _validate_verbs(_list(rule.get("verbs")), path.child("verbs"))
-    groups = _list(rule.get("apiGroups"))
-    if not groups:
-        errs.append(
-            field.required(
-                path.child("apiGroups"), "resource rules must supply at least one api group"
-            )
-        )
-    elif len(groups) > 1 and "*" in groups:
-        errs.append(
-            field.invalid(
-                path.child("apiGroups"),
-                groups,
-                "if '*' is present, must not specify other api groups",
-            )
-        )
-    resources = _list(rule.get("resources"))
-    if not resources:
-        errs.append(
-            field.required(
-                path.child("resources"), "resource rules must supply at least one resource"
-            )
-        )
-    elif len(resources) > 1 and "*" in resources:
-        errs.append(
-            field.invalid(
-                path.child("resources"),
-                resources,
-                "if '*' is present, must not specify other resources",
-            )
-        )
+    errs.extend(_some_or_wildcard(rule, "apiGroups", path, "api group", "api groups"))
+    errs.extend(_some_or_wildcard(rule, "resources", path, "resource", "resources"))
     errs.extend(_validate_namespaces(rule, path.child("namespaces")))
     return errs
+
+
+def _some_or_wildcard(
+    rule: Object, key: str, path: field.Path, one: str, many: str
+) -> field.ErrorList:
+    """A resource rule's list: at least one value, and ``*`` only alone."""
+    values, child = _list(rule.get(key)), path.child(key)
+    if not values:
+        return field.ErrorList(
+            [field.required(child, f"resource rules must supply at least one {one}")]
+        )
+    if len(values) > 1 and "*" in values:
+        return field.ErrorList(
+            [field.invalid(child, values, f"if '*' is present, must not specify other {many}")]
+        )
+    return field.ErrorList()
 
 
 def _validate_namespaces(rule: Object, path: field.Path) -> field.ErrorList:
