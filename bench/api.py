@@ -17,6 +17,11 @@ process pinned to core 1, and measures, at concurrency 1, 16 and 64:
 * floor (b), the backend's raw write rate without the API server: 64
   concurrent ``create`` calls on ``SqliteBackend`` in this process, or on
   ``EtcdBackend`` against the same etcd;
+* floor (c), ``bench.bare_floor``: kajitori's HTTPS server and the same
+  backend with nothing between them (a create only decodes, stamps, stores
+  and answers; a get only reads storage), alternating c=64 rounds; its
+  creates and gets against floor (a) are the most the ratio targets could
+  show on this machine, since every create and get does at least that work;
 * ``kajitori up`` time from spawn to its ready line and to the first
   successful HTTPS request, on a fresh data directory (``cold``: PKI and
   database created; kajitori's bytecode compiled, as an install leaves it)
@@ -61,7 +66,7 @@ from typing import Any
 
 import orjson
 
-from bench import common, loadgen
+from bench import bare_floor, common, loadgen
 from kajitori.storage import interface
 from kajitori.testing.etcd_server import EtcdServer
 
@@ -443,7 +448,11 @@ async def bench_backend(kind: str, plan: Plan, workdir: Path) -> dict[str, Any]:
         raw = await raw_floor(kind, workdir, etcd, plan.seconds)
         _progress(f"{kind} raw writes: {raw['writes_per_second']:.0f}/s")
         extra = ["--storage", "etcd", "--etcd-endpoint", etcd.endpoint] if etcd else []
-        return {"raw_writes": raw, **await _bench_server(kind, plan, workdir / "server", extra)}
+        bare = (
+            ["--etcd-endpoint", etcd.endpoint] if etcd else ["--sqlite", str(workdir / "bare.db")]
+        )
+        result = await _bench_server(kind, plan, workdir / "server", extra, bare)
+        return {"raw_writes": raw, **result}
     finally:
         if etcd is not None:
             await asyncio.to_thread(etcd.stop)
@@ -470,11 +479,20 @@ def bytecode_as_installed() -> None:
         primer.stop()
 
 
-async def _bench_server(kind: str, plan: Plan, data_dir: Path, extra: list[str]) -> dict[str, Any]:
+async def _bench_server(
+    kind: str, plan: Plan, data_dir: Path, extra: list[str], bare_args: list[str]
+) -> dict[str, Any]:
     bytecode_as_installed()
     cold = common.ServerProcess(data_dir, extra_args=extra, command=plan.server_command)
     cold.start()
     cold.stop()
+    # Floor (c) serves with the certificates the cold start made, before the server runs.
+    bare = await bare_floor.measure(
+        data_dir, bare_args, rounds=plan.ratio_rounds, seconds=plan.seconds
+    )
+    _progress(f"{kind} bare floor: " + ", ".join(
+        f"{op} {cell['rps']:.0f}/s" for op, cell in bare["median"].items()
+    ))  # fmt: skip
     server = common.ServerProcess(data_dir, extra_args=extra, command=plan.server_command)
     server.start()
     try:
@@ -500,6 +518,7 @@ async def _bench_server(kind: str, plan: Plan, data_dir: Path, extra: list[str])
             "startup": startup,
             "operations": ops,
             "ratio_rounds": interleaved,
+            "bare_floor": bare,
             "watch": watch,
             "profiles": profiler.summaries,
         }
@@ -587,6 +606,26 @@ def interleaved_ratios(result: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def ceilings(result: dict[str, Any]) -> dict[str, float]:
+    """Floor (c)'s creates and gets against floor (a): the most the ratio targets could show.
+
+    ``bare_<op>_vs_noop`` divides the bare server's req/s by the API server's
+    no-op route's (both medians of alternating rounds); ``..._by_cpu`` does the
+    same with server CPU per request, which moves less with the host.
+    ``bare_<op>_vs_bare_noop`` compares with the bare server's own no-op: the
+    transport alone, with no authentication or authorization either.
+    """
+    noop = result["ratio_rounds"]["median"]["noop"]
+    bare = result["bare_floor"]["median"]
+    out: dict[str, float] = {}
+    for op in ("create", "get"):
+        out[f"bare_{op}_vs_noop"] = round(bare[op]["rps"] / noop["rps"], 3)
+        cost = max(bare[op]["server_cpu_us_per_request"], 1e-9)
+        out[f"bare_{op}_vs_noop_by_cpu"] = round(noop["server_cpu_us_per_request"] / cost, 3)
+        out[f"bare_{op}_vs_bare_noop"] = round(bare[op]["rps"] / bare["noop"]["rps"], 3)
+    return out
+
+
 def print_report(report: dict[str, Any]) -> None:
     command = report["plan"]["server_command"]
     for kind, result in report["backends"].items():
@@ -635,6 +674,18 @@ def _print_operations(result: dict[str, Any]) -> None:
         "ratios from the rounds' medians (targets): "
         + ", ".join(f"{k} {v:.0%}" for k, v in result["interleaved_ratios"].items())
     )
+    bare = result["bare_floor"]["median"]
+    print(
+        "floor (c), the HTTPS server and backend with nothing between, c=64 medians, req/s"
+        " (server µs/req): "
+        + ", ".join(
+            f"{op} {c['rps']:.0f} ({c['server_cpu_us_per_request']:.0f})" for op, c in bare.items()
+        )
+    )
+    print(
+        "ceilings of the ratio targets (floor (c) against the no-op route): "
+        + ", ".join(f"{k} {v:.0%}" for k, v in result["ceilings"].items())
+    )
 
 
 def _print_watch(rows: list[dict[str, Any]]) -> None:
@@ -677,6 +728,7 @@ async def run(plan: Plan, workdir: Path) -> dict[str, Any]:
         result = await bench_backend(kind, plan, workdir / kind)
         result["ratios"] = ratios(result)
         result["interleaved_ratios"] = interleaved_ratios(result)
+        result["ceilings"] = ceilings(result)
         result["targets"] = targets(kind, result)
         report["backends"][kind] = result
     return report

@@ -168,3 +168,62 @@ def test_ratio_targets_come_from_alternating_rounds(report: dict[str, Any]) -> N
         "create_vs_noop", "create_vs_noop_by_cpu", "get_vs_noop", "get_vs_noop_by_cpu",
         "create_vs_raw_writes",
     }  # fmt: skip
+
+
+def test_bare_floor_is_measured_beside_the_server(report: dict[str, Any]) -> None:
+    """Floor (c): the bare server's no-op, create and get rounds, and the ceilings they set."""
+    result = report["backends"]["sqlite"]
+    bare = result["bare_floor"]
+    assert len(bare["rounds"]) == report["plan"]["ratio_rounds"]
+    for cells in bare["rounds"]:
+        assert list(cells) == ["noop", "create", "get"]
+        # A create that failed (a name taken) or a get that found nothing would be an error
+        # row: the floor must do the work it stands for.
+        assert all(cell["rps"] > 0 and cell["errors"] == 0 for cell in cells.values())
+    noop = result["ratio_rounds"]["median"]["noop"]
+    ceilings = result["ceilings"]
+    assert ceilings["bare_create_vs_noop"] == round(
+        bare["median"]["create"]["rps"] / noop["rps"], 3
+    )
+    assert set(ceilings) == {
+        f"bare_{op}_vs_{floor}" for op in ("create", "get")
+        for floor in ("noop", "noop_by_cpu", "bare_noop")
+    }  # fmt: skip
+
+
+def test_bare_floor_stores_and_reads_what_it_is_sent(tmp_path: Path) -> None:
+    """The bare app answers a create with the object stored (uid, resourceVersion) and a get
+    with the stored bytes, from the storage backend the API server uses."""
+    script = f"""
+import http.client, json
+from pathlib import Path
+from bench import bare_floor, common
+data = Path({str(tmp_path / "data")!r})
+server = common.ServerProcess(data, command="apiserver", core=None)
+server.start()  # makes the PKI the bare server serves with
+server.stop()
+bare = bare_floor.BareServer(data, ["--sqlite", {str(tmp_path / "bare.db")!r}])
+bare.core = None
+bare.start()
+try:
+    answers = []
+    for method, body in (("POST", b'{{"metadata":{{"name":"a"}}}}'), ("GET", b"")):
+        path = "/api/v1/namespaces/x/configmaps" + ("/a" if method == "GET" else "")
+        conn = http.client.HTTPSConnection("127.0.0.1", bare.port, context=common.client_ssl_context(data))
+        conn.request(method, path, body, {{"content-type": "application/json"}})
+        response = conn.getresponse()
+        answers.append([response.status, json.loads(response.read())])
+    print(json.dumps(answers))
+finally:
+    bare.stop()
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    (created_status, created), (read_status, stored) = json.loads(done.stdout)
+    assert (created_status, read_status) == (201, 200)
+    assert created["metadata"]["resourceVersion"].isdigit()
+    assert len(created["metadata"]["uid"]) == 36
+    assert stored["metadata"]["uid"] == created["metadata"]["uid"]
+    assert "resourceVersion" not in stored["metadata"]

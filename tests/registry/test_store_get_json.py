@@ -113,3 +113,36 @@ async def test_a_remembered_read_never_outlives_a_write(
         before = reads_from_storage
         assert orjson.loads(await store.get_json("default", name))["data"]["k"] == "39"
         assert reads_from_storage == before
+
+
+async def test_an_absence_is_remembered_until_the_key_is_written(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GET of a name nothing holds reads storage once; the next one answers 404 from memory,
+    and a create (or a create and delete) of that name is seen by the GET after it."""
+    backend = store.backend
+    reads_from_storage = 0
+    real_get = backend.get
+
+    async def counting_get(key: str, **kwargs: object) -> object:
+        nonlocal reads_from_storage
+        reads_from_storage += 1
+        return await real_get(key, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(backend, "get", counting_get)
+
+    async def status_of_get() -> int:
+        try:
+            await store.get_json("default", "later")
+        except errors.StatusError as exc:
+            return exc.code
+        return 200
+
+    assert [await status_of_get(), await status_of_get()] == [404, 404]
+    assert reads_from_storage == 1
+    await store.create("default", _configmap("later", "one"), CTX)
+    assert await status_of_get() == 200
+    await store.delete("default", "later", DeleteOptions(), CTX)  # reads the object too
+    before = reads_from_storage
+    assert [await status_of_get(), await status_of_get()] == [404, 404]
+    assert reads_from_storage == before + 1

@@ -247,6 +247,10 @@ def _node() -> list[Rule]:
         _r(READ, STORAGE, "csidrivers"),
         _r("get create update patch delete", STORAGE, "csinodes"),
         _r(READ, ("node.k8s.io",), "runtimeclasses"),
+        # ClusterTrustBundleProjection and PodCertificateRequest, both GA in 1.37: a kubelet
+        # reads bundles for projected volumes and asks for its pods' certificates.
+        _r("get list watch", CERTIFICATES, "clustertrustbundles"),
+        _r("get list watch create", CERTIFICATES, "podcertificaterequests"),
     ]
 
 
@@ -616,6 +620,20 @@ def _controller_rules() -> dict[str, list[Rule]]:
             _r("patch update", NETWORKING, "servicecidrs/status"),
             _r(READ, NETWORKING, "ipaddresses"),
             EVENTS_RULE,
+        ],
+        # Upstream's comments: list for a resource's current RV, patch for the
+        # no-op write, create because a write to a deleted object is one.
+        "kube-apiserver-serving-clustertrustbundle-publisher": [
+            _r("attest", CERTIFICATES, "signers", names="kubernetes.io/kube-apiserver-serving"),
+            _r("create delete list update watch", CERTIFICATES, "clustertrustbundles"),
+            EVENTS_RULE,
+        ],
+        "podcertificaterequestcleaner": [
+            _r("get list watch delete", CERTIFICATES, "podcertificaterequests"),
+        ],
+        "storage-version-migrator-controller": [
+            _r("list create patch", ("*",), "*"),
+            _r("update", ("storagemigration.k8s.io",), "storageversionmigrations/status"),
         ],
         "service-controller": [
             _r(READ, CORE, "services"),

@@ -27,11 +27,16 @@ from kajitori.admission import webhooks
 from kajitori.admission.chain import AdmissionChain
 from kajitori.admission.lister import StoreLister
 from kajitori.admission.plugins import certificates as certificate_admission
+from kajitori.admission.plugins.cluster_trust_bundle_attest import ClusterTrustBundleAttest
 from kajitori.admission.plugins.default_storage_class import DefaultStorageClass
 from kajitori.admission.plugins.default_toleration_seconds import DefaultTolerationSeconds
 from kajitori.admission.plugins.limit_ranger import LimitRanger
 from kajitori.admission.plugins.namespace_lifecycle import NamespaceLifecycle
 from kajitori.admission.plugins.node_restriction import NodeRestriction
+from kajitori.admission.plugins.pod_certificate_request import (
+    PodCertificateRequestNodeRestriction,
+    PodCertificateRequestSigning,
+)
 from kajitori.admission.plugins.pod_security.admission import PodSecurity
 from kajitori.admission.plugins.priority import Priority
 from kajitori.admission.plugins.resource_quota import ResourceQuota
@@ -40,6 +45,7 @@ from kajitori.admission.plugins.service_account import ServiceAccount
 from kajitori.admission.plugins.storage_object_in_use_protection import (
     StorageObjectInUseProtection,
 )
+from kajitori.admission.policy.mutating import MutatingAdmissionPolicy
 from kajitori.admission.policy.validating import ValidatingAdmissionPolicy
 from kajitori.auth import authenticator as authenticators
 from kajitori.auth import authorizer, bootstrap_policy, pki, rbac
@@ -506,6 +512,8 @@ def _registry(
         rbac.EscalationCheck(rbac_authorizer),
         NamespaceLifecycle(get_namespace, watch_namespaces),
         NodeRestriction(get_node),
+        # Upstream's NodeRestriction checks of PodCertificateRequests a kubelet creates.
+        PodCertificateRequestNodeRestriction(lambda *gvr: holder[0].lookup(*gvr)),
         LimitRanger(lambda *gvr: holder[0].lookup(*gvr)),
         DefaultTolerationSeconds(),
         Priority(
@@ -523,6 +531,10 @@ def _registry(
         certificate_admission.CertificateApproval(authz),
         certificate_admission.CertificateSigning(authz),
         certificate_admission.CertificateSubjectRestriction(),
+        # Upstream's ClusterTrustBundleAttest, and the PodCertificateRequest status
+        # strategy's "sign" check (it needs the request's user).
+        ClusterTrustBundleAttest(authz),
+        PodCertificateRequestSigning(authz),
     ]
     if reader is not None:
         accounts = StoreLister(
@@ -539,18 +551,32 @@ def _registry(
     # Upstream's PodSecurity validates the final pod: after the mutating plugins,
     # before ValidatingAdmissionPolicy and the webhooks.
     plugins.append(PodSecurity(lambda *gvr: holder[0].lookup(*gvr), namespaces=namespaces))
-    # Upstream: ValidatingAdmissionPolicy, then the webhooks, then ResourceQuota.
+
+    def store_of_kind(group: str, version: str, kind: str) -> Any:
+        return next(
+            (
+                s
+                for s in holder[0].stores.values()
+                if (s.info.group, s.info.version, s.info.kind) == (group, version, kind)
+            ),
+            None,
+        )
+
+    # Upstream: MutatingAdmissionPolicy, MutatingAdmissionWebhook, ValidatingAdmissionPolicy,
+    # ValidatingAdmissionWebhook, ResourceQuota (the chain runs every admit before any validate).
+    plugins.append(
+        MutatingAdmissionPolicy(
+            lambda *gvr: holder[0].lookup(*gvr),
+            store_of_kind,
+            authz,
+            served=lambda: holder[0].resources(),
+            namespaces=namespaces,
+        )
+    )
     plugins.append(
         ValidatingAdmissionPolicy(
             lambda *gvr: holder[0].lookup(*gvr),
-            lambda g, v, k: next(
-                (
-                    s
-                    for s in holder[0].stores.values()
-                    if (s.info.group, s.info.version, s.info.kind) == (g, v, k)
-                ),
-                None,
-            ),
+            store_of_kind,
             authz,
             served=lambda: holder[0].resources(),
             namespaces=namespaces,

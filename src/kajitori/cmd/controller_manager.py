@@ -81,6 +81,10 @@ def _with_ca_options(
 ) -> dict[str, Mapping[str, Any]]:
     merged: dict[str, Mapping[str, Any]] = dict(options or {})
     merged.setdefault("root-ca-cert-publisher", {"ca_pem": ca_pem})
+    # The cluster CA signs the API server's serving certificate: its trust bundle.
+    merged.setdefault(
+        "kube-apiserver-serving-clustertrustbundle-publisher-controller", {"ca_pem": ca_pem}
+    )
     if sign_legacy is not None:
         merged.setdefault("serviceaccount-token", {"ca_pem": ca_pem, "sign_legacy": sign_legacy})
     return merged
@@ -112,6 +116,10 @@ async def run(
     # Upstream's kube-controller-manager writes Events through an eventClient of its own.
     event_client = rest.Client.from_kubeconfig(config)
     options = {**(options or {}), "root-ca-cert-publisher": {"ca_pem": config.ca_pem or b""}}
+    options.setdefault(
+        "kube-apiserver-serving-clustertrustbundle-publisher-controller",
+        {"ca_pem": config.ca_pem or b""},
+    )
 
     async def lead() -> None:
         controller_manager = manager.ControllerManager(

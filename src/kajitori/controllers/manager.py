@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from kajitori.client import events, informer, rest
 from kajitori.controllers import (
+    clustertrustbundle_publisher,
     cronjob,
     csrsigning,
     daemonset,
@@ -41,6 +42,7 @@ from kajitori.controllers import (
     namespace,
     node_lifecycle,
     nodeipam,
+    podcertificaterequest_cleaner,
     podgc,
     replicaset,
     resourcequota,
@@ -48,6 +50,7 @@ from kajitori.controllers import (
     serviceaccounts,
     servicecidrs,
     statefulset,
+    storage_version_migrator,
     tokens,
     ttl_after_finished,
 )
@@ -148,6 +151,25 @@ CONTROLLERS: dict[str, ControllerSpec] = {
     # Upstream's service-cidr-controller, as the service-cidrs-controller ServiceAccount.
     "service-cidr-controller": ControllerSpec(
         servicecidrs.ServiceCIDRsController, 1, "service-cidrs-controller"
+    ),
+    # Upstream's kube-apiserver-serving-clustertrustbundle-publisher-controller (CTB GA in
+    # 1.37); it takes the serving CA (``ca_pem``) through ``options`` and idles without one.
+    "kube-apiserver-serving-clustertrustbundle-publisher-controller": ControllerSpec(
+        clustertrustbundle_publisher.ClusterTrustBundlePublisher,
+        1,
+        "kube-apiserver-serving-clustertrustbundle-publisher",
+    ),
+    # Upstream's podcertificaterequest-cleaner-controller (PodCertificateRequest GA in 1.37).
+    "podcertificaterequest-cleaner-controller": ControllerSpec(
+        podcertificaterequest_cleaner.PodCertificateRequestCleaner,
+        1,
+        "podcertificaterequestcleaner",
+    ),
+    # Upstream's storage-version-migrator-controller (on by default since 1.37).
+    "storage-version-migrator-controller": ControllerSpec(
+        storage_version_migrator.StorageVersionMigratorController,
+        1,
+        "storage-version-migrator-controller",
     ),
     "persistentvolume-binder": ControllerSpec(
         pv_binder.PersistentVolumeController, 2, "persistent-volume-binder"

@@ -45,6 +45,8 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "kajitori.registry.autoscaling.horizontalpodautoscalers_v1",
     # others
     "kajitori.registry.certificates.certificatesigningrequests",
+    "kajitori.registry.certificates.clustertrustbundles",
+    "kajitori.registry.certificates.podcertificaterequests",
     "kajitori.registry.coordination.leases",
     "kajitori.registry.discovery.endpointslices",
     "kajitori.registry.events.events",
@@ -72,10 +74,20 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "kajitori.registry.admissionregistration.validatingwebhookconfigurations",
     "kajitori.registry.admissionregistration.validatingadmissionpolicies",
     "kajitori.registry.admissionregistration.validatingadmissionpolicybindings",
+    # resource.k8s.io/v1 (Dynamic Resource Allocation)
+    "kajitori.registry.dra.deviceclasses",
+    "kajitori.registry.dra.resourceclaims",
+    "kajitori.registry.dra.resourceclaimtemplates",
+    "kajitori.registry.dra.resourceslices",
+    "kajitori.registry.dra.devicetaintrules",
+    "kajitori.registry.admissionregistration.mutatingadmissionpolicies",
+    "kajitori.registry.admissionregistration.mutatingadmissionpolicybindings",
     # apiextensions.k8s.io/v1 (custom resources are served by server/crds.py)
     "kajitori.registry.apiextensions.customresourcedefinitions",
     # apiregistration.k8s.io/v1 (what they register is served by server/aggregator/)
     "kajitori.registry.apiregistration.apiservices",
+    # storagemigration.k8s.io/v1 (migrated by controllers/storage_version_migrator.py)
+    "kajitori.registry.storagemigration.storageversionmigrations",
 )
 
 

@@ -342,7 +342,8 @@ class Store:
         # list does not show those bytes (``list_item_json``).
         self._encoded_unlistable: set[str] = set()
         # Plain GETs' answers by key, with the backend's read generation then.
-        self._reads: dict[str, tuple[int, bytes]] = {}
+        # What a GET answered per key (None: not found), with the backend's read generation.
+        self._reads: dict[str, tuple[int, bytes | None]] = {}
         self._encoded_bytes = 0
         # The revision of this store's newest write through this process: a
         # reader of a watch (an admission plugin's lister) that has not seen
@@ -396,6 +397,8 @@ class Store:
         if generation is not None:
             read = self._reads.get(key)
             if read is not None and read[0] == generation:
+                if read[1] is None:
+                    raise errors.not_found(self.gr, name)
                 return read[1]
         # ``_get_kv`` inlined: one coroutine fewer on every plain GET.
         try:
@@ -403,6 +406,9 @@ class Store:
         except storage.StorageError as exc:
             raise self._translate(exc, name) from exc
         if kv is None:
+            # An absence is remembered too: controllers probe for objects they may create.
+            if generation is not None:
+                self._remember_read(key, generation, None)
             raise errors.not_found(self.gr, name)
         cached = self._encoded.get(kv.key)
         if cached is not None and cached[0] == kv.mod_revision:
@@ -414,10 +420,13 @@ class Store:
                 kv.key, kv.mod_revision, data, "kind" in obj and "apiVersion" in obj
             )
         if generation is not None and len(data) <= _ENCODED_CACHE_MAX_OBJECT:
-            if len(self._reads) >= _READS_MAX:
-                self._reads.clear()
-            self._reads[key] = (generation, data)
+            self._remember_read(key, generation, data)
         return data
+
+    def _remember_read(self, key: str, generation: int, data: bytes | None) -> None:
+        if len(self._reads) >= _READS_MAX:
+            self._reads.clear()
+        self._reads[key] = (generation, data)
 
     def list_item_json(self, kv: storage.KeyValue) -> bytes:
         """The JSON of ``kv``'s object as a list shows it: with its kind and apiVersion.
@@ -686,7 +695,7 @@ class Store:
                     rollbacks=rollbacks,
                     applied=applied,
                 )
-                if hooks.unchanged(obj, current) or ctx.dry_run:
+                if (hooks.unchanged(obj, current) and not self._stale(current_kv)) or ctx.dry_run:
                     await _undo(rollbacks)
                     if guessed and await self._moved_on(key, name, current_kv):
                         continue
@@ -717,6 +726,16 @@ class Store:
                 await self._delete_now(namespace, name, obj)
             return obj, False
         raise errors.conflict(self.gr, name, "too many concurrent updates, please retry")
+
+    def _stale(self, kv: storage.KeyValue) -> bool:
+        """Whether ``kv`` is stored in an older format than writes now use.
+
+        Upstream's etcd3 store writes such a no-op update anyway (its
+        origState.stale): that is how a storage version migration re-encrypts
+        a value with the encryption configuration's current key.
+        """
+        is_stale = getattr(self.transformer, "is_stale", None)
+        return bool(is_stale is not None and is_stale(kv.value))
 
     def _cached_for_update(self, key: str) -> storage.KeyValue | None:
         """The watch cache's newest value of ``key``, if it has one (a guess: it may lag)."""

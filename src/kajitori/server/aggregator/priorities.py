@@ -42,4 +42,6 @@ BUILT_IN: dict[tuple[str, str], Priority] = {
     ("node.k8s.io", "v1"): Priority(16300, 15),
     ("discovery.k8s.io", "v1"): Priority(16200, 15),
     ("flowcontrol.apiserver.k8s.io", "v1"): Priority(16100, 21),
+    ("storagemigration.k8s.io", "v1"): Priority(15800, 15),
+    ("resource.k8s.io", "v1"): Priority(16200, 21),
 }

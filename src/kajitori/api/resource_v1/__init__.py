@@ -1,0 +1,49 @@
+"""The resource.k8s.io/v1 API (Dynamic Resource Allocation): defaulting and validation.
+
+``defaults.py`` holds upstream's SetDefaults_* for v1; ``common.py`` the
+checks every DRA kind shares (names, CEL selectors, opaque configuration,
+node selectors, the list and map limits); ``claims.py`` ResourceClaims,
+their templates and status, and DeviceClasses; ``slices.py``
+ResourceSlices; ``taints.py`` device taints, tolerations and
+DeviceTaintRules. The limits below are upstream's (pkg/apis/resource/types.go).
+"""
+
+from __future__ import annotations
+
+GROUP = "resource.k8s.io"
+
+DEVICE_REQUESTS_MAX_SIZE = 32
+FIRST_AVAILABLE_DEVICE_REQUEST_MAX_SIZE = 8
+DEVICE_SELECTORS_MAX_SIZE = 32
+DEVICE_CONSTRAINTS_MAX_SIZE = 32
+DEVICE_CONFIG_MAX_SIZE = 32
+ALLOCATION_RESULTS_MAX_SIZE = 32
+CEL_SELECTOR_EXPRESSION_MAX_LENGTH = 10 * 1024
+OPAQUE_PARAMETERS_MAX_LENGTH = 10 * 1024
+RESOURCE_CLAIM_RESERVED_FOR_MAX_SIZE = 256
+ALLOCATED_DEVICE_STATUS_MAX_CONDITIONS = 8
+ALLOCATED_DEVICE_STATUS_DATA_MAX_LENGTH = 10 * 1024
+NETWORK_DEVICE_DATA_MAX_IPS = 16
+NETWORK_DEVICE_DATA_INTERFACE_NAME_MAX_LENGTH = 256
+NETWORK_DEVICE_DATA_HARDWARE_ADDRESS_MAX_LENGTH = 128
+
+RESOURCE_SLICE_MAX_DEVICES = 128
+# With taints or counter consumption in a slice, fewer devices fit.
+RESOURCE_SLICE_MAX_DEVICES_WITH_ADVANCED_FEATURES = 64
+RESOURCE_SLICE_MAX_ATTRIBUTES_AND_CAPACITIES_PER_DEVICE = 32
+RESOURCE_SLICE_MAX_COUNTER_SETS = 8
+RESOURCE_SLICE_MAX_COUNTERS_PER_COUNTER_SET = 32
+RESOURCE_SLICE_MAX_DEVICE_COUNTER_CONSUMPTIONS_PER_DEVICE = 2
+RESOURCE_SLICE_MAX_COUNTERS_PER_DEVICE_COUNTER_CONSUMPTION = 32
+POOL_NAME_MAX_LENGTH = 253
+DEVICE_MAX_DOMAIN_LENGTH = 63
+DEVICE_MAX_ID_LENGTH = 32
+DEVICE_ATTRIBUTE_MAX_VALUE_LENGTH = 64
+DEVICE_TAINTS_MAX_LENGTH = 16
+BINDING_CONDITIONS_MAX_SIZE = 4
+BINDING_FAILURE_CONDITIONS_MAX_SIZE = 4
+CAPACITY_REQUEST_POLICY_DISCRETE_MAX_OPTIONS = 10
+DEVICE_TAINT_RULE_STATUS_MAX_CONDITIONS = 8
+
+# The namespace label that lets claims in it ask for admin access to devices.
+DRA_ADMIN_NAMESPACE_LABEL = "resource.kubernetes.io/admin-access"
