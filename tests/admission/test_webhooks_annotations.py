@@ -23,6 +23,7 @@ from tests.admission.test_webhooks_dispatch import (
     _webhook,
 )
 
+from kajitori.admission.chain import AdmissionChain
 from kajitori.admission.webhooks.dispatch import MutatingWebhook, ValidatingWebhook
 from kajitori.admission.webhooks.review import CallError
 
@@ -53,9 +54,10 @@ async def test_reinvoked_webhooks_are_recorded_in_round_one() -> None:
             _webhook("second.example.com"),
         )
     )
-    plugin = MutatingWebhook(_dispatcher(source, clients, mutating=True))
+    # The second pass is the admission chain's (upstream's reinvoker).
+    chain = AdmissionChain([MutatingWebhook(_dispatcher(source, clients, mutating=True))])
     ctx = _ctx()
-    await plugin.admit(STORE, "CREATE", _configmap(), None, ctx)
+    await chain.admit(STORE, "CREATE", _configmap(), None, ctx)
     assert clients.started == ["first.example.com", "second.example.com", "first.example.com"]
     prefix = "mutation.webhook.admission.k8s.io/"
     assert ctx.audit_annotations == {

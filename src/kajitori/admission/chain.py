@@ -17,6 +17,10 @@ Requests whose object is not of the store's kind (CONNECT with its options:
 the plugins that override ``admit_subresource``/``validate_subresource``
 (upstream: the plugins that handle CONNECT, or look at those kinds).
 ``validate_delete`` gets the request's DeleteOptions.
+
+The mutating plugins run a second time, once, when a policy or webhook plugin
+changed the object and asked for it (upstream's reinvoker; the state is
+``admission.reinvocation``, made only by a plugin that calls something).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from kajitori.registry.generic.request import RequestContext
 
 if TYPE_CHECKING:
+    from kajitori.admission.reinvocation import Reinvocation
     from kajitori.registry.generic.store import DeleteOptions, Store
 
 Object = dict[str, Any]
@@ -91,6 +96,20 @@ def _overrides(plugin: Plugin, hook: str) -> bool:
     return getattr(type(plugin), hook, None) not in (None, getattr(Plugin, hook))
 
 
+def _reinvoking(ctx: RequestContext) -> bool:
+    """Whether a plugin changed the object and the mutating plugins must run once more.
+
+    Upstream's reinvoker: the second pass reruns every mutating plugin (in-tree
+    ones are idempotent); a policy or webhook plugin reruns only its IfNeeded
+    hooks that ran before a change (admission.reinvocation).
+    """
+    state: Reinvocation = ctx.reinvocation
+    if not state.should_reinvoke:
+        return False
+    state.is_reinvoke = True
+    return True
+
+
 class AdmissionChain:
     def __init__(self, plugins: Sequence[Plugin]) -> None:
         self.plugins = tuple(plugins)
@@ -121,8 +140,15 @@ class AdmissionChain:
     async def admit(
         self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
     ) -> None:
-        for plugin in self._chain(self._admitters, "admit", "ADMITS", store):
+        plugins = self._chain(self._admitters, "admit", "ADMITS", store)
+        # Each admission of an object starts afresh (a patch retried after a conflict admits again).
+        ctx.reinvocation = None
+        for plugin in plugins:
             await plugin.admit(store, operation, obj, old, ctx)
+        # Only a policy or webhook that called something made a state: none, no second look.
+        if ctx.reinvocation is not None and _reinvoking(ctx):
+            for plugin in plugins:
+                await plugin.admit(store, operation, obj, old, ctx)
 
     async def validate(
         self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
@@ -145,8 +171,12 @@ class AdmissionChain:
         obj: Object,
         ctx: RequestContext,
     ) -> None:
+        ctx.reinvocation = None
         for plugin in self._subresource_admitters:
             await plugin.admit_subresource(store, operation, name, namespace, obj, ctx)
+        if ctx.reinvocation is not None and _reinvoking(ctx):
+            for plugin in self._subresource_admitters:
+                await plugin.admit_subresource(store, operation, name, namespace, obj, ctx)
 
     async def validate_subresource(
         self,

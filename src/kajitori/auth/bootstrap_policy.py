@@ -43,6 +43,7 @@ STORAGE = ("storage.k8s.io",)
 COORDINATION = ("coordination.k8s.io",)
 NETWORKING = ("networking.k8s.io",)
 CERTIFICATES = ("certificates.k8s.io",)
+RESOURCE = ("resource.k8s.io",)
 EVENTS_GROUPS = ("", "events.k8s.io")
 ALL = ("*",)
 
@@ -138,6 +139,8 @@ def _aggregate_to_edit() -> list[Rule]:
         _r(WRITE, ("policy",), "poddisruptionbudgets"),
         _r(WRITE, NETWORKING, "ingresses networkpolicies"),
         _r(READ_WRITE, COORDINATION, "leases"),
+        # DynamicResourceAllocation (GA): a namespace's users manage its claims.
+        _r(WRITE, RESOURCE, "resourceclaims resourceclaimtemplates"),
     ]
 
 
@@ -176,6 +179,7 @@ def _aggregate_to_view() -> list[Rule]:
         ),
         _r(READ, ("policy",), "poddisruptionbudgets poddisruptionbudgets/status"),
         _r(READ, NETWORKING, "ingresses ingresses/status networkpolicies"),
+        _r(READ, RESOURCE, "resourceclaims resourceclaims/status resourceclaimtemplates"),
     ]
 
 
@@ -215,6 +219,9 @@ def _kube_scheduler() -> list[Rule]:
         _r(READ, CORE, "namespaces"),
         _r(READ, STORAGE, "csidrivers"),
         _r(READ, STORAGE, "csistoragecapacities"),
+        # DynamicResourceAllocation (GA): the DynamicResources plugin's reads and writes.
+        _r(READ, RESOURCE, "resourceclaims deviceclasses resourceslices devicetaintrules"),
+        _r("get list watch update patch", RESOURCE, "resourceclaims resourceclaims/status"),
     ]
 
 
@@ -251,6 +258,10 @@ def _node() -> list[Rule]:
         # reads bundles for projected volumes and asks for its pods' certificates.
         _r("get list watch", CERTIFICATES, "clustertrustbundles"),
         _r("get list watch create", CERTIFICATES, "podcertificaterequests"),
+        # DynamicResourceAllocation (GA): the claims of its pods (the Node authorizer narrows
+        # this to them) and its own ResourceSlices, removed together when a driver goes.
+        _r("get", RESOURCE, "resourceclaims"),
+        _r("deletecollection", RESOURCE, "resourceslices"),
     ]
 
 
@@ -574,6 +585,15 @@ def _controller_rules() -> dict[str, list[Rule]]:
         ],
         "pv-protection-controller": [
             _r("get list watch update", CORE, "persistentvolumes"),
+            EVENTS_RULE,
+        ],
+        "resource-claim-controller": [
+            _r(READ, CORE, "pods"),
+            _r("update", CORE, "pods/finalizers"),
+            _r("get list watch create delete", RESOURCE, "resourceclaims"),
+            _r("update patch", RESOURCE, "resourceclaims resourceclaims/status"),
+            _r("update patch", CORE, "pods/status"),
+            _r(READ, RESOURCE, "resourceclaimtemplates"),
             EVENTS_RULE,
         ],
         "pvc-protection-controller": [

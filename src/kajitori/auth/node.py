@@ -5,11 +5,17 @@ gives that identity nothing (the ``system:node`` ClusterRole has no binding
 upstream); this authorizer decides instead, in front of RBAC, as
 kube-apiserver's ``--authorization-mode=Node,RBAC``:
 
-* secrets, configmaps, persistentvolumeclaims, persistentvolumes and
-  serviceaccount tokens only when the object is *related* to the node: a
-  pod bound to it uses the secret, config map, claim or service account,
-  or a claim it uses is bound to the volume (whose secrets count too). The
-  ``NodeGraph`` keeps those relations from the pod, claim and volume stores;
+* secrets, configmaps, persistentvolumeclaims, persistentvolumes,
+  ResourceClaims and serviceaccount tokens only when the object is *related*
+  to the node: a pod bound to it uses the secret, config map, claim,
+  ResourceClaim (by name, or generated from a template and named in its
+  status) or service account, or a claim it uses is bound to the volume
+  (whose secrets count too). The ``NodeGraph`` keeps those relations from
+  the pod, claim and volume stores;
+* ResourceSlices: create (NodeRestriction checks ``spec.nodeName``), list,
+  watch and deletecollection only with the field selector
+  ``spec.nodeName=<name>``, and get/update/patch/delete of the slices whose
+  ``spec.nodeName`` is the node (the graph follows the slices store too);
 * its own Node object and status (reads by name only: "cannot read all
   nodes"), its own Lease in kube-node-lease, its own CSINode;
 * pods: ``get`` of pods bound to it, ``list``/``watch`` only with the field
@@ -39,14 +45,16 @@ if TYPE_CHECKING:
 
 Object = dict[str, Any]
 Vertex = tuple[str, str, str]  # (kind, namespace, name)
-# A pod the graph holds: (node, uid, how many ephemeral containers, its references).
-_PodEntry = tuple[str, str, int, frozenset[Vertex]]
+# A pod the graph holds: (node, uid, how many ephemeral containers, the ResourceClaims its
+# status names, its references).
+_PodEntry = tuple[str, str, int, tuple[str, ...], frozenset[Vertex]]
 
 NODES_GROUP = "system:nodes"
 NODE_USER_PREFIX = "system:node:"
 NODE_LEASE_NAMESPACE = "kube-node-lease"
-# The stores the graph follows, by plural.
+# The stores the graph follows, by plural (core/v1), and the DRA one it follows when served.
 WATCHED = ("pods", "persistentvolumeclaims", "persistentvolumes")
+RESOURCE_SLICES = "resourceslices"
 _OWN_OBJECT_VERBS = frozenset(("get", "create", "update", "patch", "delete"))
 
 
@@ -74,7 +82,22 @@ def pod_references(pod: Object) -> set[Vertex]:
         refs.update(_volume_references(ns, name, volume))
     for container in _containers(spec):
         refs.update(_env_references(ns, container))
+    for claim in spec.get("resourceClaims") or ():
+        if isinstance(claim, Mapping) and claim.get("resourceClaimName"):
+            refs.add(("resourceclaim", ns, claim["resourceClaimName"]))
+    for claim in _claim_statuses(pod):
+        refs.add(("resourceclaim", ns, claim))
     return refs
+
+
+def _claim_statuses(pod: Object) -> tuple[str, ...]:
+    """The ResourceClaims generated for ``pod`` from templates, as its status names them."""
+    statuses = (pod.get("status") or {}).get("resourceClaimStatuses") or ()
+    return tuple(
+        str(s["resourceClaimName"])
+        for s in statuses
+        if isinstance(s, Mapping) and s.get("resourceClaimName")
+    )
 
 
 def _containers(spec: Object) -> Iterator[Object]:
@@ -143,6 +166,7 @@ class NodeGraph:
         self._node_refs: dict[str, collections.Counter[Vertex]] = {}
         self._claim_volume: dict[tuple[str, str], str] = {}
         self._volume_secrets: dict[str, set[Vertex]] = {}
+        self._slice_node: dict[str, str] = {}
 
     # pods
     def replace_pods(self, pods: Iterable[Object]) -> None:
@@ -158,26 +182,33 @@ class NodeGraph:
         node = spec.get("nodeName") or ""
         uid = meta.get("uid", "")
         ephemeral = len(spec.get("ephemeralContainers") or ())
+        claims = _claim_statuses(pod)
         if event_type == "MODIFIED" and node:
             entry = self._pods.get(key)
-            # Upstream's updatePod: with the node and uid unchanged and no new
-            # ephemeral container, the references are those already recorded
-            # (a pod's other references are immutable): most pod updates are
-            # status writes, and walking the spec again for each was wasted.
-            if entry is not None and entry[:2] == (node, uid) and ephemeral <= entry[2]:
+            # Upstream's updatePod: with the node and uid unchanged, no new
+            # ephemeral container and the same generated ResourceClaims, the
+            # references are those already recorded (a pod's other references
+            # are immutable): most pod updates are status writes, and walking
+            # the spec again for each was wasted.
+            if (
+                entry is not None
+                and entry[:2] == (node, uid)
+                and ephemeral <= entry[2]
+                and claims == entry[3]
+            ):
                 return
         self._forget_pod(key)
         if event_type == "DELETED" or not node:
             return
         refs = frozenset(pod_references(pod))
-        self._pods[key] = (node, uid, ephemeral, refs)
+        self._pods[key] = (node, uid, ephemeral, claims, refs)
         self._node_refs.setdefault(node, collections.Counter()).update(refs)
 
     def _forget_pod(self, key: tuple[str, str]) -> None:
         entry = self._pods.pop(key, None)
         if entry is None:
             return
-        node, _, _, refs = entry
+        node, _, _, _, refs = entry
         counter = self._node_refs[node]
         counter.subtract(refs)
         for ref in refs:
@@ -214,9 +245,25 @@ class NodeGraph:
         else:
             self._volume_secrets[name] = secrets
 
+    # resource slices
+    def replace_slices(self, slices: Iterable[Object]) -> None:
+        self._slice_node.clear()
+        for item in slices:
+            self.apply_slice("ADDED", item)
+
+    def apply_slice(self, event_type: str, item: Object) -> None:
+        name = (item.get("metadata") or {}).get("name", "")
+        node = (item.get("spec") or {}).get("nodeName") or ""
+        if event_type == "DELETED" or not node:
+            self._slice_node.pop(name, None)
+        else:
+            self._slice_node[name] = node
+
     # queries
     def related(self, node: str, kind: str, namespace: str, name: str) -> bool:
         """Whether a path leads from object (kind, namespace, name) to ``node``."""
+        if kind == "resourceslice":
+            return self._slice_node.get(name) == node
         refs = self._node_refs.get(node)
         if not refs:
             return False
@@ -297,6 +344,10 @@ class NodeAuthorizer:
                 return self._lease(node, attrs)
             case ("storage.k8s.io", "csinodes"):
                 return self._csi_node(node, attrs)
+            case ("resource.k8s.io", "resourceclaims"):
+                return self._get(node, "resourceclaim", attrs)
+            case ("resource.k8s.io", "resourceslices"):
+                return self._resource_slices(node, attrs)
             case ("", "nodes"):
                 return self._nodes(node, attrs)
             case ("", "pods"):
@@ -325,6 +376,27 @@ class NodeAuthorizer:
                 return "NoOpinion", "can only get/update/patch this type"
             return self._related(node, "pvc", attrs)
         return self._get(node, "pvc", attrs)
+
+    def _resource_slices(self, node: str, attrs: Attributes) -> tuple[Decision, str]:
+        if attrs.subresource:
+            return "NoOpinion", "cannot authorize ResourceSlice subresources"
+        if attrs.verb == "create":
+            return "Allow", ""  # NodeRestriction checks spec.nodeName; the object is not here
+        if attrs.verb in ("get", "update", "patch", "delete"):
+            return self._related(node, "resourceslice", attrs)
+        if attrs.verb in ("watch", "list", "deletecollection"):
+            # AuthorizeNodeWithSelectors (on by default): only this node's slices.
+            if _selects_node(attrs.field_selector, node):
+                return "Allow", ""
+            return (
+                "NoOpinion",
+                "can only list/watch/deletecollection resourceslices with nodeName field selector",
+            )
+        return (
+            "NoOpinion",
+            "only the following verbs are allowed for a ResourceSlice: get, watch, list, "
+            "create, update, patch, delete, deletecollection",
+        )
 
     def _service_account_token(self, node: str, attrs: Attributes) -> tuple[Decision, str]:
         if attrs.verb != "create" or not attrs.name:
@@ -400,12 +472,18 @@ class NodeAuthorizer:
     # ----- feeding the graph -----------------------------------------------------
 
     def start(self, stores: Mapping[str, Store]) -> None:
-        """Follow the pod, claim and volume stores (keyed by plural) into the graph."""
+        """Follow the pod, claim and volume stores (keyed by plural) into the graph.
+
+        ``resourceslices``, when given (resource.k8s.io served), is followed too.
+        """
         feeds = {
             "pods": (self.graph.replace_pods, self.graph.apply_pod),
             "persistentvolumeclaims": (self.graph.replace_claims, self.graph.apply_claim),
             "persistentvolumes": (self.graph.replace_volumes, self.graph.apply_volume),
         }
+        if RESOURCE_SLICES in stores:
+            feeds[RESOURCE_SLICES] = (self.graph.replace_slices, self.graph.apply_slice)
+            self._synced.setdefault(RESOURCE_SLICES, asyncio.Event())
         for plural, (replace, apply) in feeds.items():
             task = reflector.reflect(
                 f"node authorizer {plural}", stores[plural], replace, apply, self._synced[plural]

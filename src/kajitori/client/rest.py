@@ -114,6 +114,12 @@ CRONJOBS = Resource("batch", "v1", "cronjobs", True, "CronJob")
 ENDPOINTSLICES = Resource("discovery.k8s.io", "v1", "endpointslices", True, "EndpointSlice")
 STORAGECLASSES = Resource("storage.k8s.io", "v1", "storageclasses", False, "StorageClass")
 PODDISRUPTIONBUDGETS = Resource("policy", "v1", "poddisruptionbudgets", True, "PodDisruptionBudget")
+RESOURCECLAIMS = Resource("resource.k8s.io", "v1", "resourceclaims", True, "ResourceClaim")
+RESOURCECLAIMTEMPLATES = Resource(
+    "resource.k8s.io", "v1", "resourceclaimtemplates", True, "ResourceClaimTemplate"
+)
+RESOURCESLICES = Resource("resource.k8s.io", "v1", "resourceslices", False, "ResourceSlice")
+DEVICECLASSES = Resource("resource.k8s.io", "v1", "deviceclasses", False, "DeviceClass")
 
 WELL_KNOWN: tuple[Resource, ...] = (
     NAMESPACES,

@@ -30,6 +30,7 @@ from kajitori.admission.plugins import certificates as certificate_admission
 from kajitori.admission.plugins.cluster_trust_bundle_attest import ClusterTrustBundleAttest
 from kajitori.admission.plugins.default_storage_class import DefaultStorageClass
 from kajitori.admission.plugins.default_toleration_seconds import DefaultTolerationSeconds
+from kajitori.admission.plugins.dra_admin_access import DRAAdminAccess
 from kajitori.admission.plugins.limit_ranger import LimitRanger
 from kajitori.admission.plugins.namespace_lifecycle import NamespaceLifecycle
 from kajitori.admission.plugins.node_restriction import NodeRestriction
@@ -71,6 +72,7 @@ from kajitori.server.aggregator.aggregator import Aggregator
 from kajitori.server.apis import APIRegistry
 from kajitori.server.app import APIServer
 from kajitori.server.filters import audit
+from kajitori.server.flowcontrol.filter import PriorityAndFairness
 from kajitori.server.handlers import streams
 from kajitori.server.http import HttpServer, make_server_ssl_context
 from kajitori.storage import interface as storage
@@ -154,6 +156,8 @@ class APIServerProcess:
         # APF's bootstrap configuration and Dangling conditions (started once ready).
         self.apf_ensurer: ensurer.BootstrapEnsurer | None = None
         self.apf_dangling: dangling.DanglingConditionController | None = None
+        # API Priority and Fairness: classifies, limits and queues requests.
+        self.flow_control: PriorityAndFairness | None = None
 
     @property
     def url(self) -> str:
@@ -202,6 +206,7 @@ class APIServerProcess:
         if cfg.rewrite_encrypted_on_start:
             self.rewrite_result = await _rewrite_encrypted(self.backend, self.registry)
         self.audit_log, audit_filter = _audit(cfg)
+        self.flow_control = PriorityAndFairness(self.registry.lookup)
         app = APIServer(
             self.registry,
             server_address=f"{cfg.host}:{cfg.port}",
@@ -209,6 +214,7 @@ class APIServerProcess:
             audit=audit_filter,
             authenticator=authn,
             kubelet_client=_kubelet_client(self.pki),
+            flow_control=self.flow_control,
         )
         ssl_context = make_server_ssl_context(
             self.pki.apiserver_cert_path, self.pki.apiserver_key_path, self.pki.ca_cert_path
@@ -307,7 +313,7 @@ class APIServerProcess:
             await self.http.shutdown(grace)
         if self.compactor is not None:
             await self.compactor.stop()
-        for apf in (self.apf_ensurer, self.apf_dangling):
+        for apf in (self.apf_ensurer, self.apf_dangling, self.flow_control):
             if apf is not None:
                 await apf.stop()
         if self.aggregator is not None:
@@ -465,6 +471,9 @@ def _node_graph_stores(registry: APIRegistry) -> dict[str, Store]:
         store = registry.lookup("", "v1", plural)
         assert store is not None
         stores[plural] = store
+    slices = registry.lookup("resource.k8s.io", "v1", node_authz.RESOURCE_SLICES)
+    if slices is not None:  # the graph's ResourceSlice -> node edges
+        stores[node_authz.RESOURCE_SLICES] = slices
     return stores
 
 
@@ -551,6 +560,10 @@ def _registry(
     # Upstream's PodSecurity validates the final pod: after the mutating plugins,
     # before ValidatingAdmissionPolicy and the webhooks.
     plugins.append(PodSecurity(lambda *gvr: holder[0].lookup(*gvr), namespaces=namespaces))
+    # Upstream's ResourceClaim(Template) strategies refuse adminAccess outside admin namespaces.
+    plugins.append(
+        DRAAdminAccess(lambda: holder[0].lookup("", "v1", "namespaces"), namespaces=namespaces)
+    )
 
     def store_of_kind(group: str, version: str, kind: str) -> Any:
         return next(

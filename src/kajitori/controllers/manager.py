@@ -45,6 +45,7 @@ from kajitori.controllers import (
     podcertificaterequest_cleaner,
     podgc,
     replicaset,
+    resourceclaim,
     resourcequota,
     root_ca_publisher,
     serviceaccounts,
@@ -171,6 +172,11 @@ CONTROLLERS: dict[str, ControllerSpec] = {
         1,
         "storage-version-migrator-controller",
     ),
+    # Upstream's resourceclaim-controller (DynamicResourceAllocation GA): template
+    # claims for pods, stale reservations released (--concurrent-resourceclaim-syncs 10).
+    "resourceclaim-controller": ControllerSpec(
+        resourceclaim.ResourceClaimController, 2, "resource-claim-controller"
+    ),
     "persistentvolume-binder": ControllerSpec(
         pv_binder.PersistentVolumeController, 2, "persistent-volume-binder"
     ),
@@ -211,6 +217,7 @@ EVENT_SOURCES: dict[str, str] = {
     "horizontalpodautoscaling": "horizontal-pod-autoscaler",
     "persistentvolume-binder": "persistentvolume-controller",
     "service-cidr-controller": "service-cidr-controller",
+    "resourceclaim-controller": "resource_claim",
 }
 
 

@@ -45,7 +45,7 @@ from typing import Any
 
 from kajitori.client import events, informer, rest, workqueue
 from kajitori.controllers import base
-from kajitori.kubelet import lifecycle, node_status, prober, resize, status
+from kajitori.kubelet import dra, lifecycle, node_status, prober, resize, status
 from kajitori.kubelet.runtimes import interface
 from kajitori.machinery import times
 
@@ -421,6 +421,8 @@ class KubeletHost:
             if rejection is not None:
                 await self._reject(pod, state, rejection, now)
                 return
+        if await self._claims_unprepared(pod, state, uid, now):
+            raise base.RequeueAfter(dra.RETRY_SECONDS, "dynamic resources not prepared")
         # The runtime runs what is allocated; a resize the node cannot take yet waits.
         allocated = self.resizes.allocated_pod(pod, self._room(state, uid, now), now=now)
         self.runtime.sync_pod(allocated, now=now)
@@ -437,6 +439,19 @@ class KubeletHost:
             self.queue.add_after(key, max(runtime_status.next_change - now, 0.0))
         if self.resizes.deferred(uid):  # upstream retries deferred resizes as pods come and go
             self.queue.add_after(key, resize.DEFERRED_RETRY_SECONDS)
+
+    async def _claims_unprepared(self, pod: Object, state: NodeState, uid: str, now: float) -> bool:
+        """Upstream's PrepareDynamicResources before a new pod's sandbox (``kubelet/dra.py``)."""
+        spec = pod.get("spec") or {}
+        if not spec.get("resourceClaims") or dra.prepares_claims(self.runtime.type):
+            return False
+        if self.runtime.get_pod_status(uid, now=now) is not None:
+            return False
+        reason = await dra.prepare_error(self._node_clients[state.config.name], pod)
+        if reason is None:
+            return False
+        self._record_event(pod, "Warning", dra.REASON, dra.EVENT_PREFIX + reason)
+        return True
 
     def _room(self, state: NodeState, uid: str, now: float) -> resize.NodeRoom:
         """What a resize of pod ``uid`` is judged against (read only when one is asked)."""

@@ -541,6 +541,11 @@ class Diagnosis:
     post_filter_message: str = ""
 
 
+class PluginError(Exception):
+    """A plugin failed (``Code.ERROR``): the cycle is aborted with upstream's wrapping,
+    ``running PreFilter plugin "X": ...`` or ``running "X" filter plugin: ...``."""
+
+
 @dataclasses.dataclass(slots=True)
 class FitError(Exception):
     """No node fits the pod; ``message`` is upstream's FitError text."""

@@ -60,6 +60,7 @@ from kajitori.scheduler import queue as scheduling_queue
 from kajitori.scheduler.plugins import (
     default_binder,
     default_preemption,
+    dynamic_resources,
     inter_pod_affinity,
     node_affinity,
     node_name,
@@ -99,12 +100,15 @@ class Profile:
     scorers: Sequence[framework.ScorePlugin]
 
 
-def default_profile(volumes: volume_binding.VolumeBinding | None = None) -> Profile:
+def default_profile(
+    volumes: volume_binding.VolumeBinding | None = None,
+    devices: dynamic_resources.DynamicResources | None = None,
+) -> Profile:
     """Upstream's default plugin set, in its Filter order.
 
-    VolumeBinding needs the cluster's claims, volumes and classes, so it is
-    in the profile only when given (the ``Scheduler`` builds it over its
-    informers).
+    VolumeBinding and DynamicResources need the cluster's claims, volumes,
+    slices and classes, so they are in the profile only when given (the
+    ``Scheduler`` builds them over its informers).
     """
     fit = node_resources_fit.NodeResourcesFit()
     affinity = node_affinity.NodeAffinity()
@@ -113,6 +117,8 @@ def default_profile(volumes: volume_binding.VolumeBinding | None = None) -> Prof
     pod_affinity = inter_pod_affinity.InterPodAffinity()
     ports = node_ports.NodePorts()
     volume_plugins = (volumes,) if volumes is not None else ()
+    # Upstream's place for DynamicResources: after InterPodAffinity.
+    device_plugins = (devices,) if devices is not None else ()
     unschedulable, name = node_unschedulable.NodeUnschedulable(), node_name.NodeName()
     return Profile(
         # The first three have no PreFilter upstream: theirs only skip a Filter
@@ -127,6 +133,7 @@ def default_profile(volumes: volume_binding.VolumeBinding | None = None) -> Prof
             *volume_plugins,
             spread,
             pod_affinity,
+            *device_plugins,
         ),
         filters=(
             unschedulable,
@@ -138,6 +145,7 @@ def default_profile(volumes: volume_binding.VolumeBinding | None = None) -> Prof
             *volume_plugins,
             spread,
             pod_affinity,
+            *device_plugins,
         ),
         scorers=(
             taints,
@@ -186,6 +194,9 @@ def find_feasible(
         if status.code == framework.Code.SKIP:
             # As upstream: a plugin that skips at PreFilter is not run at Filter.
             skipped.add(id(plugin))
+        elif status.code == framework.Code.ERROR:
+            reason = ", ".join(status.reasons)
+            raise framework.PluginError(f'running PreFilter plugin "{plugin.name}": {reason}')
         elif status.rejected:
             diagnosis.pre_filter_message = ", ".join(status.reasons)
             diagnosis.node_statuses = {n.name: status for n in nodes}
@@ -273,6 +284,9 @@ def _filter_one(
     success = framework.SUCCESS
     for check, plugin_name in filters:
         status = check(state, pod, info)
+        if status is not success and status.code == framework.Code.ERROR:
+            reason = ", ".join(status.reasons)
+            raise framework.PluginError(f'running "{plugin_name}" filter plugin: {reason}')
         if status is not success and not status.ok:
             diagnosis.node_statuses[info.name] = dataclasses.replace(status, plugin=plugin_name)
             return False
@@ -525,7 +539,18 @@ class Scheduler:
         # A claim, volume or class that changes may let a waiting pod fit.
         listers.on_change(self.queue.move_all_to_active_or_backoff)
         self.volume_binding = volume_binding.VolumeBinding(listers, client)
-        self.profile = profile or default_profile(self.volume_binding)
+        device_listers = dynamic_resources.InformerListers(self.informers)
+        # A claim freed, a slice published or a class added may let a waiting pod fit.
+        device_listers.on_change(self.queue.move_all_to_active_or_backoff)
+        self.dynamic_resources = dynamic_resources.DynamicResources(device_listers, client)
+        device_listers.claim_informer.add_event_handler(
+            informer.EventHandler(
+                on_add=self.dynamic_resources.claim_written,
+                on_update=lambda _, new: self.dynamic_resources.claim_written(new),
+                on_delete=lambda obj: self.dynamic_resources.claim_deleted(informer.unwrap(obj)),
+            )
+        )
+        self.profile = profile or default_profile(self.volume_binding, self.dynamic_resources)
         # Binding cycles of pods with volumes run beside the scheduling loop,
         # as upstream's do, since PreBind waits for their claims to bind.
         self._binding_tasks: set[asyncio.Task[None]] = set()
@@ -672,6 +697,11 @@ class Scheduler:
             self.queue.done(queued)
             return
         queued.pod = pod
+        if self.dynamic_resources.pre_enqueue(pod):
+            # Upstream's PreEnqueue: not an attempt; a claim event brings it back.
+            queued.attempts -= 1
+            self.queue.add_unschedulable(queued)
+            return
         nodes = self.snapshot()
         try:
             node, processed = place_pod(pod, nodes, self.profile, start=self._next_start)
@@ -681,7 +711,7 @@ class Scheduler:
             await self._record_failure(pod, fit.message, nominated=nominated)
             self.queue.add_unschedulable(queued)
             return
-        except NoNodesAvailableError as exc:
+        except (NoNodesAvailableError, framework.PluginError) as exc:
             await self._record_failure(pod, str(exc), reason="SchedulerError")
             self.queue.add_unschedulable(queued, error=True)
             return
@@ -698,7 +728,7 @@ class Scheduler:
         key = queued.key
         self.assumed[key] = {**pod, "spec": {**pod["spec"], "nodeName": node}}
         self.cache.set_pod(key, self.assumed[key])
-        claims = volume_binding.claim_names(pod)
+        claims = volume_binding.claim_names(pod) or dynamic_resources.has_claims(pod)
         info = next((n for n in nodes if n.name == node), None) if claims else None
         if info is not None:
             try:
@@ -708,7 +738,15 @@ class Scheduler:
                     queued, pod, f'running Reserve plugin "VolumeBinding": {exc}'
                 )
                 return
-            if not reserved.empty:
+            try:
+                devices = self.dynamic_resources.reserve(pod, info)
+            except dynamic_resources.DynamicResourcesError as exc:
+                self.volume_binding.unreserve(pod)
+                await self._binding_failed(
+                    queued, pod, f'running Reserve plugin "DynamicResources": {exc}'
+                )
+                return
+            if not reserved.empty or not devices.empty:
                 task = asyncio.ensure_future(self._bind_with_volumes(queued, pod, node))
                 self._binding_tasks.add(task)
                 task.add_done_callback(self._binding_tasks.discard)
@@ -737,19 +775,27 @@ class Scheduler:
         self, queued: scheduling_queue.QueuedPod, pod: Object, node: str
     ) -> None:
         """PreBind, then bind; nobody awaits this task, so every failure ends here."""
+        plugin, failed = volume_binding.NAME, False
         try:
             await self.volume_binding.pre_bind(pod, node)
-            await self._bind_pod(queued, pod, node)
+            plugin = dynamic_resources.NAME
+            await self.dynamic_resources.pre_bind(pod, node)
+            failed = not await self._bind_pod(queued, pod, node)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if not isinstance(exc, volume_binding.VolumeBindingError | rest.ApiError):
-                log.exception("binding %s with its volumes failed", queued.key)
-            await self._binding_failed(
-                queued, pod, f'running PreBind plugin "VolumeBinding": {exc}'
+            failed = True
+            expected = (
+                volume_binding.VolumeBindingError,
+                dynamic_resources.DynamicResourcesError,
+                rest.ApiError,
             )
+            if not isinstance(exc, expected):
+                log.exception("binding %s with its volumes or devices failed", queued.key)
+            await self._binding_failed(queued, pod, f'running PreBind plugin "{plugin}": {exc}')
         finally:
             self.volume_binding.unreserve(pod)
+            await self.dynamic_resources.unreserve(pod, failed=failed)
 
     async def _binding_failed(
         self, queued: scheduling_queue.QueuedPod, pod: Object, message: str
@@ -758,7 +804,8 @@ class Scheduler:
         await self._record_failure(pod, message, reason="SchedulerError")
         self.queue.add_unschedulable(queued, error=True)
 
-    async def _bind_pod(self, queued: scheduling_queue.QueuedPod, pod: Object, node: str) -> None:
+    async def _bind_pod(self, queued: scheduling_queue.QueuedPod, pod: Object, node: str) -> bool:
+        """Bind; False (failure recorded, pod requeued) when the API refused the binding."""
         key = queued.key
         try:
             await self.binder.bind(pod, node)
@@ -766,7 +813,7 @@ class Scheduler:
             self._forget_assumed(key)
             await self._record_failure(pod, f"Binding rejected: {exc}", reason="SchedulerError")
             self.queue.add_unschedulable(queued, error=True)
-            return
+            return False
         self.queue.done(queued)
         meta = pod["metadata"]
         self.recorder.event(
@@ -776,6 +823,7 @@ class Scheduler:
             "Binding",
             f"Successfully assigned {meta['namespace']}/{meta['name']} to {node}",
         )
+        return True
 
     async def _preempt(
         self, pod: Object, nodes: list[framework.NodeInfo], fit: framework.FitError

@@ -24,6 +24,7 @@ store, after decoding and defaulting (registry.generic.hooks).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import traceback
 import urllib.parse
@@ -46,6 +47,7 @@ from kajitori.server.discovery import (
     version_info,
 )
 from kajitori.server.filters.audit import AuditFilter, annotate_authorization, bind_context
+from kajitori.server.flowcontrol.filter import PriorityAndFairness
 from kajitori.server.handlers import connect_admission, patch, resources, streams, watch
 from kajitori.server.handlers.scope import RequestScope, new_context
 from kajitori.server.http import ClientDisconnected
@@ -84,6 +86,7 @@ class APIServer:
         audit: AuditFilter | None = None,
         authenticator: authenticators.Authenticator = authenticators.DEFAULT,
         kubelet_client: streams.KubeletClient | None = None,
+        flow_control: PriorityAndFairness | None = None,
     ) -> None:
         self.registry = registry
         # How pods/log, exec, attach, portforward and nodes/proxy reach kubelets.
@@ -101,6 +104,10 @@ class APIServer:
         self.unfinished_hooks: set[str] = set()
         # Set once the aggregator runs (``cmd/apiserver.py``): it proxies remote APIServices.
         self.aggregator: Aggregator | None = None
+        # API Priority and Fairness, between impersonation and authorization (server/flowcontrol).
+        self.flow_control = flow_control
+        if flow_control is not None:
+            flow_control.count_rejection = self._count_rejection
 
     async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         if scope["type"] == "lifespan":
@@ -161,11 +168,18 @@ class APIServer:
                     content_type = request.header("content-type") if info.verb == "patch" else ""
                     self.request_counter.count(info, recorder.status, query, content_type)
 
+        serve = authorized
+        if self.flow_control is not None:
+            serve = functools.partial(self.flow_control.serve, info, user, authorized)
         if self.audit is None:
-            await authorized(send)
+            await serve(send)
         else:
             # Outside authorization, as upstream's WithAudit: denials are audited too.
-            await self.audit.serve(request, send, info, user, authorized)
+            await self.audit.serve(request, send, info, user, serve)
+
+    def _count_rejection(self, info: RequestInfo) -> None:
+        """APF's 429s count in apiserver_request_total (upstream's RecordDroppedRequest)."""
+        self.request_counter.count(info, 429, {}, "")
 
     def _impersonate(self, request: asgi.Request, user: UserInfo) -> UserInfo:
         """Act as the user named by Impersonate-* headers, if allowed (upstream's WithImpersonation)."""
@@ -238,8 +252,15 @@ class APIServer:
             return
         if path == "/metrics":
             body = self.request_counter.render()
+            if self.flow_control is not None:
+                body += self.flow_control.render_metrics()
             await asgi.send_response(send, 200, body, metrics.CONTENT_TYPE)
             return
+        if path.startswith("/debug/api_priority_and_fairness/") and self.flow_control:
+            dump = self.flow_control.dump(path, query)
+            if dump is not None:
+                await asgi.send_response(send, 200, dump, "text/plain; charset=utf-8")
+                return
         if await self.discovery.handle(request, send):
             return
         if path == "/openapi/v3" or path.startswith("/openapi/v3/"):

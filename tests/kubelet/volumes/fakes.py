@@ -45,6 +45,12 @@ class DictSource:
     async def list_services(self, namespace: str) -> list[Object]:
         return self.services.get(namespace, [])
 
+    async def get_cluster_trust_bundle(self, name: str) -> Object | None:
+        return self.objects.get(("ClusterTrustBundle", "", name))
+
+    async def list_cluster_trust_bundles(self) -> list[Object]:
+        return [o for (kind, _, _), o in self.objects.items() if kind == "ClusterTrustBundle"]
+
     async def create_token(
         self,
         namespace: str,

@@ -23,10 +23,11 @@ reviews (``matching.POLICY_EXCLUDED_RESOURCES``):
    (``machinery.fieldmanager.typed``) over the kind's schema, without
    managedFields ownership, refused if it sets an atomic list, map or
    struct. Each result is converted back and defaulted, as upstream;
-3. reinvocation: a policy with ``reinvocationPolicy: IfNeeded`` runs once
-   more, after the others, when a later invocation changed the object
-   (upstream reruns the whole mutating chain; here the rerun is this
-   plugin's own, as the webhooks' is theirs);
+3. reinvocation: an invocation that changes the object asks the admission
+   chain for a second pass of the mutating plugins (``admission.reinvocation``,
+   upstream's reinvoker); on it, only the invocations of policies with
+   ``reinvocationPolicy: IfNeeded`` that ran before a change (by a later
+   invocation, a webhook, or any plugin since) run again;
 4. errors (a configuration problem, an expression that fails or yields the
    wrong type, a patch that cannot apply) follow the policy's
    ``failurePolicy``: Ignore drops them, Fail refuses the request once every
@@ -42,12 +43,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from kajitori.admission import matching
+from kajitori.admission import matching, reinvocation
 from kajitori.admission.chain import Plugin
 from kajitori.admission.lister import StoreLister
 from kajitori.admission.policy import cel_env
@@ -84,6 +85,8 @@ if TYPE_CHECKING:
 Object = dict[str, Any]
 POLICIES = "mutatingadmissionpolicies"
 BINDINGS = "mutatingadmissionpolicybindings"
+# The plugin's name: its key in the request's reinvocation state.
+PLUGIN = "MutatingAdmissionPolicy"
 # Upstream's handler: there is no object to mutate on DELETE.
 _HANDLED = frozenset({"CREATE", "UPDATE", "CONNECT"})
 
@@ -129,14 +132,6 @@ class _Invocation:
     @property
     def if_needed(self) -> bool:
         return _spec(self.policy).get("reinvocationPolicy") == "IfNeeded"
-
-
-@dataclass
-class _Reinvocation:
-    """IfNeeded invocations that ran, and those a later change requires to run again."""
-
-    invoked: list[tuple[str, str, str, str]] = field(default_factory=list)
-    again: set[tuple[str, str, str, str]] = field(default_factory=set)
 
 
 def _spec(obj: Object) -> Object:
@@ -306,19 +301,21 @@ class MutatingAdmissionPolicy(ValidatingAdmissionPolicy):
         failures: list[PolicyError],
     ) -> None:
         namespace_object = await self._namespace_object(Request(attrs, ctx))
-        state = _Reinvocation()
-        for again in (False, True):
+        pass_ = reinvocation.of(ctx)
+        state = pass_.begin(PLUGIN, attrs.obj)
+        try:
             for invocation in invocations:
-                if again and invocation.key not in state.again:
-                    continue
-                changed = self._invoke(invocation, attrs, ctx, namespace_object, failures)
+                changed = self._invoke(
+                    invocation, attrs, ctx, namespace_object, failures, pass_, state
+                )
+                if changed is None:
+                    continue  # gated out, or not to run again on this pass
                 if changed:
-                    # Every IfNeeded invocation that ran before this change has to see it.
-                    state.again.update(state.invoked)
-                if invocation.if_needed and not again:
-                    state.invoked.append(invocation.key)
-            if not state.again:
-                return
+                    pass_.changed(state)
+                if invocation.if_needed:
+                    state.add_previously_invoked(invocation.key)
+        finally:
+            state.record_output(attrs.obj, pass_)
 
     def _invoke(
         self,
@@ -327,8 +324,10 @@ class MutatingAdmissionPolicy(ValidatingAdmissionPolicy):
         ctx: RequestContext,
         namespace_object: Object | None,
         failures: list[PolicyError],
-    ) -> bool:
-        """Gate and run one invocation's mutations; whether the object changed."""
+        pass_: reinvocation.Reinvocation,
+        state: reinvocation.Invoked,
+    ) -> bool | None:
+        """Gate and run one invocation's mutations; whether the object changed, None: not run."""
         policy, binding = invocation.policy, invocation.binding
         fail = _fails(policy)
         view = view_for(attrs, invocation.match.info, invocation.match.kind)
@@ -342,8 +341,12 @@ class MutatingAdmissionPolicy(ValidatingAdmissionPolicy):
         gate = match_conditions.evaluate(expressions, inputs, ignore_failures=not fail)
         if gate.error:
             failures.append(PolicyError(_name(policy), _name(binding), gate.error, "Invalid"))
-            return False
-        if not gate.matches or view.obj is None:
+            return None
+        if not gate.matches:
+            return None
+        if pass_.is_reinvoke and not state.should_reinvoke(invocation.key):
+            return None
+        if view.obj is None:
             return False  # nothing to patch: upstream calls no patcher without an object
         changed = False
         for mutation in _spec(policy).get("mutations") or []:

@@ -7,8 +7,10 @@ matchConditions), and the two ways of calling them:
 
 * mutating webhooks one after another, configurations in name order; each
   JSON patch is applied to the object in the webhook's version, converted
-  back and defaulted; a webhook with reinvocationPolicy IfNeeded is called a
-  second time (once) when a webhook after it changed the object. DELETE
+  back and defaulted; a webhook that changes the object asks the admission
+  chain for a second pass of the mutating plugins (``admission.reinvocation``),
+  in which only the webhooks with reinvocationPolicy IfNeeded that ran before a
+  change (by a later webhook, or by any plugin since) are called again. DELETE
   requests reach them too (through ``validate_delete``); a patch there is an
   error.
 * validating webhooks all at once; the first refusal in webhook order wins.
@@ -40,12 +42,12 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from kajitori.admission import audit_annotations, matching
+from kajitori.admission import audit_annotations, matching, reinvocation
 from kajitori.admission.chain import Plugin
 from kajitori.admission.lister import StoreLister
 from kajitori.admission.policy import cel_env
@@ -80,6 +82,8 @@ MUTATION_PREFIX = "mutation.webhook.admission.k8s.io/"
 PATCH_PREFIX = "patch.webhook.admission.k8s.io/"
 MUTATION_FAILED_OPEN_PREFIX = "failed-open." + MUTATION_PREFIX
 VALIDATING_FAILED_OPEN_PREFIX = "failed-open.validating.webhook.admission.k8s.io/"
+# The plugin's name: its key in the request's reinvocation state.
+MUTATING_PLUGIN = "MutatingAdmissionWebhook"
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,14 +230,6 @@ def _fail_open_or_raise(webhook: Webhook, exc: CallError, ctx: RequestContext, k
 # ----- mutating -------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _Reinvocation:
-    """Which IfNeeded webhooks ran, and which must run again because a later one changed things."""
-
-    invoked: list[str] = field(default_factory=list)
-    again: set[str] = field(default_factory=set)
-
-
 class _WebhookPlugin(Plugin):
     """What both webhook plugins do with a request before their own dispatch."""
 
@@ -285,24 +281,26 @@ class MutatingWebhook(_WebhookPlugin):
     ) -> None:
         if _skips(attrs):
             return
-        state = _Reinvocation()
-        await self._round(webhooks, attrs, ctx, state, again=False)
-        if state.again:
-            await self._round(webhooks, attrs, ctx, state, again=True)
+        pass_ = reinvocation.of(ctx)
+        state = pass_.begin(MUTATING_PLUGIN, attrs.obj)
+        try:
+            await self._round(webhooks, attrs, ctx, pass_, state)
+        finally:
+            state.record_output(attrs.obj, pass_)
 
     async def _round(
         self,
         webhooks: list[Webhook],
         attrs: Attributes,
         ctx: RequestContext,
-        state: _Reinvocation,
-        *,
-        again: bool,
+        pass_: reinvocation.Reinvocation,
+        state: reinvocation.Invoked,
     ) -> None:
+        again = pass_.is_reinvoke
         round_ = 1 if again else 0
         for index, webhook in enumerate(webhooks):
             matched = await self.dispatcher.should_call(webhook, attrs)
-            if matched is None or (again and webhook.uid not in state.again):
+            if matched is None or (again and not state.should_reinvoke(webhook.uid)):
                 continue
             where = f"round_{round_}_index_{index}"
             changed = False
@@ -321,10 +319,9 @@ class MutatingWebhook(_WebhookPlugin):
                     ctx, MUTATION_PREFIX + where, audit_annotations.go_json(mutation)
                 )
             if changed:
-                # Every IfNeeded webhook that ran before this change has to see it.
-                state.again.update(state.invoked)
-            if webhook.reinvocation_policy == "IfNeeded" and not again:
-                state.invoked.append(webhook.uid)
+                pass_.changed(state)
+            if webhook.reinvocation_policy == "IfNeeded":
+                state.add_previously_invoked(webhook.uid)
 
     async def _call(
         self, matched: Matched, attrs: Attributes, ctx: RequestContext, patch_key: str

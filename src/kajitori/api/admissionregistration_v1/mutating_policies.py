@@ -177,16 +177,9 @@ def validate_policy(obj: Object) -> field.ErrorList:
 
 def validate_policy_update(new: Object, old: Object) -> field.ErrorList:
     """ValidateMutatingAdmissionPolicyUpdate: unchanged match conditions are not recompiled."""
-    new_spec, old_spec = _dict(new.get("spec")), _dict(old.get("spec"))
-    unchanged = new_spec.get("paramKind") == old_spec.get("paramKind") and new_spec.get(
-        "matchConditions"
-    ) == old_spec.get("matchConditions")
+    unchanged = policies.match_conditions_unchanged(new, old)
     errs = _validate_policy(new, ignore_match_conditions=unchanged)
-    errs.extend(
-        objectmeta.validate_object_meta_update(
-            _dict(new.get("metadata")), _dict(old.get("metadata")), path=field.Path("metadata")
-        )
-    )
+    errs.extend(policies.metadata_update_problems(new, old))
     return errs
 
 
@@ -319,24 +312,9 @@ def _validate_expression(
 
 def validate_binding(obj: Object) -> field.ErrorList:
     """ValidateMutatingAdmissionPolicyBinding."""
-    errs = objectmeta.validate_object_meta(
-        _dict(obj.get("metadata")),
-        namespaced=False,
-        name_validator=names.name_is_dns_subdomain,
-        path=field.Path("metadata"),
-    )
+    errs = policies.validate_binding_common(obj)
     spec = _dict(obj.get("spec"))
     path = field.Path("spec")
-    policy_name = _str(spec.get("policyName"))
-    if not policy_name:
-        errs.append(field.required(path.child("policyName")))
-    else:
-        for message in names.name_is_dns_subdomain(policy_name, False):
-            errs.append(field.invalid(path.child("policyName"), policy_name, message))
-    if spec.get("paramRef") is not None:
-        errs.extend(
-            policies.validate_param_ref(_dict(spec.get("paramRef")), path.child("paramRef"))
-        )
     if spec.get("matchResources") is not None:
         match = _dict(spec.get("matchResources"))
         errs.extend(policies.validate_match_resources(match, path.child("matchResources")))
@@ -346,9 +324,5 @@ def validate_binding(obj: Object) -> field.ErrorList:
 
 def validate_binding_update(new: Object, old: Object) -> field.ErrorList:
     errs = validate_binding(new)
-    errs.extend(
-        objectmeta.validate_object_meta_update(
-            _dict(new.get("metadata")), _dict(old.get("metadata")), path=field.Path("metadata")
-        )
-    )
+    errs.extend(policies.metadata_update_problems(new, old))
     return errs

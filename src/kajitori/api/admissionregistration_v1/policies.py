@@ -125,17 +125,24 @@ def validate_policy(obj: Object) -> field.ErrorList:
 
 def validate_policy_update(new: Object, old: Object) -> field.ErrorList:
     """ValidateValidatingAdmissionPolicyUpdate, plus the ObjectMeta update rules."""
+    errs = _validate_policy(new, ignore_match_conditions=match_conditions_unchanged(new, old))
+    errs.extend(metadata_update_problems(new, old))
+    return errs
+
+
+def match_conditions_unchanged(new: Object, old: Object) -> bool:
+    """Whether an update keeps a policy's paramKind and matchConditions: both policy kinds
+    then skip compiling the conditions again (upstream's ratcheting)."""
     new_spec, old_spec = _dict(new.get("spec")), _dict(old.get("spec"))
-    unchanged = new_spec.get("paramKind") == old_spec.get("paramKind") and new_spec.get(
+    return new_spec.get("paramKind") == old_spec.get("paramKind") and new_spec.get(
         "matchConditions"
     ) == old_spec.get("matchConditions")
-    errs = _validate_policy(new, ignore_match_conditions=unchanged)
-    errs.extend(
-        objectmeta.validate_object_meta_update(
-            _dict(new.get("metadata")), _dict(old.get("metadata")), path=field.Path("metadata")
-        )
+
+
+def metadata_update_problems(new: Object, old: Object) -> field.ErrorList:
+    return objectmeta.validate_object_meta_update(
+        _dict(new.get("metadata")), _dict(old.get("metadata")), path=field.Path("metadata")
     )
-    return errs
 
 
 def validate_policy_status(obj: Object) -> field.ErrorList:
@@ -428,6 +435,28 @@ def _validate_value_expression(
 
 def validate_binding(obj: Object) -> field.ErrorList:
     """ValidateValidatingAdmissionPolicyBinding."""
+    errs = validate_binding_common(obj)
+    spec = _dict(obj.get("spec"))
+    path = field.Path("spec")
+    if spec.get("matchResources") is not None:
+        # Upstream's path has this spelling.
+        errs.extend(
+            validate_match_resources(_dict(spec.get("matchResources")), path.child("matchResouces"))
+        )
+    errs.extend(
+        validate_validation_actions(spec.get("validationActions"), path.child("validationActions"))
+    )
+    return errs
+
+
+def validate_binding_update(new: Object, old: Object) -> field.ErrorList:
+    errs = validate_binding(new)
+    errs.extend(metadata_update_problems(new, old))
+    return errs
+
+
+def validate_binding_common(obj: Object) -> field.ErrorList:
+    """What both binding kinds check first: metadata, ``policyName`` and ``paramRef``."""
     errs = objectmeta.validate_object_meta(
         _dict(obj.get("metadata")),
         namespaced=False,
@@ -444,24 +473,6 @@ def validate_binding(obj: Object) -> field.ErrorList:
             errs.append(field.invalid(path.child("policyName"), policy_name, message))
     if spec.get("paramRef") is not None:
         errs.extend(validate_param_ref(_dict(spec.get("paramRef")), path.child("paramRef")))
-    if spec.get("matchResources") is not None:
-        # Upstream's path has this spelling.
-        errs.extend(
-            validate_match_resources(_dict(spec.get("matchResources")), path.child("matchResouces"))
-        )
-    errs.extend(
-        validate_validation_actions(spec.get("validationActions"), path.child("validationActions"))
-    )
-    return errs
-
-
-def validate_binding_update(new: Object, old: Object) -> field.ErrorList:
-    errs = validate_binding(new)
-    errs.extend(
-        objectmeta.validate_object_meta_update(
-            _dict(new.get("metadata")), _dict(old.get("metadata")), path=field.Path("metadata")
-        )
-    )
     return errs
 
 

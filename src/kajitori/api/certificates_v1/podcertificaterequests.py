@@ -29,9 +29,9 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from kajitori.api.certificates_v1 import conditions, validation
+from kajitori.api.certificates_v1 import validation
 from kajitori.api.core_v1.validation.secrets import go_base64_decode
-from kajitori.machinery import field, names, objectmeta, times
+from kajitori.machinery import conditions, field, names, objectmeta, times
 
 Object = dict[str, Any]
 

@@ -20,9 +20,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from kajitori.api import resource_v1 as limits
-from kajitori.api.certificates_v1 import conditions
 from kajitori.api.resource_v1 import common, taints
-from kajitori.machinery import field, gostrings, names, objectmeta
+from kajitori.machinery import conditions, field, gostrings, names, objectmeta
 
 Object = dict[str, Any]
 RequestNames = Mapping[str, set[str] | None]

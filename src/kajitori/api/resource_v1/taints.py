@@ -13,9 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from kajitori.api import resource_v1 as limits
-from kajitori.api.certificates_v1 import conditions
 from kajitori.api.resource_v1 import common
-from kajitori.machinery import field, names, objectmeta
+from kajitori.machinery import conditions, field, names, objectmeta
 
 Object = dict[str, Any]
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kajitori.api.certificates_v1 import conditions
-from kajitori.machinery import field, names, objectmeta
+from kajitori.machinery import conditions, field, names, objectmeta
 
 Object = dict[str, Any]
 

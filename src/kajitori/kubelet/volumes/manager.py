@@ -12,6 +12,9 @@ directory (after unmounting what is below it) removes them all:
   the pod in ContainerCreating with upstream's FailedMount message;
 * projected ``serviceAccountToken``: a TokenRequest bound to the pod, asked
   again once 80% of its lifetime has passed (upstream's token manager);
+* projected ``clusterTrustBundle``: the PEM trust anchors of a bundle by
+  name, or of the bundles of a signer matching a label selector
+  (``trust_bundles``), refreshed by ``resync`` as the others;
 * emptyDir: a directory, or a tmpfs of ``sizeLimit`` for ``medium: Memory``;
 * hostPath: the node's path after upstream's ``type`` checks;
 * persistentVolumeClaim: the bound PersistentVolume's hostPath or local path
@@ -32,13 +35,14 @@ import ctypes
 import dataclasses
 import logging
 import os
+import random
 import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kajitori.kubelet.volumes import atomic_writer, downward, env
+from kajitori.kubelet.volumes import atomic_writer, downward, env, trust_bundles
 from kajitori.kubelet.volumes.errors import ContainerConfigError, VolumeError
 from kajitori.kubelet.volumes.source import ObjectSource, Token
 from kajitori.machinery import quantity
@@ -183,6 +187,8 @@ class VolumeManager:
         self._pods: dict[str, _PodVolumes] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._resyncer: asyncio.Task[None] | None = None
+        # Orders trust anchors in clusterTrustBundle files: fixed for this kubelet only.
+        self.trust_anchor_seed = random.randrange(1 << 63)
 
     # ----- what the runtime calls ----------------------------------------------
 
@@ -434,6 +440,13 @@ class VolumeManager:
                 files[part.get("path", "token")] = atomic_writer.FileProjection(
                     token.encode(), mode
                 )
+            elif "clusterTrustBundle" in projection:
+                part = projection["clusterTrustBundle"] or {}
+                pem = await trust_bundles.trust_anchors(
+                    self.source, name, part, self.trust_anchor_seed
+                )
+                # Upstream writes the file with the volume's defaultMode, even when empty.
+                files[part.get("path", "")] = atomic_writer.FileProjection(pem, mode)
         return files
 
     async def _secret(

@@ -1,7 +1,7 @@
 """``ObjectSource``: what the kubelet reads from the API for volumes and environment.
 
-Upstream's kubelet reaches Secrets, ConfigMaps, claims, volumes and
-service-account tokens through managers over its own client, as
+Upstream's kubelet reaches Secrets, ConfigMaps, claims, volumes,
+ClusterTrustBundles and service-account tokens through managers over its own client, as
 ``system:node:<name>``; the Node authorizer lets it see exactly what pods
 bound to the node use. The volume manager and the environment code only
 see this small protocol, so they never import the server and tests can
@@ -18,6 +18,10 @@ from kajitori.client import rest
 from kajitori.machinery import times
 
 Object = dict[str, Any]
+
+CLUSTER_TRUST_BUNDLES = rest.Resource(
+    "certificates.k8s.io", "v1", "clustertrustbundles", False, "ClusterTrustBundle"
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -40,6 +44,10 @@ class ObjectSource(Protocol):
     async def get_node(self, name: str) -> Object | None: ...
 
     async def list_services(self, namespace: str) -> list[Object]: ...
+
+    async def get_cluster_trust_bundle(self, name: str) -> Object | None: ...
+
+    async def list_cluster_trust_bundles(self) -> list[Object]: ...
 
     async def create_token(
         self,
@@ -95,6 +103,14 @@ class ClientObjectSource:
 
     async def list_services(self, namespace: str) -> list[Object]:
         listed = await self.client.list(rest.SERVICES, namespace=namespace)
+        return list(listed.get("items") or [])
+
+    async def get_cluster_trust_bundle(self, name: str) -> Object | None:
+        return await self._get(CLUSTER_TRUST_BUNDLES, name)
+
+    async def list_cluster_trust_bundles(self) -> list[Object]:
+        # Upstream's kubelet keeps an informer of every bundle and filters locally.
+        listed = await self.client.list(CLUSTER_TRUST_BUNDLES)
         return list(listed.get("items") or [])
 
     async def create_token(

@@ -11,15 +11,13 @@ MutatingAdmissionPolicy admission plugin's (``admission.policy.mutating``).
 
 from __future__ import annotations
 
-import datetime
-from collections.abc import Sequence
 from typing import Any
 
 from kajitori.api.admissionregistration_v1 import mutating_policies
 from kajitori.machinery import field
 from kajitori.registry import resource
+from kajitori.registry.admissionregistration import validatingadmissionpolicies
 from kajitori.registry.generic import strategy as strategies
-from kajitori.registry.generic import table as tables
 
 Object = dict[str, Any]
 
@@ -40,34 +38,6 @@ class PolicyStrategy(strategies.Strategy):
         return False
 
 
-COLUMNS = (
-    tables.NAME_COLUMN,
-    tables.Column(
-        "Mutations",
-        type="integer",
-        description="Mutation indicates the number of mutations rules defined in this "
-        "configuration",
-    ),
-    tables.Column(
-        "ParamKind",
-        description="ParamKind specifies the kind of resources used to parameterize this policy",
-    ),
-    tables.AGE_COLUMN,
-)
-
-
-def policy_row(obj: Object, now: datetime.datetime) -> Sequence[tables.Cell]:
-    raw = obj.get("spec")
-    spec: Object = raw if isinstance(raw, dict) else {}
-    mutations = spec.get("mutations")
-    kind = spec.get("paramKind")
-    shown = "<unset>"
-    if isinstance(kind, dict):
-        shown = f"{kind.get('apiVersion') or ''}/{kind.get('kind') or ''}"
-    count = len(mutations) if isinstance(mutations, list) else 0
-    return [tables.name(obj), count, shown, tables.age(obj, now)]
-
-
 RESOURCE = resource.ResourceInfo(
     group="admissionregistration.k8s.io",
     version="v1",
@@ -76,6 +46,10 @@ RESOURCE = resource.ResourceInfo(
     namespaced=False,
     categories=("api-extensions",),
     strategy=PolicyStrategy(),
-    table=tables.Table(columns=COLUMNS, row=policy_row),
+    table=validatingadmissionpolicies.policy_table(
+        "mutations",
+        "Mutations",
+        "Mutation indicates the number of mutations rules defined in this configuration",
+    ),
     tracks_generation=True,
 )

@@ -48,32 +48,31 @@ class PolicyStatusStrategy(strategies.StatusStrategy):
         return policies.validate_policy_status(obj)
 
 
-COLUMNS = (
-    tables.NAME_COLUMN,
-    tables.Column(
-        "Validations",
-        type="integer",
-        description="Validations indicates the number of validation rules defined in this "
-        "configuration",
-    ),
-    tables.Column(
-        "ParamKind",
-        description="ParamKind specifies the kind of resources used to parameterize this policy",
-    ),
-    tables.AGE_COLUMN,
-)
+def policy_table(rules: str, title: str, description: str) -> tables.Table:
+    """Both policy kinds' printer: NAME, the count of ``spec.<rules>``, PARAMKIND, AGE."""
+    columns = (
+        tables.NAME_COLUMN,
+        tables.Column(title, type="integer", description=description),
+        tables.Column(
+            "ParamKind",
+            description="ParamKind specifies the kind of resources used to parameterize this "
+            "policy",
+        ),
+        tables.AGE_COLUMN,
+    )
 
+    def row(obj: Object, now: datetime.datetime) -> Sequence[tables.Cell]:
+        raw = obj.get("spec")
+        spec: Object = raw if isinstance(raw, dict) else {}
+        listed = spec.get(rules)
+        kind = spec.get("paramKind")
+        shown = "<unset>"
+        if isinstance(kind, dict):
+            shown = f"{kind.get('apiVersion') or ''}/{kind.get('kind') or ''}"
+        count = len(listed) if isinstance(listed, list) else 0
+        return [tables.name(obj), count, shown, tables.age(obj, now)]
 
-def policy_row(obj: Object, now: datetime.datetime) -> Sequence[tables.Cell]:
-    raw = obj.get("spec")
-    spec: Object = raw if isinstance(raw, dict) else {}
-    validations = spec.get("validations")
-    kind = spec.get("paramKind")
-    shown = "<unset>"
-    if isinstance(kind, dict):
-        shown = f"{kind.get('apiVersion') or ''}/{kind.get('kind') or ''}"
-    count = len(validations) if isinstance(validations, list) else 0
-    return [tables.name(obj), count, shown, tables.age(obj, now)]
+    return tables.Table(columns=columns, row=row)
 
 
 _STRATEGY = PolicyStrategy()
@@ -87,6 +86,10 @@ RESOURCE = resource.ResourceInfo(
     categories=("api-extensions",),
     strategy=_STRATEGY,
     status=PolicyStatusStrategy(_STRATEGY),
-    table=tables.Table(columns=COLUMNS, row=policy_row),
+    table=policy_table(
+        "validations",
+        "Validations",
+        "Validations indicates the number of validation rules defined in this configuration",
+    ),
     tracks_generation=True,
 )

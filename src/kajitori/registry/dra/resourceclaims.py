@@ -9,9 +9,10 @@ status entries; DELETE answering with the object; the ``kubectl get
 resourceclaims`` columns (NAME STATE AGE, the state a summary such as
 ``pending`` or ``allocated,reserved``).
 
-Not here: upstream refuses ``adminAccess`` unless the claim's namespace
-carries ``resource.kubernetes.io/admin-access: "true"``; that needs a
-namespace read from the strategy, which ours cannot make.
+Not here: upstream's strategy refuses ``adminAccess`` unless the claim's
+namespace carries ``resource.kubernetes.io/admin-access: "true"``; that
+needs a namespace read, which ours cannot make, so the
+``admission.plugins.dra_admin_access`` plugin makes it.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ down to the generic store and admission. Warnings collected here become
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 FieldValidation = Literal["Strict", "Warn", "Ignore"]
 _AUDIT_LEVELS = ("None", "Metadata", "Request", "RequestResponse")
@@ -65,6 +65,9 @@ class RequestContext:
     # (a webhook's patch is for Request and up) is then not kept.
     audit_annotations: dict[str, str] = field(default_factory=dict)
     audit_level: str = "RequestResponse"
+    # Mutating admission's reinvocation state for the object being admitted
+    # (admission.reinvocation.Reinvocation; None until a policy or webhook needs it).
+    reinvocation: Any = None
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:

@@ -43,7 +43,7 @@ import orjson
 
 from kajitori.machinery import errors
 from kajitori.machinery import names as namegen
-from kajitori.registry.generic import cacher, hooks
+from kajitori.registry.generic import cacher, hooks, initialization
 from kajitori.registry.generic.request import RequestContext
 from kajitori.registry.generic.uids import _UID_BATCH, new_uid  # noqa: F401  (re-exported)
 from kajitori.registry.resource import ResourceInfo, Rollback
@@ -941,6 +941,8 @@ class Store:
                         {"initial_events_end": True},
                     )
                 ]
+        # The initial events are out (or there were none): APF frees the watch's seat.
+        initialization.watch_initialized()
         changes = self._watch_changes(namespace, after, opts, cache, idle)
         try:
             async for batch in changes:

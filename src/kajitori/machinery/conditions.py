@@ -1,12 +1,13 @@
-"""metav1.Condition validation (upstream: apimachinery/pkg/apis/meta/v1/validation).
+"""metav1.Condition rules shared by every kind that keeps ``[]metav1.Condition``.
 
-Owns ``validate_conditions``: what a ``[]metav1.Condition`` must satisfy
-wherever a built-in kind keeps one (PodCertificateRequest and
-StorageVersionMigration status here): unique types that are qualified
-names, a status of True/False/Unknown, a non-negative observedGeneration, a
-lastTransitionTime, a reason matching upstream's pattern (at most 1024
-characters) and a message of at most 32768. It lives with the first kind that
-needed it; it knows nothing of certificates.
+Owns ``validate_conditions`` (upstream: apimachinery
+``pkg/apis/meta/v1/validation.ValidateConditions``): unique types that are
+qualified names, a status of True/False/Unknown, a non-negative
+observedGeneration, a lastTransitionTime, a reason matching upstream's pattern
+(at most 1024 characters) and a message of at most 32768; and ``is_true``
+(upstream: ``meta.IsStatusConditionTrue``). PodCertificateRequest,
+StorageVersionMigration, ResourceClaim and DeviceTaintRule status use it; the
+one implementation lives here, below every API group.
 """
 
 from __future__ import annotations
