@@ -20,6 +20,7 @@ from kajitori.cmd import controller_manager
 from kajitori.cmd import scheduler as scheduler_cmd
 from kajitori.cmd.apiserver import APIServerProcess
 from kajitori.scheduler import framework
+from kajitori.scheduler.plugins import dra_allocator
 from kajitori.scheduler.plugins import dynamic_resources as dra
 
 Object = dict[str, Any]
@@ -81,7 +82,7 @@ def allocate(
     claims: list[Object], slices: list[Object], node: str = "node-a", *, in_use: Any = ()
 ) -> list[Object] | None:
     classes = {DRIVER: device_class()}
-    allocator = dra.Allocator(claims, set(in_use), classes.get, slices)
+    allocator = dra_allocator.Allocator(claims, set(in_use), classes.get, slices)
     return allocator.allocate(framework.NodeInfo(helpers.make_node(node)))
 
 
@@ -128,7 +129,9 @@ def test_cel_selectors_of_request_and_class_must_all_match() -> None:
     assert allocate([claim("c", other)], [GPUS]) is None
     # A missing attribute is a CEL runtime error: upstream's allocator error, naming the claim.
     broken = request(selectors=[selector(f'device.attributes["{DRIVER}"].memory == 1')])
-    with pytest.raises(dra.AllocationError, match=r"^claim default/c: selector #0: CEL runtime"):
+    with pytest.raises(
+        dra_allocator.AllocationError, match=r"^claim default/c: selector #0: CEL runtime"
+    ):
         allocate([claim("c", broken)], [GPUS])
 
 
@@ -154,7 +157,7 @@ def test_all_mode_first_available_and_pool_generations() -> None:
     assert devices_of((allocate([claim("c")], [old, newer]) or [{}])[0]) == [("gpu", "new-0")]
     partial = resource_slice("node-a", device("gpu-0"), resourceSliceCount=2)
     assert allocate([claim("c")], [partial]) is None
-    with pytest.raises(dra.AllocationError, match="is currently being updated"):
+    with pytest.raises(dra_allocator.AllocationError, match="is currently being updated"):
         allocate([claim("c", request(allocationMode="All"))], [partial])
 
 

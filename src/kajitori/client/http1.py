@@ -50,14 +50,15 @@ CLOSE_GRACE = 1.0  # seconds ``aclose`` waits for TLS close_notify exchanges
 
 
 class Response:
-    """A whole answer: status code, reason phrase (as sent) and body."""
+    """A whole answer: status code, reason phrase (as sent), body and Retry-After (if sent)."""
 
-    __slots__ = ("body", "reason", "status")
+    __slots__ = ("body", "reason", "retry_after", "status")
 
-    def __init__(self, status: int, reason: bytes, body: bytes) -> None:
+    def __init__(self, status: int, reason: bytes, body: bytes, retry_after: bytes = b"") -> None:
         self.status = status
         self.reason = reason
         self.body = body
+        self.retry_after = retry_after
 
 
 class _Exchange:
@@ -70,6 +71,7 @@ class _Exchange:
         "head",
         "reason",
         "received",
+        "retry_after",
         "size",
         "status",
         "streaming",
@@ -82,6 +84,7 @@ class _Exchange:
         self.streaming = streaming
         self.status = 0
         self.reason = b""
+        self.retry_after = b""
         self.chunks: collections.deque[bytes] = collections.deque()
         self.size = 0  # unread body bytes (streams)
         self.head = False  # status line and headers parsed
@@ -173,6 +176,12 @@ class _Connection(asyncio.Protocol):
     def on_status(self, reason: bytes) -> None:
         assert self.exchange is not None
         self.exchange.reason += reason  # llhttp may hand the phrase over in pieces
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # The one response header the client acts on (the rest.Client's retries).
+        if len(name) == 11 and name.lower() == b"retry-after":
+            assert self.exchange is not None
+            self.exchange.retry_after = value
 
     def on_headers_complete(self) -> None:
         exchange = self.exchange
@@ -354,7 +363,7 @@ class Pool:
             connection.close()
         chunks = exchange.chunks
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        return Response(exchange.status, exchange.reason, data)
+        return Response(exchange.status, exchange.reason, data, exchange.retry_after)
 
     async def stream(self, method: str, target: str, headers: Headers) -> Stream:
         """Send one request (no body, no read timeout) and return once its headers arrived."""

@@ -55,6 +55,8 @@ _PATH_SAFE_CHARS = "/%:@!$&'()*+,;=-._~?"
 _PATH_SAFE = re.compile(r"[A-Za-z0-9/%:@!$&'()*+,;=._~?-]*")
 _AGGREGATED_ACCEPT = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 DEFAULT_TIMEOUT = 30.0
+# client-go's default number of retries of a request answered with Retry-After.
+MAX_RETRIES = 10
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -535,19 +537,46 @@ class Client:
         decode: bool = True,
     ) -> Object:
         """One request; the decoded JSON answer (``{}`` unless ``decode``), or ``ApiError``
-        for a non-2xx status."""
-        if self._direct is not None:
-            return await self._request_direct(
-                self._direct, method, path, body, params, content_type, accept, decode
-            )
-        if self._pool is not None:
-            return await self._request_pool(
-                self._pool, method, path, body, params, content_type, accept, decode
-            )
+        for a non-2xx status.
+
+        As client-go's request: a 429 or 5xx answer with a Retry-After of whole
+        seconds (API Priority and Fairness' rejections, a server shutting down) is
+        sent again after that long, up to ``MAX_RETRIES`` times.
+        """
+        content = None if body is None else orjson.dumps(body)
+        for attempt in range(MAX_RETRIES + 1):
+            if self._direct is not None:
+                answer = await self._request_direct(
+                    self._direct, method, path, content, params, content_type, accept
+                )
+            elif self._pool is not None:
+                answer = await self._request_pool(
+                    self._pool, method, path, content, params, content_type, accept
+                )
+            else:
+                answer = await self._request_httpx(
+                    method, path, content, params, content_type, accept
+                )
+            if answer.status < 300:
+                decoded: Object = orjson.loads(answer.body) if answer.body and decode else {}
+                return decoded
+            delay = retry_delay(answer.status, answer.retry_after)
+            if delay is None or attempt == MAX_RETRIES:
+                raise _error(_response(answer.status, answer.reason, answer.body))
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def _request_httpx(
+        self,
+        method: str,
+        path: str,
+        content: bytes | None,
+        params: Mapping[str, str] | None,
+        content_type: str,
+        accept: str | None,
+    ) -> http1.Response:
         headers = {"Accept": accept or "application/json"}
-        content = None
-        if body is not None:
-            content = orjson.dumps(body)
+        if content is not None:
             headers["Content-Type"] = content_type
         async with self._in_flight:
             response = await self.http.request(
@@ -558,60 +587,48 @@ class Client:
                 headers=headers,
                 extensions=self.extensions or None,
             )
-        if response.status_code >= 300:
-            raise _error(response)
-        decoded: Object = orjson.loads(response.content) if response.content and decode else {}
-        return decoded
+        reason = response.reason_phrase.encode("latin-1", "replace")
+        retry_after = response.headers.get("retry-after", "").encode("latin-1", "replace")
+        return http1.Response(response.status_code, reason, response.content, retry_after)
 
     async def _request_direct(
         self,
         direct: transport.InProcessTransport,
         method: str,
         path: str,
-        body: Any,
+        content: bytes | None,
         params: Mapping[str, str] | None,
         content_type: str,
         accept: str | None,
-        decode: bool = True,
-    ) -> Object:
+    ) -> http1.Response:
         """``request`` in process: the same request, without httpx's URL and message objects."""
         headers = [*self._direct_headers, (b"accept", (accept or "application/json").encode())]
-        content = b""
-        if body is not None:
-            content = orjson.dumps(body)
+        if content is not None:
             headers.append((b"content-type", content_type.encode()))
             headers.append((b"content-length", str(len(content)).encode()))
         target = _target(path, params)
-        status, answer = await direct.call(method, target, headers, content, self.extensions)
-        if status >= 300:
-            raise _error(httpx.Response(status, content=answer))
-        decoded: Object = orjson.loads(answer) if answer and decode else {}
-        return decoded
+        status, answer, retry_after = await direct.call(
+            method, target, headers, content or b"", self.extensions
+        )
+        return http1.Response(status, b"", answer, retry_after)
 
     async def _request_pool(
         self,
         pool: http1.Pool,
         method: str,
         path: str,
-        body: Any,
+        content: bytes | None,
         params: Mapping[str, str] | None,
         content_type: str,
         accept: str | None,
-        decode: bool,
-    ) -> Object:
+    ) -> http1.Response:
         """``request`` over HTTPS (``client.http1``), at most MAX_IN_FLIGHT at a time."""
         headers = [*self._pool_headers, (b"accept", (accept or "application/json").encode())]
-        content = None
-        if body is not None:
-            content = orjson.dumps(body)
+        if content is not None:
             headers.append((b"content-type", content_type.encode()))
         target = _target(path, params)
         async with self._in_flight:
-            answer = await pool.request(method, target, headers, content)
-        if answer.status >= 300:
-            raise _error(_response(answer.status, answer.reason, answer.body))
-        decoded: Object = orjson.loads(answer.body) if answer.body and decode else {}
-        return decoded
+            return await pool.request(method, target, headers, content)
 
 
 async def _watch_events(opening: Callable[[], Awaitable[_Body]]) -> AsyncIterator[Object]:
@@ -662,6 +679,8 @@ def _target(path: str, params: Mapping[str, str] | None) -> str:
 
 def _response(status: int, reason: bytes, body: bytes) -> httpx.Response:
     """An httpx response for ``_error``, with the reason phrase the server sent (as httpx keeps it)."""
+    if not reason:  # in process nothing sends one: httpx then names the status's own
+        return httpx.Response(status, content=body)
     return httpx.Response(status, content=body, extensions={"reason_phrase": reason})
 
 
@@ -695,6 +714,19 @@ def _delete_options(
     if not options:
         return None
     return {"kind": "DeleteOptions", "apiVersion": "v1", **options}
+
+
+def retry_delay(status: int, retry_after: bytes) -> int | None:
+    """client-go's checkWait: seconds to wait before sending a request again, or None.
+
+    Only a 429 or a 5xx answer with a Retry-After of whole seconds asks for it.
+    """
+    if status != 429 and status < 500:
+        return None
+    value = retry_after.strip()
+    if not value.isdigit():
+        return None
+    return int(value)
 
 
 def _error(response: httpx.Response) -> ApiError:

@@ -104,8 +104,10 @@ class InProcessTransport(httpx.AsyncBaseTransport):
         headers: list[tuple[bytes, bytes]],
         body: bytes,
         extensions: Mapping[str, Any] | None = None,
-    ) -> tuple[int, bytes]:
+    ) -> tuple[int, bytes, bytes]:
         """One whole request without httpx: ``target`` is the quoted path and query.
+
+        Answers the status, the body and the Retry-After header's value (b"" if none).
 
         The client's fast path for everything but streams (``rest.Client``
         uses it for every plain request): httpx builds, merges and parses
@@ -123,7 +125,7 @@ class InProcessTransport(httpx.AsyncBaseTransport):
             # The request goes on without its caller; its outcome is nobody's to raise.
             task.add_done_callback(_discard_outcome)
             raise
-        return exchange.status, b"".join(exchange.chunks)
+        return exchange.status, b"".join(exchange.chunks), exchange.retry_after
 
     async def stream(
         self,
@@ -220,6 +222,7 @@ class _WholeExchange:
     def __init__(self, body: bytes) -> None:
         self.body: bytes | None = body
         self.status = 500
+        self.retry_after = b""
         self.started = False
         self.chunks: list[bytes] = []
         self.done = asyncio.Event()
@@ -237,6 +240,10 @@ class _WholeExchange:
         if kind == "http.response.start":
             self.status = message["status"]
             self.started = True
+            if self.status == 429 or self.status >= 500:
+                for name, value in message.get("headers", ()):
+                    if name.lower() == b"retry-after":
+                        self.retry_after = value
         elif kind == "http.response.body":
             if message.get("body"):
                 self.chunks.append(message["body"])

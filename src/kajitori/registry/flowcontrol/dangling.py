@@ -13,7 +13,8 @@ from what is stored, so a quiet cluster sees no writes.
 The controller follows both kinds with watches (as upstream's informers) and
 reconsiders every FlowSchema whenever either kind changes; there are tens
 of them, not thousands. Request classification and queueing, the rest of
-that controller, are not implemented.
+that controller, are the API server's flowcontrol filter's
+(``server/flowcontrol/``, decision 0100).
 """
 
 from __future__ import annotations
