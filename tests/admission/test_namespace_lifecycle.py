@@ -1,21 +1,32 @@
-"""NamespaceLifecycle's namespace cache: watched namespaces answer creates, storage the rest."""
+"""NamespaceLifecycle over the shared namespaces lister, and its force-live window.
+
+The plugin reads namespaces through the lister PodSecurity, the webhooks and
+the policies share (one watch); storage answers what the lister cannot (not
+synced, behind this server's writes, a namespace it does not hold) and, for
+30 seconds after a namespace's deletion or update started, the namespace's
+state (upstream's force live lookup), even while the lister still shows it
+Active. Creates on subresources (binding, token) in a terminating namespace
+are refused as upstream refuses them, with the ``NamespaceTerminating`` cause.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from kajitori.admission.lister import StoreLister
 from kajitori.admission.plugins import namespace_lifecycle
-from kajitori.admission.plugins.namespace_lifecycle import NamespaceCache, NamespaceLifecycle
+from kajitori.admission.plugins.namespace_lifecycle import NamespaceLifecycle
+from kajitori.admission.plugins.pod_security.admission import PodSecurity
 from kajitori.client import rest
 from kajitori.cmd.apiserver import APIServerProcess
 from kajitori.machinery import errors
-from kajitori.registry.generic.store import WatchEvent
 
 Object = dict[str, Any]
+CONFIGMAP = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c0"}}
 
 
 async def wait_until(predicate: Callable[[], bool], *, timeout: float) -> None:
@@ -30,16 +41,21 @@ def _ns(name: str, phase: str = "Active") -> Object:
     return {"metadata": {"name": name}, "status": {"phase": phase}}
 
 
-class _Storage:
-    """A namespace getter counting its reads, and a watch fed by the test."""
+class _Lister:
+    """A lister answering from a dict (None: "read storage"), as ``StoreLister`` does."""
 
     def __init__(self, namespaces: list[Object]) -> None:
-        self.objects = {ns["metadata"]["name"]: ns for ns in namespaces}
+        self.objects: dict[str, Object] | None = {n["metadata"]["name"]: n for n in namespaces}
+
+    def cached_get(self, namespace: str, name: str) -> Object | None:
+        assert namespace == ""
+        return None if self.objects is None else self.objects.get(name)
+
+
+class _Storage:
+    def __init__(self, namespaces: list[Object]) -> None:
+        self.objects = {n["metadata"]["name"]: n for n in namespaces}
         self.reads: list[str] = []
-        self.events: asyncio.Queue[WatchEvent | None] = asyncio.Queue()
-        for ns in namespaces:
-            self.events.put_nowait(WatchEvent("ADDED", ns))
-        self.events.put_nowait(WatchEvent("BOOKMARK", {}, 0, {"initial_events_end": True}))
 
     async def get(self, name: str) -> Object:
         self.reads.append(name)
@@ -47,64 +63,47 @@ class _Storage:
             raise errors.not_found(errors.GroupResource("", "namespaces"), name)
         return self.objects[name]
 
-    async def watch(self) -> AsyncIterator[WatchEvent]:
-        while (event := await self.events.get()) is not None:
-            yield event
+
+def _plugin(lister: _Lister, storage: _Storage) -> NamespaceLifecycle:
+    return NamespaceLifecycle(storage.get, lister)  # type: ignore[arg-type]
 
 
-async def test_watched_namespaces_answer_without_storage_reads() -> None:
-    storage = _Storage([_ns("a")])
-    cache = NamespaceCache(storage.get, storage.watch)
-    assert (await cache.get("a"))["status"]["phase"] == "Active"  # before the sync: storage
-    await wait_until(lambda: cache.synced, timeout=5)
-    storage.reads.clear()
+async def test_the_lister_answers_and_storage_only_what_it_cannot() -> None:
+    storage, lister = _Storage([_ns("a")]), _Lister([_ns("a")])
+    plugin = _plugin(lister, storage)
     for _ in range(3):
-        assert (await cache.get("a"))["metadata"]["name"] == "a"
+        assert not await plugin._terminating("a")
     assert storage.reads == []
-    # Unknown to the watch: storage answers (a namespace created a moment ago, or none).
+    # Not held by the lister (created through another server, or missing): storage.
     with pytest.raises(errors.StatusError) as caught:
-        await cache.get("missing")
-    assert caught.value.code == 404
-    assert storage.reads == ["missing"]
-    await cache.stop()
+        await plugin._terminating("missing")
+    assert caught.value.code == 404 and storage.reads == ["missing"]
+    # Not synced, or behind this server's writes: storage.
+    lister.objects = None
+    storage.reads.clear()
+    assert not await plugin._terminating("a")
+    assert storage.reads == ["a"]
 
 
-async def test_watch_events_update_and_remove_namespaces() -> None:
-    storage = _Storage([_ns("a")])
-    cache = NamespaceCache(storage.get, storage.watch)
-    await cache.get("a")
-    await wait_until(lambda: cache.synced, timeout=5)
-    storage.events.put_nowait(WatchEvent("MODIFIED", _ns("a", "Terminating")))
-    await wait_until(lambda: cache._objects["a"]["status"]["phase"] == "Terminating", timeout=5)
-    storage.events.put_nowait(WatchEvent("DELETED", _ns("a", "Terminating")))
-    del storage.objects["a"]
-    await wait_until(lambda: "a" not in cache._objects, timeout=5)
-    with pytest.raises(errors.StatusError):
-        await cache.get("a")
-    await cache.stop()
-
-
-async def test_forced_live_lookup_and_ended_watch_read_storage(
+async def test_the_force_live_window_outlasts_a_stale_lister(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    storage = _Storage([_ns("a")])
-    cache = NamespaceCache(storage.get, storage.watch)
-    await cache.get("a")
-    await wait_until(lambda: cache.synced, timeout=5)
-    storage.objects["a"] = _ns("a", "Terminating")  # written; its event not yet delivered
-    cache.force_live_lookup("a")
-    storage.reads.clear()
-    assert (await cache.get("a"))["status"]["phase"] == "Terminating"
+    storage, lister = _Storage([_ns("a")]), _Lister([_ns("a")])
+    plugin = _plugin(lister, storage)
+    now = [1000.0]
+    monkeypatch.setattr(namespace_lifecycle.time, "monotonic", lambda: now[0])
+    # The deletion is written; the lister (a watch of another server, say) still says Active.
+    storage.objects["a"] = _ns("a", "Terminating")
+    plugin.force_live_lookup("a")
+    now[0] += namespace_lifecycle.FORCE_LIVE_LOOKUP_SECONDS - 1
+    assert await plugin._terminating("a")
     assert storage.reads == ["a"]
-    # The watch ends: nothing cached is trusted until it has synced again.
-    monkeypatch.setattr(namespace_lifecycle, "RESTART_INTERVAL_SECONDS", 3600.0)
-    storage.events.put_nowait(None)
-    await wait_until(lambda: not cache.synced and not cache._objects, timeout=5)
+    # Past the window the lister is trusted again (its own view, stale or not).
+    now[0] += 2
     storage.reads.clear()
-    cache._force_live.clear()
-    await cache.get("a")
-    assert storage.reads == ["a"]
-    await cache.stop()
+    assert not await plugin._terminating("a")
+    assert storage.reads == []
+    assert not plugin.forced_live("a")
 
 
 def _lifecycle(process: APIServerProcess) -> NamespaceLifecycle:
@@ -114,38 +113,78 @@ def _lifecycle(process: APIServerProcess) -> NamespaceLifecycle:
     return next(p for p in store.admission.plugins if isinstance(p, NamespaceLifecycle))
 
 
-async def test_create_right_after_namespace_delete_is_forbidden(
-    apiserver: APIServerProcess,
+async def test_the_plugin_reads_the_shared_namespaces_lister(
+    apiserver: APIServerProcess, admin: rest.Client
 ) -> None:
-    assert apiserver.http is not None and apiserver.pki is not None
-    client = rest.Client.in_process(
-        apiserver.http.app, client_cert_pem=apiserver.pki.admin.cert_pem
-    )
     plugin = _lifecycle(apiserver)
-    assert plugin.cache is not None
-    try:
-        cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c0"}}
-        await client.create(rest.CONFIGMAPS, cm, namespace="default")
-        await wait_until(lambda: plugin.cache is not None and plugin.cache.synced, timeout=10)
-        # Created after the sync: not in the cache yet, storage answers.
-        await client.create(
-            rest.NAMESPACES,
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "doomed"}},
+    assert apiserver.registry is not None
+    store = apiserver.registry.lookup("", "v1", "configmaps")
+    assert store is not None
+    pod_security = next(p for p in store.admission.plugins if isinstance(p, PodSecurity))
+    assert isinstance(plugin.namespaces, StoreLister)
+    assert plugin.namespaces is pod_security.namespaces  # one watch for both
+    reads: list[str] = []
+    real_get = plugin.get_namespace
+
+    async def counted(name: str) -> Object:
+        reads.append(name)
+        return await real_get(name)
+
+    plugin.get_namespace = counted
+    await admin.create(rest.CONFIGMAPS, CONFIGMAP, namespace="default")
+    lister = plugin.namespaces
+    await wait_until(lambda: lister.cached_get("", "default") is not None, timeout=10)
+    reads.clear()
+    for i in range(3):
+        body = {**CONFIGMAP, "metadata": {"name": f"c{i + 1}"}}
+        await admin.create(rest.CONFIGMAPS, body, namespace="default")
+    assert reads == []
+
+
+async def test_creates_right_after_a_namespace_delete_are_forbidden(
+    apiserver: APIServerProcess, admin: rest.Client
+) -> None:
+    plugin = _lifecycle(apiserver)
+    await admin.create(rest.CONFIGMAPS, CONFIGMAP, namespace="default")
+    # Created a moment ago: the lister is behind this server's write, storage answers.
+    await admin.create(
+        rest.NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "doomed"}}
+    )
+    await admin.create(rest.CONFIGMAPS, CONFIGMAP, namespace="doomed")
+    await admin.create(
+        rest.SERVICEACCOUNTS,
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa"}},
+        namespace="doomed",
+    )
+    await admin.delete(rest.NAMESPACES, "doomed")  # no namespace controller: stays Terminating
+    assert plugin.forced_live("doomed")
+    with pytest.raises(rest.ApiError) as caught:
+        await admin.create(
+            rest.CONFIGMAPS, {**CONFIGMAP, "metadata": {"name": "c2"}}, namespace="doomed"
         )
-        await client.create(rest.CONFIGMAPS, {**cm, "metadata": {"name": "c1"}}, namespace="doomed")
-        await wait_until(lambda: "doomed" in plugin.cache._objects, timeout=10)  # type: ignore[union-attr]
-        await client.delete(rest.NAMESPACES, "doomed")
-        # Read from storage for a while: the watch shows the deletion a few loop turns later.
-        assert plugin.cache._forced_live("doomed")
-        with pytest.raises(rest.ApiError) as caught:
-            await client.create(
-                rest.CONFIGMAPS, {**cm, "metadata": {"name": "c2"}}, namespace="doomed"
-            )
-        assert caught.value.code == 403
-        with pytest.raises(rest.ApiError) as missing:
-            await client.create(
-                rest.CONFIGMAPS, {**cm, "metadata": {"name": "c3"}}, namespace="nope"
-            )
-        assert missing.value.code == 404
-    finally:
-        await client.aclose()
+    assert caught.value.code == 403
+    assert caught.value.message == (
+        'configmaps "c2" is forbidden: unable to create new content in namespace doomed '
+        "because it is being terminated"
+    )
+    assert caught.value.status["details"]["causes"] == [
+        {
+            "reason": "NamespaceTerminating",
+            "message": "namespace doomed is being terminated",
+            "field": "metadata.namespace",
+        }
+    ]
+    # A create on a subresource is a create in the namespace too.
+    token = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}}
+    with pytest.raises(rest.ApiError) as refused:
+        await admin.request(
+            "POST", "/api/v1/namespaces/doomed/serviceaccounts/sa/token", body=token
+        )
+    assert refused.value.code == 403
+    assert refused.value.message == (
+        'serviceaccounts "sa" is forbidden: unable to create new content in namespace '
+        "doomed because it is being terminated"
+    )
+    with pytest.raises(rest.ApiError) as missing:
+        await admin.create(rest.CONFIGMAPS, CONFIGMAP, namespace="nope")
+    assert missing.value.code == 404

@@ -10,6 +10,8 @@ metrics in upstream's annotation; bad specs get upstream's 422 messages.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +22,15 @@ from kajitori.testing.cluster import KajitoriCluster, wait_for, wait_until
 NAMESPACE = "hpa"
 V1_HPAS = "horizontalpodautoscalers.v1.autoscaling"
 METRICS_ANNOTATION = "autoscaling.alpha.kubernetes.io/metrics"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KajitoriCluster]:
+    """A cluster serving no metrics API (``--metric-resolution 0s``): the controller's
+    failure path below is upstream's on a cluster without metrics-server."""
+    data_dir: Path = tmp_path_factory.mktemp("cluster")
+    with KajitoriCluster(data_dir, extra_args=["--metric-resolution", "0s"]) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,10 @@ plugins to await, so a ConfigMap create does not step through the
 coroutines of pod-only plugins (decision 0035's addendum).
 
 Requests whose object is not of the store's kind (CONNECT with its options:
-``pods/exec``…; the ``policy/v1 Eviction`` of ``pods/eviction``) reach only
-the plugins that override ``admit_subresource``/``validate_subresource``
+``pods/exec``…; the CREATE of a ``policy/v1 Eviction`` on ``pods/eviction``,
+a ``v1 Binding`` on ``pods/binding`` or ``bindings``, an
+``authentication.k8s.io/v1 TokenRequest`` on ``serviceaccounts/token``) reach
+only the plugins that override ``admit_subresource``/``validate_subresource``
 (upstream: the plugins that handle CONNECT, or look at those kinds).
 ``validate_delete`` gets the request's DeleteOptions.
 
@@ -66,7 +68,7 @@ class Plugin:
         obj: Object,
         ctx: RequestContext,
     ) -> None:
-        """Mutate the object of a CONNECT (its options) or of a pods/eviction CREATE."""
+        """Mutate the object of a CONNECT (its options) or of a subresource's CREATE."""
 
     async def validate_subresource(
         self,
@@ -77,7 +79,7 @@ class Plugin:
         obj: Object,
         ctx: RequestContext,
     ) -> None:
-        """Refuse a CONNECT (``obj``: its options) or a pods/eviction CREATE by raising."""
+        """Refuse a CONNECT (``obj``: its options) or a subresource's CREATE by raising."""
 
     async def close(self) -> None:
         """Let go of what the plugin holds (connections, watches) when the server stops."""

@@ -363,6 +363,18 @@ def cluster_roles() -> list[Object]:
             ],
         ),
         _role("system:node", _node()),
+        # metrics-server's own roles (its manifests, not kube-apiserver's): kajitori runs
+        # it in process as user system:metrics-server, and every viewer may read metrics.
+        _role(
+            "system:metrics-server",
+            [_r("get", CORE, "nodes/metrics"), _r("get list watch", CORE, "pods nodes")],
+            labels={"k8s-app": "metrics-server"},
+        ),
+        _role(
+            "system:aggregated-metrics-reader",
+            [_r("get list watch", ("metrics.k8s.io",), "pods nodes")],
+            labels={"k8s-app": "metrics-server", **_agg("admin", "edit", "view")},
+        ),
         # kajitori's own: the host of many simulated kubelets watches all their
         # pods and nodes with one identity (each node still writes as itself).
         _role("system:kajitori:simulated-kubelets", [_r(READ, CORE, "nodes pods")]),
@@ -740,6 +752,7 @@ def cluster_role_bindings() -> list[Object]:
         _binding("system:kube-dns", [_subject("ServiceAccount", "kube-dns", "kube-system")]),
         _binding("system:coredns", [_subject("ServiceAccount", "coredns", "kube-system")]),
         _binding("system:kube-scheduler", [_subject("User", "system:kube-scheduler")]),
+        _binding("system:metrics-server", [_subject("User", "system:metrics-server")]),
         _binding("system:volume-scheduler", [_subject("User", "system:kube-scheduler")]),
         # The node authorizer decides for kubelets; upstream keeps this binding subject-less.
         _binding("system:node", []),

@@ -85,6 +85,13 @@ def _parser() -> argparse.ArgumentParser:
             help='static bearer tokens, CSV rows of token,user,uid[,"group1,group2"]',
         )
         cmd.add_argument(
+            "--metric-resolution",
+            type=_duration,
+            default=_duration("15s"),
+            help="how often the built-in metrics-server scrapes kubelets for metrics.k8s.io; "
+            "0s serves no metrics API (default: 15s)",
+        )
+        cmd.add_argument(
             "-v", "--verbose", action="store_true", help="log requests and debug detail"
         )
     scheduler_cmd = sub.add_parser("scheduler", help="run only the scheduler")
@@ -187,6 +194,12 @@ def _add_node_flags(up: argparse.ArgumentParser, kubelet: argparse.ArgumentParse
         type=float,
         default=40.0,
         help="seconds without a heartbeat before a node is Unknown (default: %(default)s)",
+    )
+    up.add_argument(
+        "--horizontal-pod-autoscaler-sync-period",
+        type=_duration,
+        default=_duration("15s"),
+        help="how often each HorizontalPodAutoscaler is looked at (default: 15s)",
     )
     up.add_argument(
         "--node-monitor-period",
@@ -341,6 +354,7 @@ async def _serve(args: argparse.Namespace) -> int:
         audit_log_maxbackup=args.audit_log_maxbackup,
         api_versions=args.api_versions,
         token_auth_file=args.token_auth_file,
+        metric_resolution=args.metric_resolution,
     )
     try:
         network = await _prepare_node_network(args)
@@ -375,6 +389,11 @@ async def _serve(args: argparse.Namespace) -> int:
             flush=True,
         )
     kubelets = await _start_kubelets(process, args, network) if args.command == "up" else None
+    if kubelets is not None and process.metrics_server is not None:
+        from kajitori.cmd import kubelet as kubelet_cmd
+
+        # Nodes beyond those with a kubelet API are scraped in process.
+        process.metrics_server.local = kubelet_cmd.local_resource_metrics(kubelets)
     # Watch caches and informers keep every object several times over: collect
     # that heap rarely (``tune_gc``).
     tune_gc()
@@ -492,6 +511,7 @@ def _start_controllers(process: APIServerProcess, args: argparse.Namespace) -> C
             "node_monitor_period": args.node_monitor_period,
         },
         "nodeipam": {"cluster_cidr": _cluster_cidr(args)},
+        "horizontalpodautoscaling": {"sync_period": args.horizontal_pod_autoscaler_sync_period},
     }
     return controller_manager.start_in_process(
         process.http.app, process.pki.ca, options=options, sign_legacy=process.sign_legacy_token

@@ -48,13 +48,16 @@ from kajitori.admission.plugins.storage_object_in_use_protection import (
 )
 from kajitori.admission.policy.mutating import MutatingAdmissionPolicy
 from kajitori.admission.policy.validating import ValidatingAdmissionPolicy
+from kajitori.admission.webhooks.client import ServiceResolver
 from kajitori.auth import authenticator as authenticators
 from kajitori.auth import authorizer, bootstrap_policy, pki, rbac
 from kajitori.auth import node as node_authz
 from kajitori.auth.authn import bootstrap as bootstrap_tokens
 from kajitori.auth.authn import serviceaccount, tokenfile, union
-from kajitori.client import kubeconfig
+from kajitori.client import kubeconfig, rest
 from kajitori.machinery import errors
+from kajitori.metrics_server import scraper as metrics_scraper
+from kajitori.metrics_server import storage as metrics_storage
 from kajitori.registry import encryption, install, resource
 from kajitori.registry.authentication import tokenreviews
 from kajitori.registry.core import (
@@ -66,6 +69,7 @@ from kajitori.registry.core import (
 from kajitori.registry.flowcontrol import dangling, ensurer
 from kajitori.registry.generic.request import UserInfo
 from kajitori.registry.generic.store import ListOptions, Store
+from kajitori.registry.metrics import resources as metrics_resources
 from kajitori.registry.scheduling import priorityclasses
 from kajitori.server import bootstrap, crds, master_endpoints
 from kajitori.server.aggregator.aggregator import Aggregator
@@ -91,6 +95,8 @@ HOOK_CRDS = "poststarthook/crd-informer-synced"
 POST_START_HOOKS = (HOOK_BOOTSTRAP, HOOK_PRIORITY_CLASSES, HOOK_RBAC, HOOK_CRDS)
 # The user of ``node-simulator.kubeconfig``; bootstrap RBAC binds system:node to it (0049).
 NODE_SIMULATOR_USER = "system:kajitori:node-simulator"
+# The in-process metrics-server's user; bootstrap RBAC binds system:metrics-server to it.
+METRICS_SERVER_USER = "system:metrics-server"
 
 
 @dataclasses.dataclass
@@ -116,6 +122,9 @@ class APIServerConfig:
     # (apps/v1beta1, apps/v1beta2, extensions/v1beta1); "upstream": exactly
     # 1.37's versions. See docs/decisions/0015-legacy-api-versions.md.
     api_versions: APIVersions = "legacy"
+    # The in-process metrics-server's scrape period (its --metric-resolution); 0: none,
+    # and no metrics.k8s.io served.
+    metric_resolution: float = metrics_scraper.DEFAULT_METRIC_RESOLUTION
     # Static bearer tokens (CSV: token,user,uid[,"group1,group2"]).
     token_auth_file: Path | None = None
     # ``up``'s node network (decision 0031): also listen on this host-bridge address (same
@@ -158,6 +167,17 @@ class APIServerProcess:
         self.apf_dangling: dangling.DanglingConditionController | None = None
         # API Priority and Fairness: classifies, limits and queues requests.
         self.flow_control: PriorityAndFairness | None = None
+        # metrics-server's equivalent: scrapes kubelets for metrics.k8s.io (started once ready).
+        self.metrics_storage: metrics_storage.Storage | None = None
+        self.metrics_server: metrics_scraper.MetricsServer | None = None
+        # Service -> ready endpoint, for the admission webhooks and the aggregator alike.
+        self.service_resolver = ServiceResolver(
+            lambda: self._lookup("", "v1", "services"),
+            lambda: self._lookup("discovery.k8s.io", "v1", "endpointslices"),
+        )
+
+    def _lookup(self, group: str, version: str, plural: str) -> Store | None:
+        return None if self.registry is None else self.registry.lookup(group, version, plural)
 
     @property
     def url(self) -> str:
@@ -192,6 +212,8 @@ class APIServerProcess:
         self.component_health = componentstatuses.ComponentHealth(
             lambda *gvr: self.registry.lookup(*gvr) if self.registry else None, self.backend
         )
+        if cfg.metric_resolution > 0:
+            self.metrics_storage = metrics_storage.Storage(cfg.metric_resolution)
         self.registry = _registry(
             self.backend,
             authz,
@@ -201,19 +223,22 @@ class APIServerProcess:
             token_apis=_token_apis(self.token_issuer, authn, reader),
             reader=reader,
             component_health=self.component_health,
+            metrics=self.metrics_storage,
+            service_resolver=self.service_resolver,
         )
         reader.registry = self.registry
         if cfg.rewrite_encrypted_on_start:
             self.rewrite_result = await _rewrite_encrypted(self.backend, self.registry)
         self.audit_log, audit_filter = _audit(cfg)
         self.flow_control = PriorityAndFairness(self.registry.lookup)
+        kubelet_client = _kubelet_client(self.pki)
         app = APIServer(
             self.registry,
             server_address=f"{cfg.host}:{cfg.port}",
             authorizer=authz,
             audit=audit_filter,
             authenticator=authn,
-            kubelet_client=_kubelet_client(self.pki),
+            kubelet_client=kubelet_client,
             flow_control=self.flow_control,
         )
         ssl_context = make_server_ssl_context(
@@ -258,6 +283,7 @@ class APIServerProcess:
             self.registry,
             front_proxy=pki.ensure_front_proxy_pki(cfg.data_dir / "pki"),
             client_ca_pem=self.pki.ca.cert_pem,
+            service_resolver=self.service_resolver,
         )
         await self.aggregator.start()
         app.discovery.remote = self.aggregator.discovery
@@ -265,6 +291,22 @@ class APIServerProcess:
         app.unfinished_hooks.discard(HOOK_CRDS)
         self._write_kubeconfig()
         self._start_flowcontrol()
+        self._start_metrics_server(app, kubelet_client)
+
+    def _start_metrics_server(self, app: APIServer, kubelet: streams.KubeletClient) -> None:
+        """Scraping starts once serving: it lists Nodes through the API as metrics-server."""
+        if self.metrics_storage is None:
+            return
+        assert self.pki is not None
+        identity = pki.issue_client_cert(self.pki.ca, user=METRICS_SERVER_USER, groups=())
+        client = rest.Client.in_process(app, client_cert_pem=identity.cert_pem)
+        self.metrics_server = metrics_scraper.MetricsServer(
+            client,
+            kubelet.ssl_context,
+            metric_resolution=self.config.metric_resolution,
+            store=self.metrics_storage,
+        )
+        self.metrics_server.start()
 
     def _start_flowcontrol(self) -> None:
         """Upstream's APF config producer and consumer, after ready: they cost start-up nothing."""
@@ -307,6 +349,9 @@ class APIServerProcess:
         )
 
     async def stop(self, grace: float = 5.0) -> None:
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
+            await self.metrics_server.client.aclose()
         if self.node_network_http is not None:
             await self.node_network_http.shutdown(grace)
         if self.http is not None:
@@ -324,6 +369,7 @@ class APIServerProcess:
         await self.node_authorizer.stop()
         if self.registry is not None and isinstance(self.registry.admission, AdmissionChain):
             await self.registry.admission.close()  # webhook plugins' HTTPS connections
+        await self.service_resolver.stop()
         if self.backend is not None:
             await self.backend.close()
         if self.audit_log is not None:
@@ -487,6 +533,8 @@ def _registry(
     token_apis: tuple[resource.SubresourceCreate, resource.ResourceInfo] | None = None,
     reader: _ObjectReader | None = None,
     component_health: componentstatuses.ComponentHealth | None = None,
+    metrics: metrics_storage.Storage | None = None,
+    service_resolver: ServiceResolver | None = None,
 ) -> APIRegistry:
     holder: list[APIRegistry] = []
 
@@ -494,11 +542,6 @@ def _registry(
         store = holder[0].lookup("", "v1", "namespaces")
         assert store is not None
         return await store.get("", name)
-
-    def watch_namespaces() -> Any:
-        store = holder[0].lookup("", "v1", "namespaces")
-        assert store is not None
-        return store.watch("", ListOptions(), send_initial_events=True)
 
     async def get_node(name: str) -> dict:  # type: ignore[type-arg]
         store = holder[0].lookup("", "v1", "nodes")
@@ -517,9 +560,13 @@ def _registry(
     # storage, before admission runs.
     # Upstream's order: LimitRanger before ServiceAccount, ResourceQuota last,
     # so it charges what every other plugin has let through.
+    # One watch of namespaces serves every plugin that reads them by name.
+    namespaces = StoreLister(
+        lambda: holder[0].lookup("", "v1", "namespaces"), name="admission namespaces watch"
+    )
     plugins: list[Any] = [
         rbac.EscalationCheck(rbac_authorizer),
-        NamespaceLifecycle(get_namespace, watch_namespaces),
+        NamespaceLifecycle(get_namespace, namespaces),
         NodeRestriction(get_node),
         # Upstream's NodeRestriction checks of PodCertificateRequests a kubelet creates.
         PodCertificateRequestNodeRestriction(lambda *gvr: holder[0].lookup(*gvr)),
@@ -553,10 +600,6 @@ def _registry(
         plugins.append(ServiceAccount(reader.service_account, lister=accounts))
     # Upstream's RuntimeClass comes late, before ResourceQuota charges the overhead it sets.
     plugins.append(RuntimeClass(lambda *gvr: holder[0].lookup(*gvr)))
-    # One watch of namespaces serves every plugin that reads them by name.
-    namespaces = StoreLister(
-        lambda: holder[0].lookup("", "v1", "namespaces"), name="admission namespaces watch"
-    )
     # Upstream's PodSecurity validates the final pod: after the mutating plugins,
     # before ValidatingAdmissionPolicy and the webhooks.
     plugins.append(PodSecurity(lambda *gvr: holder[0].lookup(*gvr), namespaces=namespaces))
@@ -603,6 +646,7 @@ def _registry(
             lambda: holder[0].resources(),
             authz,
             namespaces=namespaces,
+            service_resolver=service_resolver,
         )
     )
     plugins.append(ResourceQuota(lambda *gvr: holder[0].lookup(*gvr)))
@@ -618,6 +662,13 @@ def _registry(
     resources = bindings.install(resources, lambda: holder[0].lookup("", "v1", "pods"))
     if component_health is not None:
         resources = [*resources, componentstatuses.resource_for(component_health)]
+    if metrics is not None:
+        # metrics-server's API, served in process (registry/metrics/resources.py).
+        readings = metrics_storage.Readings(metrics)
+        resources = [
+            *resources,
+            *metrics_resources.resources_for(lambda *gvr: holder[0].lookup(*gvr), readings),
+        ]
     registry = APIRegistry(
         resources,
         backend,

@@ -38,7 +38,7 @@ from kajitori.auth import pki
 from kajitori.client import kubeconfig, rest, transport
 from kajitori.cmd import kubelet_api
 from kajitori.cmd import proxy as proxy_cmd
-from kajitori.kubelet import kubelet, node_status, oci_streams, streaming
+from kajitori.kubelet import kubelet, node_status, oci_streams, resource_metrics, streaming
 from kajitori.kubelet.network import node_network
 from kajitori.kubelet.runtimes import interface, simulated
 from kajitori.kubelet.runtimes.oci import rootless as oci_rootless
@@ -181,10 +181,31 @@ async def start_in_process(
             list_pods=host.pods.indexer.list,
             runtime=streams,
             client_for=client_for,
+            usage=usage_source(runtime),
         )
         _APIS[host] = apis
+    else:
+        # No HTTPS listener: the built-in metrics-server reads these nodes in process.
+        usage = usage_source(runtime)
+        _LOCAL_METRICS[host] = {
+            c.name: resource_metrics.ResourceMetrics(
+                c.name, list_pods=host.pods.indexer.list, source=usage
+            )
+            for c in configs
+        }
     await host.start()
     return host
+
+
+def local_resource_metrics(host: kubelet.KubeletHost) -> Callable[[str], bytes | None]:
+    """``/metrics/resource`` of ``host``'s nodes that serve no kubelet API (else None)."""
+    nodes = _LOCAL_METRICS.get(host, {})
+
+    def read(name: str) -> bytes | None:
+        found = nodes.get(name)
+        return None if found is None else found.prometheus()
+
+    return read
 
 
 @dataclasses.dataclass
@@ -245,6 +266,7 @@ async def _start_networked(
             list_pods=host.pods.indexer.list,
             runtime=oci_streams.OciStreaming(made),
             client_for=client_for,
+            usage=resource_metrics.CgroupUsage(),
         )
         hosts.append(host)
         runtimes.append(made)
@@ -288,12 +310,23 @@ _NETWORKED: weakref.WeakKeyDictionary[kubelet.KubeletHost, _NetworkedNodes] = (
 )
 
 
+def usage_source(name: str) -> resource_metrics.UsageSource:
+    """Where a node's ``/metrics/resource`` reads its containers' usage, per runtime."""
+    if name == "oci":
+        return resource_metrics.CgroupUsage()
+    return resource_metrics.SimulatedUsage()
+
+
 def _streams_for(name: str, runtime: interface.Runtime) -> streaming.StreamingRuntime:
     if name == "oci":
         return oci_streams.OciStreaming(runtime)
     return streaming.SimulatedStreaming()
 
 
+# The resource metrics of each in-process host's nodes without a kubelet API.
+_LOCAL_METRICS: weakref.WeakKeyDictionary[
+    kubelet.KubeletHost, dict[str, resource_metrics.ResourceMetrics]
+] = weakref.WeakKeyDictionary()
 # The kubelet API listeners of each in-process host, stopped with it.
 _APIS: weakref.WeakKeyDictionary[kubelet.KubeletHost, list[kubelet_api.NodeAPI]] = (
     weakref.WeakKeyDictionary()
@@ -307,6 +340,7 @@ def node_apis(host: kubelet.KubeletHost) -> list[kubelet_api.NodeAPI]:
 
 async def stop(host: kubelet.KubeletHost) -> None:
     await kubelet_api.stop(_APIS.pop(host, []))
+    _LOCAL_METRICS.pop(host, None)
     networked = _NETWORKED.pop(host, None)
     if networked is not None:
         await _stop_networked(networked)

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from kajitori.auth import pki
 from kajitori.client import rest
+from kajitori.kubelet import resource_metrics, streaming
 from kajitori.kubelet import server as kubelet_server
-from kajitori.kubelet import streaming
 from kajitori.server.http import HttpServer, make_server_ssl_context
 
 # In-process nodes with a kubelet API get loopback InternalIPs, numbered as
@@ -156,10 +156,18 @@ def attach(
     list_pods: Callable[[], list[dict]],  # type: ignore[type-arg]
     runtime: streaming.StreamingRuntime,
     client_for: Callable[[str], rest.Client],
+    usage: resource_metrics.UsageSource | None = None,
 ) -> None:
-    """Give each bound listener its kubelet app, asking the API server as the node."""
+    """Give each bound listener its kubelet app, asking the API server as the node.
+
+    ``usage`` (the runtime's containers' usage) makes ``/metrics/resource`` and
+    ``/stats/summary`` served.
+    """
     for api in apis:
         client = client_for(api.name)
+        metrics = None
+        if usage is not None:
+            metrics = resource_metrics.ResourceMetrics(api.name, list_pods=list_pods, source=usage)
         api.app = kubelet_server.KubeletServer(
             api.name,
             get_pod=get_pod,
@@ -167,6 +175,7 @@ def attach(
             runtime=runtime,
             authenticator=kubelet_server.WebhookAuthenticator(client),
             authorizer=kubelet_server.WebhookAuthorizer(client, api.name),
+            resource_metrics=metrics,
         )
         late = api.server.app
         assert isinstance(late, _LateApp)

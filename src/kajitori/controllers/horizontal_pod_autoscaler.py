@@ -1,21 +1,33 @@
-"""The horizontal pod autoscaler controller, as upstream's behaves without a metrics API.
+"""The horizontal pod autoscaler controller (upstream's pkg/controller/podautoscaler).
 
-Mirrors the parts of upstream's pkg/controller/podautoscaler that do not need
-metrics: every HPA is looked at when it changes and every 15 s (upstream's
+Every HPA is looked at when it changes and every sync period (15 s, upstream's
 ``--horizontal-pod-autoscaler-sync-period``). Its target's ``/scale`` is read
 (``AbleToScale`` False/``FailedGetScale`` and a Warning Event when that
 fails); a target scaled to zero disables autoscaling (``ScalingActive``
 False/``ScalingDisabled``); a replica count outside [minReplicas, maxReplicas]
-is brought inside through ``/scale`` (``SuccessfulRescale``), as upstream does
-without asking any metric.
+is brought inside through ``/scale`` (``SuccessfulRescale``) without asking
+any metric.
 
-Otherwise upstream asks the metrics APIs. kajitori serves none of them
-(no metrics-server, no custom or external metrics adapter), so every metric
-fails the way it fails on an upstream cluster without them: a Warning Event
-per metric (``FailedGetResourceMetric``, ...), ``ScalingActive``
-False with the first metric's reason and message, a ``FailedComputeMetricsReplicas``
-Warning, an empty current metric per spec metric (``- type: ""``) and
-``currentReplicas`` from the target; the replica count is left alone.
+Otherwise each spec metric proposes a replica count. ``Resource`` and
+``ContainerResource`` metrics read ``metrics.k8s.io/v1beta1`` PodMetrics of the
+target's selector (served by kajitori's built-in metrics-server) and the pods
+from the shared pod informer, and ``replica_calculator.py`` turns usage against
+requests (or an average value) into a count, with upstream's tolerance and
+missing/unready pod rules. The highest proposal wins (``ScalingActive``
+True/``ValidMetricFound``), is stabilized and rate-limited (without
+``behavior``, or with its windows and policies: ``AbleToScale`` and
+``ScalingLimited`` as upstream) and applied through ``/scale`` with a
+``SuccessfulRescale`` Event ("New size: N; reason: cpu resource utilization
+(percentage of request) above target"); ``currentMetrics`` reports each
+metric's current value.
+
+``Pods``, ``Object`` and ``External`` metrics need custom or external metrics
+adapters, which kajitori does not serve; they fail as upstream's do without
+them, as does a resource metric when ``metrics.k8s.io`` is not served: a
+Warning Event per failing metric, and when every metric fails (or some fail
+and the rest would scale down) ``ScalingActive`` False with the first
+failure, a ``FailedComputeMetricsReplicas`` Warning, an empty current metric
+per failing spec metric (``- type: ""``) and the replica count left alone.
 """
 
 from __future__ import annotations
@@ -28,8 +40,9 @@ from typing import Any
 
 from kajitori.client import events, informer, rest
 from kajitori.controllers import base
+from kajitori.controllers import replica_calculator as calc
 from kajitori.controllers.common import pod_util
-from kajitori.machinery import times
+from kajitori.machinery import labels, quantity, times
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +54,7 @@ HPAS = rest.Resource(
 )
 # Upstream's --horizontal-pod-autoscaler-sync-period.
 SYNC_PERIOD = 15.0
+POD_METRICS = rest.Resource("metrics.k8s.io", "v1beta1", "pods", True, "PodMetrics")
 # The kinds with a /scale subresource kajitori serves itself; others (custom
 # resources with a scale subresource) are found through discovery.
 SCALABLE: dict[tuple[str, str], rest.Resource] = {
@@ -69,6 +83,24 @@ _NO_EXTERNAL_METRICS = (
 
 class TargetError(Exception):
     """The target's scale cannot be read (bad apiVersion, unknown kind, missing object)."""
+
+
+class MetricError(Exception):
+    """One spec metric gave no proposal."""
+
+    def __init__(self, failure: MetricFailure) -> None:
+        super().__init__(failure.error)
+        self.failure = failure
+
+
+@dataclass(slots=True)
+class Computed:
+    """computeReplicasForMetrics' result: -1 replicas when no scaling may follow."""
+
+    replicas: int
+    metric: str
+    statuses: list[Object]
+    error: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,14 +198,20 @@ class HorizontalPodAutoscalerController(base.QueueController[str]):
         informers: informer.InformerFactory,
         recorder: events.EventRecorder,
         clock: Clock = pod_util.now,
+        sync_period: float = SYNC_PERIOD,
     ) -> None:
         super().__init__()
         self.client = client
         self.recorder = recorder
         self.clock = clock
+        self.sync_period = sync_period
         self.hpa_informer = self.watch(
             informers.informer(HPAS), on_add=self.enqueue, on_update=self._update
         )
+        # The replica calculator's pod lister (no handlers: pods change no HPA by themselves).
+        self.pod_informer = self.watch(informers.informer(rest.PODS))
+        # Per HPA key: recent recommendations and scale events (upstream keeps them in memory).
+        self.histories: dict[str, calc.History] = {}
 
     def _update(self, old: Object, new: Object) -> None:
         # Our own status writes come back as updates: only spec changes need a look now,
@@ -184,6 +222,7 @@ class HorizontalPodAutoscalerController(base.QueueController[str]):
     async def sync(self, key: str) -> None:
         cached = self.hpa_informer.indexer.get(key)
         if cached is None:
+            self.histories.pop(key, None)
             return
         hpa: Object = {**cached, "status": _copy(cached.get("status"))}
         try:
@@ -193,7 +232,7 @@ class HorizontalPodAutoscalerController(base.QueueController[str]):
             # next look starts from the new object): either way, look again later.
             if not exc.not_found and not exc.conflict:
                 raise
-        raise base.RequeueAfter(SYNC_PERIOD, f"resync of {key}")
+        raise base.RequeueAfter(self.sync_period, f"resync of {key}")
 
     async def _reconcile(self, hpa: Object) -> None:
         original = _copy(hpa["status"])
@@ -250,8 +289,7 @@ class HorizontalPodAutoscalerController(base.QueueController[str]):
                 await self._report_current(hpa, original, current, None)
                 return
         else:
-            metric_statuses = self._fail_metrics(hpa, scale, now=now)
-            await self._report_current(hpa, original, current, metric_statuses)
+            await self._autoscale(hpa, original, resource, scale, current, now=now)
             return
         status["currentReplicas"] = current
         status["desiredReplicas"] = desired
@@ -268,10 +306,74 @@ class HorizontalPodAutoscalerController(base.QueueController[str]):
         hpa["status"]["currentMetrics"] = metrics
         await self._update_status(hpa, original)
 
-    def _fail_metrics(self, hpa: Object, scale: Object, *, now: str) -> list[Object] | None:
-        """Every metric fails (no metrics API): Events, conditions, one empty status each."""
+    async def _autoscale(
+        self,
+        hpa: Object,
+        original: Object,
+        resource: rest.Resource,
+        scale: Object,
+        current: int,
+        *,
+        now: str,
+    ) -> None:
+        """Within bounds: the metrics' proposal, normalized, applied (reconcileAutoscaler)."""
+        spec = _dict(hpa.get("spec"))
+        key = informer.meta_namespace_key(hpa)
+        history = self.histories.setdefault(key, calc.History())
+        moment = self.clock().timestamp()
+        history.record_initial(current, moment)
+        computed = await self._compute_metrics(hpa, scale, now=now)
+        if computed is None or computed.replicas == -1:
+            statuses = None if computed is None else computed.statuses
+            await self._report_current(hpa, original, current, statuses)
+            if computed is not None and computed.error:
+                self.recorder.event(hpa, "Warning", "FailedComputeMetricsReplicas", computed.error)
+            return
+        proposed, reason = computed.replicas, ""
+        if proposed > current:
+            reason = f"{computed.metric} above target"
+        elif proposed < current:
+            reason = "All metrics below target"
+        minimum = spec.get("minReplicas")
+        minimum = 1 if minimum is None else int(minimum)
+        maximum = int(spec.get("maxReplicas") or 0)
+        behavior = spec.get("behavior")
+        if isinstance(behavior, dict):
+            desired, conditions = calc.normalize_with_behavior(
+                history, behavior, current, proposed, minimum, maximum, moment
+            )
+        else:
+            desired, conditions = calc.normalize_without_behavior(
+                history, current, proposed, minimum, maximum, moment
+            )
+        for condition in conditions:
+            set_condition(
+                hpa["status"],
+                condition.kind,
+                condition.status,
+                condition.reason,
+                condition.message,
+                now=now,
+            )
+        if desired != current and not await self._rescale(
+            hpa, resource, scale, desired, reason, now=now
+        ):
+            await self._report_current(hpa, original, current, computed.statuses)
+            return
         status = hpa["status"]
-        if not _dict(scale.get("status")).get("selector"):
+        status["currentReplicas"] = current
+        status["desiredReplicas"] = desired
+        status["currentMetrics"] = computed.statuses
+        if desired != current:
+            status["lastScaleTime"] = now
+        await self._update_status(hpa, original)
+
+    async def _compute_metrics(self, hpa: Object, scale: Object, *, now: str) -> Computed | None:
+        """computeReplicasForMetrics: every metric's proposal, the highest wins (None: the
+        target has no usable selector)."""
+        status = hpa["status"]
+        selector_text = str(_dict(scale.get("status")).get("selector") or "")
+        if not selector_text:
             self.recorder.event(hpa, "Warning", "SelectorRequired", "selector is required")
             set_condition(
                 status,
@@ -282,11 +384,41 @@ class HorizontalPodAutoscalerController(base.QueueController[str]):
                 now=now,
             )
             return None
+        try:
+            selector = labels.parse_selector(selector_text)
+        except labels.SelectorError as exc:
+            self.recorder.event(hpa, "Warning", "InvalidSelector", str(exc))
+            set_condition(
+                status,
+                "ScalingActive",
+                "False",
+                "InvalidSelector",
+                f"the HPA target's scale has an invalid selector: {exc}",
+                now=now,
+            )
+            return None
         metrics = [_dict(m) for m in _dict(hpa.get("spec")).get("metrics") or ()]
-        failures = [metric_failure(metric) for metric in metrics]
-        for failure in failures:
-            self.recorder.event(hpa, "Warning", failure.reason, failure.error)
+        spec_replicas = int(_dict(scale.get("spec")).get("replicas") or 0)
+        result = Computed(replicas=0, metric="", statuses=[{"type": ""} for _ in metrics])
+        failures: list[MetricFailure] = []
+        for i, metric in enumerate(metrics):
+            try:
+                replicas, name, metric_status = await self._compute_metric(
+                    hpa, metric, spec_replicas, selector_text, selector
+                )
+            except MetricError as exc:
+                self.recorder.event(hpa, "Warning", exc.failure.reason, exc.failure.error)
+                failures.append(exc.failure)
+                continue
+            result.statuses[i] = metric_status
+            if result.replicas == 0 or replicas > result.replicas:
+                result.replicas, result.metric = replicas, name
         if failures:
+            result.error = (
+                f"invalid metrics ({len(failures)} invalid out of {len(metrics)}), "
+                f"first error is: {failures[0].wrapped}"
+            )
+        if failures and (len(failures) >= len(metrics) or result.replicas < spec_replicas):
             first = failures[0]
             set_condition(
                 status,
@@ -296,14 +428,114 @@ class HorizontalPodAutoscalerController(base.QueueController[str]):
                 f"the HPA was unable to compute the replica count: {first.error}",
                 now=now,
             )
-            self.recorder.event(
-                hpa,
-                "Warning",
-                "FailedComputeMetricsReplicas",
-                f"invalid metrics ({len(failures)} invalid out of {len(metrics)}), "
-                f"first error is: {first.wrapped}",
+            result.replicas = -1
+            return result
+        set_condition(
+            status,
+            "ScalingActive",
+            "True",
+            "ValidMetricFound",
+            f"the HPA was able to successfully calculate a replica count from {result.metric}",
+            now=now,
+        )
+        return result
+
+    async def _compute_metric(
+        self,
+        hpa: Object,
+        metric: Object,
+        spec_replicas: int,
+        selector_text: str,
+        selector: labels.Selector,
+    ) -> tuple[int, str, Object]:
+        """One metric's (replicas, name, status); MetricError with upstream's texts."""
+        kind = metric.get("type")
+        if kind not in ("Resource", "ContainerResource"):
+            raise MetricError(metric_failure(metric))
+        key = "resource" if kind == "Resource" else "containerResource"
+        reason = (
+            "FailedGetResourceMetric" if kind == "Resource" else "FailedGetContainerResourceMetric"
+        )
+        wrap = "resource metric" if kind == "Resource" else "container metric"
+        source = _dict(metric.get(key))
+        name = str(source.get("name") or "")
+        container = str(source.get("container") or "") if kind == "ContainerResource" else ""
+        target = _dict(source.get("target"))
+        by_value = target.get("averageValue") is not None
+        what = "usage" if by_value else "utilization"
+
+        def failed(error: str) -> MetricError:
+            return MetricError(
+                MetricFailure(reason, error, f"failed to get {name} {wrap} value: {error}")
             )
-        return [{"type": ""} for _ in metrics]
+
+        if not by_value and target.get("averageUtilization") is None:
+            raise failed(
+                "invalid resource metric source: neither an average utilization target "
+                "nor an average value (usage) target was set"
+            )
+        namespace = str(hpa["metadata"].get("namespace") or "")
+        try:
+            usage = await self._pod_usage(namespace, selector_text, name, container)
+        except calc.CalculationError as exc:
+            raise failed(f"failed to get {name} {what}: {exc}") from exc
+        pods = [
+            p
+            for p in self.pod_informer.indexer.by_index(informer.NAMESPACE_INDEX, namespace)
+            if selector.matches(_dict(p.get("metadata")).get("labels") or {})
+        ]
+        moment = self.clock()
+        try:
+            if by_value:
+                value = quantity.parse_quantity(str(target["averageValue"])).milli_value()
+                proposal = calc.raw_resource_replicas(
+                    spec_replicas, value, name, pods, usage, now=moment
+                )
+            else:
+                proposal = calc.resource_replicas(
+                    spec_replicas,
+                    int(target["averageUtilization"]),
+                    name,
+                    pods,
+                    usage,
+                    now=moment,
+                    container=container,
+                )
+        except calc.CalculationError as exc:
+            raise failed(f"failed to get {name} {what}: {exc}") from exc
+        current: Object = {"averageValue": quantity.Quantity.from_milli(proposal.raw).canonical()}
+        if proposal.utilization is not None:
+            current["averageUtilization"] = proposal.utilization
+        status_source: Object = {"name": name, "current": current}
+        if container:
+            status_source = {"name": name, "container": container, "current": current}
+        if by_value:
+            label = f"{name} resource"
+        elif container:
+            label = f"{name} container resource utilization (percentage of request)"
+        else:
+            label = f"{name} resource utilization (percentage of request)"
+        return proposal.replicas, label, {"type": kind, key: status_source}
+
+    async def _pod_usage(
+        self, namespace: str, selector: str, resource: str, container: str
+    ) -> dict[str, calc.PodMetric]:
+        """The resource metrics client's GetResourceMetric (its error texts)."""
+        prefix = f"unable to get metrics for resource {resource}: "
+        try:
+            listed = await self.client.list(
+                POD_METRICS, namespace=namespace, label_selector=selector
+            )
+        except rest.ApiError as exc:
+            if exc.not_found:
+                raise calc.CalculationError(prefix + _NO_RESOURCE_METRICS) from exc
+            raise calc.CalculationError(
+                f"{prefix}unable to fetch metrics from resource metrics API: {exc.message}"
+            ) from exc
+        items = listed.get("items") or []
+        if not items:
+            raise calc.CalculationError(prefix + "no metrics returned from resource metrics API")
+        return calc.pod_metrics(items, resource, container)
 
     async def _rescale(
         self,
@@ -347,6 +579,15 @@ class HorizontalPodAutoscalerController(base.QueueController[str]):
         )
         self.recorder.event(
             hpa, "Normal", "SuccessfulRescale", f"New size: {desired}; reason: {reason}"
+        )
+        current = int(_dict(scale.get("spec")).get("replicas") or 0)
+        history = self.histories.setdefault(informer.meta_namespace_key(hpa), calc.History())
+        behavior = _dict(hpa.get("spec")).get("behavior")
+        history.store_scale_event(
+            behavior if isinstance(behavior, dict) else None,
+            current,
+            desired,
+            self.clock().timestamp(),
         )
         return True
 

@@ -22,7 +22,9 @@ Endpoints: ``/healthz``; ``/pods`` (the node's pods, as a PodList);
 ``v5``/``v4``/``v3``/``v2``/``channel.k8s.io`` protocols
 (``client/websocket.py`` describes the channels); ``/portForward/{ns}/{pod}``
 over WebSocket (``v4.channel.k8s.io``/``portforward.k8s.io``: per port, a data
-and an error channel, each opened by the port number in two bytes).
+and an error channel, each opened by the port number in two bytes);
+``/metrics/resource`` and ``/stats/summary`` (``resource_metrics.py``), when
+the node is given its containers' usage.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from cryptography.x509 import oid
 
 from kajitori.client import rest
 from kajitori.client import websocket as ws
-from kajitori.kubelet import spdy, streaming
+from kajitori.kubelet import resource_metrics, spdy, streaming
 
 log = logging.getLogger(__name__)
 
@@ -203,8 +205,10 @@ class KubeletServer:
         runtime: streaming.StreamingRuntime,
         authenticator: Authenticator,
         authorizer: Authorizer,
+        resource_metrics: resource_metrics.ResourceMetrics | None = None,
     ) -> None:
         self.node_name = node_name
+        self.resource_metrics = resource_metrics
         self.get_pod = get_pod
         self.list_pods = list_pods
         self.runtime = runtime
@@ -248,6 +252,12 @@ class KubeletServer:
             await _plain(send, 200, "ok")
         elif head == "pods" and len(parts) == 1 and not websocket:
             await self._pods(send)
+        elif parts == ["metrics", "resource"] and self.resource_metrics and not websocket:
+            body = self.resource_metrics.prometheus()
+            await _respond(send, 200, body, resource_metrics.PROMETHEUS_CONTENT_TYPE)
+        elif parts == ["stats", "summary"] and self.resource_metrics and not websocket:
+            summary = self.resource_metrics.summary()
+            await _respond(send, 200, orjson.dumps(summary), b"application/json")
         elif head == "containerLogs" and len(parts) == 4 and not websocket:
             await self._logs(send, parts[1], parts[2], parts[3], query)
         elif head in ("exec", "attach") and len(parts) in (4, 5):

@@ -26,11 +26,15 @@ VirtualCreate = Callable[[str, Object, Any], Awaitable[Object]]
 
 
 class VirtualReads(Protocol):
-    """Answers get and list of a read-only kind computed per request, never stored."""
+    """Answers get and list of a read-only kind computed per request, never stored.
 
-    async def get(self, name: str) -> Object: ...
+    ``namespace`` is the request's ("" for cluster-scoped kinds and for a list
+    across all namespaces).
+    """
 
-    async def list(self) -> list[Object]: ...
+    async def get(self, namespace: str, name: str) -> Object: ...
+
+    async def list(self, namespace: str) -> list[Object]: ...
 
 
 # POST to a subresource of one object (pods/binding): (store, namespace, name,
@@ -278,6 +282,10 @@ class ResourceInfo:
         # "minions" for nodes and "services/specs" are kept where they exist.
         # Older served versions share the stored version's keys.
         group = self.storage_gvk[0]
+        if self.virtual_reads is not None and group:
+            # Nothing is stored (metrics.k8s.io pods, nodes): keys of its own, clear of
+            # the stored kind of the same plural (encryption rewrites walk every prefix).
+            return f"/registry/{group}/{self.plural}/"
         return f"/registry/{_STORAGE_PATHS.get((group, self.plural), self.plural)}/"
 
 

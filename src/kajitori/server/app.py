@@ -358,12 +358,19 @@ class APIServer:
         query = urllib.parse.parse_qs(
             request.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True
         )
-        await connect_admission.admit(request, info, query, user, self.registry.lookup)
-        await streams.serve(
-            streams.StreamRequest(
-                request, send, info, query, self.registry.lookup, self.kubelet_client
-            )
+        admitted = await connect_admission.admit(
+            request, send, info, query, user, self.registry.lookup
         )
+        if admitted is None:
+            return  # refused; answered with admission's warnings
+        try:
+            await streams.serve(
+                streams.StreamRequest(
+                    request, admitted, info, query, self.registry.lookup, self.kubelet_client
+                )
+            )
+        except errors.StatusError as exc:
+            await asgi.send_status_error(admitted, exc)  # with admission's warnings too
 
 
 def _unfinished(path: str, hooks: set[str]) -> bytes | None:

@@ -10,7 +10,8 @@ Validating/MutatingWebhookConfigurations (admissionregistration.k8s.io/v1)
 from a watch of their stores.
 
 ``plugins`` builds both plugins over one registry; they share the namespace
-cache, the service resolver and the HTTPS clients.
+cache, the service resolver (the server's, which the aggregator uses too) and
+the HTTPS clients.
 """
 
 from __future__ import annotations
@@ -44,20 +45,26 @@ def plugins(
     authorizer: Authorizer | None = None,
     *,
     namespaces: StoreLister | None = None,
+    service_resolver: ServiceResolver | None = None,
 ) -> tuple[MutatingWebhook, ValidatingWebhook]:
     """Both webhook plugins over the registry that ``lookup`` and ``served`` read.
 
     ``authorizer`` answers the ``authorizer`` of matchConditions (upstream's plugins get
-    the server's authorizer); ``namespaces``, a namespaces lister shared with other plugins.
+    the server's authorizer); ``namespaces``, a namespaces lister shared with other plugins;
+    ``service_resolver``, the server's resolver (shared with the aggregator, stopped by
+    its builder); without one the plugins build and stop their own.
     """
     namespace_reader = Namespaces(lambda: lookup("", "v1", "namespaces"), namespaces)
     versions = Versions(served)
-    clients = WebhookClients(
-        ServiceResolver(
-            lambda: lookup("", "v1", "services"),
-            lambda: lookup("discovery.k8s.io", "v1", "endpointslices"),
+    if service_resolver is None:
+        clients = WebhookClients(
+            ServiceResolver(
+                lambda: lookup("", "v1", "services"),
+                lambda: lookup("discovery.k8s.io", "v1", "endpointslices"),
+            )
         )
-    )
+    else:
+        clients = WebhookClients(service_resolver, owns_services=False)
 
     def dispatcher(plural: str, *, mutating: bool) -> WebhookDispatcher:
         source = WebhookSource(lambda: lookup(GROUP, "v1", plural), plural=plural)

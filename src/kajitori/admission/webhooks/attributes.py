@@ -18,8 +18,10 @@ the workload, whose ``spec.replicas`` is carried back into the workload.
 
 Some requests carry an object that is not of the store's kind: CONNECT
 (``pods/exec``, ``attach``, ``portforward`` and the proxies) carries its
-options (``PodExecOptions``…), the create of ``pods/eviction`` an
-``policy/v1 Eviction``. Their kind comes from ``SUBRESOURCE_KINDS`` (what
+options (``PodExecOptions``…), the create of ``pods/eviction`` a
+``policy/v1 Eviction``, of ``pods/binding`` (and of the older ``bindings``) a
+``v1 Binding``, of ``serviceaccounts/token`` an ``authentication.k8s.io/v1
+TokenRequest``. Their kind comes from ``SUBRESOURCE_KINDS`` (what
 upstream's installer registers for those subresources), and webhooks get the
 object as it is. A DELETE carries the request's DeleteOptions
 (``delete_options_object``) with the grace period a graceful kind (pods)
@@ -78,6 +80,9 @@ SUBRESOURCE_KINDS = {
     ("nodes", "proxy"): GVK("", "v1", "NodeProxyOptions"),
     ("services", "proxy"): GVK("", "v1", "ServiceProxyOptions"),
     ("pods", "eviction"): GVK("policy", "v1", "Eviction"),
+    ("pods", "binding"): GVK("", "v1", "Binding"),
+    ("bindings", ""): GVK("", "v1", "Binding"),  # the older POST namespaces/{ns}/bindings
+    ("serviceaccounts", "token"): GVK("authentication.k8s.io", "v1", "TokenRequest"),
 }
 
 

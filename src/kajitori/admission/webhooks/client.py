@@ -46,13 +46,18 @@ _SERVICE_TYPES = ("ClusterIP", "LoadBalancer", "NodePort")
 
 
 class ServiceResolver:
-    """A Service's ready endpoint address, read from watch-fed Service and EndpointSlice caches."""
+    """A Service's ready endpoint address, read from watch-fed Service and EndpointSlice caches.
+
+    One per server (``cmd/apiserver.py`` builds it): the webhooks and the
+    aggregator's proxy resolve through the same two watches. Whoever built it
+    stops it.
+    """
 
     def __init__(self, services: StoreGetter, slices: StoreGetter) -> None:
         self._services_store = services
         self._slices_store = slices
-        self._services = StoreLister(services, name="webhook admission services watch")
-        self._slices = StoreLister(slices, name="webhook admission endpointslices watch")
+        self._services = StoreLister(services, name="service resolver services watch")
+        self._slices = StoreLister(slices, name="service resolver endpointslices watch")
 
     async def resolve(self, namespace: str, name: str, port: int) -> tuple[str, int]:
         """(address, port) of a ready endpoint; raises ``LookupError`` with upstream's text."""
@@ -123,8 +128,10 @@ def _random_endpoint(slices: list[Object], port_name: str) -> tuple[str, int] | 
 class WebhookClients:
     """Posts AdmissionReviews to webhooks; one reused HTTPS client per CA bundle and server name."""
 
-    def __init__(self, services: ServiceResolver) -> None:
+    def __init__(self, services: ServiceResolver, *, owns_services: bool = True) -> None:
+        """``owns_services``: stop ``services`` on ``aclose`` (False: it is shared)."""
         self._services = services
+        self._owns_services = owns_services
         self._clients: dict[tuple[bytes, str], httpx.AsyncClient] = {}
 
     async def post(self, webhook: Webhook, review: Object) -> Any:
@@ -207,7 +214,8 @@ class WebhookClients:
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             await client.aclose()
-        await self._services.stop()
+        if self._owns_services:
+            await self._services.stop()
 
 
 def _with_timeout(url: str, timeout: int) -> str:

@@ -73,7 +73,7 @@ class ComponentHealth:
         """``name`` runs in this process from now on (``kajitori up``)."""
         self.local.add(name)
 
-    async def get(self, name: str) -> Object:
+    async def get(self, namespace: str, name: str) -> Object:
         if name == STORAGE:
             return await self._storage()
         lease = ELECTED.get(name)
@@ -84,9 +84,9 @@ class ComponentHealth:
             return component_status(name, "True", HEALTHY_MESSAGE)
         return await self._from_lease(name, lease)
 
-    async def list(self) -> list[Object]:
+    async def list(self, namespace: str) -> list[Object]:
         names = (*ELECTED, STORAGE)
-        return list(await asyncio.gather(*(self.get(name) for name in names)))
+        return list(await asyncio.gather(*(self.get(namespace, name) for name in names)))
 
     async def _storage(self) -> Object:
         try:

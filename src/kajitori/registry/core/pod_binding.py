@@ -38,13 +38,21 @@ def validate_binding(binding: Object) -> field.ErrorList:
 
 
 async def create(store: Any, namespace: str, name: str, binding: Object, ctx: Any) -> Object:
-    """Bind pod ``namespace/name`` to ``binding.target.name``; ``store`` serves pods."""
+    """Bind pod ``namespace/name`` to ``binding.target.name``; ``store`` serves pods.
+
+    Admitted as upstream's handler and BindingREST admit it: mutating
+    admission on the decoded Binding, then the name and static checks, then
+    validating admission, then the pod's compare-and-swap.
+    """
+    _as_decoded(binding, namespace)
+    await store.admission.admit_subresource(store, "CREATE", name, namespace, binding, ctx)
     meta = binding.get("metadata") or {}
     if meta.get("name") and meta["name"] != name:
         raise errors.bad_request("name in URL does not match name in Binding object")
     errs = validate_binding(binding)
     if errs:
         raise errors.invalid(BINDING_KIND, meta.get("name") or name, list(errs))
+    await store.admission.validate_subresource(store, "CREATE", name, namespace, binding, ctx)
     if not ctx.dry_run:
         await _assign(store, namespace, name, binding)
     return {
@@ -54,6 +62,17 @@ async def create(store: Any, namespace: str, name: str, binding: Object, ctx: An
         "status": "Success",
         "code": 201,
     }
+
+
+def _as_decoded(binding: Object, namespace: str) -> None:
+    """The Binding as admission sees it: ``v1 Binding`` in the request's namespace."""
+    binding.setdefault("kind", "Binding")
+    binding.setdefault("apiVersion", "v1")
+    meta = binding.get("metadata")
+    if not isinstance(meta, dict):
+        meta = binding["metadata"] = {}
+    if not meta.get("namespace"):
+        meta["namespace"] = namespace  # as upstream's handler fills the request's namespace
 
 
 async def _assign(store: Any, namespace: str, name: str, binding: Object) -> None:

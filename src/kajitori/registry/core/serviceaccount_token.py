@@ -1,15 +1,20 @@
 """``serviceaccounts/{name}/token``: TokenRequest (upstream: pkg/registry/core/serviceaccount/storage/token.go).
 
 A create on the subresource answers a signed token for the ServiceAccount,
-never stores anything. Steps, as upstream:
+never stores anything. Steps, as upstream's handler and TokenREST take them:
 
-1. the ServiceAccount must exist (404 otherwise);
-2. the TokenRequest is validated: ``expirationSeconds`` (default 3600) at
-   least 10 minutes and at most 2^32 seconds;
-3. a ``boundObjectRef`` must name a Pod or Secret (v1) that exists in the
+1. the body is decoded as a ``TokenRequest`` (``expirationSeconds`` defaults
+   to 3600) and mutating admission runs on it (a CREATE of
+   ``authentication.k8s.io/v1 TokenRequest``, subresource ``token``);
+2. a ``metadata.name`` other than the ServiceAccount's is invalid; the
+   ServiceAccount must exist (404 otherwise);
+3. the TokenRequest gets its defaults (audiences: the API server's own; name,
+   namespace, creationTimestamp), is validated (``expirationSeconds`` at least
+   10 minutes and at most 2^32 seconds), then validating admission runs;
+4. a ``boundObjectRef`` must name a Pod or Secret (v1) that exists in the
    namespace, with the given uid if one is given (409 otherwise);
-4. the token is signed for ``spec.audiences`` (default: the API server's own)
-   and returned in ``status.token`` with ``status.expirationTimestamp``.
+5. the token is signed for ``spec.audiences`` and returned in
+   ``status.token`` with ``status.expirationTimestamp``.
 
 Signing lives in ``kajitori.auth`` (above this layer), so the composition
 root passes a ``Signer`` in; other objects are read through ``get_object``.
@@ -53,10 +58,15 @@ def token_request_handler(
     """The ``subresource_create`` handler for ``serviceaccounts/token``."""
 
     async def create(store: Any, namespace: str, name: str, body: Object, ctx: Any) -> Object:
+        request = _decoded_request(body, namespace)
+        await store.admission.admit_subresource(store, "CREATE", name, namespace, request, ctx)
+        _check_name(request, name)
         account = await store.get(namespace, name)
-        request = _decoded_request(body, name)
-        spec = request["spec"]
-        spec["audiences"] = list(spec.get("audiences") or api_audiences)
+        spec = _completed(request, name, api_audiences)
+        problems = validate_token_request(spec)
+        if problems:
+            raise errors.invalid(errors.GroupKind(GROUP, "TokenRequest"), "", problems)
+        await store.admission.validate_subresource(store, "CREATE", name, namespace, request, ctx)
         bound = await _bound_object(spec.get("boundObjectRef"), namespace, name, get_object)
         token, expires = sign(
             namespace,
@@ -72,26 +82,45 @@ def token_request_handler(
     return create
 
 
-def _decoded_request(body: Object, name: str) -> Object:
+def _decoded_request(body: Object, namespace: str) -> Object:
+    """The body as upstream's decoder hands it on: a defaulted TokenRequest in the URL's namespace."""
     request = copy.deepcopy(body)
     if request.get("kind", "TokenRequest") != "TokenRequest":
         raise errors.bad_request(
             f'{request.get("kind")} in version "v1" cannot be handled as a TokenRequest'
         )
     request["kind"], request["apiVersion"] = "TokenRequest", f"{GROUP}/v1"
-    meta = request.setdefault("metadata", {})
-    if meta.get("name") and meta["name"] != name:
-        raise errors.bad_request(f"name {meta['name']} in TokenRequest does not match {name}")
-    meta.setdefault("creationTimestamp", None)
+    meta = request.get("metadata")
+    if not isinstance(meta, dict):
+        meta = request["metadata"] = {}
+    meta.setdefault("namespace", namespace)
     spec = request.get("spec")
     if not isinstance(spec, dict):
         spec = request["spec"] = {}
-    seconds = spec.get("expirationSeconds")
-    spec["expirationSeconds"] = DEFAULT_EXPIRATION_SECONDS if seconds is None else seconds
-    problems = validate_token_request(spec)
-    if problems:
-        raise errors.invalid(errors.GroupKind(GROUP, "TokenRequest"), name, problems)
+    if spec.get("expirationSeconds") is None:
+        spec["expirationSeconds"] = DEFAULT_EXPIRATION_SECONDS
     return request
+
+
+def _check_name(request: Object, name: str) -> None:
+    """A name in the body must be the ServiceAccount's (upstream's TokenREST)."""
+    given = request["metadata"].get("name")
+    if given and given != name:
+        problem = field.invalid(
+            "metadata.name", given, "must match the service account name if specified"
+        )
+        raise errors.invalid(errors.GroupKind(GROUP, "TokenRequest"), name, [problem])
+
+
+def _completed(request: Object, name: str, api_audiences: Sequence[str]) -> Object:
+    """Upstream's defaults before validation: audiences, name, creationTimestamp, no status."""
+    spec: Object = request["spec"]
+    spec["audiences"] = list(spec.get("audiences") or api_audiences)
+    meta = request["metadata"]
+    meta["name"] = meta.get("name") or name
+    meta["creationTimestamp"] = times.now_rfc3339()
+    request.pop("status", None)
+    return spec
 
 
 def validate_token_request(spec: Object) -> list[field.FieldError]:

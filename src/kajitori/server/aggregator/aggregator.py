@@ -45,15 +45,20 @@ class Aggregator:
         *,
         front_proxy: pki.FrontProxyPKI,
         client_ca_pem: bytes,
+        service_resolver: ServiceResolver | None = None,
     ) -> None:
+        """``service_resolver``: the server's (shared with the webhooks); else one of its own."""
         self.registry = registry
         self._front_proxy = front_proxy
         self._client_ca_pem = client_ca_pem
         self.index = APIServiceIndex(_store(registry, apiservices.GROUP, "apiservices"))
         services = _store(registry, "", "services")
         slices = _store(registry, "discovery.k8s.io", "endpointslices")
-        resolver = ServiceResolver(lambda: services, lambda: slices)
-        self.transport = Transport(resolver, front_proxy.client)
+        if service_resolver is None:
+            resolver = ServiceResolver(lambda: services, lambda: slices)
+            self.transport = Transport(resolver, front_proxy.client)
+        else:
+            self.transport = Transport(service_resolver, front_proxy.client, owns_resolver=False)
         self.autoregister = AutoRegister(
             self.index, registry, _store(registry, crds.GROUP, "customresourcedefinitions")
         )

@@ -44,4 +44,6 @@ BUILT_IN: dict[tuple[str, str], Priority] = {
     ("flowcontrol.apiserver.k8s.io", "v1"): Priority(16100, 21),
     ("storagemigration.k8s.io", "v1"): Priority(15800, 15),
     ("resource.k8s.io", "v1"): Priority(16200, 21),
+    # metrics-server's APIService (its manifests' priorities); served in process here.
+    ("metrics.k8s.io", "v1beta1"): Priority(100, 100),
 }

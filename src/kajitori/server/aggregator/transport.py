@@ -2,7 +2,7 @@
 
 Owns the HTTPS clients the proxy, the availability check and discovery use.
 The Service is resolved to one ready endpoint of its EndpointSlices by the
-webhook dispatcher's ``ServiceResolver`` (upstream's ``--enable-aggregator-routing``:
+server's ``ServiceResolver``, the one the webhooks use too (upstream's ``--enable-aggregator-routing``:
 we run no service proxy the server could send through). The server
 certificate is checked against ``caBundle`` for the name ``<name>.<namespace>.svc``
 (or the system roots without one; nothing with ``insecureSkipTLSVerify``), and
@@ -59,8 +59,16 @@ def ca_bundle_of(api_service: Object) -> bytes:
 class Transport:
     """Resolves APIServices to endpoints and hands out the clients that reach them."""
 
-    def __init__(self, resolver: ServiceResolver, front_proxy_client: pki.CertAndKey) -> None:
+    def __init__(
+        self,
+        resolver: ServiceResolver,
+        front_proxy_client: pki.CertAndKey,
+        *,
+        owns_resolver: bool = True,
+    ) -> None:
+        """``owns_resolver``: stop ``resolver`` on ``aclose`` (False: the server shares it)."""
         self.resolver = resolver
+        self._owns_resolver = owns_resolver
         self._client_cert = front_proxy_client
         self._clients: dict[tuple[bytes, bool], httpx.AsyncClient] = {}
 
@@ -119,7 +127,8 @@ class Transport:
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             await client.aclose()
-        await self.resolver.stop()
+        if self._owns_resolver:
+            await self.resolver.stop()
 
 
 def request_extensions(target: Target) -> dict[str, Any]:

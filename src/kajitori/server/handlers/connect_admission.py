@@ -12,6 +12,11 @@ it). ``pods/log`` is a plain GET and is not admitted.
 
 The streams themselves (``streams.py``) read the query: a mutating webhook's
 patch of the options is not carried into the connection.
+
+Warnings admission gives (a webhook's ``warnings``, a policy's Warn action)
+are sent as ``Warning`` headers on whatever answers the request: the refusal,
+the ``101`` of an exec or attach upgrade, or the proxied response, as
+upstream's warning recorder writes them on the response's headers.
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from kajitori.machinery import errors
 from kajitori.registry.generic.request import RequestContext, RequestTarget, UserInfo
 from kajitori.server import asgi
 from kajitori.server.filters.audit import bind_context
+from kajitori.server.handlers.scope import warning_headers
 from kajitori.server.request_info import RequestInfo, parse_bool
 
 Object = dict[str, Any]
@@ -45,25 +52,53 @@ def is_connect(info: RequestInfo) -> bool:
 
 async def admit(
     request: asgi.Request,
+    send: asgi.Send,
     info: RequestInfo,
     query: dict[str, list[str]],
     user: UserInfo,
     lookup: Lookup,
-) -> None:
-    """Run the admission chain for a CONNECT request; raises the refusal."""
+) -> asgi.Send | None:
+    """Run the admission chain for a CONNECT request.
+
+    Returns the ``send`` the stream answers through (it adds admission's
+    warnings to the response), or None when admission refused the request
+    and the refusal has been answered.
+    """
     if not is_connect(info):
-        return
+        return send
     store = lookup("", "v1", info.resource)
     if store is None:
-        return
+        return send
     target = RequestTarget(info.api_group, info.api_version, info.resource, info.subresource)
     ctx = RequestContext(user=user, target=target)
     bind_context(request.scope, ctx)
     options = options_object(info, query)
     namespace = info.namespace if store.info.namespaced else ""
     admission = store.admission
-    await admission.admit_subresource(store, "CONNECT", info.name, namespace, options, ctx)
-    await admission.validate_subresource(store, "CONNECT", info.name, namespace, options, ctx)
+    try:
+        await admission.admit_subresource(store, "CONNECT", info.name, namespace, options, ctx)
+        await admission.validate_subresource(store, "CONNECT", info.name, namespace, options, ctx)
+    except errors.StatusError as exc:
+        await asgi.send_status_error(with_warnings(send, ctx), exc)
+        return None
+    return with_warnings(send, ctx) if ctx.warnings else send
+
+
+# The ASGI messages that start an answer: plain HTTP (a refusal, a proxied
+# response) or an accepted upgrade (exec, attach, portforward).
+_STARTS = frozenset(("http.response.start", "websocket.accept"))
+
+
+def with_warnings(send: asgi.Send, ctx: RequestContext) -> asgi.Send:
+    """``send`` adding ``ctx``'s warnings (as they are when the answer starts) to its headers."""
+
+    async def wrapped(message: asgi.Message) -> None:
+        if message["type"] in _STARTS and ctx.warnings:
+            extra = [(k.encode(), v.encode()) for k, v in warning_headers(ctx.warnings)]
+            message = {**message, "headers": [*message.get("headers", ()), *extra]}
+        await send(message)
+
+    return wrapped
 
 
 def options_object(info: RequestInfo, query: dict[str, list[str]]) -> Object:

@@ -52,7 +52,7 @@ async def get(scope: RequestScope) -> None:
     reads = store.info.virtual_reads
     if reads is not None:
         # Computed per request, never stored (componentstatuses).
-        await scope.respond_object(200, await reads.get(info.name))
+        await scope.respond_object(200, await reads.get(scope.namespace, info.name))
         return
     media = scope.media
     if media.type == negotiation.JSON and not media.params and store.info.conversion is None:
@@ -72,7 +72,7 @@ async def list_(scope: RequestScope) -> None:
     reads = store.info.virtual_reads
     if reads is not None:
         # Computed per request, never stored: no resourceVersion (componentstatuses).
-        items = [obj for obj in await reads.list() if store.matches(obj, opts)]
+        items = [obj for obj in await reads.list(scope.namespace) if store.matches(obj, opts)]
         await scope.respond(200, render_list(scope, items, {}))
         return
     # Plain JSON of every stored object as it is: the items' JSON bytes (shared

@@ -39,7 +39,7 @@ class RequestScope:
         return self.info.namespace if self.store.info.namespaced else ""
 
     def headers(self) -> list[tuple[str, str]]:
-        return [("warning", _warning_header(w)) for w in self.ctx.warnings]
+        return warning_headers(self.ctx.warnings)
 
     async def respond(self, status: int, body: Any) -> None:
         data, content_type = negotiation.encode(body, self.media)
@@ -72,6 +72,11 @@ class RequestScope:
 
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
+
+
+def warning_headers(warnings: list[str]) -> list[tuple[str, str]]:
+    """Upstream's ``Warning: 299 - "<text>"`` headers, one per warning, in order."""
+    return [("warning", _warning_header(w)) for w in warnings]
 
 
 def _warning_header(message: str) -> str:
