@@ -64,6 +64,20 @@ class ExpressionError(Exception):
 # ----- the authorizer library ------------------------------------------------------------
 
 
+_CEL_TYPE_NAMES = ((bool, "bool"), (int, "int"), (float, "double"), (str, "string"),
+                   (bytes, "bytes"), (list, "list"), (dict, "map"))  # fmt: skip
+
+
+def type_name(value: Any) -> str:
+    """The CEL type of an evaluated value, as upstream's messages name it."""
+    if value is None:
+        return "null_type"
+    for python_type, name in _CEL_TYPE_NAMES:  # bool before int: True is an int too
+        if isinstance(value, python_type):
+            return name
+    return type(value).__name__
+
+
 def _tagged(value: Any, kind: str) -> Object:
     if not (isinstance(value, dict) and value.get(_TAG) == kind):
         raise ValueError(f"no such overload for {kind}")

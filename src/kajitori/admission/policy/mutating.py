@@ -437,7 +437,7 @@ def _json_patch(obj: Object | None, value: Any) -> Any:
 def _apply_configuration(obj: Object | None, value: Any, schema: SchemaNode | None) -> Any:
     if not isinstance(value, dict):
         raise MutationError(
-            f"unsupported return type from ApplyConfiguration expression: {_cel_type(value)}"
+            f"unsupported return type from ApplyConfiguration expression: {cel_env.type_name(value)}"
         )
     atomics = find_atomics(value, schema)
     if atomics:
@@ -478,20 +478,6 @@ def _element(item: Any, index: int, kind: str, keys: tuple[str, ...]) -> str:
         pairs = [f"{k}={orjson.dumps(item[k]).decode()}" for k in keys if k in item]
         return "[" + ",".join(pairs) + "]"
     return f"[{index}]"
-
-
-def _cel_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "double"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    return "null_type" if value is None else type(value).__name__
 
 
 def _replace_contents(target: Object, new: Object) -> None:

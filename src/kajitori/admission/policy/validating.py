@@ -554,7 +554,7 @@ def _audit_annotations(
         if not isinstance(value, str):
             errs.append(
                 f"valueExpression '{expression}' resulted in unsupported return type: "
-                f"{_cel_type_name(value)}. Return type must be either string or null."
+                f"{cel_env.type_name(value)}. Return type must be either string or null."
             )
             continue
         values = collected.setdefault(str(audit.get("key") or ""), [])
@@ -562,20 +562,6 @@ def _audit_annotations(
         if value not in values:  # the same value from several bindings counts once
             values.append(value)
     return errs
-
-
-def _cel_type_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "double"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "map"
-    return type(value).__name__
 
 
 # ----- the request -----------------------------------------------------------------------

@@ -51,6 +51,29 @@ def text(value: Any) -> str:
 # ----- collections ----------------------------------------------------------------
 
 
+SpecValidator = Callable[[Object, Object | None, field.Path], field.ErrorList]
+
+
+def validate_cluster_object(
+    obj: Object, old: Object | None, validate_spec: SpecValidator
+) -> field.ErrorList:
+    """A cluster-scoped kind's metadata (create, or update against ``old``), then its spec."""
+    if old is None:
+        errs = objectmeta.validate_object_meta(
+            as_dict(obj.get("metadata")),
+            namespaced=False,
+            name_validator=names.name_is_dns_subdomain,
+            path=field.Path("metadata"),
+        )
+    else:
+        errs = objectmeta.validate_object_meta_update(
+            as_dict(obj.get("metadata")), as_dict(old.get("metadata")), path=field.Path("metadata")
+        )
+    old_spec = None if old is None else as_dict(old.get("spec"))
+    errs.extend(validate_spec(as_dict(obj.get("spec")), old_spec, field.Path("spec")))
+    return errs
+
+
 def validate_slice(
     items: Any, max_size: int, check: ItemCheck, path: field.Path
 ) -> field.ErrorList:

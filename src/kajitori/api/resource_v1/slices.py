@@ -21,7 +21,7 @@ from typing import Any
 
 from kajitori.api import resource_v1 as limits
 from kajitori.api.resource_v1 import claims, common, taints
-from kajitori.machinery import field, gostrings, names, objectmeta, quantity
+from kajitori.machinery import field, gostrings, quantity
 
 Object = dict[str, Any]
 
@@ -543,28 +543,11 @@ def _validate_spec(spec: Object, old: Object | None, path: field.Path) -> field.
 
 
 def validate_resource_slice(obj: Object) -> field.ErrorList:
-    errs = objectmeta.validate_object_meta(
-        common.as_dict(obj.get("metadata")),
-        namespaced=False,
-        name_validator=names.name_is_dns_subdomain,
-        path=field.Path("metadata"),
-    )
-    errs.extend(_validate_spec(common.as_dict(obj.get("spec")), None, field.Path("spec")))
-    return errs
+    return common.validate_cluster_object(obj, None, _validate_spec)
 
 
 def validate_resource_slice_update(obj: Object, old: Object) -> field.ErrorList:
-    errs = objectmeta.validate_object_meta_update(
-        common.as_dict(obj.get("metadata")),
-        common.as_dict(old.get("metadata")),
-        path=field.Path("metadata"),
-    )
-    errs.extend(
-        _validate_spec(
-            common.as_dict(obj.get("spec")), common.as_dict(old.get("spec")), field.Path("spec")
-        )
-    )
-    return errs
+    return common.validate_cluster_object(obj, old, _validate_spec)
 
 
 def driver_warnings(obj: Object) -> list[str]:
