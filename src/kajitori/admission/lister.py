@@ -79,6 +79,10 @@ class StoreLister:
             return list(objects.get(namespace, {}).values())
         return [obj for names in objects.values() for obj in names.values()]
 
+    def cached_empty(self) -> bool:
+        """Whether the watch is current and holds nothing: a plugin with nothing configured."""
+        return not self._objects and self._current() is not None
+
     def _current(self) -> dict[str, dict[str, Object]] | None:
         self._ensure_watching()
         store = self._store

@@ -67,7 +67,11 @@ class NamespaceLifecycle(Plugin):
             return
         meta = obj.get("metadata", {})
         namespace = meta.get("namespace", "")
-        if await self._terminating(namespace):
+        # Every namespaced create comes here: the lister's answer without a coroutine.
+        terminating = self._lister_terminating(namespace)
+        if terminating is None:
+            terminating = _is_terminating(await self.get_namespace(namespace))
+        if terminating:
             name = meta.get("name") or meta.get("generateName", "")
             raise _terminating_error(store.gr, name, namespace)
 
@@ -111,18 +115,24 @@ class NamespaceLifecycle(Plugin):
         return False
 
     async def _terminating(self, name: str) -> bool:
-        ns = await self._namespace(name)
-        return ns.get("status", {}).get("phase") == "Terminating" or bool(
-            ns["metadata"].get("deletionTimestamp")
-        )
+        """Whether the namespace is being deleted; 404 if it does not exist."""
+        terminating = self._lister_terminating(name)
+        if terminating is None:
+            terminating = _is_terminating(await self.get_namespace(name))
+        return terminating
 
-    async def _namespace(self, name: str) -> Object:
-        """The namespace (never to be mutated); 404 if it does not exist."""
-        if self.namespaces is not None and not self.forced_live(name):
-            cached = self.namespaces.cached_get("", name)
-            if cached is not None:
-                return cached
-        return await self.get_namespace(name)
+    def _lister_terminating(self, name: str) -> bool | None:
+        """The lister's answer (its objects are never mutated); None: read storage."""
+        if self.namespaces is None or (self._force_live and self.forced_live(name)):
+            return None
+        ns = self.namespaces.cached_get("", name)
+        return None if ns is None else _is_terminating(ns)
+
+
+def _is_terminating(ns: Object) -> bool:
+    return ns.get("status", {}).get("phase") == "Terminating" or bool(
+        ns["metadata"].get("deletionTimestamp")
+    )
 
 
 def _terminating_error(gr: errors.GroupResource, name: str, namespace: str) -> errors.StatusError:

@@ -182,6 +182,10 @@ class MutatingAdmissionPolicy(ValidatingAdmissionPolicy):
     async def admit(
         self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
     ) -> None:
+        # Every CREATE and UPDATE of every kind comes here, and most servers bind no
+        # policy: then no attributes, no coroutine (a lister that cannot answer: ``_admit``).
+        if operation not in _HANDLED or self.bindings.cached_empty():
+            return
         await self._admit(lambda: attributes_for(store, operation, obj, old, ctx), operation, ctx)
 
     async def admit_subresource(
@@ -194,6 +198,8 @@ class MutatingAdmissionPolicy(ValidatingAdmissionPolicy):
         ctx: RequestContext,
     ) -> None:
         """A CONNECT (its options are the object) or a pods/eviction CREATE (an Eviction)."""
+        if operation not in _HANDLED or self.bindings.cached_empty():
+            return
         await self._admit(
             lambda: subresource_attributes(store, operation, name, namespace, obj, ctx),
             operation,

@@ -39,7 +39,8 @@ class RequestScope:
         return self.info.namespace if self.store.info.namespaced else ""
 
     def headers(self) -> list[tuple[str, str]]:
-        return warning_headers(self.ctx.warnings)
+        warnings = self.ctx.warnings
+        return warning_headers(warnings) if warnings else []  # most answers warn of nothing
 
     async def respond(self, status: int, body: Any) -> None:
         data, content_type = negotiation.encode(body, self.media)
