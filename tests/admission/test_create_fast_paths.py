@@ -154,3 +154,78 @@ async def test_a_binding_applies_to_the_next_create_and_stops_at_its_delete(
     await wait_until(plugin.bindings.cached_empty, timeout=10)
     again = await admin.create(rest.CONFIGMAPS, _configmap("again"), namespace="default")
     assert "labels" not in again["metadata"]
+
+
+VALIDATING_POLICIES = rest.Resource(
+    GROUP, "v1", "validatingadmissionpolicies", False, "ValidatingAdmissionPolicy"
+)
+VALIDATING_BINDINGS = rest.Resource(
+    GROUP, "v1", "validatingadmissionpolicybindings", False, "ValidatingAdmissionPolicyBinding"
+)
+
+
+def _deny_policy(name: str) -> Object:
+    return {
+        "apiVersion": GV,
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE", "DELETE"],
+                        "resources": ["configmaps"],
+                    }
+                ]
+            },
+            "validations": [{"expression": "false", "message": "no configmaps here"}],
+        },
+    }
+
+
+def _deny_binding(name: str) -> Object:
+    return {
+        "apiVersion": GV,
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {"policyName": name, "validationActions": ["Deny"]},
+    }
+
+
+async def test_a_validating_binding_denies_the_next_write_and_stops_at_its_delete(
+    apiserver: APIServerProcess, admin: rest.Client
+) -> None:
+    """ValidatingAdmissionPolicy's "no bindings" shortcut (creates and deletes) hides no
+    binding written a moment ago and keeps no deleted one."""
+    from kajitori.admission.policy.validating import ValidatingAdmissionPolicy
+
+    plugin: ValidatingAdmissionPolicy = next(
+        p
+        for p in _plugin_chain(apiserver)
+        if type(p) is ValidatingAdmissionPolicy  # not its mutating subclass
+    )
+    await admin.create(rest.CONFIGMAPS, _configmap("kept"), namespace="default")
+    await wait_until(plugin.bindings.cached_empty, timeout=10)  # the shortcut is on
+    await admin.create(VALIDATING_POLICIES, _deny_policy("deny"))
+    await admin.create(VALIDATING_BINDINGS, _deny_binding("deny"))
+    for attempt in (
+        admin.create(rest.CONFIGMAPS, _configmap("refused"), namespace="default"),
+        admin.delete(rest.CONFIGMAPS, "kept", namespace="default"),
+    ):
+        with pytest.raises(rest.ApiError) as caught:
+            await attempt
+        assert caught.value.code == 422
+        assert "no configmaps here" in caught.value.message
+    await admin.delete(VALIDATING_BINDINGS, "deny")
+    await admin.create(rest.CONFIGMAPS, _configmap("allowed"), namespace="default")
+    await wait_until(plugin.bindings.cached_empty, timeout=10)
+    await admin.delete(rest.CONFIGMAPS, "kept", namespace="default")
+
+
+def _plugin_chain(process: APIServerProcess) -> list[Any]:
+    assert process.registry is not None
+    store = process.registry.lookup("", "v1", "configmaps")
+    assert store is not None and isinstance(store.admission, AdmissionChain)
+    return list(store.admission.plugins)

@@ -173,6 +173,10 @@ class ValidatingAdmissionPolicy(Plugin):
     async def validate(
         self, store: Store, operation: str, obj: Object, old: Object | None, ctx: RequestContext
     ) -> None:
+        # Every write of every kind comes here, and most servers bind no policy: then
+        # no coroutine and no attributes (a lister that cannot answer: ``_dispatch``).
+        if self.bindings.cached_empty():
+            return
         await self._dispatch(store, operation, obj, old, ctx)
 
     async def validate_delete(
@@ -180,6 +184,8 @@ class ValidatingAdmissionPolicy(Plugin):
     ) -> None:
         if ctx.target is not None and ctx.target.subresource == "eviction":
             return  # the Eviction's CREATE was admitted; upstream deletes without admission
+        if self.bindings.cached_empty():
+            return
         await self._dispatch(store, "DELETE", None, obj, ctx, delete=options)
 
     async def validate_subresource(
@@ -191,6 +197,8 @@ class ValidatingAdmissionPolicy(Plugin):
         obj: Object,
         ctx: RequestContext,
     ) -> None:
+        if self.bindings.cached_empty():
+            return
         await self._dispatch(store, operation, obj, None, ctx, named=(name, namespace))
 
     # ----- reads ---------------------------------------------------------------------------
