@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 import pytest
+from tests.admission import test_matching
 
 from kajitori.admission.policy import cel_env
 from kajitori.admission.webhooks import conditions, review
@@ -23,48 +24,18 @@ from kajitori.admission.webhooks.attributes import (
     Versions,
     view_for,
 )
-from kajitori.registry import install
 from kajitori.registry.authorization.authorizer import Attributes as AuthzAttributes
 from kajitori.registry.authorization.authorizer import Decision
-from kajitori.registry.generic.request import ANONYMOUS, UserInfo
-from kajitori.registry.resource import ResourceInfo
+from kajitori.registry.generic.request import UserInfo
 
 Object = dict[str, Any]
 
-RESOURCES = install.all_resources(legacy_versions=True)
+RESOURCES = test_matching.RESOURCES
 
 
-def _info(group: str, version: str, plural: str) -> ResourceInfo:
-    return next(r for r in RESOURCES if (r.group, r.version, r.plural) == (group, version, plural))
-
-
-def _attrs(
-    group: str = "",
-    version: str = "v1",
-    plural: str = "pods",
-    *,
-    subresource: str = "",
-    operation: str = "CREATE",
-    namespace: str = "default",
-    obj: Object | None = None,
-    old: Object | None = None,
-) -> Attributes:
-    info = _info(group, version, plural)
-    kind = SCALE_KIND if subresource == "scale" else GVK(group, version, info.kind)
-    return Attributes(
-        operation=operation,
-        name="x",
-        namespace=namespace,
-        resource=GVR(group, version, plural),
-        subresource=subresource,
-        kind=kind,
-        obj=obj,
-        old=old,
-        info=info,
-        user=ANONYMOUS,
-        dry_run=False,
-        options=None,
-    )
+def _attrs(*args: Any, **kwargs: Any) -> Attributes:
+    """``test_matching.attrs`` for an object named ``x`` in ``default``."""
+    return test_matching.attrs(*args, **{"namespace": "default", "name": "x", **kwargs})
 
 
 # ----- equivalent versions --------------------------------------------------------------------
@@ -103,7 +74,9 @@ def test_views_convert_to_the_webhooks_version_and_back() -> None:
     stored = _deployment()
     attrs = _attrs("apps", "v1beta1", "deployments", obj=stored)
     # Matched through apps/v1: the stored shape itself (a copy).
-    v1 = view_for(attrs, _info("apps", "v1", "deployments"), GVK("apps", "v1", "Deployment"))
+    v1 = view_for(
+        attrs, test_matching._info("apps", "v1", "deployments"), GVK("apps", "v1", "Deployment")
+    )
     assert v1.obj == stored and v1.obj is not stored
     # Matched as requested: the legacy version's shape, and back to apps/v1.
     beta = view_for(attrs, attrs.info, attrs.kind)

@@ -252,42 +252,29 @@ def _validate_counters(counters: Any, max_size: int, path: field.Path) -> field.
 
 
 def _validate_counter_consumption(consumption: Any, path: field.Path) -> field.ErrorList:
-    item = common.as_dict(consumption)
-    errs = field.ErrorList()
-    if not common.text(item.get("counterSet")):
-        errs.append(field.required(path.child("counterSet")))
-    else:
-        errs.extend(common.validate_counter_name(item.get("counterSet"), path.child("counterSet")))
-    if not common.as_dict(item.get("counters")):
-        errs.append(field.required(path.child("counters")))
-    else:
-        errs.extend(
-            _validate_counters(
-                item.get("counters"),
-                limits.RESOURCE_SLICE_MAX_COUNTERS_PER_DEVICE_COUNTER_CONSUMPTION,
-                path.child("counters"),
-            )
-        )
-    return errs
+    limit = limits.RESOURCE_SLICE_MAX_COUNTERS_PER_DEVICE_COUNTER_CONSUMPTION
+    return _validate_named_counters(consumption, "counterSet", limit, path)
 
 
 def _validate_counter_set(counter_set: Any, path: field.Path) -> field.ErrorList:
-    item = common.as_dict(counter_set)
+    limit = limits.RESOURCE_SLICE_MAX_COUNTERS_PER_COUNTER_SET
+    return _validate_named_counters(counter_set, "name", limit, path)
+
+
+def _validate_named_counters(
+    value: Any, name_key: str, max_counters: int, path: field.Path
+) -> field.ErrorList:
+    """A counter set or a device's consumption of one: a counter-set name and its counters."""
+    item = common.as_dict(value)
     errs = field.ErrorList()
-    if not common.text(item.get("name")):
-        errs.append(field.required(path.child("name")))
+    if not common.text(item.get(name_key)):
+        errs.append(field.required(path.child(name_key)))
     else:
-        errs.extend(common.validate_counter_name(item.get("name"), path.child("name")))
+        errs.extend(common.validate_counter_name(item.get(name_key), path.child(name_key)))
     if not common.as_dict(item.get("counters")):
         errs.append(field.required(path.child("counters")))
     else:
-        errs.extend(
-            _validate_counters(
-                item.get("counters"),
-                limits.RESOURCE_SLICE_MAX_COUNTERS_PER_COUNTER_SET,
-                path.child("counters"),
-            )
-        )
+        errs.extend(_validate_counters(item.get("counters"), max_counters, path.child("counters")))
     return errs
 
 
